@@ -1,0 +1,57 @@
+/* matmul.h - y = x · Wᵀ, the one kernel everything heavy goes through.
+ *
+ * x: m rows of k f32 activations (row stride x_stride floats).
+ * W: a g3n_matrix of n rows (output features) × k columns (input features),
+ *    PyTorch Linear layout, in its stored dtype (F32, BF16, F16); later int8/int4
+ *    block formats add dtypes here without changing callers.
+ * y: m rows of n f32 outputs (row stride y_stride floats).
+ * Parallel over OpenMP threads (rows of W for small m, tiles for large m),
+ * vectorised with AVX-512 / AVX2 chosen at run time, with a portable C path.
+ * Accumulation is f32.
+ */
+#ifndef G3N_MATMUL_H
+#define G3N_MATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+#include "tensor.h"
+
+typedef struct g3n_matrix {
+    g3n_dtype dtype;      /* F32, BF16 or F16 */
+    int64_t rows;         /* n: output features */
+    int64_t cols;         /* k: input features */
+    size_t row_stride;    /* bytes between rows */
+    const void *data;
+} g3n_matrix;
+
+/* A matrix view of a 2-D tensor (contiguous rows), or of a tensor viewed as
+ * [shape[0], numel/shape[0]] (e.g. conv kernels [out, in, 1, 1]). */
+int g3n_matrix_from_tensor(g3n_matrix *matrix, const g3n_tensor *tensor, g3n_error *err);
+/* A view of rows [first, first + count). */
+g3n_matrix g3n_matrix_rows(const g3n_matrix *matrix, int64_t first, int64_t count);
+
+void g3n_matmul(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y, size_t y_stride);
+
+/* Dot product of k f32 values with row `row` of w (used by gathers and tests). */
+float g3n_matrix_row_dot(const g3n_matrix *w, int64_t row, const float *x);
+/* Row `row` of w as f32 (k values). */
+void g3n_matrix_row_to_f32(const g3n_matrix *w, int64_t row, float *out);
+
+/* Instruction-set level of the kernels. */
+typedef enum g3n_isa { G3N_ISA_PORTABLE = 0, G3N_ISA_AVX2 = 1, G3N_ISA_AVX512 = 2 } g3n_isa;
+
+/* The best level this CPU supports. */
+g3n_isa g3n_isa_detect(void);
+/* Level in use (default: detected; G3N_ISA env var "portable|avx2|avx512" caps it). */
+g3n_isa g3n_isa_active(void);
+/* Forces a level (capped by what the CPU supports); for tests and benchmarks. */
+g3n_isa g3n_isa_set(g3n_isa isa);
+const char *g3n_isa_name(g3n_isa isa);
+
+/* Sets the number of OpenMP threads for all kernels (<= 0: leave default). */
+void g3n_set_threads(int threads);
+int g3n_get_threads(void);
+
+#endif

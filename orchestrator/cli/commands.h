@@ -1,0 +1,19 @@
+/* commands.h - the `g3n` subcommands. Each takes the arguments after the
+ * subcommand name (argv[0] is the subcommand) and returns the process exit
+ * code (0 success, 1 failure, 2 usage error). `--help` works on every one. */
+#ifndef G3N_COMMANDS_H
+#define G3N_COMMANDS_H
+
+int g3n_command_check(int argc, char **argv);        /* orchestrator/cli/cmd_check.c */
+int g3n_command_synth(int argc, char **argv);        /* orchestrator/cli/cmd_synth.c */
+int g3n_command_bench(int argc, char **argv);        /* orchestrator/cli/cmd_bench.c */
+int g3n_command_tokenize(int argc, char **argv);     /* orchestrator/cli/cmd_tokenize.c */
+int g3n_command_detokenize(int argc, char **argv);   /* orchestrator/cli/cmd_tokenize.c */
+int g3n_command_generate(int argc, char **argv);     /* orchestrator/cli/cmd_generate.c */
+int g3n_command_encode_audio(int argc, char **argv); /* orchestrator/cli/cmd_encode_audio.c */
+int g3n_command_encode_image(int argc, char **argv); /* orchestrator/cli/cmd_encode_image.c */
+
+/* Shared by commands: 1 if argv contains -h or --help. */
+int g3n_wants_help(int argc, char **argv);
+
+#endif

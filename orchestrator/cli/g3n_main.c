@@ -1,0 +1,55 @@
+/* g3n - the command-line front door. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct g3n_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} g3n_command;
+
+static const g3n_command commands[] = {
+    {"check", g3n_command_check, "run fixture cases through g3n and compare with the reference goldens"},
+    {"synth", g3n_command_synth, "write a synthetic checkpoint folder (Hugging Face layout) for a config"},
+    {"generate", g3n_command_generate, "generate token ids from prompt ids with the language model"},
+    {"tokenize", g3n_command_tokenize, "text -> token ids and pieces"},
+    {"detokenize", g3n_command_detokenize, "token ids -> text"},
+    {"encode-audio", g3n_command_encode_audio, "audio file -> soft tokens, with the real-time factor"},
+    {"encode-image", g3n_command_encode_image, "image files -> soft tokens, with seconds per image"},
+    {"bench", g3n_command_bench, "benchmarks (matmul, ...)"},
+};
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: g3n COMMAND [ARGS...]   (g3n COMMAND --help for each)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
+}
+
+int g3n_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        print_usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "g3n: error: unknown command '%s'\n", argv[1]);
+    print_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package g3n needs to build, test and run. Safe to run twice.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config git ca-certificates
+  libcjson-dev          # config.json, tokenizer.json, case.json
+  libzmq3-dev           # transport between the daemons
+  libprotobuf-c-dev protobuf-c-compiler  # wire format
+  libvips-dev           # image decoding and resizing
+  libavformat-dev libavcodec-dev libswresample-dev libavutil-dev libswscale-dev  # audio/video decoding, FFT
+  libcmocka-dev         # unit tests
+  libmicrohttpd-dev     # HTTP API
+  python3               # small test helpers only (no numerics)
+)
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi
