@@ -1,0 +1,257 @@
+#include "matmul.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "matmul_internal.h"
+
+/* ---- ISA selection ---- */
+
+static g3n_isa active_isa = (g3n_isa)-1;
+
+g3n_isa g3n_isa_detect(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni"))
+        return G3N_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return G3N_ISA_AVX2;
+    return G3N_ISA_PORTABLE;
+}
+
+const char *g3n_isa_name(g3n_isa isa)
+{
+    switch (isa) {
+    case G3N_ISA_AVX512:
+        return "avx512";
+    case G3N_ISA_AVX2:
+        return "avx2";
+    default:
+        return "portable";
+    }
+}
+
+g3n_isa g3n_isa_set(g3n_isa isa)
+{
+    g3n_isa best = g3n_isa_detect();
+    active_isa = isa > best ? best : isa;
+    return active_isa;
+}
+
+g3n_isa g3n_isa_active(void)
+{
+    if ((int)active_isa < 0) {
+        g3n_isa isa = g3n_isa_detect();
+        const char *cap = getenv("G3N_ISA");
+        if (cap && strcmp(cap, "portable") == 0)
+            isa = G3N_ISA_PORTABLE;
+        else if (cap && strcmp(cap, "avx2") == 0 && isa > G3N_ISA_AVX2)
+            isa = G3N_ISA_AVX2;
+        active_isa = isa;
+    }
+    return active_isa;
+}
+
+void g3n_set_threads(int threads)
+{
+    if (threads > 0)
+        omp_set_num_threads(threads);
+}
+
+int g3n_get_threads(void)
+{
+    return omp_get_max_threads();
+}
+
+/* ---- matrices ---- */
+
+int g3n_matrix_from_tensor(g3n_matrix *matrix, const g3n_tensor *t, g3n_error *err)
+{
+    if (t->ndim < 1 || !g3n_tensor_is_contiguous(t))
+        return g3n_error_set(err, "matrix needs a contiguous tensor of rank >= 1");
+    if (t->dtype != G3N_DTYPE_F32 && t->dtype != G3N_DTYPE_BF16 && t->dtype != G3N_DTYPE_F16)
+        return g3n_error_set(err, "matrix weights must be F32, BF16 or F16, not %s", g3n_dtype_name(t->dtype));
+    matrix->dtype = t->dtype;
+    matrix->rows = t->ndim >= 2 ? t->shape[0] : 1;
+    matrix->cols = t->ndim >= 2 ? g3n_tensor_numel(t) / (t->shape[0] ? t->shape[0] : 1) : t->shape[0];
+    matrix->row_stride = (size_t)matrix->cols * g3n_dtype_size(t->dtype);
+    matrix->data = t->data;
+    return G3N_OK;
+}
+
+g3n_matrix g3n_matrix_rows(const g3n_matrix *m, int64_t first, int64_t count)
+{
+    g3n_matrix view = *m;
+    view.rows = count;
+    view.data = (const char *)m->data + (size_t)first * m->row_stride;
+    return view;
+}
+
+static inline const void *row_pointer(const g3n_matrix *w, int64_t row)
+{
+    return (const char *)w->data + (size_t)row * w->row_stride;
+}
+
+void g3n_matrix_row_to_f32(const g3n_matrix *w, int64_t row, float *out)
+{
+    g3n_convert_to_f32(w->dtype, row_pointer(w, row), out, w->cols);
+}
+
+float g3n_matrix_row_dot(const g3n_matrix *w, int64_t row, const float *x)
+{
+    float y;
+    g3n_matrix one = g3n_matrix_rows(w, row, 1);
+    g3n_isa isa = g3n_isa_active();
+    if (isa == G3N_ISA_AVX512)
+        g3n_matmul_dot_avx512(x, 1, (size_t)w->cols, &one, &y, 1, 0, 1);
+    else if (isa == G3N_ISA_AVX2)
+        g3n_matmul_dot_avx2(x, 1, (size_t)w->cols, &one, &y, 1, 0, 1);
+    else {
+        const int64_t k = w->cols;
+        float sum = 0.0f;
+        const void *r = row_pointer(w, row);
+        for (int64_t i = 0; i < k; i++) {
+            float v;
+            g3n_convert_to_f32(w->dtype, (const char *)r + (size_t)i * g3n_dtype_size(w->dtype), &v, 1);
+            sum += v * x[i];
+        }
+        y = sum;
+    }
+    return y;
+}
+
+void g3n_pack_panel_f32(const g3n_matrix *w, int64_t row0, int64_t rows, int64_t panel_width, int64_t k0,
+                        int64_t kc, float *out)
+{
+    float row_buffer[G3N_GEMM_KC];
+    for (int64_t r = 0; r < panel_width; r++) {
+        if (r < rows) {
+            size_t element = g3n_dtype_size(w->dtype);
+            g3n_convert_to_f32(w->dtype, (const char *)row_pointer(w, row0 + r) + (size_t)k0 * element, row_buffer,
+                               kc);
+            for (int64_t kk = 0; kk < kc; kk++)
+                out[kk * panel_width + r] = row_buffer[kk];
+        } else {
+            for (int64_t kk = 0; kk < kc; kk++)
+                out[kk * panel_width + r] = 0.0f;
+        }
+    }
+}
+
+/* ---- portable path ---- */
+
+static void matmul_portable(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y,
+                            size_t y_stride)
+{
+    const int64_t n = w->rows, k = w->cols;
+#pragma omp parallel
+    {
+        float *row = malloc(sizeof(float) * (size_t)(k ? k : 1));
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < n; j++) {
+            g3n_convert_to_f32(w->dtype, row_pointer(w, j), row, k);
+            for (int64_t i = 0; i < m; i++) {
+                const float *xi = x + (size_t)i * x_stride;
+                float sum = 0.0f;
+                for (int64_t kk = 0; kk < k; kk++)
+                    sum += xi[kk] * row[kk];
+                y[(size_t)i * y_stride + (size_t)j] = sum;
+            }
+        }
+        free(row);
+    }
+}
+
+/* ---- SIMD paths ---- */
+
+typedef void (*dot_kernel)(const float *, int64_t, size_t, const g3n_matrix *, float *, size_t, int64_t, int64_t);
+typedef void (*micro_kernel)(const float *, size_t, const float *, int64_t, float *, size_t, int64_t, int);
+
+static void matmul_dot(dot_kernel kernel, const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y,
+                       size_t y_stride)
+{
+    const int64_t n = w->rows;
+    const int64_t block = 64;
+    const int64_t blocks = (n + block - 1) / block;
+#pragma omp parallel for schedule(static) if (n * w->cols > 32768)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t j0 = b * block, j1 = j0 + block < n ? j0 + block : n;
+        for (int64_t i = 0; i < m; i += 4) {
+            int64_t rows = m - i < 4 ? m - i : 4;
+            kernel(x + (size_t)i * x_stride, rows, x_stride, w, y + (size_t)i * y_stride, y_stride, j0, j1);
+        }
+    }
+}
+
+static void matmul_gemm(micro_kernel kernel, int64_t panel_width, const float *x, int64_t m, size_t x_stride,
+                        const g3n_matrix *w, float *y, size_t y_stride)
+{
+    const int64_t n = w->rows, k = w->cols;
+    const int64_t panels = (n + panel_width - 1) / panel_width;
+#pragma omp parallel
+    {
+        float *packed = g3n_aligned_alloc(sizeof(float) * G3N_GEMM_KC * (size_t)panel_width);
+        float *x_tail = g3n_aligned_alloc(sizeof(float) * G3N_GEMM_MR * G3N_GEMM_KC);
+        float *y_tail = g3n_aligned_alloc(sizeof(float) * G3N_GEMM_MR * (size_t)panel_width);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t p = 0; p < panels; p++) {
+            const int64_t j0 = p * panel_width;
+            const int64_t columns = n - j0 < panel_width ? n - j0 : panel_width;
+            for (int64_t k0 = 0; k0 < k; k0 += G3N_GEMM_KC) {
+                const int64_t kc = k - k0 < G3N_GEMM_KC ? k - k0 : G3N_GEMM_KC;
+                const int accumulate = k0 > 0;
+                g3n_pack_panel_f32(w, j0, columns, panel_width, k0, kc, packed);
+                int64_t i = 0;
+                for (; i + G3N_GEMM_MR <= m; i += G3N_GEMM_MR)
+                    kernel(x + (size_t)i * x_stride + (size_t)k0, x_stride, packed, kc,
+                           y + (size_t)i * y_stride + (size_t)j0, y_stride, columns, accumulate);
+                if (i < m) { /* row tail through zero-padded buffers */
+                    const int64_t rows = m - i;
+                    memset(x_tail, 0, sizeof(float) * G3N_GEMM_MR * G3N_GEMM_KC);
+                    for (int64_t r = 0; r < rows; r++) {
+                        memcpy(x_tail + r * G3N_GEMM_KC, x + (size_t)(i + r) * x_stride + (size_t)k0,
+                               sizeof(float) * (size_t)kc);
+                        memcpy(y_tail + r * panel_width, y + (size_t)(i + r) * y_stride + (size_t)j0,
+                               sizeof(float) * (size_t)columns);
+                    }
+                    kernel(x_tail, G3N_GEMM_KC, packed, kc, y_tail, (size_t)panel_width, columns, accumulate);
+                    for (int64_t r = 0; r < rows; r++)
+                        memcpy(y + (size_t)(i + r) * y_stride + (size_t)j0, y_tail + r * panel_width,
+                               sizeof(float) * (size_t)columns);
+                }
+            }
+        }
+        g3n_aligned_free(packed);
+        g3n_aligned_free(x_tail);
+        g3n_aligned_free(y_tail);
+    }
+}
+
+void g3n_matmul(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y, size_t y_stride)
+{
+    if (m <= 0 || w->rows <= 0)
+        return;
+    if (w->cols == 0) {
+        for (int64_t i = 0; i < m; i++)
+            memset(y + (size_t)i * y_stride, 0, sizeof(float) * (size_t)w->rows);
+        return;
+    }
+    const g3n_isa isa = g3n_isa_active();
+    const int use_gemm = m >= 12;
+    if (isa == G3N_ISA_AVX512) {
+        if (use_gemm)
+            matmul_gemm(g3n_gemm_micro_avx512, G3N_GEMM_NR_AVX512, x, m, x_stride, w, y, y_stride);
+        else
+            matmul_dot(g3n_matmul_dot_avx512, x, m, x_stride, w, y, y_stride);
+    } else if (isa == G3N_ISA_AVX2) {
+        if (use_gemm)
+            matmul_gemm(g3n_gemm_micro_avx2, G3N_GEMM_NR_AVX2, x, m, x_stride, w, y, y_stride);
+        else
+            matmul_dot(g3n_matmul_dot_avx2, x, m, x_stride, w, y, y_stride);
+    } else {
+        matmul_portable(x, m, x_stride, w, y, y_stride);
+    }
+}
