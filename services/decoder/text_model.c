@@ -1,0 +1,957 @@
+/* text_model.c - Gemma 3n language model forward pass (modeling_gemma3n.py:
+ * Gemma3nTextModel, Gemma3nTextDecoderLayer, Gemma3nTextAltUp,
+ * Gemma3nTextLaurelBlock, Gemma3nTextAttention, Gemma3nTextMLP), with a KV cache. */
+#include "text_model.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+#define PREFIX "model.language_model."
+
+/* ------------------------------------------------------------------ tensor list */
+
+int g3n_text_model_list_tensors(const g3n_model_config *config, g3n_tensor_list *list, g3n_error *err)
+{
+    const g3n_text_config *c = &config->text;
+    const int64_t D = c->hidden_size, P = c->hidden_size_per_layer_input, L = c->num_hidden_layers;
+    const int64_t HD = c->head_dim, NH = c->num_attention_heads, NKV = c->num_key_value_heads;
+    const int64_t N = c->altup_num_inputs, R = c->laurel_rank;
+    if (N < 1 || N > G3N_ALTUP_MAX_INPUTS)
+        return g3n_error_set(err, "text config: altup_num_inputs %lld outside [1, %d]", (long long)N,
+                             G3N_ALTUP_MAX_INPUTS);
+#define ADD1(a, ...)                                                                                                \
+    do {                                                                                                            \
+        int64_t s_[1] = {a};                                                                                        \
+        if (g3n_tensor_list_add(list, 1, s_, err, __VA_ARGS__) != G3N_OK)                                           \
+            return G3N_ERR;                                                                                         \
+    } while (0)
+#define ADD2(a, b, ...)                                                                                             \
+    do {                                                                                                            \
+        int64_t s_[2] = {a, b};                                                                                     \
+        if (g3n_tensor_list_add(list, 2, s_, err, __VA_ARGS__) != G3N_OK)                                           \
+            return G3N_ERR;                                                                                         \
+    } while (0)
+    ADD2(c->vocab_size, D, PREFIX "embed_tokens.weight");
+    for (int l = 0; l < L; l++) {
+        const int64_t I = c->intermediate_size[l];
+        ADD2(NH * HD, D, PREFIX "layers.%d.self_attn.q_proj.weight", l);
+        ADD1(HD, PREFIX "layers.%d.self_attn.q_norm.weight", l);
+        /* Released checkpoints carry these for the KV-shared layers too (unused). */
+        ADD2(NKV * HD, D, PREFIX "layers.%d.self_attn.k_proj.weight", l);
+        ADD2(NKV * HD, D, PREFIX "layers.%d.self_attn.v_proj.weight", l);
+        ADD1(HD, PREFIX "layers.%d.self_attn.k_norm.weight", l);
+        ADD2(D, NH * HD, PREFIX "layers.%d.self_attn.o_proj.weight", l);
+        ADD2(I, D, PREFIX "layers.%d.mlp.gate_proj.weight", l);
+        ADD2(I, D, PREFIX "layers.%d.mlp.up_proj.weight", l);
+        ADD2(D, I, PREFIX "layers.%d.mlp.down_proj.weight", l);
+        ADD1(D, PREFIX "layers.%d.input_layernorm.weight", l);
+        ADD1(D, PREFIX "layers.%d.post_attention_layernorm.weight", l);
+        ADD1(D, PREFIX "layers.%d.pre_feedforward_layernorm.weight", l);
+        ADD1(D, PREFIX "layers.%d.post_feedforward_layernorm.weight", l);
+        ADD1(D, PREFIX "layers.%d.altup.correct_output_scale", l);
+        ADD2(N, N, PREFIX "layers.%d.altup.correction_coefs.weight", l);
+        ADD2(N * N, N, PREFIX "layers.%d.altup.prediction_coefs.weight", l);
+        ADD2(N, D, PREFIX "layers.%d.altup.modality_router.weight", l);
+        ADD1(D, PREFIX "layers.%d.altup.router_norm.weight", l);
+        ADD2(R, D, PREFIX "layers.%d.laurel.linear_left.weight", l);
+        ADD2(D, R, PREFIX "layers.%d.laurel.linear_right.weight", l);
+        ADD1(D, PREFIX "layers.%d.laurel.post_laurel_norm.weight", l);
+        ADD2(P, D, PREFIX "layers.%d.per_layer_input_gate.weight", l);
+        ADD2(D, P, PREFIX "layers.%d.per_layer_projection.weight", l);
+        ADD1(D, PREFIX "layers.%d.post_per_layer_input_norm.weight", l);
+    }
+    ADD1(D, PREFIX "norm.weight");
+    ADD2(c->vocab_size_per_layer_input, L * P, PREFIX "embed_tokens_per_layer.weight");
+    ADD2(L * P, D, PREFIX "per_layer_model_projection.weight");
+    ADD1(P, PREFIX "per_layer_projection_norm.weight");
+    for (int i = 0; i < N - 1; i++)
+        ADD2(D, D, PREFIX "altup_projections.%d.weight", i);
+    for (int i = 0; i < N - 1; i++)
+        ADD2(D, D, PREFIX "altup_unembed_projections.%d.weight", i);
+#undef ADD1
+#undef ADD2
+    return G3N_OK;
+}
+
+/* ------------------------------------------------------------------ loading */
+
+static int get_matrix(g3n_weights *w, g3n_matrix *out, int64_t rows, int64_t cols, g3n_error *err,
+                      const char *format, int layer)
+{
+    char name[256];
+    snprintf(name, sizeof(name), format, layer);
+    g3n_tensor t;
+    int64_t shape[2] = {rows, cols};
+    if (g3n_weights_get(w, name, 2, shape, &t, err) != G3N_OK)
+        return G3N_ERR;
+    return g3n_matrix_from_tensor(out, &t, err);
+}
+
+static int get_vector(g3n_weights *w, const float **out, int ndim, int64_t a, int64_t b, g3n_error *err,
+                      const char *format, int layer)
+{
+    char name[256];
+    snprintf(name, sizeof(name), format, layer);
+    int64_t shape[2] = {a, b};
+    return g3n_weights_get_f32(w, name, ndim, shape, out, err);
+}
+
+/* Normal(0,1).icdf(p) = sqrt(2) * erfinv(2p - 1), by Newton steps on erf (double). */
+static double normal_icdf(double p)
+{
+    double y = 2.0 * p - 1.0, x = 0.0;
+    if (y <= -1.0 || y >= 1.0)
+        return y < 0 ? -INFINITY : INFINITY;
+    for (int i = 0; i < 100; i++) {
+        double f = erf(x) - y;
+        double step = f / (2.0 / sqrt(M_PI) * exp(-x * x));
+        x -= step;
+        if (fabs(step) < 1e-17)
+            break;
+    }
+    return sqrt(2.0) * x;
+}
+
+/* The last non-shared layer of the same type (Gemma3nTextAttention.__init__). */
+static int kv_source_layer(const g3n_text_config *c, int layer)
+{
+    int first_shared = c->num_hidden_layers - c->num_kv_shared_layers;
+    if (first_shared <= 0 || layer < first_shared)
+        return layer;
+    for (int j = first_shared - 1; j >= 0; j--)
+        if (c->layer_types[j] == c->layer_types[layer])
+            return j;
+    return -1;
+}
+
+static float *rope_inv_freq(double theta, int64_t head_dim)
+{
+    int64_t half = head_dim / 2;
+    float *f = malloc((size_t)half * sizeof(float));
+    if (!f)
+        return NULL;
+    /* inv_freq = 1.0 / (base ** (arange(0, dim, 2, float) / dim)), all f32 */
+    for (int64_t i = 0; i < half; i++) {
+        float exponent = (float)(2 * i) / (float)head_dim;
+        float power = powf((float)theta, exponent);
+        f[i] = 1.0f / power;
+    }
+    return f;
+}
+
+static int load_layer(g3n_text_model *m, g3n_text_layer *ly, int l, g3n_error *err)
+{
+    const g3n_text_config *c = m->config;
+    g3n_weights *w = m->weights;
+    const int64_t D = m->hidden_size, HD = m->head_dim, P = m->per_layer_dim;
+    const int64_t NH = m->num_heads, NKV = m->num_kv_heads, N = m->altup_inputs, R = c->laurel_rank;
+    const int64_t I = c->intermediate_size[l];
+    ly->index = l;
+    ly->type = c->layer_types[l];
+    ly->kv_source = kv_source_layer(c, l);
+    if (ly->kv_source < 0)
+        return g3n_error_set(err, "text config: KV-shared layer %d has no earlier layer of its type to read", l);
+    ly->kv_shared = ly->kv_source != l;
+    ly->intermediate_size = I;
+    if (I <= 0)
+        return g3n_error_set(err, "text config: intermediate_size[%d] = %lld", l, (long long)I);
+    double sparsity = c->activation_sparsity_pattern ? c->activation_sparsity_pattern[l] : 0.0;
+    ly->sparse = sparsity > 0.0;
+    ly->sparsity_std_multiplier = ly->sparse ? (float)normal_icdf(sparsity) : 0.0f;
+
+    if (get_matrix(w, &ly->q_proj, NH * HD, D, err, PREFIX "layers.%d.self_attn.q_proj.weight", l) ||
+        get_vector(w, &ly->q_norm, 1, HD, 0, err, PREFIX "layers.%d.self_attn.q_norm.weight", l) ||
+        get_matrix(w, &ly->o_proj, D, NH * HD, err, PREFIX "layers.%d.self_attn.o_proj.weight", l))
+        return G3N_ERR;
+    if (!ly->kv_shared) {
+        if (get_matrix(w, &ly->k_proj, NKV * HD, D, err, PREFIX "layers.%d.self_attn.k_proj.weight", l) ||
+            get_matrix(w, &ly->v_proj, NKV * HD, D, err, PREFIX "layers.%d.self_attn.v_proj.weight", l) ||
+            get_vector(w, &ly->k_norm, 1, HD, 0, err, PREFIX "layers.%d.self_attn.k_norm.weight", l))
+            return G3N_ERR;
+    }
+    if (get_matrix(w, &ly->gate_proj, I, D, err, PREFIX "layers.%d.mlp.gate_proj.weight", l) ||
+        get_matrix(w, &ly->up_proj, I, D, err, PREFIX "layers.%d.mlp.up_proj.weight", l) ||
+        get_matrix(w, &ly->down_proj, D, I, err, PREFIX "layers.%d.mlp.down_proj.weight", l) ||
+        get_vector(w, &ly->input_layernorm, 1, D, 0, err, PREFIX "layers.%d.input_layernorm.weight", l) ||
+        get_vector(w, &ly->post_attention_layernorm, 1, D, 0, err,
+                   PREFIX "layers.%d.post_attention_layernorm.weight", l) ||
+        get_vector(w, &ly->pre_feedforward_layernorm, 1, D, 0, err,
+                   PREFIX "layers.%d.pre_feedforward_layernorm.weight", l) ||
+        get_vector(w, &ly->post_feedforward_layernorm, 1, D, 0, err,
+                   PREFIX "layers.%d.post_feedforward_layernorm.weight", l) ||
+        get_vector(w, &ly->correct_output_scale, 1, D, 0, err, PREFIX "layers.%d.altup.correct_output_scale", l) ||
+        get_vector(w, &ly->correction_coefs, 2, N, N, err, PREFIX "layers.%d.altup.correction_coefs.weight", l) ||
+        get_vector(w, &ly->prediction_coefs, 2, N * N, N, err, PREFIX "layers.%d.altup.prediction_coefs.weight",
+                   l) ||
+        get_vector(w, &ly->router_norm, 1, D, 0, err, PREFIX "layers.%d.altup.router_norm.weight", l) ||
+        get_matrix(w, &ly->modality_router, N, D, err, PREFIX "layers.%d.altup.modality_router.weight", l) ||
+        get_matrix(w, &ly->laurel_left, R, D, err, PREFIX "layers.%d.laurel.linear_left.weight", l) ||
+        get_matrix(w, &ly->laurel_right, D, R, err, PREFIX "layers.%d.laurel.linear_right.weight", l) ||
+        get_vector(w, &ly->post_laurel_norm, 1, D, 0, err, PREFIX "layers.%d.laurel.post_laurel_norm.weight", l) ||
+        get_matrix(w, &ly->per_layer_input_gate, P, D, err, PREFIX "layers.%d.per_layer_input_gate.weight", l) ||
+        get_matrix(w, &ly->per_layer_projection, D, P, err, PREFIX "layers.%d.per_layer_projection.weight", l) ||
+        get_vector(w, &ly->post_per_layer_input_norm, 1, D, 0, err,
+                   PREFIX "layers.%d.post_per_layer_input_norm.weight", l))
+        return G3N_ERR;
+    return G3N_OK;
+}
+
+int g3n_text_model_load(g3n_text_model *m, g3n_weights *weights, const g3n_model_config *config, g3n_error *err)
+{
+    memset(m, 0, sizeof(*m));
+    const g3n_text_config *c = &config->text;
+    m->config = c;
+    m->weights = weights;
+    m->num_layers = c->num_hidden_layers;
+    m->hidden_size = c->hidden_size;
+    m->head_dim = c->head_dim;
+    m->per_layer_dim = c->hidden_size_per_layer_input;
+    m->vocab_size = c->vocab_size;
+    m->num_heads = c->num_attention_heads;
+    m->num_kv_heads = c->num_key_value_heads;
+    m->altup_inputs = c->altup_num_inputs;
+    m->altup_active = c->altup_active_idx;
+    if (m->num_layers <= 0 || m->hidden_size <= 0 || m->head_dim <= 0 || m->head_dim % 2 != 0 ||
+        m->num_heads <= 0 || m->num_kv_heads <= 0 || m->num_heads % m->num_kv_heads != 0)
+        return g3n_error_set(err, "text config: unusable sizes (layers %d, hidden %lld, heads %d/%d, head_dim %lld)",
+                             m->num_layers, (long long)m->hidden_size, m->num_heads, m->num_kv_heads,
+                             (long long)m->head_dim);
+    if (m->altup_inputs < 1 || m->altup_inputs > G3N_ALTUP_MAX_INPUTS || m->altup_active != 0)
+        return g3n_error_set(err, "text config: altup_num_inputs %d / altup_active_idx %d not supported",
+                             m->altup_inputs, m->altup_active);
+    if (g3n_text_embedder_load(&m->embedder, weights, c, err) != G3N_OK)
+        return g3n_error_prefix(err, "text model");
+    m->lm_head = m->embedder.embed_tokens; /* tied (lm_head.weight = embed_tokens.weight) */
+
+    m->layers = calloc((size_t)m->num_layers, sizeof(*m->layers));
+    if (!m->layers)
+        return g3n_error_set(err, "text model: out of memory");
+    for (int l = 0; l < m->num_layers; l++) {
+        if (load_layer(m, &m->layers[l], l, err) != G3N_OK) {
+            g3n_text_model_free(m);
+            return g3n_error_prefix(err, "text model layer %d", l);
+        }
+        if (m->layers[l].intermediate_size > m->max_intermediate_size)
+            m->max_intermediate_size = m->layers[l].intermediate_size;
+    }
+    for (int l = 0; l < m->num_layers; l++)
+        if (m->layers[l].kv_shared)
+            m->layers[m->layers[l].kv_source].kv_source_of_shared = 1;
+
+    const int64_t D = m->hidden_size;
+    for (int i = 0; i < m->altup_inputs - 1; i++) {
+        if (get_matrix(weights, &m->altup_projections[i], D, D, err, PREFIX "altup_projections.%d.weight", i) ||
+            get_matrix(weights, &m->altup_unembed_projections[i], D, D, err,
+                       PREFIX "altup_unembed_projections.%d.weight", i)) {
+            g3n_text_model_free(m);
+            return g3n_error_prefix(err, "text model");
+        }
+    }
+    int64_t norm_shape[1] = {D};
+    if (g3n_weights_get_f32(weights, PREFIX "norm.weight", 1, norm_shape, &m->final_norm, err) != G3N_OK) {
+        g3n_text_model_free(m);
+        return g3n_error_prefix(err, "text model");
+    }
+    m->inv_freq_full = rope_inv_freq(c->rope_theta_full, m->head_dim);
+    m->inv_freq_sliding = rope_inv_freq(c->rope_theta_sliding, m->head_dim);
+    if (!m->inv_freq_full || !m->inv_freq_sliding) {
+        g3n_text_model_free(m);
+        return g3n_error_set(err, "text model: out of memory");
+    }
+    return G3N_OK;
+}
+
+void g3n_text_model_free(g3n_text_model *m)
+{
+    if (!m)
+        return;
+    free(m->layers);
+    free(m->inv_freq_full);
+    free(m->inv_freq_sliding);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ------------------------------------------------------------------ session */
+
+typedef struct layer_cache {
+    float *k, *v;        /* [slots][NKV][HD]; NULL for KV-shared layers */
+    int64_t slots;       /* full: max_positions; sliding: min(window, max_positions) */
+    int ring;            /* sliding: slot = position % slots */
+    float *chunk_k, *chunk_v; /* sliding layers: this chunk's K/V [chunk][NKV][HD] before they enter the ring */
+    int64_t max_keys;    /* largest number of keys one query attended to (tests) */
+} layer_cache;
+
+struct g3n_text_session {
+    const g3n_text_model *model;
+    int64_t max_positions, chunk, position, window;
+    int threads;
+    layer_cache *caches;  /* [num_layers] */
+    g3n_text_layer_hook hook;
+    void *hook_user;
+    /* chunk scratch (rows = chunk) */
+    float *streams;       /* [N][chunk][D] */
+    float *x, *laurel, *attn, *hidden, *tmp; /* [chunk][D] */
+    float *laurel_low;    /* [chunk][rank] */
+    float *q, *attn_heads; /* [chunk][NH*HD] */
+    float *shared_chunk_k, *shared_chunk_v; /* chunk K/V of sliding layers nobody else reads */
+    float *gate, *up;     /* [chunk][I_max] */
+    float *ple;           /* [chunk][P] */
+    float *modalities;    /* [chunk][N] */
+    float *rope_cos[2], *rope_sin[2]; /* per layer type [chunk][HD/2] */
+    float *scores;        /* [threads][max_keys] */
+    int64_t scores_stride;
+    float *embeds, *per_layer, *per_layer_tokens; /* forward_ids: [chunk][D], [chunk][L*P] x2 */
+    uint64_t kv_bytes, scratch_bytes;
+};
+
+g3n_text_session_params g3n_text_session_default_params(const g3n_text_model *model)
+{
+    g3n_text_session_params p;
+    p.max_positions = model->config->max_position_embeddings > 0 ? model->config->max_position_embeddings : 32768;
+    p.chunk_tokens = 64;
+    return p;
+}
+
+static float *session_alloc(g3n_text_session *s, int64_t count, int is_kv)
+{
+    if (count <= 0)
+        count = 1;
+    size_t bytes = (size_t)count * sizeof(float);
+    float *p = g3n_aligned_alloc(bytes);
+    if (p) {
+        memset(p, 0, bytes);
+        if (is_kv)
+            s->kv_bytes += bytes;
+        else
+            s->scratch_bytes += bytes;
+    }
+    return p;
+}
+
+int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, const g3n_text_session_params *params,
+                            g3n_error *err)
+{
+    *out = NULL;
+    g3n_text_session_params p = params ? *params : g3n_text_session_default_params(m);
+    if (p.max_positions <= 0)
+        return g3n_error_set(err, "text session: max_positions must be positive (got %lld)",
+                             (long long)p.max_positions);
+    if (p.chunk_tokens <= 0)
+        p.chunk_tokens = 64;
+    g3n_text_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return g3n_error_set(err, "text session: out of memory");
+    s->model = m;
+    s->max_positions = p.max_positions;
+    s->chunk = p.chunk_tokens < p.max_positions ? p.chunk_tokens : p.max_positions;
+    s->window = m->config->sliding_window > 0 ? m->config->sliding_window : p.max_positions;
+    s->threads = omp_get_max_threads();
+    if (s->threads < 1)
+        s->threads = 1;
+
+    const int64_t C = s->chunk, D = m->hidden_size, HD = m->head_dim, NKV = m->num_kv_heads, NH = m->num_heads;
+    const int64_t N = m->altup_inputs, LP = (int64_t)m->num_layers * m->per_layer_dim;
+    const int64_t kv_row = NKV * HD;
+    int ok = 1;
+    s->caches = calloc((size_t)m->num_layers, sizeof(*s->caches));
+    ok = ok && s->caches;
+    int need_shared_chunk = 0;
+    for (int l = 0; ok && l < m->num_layers; l++) {
+        const g3n_text_layer *ly = &m->layers[l];
+        layer_cache *lc = &s->caches[l];
+        if (ly->kv_shared)
+            continue;
+        lc->ring = ly->type == G3N_LAYER_SLIDING && s->window < s->max_positions;
+        lc->slots = lc->ring ? s->window : s->max_positions;
+        lc->k = session_alloc(s, lc->slots * kv_row, 1);
+        lc->v = session_alloc(s, lc->slots * kv_row, 1);
+        ok = ok && lc->k && lc->v;
+        if (lc->ring) {
+            if (ly->kv_source_of_shared) {
+                /* shared layers of this chunk read it after later layers ran: keep its own */
+                lc->chunk_k = session_alloc(s, C * kv_row, 0);
+                lc->chunk_v = session_alloc(s, C * kv_row, 0);
+                ok = ok && lc->chunk_k && lc->chunk_v;
+            } else {
+                need_shared_chunk = 1;
+            }
+        }
+    }
+    if (ok && need_shared_chunk) {
+        s->shared_chunk_k = session_alloc(s, C * kv_row, 0);
+        s->shared_chunk_v = session_alloc(s, C * kv_row, 0);
+        ok = s->shared_chunk_k && s->shared_chunk_v;
+        for (int l = 0; ok && l < m->num_layers; l++) {
+            layer_cache *lc = &s->caches[l];
+            if (lc->ring && !lc->chunk_k) {
+                lc->chunk_k = s->shared_chunk_k;
+                lc->chunk_v = s->shared_chunk_v;
+            }
+        }
+    }
+    if (ok) {
+        s->streams = session_alloc(s, N * C * D, 0);
+        s->x = session_alloc(s, C * D, 0);
+        s->laurel = session_alloc(s, C * D, 0);
+        s->attn = session_alloc(s, C * D, 0);
+        s->hidden = session_alloc(s, C * D, 0);
+        s->tmp = session_alloc(s, C * D, 0);
+        s->laurel_low = session_alloc(s, C * m->config->laurel_rank, 0);
+        s->q = session_alloc(s, C * NH * HD, 0);
+        s->attn_heads = session_alloc(s, C * NH * HD, 0);
+        s->gate = session_alloc(s, C * m->max_intermediate_size, 0);
+        s->up = session_alloc(s, C * m->max_intermediate_size, 0);
+        s->ple = session_alloc(s, C * m->per_layer_dim, 0);
+        s->modalities = session_alloc(s, C * N, 0);
+        for (int i = 0; i < 2; i++) {
+            s->rope_cos[i] = session_alloc(s, C * (HD / 2), 0);
+            s->rope_sin[i] = session_alloc(s, C * (HD / 2), 0);
+        }
+        s->scores_stride = s->max_positions < s->window + C ? s->max_positions : s->window + C;
+        s->scores_stride = (s->scores_stride + 15) & ~(int64_t)15;
+        s->scores = session_alloc(s, (int64_t)s->threads * s->scores_stride, 0);
+        s->embeds = session_alloc(s, C * D, 0);
+        s->per_layer = session_alloc(s, C * LP, 0);
+        s->per_layer_tokens = session_alloc(s, C * LP, 0);
+        ok = s->streams && s->x && s->laurel && s->attn && s->hidden && s->tmp && s->laurel_low && s->q &&
+             s->attn_heads && s->gate && s->up && s->ple && s->modalities && s->rope_cos[0] && s->rope_cos[1] &&
+             s->rope_sin[0] && s->rope_sin[1] && s->scores && s->embeds && s->per_layer && s->per_layer_tokens;
+    }
+    if (!ok) {
+        g3n_text_session_free(s);
+        return g3n_error_set(err, "text session: out of memory (max_positions %lld, chunk %lld)",
+                             (long long)p.max_positions, (long long)C);
+    }
+    *out = s;
+    return G3N_OK;
+}
+
+void g3n_text_session_free(g3n_text_session *s)
+{
+    if (!s)
+        return;
+    if (s->caches) {
+        for (int l = 0; l < s->model->num_layers; l++) {
+            layer_cache *lc = &s->caches[l];
+            g3n_aligned_free(lc->k);
+            g3n_aligned_free(lc->v);
+            if (lc->chunk_k != s->shared_chunk_k) {
+                g3n_aligned_free(lc->chunk_k);
+                g3n_aligned_free(lc->chunk_v);
+            }
+        }
+        free(s->caches);
+    }
+    g3n_aligned_free(s->shared_chunk_k);
+    g3n_aligned_free(s->shared_chunk_v);
+    float *buffers[] = {s->streams, s->x,      s->laurel,      s->attn,        s->hidden,     s->tmp,
+                        s->laurel_low, s->q,   s->attn_heads,  s->gate,        s->up,         s->ple,
+                        s->modalities, s->rope_cos[0], s->rope_cos[1], s->rope_sin[0], s->rope_sin[1],
+                        s->scores, s->embeds, s->per_layer, s->per_layer_tokens};
+    for (size_t i = 0; i < sizeof(buffers) / sizeof(buffers[0]); i++)
+        g3n_aligned_free(buffers[i]);
+    free(s);
+}
+
+void g3n_text_session_reset(g3n_text_session *s)
+{
+    s->position = 0;
+}
+
+const g3n_text_model *g3n_text_session_model(const g3n_text_session *s)
+{
+    return s->model;
+}
+
+int64_t g3n_text_session_position(const g3n_text_session *s)
+{
+    return s->position;
+}
+
+g3n_text_session_memory g3n_text_session_memory_usage(const g3n_text_session *s)
+{
+    g3n_text_session_memory mem = {s->kv_bytes, s->scratch_bytes};
+    return mem;
+}
+
+void g3n_text_session_set_layer_hook(g3n_text_session *s, g3n_text_layer_hook hook, void *user)
+{
+    s->hook = hook;
+    s->hook_user = user;
+}
+
+int64_t g3n_text_session_max_keys_attended(const g3n_text_session *s, int layer)
+{
+    if (layer < 0 || layer >= s->model->num_layers)
+        return 0;
+    return s->caches[layer].max_keys;
+}
+
+int64_t g3n_text_session_cache_slots(const g3n_text_session *s, int layer)
+{
+    if (layer < 0 || layer >= s->model->num_layers)
+        return 0;
+    return s->caches[layer].slots;
+}
+
+/* ------------------------------------------------------------------ pieces */
+
+/* sqrt(mean(x^2)) with double accumulation */
+static float root_mean_square(const float *x, int64_t n)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)x[i] * x[i];
+    return (float)sqrt((double)(float)(sum / (double)n));
+}
+
+static float mean_square(const float *x, int64_t n)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)x[i] * x[i];
+    return (float)(sum / (double)n);
+}
+
+/* Gemma3nTextAltUp.compute_router_modalities: tanh(modality_router(router_norm(x) * (1/D))).
+ * x [count][D] -> modalities [count][N]; uses scratch [count][D]. */
+static void altup_router_modalities(const g3n_text_model *m, const g3n_text_layer *ly, const float *x,
+                                    int64_t count, float *scratch, float *modalities)
+{
+    const int64_t D = m->hidden_size, N = m->altup_inputs;
+    const float router_input_scale = (float)(1.0 / (double)D);
+    g3n_rms_norm_rows(x, D, ly->router_norm, scratch, D, count, D, m->config->rms_norm_eps);
+    for (int64_t i = 0; i < count * D; i++)
+        scratch[i] *= router_input_scale;
+    g3n_matmul(scratch, count, (size_t)D, &ly->modality_router, modalities, (size_t)N);
+    for (int64_t i = 0; i < count * N; i++)
+        modalities[i] = tanhf(modalities[i]);
+}
+
+/* Gemma3nTextAltUp.predict, in place on the streams. */
+static void altup_predict(const g3n_text_model *m, const g3n_text_layer *ly, float *streams, int64_t count,
+                          int64_t stream_stride, float *scratch, float *modalities)
+{
+    const int64_t D = m->hidden_size;
+    const int N = m->altup_inputs;
+    altup_router_modalities(m, ly, streams + (int64_t)m->altup_active * stream_stride, count, scratch, modalities);
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < count; t++) {
+        /* all_coefs[i][j] = prediction_coefs(modalities)[N*i + j] */
+        float coefs[G3N_ALTUP_MAX_INPUTS * G3N_ALTUP_MAX_INPUTS];
+        const float *mod = modalities + t * N;
+        for (int q = 0; q < N * N; q++) {
+            float acc = 0.0f;
+            for (int k = 0; k < N; k++)
+                acc += ly->prediction_coefs[q * N + k] * mod[k];
+            coefs[q] = acc;
+        }
+        float in[G3N_ALTUP_MAX_INPUTS];
+        for (int64_t d = 0; d < D; d++) {
+            for (int j = 0; j < N; j++)
+                in[j] = streams[j * stream_stride + t * D + d];
+            for (int i = 0; i < N; i++) {
+                float acc = 0.0f;
+                for (int j = 0; j < N; j++)
+                    acc += in[j] * coefs[N * i + j];
+                streams[i * stream_stride + t * D + d] = acc + in[i]; /* predictions += hidden_states */
+            }
+        }
+    }
+}
+
+/* Gemma3nTextAltUp.correct, in place: streams hold the predictions on entry. */
+static void altup_correct(const g3n_text_model *m, const g3n_text_layer *ly, float *streams, int64_t count,
+                          int64_t stream_stride, const float *activated, float *scratch, float *modalities)
+{
+    const int64_t D = m->hidden_size;
+    const int N = m->altup_inputs;
+    altup_router_modalities(m, ly, activated, count, scratch, modalities);
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < count; t++) {
+        float coefs[G3N_ALTUP_MAX_INPUTS];
+        const float *mod = modalities + t * N;
+        for (int i = 0; i < N; i++) {
+            float acc = 0.0f;
+            for (int k = 0; k < N; k++)
+                acc += ly->correction_coefs[i * N + k] * mod[k];
+            coefs[i] = acc + 1.0f;
+        }
+        const float *act = activated + t * D;
+        float *active = streams + (int64_t)m->altup_active * stream_stride + t * D;
+        for (int64_t d = 0; d < D; d++) {
+            float innovation = act[d] - active[d];
+            for (int i = 0; i < N; i++) {
+                if (i == m->altup_active)
+                    continue;
+                float *s = streams + i * stream_stride + t * D + d;
+                *s = innovation * coefs[i] + *s;
+            }
+            active[d] = innovation * coefs[m->altup_active] + active[d];
+        }
+    }
+}
+
+/* Gemma3nTextLaurelBlock.forward: out = x + post_laurel_norm(linear_right(linear_left(x))). */
+static void laurel_forward(const g3n_text_model *m, const g3n_text_layer *ly, const float *x, int64_t count,
+                           float *low, float *out)
+{
+    const int64_t D = m->hidden_size, R = m->config->laurel_rank;
+    g3n_matmul(x, count, (size_t)D, &ly->laurel_left, low, (size_t)R);
+    g3n_matmul(low, count, (size_t)R, &ly->laurel_right, out, (size_t)D);
+    g3n_rms_norm_rows(out, D, ly->post_laurel_norm, out, D, count, D, m->config->rms_norm_eps);
+    for (int64_t i = 0; i < count * D; i++)
+        out[i] = x[i] + out[i];
+}
+
+/* Gemma3nTextMLP.forward (with _gaussian_topk where the pattern is > 0).
+ * x [count][D] -> out [count][D]. */
+static void mlp_forward(const g3n_text_model *m, const g3n_text_layer *ly, const float *x, int64_t count,
+                        float *gate, float *up, float *out)
+{
+    const int64_t D = m->hidden_size, I = ly->intermediate_size;
+    g3n_matmul(x, count, (size_t)D, &ly->gate_proj, gate, (size_t)I);
+    g3n_matmul(x, count, (size_t)D, &ly->up_proj, up, (size_t)I);
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < count; t++) {
+        float *g = gate + t * I;
+        const float *u = up + t * I;
+        if (ly->sparse) {
+            /* cutoff = mean + std(unbiased=False) * icdf(sparsity); relu(x - cutoff) */
+            double sum = 0.0;
+            for (int64_t i = 0; i < I; i++)
+                sum += g[i];
+            double mean = sum / (double)I, var = 0.0;
+            for (int64_t i = 0; i < I; i++)
+                var += ((double)g[i] - mean) * ((double)g[i] - mean);
+            float mean_f = (float)mean, std_f = (float)sqrt(var / (double)I);
+            float cutoff = mean_f + std_f * ly->sparsity_std_multiplier;
+            for (int64_t i = 0; i < I; i++) {
+                float v = g[i] - cutoff;
+                g[i] = v > 0.0f ? v : 0.0f;
+            }
+        }
+        g3n_gelu_tanh(g, g, I);
+        for (int64_t i = 0; i < I; i++)
+            g[i] = g[i] * u[i];
+    }
+    g3n_matmul(gate, count, (size_t)I, &ly->down_proj, out, (size_t)D);
+}
+
+/* apply_rotary_pos_emb on one head vector (rotate_half layout). */
+static void apply_rope(float *x, const float *cos_t, const float *sin_t, int64_t half)
+{
+    for (int64_t i = 0; i < half; i++) {
+        float x1 = x[i], x2 = x[i + half];
+        x[i] = x1 * cos_t[i] - x2 * sin_t[i];
+        x[i + half] = x2 * cos_t[i] + x1 * sin_t[i];
+    }
+}
+
+static void rope_tables(const float *inv_freq, int64_t first_position, int64_t count, int64_t half, float *cos_out,
+                        float *sin_out)
+{
+    for (int64_t t = 0; t < count; t++) {
+        float pos = (float)(first_position + t);
+        for (int64_t i = 0; i < half; i++) {
+            float angle = pos * inv_freq[i]; /* f32 product, as the reference's matmul */
+            cos_out[t * half + i] = (float)cos((double)angle);
+            sin_out[t * half + i] = (float)sin((double)angle);
+        }
+    }
+}
+
+/* Key/value row of `position` for a cache read during the chunk starting at chunk_start. */
+static inline const float *cache_row(const layer_cache *lc, const float *store, const float *chunk_store,
+                                     int64_t position, int64_t chunk_start, int64_t kv_row)
+{
+    if (lc->ring) {
+        if (position >= chunk_start)
+            return chunk_store + (position - chunk_start) * kv_row;
+        return store + (position % lc->slots) * kv_row;
+    }
+    return store + position * kv_row;
+}
+
+/* Moves the chunk's K/V of a sliding layer into its ring (only the last `slots` matter). */
+static void commit_ring(layer_cache *lc, int64_t chunk_start, int64_t count, int64_t kv_row)
+{
+    int64_t first = chunk_start + count - lc->slots;
+    if (first < chunk_start)
+        first = chunk_start;
+    for (int64_t p = first; p < chunk_start + count; p++) {
+        memcpy(lc->k + (p % lc->slots) * kv_row, lc->chunk_k + (p - chunk_start) * kv_row,
+               (size_t)kv_row * sizeof(float));
+        memcpy(lc->v + (p % lc->slots) * kv_row, lc->chunk_v + (p - chunk_start) * kv_row,
+               (size_t)kv_row * sizeof(float));
+    }
+}
+
+/* Gemma3nTextAttention.forward for the chunk's rows: x [count][D] -> out [count][D]
+ * (o_proj output). Writes this layer's K/V (unless KV-shared). */
+static void attention_forward(g3n_text_session *s, const g3n_text_layer *ly, const float *x, int64_t chunk_start,
+                              int64_t count, float *out)
+{
+    const g3n_text_model *m = s->model;
+    const int64_t D = m->hidden_size, HD = m->head_dim, half = HD / 2;
+    const int NH = m->num_heads, NKV = m->num_kv_heads, group = NH / NKV;
+    const int64_t kv_row = (int64_t)NKV * HD, q_row = (int64_t)NH * HD;
+    const double eps = m->config->rms_norm_eps;
+    const int type = ly->type == G3N_LAYER_SLIDING ? 0 : 1;
+    const float *cos_t = s->rope_cos[type], *sin_t = s->rope_sin[type];
+    layer_cache *lc = &s->caches[ly->kv_source];
+
+    /* q = rope(q_norm(q_proj(x))) per head */
+    g3n_matmul(x, count, (size_t)D, &ly->q_proj, s->q, (size_t)q_row);
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < count; t++)
+        for (int h = 0; h < NH; h++) {
+            float *qh = s->q + t * q_row + h * HD;
+            g3n_rms_norm(qh, ly->q_norm, qh, HD, eps);
+            apply_rope(qh, cos_t + t * half, sin_t + t * half, half);
+        }
+
+    if (!ly->kv_shared) {
+        /* k = rope(k_norm(k_proj(x))), v = v_norm(v_proj(x)) (no weight) */
+        float *k_dst = lc->ring ? lc->chunk_k : lc->k + chunk_start * kv_row;
+        float *v_dst = lc->ring ? lc->chunk_v : lc->v + chunk_start * kv_row;
+        g3n_matmul(x, count, (size_t)D, &ly->k_proj, k_dst, (size_t)kv_row);
+        g3n_matmul(x, count, (size_t)D, &ly->v_proj, v_dst, (size_t)kv_row);
+#pragma omp parallel for schedule(static)
+        for (int64_t t = 0; t < count; t++)
+            for (int g = 0; g < NKV; g++) {
+                float *kh = k_dst + t * kv_row + g * HD;
+                float *vh = v_dst + t * kv_row + g * HD;
+                g3n_rms_norm(kh, ly->k_norm, kh, HD, eps);
+                apply_rope(kh, cos_t + t * half, sin_t + t * half, half);
+                g3n_rms_norm(vh, NULL, vh, HD, eps);
+            }
+    }
+
+    /* softmax(q k^T * 1.0 + mask) v, with the causal / sliding-window visibility:
+     * full: k <= q; sliding: q - W < k <= q. */
+    const int sliding = ly->type == G3N_LAYER_SLIDING;
+    const int64_t window = s->window;
+    int64_t max_keys = s->caches[ly->index].max_keys;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) reduction(max : max_keys)
+    for (int64_t task = 0; task < count * NH; task++) {
+        const int64_t t = task / NH;
+        const int h = (int)(task % NH), g = h / group;
+        const int64_t qpos = chunk_start + t;
+        int64_t first = 0;
+        if (sliding && qpos - window + 1 > 0)
+            first = qpos - window + 1;
+        const int64_t nkeys = qpos - first + 1;
+        if (nkeys > max_keys)
+            max_keys = nkeys;
+        float *scores = s->scores + (int64_t)omp_get_thread_num() * s->scores_stride;
+        const float *qh = s->q + t * q_row + h * HD;
+        float best = -INFINITY;
+        for (int64_t j = 0; j < nkeys; j++) {
+            const float *kr = cache_row(lc, lc->k, lc->chunk_k, first + j, chunk_start, kv_row) + g * HD;
+            float v = g3n_dot(qh, kr, HD);
+            scores[j] = v;
+            if (v > best)
+                best = v;
+        }
+        double total = 0.0;
+        for (int64_t j = 0; j < nkeys; j++) {
+            float e = expf(scores[j] - best);
+            scores[j] = e;
+            total += e;
+        }
+        float inv = (float)(1.0 / total);
+        float *o = s->attn_heads + t * q_row + h * HD;
+        memset(o, 0, (size_t)HD * sizeof(float));
+        for (int64_t j = 0; j < nkeys; j++) {
+            const float *vr = cache_row(lc, lc->v, lc->chunk_v, first + j, chunk_start, kv_row) + g * HD;
+            g3n_axpy(o, scores[j] * inv, vr, o, HD);
+        }
+    }
+    s->caches[ly->index].max_keys = max_keys;
+    if (!ly->kv_shared) {
+        /* Sliding layers that no shared layer reads enter the ring now; the
+         * others wait for the end of the chunk (their chunk K/V is read later). */
+        if (lc->ring && !ly->kv_source_of_shared)
+            commit_ring(lc, chunk_start, count, kv_row);
+    }
+    g3n_matmul(s->attn_heads, count, (size_t)q_row, &ly->o_proj, out, (size_t)D);
+}
+
+/* Gemma3nTextDecoderLayer.forward on the chunk's streams (in place). */
+static void decoder_layer_forward(g3n_text_session *s, const g3n_text_layer *ly, const float *per_layer_inputs,
+                                  int64_t chunk_start, int64_t count)
+{
+    const g3n_text_model *m = s->model;
+    const int64_t D = m->hidden_size, P = m->per_layer_dim, LP = (int64_t)m->num_layers * P;
+    const int64_t stride = s->chunk * D;
+    const double eps = m->config->rms_norm_eps;
+    const int N = m->altup_inputs;
+    float *active = s->streams + (int64_t)m->altup_active * stride;
+
+    /* predictions = altup.predict(hidden_states); active_prediction = predictions[0] */
+    altup_predict(m, ly, s->streams, count, stride, s->tmp, s->modalities);
+    /* active_prediction_normed = input_layernorm(active_prediction) */
+    g3n_rms_norm_rows(active, D, ly->input_layernorm, s->x, D, count, D, eps);
+    /* laurel_output = laurel(active_prediction_normed) */
+    laurel_forward(m, ly, s->x, count, s->laurel_low, s->laurel);
+    /* attn = post_attention_layernorm(self_attn(active_prediction_normed)) */
+    attention_forward(s, ly, s->x, chunk_start, count, s->attn);
+    g3n_rms_norm_rows(s->attn, D, ly->post_attention_layernorm, s->attn, D, count, D, eps);
+    /* attn_laurel = ((active_prediction + attn) + laurel_output) / sqrt(2) */
+    const float sqrt2 = (float)sqrt(2.0);
+    for (int64_t i = 0; i < count * D; i++)
+        s->hidden[i] = ((active[i] + s->attn[i]) + s->laurel[i]) / sqrt2;
+    /* attn_ffw_laurel_gated = attn_laurel + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(.))) */
+    g3n_rms_norm_rows(s->hidden, D, ly->pre_feedforward_layernorm, s->x, D, count, D, eps);
+    mlp_forward(m, ly, s->x, count, s->gate, s->up, s->attn);
+    g3n_rms_norm_rows(s->attn, D, ly->post_feedforward_layernorm, s->attn, D, count, D, eps);
+    for (int64_t i = 0; i < count * D; i++)
+        s->hidden[i] = s->hidden[i] + s->attn[i];
+    /* corrected_predictions = altup.correct(predictions, attn_ffw_laurel_gated) */
+    altup_correct(m, ly, s->streams, count, stride, s->hidden, s->tmp, s->modalities);
+
+    /* first_prediction = per-layer branch on corrected[0]; added to streams 1.. */
+    for (int64_t t = 0; t < count; t++)
+        for (int64_t d = 0; d < D; d++)
+            s->tmp[t * D + d] = active[t * D + d] * ly->correct_output_scale[d];
+    g3n_matmul(s->tmp, count, (size_t)D, &ly->per_layer_input_gate, s->ple, (size_t)P);
+    g3n_gelu_tanh(s->ple, s->ple, count * P);
+    for (int64_t t = 0; t < count; t++) {
+        const float *pli = per_layer_inputs + t * LP + (int64_t)ly->index * P;
+        for (int64_t i = 0; i < P; i++)
+            s->ple[t * P + i] *= pli[i];
+    }
+    g3n_matmul(s->ple, count, (size_t)P, &ly->per_layer_projection, s->tmp, (size_t)D);
+    g3n_rms_norm_rows(s->tmp, D, ly->post_per_layer_input_norm, s->tmp, D, count, D, eps);
+    for (int i = 0; i < N; i++) {
+        if (i == m->altup_active)
+            continue;
+        float *stream = s->streams + i * stride;
+        for (int64_t j = 0; j < count * D; j++)
+            stream[j] += s->tmp[j];
+    }
+}
+
+/* Gemma3nTextModel.forward's AltUp expansion: stream 0 = embeds, stream i =
+ * altup_projections[i-1](embeds) scaled to the embeddings' magnitude. */
+static void altup_expand(g3n_text_session *s, const float *embeds, int64_t count)
+{
+    const g3n_text_model *m = s->model;
+    const int64_t D = m->hidden_size, stride = s->chunk * D;
+    memcpy(s->streams, embeds, (size_t)(count * D) * sizeof(float));
+    for (int i = 1; i < m->altup_inputs; i++) {
+        float *stream = s->streams + i * stride;
+        g3n_matmul(embeds, count, (size_t)D, &m->altup_projections[i - 1], stream, (size_t)D);
+        for (int64_t t = 0; t < count; t++) {
+            float target = root_mean_square(embeds + t * D, D);
+            float ms = mean_square(stream + t * D, D);
+            float magnitude = sqrtf(ms > 1e-5f ? ms : 1e-5f);
+            for (int64_t d = 0; d < D; d++)
+                stream[t * D + d] = stream[t * D + d] * target / magnitude;
+        }
+    }
+}
+
+/* The end of Gemma3nTextModel.forward (unembed projections, mean of the
+ * streams, final norm) and the head (tied lm_head, soft-capping), for `rows`
+ * tokens starting at chunk row `first_row`. */
+static void head_forward(g3n_text_session *s, int64_t first_row, int64_t rows, float *logits)
+{
+    const g3n_text_model *m = s->model;
+    const int64_t D = m->hidden_size, stride = s->chunk * D, V = m->vocab_size;
+    const int N = m->altup_inputs;
+    const float *s0 = s->streams + first_row * D;
+    float *sum = s->x;
+    memcpy(sum, s0, (size_t)(rows * D) * sizeof(float));
+    for (int i = 1; i < N; i++) {
+        float *u = s->tmp;
+        g3n_matmul(s->streams + i * stride + first_row * D, rows, (size_t)D, &m->altup_unembed_projections[i - 1], u,
+                   (size_t)D);
+        for (int64_t t = 0; t < rows; t++) {
+            float target = root_mean_square(s0 + t * D, D);
+            float ms = mean_square(u + t * D, D);
+            float magnitude = sqrtf(ms > 1e-5f ? ms : 1e-5f);
+            for (int64_t d = 0; d < D; d++)
+                sum[t * D + d] += u[t * D + d] * target / magnitude;
+        }
+    }
+    for (int64_t i = 0; i < rows * D; i++)
+        sum[i] = sum[i] / (float)N;
+    g3n_rms_norm_rows(sum, D, m->final_norm, sum, D, rows, D, m->config->rms_norm_eps);
+    g3n_matmul(sum, rows, (size_t)D, &m->lm_head, logits, (size_t)V);
+    const float cap = (float)m->config->final_logit_softcapping;
+    if (cap > 0.0f) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < rows * V; i++)
+            logits[i] = tanhf(logits[i] / cap) * cap;
+    }
+}
+
+int g3n_text_session_forward(g3n_text_session *s, const float *inputs_embeds, const float *per_layer_inputs,
+                             int64_t count, float *logits, int all_logits, g3n_error *err)
+{
+    const g3n_text_model *m = s->model;
+    const int64_t D = m->hidden_size, HD = m->head_dim, V = m->vocab_size;
+    const int64_t LP = (int64_t)m->num_layers * m->per_layer_dim, kv_row = (int64_t)m->num_kv_heads * HD;
+    if (count <= 0)
+        return g3n_error_set(err, "text forward: no tokens");
+    if (s->position + count > s->max_positions)
+        return g3n_error_set(err, "text forward: %lld + %lld positions exceed the session's max_positions %lld",
+                             (long long)s->position, (long long)count, (long long)s->max_positions);
+    for (int64_t done = 0; done < count; done += s->chunk) {
+        const int64_t n = count - done < s->chunk ? count - done : s->chunk;
+        const int64_t start = s->position;
+        rope_tables(m->inv_freq_sliding, start, n, HD / 2, s->rope_cos[0], s->rope_sin[0]);
+        rope_tables(m->inv_freq_full, start, n, HD / 2, s->rope_cos[1], s->rope_sin[1]);
+        altup_expand(s, inputs_embeds + done * D, n);
+        if (s->hook)
+            s->hook(s->hook_user, -1, s->streams, m->altup_inputs, s->chunk * D, start, n, D);
+        for (int l = 0; l < m->num_layers; l++) {
+            decoder_layer_forward(s, &m->layers[l], per_layer_inputs + done * LP, start, n);
+            if (s->hook)
+                s->hook(s->hook_user, l, s->streams, m->altup_inputs, s->chunk * D, start, n, D);
+        }
+        for (int l = 0; l < m->num_layers; l++) {
+            layer_cache *lc = &s->caches[l];
+            if (lc->ring && m->layers[l].kv_source_of_shared && !m->layers[l].kv_shared)
+                commit_ring(lc, start, n, kv_row);
+        }
+        s->position += n;
+        if (logits) {
+            if (all_logits)
+                head_forward(s, 0, n, logits + done * V);
+            else if (done + n == count)
+                head_forward(s, n - 1, 1, logits);
+        }
+    }
+    return G3N_OK;
+}
+
+int g3n_text_session_forward_ids(g3n_text_session *s, const int32_t *ids, int64_t count, float *logits,
+                                 int all_logits, g3n_error *err)
+{
+    const g3n_text_model *m = s->model;
+    for (int64_t done = 0; done < count; done += s->chunk) {
+        const int64_t n = count - done < s->chunk ? count - done : s->chunk;
+        if (g3n_text_embedder_embed_ids(&m->embedder, ids + done, n, s->embeds, s->per_layer, s->per_layer_tokens,
+                                        err) != G3N_OK)
+            return G3N_ERR;
+        float *out = NULL;
+        int all = all_logits;
+        if (logits) {
+            if (all_logits)
+                out = logits + done * m->vocab_size;
+            else if (done + n == count)
+                out = logits;
+        }
+        if (g3n_text_session_forward(s, s->embeds, s->per_layer, n, out, all, err) != G3N_OK)
+            return G3N_ERR;
+    }
+    return G3N_OK;
+}

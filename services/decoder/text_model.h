@@ -1,0 +1,154 @@
+/* text_model.h - the Gemma 3n language model (Gemma3nTextModel + the tied,
+ * soft-capped head of Gemma3nForConditionalGeneration), f32 compute over
+ * weights in their stored dtype.
+ *
+ * Two objects, as whisper.cpp separates context and state:
+ *   g3n_text_model    the weights (borrowed views from a g3n_weights source,
+ *                     mmapped or synth) and constants; read-only after load,
+ *                     shared by any number of sessions.
+ *   g3n_text_session  one conversation: the KV cache and the scratch buffers.
+ *                     Full-attention layers keep every position up to the
+ *                     session's max_positions; sliding layers keep a ring of
+ *                     sliding_window positions; KV-shared layers keep nothing
+ *                     (they read the cache of their source layer). Not
+ *                     thread-safe: one caller at a time per session.
+ *
+ * The input seam: the layer stack takes inputs_embeds [T, D] and the final
+ * per-layer inputs [T, L, P] (services/embedder/text_embedder.h computes both;
+ * in the multimodal pipeline the embedder daemon hands them over).
+ * g3n_text_session_forward_ids is the text-only shortcut that embeds ids with
+ * the model's own embedder first.
+ *
+ * Prompts are processed in chunks of chunk_tokens rows (no T x T matrix);
+ * decoding is a forward of one token.
+ *
+ * Lifetimes: the model borrows the config (config->text must outlive it) and
+ * the weights source (must outlive it); a session borrows the model.
+ */
+#ifndef G3N_TEXT_MODEL_H
+#define G3N_TEXT_MODEL_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "matmul.h"
+#include "status.h"
+#include "tensor_list.h"
+#include "text_embedder.h"
+#include "weights.h"
+
+#define G3N_ALTUP_MAX_INPUTS 8
+
+/* Every model.language_model.* tensor a checkpoint of this config holds (name
+ * and shape). Like the released checkpoints it includes k_proj/v_proj/k_norm
+ * for the KV-shared layers too (the model never reads them; a transformers-5
+ * save_pretrained() leaves them out, which is equally fine). */
+int g3n_text_model_list_tensors(const g3n_model_config *config, g3n_tensor_list *list, g3n_error *err);
+
+/* One decoder layer's weights (Gemma3nTextDecoderLayer), checkpoint names
+ * model.language_model.layers.{index}.<field path>. */
+typedef struct g3n_text_layer {
+    int index;
+    g3n_layer_type type;
+    int kv_shared;              /* 1: reads the cache of kv_source, has no K/V of its own */
+    int kv_source;              /* layer whose cache this layer reads (itself if not shared) */
+    int kv_source_of_shared;    /* 1: some KV-shared layer reads this layer's cache */
+    int64_t intermediate_size;  /* this layer's MLP width */
+    int sparse;                 /* activation_sparsity_pattern[index] > 0 */
+    float sparsity_std_multiplier; /* Normal(0,1).icdf(sparsity) in f32 */
+    /* self_attn */
+    g3n_matrix q_proj, k_proj, v_proj, o_proj; /* k/v unset for KV-shared layers */
+    const float *q_norm, *k_norm;              /* [head_dim]; k_norm NULL when shared */
+    /* mlp */
+    g3n_matrix gate_proj, up_proj, down_proj;
+    /* norms [D] */
+    const float *input_layernorm, *post_attention_layernorm, *pre_feedforward_layernorm, *post_feedforward_layernorm;
+    /* altup */
+    const float *correct_output_scale; /* [D] */
+    const float *correction_coefs;     /* [N, N] */
+    const float *prediction_coefs;     /* [N*N, N] */
+    const float *router_norm;          /* [D] */
+    g3n_matrix modality_router;        /* [N, D] */
+    /* laurel */
+    g3n_matrix laurel_left, laurel_right; /* [rank, D], [D, rank] */
+    const float *post_laurel_norm;        /* [D] */
+    /* per-layer input branch */
+    g3n_matrix per_layer_input_gate;      /* [P, D] */
+    g3n_matrix per_layer_projection;      /* [D, P] */
+    const float *post_per_layer_input_norm; /* [D] */
+} g3n_text_layer;
+
+typedef struct g3n_text_model {
+    const g3n_text_config *config; /* borrowed */
+    g3n_weights *weights;          /* borrowed */
+    int num_layers;
+    int64_t hidden_size, head_dim, per_layer_dim, vocab_size;
+    int num_heads, num_kv_heads, altup_inputs, altup_active;
+    int64_t max_intermediate_size;
+    g3n_text_embedder embedder;    /* embed_tokens, per-layer tables */
+    g3n_text_layer *layers;        /* [num_layers], owned */
+    g3n_matrix altup_projections[G3N_ALTUP_MAX_INPUTS - 1];         /* [D, D] each */
+    g3n_matrix altup_unembed_projections[G3N_ALTUP_MAX_INPUTS - 1]; /* [D, D] each */
+    const float *final_norm;       /* norm.weight [D] */
+    g3n_matrix lm_head;            /* tied: embed_tokens.weight [vocab, D], no scale */
+    float *inv_freq_full;          /* [head_dim/2], owned: RoPE of full_attention layers */
+    float *inv_freq_sliding;       /* [head_dim/2], owned: RoPE of sliding_attention layers */
+} g3n_text_model;
+
+/* Borrows every tensor the config calls for; a missing or misshapen one is an
+ * error naming it. */
+int g3n_text_model_load(g3n_text_model *model, g3n_weights *weights, const g3n_model_config *config,
+                        g3n_error *err);
+void g3n_text_model_free(g3n_text_model *model); /* accepts a zeroed struct */
+
+typedef struct g3n_text_session g3n_text_session;
+
+typedef struct g3n_text_session_params {
+    int64_t max_positions; /* context length the full-attention caches hold (default: max_position_embeddings) */
+    int64_t chunk_tokens;  /* prefill chunk rows (default 64) */
+} g3n_text_session_params;
+
+g3n_text_session_params g3n_text_session_default_params(const g3n_text_model *model);
+
+int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *model,
+                            const g3n_text_session_params *params, g3n_error *err);
+void g3n_text_session_free(g3n_text_session *session); /* accepts NULL */
+/* Forgets every position (the cache is reused, nothing is reallocated). */
+void g3n_text_session_reset(g3n_text_session *session);
+const g3n_text_model *g3n_text_session_model(const g3n_text_session *session);
+/* Number of positions processed so far (the next token's position). */
+int64_t g3n_text_session_position(const g3n_text_session *session);
+
+typedef struct g3n_text_session_memory {
+    uint64_t kv_cache_bytes; /* K and V of the non-shared layers */
+    uint64_t scratch_bytes;  /* chunk buffers, attention scores */
+} g3n_text_session_memory;
+g3n_text_session_memory g3n_text_session_memory_usage(const g3n_text_session *session);
+
+/* Called after each decoder layer with its output streams, and once with
+ * layer = -1 for the stack's input (the AltUp streams before layer 0).
+ * streams[i * stream_stride + t * hidden + d]: stream i, token t of this chunk
+ * (absolute position first_position + t). */
+typedef void (*g3n_text_layer_hook)(void *user, int layer, const float *streams, int num_streams,
+                                    int64_t stream_stride, int64_t first_position, int64_t count, int64_t hidden);
+void g3n_text_session_set_layer_hook(g3n_text_session *session, g3n_text_layer_hook hook, void *user);
+
+/* Runs count tokens at positions position() .. position()+count-1 through the
+ * layer stack and appends them to the cache.
+ * inputs_embeds [count, D]; per_layer_inputs [count, L, P] (final, as
+ * g3n_text_embedder_project_per_layer gives them).
+ * logits: NULL (none), [count, vocab] when all_logits, else [vocab] for the
+ * last token; soft-capped as the model's head gives them. */
+int g3n_text_session_forward(g3n_text_session *session, const float *inputs_embeds, const float *per_layer_inputs,
+                             int64_t count, float *logits, int all_logits, g3n_error *err);
+/* The same from token ids (embedded with the model's text embedder). */
+int g3n_text_session_forward_ids(g3n_text_session *session, const int32_t *ids, int64_t count, float *logits,
+                                 int all_logits, g3n_error *err);
+
+/* For tests: the largest number of keys any query of `layer` attended to since
+ * the session was created (a sliding layer must never exceed sliding_window),
+ * and the number of cache slots the layer holds (0 for KV-shared layers). */
+int64_t g3n_text_session_max_keys_attended(const g3n_text_session *session, int layer);
+int64_t g3n_text_session_cache_slots(const g3n_text_session *session, int layer);
+
+#endif
