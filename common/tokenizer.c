@@ -13,9 +13,14 @@
 #include "tokenizer.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "json_util.h"
 
@@ -50,10 +55,14 @@ static uint64_t hash_u64(uint64_t x)
 }
 
 /* String -> index map (open addressing); the strings live in a piece table. */
+typedef struct string_slot {
+    uint32_t hash;  /* high half of the key's hash */
+    int32_t index;  /* -1: empty */
+    piece_ref key;  /* a copy of table[index], so a probe touches no table */
+} string_slot;
 typedef struct string_map {
-    uint32_t *hashes;  /* [capacity] */
-    int32_t *indices;  /* [capacity], -1 empty */
-    uint64_t capacity; /* power of two */
+    string_slot *slots; /* [capacity] */
+    uint64_t capacity;  /* power of two */
     uint64_t count;
 } string_map;
 
@@ -166,11 +175,10 @@ static int string_map_init(string_map *map, uint64_t expected, g3n_error *err)
     uint64_t capacity = 16;
     while (capacity < expected * 2)
         capacity *= 2;
-    map->hashes = malloc(capacity * sizeof(uint32_t));
-    map->indices = malloc(capacity * sizeof(int32_t));
-    if (!map->hashes || !map->indices)
+    map->slots = malloc(capacity * sizeof(string_slot));
+    if (!map->slots)
         return g3n_error_set(err, "out of memory for a hash map of %llu entries", (unsigned long long)capacity);
-    memset(map->indices, 0xff, capacity * sizeof(int32_t));
+    memset(map->slots, 0xff, capacity * sizeof(string_slot));
     map->capacity = capacity;
     map->count = 0;
     return G3N_OK;
@@ -178,8 +186,7 @@ static int string_map_init(string_map *map, uint64_t expected, g3n_error *err)
 
 static void string_map_free(string_map *map)
 {
-    free(map->hashes);
-    free(map->indices);
+    free(map->slots);
     memset(map, 0, sizeof(*map));
 }
 
@@ -187,15 +194,17 @@ static void string_map_free(string_map *map)
 static uint64_t string_map_slot(const string_map *map, const g3n_tokenizer *t, const piece_ref *table,
                                 const char *key, size_t length, uint64_t hash)
 {
+    (void)table; /* the slots carry their keys */
     uint64_t mask = map->capacity - 1;
     uint64_t slot = hash & mask;
     uint32_t short_hash = (uint32_t)(hash >> 32);
     for (;;) {
-        int32_t index = map->indices[slot];
+        int32_t index = map->slots[slot].index;
         if (index < 0)
             return slot;
-        if (map->hashes[slot] == short_hash && table[index].length == (int32_t)length &&
-            memcmp(piece_data(t, table[index]), key, length) == 0)
+        const string_slot *entry = &map->slots[slot];
+        if (entry->hash == short_hash && entry->key.length == (int32_t)length &&
+            memcmp(piece_data(t, entry->key), key, length) == 0)
             return slot;
         slot = (slot + 1) & mask;
     }
@@ -207,7 +216,7 @@ static int32_t string_map_get(const string_map *map, const g3n_tokenizer *t, con
     if (!map->capacity)
         return -1;
     uint64_t hash = hash_bytes(key, length);
-    return map->indices[string_map_slot(map, t, table, key, length, hash)];
+    return map->slots[string_map_slot(map, t, table, key, length, hash)].index;
 }
 
 static int string_map_grow(string_map *map, const g3n_tokenizer *t, const piece_ref *table, g3n_error *err)
@@ -218,14 +227,13 @@ static int string_map_grow(string_map *map, const g3n_tokenizer *t, const piece_
         return G3N_ERR;
     }
     for (uint64_t i = 0; i < map->capacity; i++) {
-        int32_t index = map->indices[i];
+        int32_t index = map->slots[i].index;
         if (index < 0)
             continue;
         const char *key = piece_data(t, table[index]);
         uint64_t hash = hash_bytes(key, (size_t)table[index].length);
         uint64_t slot = string_map_slot(&bigger, t, table, key, (size_t)table[index].length, hash);
-        bigger.indices[slot] = index;
-        bigger.hashes[slot] = (uint32_t)(hash >> 32);
+        bigger.slots[slot] = map->slots[i];
     }
     bigger.count = map->count;
     string_map_free(map);
@@ -242,10 +250,11 @@ static int string_map_put(string_map *map, const g3n_tokenizer *t, const piece_r
     const char *key = piece_data(t, table[index]);
     uint64_t hash = hash_bytes(key, (size_t)table[index].length);
     uint64_t slot = string_map_slot(map, t, table, key, (size_t)table[index].length, hash);
-    if (map->indices[slot] < 0)
+    if (map->slots[slot].index < 0)
         map->count++;
-    map->indices[slot] = index;
-    map->hashes[slot] = (uint32_t)(hash >> 32);
+    map->slots[slot].index = index;
+    map->slots[slot].hash = (uint32_t)(hash >> 32);
+    map->slots[slot].key = table[index];
     return G3N_OK;
 }
 
@@ -747,10 +756,10 @@ typedef struct load_state {
     cJSON *model_type, *byte_fallback, *unk_token, *fuse_unk, *dropout, *continuing_subword_prefix,
         *end_of_word_suffix, *ignore_merges;
     int has_model, has_vocab, has_merges;
-    /* merges as strings until the vocabulary is complete */
-    piece_ref *merge_strings; /* [2 * merge_count] */
+    piece_ref *merge_strings; /* [merge_count] left + right, concatenated */
+    int32_t *merge_splits;    /* [merge_count] byte length of the left piece */
     int64_t merge_count, merge_capacity;
-    text_buffer scratch;
+    text_buffer scratch, left;
 } load_state;
 
 static int vocab_member(json_scanner *s, g3n_tokenizer *t, void *context)
@@ -780,6 +789,40 @@ static int vocab_member(json_scanner *s, g3n_tokenizer *t, void *context)
     return string_map_put(&t->vocab_map, t, t->vocab_pieces, (int32_t)id, s->err);
 }
 
+/* The ids of one merge (left, right, merged); -1 where a piece is not in the vocabulary. */
+static void merge_ids(const g3n_tokenizer *t, piece_ref merged, int32_t split, int32_t ids[3])
+{
+    const char *text = piece_data(t, merged);
+    ids[0] = string_map_get(&t->vocab_map, t, t->vocab_pieces, text, (size_t)split);
+    ids[1] = string_map_get(&t->vocab_map, t, t->vocab_pieces, text + split, (size_t)(merged.length - split));
+    ids[2] = string_map_get(&t->vocab_map, t, t->vocab_pieces, text, (size_t)merged.length);
+}
+
+static int add_merge(json_scanner *s, g3n_tokenizer *t, load_state *st, const char *left, size_t left_length,
+                     const char *right, size_t right_length)
+{
+    if (st->merge_count == st->merge_capacity) {
+        int64_t capacity = st->merge_capacity ? st->merge_capacity * 2 : 1 << 16;
+        piece_ref *strings = realloc(st->merge_strings, (size_t)capacity * sizeof(piece_ref));
+        int32_t *splits = realloc(st->merge_splits, (size_t)capacity * sizeof(int32_t));
+        if (strings)
+            st->merge_strings = strings;
+        if (splits)
+            st->merge_splits = splits;
+        if (!strings || !splits)
+            return g3n_error_set(s->err, "out of memory for the merges");
+        st->merge_capacity = capacity;
+    }
+    int64_t rank = st->merge_count++;
+    st->scratch.length = 0;
+    if (text_append(&st->scratch, left, left_length, s->err) != G3N_OK ||
+        text_append(&st->scratch, right, right_length, s->err) != G3N_OK ||
+        arena_add(t, st->scratch.data, st->scratch.length, &st->merge_strings[rank], s->err) != G3N_OK)
+        return G3N_ERR;
+    st->merge_splits[rank] = (int32_t)left_length;
+    return G3N_OK;
+}
+
 static int scan_merges(json_scanner *s, g3n_tokenizer *t, load_state *st)
 {
     const char *where = "model.merges";
@@ -791,23 +834,16 @@ static int scan_merges(json_scanner *s, g3n_tokenizer *t, load_state *st)
         return G3N_OK;
     }
     for (;;) {
-        if (st->merge_count == st->merge_capacity) {
-            int64_t capacity = st->merge_capacity ? st->merge_capacity * 2 : 1 << 16;
-            piece_ref *strings = realloc(st->merge_strings, (size_t)capacity * 2 * sizeof(piece_ref));
-            if (!strings)
-                return g3n_error_set(s->err, "out of memory for the merges");
-            st->merge_strings = strings;
-            st->merge_capacity = capacity;
-        }
-        piece_ref *pair = &st->merge_strings[2 * st->merge_count];
         scan_space(s);
         if (s->p < s->end && *s->p == '[') { /* ["left", "right"] */
             s->p++;
-            if (scan_string(s, where) != G3N_OK ||
-                arena_add(t, s->string.data, s->string.length, &pair[0], s->err) != G3N_OK ||
+            if (scan_string(s, where) != G3N_OK)
+                return G3N_ERR;
+            st->left.length = 0;
+            if (text_append(&st->left, s->string.data, s->string.length, s->err) != G3N_OK ||
                 scan_char(s, ',', where) != G3N_OK || scan_string(s, where) != G3N_OK ||
-                arena_add(t, s->string.data, s->string.length, &pair[1], s->err) != G3N_OK ||
-                scan_char(s, ']', where) != G3N_OK)
+                scan_char(s, ']', where) != G3N_OK ||
+                add_merge(s, t, st, st->left.data, st->left.length, s->string.data, s->string.length) != G3N_OK)
                 return G3N_ERR;
         } else { /* "left right" (older files) */
             if (scan_string(s, where) != G3N_OK)
@@ -816,11 +852,9 @@ static int scan_merges(json_scanner *s, g3n_tokenizer *t, load_state *st)
             if (!space || memchr(space + 1, ' ', s->string.length - (size_t)(space - s->string.data) - 1))
                 return scan_fail(s, where, "a merge string must hold exactly one space");
             size_t left = (size_t)(space - s->string.data);
-            if (arena_add(t, s->string.data, left, &pair[0], s->err) != G3N_OK ||
-                arena_add(t, space + 1, s->string.length - left - 1, &pair[1], s->err) != G3N_OK)
+            if (add_merge(s, t, st, s->string.data, left, space + 1, s->string.length - left - 1) != G3N_OK)
                 return G3N_ERR;
         }
-        st->merge_count++;
         scan_space(s);
         if (s->p < s->end && *s->p == ',') {
             s->p++;
@@ -840,7 +874,7 @@ static int model_member(json_scanner *s, g3n_tokenizer *t, void *context)
     const char *key = s->string.data;
     if (strcmp(key, "vocab") == 0) {
         st->has_vocab = 1;
-        if (!t->vocab_map.capacity && string_map_init(&t->vocab_map, 300000, s->err) != G3N_OK)
+        if (!t->vocab_map.capacity && string_map_init(&t->vocab_map, 1 << 18, s->err) != G3N_OK)
             return G3N_ERR;
         return scan_object(s, "model.vocab", t, vocab_member, NULL);
     }
@@ -1237,7 +1271,7 @@ static int build_id_tables(g3n_tokenizer *t, const cJSON *added_list, g3n_error 
     for (int i = 0; i < 65536; i++)
         t->bmp_char_ids[i] = -1;
     for (uint64_t slot = 0; slot < t->vocab_map.capacity; slot++) {
-        int32_t id = t->vocab_map.indices[slot];
+        int32_t id = t->vocab_map.slots[slot].index;
         if (id < 0)
             continue;
         piece_ref p = t->vocab_pieces[id];
@@ -1249,29 +1283,39 @@ static int build_id_tables(g3n_tokenizer *t, const cJSON *added_list, g3n_error 
     return G3N_OK;
 }
 
+/* The merge map: (left, right) -> (rank, merged id); a later duplicate wins,
+ * as the Rust HashMap collect does. The string lookups (cache-miss bound)
+ * run in parallel. */
 static int resolve_merges(g3n_tokenizer *t, const char *name, load_state *st, g3n_error *err)
 {
-    if (u64_map_init(&t->merges, (uint64_t)st->merge_count, err) != G3N_OK)
-        return G3N_ERR;
-    for (int64_t rank = 0; rank < st->merge_count; rank++) {
-        piece_ref left = st->merge_strings[2 * rank], right = st->merge_strings[2 * rank + 1];
-        int32_t left_id = string_map_get(&t->vocab_map, t, t->vocab_pieces, piece_data(t, left), (size_t)left.length);
-        int32_t right_id =
-            string_map_get(&t->vocab_map, t, t->vocab_pieces, piece_data(t, right), (size_t)right.length);
-        st->scratch.length = 0;
-        if (text_append(&st->scratch, piece_data(t, left), (size_t)left.length, err) != G3N_OK ||
-            text_append(&st->scratch, piece_data(t, right), (size_t)right.length, err) != G3N_OK)
-            return G3N_ERR;
-        int32_t new_id = string_map_get(&t->vocab_map, t, t->vocab_pieces, st->scratch.data, st->scratch.length);
-        if (left_id < 0 || right_id < 0 || new_id < 0)
-            return g3n_error_set(err, "%s: model.merges[%lld] ('%s', '%s'): %s is not in the vocabulary", name,
-                                 (long long)rank, piece_data(t, left), piece_data(t, right),
-                                 left_id < 0 ? "the left piece" : right_id < 0 ? "the right piece" : "the merged piece");
-        if (u64_map_put(&t->merges, ((uint64_t)(uint32_t)left_id << 32) | (uint32_t)right_id, (int32_t)rank, new_id,
-                        err) != G3N_OK)
-            return G3N_ERR;
+    int64_t count = st->merge_count;
+    int32_t *ids = malloc((size_t)(count ? count : 1) * 3 * sizeof(int32_t));
+    if (!ids)
+        return g3n_error_set(err, "out of memory for %lld merges", (long long)count);
+    int64_t first_bad = count;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
+    for (int64_t rank = 0; rank < count; rank++) {
+        merge_ids(t, st->merge_strings[rank], st->merge_splits[rank], &ids[3 * rank]);
+        if ((ids[3 * rank] < 0 || ids[3 * rank + 1] < 0 || ids[3 * rank + 2] < 0) && rank < first_bad)
+            first_bad = rank;
     }
-    return G3N_OK;
+    if (first_bad < count) {
+        const int32_t *bad = &ids[3 * first_bad];
+        piece_ref merged = st->merge_strings[first_bad];
+        int split = st->merge_splits[first_bad];
+        g3n_error_set(err, "%s: model.merges[%lld] ('%.*s', '%s'): %s is not in the vocabulary", name,
+                      (long long)first_bad, split, piece_data(t, merged), piece_data(t, merged) + split,
+                      bad[0] < 0 ? "the left piece" : bad[1] < 0 ? "the right piece" : "the merged piece");
+        free(ids);
+        return G3N_ERR;
+    }
+    int status = u64_map_init(&t->merges, (uint64_t)count, err);
+    for (int64_t rank = 0; rank < count && status == G3N_OK; rank++) {
+        const int32_t *m = &ids[3 * rank];
+        status = u64_map_put(&t->merges, ((uint64_t)(uint32_t)m[0] << 32) | (uint32_t)m[1], (int32_t)rank, m[2], err);
+    }
+    free(ids);
+    return status;
 }
 
 static int check_model(g3n_tokenizer *t, const char *name, load_state *st, g3n_error *err)
@@ -1308,8 +1352,10 @@ static void load_state_free(load_state *st)
                     st->continuing_subword_prefix, st->end_of_word_suffix, st->ignore_merges};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         cJSON_Delete(all[i]);
+    free(st->merge_splits);
     free(st->merge_strings);
     free(st->scratch.data);
+    free(st->left.data);
 }
 
 int g3n_tokenizer_load_from_memory(g3n_tokenizer **out, const char *json, size_t size, const char *name,
@@ -1363,13 +1409,33 @@ int g3n_tokenizer_load_from_memory(g3n_tokenizer **out, const char *json, size_t
 
 int g3n_tokenizer_load(g3n_tokenizer **out, const char *path, g3n_error *err)
 {
-    char *data = NULL;
-    size_t size = 0;
     *out = NULL;
-    if (g3n_read_file(path, &data, &size, err) != G3N_OK)
-        return g3n_error_prefix(err, "tokenizer");
-    int status = g3n_tokenizer_load_from_memory(out, data, size, path, err);
-    free(data);
+    /* mapped rather than read: no 33 MB copy */
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return g3n_error_set(err, "tokenizer: %s: %s", path, strerror(errno));
+    struct stat info;
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        close(fd);
+        return g3n_error_set(err, "tokenizer: %s: not a regular file", path);
+    }
+    if (info.st_size == 0) {
+        close(fd);
+        return g3n_error_set(err, "tokenizer: %s: empty file", path);
+    }
+    void *data = mmap(NULL, (size_t)info.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    close(fd);
+    if (data == MAP_FAILED) {
+        char *copy = NULL;
+        size_t size = 0;
+        if (g3n_read_file(path, &copy, &size, err) != G3N_OK)
+            return g3n_error_prefix(err, "tokenizer");
+        int status = g3n_tokenizer_load_from_memory(out, copy, size, path, err);
+        free(copy);
+        return status;
+    }
+    int status = g3n_tokenizer_load_from_memory(out, data, (size_t)info.st_size, path, err);
+    munmap(data, (size_t)info.st_size);
     return status;
 }
 
