@@ -134,6 +134,9 @@ static int parse_entry(g3n_safetensors_file *f, const cJSON *item, g3n_safetenso
                              path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
                              (unsigned long long)f->data_size);
     uint64_t element = g3n_dtype_size(e->dtype);
+    if (((uintptr_t)(f->data + e->begin)) % element != 0)
+        return g3n_error_set(err, "%s: tensor '%s': data is not aligned to its %llu-byte elements", path, e->name,
+                             (unsigned long long)element);
     if (numel > UINT64_MAX / element || e->end - e->begin != numel * element)
         return g3n_error_set(err, "%s: tensor '%s': %llu bytes of data for %llu elements of %s", path, e->name,
                              (unsigned long long)(e->end - e->begin), (unsigned long long)numel,
@@ -359,8 +362,9 @@ static int checkpoint_open_index(g3n_checkpoint *c, const char *folder, const ch
     }
     for (const cJSON *item = map->child; item; item = item->next) {
         if (!cJSON_IsString(item) || strchr(item->valuestring, '/') || strstr(item->valuestring, "..")) {
+            g3n_error_set(err, "%s: tensor '%s': bad shard file name", index_path, item->string);
             cJSON_Delete(index);
-            return g3n_error_set(err, "%s: tensor '%s': bad shard file name", index_path, item->string);
+            return G3N_ERR;
         }
         char shard_path[4096];
         snprintf(shard_path, sizeof(shard_path), "%s/%s", folder, item->valuestring);

@@ -36,11 +36,19 @@ static const char *write_raw(const char *name, uint64_t declared_header_length, 
     snprintf(path, sizeof(path), "%s/%s", temp_dir, name);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
+    /* pad the header with spaces to a multiple of 8, as writers do, so the data stays aligned */
+    size_t padding = (8 - strlen(header) % 8) % 8;
+    if (declared_header_length == strlen(header))
+        declared_header_length += padding;
+    else
+        padding = 0;
     unsigned char length[8];
     for (int i = 0; i < 8; i++)
         length[i] = (unsigned char)(declared_header_length >> (8 * i));
     fwrite(length, 1, 8, f);
     fwrite(header, 1, strlen(header), f);
+    for (size_t i = 0; i < padding; i++)
+        fputc(' ', f);
     if (data_size)
         fwrite(data, 1, data_size, f);
     fclose(f);
@@ -206,6 +214,14 @@ static void test_negative_shape(void **state)
     expect_open_error(write_raw("negative.safetensors", strlen(header), header, data, 4), "shape");
 }
 
+static void test_misaligned_data(void **state)
+{
+    (void)state;
+    const char *header = "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[2,6]}}";
+    const char data[6] = {0};
+    expect_open_error(write_raw("misaligned.safetensors", strlen(header), header, data, 6), "aligned");
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -275,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_unknown_dtype),
         cmocka_unit_test(test_overlapping_tensors),
         cmocka_unit_test(test_negative_shape),
+        cmocka_unit_test(test_misaligned_data),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_checkpoint_index_points_to_wrong_shard),
         cmocka_unit_test(test_empty_folder),
