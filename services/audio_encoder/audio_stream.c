@@ -134,13 +134,19 @@ static int push_frames(g3n_audio_stream *s, int64_t end_frame, g3n_error *err)
     return G3N_OK;
 }
 
-/* Frames whose samples are all in (not the padded end). */
+/* Frames that are final: every sample they read is in (HTK pre-emphasis, and
+ * no pre-emphasis, leave the frame's last sample unused), and they exist
+ * whatever the final length (the padded length already holds them). */
 static int64_t complete_frames(const g3n_audio_stream *s)
 {
-    int64_t span = s->fc->frame_length + 1;
+    const g3n_audio_feature_config *fc = s->fc;
+    int uses_last = fc->preemphasis > 0.0 && !fc->preemphasis_htk;
+    int64_t span = fc->frame_length + uses_last;
     if (s->segment_samples < span)
         return 0;
-    return (s->segment_samples - span) / s->fc->hop_length + 1;
+    int64_t by_samples = (s->segment_samples - span) / fc->hop_length + 1;
+    int64_t by_padding = g3n_audio_frame_count(fc, g3n_audio_padded_samples(fc, s->segment_samples));
+    return by_samples < by_padding ? by_samples : by_padding;
 }
 
 /* Ends the current segment: padding, last frames, last tokens. */

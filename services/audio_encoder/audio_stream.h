@@ -2,7 +2,8 @@
  * as they can no longer change.
  *
  * Pipeline: 16 kHz mono f32 samples -> log-mel frames (a frame is computed once
- * its frame_length + 1 samples are in) -> the streaming conformer
+ * every sample it reads is in; token k of the released config needs the
+ * first 2560k + 1472 samples) -> the streaming conformer
  * (audio_encoder.h) -> embed_audio (soft path) -> the sink. flush() ends the
  * clip: the waveform is zero-padded to a multiple of 128 samples as the
  * reference pads it, the last frames and tokens come out, and the output
