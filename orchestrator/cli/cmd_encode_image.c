@@ -1,11 +1,164 @@
+/* cmd_encode_image.c - `g3n encode-image`: image files -> 256 soft tokens each.
+ * Reads like a script: arguments, config, weights, encoder, preprocess all
+ * images, one batched encode, report, free in reverse order. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "commands.h"
+#include "config.h"
+#include "image_preprocess.h"
+#include "matmul.h"
+#include "ops.h"
+#include "vision_encoder.h"
+#include "weights.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: g3n encode-image (--model DIR | --synth CONFIG:SEED) [options] FILE...\n"
+            "\n"
+            "Decodes each image (JPEG, PNG, WebP, GIF, TIFF, BMP, ... via libvips), resizes it to\n"
+            "768x768, runs the MobileNetV5 vision tower and embed_vision, and prints the soft-token\n"
+            "shape and the seconds per image.\n"
+            "\n"
+            "  --model DIR          checkpoint folder (config.json + safetensors)\n"
+            "  --synth CONFIG:SEED  synthetic weights for CONFIG (config.json) with SEED\n"
+            "  --threads N          OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+            "  --max-pixels N       refuse images with more decoded pixels (default 178956970)\n"
+            "  --batch N            images per encoder call (default: all at once)\n"
+            "  -h, --help           this help\n");
+}
 
 int g3n_command_encode_image(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "g3n encode-image: error: not built yet\n");
-    return 1;
+    if (g3n_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    const char *model_dir = NULL, *synth_spec = NULL;
+    int threads = 0, batch = 0;
+    g3n_image_options options = g3n_image_default_options();
+    const char **files = calloc((size_t)argc, sizeof *files);
+    int file_count = 0;
+    if (!files)
+        return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+        if (strcmp(a, "--model") == 0 && has_value)
+            model_dir = argv[++i];
+        else if (strcmp(a, "--synth") == 0 && has_value)
+            synth_spec = argv[++i];
+        else if (strcmp(a, "--threads") == 0 && has_value)
+            threads = atoi(argv[++i]);
+        else if (strcmp(a, "--max-pixels") == 0 && has_value)
+            options.max_pixels = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(a, "--batch") == 0 && has_value)
+            batch = atoi(argv[++i]);
+        else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "g3n encode-image: error: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            free(files);
+            return 2;
+        } else
+            files[file_count++] = a;
+    }
+    if ((model_dir == NULL) == (synth_spec == NULL) || file_count == 0 || options.max_pixels < 1) {
+        fprintf(stderr, "g3n encode-image: error: give exactly one of --model or --synth, and at least one FILE\n");
+        usage(stderr);
+        free(files);
+        return 2;
+    }
+    if (threads > 0)
+        g3n_set_threads(threads);
+    if (batch <= 0 || batch > file_count)
+        batch = file_count;
+
+    g3n_error err = {{0}};
+    g3n_model_config config = {0};
+    g3n_weights *weights = NULL;
+    g3n_vision_encoder *encoder = NULL;
+    float *pixels = NULL, *embeds = NULL;
+    int *index = NULL; /* file index of each preprocessed image of a batch */
+    int status = 1;
+    double start = g3n_now_seconds();
+    if (model_dir) {
+        if (g3n_config_load(&config, model_dir, &err) != G3N_OK ||
+            g3n_weights_open_checkpoint(&weights, model_dir, &err) != G3N_OK)
+            goto done;
+    } else {
+        char config_path[1024];
+        uint64_t seed;
+        if (g3n_parse_synth_spec(synth_spec, config_path, sizeof config_path, &seed, &err) != G3N_OK ||
+            g3n_config_load(&config, config_path, &err) != G3N_OK ||
+            g3n_weights_open_synth(&weights, seed, G3N_DTYPE_F32, &err) != G3N_OK)
+            goto done;
+    }
+    if (g3n_vision_encoder_load(&encoder, &config, weights, &err) != G3N_OK)
+        goto done;
+    const g3n_vision_config *vc = g3n_vision_encoder_config(encoder);
+    int64_t side = vc->image_size, tokens = vc->soft_tokens, text_hidden = g3n_vision_encoder_text_hidden(encoder);
+    options.size = (int)side;
+    printf("weights: %s (vision multiplier %g), loaded in %.2f s; %d threads, %s kernels\n",
+           g3n_weights_describe(weights), vc->channel_multiplier, g3n_now_seconds() - start, g3n_get_threads(),
+           g3n_isa_name(g3n_isa_active()));
+    int64_t image_floats = 3 * side * side;
+    pixels = malloc(sizeof(float) * (size_t)(image_floats * batch));
+    embeds = malloc(sizeof(float) * (size_t)(tokens * text_hidden * batch));
+    index = malloc(sizeof(int) * (size_t)batch);
+    if (!pixels || !embeds || !index) {
+        g3n_error_set(&err, "out of memory for %d images", batch);
+        goto done;
+    }
+    double encode_total = 0.0;
+    int failed = 0;
+    for (int first = 0; first < file_count; first += batch) {
+        int count = file_count - first < batch ? file_count - first : batch;
+        int ok_count = 0;
+        for (int i = 0; i < count; i++) {
+            double t0 = g3n_now_seconds();
+            g3n_error image_err = {{0}};
+            if (g3n_image_preprocess_file(files[first + i], &options, pixels + ok_count * image_floats, &image_err) !=
+                G3N_OK) {
+                fprintf(stderr, "g3n encode-image: error: %s\n", image_err.message);
+                failed++;
+                continue;
+            }
+            printf("%s: preprocessed in %.3f s\n", files[first + i], g3n_now_seconds() - t0);
+            index[ok_count++] = first + i;
+        }
+        if (ok_count == 0)
+            continue;
+        double t0 = g3n_now_seconds();
+        if (g3n_vision_encoder_encode(encoder, pixels, ok_count, (int)side, (int)side, NULL, embeds, &err) != G3N_OK)
+            goto done;
+        double seconds = g3n_now_seconds() - t0;
+        encode_total += seconds;
+        for (int i = 0; i < ok_count; i++) {
+            const float *e = embeds + (int64_t)i * tokens * text_hidden;
+            double sum_sq = 0.0;
+            for (int64_t j = 0; j < tokens * text_hidden; j++)
+                sum_sq += (double)e[j] * e[j];
+            printf("%s: soft tokens [%lld, %lld] rms %.4f, %.2f s per image\n", files[index[i]], (long long)tokens,
+                   (long long)text_hidden, sqrt(sum_sq / (double)(tokens * text_hidden)), seconds / ok_count);
+        }
+    }
+    int encoded = file_count - failed;
+    if (encoded > 0)
+        printf("encoded %d image(s): %.2f s per image (tower + embed_vision)\n", encoded, encode_total / encoded);
+    status = failed ? 1 : 0;
+done:
+    if (status != 0 && err.message[0])
+        fprintf(stderr, "g3n encode-image: error: %s\n", err.message);
+    free(index);
+    free(embeds);
+    free(pixels);
+    g3n_vision_encoder_free(encoder);
+    g3n_weights_close(weights);
+    g3n_config_free(&config);
+    free(files);
+    return status;
 }

@@ -21,6 +21,7 @@
 #define MSFA_EXPANSION 2.0     /* MobileNetV5MultiScaleFusionAdapter expansion_ratio */
 #define STEM_CHANNELS 64       /* stem_size */
 #define MAX_BLOCKS 128
+#define ATTENTION_CHUNK_ROWS 2048 /* query rows (pixel, head) per scores block */
 #define STAGES 4
 
 /* ---- architecture (§2.1): _gen_mobilenet_v5, the mobilenetv5_300m_enc branch ---- */
@@ -539,6 +540,28 @@ int64_t g3n_vision_encoder_text_hidden(const g3n_vision_encoder *encoder)
 
 /* ---- forward ---- */
 
+/* Optional time per part (env G3N_VISION_PROFILE=1), printed to stderr after each image. */
+enum { PART_STEM, PART_EDGE, PART_INVERTED, PART_ATTN_PROJ, PART_ATTN_SCORES, PART_ATTN_SOFTMAX, PART_ATTN_VALUES,
+       PART_FUSION, PART_COUNT };
+static const char *const part_names[PART_COUNT] = {"stem", "edge_residual", "inverted_residual", "attn_proj",
+                                                   "attn_scores", "attn_softmax", "attn_values", "fusion"};
+static double part_seconds[PART_COUNT];
+static int profile_enabled = -1;
+
+static double profile_mark(int part, double since)
+{
+    if (profile_enabled < 0) {
+        const char *v = getenv("G3N_VISION_PROFILE");
+        profile_enabled = v && v[0] == '1';
+    }
+    if (!profile_enabled)
+        return 0.0;
+    double now = g3n_now_seconds();
+    if (part >= 0 && since > 0.0)
+        part_seconds[part] += now - since;
+    return now;
+}
+
 /* Grows a work buffer to at least `floats` (contents are not kept). */
 static float *buffer(g3n_vision_encoder *e, int which, int64_t floats, g3n_error *err)
 {
@@ -688,13 +711,19 @@ static int mobile_attention(g3n_vision_encoder *e, const vision_block *b, int h,
     float *o = buffer(e, BUF_O, n * heads * vd, err);
     if (!xn || !q || !k || !v || !vt || !o)
         return G3N_ERR;
+    double t0 = profile_mark(-1, 0.0);
     g3n_vision_rms_norm_rows(x, n, c, b->norm, TOWER_EPS, 0, NULL, NULL, xn);
     conv1x1(xn, n, &b->query, q); /* q[n][h*kd + d] */
     int64_t m = 0;
     if (attention_key_value(e, b, xn, h, w, b->key_down, b->key_norm, &b->key, k, &m, err) != G3N_OK ||
         attention_key_value(e, b, xn, h, w, b->value_down, b->value_norm, &b->value, v, &m, err) != G3N_OK)
         return G3N_ERR;
-    float *scores = buffer(e, BUF_SCORES, n * m, err);
+    /* K and V have one head shared by all query heads, so the rows (n, head) of q,
+     * q[n][head*kd + d], form one [n*heads, kd] matrix (row stride kd), and the
+     * outputs o[n][head*vd + e] one [n*heads, vd] matrix: one GEMM each, over
+     * chunks of rows so that the scores stay in cache. */
+    int64_t rows = n * heads, chunk = ATTENTION_CHUNK_ROWS < rows ? ATTENTION_CHUNK_ROWS : rows;
+    float *scores = buffer(e, BUF_SCORES, chunk * m, err);
     if (!scores)
         return G3N_ERR;
     /* SDPA math backend: softmax((q*sqrt(s)) (k*sqrt(s))^T) v, s = kd^-0.5 */
@@ -706,12 +735,15 @@ static int mobile_attention(g3n_vision_encoder *e, const vision_block *b, int h,
             vt[(int64_t)d * m + j] = v[j * vd + d];
     g3n_matrix key_matrix = {G3N_DTYPE_F32, m, kd, sizeof(float) * (size_t)kd, k};
     g3n_matrix value_matrix = {G3N_DTYPE_F32, vd, m, sizeof(float) * (size_t)m, vt};
-    for (int head = 0; head < heads; head++) {
-        g3n_matmul(q + (int64_t)head * kd, n, (size_t)heads * kd, &key_matrix, scores, (size_t)m);
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            g3n_softmax(scores + i * m, m);
-        g3n_matmul(scores, n, (size_t)m, &value_matrix, o + (int64_t)head * vd, (size_t)heads * vd);
+    t0 = profile_mark(PART_ATTN_PROJ, t0);
+    for (int64_t first = 0; first < rows; first += chunk) {
+        int64_t count = rows - first < chunk ? rows - first : chunk;
+        g3n_matmul(q + first * kd, count, (size_t)kd, &key_matrix, scores, (size_t)m);
+        t0 = profile_mark(PART_ATTN_SCORES, t0);
+        g3n_vision_softmax_rows(scores, count, m);
+        t0 = profile_mark(PART_ATTN_SOFTMAX, t0);
+        g3n_matmul(scores, count, (size_t)m, &value_matrix, o + first * vd, (size_t)vd);
+        t0 = profile_mark(PART_ATTN_VALUES, t0);
     }
     conv1x1(o, n, &b->output, xn); /* output.proj, into BUF_A */
     /* x = attn * layer_scale + shortcut */
@@ -721,6 +753,7 @@ static int mobile_attention(g3n_vision_encoder *e, const vision_block *b, int h,
     for (int64_t p = 0; p < n; p++)
         for (int ch = 0; ch < out; ch++)
             x[p * out + ch] += xn[p * out + ch] * gamma[ch];
+    profile_mark(PART_ATTN_PROJ, t0);
     return G3N_OK;
 }
 
@@ -778,10 +811,12 @@ static int tower_one(g3n_vision_encoder *e, const float *pixels, int height, int
     for (int64_t p = 0; p < plane; p++)
         for (int ch = 0; ch < 3; ch++)
             nhwc[p * 3 + ch] = pixels[ch * plane + p];
+    double t0 = profile_mark(-1, 0.0);
     /* conv_stem: conv3x3 s2 + bias -> RmsNorm -> GELU */
     g3n_vision_dense_conv(nhwc, height, width, 3, &e->stem, 3, 2, e->stem_bias, column, column_pixels, x);
     g3n_vision_rms_norm_rows(x, (int64_t)sh * sw, e->stem_channels, e->stem_norm, TOWER_EPS, 1, NULL, NULL, x);
     int h = sh, w = sw, h2 = 0, w2 = 0;
+    t0 = profile_mark(PART_STEM, t0);
     for (int i = 0; i < e->block_count; i++) {
         const vision_block *b = &e->blocks[i];
         int rc = b->type == BLOCK_EDGE_RESIDUAL        ? edge_residual(e, b, &h, &w, err)
@@ -789,6 +824,10 @@ static int tower_one(g3n_vision_encoder *e, const float *pixels, int height, int
                                                        : mobile_attention(e, b, h, w, err);
         if (rc != G3N_OK)
             return g3n_error_prefix(err, "%sforward", b->prefix + strlen(TOWER_PREFIX));
+        if (b->type != BLOCK_MULTI_QUERY)
+            t0 = profile_mark(b->type == BLOCK_EDGE_RESIDUAL ? PART_EDGE : PART_INVERTED, t0);
+        else
+            t0 = profile_mark(-1, 0.0);
         int last_of_stage = i + 1 == e->block_count || e->blocks[i + 1].stage != b->stage;
         if (last_of_stage && b->stage == 2) { /* msfa input 0: the stage-2 output */
             int64_t count = (int64_t)h * w * b->out_channels;
@@ -800,7 +839,15 @@ static int tower_one(g3n_vision_encoder *e, const float *pixels, int height, int
             w2 = w;
         }
     }
-    return fusion_adapter(e, h2, w2, h, w, tokens, err);
+    int rc = fusion_adapter(e, h2, w2, h, w, tokens, err);
+    profile_mark(PART_FUSION, t0);
+    if (profile_enabled > 0) {
+        for (int p = 0; p < PART_COUNT; p++) {
+            fprintf(stderr, "vision profile: %-18s %7.3f s\n", part_names[p], part_seconds[p]);
+            part_seconds[p] = 0.0;
+        }
+    }
+    return rc;
 }
 
 int g3n_vision_encoder_tower(g3n_vision_encoder *encoder, const float *pixel_values, int images, int height, int width,

@@ -7,6 +7,9 @@
 /* Vectorised gelu (vision_ops_avx2.c / vision_ops_avx512.c): run only after g3n_isa_active() says so. */
 void g3n_vision_gelu_avx2(float *x, int64_t count);
 void g3n_vision_gelu_avx512(float *x, int64_t count);
+/* x[i] = exp(x[i] - max), returns the sum (double accumulation). */
+double g3n_vision_exp_sum_avx2(float *x, int64_t count, float max);
+double g3n_vision_exp_sum_avx512(float *x, int64_t count, float max);
 
 /* timm get_same_padding: pad_total = max((ceil(x/s) - 1)*s + k - x, 0); stride 1
  * with odd k is the static symmetric (k-1)/2, which the same formula gives. */
@@ -135,6 +138,33 @@ void g3n_vision_gelu(float *x, int64_t count)
         g3n_vision_gelu_avx2(x, count);
     else
         gelu_portable(x, count);
+}
+
+void g3n_vision_softmax_rows(float *x, int64_t rows, int64_t n)
+{
+    g3n_isa isa = g3n_isa_active();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = x + r * n;
+        float max = row[0];
+        for (int64_t i = 1; i < n; i++)
+            max = row[i] > max ? row[i] : max;
+        double sum;
+        if (isa >= G3N_ISA_AVX512)
+            sum = g3n_vision_exp_sum_avx512(row, n, max);
+        else if (isa >= G3N_ISA_AVX2)
+            sum = g3n_vision_exp_sum_avx2(row, n, max);
+        else {
+            sum = 0.0;
+            for (int64_t i = 0; i < n; i++) {
+                row[i] = expf(row[i] - max);
+                sum += row[i];
+            }
+        }
+        float inverse = (float)(1.0 / sum);
+        for (int64_t i = 0; i < n; i++)
+            row[i] *= inverse;
+    }
 }
 
 void g3n_vision_rms_norm_rows(const float *x, int64_t rows, int channels, const float *weight, float eps, int gelu,

@@ -47,6 +47,9 @@ void g3n_vision_dense_conv(const float *in, int height, int width, int in_channe
 void g3n_vision_rms_norm_rows(const float *x, int64_t rows, int channels, const float *weight, float eps, int gelu,
                               const float *gamma, const float *residual, float *out);
 
+/* Softmax over each of rows rows of n values, in place (max-subtracted), parallel over rows. */
+void g3n_vision_softmax_rows(float *x, int64_t rows, int64_t n);
+
 /* gelu with the tanh approximation, in place (vectorised where the CPU allows). */
 void g3n_vision_gelu(float *x, int64_t count);
 

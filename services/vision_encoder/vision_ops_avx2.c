@@ -9,6 +9,7 @@
 #include <string.h>
 
 void g3n_vision_gelu_avx2(float *x, int64_t count);
+double g3n_vision_exp_sum_avx2(float *x, int64_t count, float max);
 
 static inline __m256 exp_avx2(__m256 v)
 {
@@ -47,4 +48,28 @@ void g3n_vision_gelu_avx2(float *x, int64_t count)
         _mm256_storeu_ps(tail, gelu_avx2(_mm256_loadu_ps(tail)));
         memcpy(x + i, tail, sizeof(float) * (size_t)(count - i));
     }
+}
+
+double g3n_vision_exp_sum_avx2(float *x, int64_t count, float max)
+{
+    __m256 m = _mm256_set1_ps(max), acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    double sum = 0.0;
+    for (int j = 0; j < 8; j++)
+        sum += lanes[j];
+    for (; i < count; i++) {
+        float lane[8] = {0};
+        lane[0] = x[i] - max;
+        _mm256_storeu_ps(lane, exp_avx2(_mm256_loadu_ps(lane)));
+        x[i] = lane[0];
+        sum += lane[0];
+    }
+    return sum;
 }
