@@ -513,6 +513,9 @@ static int scan_fail(json_scanner *s, const char *where, const char *what)
     if (s->p >= s->end)
         return g3n_error_set(s->err, "%s: %s: unexpected end of file (truncated?) at byte %zu", s->name, where,
                              (size_t)(s->end - s->begin));
+    if (s->end - s->p < 12) /* cut inside a literal, number or escape */
+        return g3n_error_set(s->err, "%s: %s: %s at byte %zu, just before the end of the file (truncated?)", s->name,
+                             where, what, (size_t)(s->p - s->begin));
     return g3n_error_set(s->err, "%s: %s: %s at byte %zu", s->name, where, what, (size_t)(s->p - s->begin));
 }
 
