@@ -412,7 +412,8 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
             s->rope_cos[i] = session_alloc(s, C * (HD / 2), 0);
             s->rope_sin[i] = session_alloc(s, C * (HD / 2), 0);
         }
-        s->scores_stride = s->max_positions < s->window + C ? s->max_positions : s->window + C;
+        /* a full-attention query sees every earlier position; a sliding one at most window + chunk */
+        s->scores_stride = s->max_positions + C;
         s->scores_stride = (s->scores_stride + 15) & ~(int64_t)15;
         s->scores = session_alloc(s, (int64_t)s->threads * s->scores_stride, 0);
         s->embeds = session_alloc(s, C * D, 0);
