@@ -1,0 +1,35 @@
+# daemons.cmake - the wire protocol (proto/g3n.proto, generated with protoc-c at
+# build time), the transport's dependencies, and the five daemon executables.
+# Included from the root CMakeLists.txt after the libraries exist.
+
+find_program(PROTOC_C_EXECUTABLE NAMES protoc-c REQUIRED)
+
+set(G3N_PROTO_OUT ${CMAKE_BINARY_DIR}/proto)
+file(MAKE_DIRECTORY ${G3N_PROTO_OUT})
+add_custom_command(
+  OUTPUT ${G3N_PROTO_OUT}/g3n.pb-c.c ${G3N_PROTO_OUT}/g3n.pb-c.h
+  COMMAND ${PROTOC_C_EXECUTABLE} --c_out=${G3N_PROTO_OUT} -I${CMAKE_SOURCE_DIR}/proto ${CMAKE_SOURCE_DIR}/proto/g3n.proto
+  DEPENDS ${CMAKE_SOURCE_DIR}/proto/g3n.proto
+  COMMENT "protoc-c proto/g3n.proto"
+  VERBATIM)
+add_library(g3n_proto STATIC ${G3N_PROTO_OUT}/g3n.pb-c.c)
+target_include_directories(g3n_proto PUBLIC ${G3N_PROTO_OUT})
+target_link_libraries(g3n_proto PUBLIC PkgConfig::PROTOBUF_C)
+target_compile_options(g3n_proto PRIVATE -Wno-unused-parameter)
+
+# common/transport.c and common/wire.c speak ZeroMQ and the generated protocol.
+target_link_libraries(g3n_common PUBLIC g3n_proto PkgConfig::ZMQ)
+
+# g3n_daemon(NAME SOURCE): one daemon executable linked with all of g3n.
+function(g3n_daemon name source)
+  if(EXISTS ${CMAKE_SOURCE_DIR}/${source})
+    add_executable(${name} ${CMAKE_SOURCE_DIR}/${source})
+    target_link_libraries(${name} PRIVATE g3n_orchestrator)
+  endif()
+endfunction()
+
+g3n_daemon(g3n-vision-encoder services/vision_encoder/daemon/main.c)
+g3n_daemon(g3n-audio-encoder services/audio_encoder/daemon/main.c)
+g3n_daemon(g3n-embedder services/embedder/daemon/main.c)
+g3n_daemon(g3n-decoder services/decoder/daemon/main.c)
+g3n_daemon(g3n-orchestrator orchestrator/daemon/main.c)
