@@ -139,6 +139,15 @@ struct g3n_tokenizer {
     replace_rule *decoder_rules;
     int decoder_rule_count;
     int decoder_byte_fallback;
+
+    /* Exact shortcut for long words: BPE never merges across a point just
+     * before a "▁" whose previous character c is a one-character piece, is not
+     * "▁" and no vocabulary piece contains c followed by "▁" (every symbol is
+     * a vocabulary piece, so a symbol spanning that point cannot exist). The
+     * word is cut there into independent pieces: same ids, short queues. */
+    int metaspace_cuts;             /* "▁" is a one-character piece */
+    uint8_t *metaspace_blockers;    /* [65536 / 8] bit per BMP character c with "c▁" in a piece */
+    int metaspace_blocker_beyond_bmp;
 };
 
 enum { ID_SPECIAL = 1, ID_ADDED = 2 };
@@ -1283,6 +1292,30 @@ static int build_id_tables(g3n_tokenizer *t, const cJSON *added_list, g3n_error 
             utf8_decode((const uint8_t *)piece_data(t, p), (size_t)p.length, &cp) == (size_t)p.length)
             t->bmp_char_ids[cp] = id;
     }
+    /* the characters that may precede "▁" inside a piece (see metaspace_cuts) */
+    t->metaspace_cuts = t->bmp_char_ids[0x2581] >= 0;
+    t->metaspace_blockers = calloc(65536 / 8, 1);
+    if (!t->metaspace_blockers)
+        return g3n_error_set(err, "out of memory");
+    for (int64_t id = 0; id < t->vocab_id_count && t->metaspace_cuts; id++) {
+        piece_ref p = t->vocab_pieces[id];
+        const uint8_t *s = (const uint8_t *)piece_data(t, p);
+        size_t i = 0;
+        uint32_t previous = 0x2581, cp;
+        while (p.length > 0 && i < (size_t)p.length) {
+            size_t n = utf8_decode(s + i, (size_t)p.length - i, &cp);
+            if (!n)
+                break;
+            if (cp == 0x2581 && i > 0 && previous != 0x2581) {
+                if (previous < 65536)
+                    t->metaspace_blockers[previous >> 3] |= (uint8_t)(1u << (previous & 7));
+                else
+                    t->metaspace_blocker_beyond_bmp = 1;
+            }
+            previous = cp;
+            i += n;
+        }
+    }
     return G3N_OK;
 }
 
@@ -1450,6 +1483,7 @@ void g3n_tokenizer_free(g3n_tokenizer *t)
     free(t->vocab_pieces);
     string_map_free(&t->vocab_map);
     free(t->bmp_char_ids);
+    free(t->metaspace_blockers);
     free(t->pieces);
     free(t->id_flags);
     free(t->byte_of_id);
@@ -1495,6 +1529,11 @@ int32_t g3n_tokenizer_piece_to_id(const g3n_tokenizer *t, const char *piece, siz
     if (added >= 0)
         return t->added_ids[added];
     return string_map_get(&t->vocab_map, t, t->vocab_pieces, piece, length);
+}
+
+void g3n_tokenizer_set_word_cuts(g3n_tokenizer *t, int enabled)
+{
+    t->metaspace_cuts = enabled && t->bmp_char_ids[0x2581] >= 0;
 }
 
 int g3n_tokenizer_is_special(const g3n_tokenizer *t, int32_t id)
@@ -1722,6 +1761,34 @@ static int bpe_word(const g3n_tokenizer *t, const char *word, size_t length, enc
     return G3N_OK;
 }
 
+/* bpe_word over the independent parts of a word (see metaspace_cuts). */
+static int bpe_word_cut(const g3n_tokenizer *t, const char *word, size_t length, encode_scratch *x,
+                        g3n_token_ids *out, g3n_error *err)
+{
+    if (!t->metaspace_cuts || length < 64)
+        return bpe_word(t, word, length, x, out, err);
+    const uint8_t *s = (const uint8_t *)word;
+    size_t start = 0;
+    for (size_t i = 1; i + 3 <= length; i++) {
+        if (s[i] != 0xE2 || s[i + 1] != 0x96 || s[i + 2] != 0x81)
+            continue;
+        size_t p = i - 1; /* start of the previous character */
+        while (p > 0 && (s[p] & 0xC0) == 0x80)
+            p--;
+        uint32_t cp;
+        if (utf8_decode(s + p, i - p, &cp) != i - p || cp == 0x2581)
+            continue;
+        int32_t id = cp < 65536 ? t->bmp_char_ids[cp] : string_map_get(&t->vocab_map, t, t->vocab_pieces, word + p, i - p);
+        int blocked = cp < 65536 ? (t->metaspace_blockers[cp >> 3] >> (cp & 7)) & 1 : t->metaspace_blocker_beyond_bmp;
+        if (id < 0 || blocked)
+            continue;
+        if (bpe_word(t, word + start, i - start, x, out, err) != G3N_OK)
+            return G3N_ERR;
+        start = i;
+    }
+    return bpe_word(t, word + start, length - start, x, out, err);
+}
+
 /* A piece of text between added tokens: normalize, pre-tokenize, BPE. */
 static int encode_segment(const g3n_tokenizer *t, const char *text, size_t length, encode_scratch *x,
                           g3n_token_ids *out, g3n_error *err)
@@ -1735,13 +1802,13 @@ static int encode_segment(const g3n_tokenizer *t, const char *text, size_t lengt
     const char *s = x->normalized.data;
     size_t n = x->normalized.length;
     if (!t->split_pattern)
-        return bpe_word(t, s, n, x, out, err);
+        return bpe_word_cut(t, s, n, x, out, err);
     /* Split(pattern, MergedWithPrevious): each occurrence ends a word */
     size_t start = 0, i = 0;
     while (i + t->split_pattern_length <= n) {
         if (memcmp(s + i, t->split_pattern, t->split_pattern_length) == 0) {
             i += t->split_pattern_length;
-            if (bpe_word(t, s + start, i - start, x, out, err) != G3N_OK)
+            if (bpe_word_cut(t, s + start, i - start, x, out, err) != G3N_OK)
                 return G3N_ERR;
             start = i;
         } else {
@@ -1749,7 +1816,7 @@ static int encode_segment(const g3n_tokenizer *t, const char *text, size_t lengt
         }
     }
     if (start < n)
-        return bpe_word(t, s + start, n - start, x, out, err);
+        return bpe_word_cut(t, s + start, n - start, x, out, err);
     return G3N_OK;
 }
 

@@ -50,6 +50,11 @@ int g3n_tokenizer_is_special(const g3n_tokenizer *tokenizer, int32_t id);
 /* The id the post-processor puts first (e.g. <bos>); -1 if it adds none. */
 int32_t g3n_tokenizer_bos_id(const g3n_tokenizer *tokenizer);
 
+/* Long words are cut before "▁" where no merge can cross (an exact shortcut
+ * that keeps the BPE queues short; on by default). Off only for tests that
+ * compare against the uncut algorithm. Not thread-safe against encode. */
+void g3n_tokenizer_set_word_cuts(g3n_tokenizer *tokenizer, int enabled);
+
 /* A growable list of token ids; zero-initialize, then encode appends to it. */
 typedef struct g3n_token_ids {
     int32_t *ids;

@@ -367,6 +367,37 @@ static void test_encode_one_megabyte(void **state)
     free(text);
 }
 
+/* Cutting long words before "▁" gives exactly the ids of the uncut BPE. */
+static void test_word_cuts_are_exact(void **state)
+{
+    (void)state;
+    static const char *const words[] = {"the", "quick", "<b>", "</b>", ">", "<", "fox", "a", "naïve", "日本",
+                                        "🙂", "--", "x>", "  ", "  ", " ", "(", ")", "1234", "don't"};
+    uint64_t seed = 4242;
+    g3n_error err = {{0}};
+    for (int trial = 0; trial < 40; trial++) {
+        char text[8192];
+        size_t length = 0;
+        while (length + 16 < sizeof(text)) {
+            const char *w = words[next_random(&seed) % (sizeof(words) / sizeof(words[0]))];
+            memcpy(text + length, w, strlen(w));
+            length += strlen(w);
+            if (next_random(&seed) % 3)
+                text[length++] = ' ';
+        }
+        g3n_token_ids cut = {0}, uncut = {0};
+        g3n_tokenizer_set_word_cuts(gemma, 1);
+        assert_int_equal(g3n_tokenizer_encode(gemma, text, length, 0, &cut, &err), G3N_OK);
+        g3n_tokenizer_set_word_cuts(gemma, 0);
+        assert_int_equal(g3n_tokenizer_encode(gemma, text, length, 0, &uncut, &err), G3N_OK);
+        g3n_tokenizer_set_word_cuts(gemma, 1);
+        assert_int_equal(cut.count, uncut.count);
+        assert_memory_equal(cut.ids, uncut.ids, (size_t)cut.count * sizeof(int32_t));
+        g3n_token_ids_free(&cut);
+        g3n_token_ids_free(&uncut);
+    }
+}
+
 static void expect_load_error(const char *json, size_t length, const char *needle)
 {
     g3n_tokenizer *t = (g3n_tokenizer *)1;
@@ -432,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_stream_byte_runs),
         cmocka_unit_test(test_fuzz_round_trip),
         cmocka_unit_test(test_encode_one_megabyte),
+        cmocka_unit_test(test_word_cuts_are_exact),
         cmocka_unit_test(test_malformed_files),
         cmocka_unit_test(test_truncated_real_file),
     };
