@@ -12,6 +12,7 @@ int g3n_command_detokenize(int argc, char **argv);   /* orchestrator/cli/cmd_tok
 int g3n_command_generate(int argc, char **argv);     /* orchestrator/cli/cmd_generate.c */
 int g3n_command_encode_audio(int argc, char **argv); /* orchestrator/cli/cmd_encode_audio.c */
 int g3n_command_encode_image(int argc, char **argv); /* orchestrator/cli/cmd_encode_image.c */
+int g3n_command_run(int argc, char **argv);          /* orchestrator/cli/cmd_run.c */
 
 /* Shared by commands: 1 if argv contains -h or --help. */
 int g3n_wants_help(int argc, char **argv);

@@ -1,0 +1,368 @@
+/* g3n run - the whole pipeline in one process: every role as threads over
+ * inproc:// (or, with --remote, the daemons that connect to --bind), the chat
+ * template and tokenizer, media to the encoders in parallel, the embedder's
+ * merge, prefill and decode on a decoder; the answer streams to stdout and a
+ * progress line per stage goes to stderr. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "config.h"
+#include "matmul.h"
+#include "ops.h"
+#include "pipeline.h"
+#include "tokenizer.h"
+#include "transport.h"
+#include "weights.h"
+
+#define MAX_MEDIA 32
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: g3n run (--model DIR | --synth CONFIG:SEED | --demo) [options] PROMPT\n"
+            "\n"
+            "Answers PROMPT (with images and audio) with Gemma 3n: the vision encoder, audio encoder,\n"
+            "embedder and decoder run as threads of this process over inproc:// (the same code the\n"
+            "daemons run), the answer streams to stdout, one progress line per stage to stderr.\n"
+            "\n"
+            "  --model DIR           checkpoint folder (config.json, safetensors, tokenizer.json)\n"
+            "  --synth CONFIG:SEED   synthetic weights for a config.json (needs --tokenizer)\n"
+            "  --demo                a tiny synthetic model with the real vocabulary and tokenizer,\n"
+            "                        and the image and audio clip in assets/ (its words are random,\n"
+            "                        because its weights are)\n"
+            "  --tokenizer FILE      tokenizer.json (default: DIR/tokenizer.json)\n"
+            "  --image FILE          an image (JPEG, PNG, ...); repeatable\n"
+            "  --audio FILE          an audio clip (any format FFmpeg reads); repeatable\n"
+            "  --system TEXT         a system prompt\n"
+            "  --max-new-tokens N    answer length limit (default 64)\n"
+            "  --temperature T       sample with temperature T (default: greedy)\n"
+            "  --top-k K, --top-p P  sampling filters (with --temperature)\n"
+            "  --seed N              sampling seed\n"
+            "  --threads N           OpenMP threads (default: all)\n"
+            "  --bind ENDPOINT       also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
+            "                        (g3n-embedder, g3n-decoder, ...) can connect and share the work\n"
+            "  --remote              start no local roles: use only daemons connected to --bind\n"
+            "  --wait SECONDS        with --remote: how long to wait for the daemons (default 60)\n"
+            "  --quiet               no progress lines\n");
+}
+
+static int read_file(const char *path, void **data, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return -1;
+    }
+    long n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return -1;
+    }
+    *data = malloc((size_t)n + 1);
+    if (!*data || fread(*data, 1, (size_t)n, f) != (size_t)n) {
+        free(*data);
+        *data = NULL;
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    *size = (size_t)n;
+    return 0;
+}
+
+/* The repository (or install) folder holding scripts/demo-config.json. */
+static int find_home(char *out, size_t size)
+{
+    const char *env = getenv("G3N_HOME");
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    const char *candidates[6];
+    char c1[PATH_MAX + 16], c2[PATH_MAX + 16], c3[PATH_MAX + 16];
+    snprintf(c1, sizeof(c1), "%s/../..", exe);
+    snprintf(c2, sizeof(c2), "%s/../../..", exe);
+    snprintf(c3, sizeof(c3), "%s/../share/g3n", exe);
+    int k = 0;
+    if (env)
+        candidates[k++] = env;
+    candidates[k++] = ".";
+    candidates[k++] = c1;
+    candidates[k++] = c2;
+    candidates[k++] = c3;
+    for (int i = 0; i < k; i++) {
+        char probe[PATH_MAX + 64];
+        snprintf(probe, sizeof(probe), "%s/scripts/demo-config.json", candidates[i]);
+        if (access(probe, R_OK) == 0) {
+            snprintf(out, size, "%s", candidates[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void print_progress(void *user, const char *line)
+{
+    if (!*(const int *)user)
+        fprintf(stderr, "g3n run: %s\n", line);
+}
+
+static int print_text(void *user, const char *text, size_t length)
+{
+    (void)user;
+    fwrite(text, 1, length, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+int g3n_command_run(int argc, char **argv)
+{
+    if (g3n_wants_help(argc, argv)) {
+        print_help(stdout);
+        return 0;
+    }
+    const char *model_dir = NULL, *synth_spec = NULL, *tokenizer_path = NULL, *system = NULL, *prompt = NULL;
+    const char *bind = NULL;
+    const char *image_paths[MAX_MEDIA], *audio_paths[MAX_MEDIA];
+    int images = 0, audios = 0, demo = 0, remote = 0, quiet = 0, threads = 0;
+    int64_t max_new = 64;
+    double temperature = 0.0, top_p = 1.0, wait_seconds = 60.0;
+    int top_k = 0;
+    unsigned long long seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = strcmp(a, "--model") == 0 || strcmp(a, "--synth") == 0 || strcmp(a, "--tokenizer") == 0 ||
+                    strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 || strcmp(a, "--system") == 0 ||
+                    strcmp(a, "--max-new-tokens") == 0 || strcmp(a, "--temperature") == 0 ||
+                    strcmp(a, "--top-k") == 0 || strcmp(a, "--top-p") == 0 || strcmp(a, "--seed") == 0 ||
+                    strcmp(a, "--threads") == 0 || strcmp(a, "--bind") == 0 || strcmp(a, "--wait") == 0;
+        if (takes && !v) {
+            fprintf(stderr, "g3n run: error: %s needs a value\n", a);
+            return 2;
+        }
+        if (takes)
+            i++;
+        if (strcmp(a, "--model") == 0)
+            model_dir = v;
+        else if (strcmp(a, "--synth") == 0)
+            synth_spec = v;
+        else if (strcmp(a, "--tokenizer") == 0)
+            tokenizer_path = v;
+        else if (strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0) {
+            int is_audio = a[2] == 'a';
+            if ((is_audio ? audios : images) >= MAX_MEDIA) {
+                fprintf(stderr, "g3n run: error: at most %d %s\n", MAX_MEDIA, is_audio ? "clips" : "images");
+                return 2;
+            }
+            if (is_audio)
+                audio_paths[audios++] = v;
+            else
+                image_paths[images++] = v;
+        } else if (strcmp(a, "--system") == 0)
+            system = v;
+        else if (strcmp(a, "--max-new-tokens") == 0)
+            max_new = strtoll(v, NULL, 10);
+        else if (strcmp(a, "--temperature") == 0)
+            temperature = strtod(v, NULL);
+        else if (strcmp(a, "--top-k") == 0)
+            top_k = atoi(v);
+        else if (strcmp(a, "--top-p") == 0)
+            top_p = strtod(v, NULL);
+        else if (strcmp(a, "--seed") == 0)
+            seed = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--threads") == 0)
+            threads = atoi(v);
+        else if (strcmp(a, "--bind") == 0)
+            bind = v;
+        else if (strcmp(a, "--wait") == 0)
+            wait_seconds = strtod(v, NULL);
+        else if (strcmp(a, "--demo") == 0)
+            demo = 1;
+        else if (strcmp(a, "--remote") == 0)
+            remote = 1;
+        else if (strcmp(a, "--quiet") == 0)
+            quiet = 1;
+        else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "g3n run: error: unknown argument '%s' (see --help)\n", a);
+            return 2;
+        } else if (!prompt)
+            prompt = a;
+        else {
+            fprintf(stderr, "g3n run: error: one PROMPT only (quote it); extra '%s'\n", a);
+            return 2;
+        }
+    }
+    if ((model_dir != NULL) + (synth_spec != NULL) + demo != 1) {
+        fprintf(stderr, "g3n run: error: give one of --model, --synth, --demo (see --help)\n");
+        return 2;
+    }
+    if (remote && !bind) {
+        fprintf(stderr, "g3n run: error: --remote needs --bind (where the daemons connect)\n");
+        return 2;
+    }
+    if (max_new < 1) {
+        fprintf(stderr, "g3n run: error: --max-new-tokens must be >= 1\n");
+        return 2;
+    }
+    char home[PATH_MAX], demo_config[PATH_MAX + 64], demo_tokenizer[PATH_MAX + 64], demo_image[PATH_MAX + 64],
+        demo_audio[PATH_MAX + 64], dir_tokenizer[PATH_MAX + 64];
+    if (demo) {
+        if (find_home(home, sizeof(home)) != 0) {
+            fprintf(stderr, "g3n run: error: --demo needs scripts/demo-config.json: run from the repository or set "
+                            "G3N_HOME\n");
+            return 1;
+        }
+        snprintf(demo_config, sizeof(demo_config), "%s/scripts/demo-config.json", home);
+        snprintf(demo_tokenizer, sizeof(demo_tokenizer), "%s/tests/fixtures/tokenizer/tokenizer.json", home);
+        snprintf(demo_image, sizeof(demo_image), "%s/assets/demo-image.jpg", home);
+        snprintf(demo_audio, sizeof(demo_audio), "%s/assets/demo-speech.wav", home);
+        if (!tokenizer_path)
+            tokenizer_path = demo_tokenizer;
+        if (images == 0 && audios == 0) {
+            image_paths[images++] = demo_image;
+            audio_paths[audios++] = demo_audio;
+        }
+        if (!prompt)
+            prompt = "Describe the image, then transcribe the audio.";
+        fprintf(stderr, "g3n run --demo: a tiny Gemma 3n with SYNTHETIC (random) weights and the real vocabulary and "
+                        "tokenizer; its words are random because its weights are.\n");
+    }
+    if (!prompt) {
+        fprintf(stderr, "g3n run: error: no PROMPT (see --help)\n");
+        return 2;
+    }
+    if (!tokenizer_path) {
+        if (!model_dir) {
+            fprintf(stderr, "g3n run: error: --synth needs --tokenizer\n");
+            return 2;
+        }
+        snprintf(dir_tokenizer, sizeof(dir_tokenizer), "%s/tokenizer.json", model_dir);
+        tokenizer_path = dir_tokenizer;
+    }
+    if (threads > 0)
+        g3n_set_threads(threads);
+
+    g3n_error err = {{0}};
+    int rc = 1;
+    g3n_model_config config;
+    memset(&config, 0, sizeof(config));
+    g3n_tokenizer *tokenizer = NULL;
+    g3n_weights *weights = NULL;
+    g3n_broker *broker = NULL;
+    g3n_client *client = NULL;
+    g3n_local_roles local;
+    memset(&local, 0, sizeof(local));
+    g3n_media_file media[2 * MAX_MEDIA];
+    void *media_data[2 * MAX_MEDIA];
+    int media_count = 0;
+    double t_load = g3n_now_seconds();
+
+    char config_path[1024];
+    uint64_t synth_seed = 1;
+    if (demo)
+        snprintf(config_path, sizeof(config_path), "%s", demo_config);
+    else if (synth_spec && g3n_parse_synth_spec(synth_spec, config_path, sizeof(config_path), &synth_seed, &err) !=
+                               G3N_OK)
+        goto done;
+    if (g3n_config_load(&config, model_dir ? model_dir : config_path, &err) != G3N_OK ||
+        g3n_tokenizer_load(&tokenizer, tokenizer_path, &err) != G3N_OK)
+        goto done;
+    for (int i = 0; i < images + audios; i++) {
+        int is_audio = i >= images;
+        const char *path = is_audio ? audio_paths[i - images] : image_paths[i];
+        size_t size;
+        if (read_file(path, &media_data[media_count], &size) != 0) {
+            g3n_error_set(&err, "cannot read %s", path);
+            goto done;
+        }
+        media[media_count] = (g3n_media_file){is_audio, media_data[media_count], size, path};
+        media_count++;
+    }
+
+    const char *inproc = "inproc://g3n-run-workers";
+    const char *endpoints[2] = {inproc, bind};
+    g3n_transport_options transport = g3n_transport_default_options();
+    transport.verbose = !quiet && bind != NULL;
+    transport.no_worker_wait_ms = (int)(wait_seconds * 1000);
+    if (g3n_broker_start(&broker, endpoints, bind ? 2 : 1, &transport, &err) != G3N_OK)
+        goto done;
+    unsigned mask = (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER);
+    if (images)
+        mask |= 1u << G3N_ROLE_VISION_ENCODER;
+    if (audios)
+        mask |= 1u << G3N_ROLE_AUDIO_ENCODER;
+    if (!remote) {
+        if (model_dir) {
+            if (g3n_weights_open_checkpoint(&weights, model_dir, &err) != G3N_OK)
+                goto done;
+        } else if (g3n_weights_open_synth(&weights, synth_seed, G3N_DTYPE_BF16, &err) != G3N_OK) {
+            goto done;
+        }
+        g3n_role_options ro;
+        memset(&ro, 0, sizeof(ro));
+        ro.model_dir = model_dir;
+        if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro, mask, &transport, &err) != G3N_OK)
+            goto done;
+    }
+    for (int role = 1; role < G3N_ROLE_COUNT; role++)
+        if ((mask & (1u << role)) &&
+            g3n_broker_wait_workers(broker, role, 1, remote ? (int)(wait_seconds * 1000) : 10000, &err) != G3N_OK)
+            goto done;
+    if (!quiet)
+        fprintf(stderr, "g3n run: ready in %.2f s (%s%s)\n", g3n_now_seconds() - t_load,
+                remote ? "remote workers at " : "every role in this process",
+                remote ? bind : "");
+    if (g3n_client_open(&client, broker, &err) != G3N_OK)
+        goto done;
+
+    g3n_pipeline_generate_params params = g3n_pipeline_default_params(&config);
+    params.max_new_tokens = max_new;
+    if (temperature > 0.0) {
+        params.sampling.do_sample = 1;
+        params.sampling.temperature = (float)temperature;
+        params.sampling.top_k = top_k;
+        params.sampling.top_p = (float)top_p;
+    }
+    params.sampling.seed = seed;
+    params.progress = print_progress;
+    params.progress_user = &quiet;
+    g3n_chat_input input = {system, prompt, media, media_count};
+    g3n_pipeline_stats stats;
+    if (g3n_pipeline_chat(client, &config, tokenizer, &input, &params, print_text, NULL, &stats, &err) != G3N_OK) {
+        fputc('\n', stdout);
+        goto done;
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (!quiet)
+        fprintf(stderr,
+                "g3n run: %lld prompt tokens, %lld generated (%s); encode %.3f s, prefill %.1f tok/s, decode %.1f "
+                "tok/s\n",
+                (long long)stats.prompt_tokens, (long long)stats.generated_tokens,
+                stats.stopped_on_eos ? "end of turn" : "length limit", stats.encode_seconds,
+                (double)stats.prompt_tokens / (stats.embed_seconds + stats.prefill_seconds + 1e-12),
+                stats.generated_tokens > 1 ? (double)(stats.generated_tokens - 1) / (stats.decode_seconds + 1e-12)
+                                           : 0.0);
+    rc = 0;
+done:
+    if (rc != 0)
+        fprintf(stderr, "g3n run: error: %s\n", err.message);
+    g3n_client_close(client);
+    g3n_local_roles_stop(&local);
+    g3n_broker_stop(broker);
+    g3n_weights_close(weights);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+    for (int i = 0; i < media_count; i++)
+        free(media_data[i]);
+    return rc;
+}

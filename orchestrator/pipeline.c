@@ -1,0 +1,455 @@
+/* pipeline.c - the orchestrator's request flow over the transport (pipeline.h). */
+#include "pipeline.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chat_template.h"
+#include "ops.h"
+
+static void progress(g3n_progress_callback cb, void *user, const char *format, ...) G3N_PRINTF(3, 4);
+static void progress(g3n_progress_callback cb, void *user, const char *format, ...)
+{
+    if (!cb)
+        return;
+    char line[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(line, sizeof(line), format, args);
+    va_end(args);
+    cb(user, line);
+}
+
+void g3n_pipeline_media_free(g3n_pipeline_media *media)
+{
+    for (int i = 0; i < media->count; i++)
+        g3n_wire_free(media->replies[i]);
+    free(media->replies);
+    memset(media, 0, sizeof(*media));
+}
+
+int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, int count, g3n_pipeline_media *out,
+                              g3n_progress_callback cb, void *user, g3n_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (count <= 0)
+        return G3N_OK;
+    out->replies = calloc((size_t)count, sizeof(*out->replies));
+    uint64_t *ids = calloc((size_t)count, sizeof(uint64_t));
+    if (!out->replies || !ids) {
+        free(ids);
+        return g3n_error_set(err, "pipeline: out of memory");
+    }
+    out->count = count;
+    double t0 = g3n_now_seconds();
+    int rc = G3N_OK;
+    int submitted = 0;
+    for (int i = 0; i < count && rc == G3N_OK; i++) {
+        G3n__Envelope env;
+        G3n__EncodeImageRequest image;
+        G3n__EncodeAudioRequest audio;
+        g3n__envelope__init(&env);
+        g3n_request_options ro = {0, 1, NULL};
+        if (files[i].is_audio) {
+            g3n__encode_audio_request__init(&audio);
+            audio.audio.data = (uint8_t *)files[i].bytes;
+            audio.audio.len = files[i].size;
+            env.body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO;
+            env.encode_audio = &audio;
+            ro.role = G3N_ROLE_AUDIO_ENCODER;
+        } else {
+            g3n__encode_image_request__init(&image);
+            image.image.data = (uint8_t *)files[i].bytes;
+            image.image.len = files[i].size;
+            env.body_case = G3N__ENVELOPE__BODY_ENCODE_IMAGE;
+            env.encode_image = &image;
+            ro.role = G3N_ROLE_VISION_ENCODER;
+        }
+        rc = g3n_client_submit(client, &ro, &env, &ids[i], err);
+        if (rc == G3N_OK)
+            submitted++;
+    }
+    /* collect every reply of what was submitted (also after an error, so none is left behind) */
+    int received = 0;
+    while (received < submitted) {
+        g3n_reply reply;
+        g3n_error receive_err;
+        if (g3n_client_receive(client, -1, &reply, &receive_err) != G3N_OK) {
+            if (rc == G3N_OK)
+                rc = g3n_error_set(err, "%s", receive_err.message);
+            break;
+        }
+        int index = -1;
+        for (int i = 0; i < count; i++)
+            if (ids[i] == reply.request_id)
+                index = i;
+        if (index < 0 || !reply.final) {
+            g3n_reply_clear(&reply);
+            continue;
+        }
+        received++;
+        const G3n__Envelope *env = reply.envelope;
+        if (env->body_case == G3N__ENVELOPE__BODY_ERROR) {
+            if (rc == G3N_OK)
+                rc = g3n_error_set(err, "encoding %s %s: %s: %s", files[index].is_audio ? "audio" : "image",
+                                   files[index].name ? files[index].name : "", g3n_wire_error_code_name(env->error->code),
+                                   env->error->message ? env->error->message : "");
+            g3n_reply_clear(&reply);
+            continue;
+        }
+        int expected = files[index].is_audio ? G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY
+                                             : G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
+        if ((int)env->body_case != expected) {
+            if (rc == G3N_OK)
+                rc = g3n_error_set(err, "encoding %s: the worker answered %s", files[index].name ? files[index].name : "",
+                                   g3n_wire_body_name(env->body_case));
+            g3n_reply_clear(&reply);
+            continue;
+        }
+        if (files[index].is_audio)
+            progress(cb, user, "encoded audio %s: %.2f s of audio in %.3f s on %s", files[index].name,
+                     env->encode_audio_reply->audio_seconds, env->encode_audio_reply->seconds, reply.worker);
+        else
+            progress(cb, user, "encoded image %s: %.3f s on %s", files[index].name, env->encode_image_reply->seconds,
+                     reply.worker);
+        out->replies[index] = reply.envelope;
+        reply.envelope = NULL;
+        g3n_reply_clear(&reply);
+    }
+    out->seconds = g3n_now_seconds() - t0;
+    free(ids);
+    if (rc != G3N_OK)
+        g3n_pipeline_media_free(out);
+    return rc;
+}
+
+g3n_pipeline_generate_params g3n_pipeline_default_params(const g3n_model_config *config)
+{
+    g3n_pipeline_generate_params p;
+    memset(&p, 0, sizeof(p));
+    p.max_new_tokens = 32;
+    p.sampling = g3n_sampling_default_params();
+    p.sampling.do_sample = 0;
+    p.num_eos_ids = config->text.num_eos_token_ids < G3N_MAX_EOS_IDS ? config->text.num_eos_token_ids
+                                                                      : G3N_MAX_EOS_IDS;
+    for (int i = 0; i < p.num_eos_ids; i++)
+        p.eos_ids[i] = config->text.eos_token_ids[i];
+    p.allowed_vocab = config->text.vocab_size_per_layer_input;
+    return p;
+}
+
+/* Embed ids (+ media) on the embedder; *reply owns the result. */
+static int embed(g3n_client *client, const int32_t *ids, int64_t count, const g3n_pipeline_media *media,
+                 g3n_reply *reply, g3n_error *err)
+{
+    G3n__Envelope env;
+    G3n__EmbedRequest q;
+    g3n__envelope__init(&env);
+    g3n__embed_request__init(&q);
+    g3n_wire_tensor t_ids;
+    int64_t shape[1] = {count};
+    g3n_wire_tensor_borrow(&t_ids, G3N_DTYPE_I32, 1, shape, ids);
+    q.ids = &t_ids.message;
+    G3n__MediaSegment segments[64];
+    G3n__MediaSegment *pointers[64];
+    int n = media ? media->count : 0;
+    if (n > 64)
+        return g3n_error_set(err, "pipeline: %d media in one prompt (at most 64)", n);
+    for (int i = 0; i < n; i++) {
+        g3n__media_segment__init(&segments[i]);
+        const G3n__Envelope *m = media->replies[i];
+        if (m->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY) {
+            segments[i].kind = G3N__MEDIA_KIND__MEDIA_AUDIO;
+            segments[i].tokens = m->encode_audio_reply->tokens;
+            segments[i].padding = m->encode_audio_reply->padding;
+        } else {
+            segments[i].kind = G3N__MEDIA_KIND__MEDIA_IMAGE;
+            segments[i].tokens = m->encode_image_reply->tokens;
+        }
+        pointers[i] = &segments[i];
+    }
+    q.n_segments = (size_t)n;
+    q.segments = pointers;
+    env.body_case = G3N__ENVELOPE__BODY_EMBED;
+    env.embed = &q;
+    g3n_request_options ro = {G3N_ROLE_EMBEDDER, 1, NULL};
+    if (g3n_client_call(client, &ro, &env, NULL, NULL, reply, err) != G3N_OK)
+        return G3N_ERR;
+    if (reply->envelope->body_case != G3N__ENVELOPE__BODY_EMBED_REPLY)
+        return g3n_error_set(err, "embedder answered %s", g3n_wire_body_name(reply->envelope->body_case));
+    return G3N_OK;
+}
+
+static int check_step(const g3n_reply *reply, int want_logits, int64_t *vocab, g3n_error *err)
+{
+    if (reply->envelope->body_case != G3N__ENVELOPE__BODY_STEP_REPLY)
+        return g3n_error_set(err, "decoder answered %s", g3n_wire_body_name(reply->envelope->body_case));
+    *vocab = 0;
+    if (want_logits) {
+        g3n_tensor view;
+        if (g3n_wire_tensor_view(reply->envelope->step_reply->logits, "step_reply.logits", G3N_DTYPE_F32, 1, NULL, 0,
+                                 &view, err) != G3N_OK)
+            return G3N_ERR;
+        *vocab = view.shape[0];
+    }
+    return G3N_OK;
+}
+
+static atomic_uint_fast64_t session_counter = 0;
+
+int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count, const g3n_pipeline_media *media,
+                          const g3n_pipeline_generate_params *params, g3n_pipeline_stats *stats, g3n_error *err)
+{
+    memset(stats, 0, sizeof(*stats));
+    stats->prompt_tokens = count;
+    char session_id[128];
+    if (params->session_id)
+        snprintf(session_id, sizeof(session_id), "%s", params->session_id);
+    else
+        snprintf(session_id, sizeof(session_id), "session-%d-%llu", (int)getpid(),
+                 (unsigned long long)atomic_fetch_add(&session_counter, 1));
+    g3n_reply embedded, step;
+    memset(&embedded, 0, sizeof(embedded));
+    memset(&step, 0, sizeof(step));
+    int rc = G3N_ERR;
+    int session_open = 0;
+
+    /* prefill: embedder merge, then the decoder (a fresh session may go to any decoder) */
+    double t0 = g3n_now_seconds();
+    if (embed(client, ids, count, media, &embedded, err) != G3N_OK)
+        goto done;
+    double t1 = g3n_now_seconds();
+    stats->embed_seconds = t1 - t0;
+    {
+        G3n__Envelope env;
+        G3n__PrefillRequest q;
+        G3n__SamplingParams sampling;
+        g3n__envelope__init(&env);
+        g3n__prefill_request__init(&q);
+        g3n__sampling_params__init(&sampling);
+        sampling.do_sample = params->sampling.do_sample;
+        sampling.temperature = params->sampling.temperature;
+        sampling.top_k = params->sampling.top_k;
+        sampling.top_p = params->sampling.top_p;
+        sampling.min_p = params->sampling.min_p;
+        sampling.seed = params->sampling.seed;
+        q.session_id = session_id;
+        q.reset = 1;
+        q.inputs_embeds = embedded.envelope->embed_reply->inputs_embeds;
+        q.per_layer_inputs = embedded.envelope->embed_reply->per_layer_inputs;
+        q.sampling = &sampling;
+        q.allowed_vocab = params->allowed_vocab;
+        q.want_logits = params->want_logits;
+        q.max_positions = count + params->max_new_tokens + 1;
+        env.body_case = G3N__ENVELOPE__BODY_PREFILL;
+        env.prefill = &q;
+        g3n_request_options ro = {G3N_ROLE_DECODER, 1, NULL};
+        if (g3n_client_call(client, &ro, &env, NULL, NULL, &step, err) != G3N_OK)
+            goto done;
+    }
+    session_open = 1;
+    snprintf(stats->decoder, sizeof(stats->decoder), "%s", step.worker);
+    g3n_reply_clear(&embedded);
+    stats->prefill_seconds = g3n_now_seconds() - t1;
+    progress(params->progress, params->progress_user, "prefill: %lld tokens in %.3f s (%.1f tok/s; embed %.3f s) on %s",
+             (long long)count, stats->prefill_seconds + stats->embed_seconds,
+             (double)count / (stats->prefill_seconds + stats->embed_seconds + 1e-12), stats->embed_seconds,
+             stats->decoder);
+
+    /* decode: the picked token -> embedder -> the session's decoder */
+    double t2 = g3n_now_seconds();
+    for (int64_t s = 0; s < params->max_new_tokens; s++) {
+        int64_t vocab = 0;
+        if (check_step(&step, params->want_logits, &vocab, err) != G3N_OK)
+            goto done;
+        int32_t token = step.envelope->step_reply->token;
+        stats->generated_tokens++;
+        const float *logits = params->want_logits ? (const float *)step.envelope->step_reply->logits->data.data : NULL;
+        int stop = params->on_token ? params->on_token(params->user, s, token, logits, vocab) : 0;
+        for (int e = 0; e < params->num_eos_ids; e++)
+            if (token == params->eos_ids[e]) {
+                stats->stopped_on_eos = 1;
+                stop = 1;
+            }
+        g3n_reply_clear(&step);
+        if (stop || s + 1 == params->max_new_tokens)
+            break;
+        if (embed(client, &token, 1, NULL, &embedded, err) != G3N_OK)
+            goto done;
+        G3n__Envelope env;
+        G3n__DecodeStepRequest q;
+        g3n__envelope__init(&env);
+        g3n__decode_step_request__init(&q);
+        q.session_id = session_id;
+        q.inputs_embeds = embedded.envelope->embed_reply->inputs_embeds;
+        q.per_layer_inputs = embedded.envelope->embed_reply->per_layer_inputs;
+        q.want_logits = params->want_logits;
+        env.body_case = G3N__ENVELOPE__BODY_DECODE_STEP;
+        env.decode_step = &q;
+        g3n_request_options ro = {G3N_ROLE_DECODER, 0, stats->decoder}; /* sticky: the KV cache is there */
+        int call_rc = g3n_client_call(client, &ro, &env, NULL, NULL, &step, err);
+        g3n_reply_clear(&embedded);
+        if (call_rc != G3N_OK)
+            goto done;
+    }
+    stats->decode_seconds = g3n_now_seconds() - t2;
+    if (stats->generated_tokens > 1)
+        progress(params->progress, params->progress_user, "decode: %lld tokens in %.3f s (%.1f tok/s)",
+                 (long long)stats->generated_tokens, stats->decode_seconds,
+                 (double)(stats->generated_tokens - 1) / (stats->decode_seconds + 1e-12));
+    rc = G3N_OK;
+done:
+    g3n_reply_clear(&embedded);
+    g3n_reply_clear(&step);
+    if (session_open) {
+        G3n__Envelope env;
+        G3n__EndSession q;
+        g3n__envelope__init(&env);
+        g3n__end_session__init(&q);
+        q.session_id = session_id;
+        env.body_case = G3N__ENVELOPE__BODY_END_SESSION;
+        env.end_session = &q;
+        g3n_request_options ro = {G3N_ROLE_DECODER, 0, stats->decoder};
+        g3n_reply r;
+        g3n_error ignored;
+        g3n_client_call(client, &ro, &env, NULL, NULL, &r, &ignored);
+        g3n_reply_clear(&r);
+    }
+    return rc;
+}
+
+typedef struct chat_stream {
+    g3n_detokenizer detokenizer;
+    g3n_text_callback on_text;
+    void *user;
+    const g3n_pipeline_generate_params *outer;
+    int failed;
+    g3n_error err;
+} chat_stream;
+
+static int chat_on_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
+{
+    chat_stream *s = user;
+    const char *text;
+    size_t length;
+    if (g3n_detokenizer_push(&s->detokenizer, token, &text, &length, &s->err) != G3N_OK) {
+        s->failed = 1;
+        return 1;
+    }
+    int stop = 0;
+    if (length && s->on_text)
+        stop = s->on_text(s->user, text, length);
+    if (s->outer->on_token)
+        stop |= s->outer->on_token(s->outer->user, step, token, logits, vocab);
+    return stop;
+}
+
+int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const g3n_tokenizer *tokenizer,
+                      const g3n_chat_input *input, const g3n_pipeline_generate_params *params,
+                      g3n_text_callback on_text, void *text_user, g3n_pipeline_stats *stats, g3n_error *err)
+{
+    memset(stats, 0, sizeof(*stats));
+    if (input->media_count > 62)
+        return g3n_error_set(err, "chat: %d media items (at most 62)", input->media_count);
+    g3n_chat_item items[64];
+    int n = 0;
+    for (int i = 0; i < input->media_count; i++) {
+        items[n].type = input->media[i].is_audio ? G3N_CHAT_AUDIO : G3N_CHAT_IMAGE;
+        items[n].text = NULL;
+        n++;
+    }
+    items[n].type = G3N_CHAT_TEXT;
+    items[n].text = input->prompt ? input->prompt : "";
+    n++;
+    g3n_chat_item system_item = {G3N_CHAT_TEXT, input->system};
+    g3n_chat_message messages[2];
+    int m = 0;
+    if (input->system && input->system[0])
+        messages[m++] = (g3n_chat_message){"system", &system_item, 1};
+    messages[m++] = (g3n_chat_message){"user", items, n};
+    g3n_chat_special_ids special;
+    g3n_chat_special_ids_from_config(&special, config);
+    g3n_chat_prompt prompt;
+    memset(&prompt, 0, sizeof(prompt));
+    if (g3n_chat_template_apply(tokenizer, &special, messages, m, 1, &prompt, err) != G3N_OK)
+        return G3N_ERR;
+
+    g3n_pipeline_media media;
+    memset(&media, 0, sizeof(media));
+    int rc = G3N_ERR;
+    if (input->media_count > 0) {
+        progress(params->progress, params->progress_user, "encoding %d image(s) and audio clip(s) in parallel",
+                 input->media_count);
+        if (g3n_pipeline_encode_media(client, input->media, input->media_count, &media, params->progress,
+                                      params->progress_user, err) != G3N_OK)
+            goto done;
+    }
+    chat_stream stream;
+    memset(&stream, 0, sizeof(stream));
+    g3n_detokenizer_init(&stream.detokenizer, tokenizer, 1);
+    stream.on_text = on_text;
+    stream.user = text_user;
+    stream.outer = params;
+    g3n_pipeline_generate_params p = *params;
+    p.on_token = chat_on_token;
+    p.user = &stream;
+    rc = g3n_pipeline_generate(client, prompt.ids.ids, prompt.ids.count, &media, &p, stats, err);
+    if (rc == G3N_OK && stream.failed)
+        rc = g3n_error_set(err, "%s", stream.err.message);
+    if (rc == G3N_OK) {
+        const char *text;
+        size_t length;
+        if (g3n_detokenizer_flush(&stream.detokenizer, &text, &length, err) != G3N_OK)
+            rc = G3N_ERR;
+        else if (length && on_text)
+            on_text(text_user, text, length);
+    }
+    stats->encode_seconds = media.seconds;
+    g3n_detokenizer_free(&stream.detokenizer);
+done:
+    g3n_pipeline_media_free(&media);
+    g3n_chat_prompt_free(&prompt);
+    return rc;
+}
+
+int g3n_local_roles_start(g3n_local_roles *local, g3n_broker *broker, const char *endpoint, g3n_weights *weights,
+                          const g3n_model_config *config, const g3n_role_options *options, unsigned role_mask,
+                          const g3n_transport_options *transport, g3n_error *err)
+{
+    memset(local, 0, sizeof(*local));
+    for (int role = 1; role < G3N_ROLE_COUNT; role++) {
+        if (!(role_mask & (1u << role)) || role == G3N_ROLE_ORCHESTRATOR)
+            continue;
+        if (g3n_role_open(&local->roles[role], role, weights, config, options, err) != G3N_OK) {
+            g3n_local_roles_stop(local);
+            return G3N_ERR;
+        }
+        g3n_worker_options wo;
+        memset(&wo, 0, sizeof(wo));
+        wo.role = role;
+        wo.endpoint = endpoint;
+        wo.model_id = g3n_weights_describe(weights);
+        wo.capacity = role == G3N_ROLE_EMBEDDER || role == G3N_ROLE_DECODER ? 2 : 1;
+        wo.zmq_context = g3n_broker_context(broker);
+        if (transport)
+            wo.transport = *transport;
+        if (g3n_worker_start(&local->workers[role], &wo, g3n_role_handle, local->roles[role], err) != G3N_OK) {
+            g3n_local_roles_stop(local);
+            return G3N_ERR;
+        }
+    }
+    return G3N_OK;
+}
+
+void g3n_local_roles_stop(g3n_local_roles *local)
+{
+    for (int role = 0; role < G3N_ROLE_COUNT; role++) {
+        g3n_worker_stop(local->workers[role]);
+        g3n_role_close(local->roles[role]);
+    }
+    memset(local, 0, sizeof(*local));
+}

@@ -1,0 +1,110 @@
+/* pipeline.h - the orchestrator's work, over any broker (threads over
+ * inproc:// in `g3n run`, daemons over tcp:// in g3n-orchestrator):
+ *
+ *   chat request -> chat template + tokenizer -> images and audio to their
+ *   encoder pools in parallel -> embedder merges ids and soft tokens ->
+ *   prefill on a decoder (the session then stays on that worker) -> per step:
+ *   embedder embeds the picked token, the same decoder runs one position ->
+ *   detokenized text streamed to a callback.
+ *
+ * Also the pieces on their own (encode media, generate from ids), so checks
+ * and tools can drive the daemons with their own ids and media.
+ *
+ * Threads: one g3n_client per calling thread; several chats may run at once
+ * on different threads (each has its own decoder session).
+ */
+#ifndef G3N_PIPELINE_H
+#define G3N_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "generate.h"
+#include "roles.h"
+#include "status.h"
+#include "tokenizer.h"
+#include "transport.h"
+
+/* Encoded media in prompt order: the encoders' replies (owned envelopes). */
+typedef struct g3n_pipeline_media {
+    G3n__Envelope **replies; /* EncodeImageReply / EncodeAudioReply envelopes */
+    int count;
+    double seconds;          /* wall time of the parallel encoding */
+} g3n_pipeline_media;
+void g3n_pipeline_media_free(g3n_pipeline_media *media); /* accepts a zeroed struct */
+
+typedef struct g3n_media_file {
+    int is_audio;           /* 0: image */
+    const void *bytes;      /* the file's contents, borrowed */
+    size_t size;
+    const char *name;       /* for messages */
+} g3n_media_file;
+
+typedef void (*g3n_progress_callback)(void *user, const char *line);
+
+/* Sends every file to its encoder pool at once (retryable requests) and
+ * collects the replies in the given order. */
+int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, int count, g3n_pipeline_media *out,
+                              g3n_progress_callback progress, void *user, g3n_error *err);
+
+/* Called for each generated token: logits may be NULL (when not asked for);
+ * return nonzero to stop. */
+typedef int (*g3n_pipeline_token_callback)(void *user, int64_t step, int32_t token, const float *logits,
+                                           int64_t vocab);
+
+typedef struct g3n_pipeline_generate_params {
+    int64_t max_new_tokens;
+    g3n_sampling_params sampling;
+    int eos_ids[G3N_MAX_EOS_IDS];
+    int num_eos_ids;
+    int64_t allowed_vocab;         /* <= 0: all */
+    int want_logits;               /* the step logits go to on_token */
+    const char *session_id;        /* NULL: a fresh unique one */
+    g3n_pipeline_token_callback on_token;
+    void *user;
+    g3n_progress_callback progress;
+    void *progress_user;
+} g3n_pipeline_generate_params;
+
+/* Defaults from the config: eos ids, allowed_vocab = vocab_size_per_layer_input, greedy, 32 tokens. */
+g3n_pipeline_generate_params g3n_pipeline_default_params(const g3n_model_config *config);
+
+typedef struct g3n_pipeline_stats {
+    int64_t prompt_tokens, generated_tokens;
+    double encode_seconds, embed_seconds, prefill_seconds, decode_seconds;
+    int stopped_on_eos;
+    char decoder[64];              /* the worker that held the session */
+} g3n_pipeline_stats;
+
+/* Prompt ids (with image/audio placeholders) + encoded media -> generated tokens. */
+int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count, const g3n_pipeline_media *media,
+                          const g3n_pipeline_generate_params *params, g3n_pipeline_stats *stats, g3n_error *err);
+
+typedef struct g3n_chat_input {
+    const char *system;            /* may be NULL */
+    const char *prompt;            /* the user's text */
+    const g3n_media_file *media;   /* images and clips of the user turn, in order, before the text */
+    int media_count;
+} g3n_chat_input;
+
+/* on_text gets each complete UTF-8 piece as it is produced (length may be 0). */
+typedef int (*g3n_text_callback)(void *user, const char *text, size_t length);
+
+int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const g3n_tokenizer *tokenizer,
+                      const g3n_chat_input *input, const g3n_pipeline_generate_params *params,
+                      g3n_text_callback on_text, void *text_user, g3n_pipeline_stats *stats, g3n_error *err);
+
+/* The worker roles as threads of this process, connected to broker over endpoint
+ * (an inproc:// endpoint the broker bound). */
+typedef struct g3n_local_roles {
+    g3n_role *roles[G3N_ROLE_COUNT];
+    g3n_worker *workers[G3N_ROLE_COUNT];
+} g3n_local_roles;
+/* role_mask: bit (1 << role) for each role to start. */
+int g3n_local_roles_start(g3n_local_roles *local, g3n_broker *broker, const char *endpoint, g3n_weights *weights,
+                          const g3n_model_config *config, const g3n_role_options *options, unsigned role_mask,
+                          const g3n_transport_options *transport, g3n_error *err);
+void g3n_local_roles_stop(g3n_local_roles *local);
+
+#endif

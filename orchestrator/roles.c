@@ -1,0 +1,690 @@
+/* roles.c - the worker roles (see roles.h). One handler per request kind,
+ * each checking its fields, calling the model code, and answering. */
+#include "roles.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio_config.h"
+#include "audio_decode.h"
+#include "audio_encoder.h"
+#include "audio_features.h"
+#include "embedder.h"
+#include "generate.h"
+#include "image_preprocess.h"
+#include "ops.h"
+#include "text_model.h"
+#include "vision_encoder.h"
+
+#define MAX_SESSION_ID 128
+
+typedef struct decoder_session {
+    char id[MAX_SESSION_ID + 1];
+    g3n_text_session *session;
+    g3n_sampler *sampler;
+    int64_t allowed_vocab;
+    float *logits; /* [vocab], reused every step */
+    int busy;
+    uint64_t last_used;
+} decoder_session;
+
+/* Reusable output buffers, one per concurrent call (no allocation per token). */
+typedef struct scratch_slot {
+    float *a, *b;
+    size_t a_size, b_size;
+    int busy;
+} scratch_slot;
+#define SCRATCH_SLOTS 16
+
+struct g3n_role {
+    int kind;
+    g3n_weights *weights;
+    const g3n_model_config *config;
+    g3n_role_options options;
+    pthread_mutex_t lock;
+    /* vision */
+    g3n_vision_encoder *vision;
+    float *pixels, *tower;
+    /* audio */
+    g3n_audio_config audio_config;
+    g3n_audio_feature_config feature_config;
+    g3n_audio_features *features;
+    g3n_audio_encoder audio;
+    int audio_loaded;
+    /* embedder */
+    g3n_embedder embedder;
+    scratch_slot scratch[SCRATCH_SLOTS];
+    /* decoder */
+    g3n_text_model model;
+    int model_loaded;
+    decoder_session *sessions;
+    uint64_t use_counter;
+};
+
+static int bad_request(g3n_worker_call *call, g3n_error *err)
+{
+    g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_BAD_REQUEST);
+    (void)err;
+    return G3N_ERR;
+}
+
+/* ------------------------------------------------------------ vision encoder */
+
+static int vision_open(g3n_role *r, g3n_error *err)
+{
+    if (g3n_vision_encoder_load(&r->vision, r->config, r->weights, err) != G3N_OK)
+        return G3N_ERR;
+    const g3n_vision_config *vc = g3n_vision_encoder_config(r->vision);
+    r->pixels = malloc(sizeof(float) * 3 * (size_t)(vc->image_size * vc->image_size));
+    r->tower = malloc(sizeof(float) * (size_t)(vc->soft_tokens * vc->hidden_size));
+    if (!r->pixels || !r->tower)
+        return g3n_error_set(err, "vision-encoder: out of memory");
+    return g3n_image_init(err);
+}
+
+/* EncodeImageRequest -> EncodeImageReply (the tower's tokens). */
+static int vision_encode_image(g3n_role *r, g3n_worker_call *call, const G3n__EncodeImageRequest *q, g3n_error *err)
+{
+    const g3n_vision_config *vc = g3n_vision_encoder_config(r->vision);
+    const int64_t side = vc->image_size;
+    double t0 = g3n_now_seconds();
+    pthread_mutex_lock(&r->lock);
+    int rc = G3N_OK;
+    if (q->image.len > 0 && q->pixel_values) {
+        rc = g3n_error_set(err, "encode_image: give image bytes or pixel_values, not both");
+        bad_request(call, err);
+    } else if (q->image.len > 0) {
+        g3n_image_options options = g3n_image_default_options();
+        options.size = (int)side;
+        if (g3n_image_preprocess_buffer(q->image.data, q->image.len, &options, r->pixels, err) != G3N_OK) {
+            g3n_error_prefix(err, "encode_image.image");
+            rc = bad_request(call, err);
+        }
+    } else {
+        int64_t shape[3] = {3, side, side};
+        g3n_tensor view;
+        if (g3n_wire_tensor_view(q->pixel_values, "encode_image.pixel_values", G3N_DTYPE_F32, 3, shape, 0, &view,
+                                 err) != G3N_OK)
+            rc = bad_request(call, err);
+        else
+            memcpy(r->pixels, view.data, sizeof(float) * (size_t)(3 * side * side));
+    }
+    if (rc == G3N_OK)
+        rc = g3n_vision_encoder_tower(r->vision, r->pixels, 1, (int)side, (int)side, r->tower, err);
+    if (rc == G3N_OK) {
+        G3n__Envelope env;
+        G3n__EncodeImageReply reply;
+        g3n__envelope__init(&env);
+        g3n__encode_image_reply__init(&reply);
+        g3n_wire_tensor tokens;
+        int64_t shape[2] = {vc->soft_tokens, vc->hidden_size};
+        g3n_wire_tensor_borrow(&tokens, G3N_DTYPE_F32, 2, shape, r->tower);
+        reply.tokens = &tokens.message;
+        reply.seconds = g3n_now_seconds() - t0;
+        env.body_case = G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
+        env.encode_image_reply = &reply;
+        rc = g3n_worker_call_send(call, &env, 0, err);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+/* ------------------------------------------------------------- audio encoder */
+
+static int audio_open(g3n_role *r, g3n_error *err)
+{
+    g3n_audio_feature_config_default(&r->feature_config);
+    if (r->options.model_dir) {
+        char path[1200];
+        snprintf(path, sizeof(path), "%s/preprocessor_config.json", r->options.model_dir);
+        if (g3n_audio_feature_config_load(&r->feature_config, path, err) != G3N_OK)
+            return G3N_ERR;
+    }
+    if (g3n_audio_config_parse(&r->audio_config, r->config, err) != G3N_OK ||
+        g3n_audio_features_create(&r->features, &r->feature_config, err) != G3N_OK ||
+        g3n_audio_encoder_load(&r->audio, &r->audio_config, r->weights, err) != G3N_OK)
+        return G3N_ERR;
+    r->audio_loaded = 1;
+    return G3N_OK;
+}
+
+/* EncodeAudioRequest (a whole clip) -> EncodeAudioReply, as the reference's
+ * feature extractor (batch of one, truncated at max_samples) and audio tower. */
+static int audio_encode(g3n_role *r, g3n_worker_call *call, const G3n__EncodeAudioRequest *q, g3n_error *err)
+{
+    double t0 = g3n_now_seconds();
+    float *samples = NULL, *features = NULL, *tokens = NULL;
+    uint8_t *mask = NULL, *padding = NULL, *frame_padding = NULL;
+    int64_t count = 0, frames = 0;
+    int rc = G3N_ERR;
+    const int rate = r->feature_config.sampling_rate;
+    if (q->stream_id && q->stream_id[0]) {
+        g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_UNSUPPORTED);
+        return g3n_error_set(err, "encode_audio: streams (stream_id) are not served yet; send whole clips");
+    }
+    if (q->audio.len > 0 && q->samples)
+        return g3n_error_set(err, "encode_audio: give audio bytes or samples, not both"), bad_request(call, err);
+    if (q->audio.len > 0) {
+        if (g3n_audio_decode_memory(q->audio.data, q->audio.len, "encode_audio.audio", rate, &samples, &count, err) !=
+            G3N_OK)
+            return bad_request(call, err);
+    } else {
+        g3n_tensor view;
+        if (g3n_wire_tensor_view(q->samples, "encode_audio.samples", G3N_DTYPE_F32, 1, NULL,
+                                 r->feature_config.max_samples, &view, err) != G3N_OK)
+            return bad_request(call, err);
+        count = view.shape[0];
+        samples = malloc(sizeof(float) * (size_t)(count ? count : 1));
+        if (!samples)
+            return g3n_error_set(err, "encode_audio: out of memory");
+        memcpy(samples, view.data, sizeof(float) * (size_t)count);
+    }
+    const float *clips[1] = {samples};
+    int64_t lengths[1] = {count};
+    pthread_mutex_lock(&r->lock);
+    if (g3n_audio_features_batch(r->features, clips, lengths, 1, &features, &mask, &frames, err) != G3N_OK) {
+        bad_request(call, err);
+        goto done;
+    }
+    const int64_t token_count = g3n_audio_encoder_token_count(&r->audio_config, frames);
+    frame_padding = malloc((size_t)frames);
+    tokens = malloc(sizeof(float) * (size_t)(token_count * r->audio_config.hidden_size + 1));
+    padding = malloc((size_t)token_count + 1);
+    if (!frame_padding || !tokens || !padding) {
+        g3n_error_set(err, "encode_audio: out of memory");
+        goto done;
+    }
+    for (int64_t f = 0; f < frames; f++)
+        frame_padding[f] = mask[f] ? 0 : 1;
+    if (g3n_audio_encoder_encode(&r->audio, features, frame_padding, frames, tokens, padding, err) != G3N_OK)
+        goto done;
+    {
+        G3n__Envelope env;
+        G3n__EncodeAudioReply reply;
+        g3n__envelope__init(&env);
+        g3n__encode_audio_reply__init(&reply);
+        g3n_wire_tensor t_tokens, t_padding;
+        int64_t shape[2] = {token_count, r->audio_config.hidden_size};
+        g3n_wire_tensor_borrow(&t_tokens, G3N_DTYPE_F32, 2, shape, tokens);
+        g3n_wire_tensor_borrow(&t_padding, G3N_DTYPE_U8, 1, shape, padding);
+        reply.tokens = &t_tokens.message;
+        reply.padding = &t_padding.message;
+        reply.final = 1;
+        reply.seconds = g3n_now_seconds() - t0;
+        reply.audio_seconds = (double)count / rate;
+        env.body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY;
+        env.encode_audio_reply = &reply;
+        rc = g3n_worker_call_send(call, &env, 0, err);
+    }
+done:
+    pthread_mutex_unlock(&r->lock);
+    free(samples);
+    free(features);
+    free(mask);
+    free(frame_padding);
+    free(tokens);
+    free(padding);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ embedder */
+
+static scratch_slot *scratch_take(g3n_role *r, size_t a_floats, size_t b_floats, g3n_error *err)
+{
+    pthread_mutex_lock(&r->lock);
+    scratch_slot *slot = NULL;
+    for (int i = 0; i < SCRATCH_SLOTS && !slot; i++)
+        if (!r->scratch[i].busy)
+            slot = &r->scratch[i];
+    if (slot)
+        slot->busy = 1;
+    pthread_mutex_unlock(&r->lock);
+    if (!slot) {
+        g3n_error_set(err, "embedder: more than %d calls at once", SCRATCH_SLOTS);
+        return NULL;
+    }
+    if (slot->a_size < a_floats) {
+        free(slot->a);
+        slot->a = malloc(sizeof(float) * a_floats);
+        slot->a_size = slot->a ? a_floats : 0;
+    }
+    if (slot->b_size < b_floats) {
+        free(slot->b);
+        slot->b = malloc(sizeof(float) * b_floats);
+        slot->b_size = slot->b ? b_floats : 0;
+    }
+    if (!slot->a || !slot->b) {
+        g3n_error_set(err, "embedder: out of memory for %zu + %zu floats", a_floats, b_floats);
+        pthread_mutex_lock(&r->lock);
+        slot->busy = 0;
+        pthread_mutex_unlock(&r->lock);
+        return NULL;
+    }
+    return slot;
+}
+
+static void scratch_give(g3n_role *r, scratch_slot *slot)
+{
+    pthread_mutex_lock(&r->lock);
+    slot->busy = 0;
+    pthread_mutex_unlock(&r->lock);
+}
+
+#define MAX_MEDIA 64
+
+/* EmbedRequest -> EmbedReply: Gemma3nModel.forward's merge (embedder.h). */
+static int embedder_embed(g3n_role *r, g3n_worker_call *call, const G3n__EmbedRequest *q, g3n_error *err)
+{
+    const g3n_embedder *e = &r->embedder;
+    g3n_tensor ids;
+    if (g3n_wire_tensor_view(q->ids, "embed.ids", G3N_DTYPE_I32, 1, NULL, r->options.max_tokens, &ids, err) != G3N_OK)
+        return bad_request(call, err);
+    const int64_t T = ids.shape[0];
+    if (T < 1)
+        return g3n_error_set(err, "embed.ids: empty"), bad_request(call, err);
+    const int32_t *id = ids.data;
+    for (int64_t t = 0; t < T; t++)
+        if (id[t] < 0 || id[t] >= e->vocab_size)
+            return g3n_error_set(err, "embed.ids[%lld] = %d is outside the vocabulary [0, %lld)", (long long)t, id[t],
+                                 (long long)e->vocab_size),
+                   bad_request(call, err);
+    if (q->n_segments > MAX_MEDIA)
+        return g3n_error_set(err, "embed.segments: %zu media, at most %d", q->n_segments, MAX_MEDIA),
+               bad_request(call, err);
+    g3n_media_tokens media[MAX_MEDIA];
+    for (size_t i = 0; i < q->n_segments; i++) {
+        const G3n__MediaSegment *s = q->segments[i];
+        char name[64];
+        snprintf(name, sizeof(name), "embed.segments[%zu].tokens", i);
+        g3n_tensor tokens;
+        memset(&media[i], 0, sizeof(media[i]));
+        if (s->kind == G3N__MEDIA_KIND__MEDIA_IMAGE) {
+            if (!e->has_vision)
+                return g3n_error_set(err, "embed.segments[%zu]: an image, but the model has no vision embedder", i),
+                       bad_request(call, err);
+            int64_t shape[2] = {e->vision_soft_tokens_per_image, e->vision.multimodal_hidden};
+            if (g3n_wire_tensor_view(s->tokens, name, G3N_DTYPE_F32, 2, shape, 0, &tokens, err) != G3N_OK)
+                return bad_request(call, err);
+            media[i].kind = G3N_MEDIA_IMAGE;
+        } else if (s->kind == G3N__MEDIA_KIND__MEDIA_AUDIO) {
+            if (!e->has_audio)
+                return g3n_error_set(err, "embed.segments[%zu]: audio, but the model has no audio embedder", i),
+                       bad_request(call, err);
+            int64_t shape[2] = {-1, e->audio.multimodal_hidden};
+            if (g3n_wire_tensor_view(s->tokens, name, G3N_DTYPE_F32, 2, shape,
+                                     e->audio_soft_tokens_per_image * e->audio.multimodal_hidden, &tokens,
+                                     err) != G3N_OK)
+                return bad_request(call, err);
+            media[i].kind = G3N_MEDIA_AUDIO;
+            if (s->padding) {
+                g3n_tensor padding;
+                snprintf(name, sizeof(name), "embed.segments[%zu].padding", i);
+                int64_t pshape[1] = {tokens.shape[0]};
+                if (g3n_wire_tensor_view(s->padding, name, G3N_DTYPE_U8, 1, pshape, 0, &padding, err) != G3N_OK)
+                    return bad_request(call, err);
+                media[i].padding_mask = padding.data;
+            }
+        } else {
+            return g3n_error_set(err, "embed.segments[%zu]: unknown media kind %d", i, (int)s->kind),
+                   bad_request(call, err);
+        }
+        media[i].tokens = tokens.data;
+        media[i].count = tokens.shape[0];
+        media[i].width = tokens.shape[1];
+    }
+    scratch_slot *slot = scratch_take(r, (size_t)(T * e->hidden_size), (size_t)(T * e->per_layer_width), err);
+    if (!slot)
+        return G3N_ERR;
+    int rc = g3n_embedder_build(e, id, T, media, (int)q->n_segments, 0, T, slot->a, slot->b, err);
+    if (rc != G3N_OK) {
+        bad_request(call, err); /* mismatched placeholders and media */
+    } else {
+        G3n__Envelope env;
+        G3n__EmbedReply reply;
+        g3n__envelope__init(&env);
+        g3n__embed_reply__init(&reply);
+        g3n_wire_tensor embeds, per_layer;
+        int64_t eshape[2] = {T, e->hidden_size};
+        int64_t pshape[3] = {T, e->text.num_layers, e->text.per_layer_dim};
+        g3n_wire_tensor_borrow(&embeds, G3N_DTYPE_F32, 2, eshape, slot->a);
+        g3n_wire_tensor_borrow(&per_layer, G3N_DTYPE_F32, 3, pshape, slot->b);
+        reply.inputs_embeds = &embeds.message;
+        reply.per_layer_inputs = &per_layer.message;
+        env.body_case = G3N__ENVELOPE__BODY_EMBED_REPLY;
+        env.embed_reply = &reply;
+        rc = g3n_worker_call_send(call, &env, 0, err);
+    }
+    scratch_give(r, slot);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- decoder */
+
+static decoder_session *session_find(g3n_role *r, const char *id)
+{
+    for (int i = 0; i < r->options.max_sessions; i++)
+        if (r->sessions[i].session && strcmp(r->sessions[i].id, id) == 0)
+            return &r->sessions[i];
+    return NULL;
+}
+
+static void session_release(decoder_session *s)
+{
+    g3n_text_session_free(s->session);
+    g3n_sampler_free(s->sampler);
+    free(s->logits);
+    memset(s, 0, sizeof(*s));
+}
+
+static int check_session_id(const char *id, g3n_error *err)
+{
+    if (!id || !id[0])
+        return g3n_error_set(err, "session_id is empty");
+    if (strlen(id) > MAX_SESSION_ID)
+        return g3n_error_set(err, "session_id is longer than %d bytes", MAX_SESSION_ID);
+    return G3N_OK;
+}
+
+/* Checks inputs_embeds [T, D] and per_layer_inputs [T, L, P]. */
+static int check_inputs(const g3n_text_model *m, const G3n__Tensor *embeds, const G3n__Tensor *per_layer,
+                        const char *what, int64_t max_count, g3n_tensor *e, g3n_tensor *p, g3n_error *err)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "%s.inputs_embeds", what);
+    int64_t eshape[2] = {-1, m->hidden_size};
+    if (g3n_wire_tensor_view(embeds, name, G3N_DTYPE_F32, 2, eshape, max_count * m->hidden_size, e, err) != G3N_OK)
+        return G3N_ERR;
+    snprintf(name, sizeof(name), "%s.per_layer_inputs", what);
+    int64_t pshape[3] = {e->shape[0], m->num_layers, m->per_layer_dim};
+    if (g3n_wire_tensor_view(per_layer, name, G3N_DTYPE_F32, 3, pshape, 0, p, err) != G3N_OK)
+        return G3N_ERR;
+    if (e->shape[0] < 1)
+        return g3n_error_set(err, "%s: no positions", what);
+    return G3N_OK;
+}
+
+/* Takes the session (creating it for a prefill); marks it busy. */
+static int session_acquire(g3n_role *r, const char *id, int create, const G3n__PrefillRequest *prefill,
+                           decoder_session **out, g3n_worker_call *call, g3n_error *err)
+{
+    *out = NULL;
+    pthread_mutex_lock(&r->lock);
+    decoder_session *s = session_find(r, id);
+    if (s && s->busy) {
+        pthread_mutex_unlock(&r->lock);
+        return g3n_error_set(err, "session '%s' is busy with another request", id), bad_request(call, err);
+    }
+    if (s && create && prefill->reset) {
+        session_release(s);
+        s = NULL;
+    }
+    if (!s && !create) {
+        pthread_mutex_unlock(&r->lock);
+        g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_NOT_FOUND);
+        return g3n_error_set(err, "no session '%s' on this decoder", id);
+    }
+    if (!s) {
+        decoder_session *free_slot = NULL, *oldest_idle = NULL;
+        for (int i = 0; i < r->options.max_sessions; i++) {
+            decoder_session *c = &r->sessions[i];
+            if (!c->session && !free_slot)
+                free_slot = c;
+            if (c->session && !c->busy && (!oldest_idle || c->last_used < oldest_idle->last_used))
+                oldest_idle = c;
+        }
+        if (!free_slot && oldest_idle) { /* the least recently used idle session makes room */
+            session_release(oldest_idle);
+            free_slot = oldest_idle;
+        }
+        if (!free_slot) {
+            pthread_mutex_unlock(&r->lock);
+            g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_TOO_LARGE);
+            return g3n_error_set(err, "decoder holds %d busy sessions (its limit)", r->options.max_sessions);
+        }
+        s = free_slot;
+        snprintf(s->id, sizeof(s->id), "%s", id);
+        s->busy = 1; /* reserved while created outside the lock */
+        pthread_mutex_unlock(&r->lock);
+        g3n_text_session_params sp = g3n_text_session_default_params(&r->model);
+        int64_t want = prefill->max_positions > 0 ? prefill->max_positions : r->options.max_positions;
+        if (want > r->options.max_positions)
+            want = r->options.max_positions;
+        sp.max_positions = want;
+        g3n_sampling_params sampling = g3n_sampling_default_params();
+        const G3n__SamplingParams *q = prefill->sampling;
+        if (q) {
+            sampling.do_sample = q->do_sample && q->temperature > 0.0f;
+            sampling.temperature = q->temperature > 0.0f ? q->temperature : 1.0f;
+            sampling.top_k = q->top_k > 0 ? q->top_k : 0;
+            sampling.top_p = q->top_p > 0.0f && q->top_p <= 1.0f ? q->top_p : 1.0f;
+            sampling.min_p = q->min_p > 0.0f && q->min_p < 1.0f ? q->min_p : 0.0f;
+            sampling.seed = q->seed;
+        }
+        s->allowed_vocab = prefill->allowed_vocab;
+        s->logits = malloc(sizeof(float) * (size_t)r->model.vocab_size);
+        if (!s->logits || g3n_text_session_create(&s->session, &r->model, &sp, err) != G3N_OK ||
+            g3n_sampler_create(&s->sampler, &sampling, r->model.vocab_size, err) != G3N_OK) {
+            if (!s->logits)
+                g3n_error_set(err, "decoder: out of memory");
+            pthread_mutex_lock(&r->lock);
+            session_release(s);
+            pthread_mutex_unlock(&r->lock);
+            return G3N_ERR;
+        }
+        *out = s;
+        return G3N_OK;
+    }
+    s->busy = 1;
+    pthread_mutex_unlock(&r->lock);
+    *out = s;
+    return G3N_OK;
+}
+
+static void session_done(g3n_role *r, decoder_session *s)
+{
+    pthread_mutex_lock(&r->lock);
+    s->busy = 0;
+    s->last_used = ++r->use_counter;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Runs positions through the session, picks the next token, answers StepReply. */
+static int decoder_step(g3n_role *r, g3n_worker_call *call, decoder_session *s, const g3n_tensor *embeds,
+                        const g3n_tensor *per_layer, int want_logits, g3n_error *err)
+{
+    double t0 = g3n_now_seconds();
+    const int64_t T = embeds->shape[0];
+    if (g3n_text_session_forward(s->session, embeds->data, per_layer->data, T, s->logits, 0, err) != G3N_OK)
+        return bad_request(call, err);
+    int32_t token = g3n_sampler_sample(s->sampler, s->logits, s->allowed_vocab);
+    G3n__Envelope env;
+    G3n__StepReply reply;
+    g3n__envelope__init(&env);
+    g3n__step_reply__init(&reply);
+    g3n_wire_tensor logits;
+    if (want_logits) {
+        int64_t shape[1] = {r->model.vocab_size};
+        g3n_wire_tensor_borrow(&logits, G3N_DTYPE_F32, 1, shape, s->logits);
+        reply.logits = &logits.message;
+    }
+    reply.token = token;
+    reply.position = g3n_text_session_position(s->session);
+    reply.seconds = g3n_now_seconds() - t0;
+    env.body_case = G3N__ENVELOPE__BODY_STEP_REPLY;
+    env.step_reply = &reply;
+    return g3n_worker_call_send(call, &env, 0, err);
+}
+
+static int decoder_prefill(g3n_role *r, g3n_worker_call *call, const G3n__PrefillRequest *q, g3n_error *err)
+{
+    if (check_session_id(q->session_id, err) != G3N_OK) {
+        g3n_error_prefix(err, "prefill");
+        return bad_request(call, err);
+    }
+    g3n_tensor e, p;
+    if (check_inputs(&r->model, q->inputs_embeds, q->per_layer_inputs, "prefill", r->options.max_positions, &e, &p,
+                     err) != G3N_OK)
+        return bad_request(call, err);
+    if (q->allowed_vocab > r->model.vocab_size)
+        return g3n_error_set(err, "prefill.allowed_vocab %lld is over the vocabulary %lld", (long long)q->allowed_vocab,
+                             (long long)r->model.vocab_size),
+               bad_request(call, err);
+    decoder_session *s;
+    if (session_acquire(r, q->session_id, 1, q, &s, call, err) != G3N_OK)
+        return G3N_ERR;
+    int rc = decoder_step(r, call, s, &e, &p, q->want_logits, err);
+    session_done(r, s);
+    return rc;
+}
+
+static int decoder_decode_step(g3n_role *r, g3n_worker_call *call, const G3n__DecodeStepRequest *q, g3n_error *err)
+{
+    if (check_session_id(q->session_id, err) != G3N_OK) {
+        g3n_error_prefix(err, "decode_step");
+        return bad_request(call, err);
+    }
+    g3n_tensor e, p;
+    if (check_inputs(&r->model, q->inputs_embeds, q->per_layer_inputs, "decode_step", r->options.max_positions, &e,
+                     &p, err) != G3N_OK)
+        return bad_request(call, err);
+    decoder_session *s;
+    if (session_acquire(r, q->session_id, 0, NULL, &s, call, err) != G3N_OK)
+        return G3N_ERR;
+    int rc = decoder_step(r, call, s, &e, &p, q->want_logits, err);
+    session_done(r, s);
+    return rc;
+}
+
+static int decoder_end_session(g3n_role *r, g3n_worker_call *call, const G3n__EndSession *q, g3n_error *err)
+{
+    if (check_session_id(q->session_id, err) != G3N_OK) {
+        g3n_error_prefix(err, "end_session");
+        return bad_request(call, err);
+    }
+    pthread_mutex_lock(&r->lock);
+    decoder_session *s = session_find(r, q->session_id);
+    if (s && !s->busy)
+        session_release(s);
+    pthread_mutex_unlock(&r->lock);
+    G3n__Envelope env;
+    G3n__Ack ack;
+    g3n__envelope__init(&env);
+    g3n__ack__init(&ack);
+    env.body_case = G3N__ENVELOPE__BODY_ACK;
+    env.ack = &ack;
+    return g3n_worker_call_send(call, &env, 0, err);
+}
+
+/* ------------------------------------------------------------------- common */
+
+int g3n_role_open(g3n_role **out, int kind, g3n_weights *weights, const g3n_model_config *config,
+                  const g3n_role_options *options, g3n_error *err)
+{
+    *out = NULL;
+    g3n_role *r = calloc(1, sizeof(*r));
+    if (!r)
+        return g3n_error_set(err, "role: out of memory");
+    r->kind = kind;
+    r->weights = weights;
+    r->config = config;
+    if (options)
+        r->options = *options;
+    if (r->options.max_sessions <= 0)
+        r->options.max_sessions = 16;
+    if (r->options.max_positions <= 0 || r->options.max_positions > config->text.max_position_embeddings)
+        r->options.max_positions = config->text.max_position_embeddings;
+    if (r->options.max_tokens <= 0)
+        r->options.max_tokens = config->text.max_position_embeddings;
+    pthread_mutex_init(&r->lock, NULL);
+    int rc;
+    switch (kind) {
+    case G3N_ROLE_VISION_ENCODER:
+        rc = vision_open(r, err);
+        break;
+    case G3N_ROLE_AUDIO_ENCODER:
+        rc = audio_open(r, err);
+        break;
+    case G3N_ROLE_EMBEDDER:
+        rc = g3n_embedder_load(&r->embedder, weights, config, err);
+        break;
+    case G3N_ROLE_DECODER:
+        rc = g3n_text_model_load(&r->model, weights, config, err);
+        if (rc == G3N_OK) {
+            r->model_loaded = 1;
+            r->sessions = calloc((size_t)r->options.max_sessions, sizeof(*r->sessions));
+            if (!r->sessions)
+                rc = g3n_error_set(err, "decoder: out of memory");
+        }
+        break;
+    default:
+        rc = g3n_error_set(err, "role %d is not a worker role", kind);
+    }
+    if (rc != G3N_OK) {
+        g3n_error_prefix(err, "%s", g3n_role_name(kind));
+        g3n_role_close(r);
+        return G3N_ERR;
+    }
+    *out = r;
+    return G3N_OK;
+}
+
+void g3n_role_close(g3n_role *r)
+{
+    if (!r)
+        return;
+    g3n_vision_encoder_free(r->vision);
+    free(r->pixels);
+    free(r->tower);
+    if (r->audio_loaded)
+        g3n_audio_encoder_free(&r->audio);
+    g3n_audio_features_free(r->features);
+    if (r->kind == G3N_ROLE_AUDIO_ENCODER)
+        g3n_audio_feature_config_free(&r->feature_config);
+    for (int i = 0; i < SCRATCH_SLOTS; i++) {
+        free(r->scratch[i].a);
+        free(r->scratch[i].b);
+    }
+    if (r->sessions)
+        for (int i = 0; i < r->options.max_sessions; i++)
+            session_release(&r->sessions[i]);
+    free(r->sessions);
+    if (r->model_loaded)
+        g3n_text_model_free(&r->model);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+int g3n_role_handle(void *user, g3n_worker_call *call, const G3n__Envelope *q, g3n_error *err)
+{
+    g3n_role *r = user;
+    int body = q->body_case;
+    switch (r->kind) {
+    case G3N_ROLE_VISION_ENCODER:
+        if (body == G3N__ENVELOPE__BODY_ENCODE_IMAGE)
+            return vision_encode_image(r, call, q->encode_image, err);
+        break;
+    case G3N_ROLE_AUDIO_ENCODER:
+        if (body == G3N__ENVELOPE__BODY_ENCODE_AUDIO)
+            return audio_encode(r, call, q->encode_audio, err);
+        break;
+    case G3N_ROLE_EMBEDDER:
+        if (body == G3N__ENVELOPE__BODY_EMBED)
+            return embedder_embed(r, call, q->embed, err);
+        break;
+    case G3N_ROLE_DECODER:
+        if (body == G3N__ENVELOPE__BODY_PREFILL)
+            return decoder_prefill(r, call, q->prefill, err);
+        if (body == G3N__ENVELOPE__BODY_DECODE_STEP)
+            return decoder_decode_step(r, call, q->decode_step, err);
+        if (body == G3N__ENVELOPE__BODY_END_SESSION)
+            return decoder_end_session(r, call, q->end_session, err);
+        break;
+    default:
+        break;
+    }
+    g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_UNSUPPORTED);
+    return g3n_error_set(err, "a %s worker does not serve %s requests", g3n_role_name(r->kind),
+                         g3n_wire_body_name(body));
+}

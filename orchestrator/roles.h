@@ -1,0 +1,50 @@
+/* roles.h - the four worker roles as transport handlers: what each daemon
+ * (and each thread of `g3n run`) serves.
+ *
+ *   vision-encoder  EncodeImageRequest (image file bytes or pixel_values) ->
+ *                   the vision tower's tokens [soft_tokens, vision_hidden]
+ *   audio-encoder   EncodeAudioRequest (a clip in any format FFmpeg reads) ->
+ *                   the audio tower's tokens [Ta, audio_hidden] + padding [Ta]
+ *   embedder        EmbedRequest (ids + media tokens) -> inputs_embeds and
+ *                   per-layer inputs (services/embedder/embedder.h: the merge)
+ *   decoder         PrefillRequest / DecodeStepRequest / EndSession over
+ *                   sessions that keep their KV cache on this worker
+ *
+ * Each role loads only its own tensors from the weights source (the decoder
+ * still borrows the per-layer embedding table through g3n_text_model_load;
+ * with a checkpoint that is an mmapped view it never touches).
+ * Every field of a request is checked before use (wire.h); bad requests are
+ * answered with ERROR_BAD_REQUEST naming the field.
+ *
+ * Lifetimes: a role borrows the weights and config (keep them open until
+ * g3n_role_close). g3n_role_handle is thread-safe (the encoders serialize
+ * their calls; the embedder runs calls in parallel; the decoder runs different
+ * sessions in parallel).
+ */
+#ifndef G3N_ROLES_H
+#define G3N_ROLES_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "status.h"
+#include "transport.h"
+#include "weights.h"
+
+typedef struct g3n_role g3n_role;
+
+typedef struct g3n_role_options {
+    const char *model_dir;  /* checkpoint folder (preprocessor_config.json), or NULL */
+    int max_sessions;       /* decoder: sessions held at once (default 16) */
+    int64_t max_positions;  /* decoder: largest context a session may ask for (default max_position_embeddings) */
+    int64_t max_tokens;     /* embedder: ids per request (default max_position_embeddings) */
+} g3n_role_options;
+
+/* role: G3N_ROLE_VISION_ENCODER, ..._AUDIO_ENCODER, ..._EMBEDDER, ..._DECODER. */
+int g3n_role_open(g3n_role **out, int role, g3n_weights *weights, const g3n_model_config *config,
+                  const g3n_role_options *options, g3n_error *err);
+void g3n_role_close(g3n_role *role); /* accepts NULL */
+/* The transport handler (user = the g3n_role). */
+int g3n_role_handle(void *role, g3n_worker_call *call, const G3n__Envelope *request, g3n_error *err);
+
+#endif
