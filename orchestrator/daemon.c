@@ -1,0 +1,156 @@
+/* daemon.c - the worker daemons' main (daemon.h). */
+#include "daemon.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "matmul.h"
+#include "ops.h"
+#include "roles.h"
+#include "transport.h"
+#include "weights.h"
+
+static void print_help(FILE *out, int role, const char *program)
+{
+    fprintf(out,
+            "usage: %s (--model DIR | --synth CONFIG:SEED) [--connect ENDPOINT] [options]\n"
+            "\n"
+            "The %s role of g3n as a daemon: connects to the orchestrator's broker,\n"
+            "announces itself (Hello: role, model, capacity), heartbeats, and serves requests\n"
+            "until SIGTERM or SIGINT. Loads only the tensors this role needs.\n"
+            "\n"
+            "  --model DIR             checkpoint folder (config.json, safetensors shards)\n"
+            "  --synth CONFIG:SEED     synthetic weights for a config.json\n"
+            "  --connect ENDPOINT      the broker (default tcp://127.0.0.1:5555)\n"
+            "  --name NAME             worker name (default ROLE-HOST-PID-N)\n"
+            "  --threads N             OpenMP threads for the computation (default: all)\n"
+            "  --capacity N            requests served at once (default 1%s)\n"
+            "  --heartbeat-ms N        heartbeat interval (default 1000)\n"
+            "  --heartbeat-timeout-ms N  broker silence before reconnecting (default 5000)\n"
+            "  --max-message-mb N      largest message accepted (default 512)\n"
+            "%s",
+            program, g3n_role_name(role), role == G3N_ROLE_DECODER ? "; sessions run in parallel" : "",
+            role == G3N_ROLE_DECODER ? "  --max-sessions N        KV-cache sessions held at once (default 16)\n"
+                                       "  --max-positions N       largest context per session (default: the model's)\n"
+                                     : "");
+}
+
+int g3n_daemon_main(int role, const char *program, int argc, char **argv)
+{
+    const char *model_dir = NULL, *synth_spec = NULL, *endpoint = "tcp://127.0.0.1:5555", *name = NULL;
+    int threads = 0, capacity = 1, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000, max_sessions = 16;
+    long long max_message_mb = 512, max_positions = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            print_help(stdout, role, program);
+            return 0;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v || strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "%s: error: unknown or incomplete argument '%s' (see --help)\n", program, a);
+            return 2;
+        }
+        i++;
+        if (strcmp(a, "--model") == 0)
+            model_dir = v;
+        else if (strcmp(a, "--synth") == 0)
+            synth_spec = v;
+        else if (strcmp(a, "--connect") == 0)
+            endpoint = v;
+        else if (strcmp(a, "--name") == 0)
+            name = v;
+        else if (strcmp(a, "--threads") == 0)
+            threads = atoi(v);
+        else if (strcmp(a, "--capacity") == 0)
+            capacity = atoi(v);
+        else if (strcmp(a, "--heartbeat-ms") == 0)
+            heartbeat_ms = atoi(v);
+        else if (strcmp(a, "--heartbeat-timeout-ms") == 0)
+            heartbeat_timeout_ms = atoi(v);
+        else if (strcmp(a, "--max-message-mb") == 0)
+            max_message_mb = atoll(v);
+        else if (strcmp(a, "--max-sessions") == 0 && role == G3N_ROLE_DECODER)
+            max_sessions = atoi(v);
+        else if (strcmp(a, "--max-positions") == 0 && role == G3N_ROLE_DECODER)
+            max_positions = atoll(v);
+        else {
+            fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", program, a);
+            return 2;
+        }
+    }
+    if ((model_dir == NULL) == (synth_spec == NULL)) {
+        fprintf(stderr, "%s: error: give one of --model DIR or --synth CONFIG:SEED (see --help)\n", program);
+        return 2;
+    }
+    if (capacity < 1 || capacity > 256 || heartbeat_ms < 10 || heartbeat_timeout_ms < 2 * heartbeat_ms ||
+        max_message_mb < 1 || max_message_mb > 4096 || max_sessions < 1) {
+        fprintf(stderr, "%s: error: a numeric option is out of range (see --help)\n", program);
+        return 2;
+    }
+    if (threads > 0)
+        g3n_set_threads(threads);
+    g3n_install_shutdown_handlers();
+
+    g3n_error err = {{0}};
+    g3n_model_config config;
+    memset(&config, 0, sizeof(config));
+    g3n_weights *weights = NULL;
+    g3n_role *r = NULL;
+    g3n_worker *worker = NULL;
+    int rc = 1;
+    double t0 = g3n_now_seconds();
+    char config_path[1024];
+    uint64_t seed = 0;
+    if (synth_spec) {
+        if (g3n_parse_synth_spec(synth_spec, config_path, sizeof(config_path), &seed, &err) != G3N_OK ||
+            g3n_config_load(&config, config_path, &err) != G3N_OK ||
+            g3n_weights_open_synth(&weights, seed, G3N_DTYPE_BF16, &err) != G3N_OK)
+            goto done;
+    } else if (g3n_config_load(&config, model_dir, &err) != G3N_OK ||
+               g3n_weights_open_checkpoint(&weights, model_dir, &err) != G3N_OK) {
+        goto done;
+    }
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.model_dir = model_dir;
+    ro.max_sessions = max_sessions;
+    ro.max_positions = max_positions;
+    if (g3n_role_open(&r, role, weights, &config, &ro, &err) != G3N_OK)
+        goto done;
+    g3n_worker_options wo;
+    memset(&wo, 0, sizeof(wo));
+    wo.role = role;
+    wo.endpoint = endpoint;
+    wo.name = name;
+    wo.model_id = g3n_weights_describe(weights);
+    wo.capacity = capacity;
+    wo.transport = g3n_transport_default_options();
+    wo.transport.heartbeat_interval_ms = heartbeat_ms;
+    wo.transport.heartbeat_timeout_ms = heartbeat_timeout_ms;
+    wo.transport.max_message_bytes = (int64_t)max_message_mb << 20;
+    if (g3n_worker_start(&worker, &wo, g3n_role_handle, r, &err) != G3N_OK)
+        goto done;
+    fprintf(stderr, "%s: %s serving %s for %s (loaded in %.2f s, %.1f MB generated/converted)\n", program,
+            g3n_worker_name(worker), g3n_role_name(role), endpoint, g3n_now_seconds() - t0,
+            (double)g3n_weights_allocated_bytes(weights) / 1e6);
+    while (!g3n_shutdown_requested())
+        usleep(50000);
+    fprintf(stderr, "%s: shutting down (%llu requests served, %llu messages rejected)\n", program,
+            (unsigned long long)g3n_worker_requests_received(worker),
+            (unsigned long long)g3n_worker_messages_rejected(worker));
+    rc = 0;
+done:
+    if (rc != 0)
+        fprintf(stderr, "%s: error: %s\n", program, err.message);
+    g3n_worker_stop(worker);
+    g3n_role_close(r);
+    g3n_weights_close(weights);
+    g3n_config_free(&config);
+    return rc;
+}
