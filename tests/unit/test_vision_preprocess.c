@@ -121,6 +121,25 @@ static void test_formats(void **state)
         assert_true(max == 0.0);
         free(out);
     }
+    /* 16-bit RGB (PNG and TIFF): converted to 8 bits, v*257 -> v */
+    uint16_t *deep = malloc(sizeof(uint16_t) * W * H * 3);
+    for (int i = 0; i < W * H * 3; i++)
+        deep[i] = (uint16_t)(picture[i] * 257);
+    const char *deep_files[] = {"deep.png", "deep.tif"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", temp_dir, deep_files[i]);
+        VipsImage *image = vips_image_new_from_memory_copy(deep, sizeof(uint16_t) * W * H * 3, W, H, 3,
+                                                           VIPS_FORMAT_USHORT);
+        image->Type = VIPS_INTERPRETATION_RGB16;
+        assert_int_equal(vips_image_write_to_file(image, path, NULL), 0);
+        g_object_unref(image);
+        float *out = preprocess(path, 96, 1);
+        double max;
+        mean_abs_difference(out, reference, 3 * 96 * 96, &max);
+        assert_true(max == 0.0);
+        free(out);
+    }
+    free(deep);
     const char *lossy[] = {"picture.jpg", "picture.webp", "picture.gif"};
     for (size_t i = 0; i < sizeof lossy / sizeof lossy[0]; i++) {
         save_picture(picture, W, H, 3, lossy[i], path, sizeof path);
