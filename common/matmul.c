@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "matmul_internal.h"
+#include "quant.h"
 
 /* ---- ISA selection ---- */
 
@@ -95,8 +96,27 @@ static inline const void *row_pointer(const g3n_matrix *w, int64_t row)
     return (const char *)w->data + (size_t)row * w->row_stride;
 }
 
+static inline int is_quant(g3n_dtype dtype)
+{
+    return dtype == G3N_DTYPE_Q8 || dtype == G3N_DTYPE_Q4;
+}
+
+const char *g3n_matrix_dtype_name(g3n_dtype dtype)
+{
+    if (dtype == G3N_DTYPE_Q8)
+        return "Q8";
+    if (dtype == G3N_DTYPE_Q4)
+        return "Q4";
+    const char *name = g3n_dtype_name(dtype);
+    return name ? name : "?";
+}
+
 void g3n_matrix_row_to_f32(const g3n_matrix *w, int64_t row, float *out)
 {
+    if (is_quant(w->dtype)) {
+        g3n_quant_row_to_f32(w, row, out);
+        return;
+    }
     g3n_convert_to_f32(w->dtype, row_pointer(w, row), out, w->cols);
 }
 
@@ -105,6 +125,17 @@ float g3n_matrix_row_dot(const g3n_matrix *w, int64_t row, const float *x)
     float y;
     g3n_matrix one = g3n_matrix_rows(w, row, 1);
     g3n_isa isa = g3n_isa_active();
+    if (is_quant(w->dtype)) {
+        float *values = malloc(sizeof(float) * (size_t)w->cols);
+        double sum = 0.0;
+        if (values) {
+            g3n_quant_row_to_f32(w, row, values);
+            for (int64_t i = 0; i < w->cols; i++)
+                sum += (double)values[i] * x[i];
+        }
+        free(values);
+        return (float)sum;
+    }
     if (isa == G3N_ISA_AVX512)
         g3n_matmul_dot_avx512(x, 1, (size_t)w->cols, &one, &y, 1, 0, 1);
     else if (isa == G3N_ISA_AVX2)
@@ -230,6 +261,101 @@ static void matmul_gemm(micro_kernel kernel, int64_t panel_width, const float *x
     }
 }
 
+/* ---- quantised weights (quant.h): activations to int8 once per call, then
+ * blocks of weight rows in parallel, four activation rows per weight load ---- */
+
+/* One activation buffer per calling thread, grown on demand and kept (no
+ * allocation per token once the largest shape has been seen). */
+static _Thread_local g3n_quant_activations thread_activations;
+
+typedef void (*quant_kernel)(const g3n_quant_activations *, int64_t, int64_t, const g3n_matrix *, float *, size_t,
+                             int64_t, int64_t);
+
+static quant_kernel pick_quant_kernel(void)
+{
+    const g3n_isa isa = g3n_isa_active();
+    return isa == G3N_ISA_AVX512 ? g3n_quant_dot_avx512 : isa == G3N_ISA_AVX2 ? g3n_quant_dot_avx2
+                                                                              : g3n_quant_dot_portable;
+}
+
+static void matmul_quant(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y, size_t y_stride)
+{
+    g3n_quant_activations *a = &thread_activations;
+    if (g3n_quant_activations_prepare(a, x, m, x_stride, w->cols, w->dtype) != G3N_OK) {
+        for (int64_t i = 0; i < m; i++) /* out of memory: slow but correct */
+            for (int64_t j = 0; j < w->rows; j++)
+                y[(size_t)i * y_stride + (size_t)j] = g3n_matrix_row_dot(w, j, x + (size_t)i * x_stride);
+        return;
+    }
+    const quant_kernel kernel = pick_quant_kernel();
+    const int64_t n = w->rows, block = m > 4 ? 32 : 16;
+    const int64_t blocks = (n + block - 1) / block;
+#pragma omp parallel for schedule(dynamic, 4) if (n * w->cols > 32768)
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t j0 = b * block, j1 = j0 + block < n ? j0 + block : n;
+        for (int64_t i = 0; i < m; i += 4) {
+            const int64_t rows = m - i < 4 ? m - i : 4;
+            kernel(a, i, rows, w, y + (size_t)i * y_stride, y_stride, j0, j1);
+        }
+    }
+}
+
+void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows, int64_t count, float *y)
+{
+    if (count <= 0)
+        return;
+    if (is_quant(w->dtype)) {
+        g3n_quant_activations *a = &thread_activations;
+        if (g3n_quant_activations_prepare(a, x, 1, (size_t)w->cols, w->cols, w->dtype) == G3N_OK) {
+            const quant_kernel kernel = pick_quant_kernel();
+#pragma omp parallel for schedule(static) if (count * w->cols > 32768)
+            for (int64_t i = 0; i < count; i++) {
+                const g3n_matrix one = g3n_matrix_rows(w, rows[i], 1);
+                kernel(a, 0, 1, &one, y + i, 1, 0, 1);
+            }
+            return;
+        }
+    }
+    const g3n_isa isa = g3n_isa_active();
+#pragma omp parallel for schedule(static) if (count * w->cols > 32768)
+    for (int64_t i = 0; i < count; i++) {
+        if (is_quant(w->dtype) || isa == G3N_ISA_PORTABLE) {
+            y[i] = g3n_matrix_row_dot(w, rows[i], x);
+        } else {
+            const g3n_matrix one = g3n_matrix_rows(w, rows[i], 1);
+            if (isa == G3N_ISA_AVX512)
+                g3n_matmul_dot_avx512(x, 1, (size_t)w->cols, &one, y + i, 1, 0, 1);
+            else
+                g3n_matmul_dot_avx2(x, 1, (size_t)w->cols, &one, y + i, 1, 0, 1);
+        }
+    }
+}
+
+void g3n_matrix_combine_rows(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count, float *y)
+{
+    const int64_t cols = w->cols, slice = 256;
+    const int64_t slices = (cols + slice - 1) / slice;
+    const size_t element = g3n_dtype_size(w->dtype);
+#pragma omp parallel for schedule(static) if (count * cols > 32768)
+    for (int64_t s = 0; s < slices; s++) {
+        const int64_t c0 = s * slice, c1 = c0 + slice < cols ? c0 + slice : cols, width = c1 - c0;
+        float acc[256], values[256];
+        for (int64_t c = 0; c < width; c++)
+            acc[c] = 0.0f;
+        for (int64_t i = 0; i < count; i++) {
+            const float coef = coefs[i];
+            if (is_quant(w->dtype))
+                g3n_quant_row_slice_to_f32(w, rows[i], c0, c1, values);
+            else
+                g3n_convert_to_f32(w->dtype, (const char *)row_pointer(w, rows[i]) + (size_t)c0 * element, values,
+                                   width);
+            for (int64_t c = 0; c < width; c++)
+                acc[c] += coef * values[c];
+        }
+        memcpy(y + c0, acc, sizeof(float) * (size_t)width);
+    }
+}
+
 void g3n_matmul(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y, size_t y_stride)
 {
     if (m <= 0 || w->rows <= 0)
@@ -237,6 +363,10 @@ void g3n_matmul(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w,
     if (w->cols == 0) {
         for (int64_t i = 0; i < m; i++)
             memset(y + (size_t)i * y_stride, 0, sizeof(float) * (size_t)w->rows);
+        return;
+    }
+    if (is_quant(w->dtype)) {
+        matmul_quant(x, m, x_stride, w, y, y_stride);
         return;
     }
     const g3n_isa isa = g3n_isa_active();

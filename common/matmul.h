@@ -18,8 +18,13 @@
 #include "status.h"
 #include "tensor.h"
 
+/* Block-quantised formats: g3n_matrix dtypes only (no g3n_tensor holds them);
+ * common/quant.h describes their layout. */
+#define G3N_DTYPE_Q8 ((g3n_dtype)(G3N_DTYPE_COUNT + 1))
+#define G3N_DTYPE_Q4 ((g3n_dtype)(G3N_DTYPE_COUNT + 2))
+
 typedef struct g3n_matrix {
-    g3n_dtype dtype;      /* F32, BF16 or F16 */
+    g3n_dtype dtype;      /* F32, BF16, F16, or Q8/Q4 (quant.h) */
     int64_t rows;         /* n: output features */
     int64_t cols;         /* k: input features */
     size_t row_stride;    /* bytes between rows */
@@ -38,6 +43,17 @@ void g3n_matmul(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w,
 float g3n_matrix_row_dot(const g3n_matrix *w, int64_t row, const float *x);
 /* Row `row` of w as f32 (k values). */
 void g3n_matrix_row_to_f32(const g3n_matrix *w, int64_t row, float *out);
+
+/* "F32", "BF16", "F16", "Q8", "Q4". */
+const char *g3n_matrix_dtype_name(g3n_dtype dtype);
+
+/* Selected rows only: y[i] = x · W[rows[i]]ᵀ for i < count (one x row of w->cols
+ * values). Parallel over the rows. */
+void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows, int64_t count, float *y);
+/* Weighted sum of selected rows: y[0 .. w->cols) = Σ_i coefs[i] · W[rows[i]].
+ * With W stored transposed this is a product with a sparse vector (the sparse
+ * MLP's down_proj). Parallel over column slices; y is overwritten. */
+void g3n_matrix_combine_rows(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count, float *y);
 
 /* Instruction-set level of the kernels. */
 typedef enum g3n_isa { G3N_ISA_PORTABLE = 0, G3N_ISA_AVX2 = 1, G3N_ISA_AVX512 = 2 } g3n_isa;
