@@ -155,6 +155,7 @@ typedef struct worker_entry {
     int capacity;
     int outstanding;
     int64_t last_seen;
+    uint64_t incarnation;
     char model_id[128];
 } worker_entry;
 
@@ -557,9 +558,16 @@ static void handle_worker(g3n_broker *b)
             broker_log(b, "worker %s: Hello with role %d, capacity %d rejected", id, role, capacity);
             break;
         }
+        if (w && w->incarnation == env->hello->incarnation && w->role == role) {
+            /* the same worker reconnected: its running requests are still running */
+            broker_log(b, "%s worker %s reconnected", g3n_role_name(role), id);
+            w->capacity = capacity;
+            break;
+        }
         if (w)
-            drop_worker(b, w, "it said Hello again (restarted)");
-        add_worker(b, id, id_len, role, capacity, env->hello->model_id);
+            drop_worker(b, w, "it started again (a new incarnation)");
+        if (add_worker(b, id, id_len, role, capacity, env->hello->model_id) == G3N_OK)
+            b->workers[b->worker_count - 1].incarnation = env->hello->incarnation;
         break;
     }
     case G3N__ENVELOPE__BODY_HEARTBEAT:
@@ -1015,6 +1023,7 @@ struct g3n_worker {
     g3n_worker_call *active; /* running calls (for Cancel) */
     int running;
     atomic_uint_fast64_t received, rejected;
+    uint64_t incarnation;
 };
 
 static void worker_log(g3n_worker *w, const char *format, ...) G3N_PRINTF(2, 3);
@@ -1048,6 +1057,7 @@ static void *worker_connect(g3n_worker *w)
     hello.model_id = w->model_id;
     hello.capacity = (uint32_t)w->options.capacity;
     hello.name = w->name;
+    hello.incarnation = w->incarnation;
     env.body_case = G3N__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
     send_envelope(s, &env, ZMQ_DONTWAIT, NULL);
@@ -1427,6 +1437,12 @@ int g3n_worker_start(g3n_worker **out, const g3n_worker_options *options, g3n_wo
     }
     w->handler = handler;
     w->user = user;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        w->incarnation = ((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 32) ^
+                         (uint64_t)(uintptr_t)w;
+    }
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
     if (options->zmq_context) {

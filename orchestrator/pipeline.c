@@ -32,8 +32,9 @@ void g3n_pipeline_media_free(g3n_pipeline_media *media)
     memset(media, 0, sizeof(*media));
 }
 
-int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, int count, g3n_pipeline_media *out,
-                              g3n_progress_callback cb, void *user, g3n_error *err)
+int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *requests, const char *const *names,
+                                 int count, g3n_pipeline_media *out, g3n_progress_callback cb, void *user,
+                                 g3n_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (count <= 0)
@@ -42,6 +43,8 @@ int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, i
     uint64_t *ids = calloc((size_t)count, sizeof(uint64_t));
     if (!out->replies || !ids) {
         free(ids);
+        free(out->replies);
+        out->replies = NULL;
         return g3n_error_set(err, "pipeline: out of memory");
     }
     out->count = count;
@@ -49,27 +52,9 @@ int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, i
     int rc = G3N_OK;
     int submitted = 0;
     for (int i = 0; i < count && rc == G3N_OK; i++) {
-        G3n__Envelope env;
-        G3n__EncodeImageRequest image;
-        G3n__EncodeAudioRequest audio;
-        g3n__envelope__init(&env);
-        g3n_request_options ro = {0, 1, NULL};
-        if (files[i].is_audio) {
-            g3n__encode_audio_request__init(&audio);
-            audio.audio.data = (uint8_t *)files[i].bytes;
-            audio.audio.len = files[i].size;
-            env.body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO;
-            env.encode_audio = &audio;
-            ro.role = G3N_ROLE_AUDIO_ENCODER;
-        } else {
-            g3n__encode_image_request__init(&image);
-            image.image.data = (uint8_t *)files[i].bytes;
-            image.image.len = files[i].size;
-            env.body_case = G3N__ENVELOPE__BODY_ENCODE_IMAGE;
-            env.encode_image = &image;
-            ro.role = G3N_ROLE_VISION_ENCODER;
-        }
-        rc = g3n_client_submit(client, &ro, &env, &ids[i], err);
+        int is_audio = requests[i]->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO;
+        g3n_request_options ro = {is_audio ? G3N_ROLE_AUDIO_ENCODER : G3N_ROLE_VISION_ENCODER, 1, NULL};
+        rc = g3n_client_submit(client, &ro, requests[i], &ids[i], err);
         if (rc == G3N_OK)
             submitted++;
     }
@@ -93,29 +78,29 @@ int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, i
         }
         received++;
         const G3n__Envelope *env = reply.envelope;
+        int is_audio = requests[index]->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO;
+        const char *name = names && names[index] ? names[index] : "";
         if (env->body_case == G3N__ENVELOPE__BODY_ERROR) {
             if (rc == G3N_OK)
-                rc = g3n_error_set(err, "encoding %s %s: %s: %s", files[index].is_audio ? "audio" : "image",
-                                   files[index].name ? files[index].name : "", g3n_wire_error_code_name(env->error->code),
+                rc = g3n_error_set(err, "encoding %s %s: %s: %s", is_audio ? "audio" : "image", name,
+                                   g3n_wire_error_code_name(env->error->code),
                                    env->error->message ? env->error->message : "");
             g3n_reply_clear(&reply);
             continue;
         }
-        int expected = files[index].is_audio ? G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY
-                                             : G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
+        int expected = is_audio ? G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY : G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
         if ((int)env->body_case != expected) {
             if (rc == G3N_OK)
-                rc = g3n_error_set(err, "encoding %s: the worker answered %s", files[index].name ? files[index].name : "",
+                rc = g3n_error_set(err, "encoding %s: the worker answered %s", name,
                                    g3n_wire_body_name(env->body_case));
             g3n_reply_clear(&reply);
             continue;
         }
-        if (files[index].is_audio)
-            progress(cb, user, "encoded audio %s: %.2f s of audio in %.3f s on %s", files[index].name,
+        if (is_audio)
+            progress(cb, user, "encoded audio %s: %.2f s of audio in %.3f s on %s", name,
                      env->encode_audio_reply->audio_seconds, env->encode_audio_reply->seconds, reply.worker);
         else
-            progress(cb, user, "encoded image %s: %.3f s on %s", files[index].name, env->encode_image_reply->seconds,
-                     reply.worker);
+            progress(cb, user, "encoded image %s: %.3f s on %s", name, env->encode_image_reply->seconds, reply.worker);
         out->replies[index] = reply.envelope;
         reply.envelope = NULL;
         g3n_reply_clear(&reply);
@@ -125,6 +110,39 @@ int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, i
     if (rc != G3N_OK)
         g3n_pipeline_media_free(out);
     return rc;
+}
+
+int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, int count, g3n_pipeline_media *out,
+                              g3n_progress_callback cb, void *user, g3n_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (count <= 0)
+        return G3N_OK;
+    if (count > 64)
+        return g3n_error_set(err, "pipeline: %d media files (at most 64)", count);
+    G3n__Envelope envelopes[64], *pointers[64];
+    G3n__EncodeImageRequest images[64];
+    G3n__EncodeAudioRequest audios[64];
+    const char *names[64];
+    for (int i = 0; i < count; i++) {
+        g3n__envelope__init(&envelopes[i]);
+        if (files[i].is_audio) {
+            g3n__encode_audio_request__init(&audios[i]);
+            audios[i].audio.data = (uint8_t *)files[i].bytes;
+            audios[i].audio.len = files[i].size;
+            envelopes[i].body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO;
+            envelopes[i].encode_audio = &audios[i];
+        } else {
+            g3n__encode_image_request__init(&images[i]);
+            images[i].image.data = (uint8_t *)files[i].bytes;
+            images[i].image.len = files[i].size;
+            envelopes[i].body_case = G3N__ENVELOPE__BODY_ENCODE_IMAGE;
+            envelopes[i].encode_image = &images[i];
+        }
+        pointers[i] = &envelopes[i];
+        names[i] = files[i].name;
+    }
+    return g3n_pipeline_encode_requests(client, pointers, names, count, out, cb, user, err);
 }
 
 g3n_pipeline_generate_params g3n_pipeline_default_params(const g3n_model_config *config)
@@ -184,17 +202,30 @@ static int embed(g3n_client *client, const int32_t *ids, int64_t count, const g3
     return G3N_OK;
 }
 
-static int check_step(const g3n_reply *reply, int want_logits, int64_t *vocab, g3n_error *err)
+/* The step's token logits: [vocab], or the last row of [rows, vocab] after an all-logits prefill. */
+static int check_step(const g3n_reply *reply, int want_logits, int64_t rows, const float **logits, int64_t *vocab,
+                      g3n_error *err)
 {
     if (reply->envelope->body_case != G3N__ENVELOPE__BODY_STEP_REPLY)
         return g3n_error_set(err, "decoder answered %s", g3n_wire_body_name(reply->envelope->body_case));
     *vocab = 0;
-    if (want_logits) {
+    *logits = NULL;
+    if (want_logits || rows > 0) {
         g3n_tensor view;
-        if (g3n_wire_tensor_view(reply->envelope->step_reply->logits, "step_reply.logits", G3N_DTYPE_F32, 1, NULL, 0,
-                                 &view, err) != G3N_OK)
-            return G3N_ERR;
-        *vocab = view.shape[0];
+        if (rows > 0) {
+            int64_t shape[2] = {rows, -1};
+            if (g3n_wire_tensor_view(reply->envelope->step_reply->logits, "step_reply.logits", G3N_DTYPE_F32, 2, shape,
+                                     0, &view, err) != G3N_OK)
+                return G3N_ERR;
+            *vocab = view.shape[1];
+            *logits = (const float *)view.data + (rows - 1) * view.shape[1];
+        } else {
+            if (g3n_wire_tensor_view(reply->envelope->step_reply->logits, "step_reply.logits", G3N_DTYPE_F32, 1, NULL,
+                                     0, &view, err) != G3N_OK)
+                return G3N_ERR;
+            *vocab = view.shape[0];
+            *logits = view.data;
+        }
     }
     return G3N_OK;
 }
@@ -244,6 +275,7 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
         q.sampling = &sampling;
         q.allowed_vocab = params->allowed_vocab;
         q.want_logits = params->want_logits;
+        q.all_logits = params->want_prompt_logits;
         q.max_positions = count + params->max_new_tokens + 1;
         env.body_case = G3N__ENVELOPE__BODY_PREFILL;
         env.prefill = &q;
@@ -252,6 +284,15 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
             goto done;
     }
     session_open = 1;
+    if (params->want_prompt_logits && step.envelope->body_case == G3N__ENVELOPE__BODY_STEP_REPLY) {
+        g3n_tensor view;
+        int64_t shape[2] = {count, -1};
+        if (g3n_wire_tensor_view(step.envelope->step_reply->logits, "prefill logits", G3N_DTYPE_F32, 2, shape, 0,
+                                 &view, err) != G3N_OK)
+            goto done;
+        if (params->on_prompt_logits)
+            params->on_prompt_logits(params->user, view.data, count, view.shape[1]);
+    }
     snprintf(stats->decoder, sizeof(stats->decoder), "%s", step.worker);
     g3n_reply_clear(&embedded);
     stats->prefill_seconds = g3n_now_seconds() - t1;
@@ -264,11 +305,14 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
     double t2 = g3n_now_seconds();
     for (int64_t s = 0; s < params->max_new_tokens; s++) {
         int64_t vocab = 0;
-        if (check_step(&step, params->want_logits, &vocab, err) != G3N_OK)
+        const float *logits = NULL;
+        if (check_step(&step, params->want_logits, s == 0 && params->want_prompt_logits ? count : 0, &logits, &vocab,
+                       err) != G3N_OK)
             goto done;
+        if (!params->want_logits)
+            logits = NULL;
         int32_t token = step.envelope->step_reply->token;
         stats->generated_tokens++;
-        const float *logits = params->want_logits ? (const float *)step.envelope->step_reply->logits->data.data : NULL;
         int stop = params->on_token ? params->on_token(params->user, s, token, logits, vocab) : 0;
         for (int e = 0; e < params->num_eos_ids; e++)
             if (token == params->eos_ids[e]) {
@@ -382,8 +426,12 @@ int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const 
     memset(&media, 0, sizeof(media));
     int rc = G3N_ERR;
     if (input->media_count > 0) {
-        progress(params->progress, params->progress_user, "encoding %d image(s) and audio clip(s) in parallel",
-                 input->media_count);
+        int audio_count = 0;
+        for (int i = 0; i < input->media_count; i++)
+            audio_count += input->media[i].is_audio != 0;
+        progress(params->progress, params->progress_user, "encoding %d image%s and %d audio clip%s in parallel",
+                 input->media_count - audio_count, input->media_count - audio_count == 1 ? "" : "s", audio_count,
+                 audio_count == 1 ? "" : "s");
         if (g3n_pipeline_encode_media(client, input->media, input->media_count, &media, params->progress,
                                       params->progress_user, err) != G3N_OK)
             goto done;

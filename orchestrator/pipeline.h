@@ -47,6 +47,11 @@ typedef void (*g3n_progress_callback)(void *user, const char *line);
  * collects the replies in the given order. */
 int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, int count, g3n_pipeline_media *out,
                               g3n_progress_callback progress, void *user, g3n_error *err);
+/* The same for ready-made requests (EncodeImageRequest / EncodeAudioRequest
+ * envelopes, e.g. pixel_values or log-mel features computed by the caller). */
+int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *requests, const char *const *names,
+                                 int count, g3n_pipeline_media *out, g3n_progress_callback progress, void *user,
+                                 g3n_error *err);
 
 /* Called for each generated token: logits may be NULL (when not asked for);
  * return nonzero to stop. */
@@ -60,6 +65,8 @@ typedef struct g3n_pipeline_generate_params {
     int num_eos_ids;
     int64_t allowed_vocab;         /* <= 0: all */
     int want_logits;               /* the step logits go to on_token */
+    int want_prompt_logits;        /* every prompt row's logits go to on_prompt_logits */
+    void (*on_prompt_logits)(void *user, const float *logits, int64_t rows, int64_t vocab);
     const char *session_id;        /* NULL: a fresh unique one */
     g3n_pipeline_token_callback on_token;
     void *user;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audio_config.h"
 #include "audio_decode.h"
@@ -44,6 +45,7 @@ struct g3n_role {
     const g3n_model_config *config;
     g3n_role_options options;
     pthread_mutex_t lock;
+    pthread_cond_t session_free; /* a session stopped being busy */
     /* vision */
     g3n_vision_encoder *vision;
     float *pixels, *tower;
@@ -164,8 +166,44 @@ static int audio_encode(g3n_role *r, g3n_worker_call *call, const G3n__EncodeAud
         g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_UNSUPPORTED);
         return g3n_error_set(err, "encode_audio: streams (stream_id) are not served yet; send whole clips");
     }
-    if (q->audio.len > 0 && q->samples)
-        return g3n_error_set(err, "encode_audio: give audio bytes or samples, not both"), bad_request(call, err);
+    if ((q->audio.len > 0) + (q->samples != NULL) + (q->features != NULL) != 1)
+        return g3n_error_set(err, "encode_audio: give exactly one of audio bytes, samples, features"),
+               bad_request(call, err);
+    if (q->features) {
+        int64_t fshape[2] = {-1, r->audio_config.input_feat_size};
+        g3n_tensor fview, pview;
+        if (g3n_wire_tensor_view(q->features, "encode_audio.features", G3N_DTYPE_F32, 2, fshape,
+                                 (r->feature_config.max_samples / r->feature_config.hop_length + 1) *
+                                     r->audio_config.input_feat_size,
+                                 &fview, err) != G3N_OK)
+            return bad_request(call, err);
+        frames = fview.shape[0];
+        if (frames < 1)
+            return g3n_error_set(err, "encode_audio.features: no frames"), bad_request(call, err);
+        features = malloc(sizeof(float) * (size_t)(frames * r->audio_config.input_feat_size));
+        mask = malloc((size_t)frames);
+        if (!features || !mask) {
+            free(features);
+            free(mask);
+            return g3n_error_set(err, "encode_audio: out of memory");
+        }
+        memcpy(features, fview.data, sizeof(float) * (size_t)(frames * r->audio_config.input_feat_size));
+        if (q->features_padding) {
+            int64_t pshape[1] = {frames};
+            if (g3n_wire_tensor_view(q->features_padding, "encode_audio.features_padding", G3N_DTYPE_U8, 1, pshape, 0,
+                                     &pview, err) != G3N_OK) {
+                free(features);
+                free(mask);
+                return bad_request(call, err);
+            }
+            for (int64_t f = 0; f < frames; f++)
+                mask[f] = ((const uint8_t *)pview.data)[f] ? 0 : 1;
+        } else {
+            memset(mask, 1, (size_t)frames);
+        }
+        pthread_mutex_lock(&r->lock);
+        goto encode;
+    }
     if (q->audio.len > 0) {
         if (g3n_audio_decode_memory(q->audio.data, q->audio.len, "encode_audio.audio", rate, &samples, &count, err) !=
             G3N_OK)
@@ -188,6 +226,7 @@ static int audio_encode(g3n_role *r, g3n_worker_call *call, const G3n__EncodeAud
         bad_request(call, err);
         goto done;
     }
+encode:;
     const int64_t token_count = g3n_audio_encoder_token_count(&r->audio_config, frames);
     frame_padding = malloc((size_t)frames);
     tokens = malloc(sizeof(float) * (size_t)(token_count * r->audio_config.hidden_size + 1));
@@ -213,7 +252,8 @@ static int audio_encode(g3n_role *r, g3n_worker_call *call, const G3n__EncodeAud
         reply.padding = &t_padding.message;
         reply.final = 1;
         reply.seconds = g3n_now_seconds() - t0;
-        reply.audio_seconds = (double)count / rate;
+        reply.audio_seconds = count ? (double)count / rate
+                                    : (double)frames * r->feature_config.hop_length / rate;
         env.body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY;
         env.encode_audio_reply = &reply;
         rc = g3n_worker_call_send(call, &env, 0, err);
@@ -412,6 +452,19 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
     *out = NULL;
     pthread_mutex_lock(&r->lock);
     decoder_session *s = session_find(r, id);
+    /* the previous step of this session may still be sending its reply: wait for it (bounded) */
+    double deadline = g3n_now_seconds() + 30.0;
+    while (s && s->busy && g3n_now_seconds() < deadline) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 10 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&r->session_free, &r->lock, &until);
+        s = session_find(r, id);
+    }
     if (s && s->busy) {
         pthread_mutex_unlock(&r->lock);
         return g3n_error_set(err, "session '%s' is busy with another request", id), bad_request(call, err);
@@ -487,25 +540,42 @@ static void session_done(g3n_role *r, decoder_session *s)
     pthread_mutex_lock(&r->lock);
     s->busy = 0;
     s->last_used = ++r->use_counter;
+    pthread_cond_broadcast(&r->session_free);
     pthread_mutex_unlock(&r->lock);
 }
 
 /* Runs positions through the session, picks the next token, answers StepReply. */
 static int decoder_step(g3n_role *r, g3n_worker_call *call, decoder_session *s, const g3n_tensor *embeds,
-                        const g3n_tensor *per_layer, int want_logits, g3n_error *err)
+                        const g3n_tensor *per_layer, int want_logits, int all_logits, g3n_error *err)
 {
     double t0 = g3n_now_seconds();
     const int64_t T = embeds->shape[0];
-    if (g3n_text_session_forward(s->session, embeds->data, per_layer->data, T, s->logits, 0, err) != G3N_OK)
+    const int64_t V = r->model.vocab_size;
+    float *every = NULL;
+    if (all_logits) {
+        every = malloc(sizeof(float) * (size_t)(T * V));
+        if (!every)
+            return g3n_error_set(err, "decoder: out of memory for %lld x %lld logits", (long long)T, (long long)V);
+    }
+    if (g3n_text_session_forward(s->session, embeds->data, per_layer->data, T, every ? every : s->logits,
+                                 every != NULL, err) != G3N_OK) {
+        free(every);
         return bad_request(call, err);
+    }
+    if (every)
+        memcpy(s->logits, every + (T - 1) * V, sizeof(float) * (size_t)V);
     int32_t token = g3n_sampler_sample(s->sampler, s->logits, s->allowed_vocab);
     G3n__Envelope env;
     G3n__StepReply reply;
     g3n__envelope__init(&env);
     g3n__step_reply__init(&reply);
     g3n_wire_tensor logits;
-    if (want_logits) {
-        int64_t shape[1] = {r->model.vocab_size};
+    if (every) {
+        int64_t shape[2] = {T, V};
+        g3n_wire_tensor_borrow(&logits, G3N_DTYPE_F32, 2, shape, every);
+        reply.logits = &logits.message;
+    } else if (want_logits) {
+        int64_t shape[1] = {V};
         g3n_wire_tensor_borrow(&logits, G3N_DTYPE_F32, 1, shape, s->logits);
         reply.logits = &logits.message;
     }
@@ -514,7 +584,9 @@ static int decoder_step(g3n_role *r, g3n_worker_call *call, decoder_session *s, 
     reply.seconds = g3n_now_seconds() - t0;
     env.body_case = G3N__ENVELOPE__BODY_STEP_REPLY;
     env.step_reply = &reply;
-    return g3n_worker_call_send(call, &env, 0, err);
+    int rc = g3n_worker_call_send(call, &env, 0, err);
+    free(every);
+    return rc;
 }
 
 static int decoder_prefill(g3n_role *r, g3n_worker_call *call, const G3n__PrefillRequest *q, g3n_error *err)
@@ -534,7 +606,7 @@ static int decoder_prefill(g3n_role *r, g3n_worker_call *call, const G3n__Prefil
     decoder_session *s;
     if (session_acquire(r, q->session_id, 1, q, &s, call, err) != G3N_OK)
         return G3N_ERR;
-    int rc = decoder_step(r, call, s, &e, &p, q->want_logits, err);
+    int rc = decoder_step(r, call, s, &e, &p, q->want_logits, q->all_logits, err);
     session_done(r, s);
     return rc;
 }
@@ -552,7 +624,7 @@ static int decoder_decode_step(g3n_role *r, g3n_worker_call *call, const G3n__De
     decoder_session *s;
     if (session_acquire(r, q->session_id, 0, NULL, &s, call, err) != G3N_OK)
         return G3N_ERR;
-    int rc = decoder_step(r, call, s, &e, &p, q->want_logits, err);
+    int rc = decoder_step(r, call, s, &e, &p, q->want_logits, 0, err);
     session_done(r, s);
     return rc;
 }
@@ -598,6 +670,7 @@ int g3n_role_open(g3n_role **out, int kind, g3n_weights *weights, const g3n_mode
     if (r->options.max_tokens <= 0)
         r->options.max_tokens = config->text.max_position_embeddings;
     pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->session_free, NULL);
     int rc;
     switch (kind) {
     case G3N_ROLE_VISION_ENCODER:
@@ -653,6 +726,7 @@ void g3n_role_close(g3n_role *r)
     if (r->model_loaded)
         g3n_text_model_free(&r->model);
     pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->session_free);
     free(r);
 }
 

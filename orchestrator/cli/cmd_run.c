@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "front_door.h"
 #include "config.h"
 #include "matmul.h"
 #include "ops.h"
@@ -46,7 +47,11 @@ static void print_help(FILE *out)
             "  --bind ENDPOINT       also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
             "                        (g3n-embedder, g3n-decoder, ...) can connect and share the work\n"
             "  --remote              start no local roles: use only daemons connected to --bind\n"
+            "  --connect ENDPOINT    send the chat to a g3n-orchestrator (its --listen endpoint) and\n"
+            "                        stream its answer; nothing is loaded here\n"
             "  --wait SECONDS        with --remote: how long to wait for the daemons (default 60)\n"
+            "  --heartbeat-ms N      broker heartbeat interval (default 1000; match the daemons')\n"
+            "  --heartbeat-timeout-ms N  a worker silent this long is lost (default 5000)\n"
             "  --quiet               no progress lines\n");
 }
 
@@ -123,6 +128,102 @@ static int print_text(void *user, const char *text, size_t length)
     return 0;
 }
 
+static int print_event(void *user, const G3n__TokenEvent *event)
+{
+    (void)user;
+    if (event->text && event->text[0]) {
+        fputs(event->text, stdout);
+        fflush(stdout);
+    }
+    if (event->finish != G3N__FINISH_REASON__FINISH_NONE && event->timings) {
+        const G3n__Timings *t = event->timings;
+        fprintf(stdout, "\n");
+        fprintf(stderr,
+                "g3n run: %lld prompt tokens, %lld generated (%s); encode %.3f s, prefill %.1f tok/s, decode %.1f "
+                "tok/s (on the orchestrator's workers)\n",
+                (long long)t->prompt_tokens, (long long)t->generated_tokens,
+                event->finish == G3N__FINISH_REASON__FINISH_STOP ? "end of turn" : "length limit", t->encode_seconds,
+                (double)t->prompt_tokens / (t->embed_seconds + t->prefill_seconds + 1e-12),
+                t->generated_tokens > 1 ? (double)(t->generated_tokens - 1) / (t->decode_seconds + 1e-12) : 0.0);
+    }
+    return 0;
+}
+
+/* --connect: a ChatRequest to g3n-orchestrator, token events to stdout. */
+static int run_connected(const char *endpoint, const char *system, const char *prompt, const char **image_paths,
+                         int images, const char **audio_paths, int audios, int64_t max_new, double temperature,
+                         int top_k, double top_p, unsigned long long seed)
+{
+    if (!prompt) {
+        fprintf(stderr, "g3n run: error: no PROMPT (see --help)\n");
+        return 2;
+    }
+    G3n__ChatRequest request;
+    G3n__ChatMessage system_message, user_message;
+    G3n__ChatMessage *messages[2];
+    G3n__SamplingParams sampling;
+    ProtobufCBinaryData image_data[MAX_MEDIA], audio_data[MAX_MEDIA];
+    g3n__chat_request__init(&request);
+    g3n__chat_message__init(&system_message);
+    g3n__chat_message__init(&user_message);
+    g3n__sampling_params__init(&sampling);
+    size_t n = 0;
+    if (system) {
+        system_message.role = "system";
+        system_message.text = (char *)system;
+        messages[n++] = &system_message;
+    }
+    user_message.role = "user";
+    user_message.text = (char *)prompt;
+    messages[n++] = &user_message;
+    int rc = 1, loaded_images = 0, loaded_audios = 0;
+    for (; loaded_images < images; loaded_images++) {
+        void *data;
+        size_t size;
+        if (read_file(image_paths[loaded_images], &data, &size) != 0) {
+            fprintf(stderr, "g3n run: error: cannot read %s\n", image_paths[loaded_images]);
+            goto done;
+        }
+        image_data[loaded_images] = (ProtobufCBinaryData){size, data};
+    }
+    for (; loaded_audios < audios; loaded_audios++) {
+        void *data;
+        size_t size;
+        if (read_file(audio_paths[loaded_audios], &data, &size) != 0) {
+            fprintf(stderr, "g3n run: error: cannot read %s\n", audio_paths[loaded_audios]);
+            goto done;
+        }
+        audio_data[loaded_audios] = (ProtobufCBinaryData){size, data};
+    }
+    user_message.n_images = (size_t)images;
+    user_message.images = image_data;
+    user_message.n_audios = (size_t)audios;
+    user_message.audios = audio_data;
+    request.n_messages = n;
+    request.messages = messages;
+    request.max_new_tokens = (uint32_t)max_new;
+    if (temperature > 0.0) {
+        sampling.do_sample = 1;
+        sampling.temperature = (float)temperature;
+        sampling.top_k = top_k;
+        sampling.top_p = (float)top_p;
+    }
+    sampling.seed = seed;
+    request.sampling = &sampling;
+    g3n_error err = {{0}};
+    if (g3n_front_door_chat(endpoint, &request, 600000, print_event, NULL, &err) != G3N_OK) {
+        fprintf(stderr, "g3n run: error: %s\n", err.message);
+        goto done;
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < loaded_images; i++)
+        free(image_data[i].data);
+    for (int i = 0; i < loaded_audios; i++)
+        free(audio_data[i].data);
+    return rc;
+}
+
 int g3n_command_run(int argc, char **argv)
 {
     if (g3n_wants_help(argc, argv)) {
@@ -130,9 +231,10 @@ int g3n_command_run(int argc, char **argv)
         return 0;
     }
     const char *model_dir = NULL, *synth_spec = NULL, *tokenizer_path = NULL, *system = NULL, *prompt = NULL;
-    const char *bind = NULL;
+    const char *bind = NULL, *connect = NULL;
     const char *image_paths[MAX_MEDIA], *audio_paths[MAX_MEDIA];
-    int images = 0, audios = 0, demo = 0, remote = 0, quiet = 0, threads = 0;
+    int images = 0, audios = 0, demo = 0, remote = 0, quiet = 0, threads = 0, heartbeat_ms = 0,
+        heartbeat_timeout_ms = 0;
     int64_t max_new = 64;
     double temperature = 0.0, top_p = 1.0, wait_seconds = 60.0;
     int top_k = 0;
@@ -144,7 +246,9 @@ int g3n_command_run(int argc, char **argv)
                     strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 || strcmp(a, "--system") == 0 ||
                     strcmp(a, "--max-new-tokens") == 0 || strcmp(a, "--temperature") == 0 ||
                     strcmp(a, "--top-k") == 0 || strcmp(a, "--top-p") == 0 || strcmp(a, "--seed") == 0 ||
-                    strcmp(a, "--threads") == 0 || strcmp(a, "--bind") == 0 || strcmp(a, "--wait") == 0;
+                    strcmp(a, "--threads") == 0 || strcmp(a, "--bind") == 0 || strcmp(a, "--wait") == 0 ||
+                    strcmp(a, "--connect") == 0 ||
+                    strcmp(a, "--heartbeat-ms") == 0 || strcmp(a, "--heartbeat-timeout-ms") == 0;
         if (takes && !v) {
             fprintf(stderr, "g3n run: error: %s needs a value\n", a);
             return 2;
@@ -183,8 +287,14 @@ int g3n_command_run(int argc, char **argv)
             threads = atoi(v);
         else if (strcmp(a, "--bind") == 0)
             bind = v;
+        else if (strcmp(a, "--connect") == 0)
+            connect = v;
         else if (strcmp(a, "--wait") == 0)
             wait_seconds = strtod(v, NULL);
+        else if (strcmp(a, "--heartbeat-ms") == 0)
+            heartbeat_ms = atoi(v);
+        else if (strcmp(a, "--heartbeat-timeout-ms") == 0)
+            heartbeat_timeout_ms = atoi(v);
         else if (strcmp(a, "--demo") == 0)
             demo = 1;
         else if (strcmp(a, "--remote") == 0)
@@ -201,6 +311,9 @@ int g3n_command_run(int argc, char **argv)
             return 2;
         }
     }
+    if (connect)
+        return run_connected(connect, system, prompt, image_paths, images, audio_paths, audios, max_new, temperature,
+                             top_k, top_p, seed);
     if ((model_dir != NULL) + (synth_spec != NULL) + demo != 1) {
         fprintf(stderr, "g3n run: error: give one of --model, --synth, --demo (see --help)\n");
         return 2;
@@ -293,6 +406,10 @@ int g3n_command_run(int argc, char **argv)
     g3n_transport_options transport = g3n_transport_default_options();
     transport.verbose = !quiet && bind != NULL;
     transport.no_worker_wait_ms = (int)(wait_seconds * 1000);
+    if (heartbeat_ms > 0)
+        transport.heartbeat_interval_ms = heartbeat_ms;
+    if (heartbeat_timeout_ms > 0)
+        transport.heartbeat_timeout_ms = heartbeat_timeout_ms;
     if (g3n_broker_start(&broker, endpoints, bind ? 2 : 1, &transport, &err) != G3N_OK)
         goto done;
     unsigned mask = (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER);

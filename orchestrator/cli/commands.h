@@ -13,6 +13,7 @@ int g3n_command_generate(int argc, char **argv);     /* orchestrator/cli/cmd_gen
 int g3n_command_encode_audio(int argc, char **argv); /* orchestrator/cli/cmd_encode_audio.c */
 int g3n_command_encode_image(int argc, char **argv); /* orchestrator/cli/cmd_encode_image.c */
 int g3n_command_run(int argc, char **argv);          /* orchestrator/cli/cmd_run.c */
+int g3n_command_check_pipeline(int argc, char **argv); /* orchestrator/cli/cmd_check_pipeline.c */
 
 /* Shared by commands: 1 if argv contains -h or --help. */
 int g3n_wants_help(int argc, char **argv);

@@ -13,6 +13,7 @@ typedef struct g3n_command {
 static const g3n_command commands[] = {
     {"run", g3n_command_run, "answer a prompt with images and audio: every role in this process, streamed"},
     {"check", g3n_command_check, "run fixture cases through g3n and compare with the reference goldens"},
+    {"check-pipeline", g3n_command_check_pipeline, "text/multimodal cases through the daemons' transport (threads or TCP)"},
     {"synth", g3n_command_synth, "write a synthetic checkpoint folder (Hugging Face layout) for a config"},
     {"generate", g3n_command_generate, "generate token ids from prompt ids with the language model"},
     {"tokenize", g3n_command_tokenize, "text -> token ids and pieces"},

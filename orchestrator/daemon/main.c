@@ -1,0 +1,133 @@
+/* g3n-orchestrator - the front door: binds the broker the worker daemons
+ * connect to, and a client endpoint where chat requests come in; streams the
+ * answers back as token events. Needs only config.json and tokenizer.json. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "front_door.h"
+#include "tokenizer.h"
+#include "transport.h"
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: g3n-orchestrator (--model DIR | --config FILE --tokenizer FILE) [options]\n"
+            "\n"
+            "Binds the broker that the worker daemons (g3n-vision-encoder, g3n-audio-encoder,\n"
+            "g3n-embedder, g3n-decoder) connect to, and a client endpoint for chat requests\n"
+            "(`g3n run --connect ENDPOINT`): chat template and tokenizer, media to the encoder pools\n"
+            "in parallel, the embedder's merge, prefill and decoding on a decoder, token events\n"
+            "streamed back. Several chats at once. Stops cleanly on SIGTERM/SIGINT.\n"
+            "\n"
+            "  --model DIR               folder with config.json and tokenizer.json (weights are not read)\n"
+            "  --config FILE             config.json (instead of --model)\n"
+            "  --tokenizer FILE          tokenizer.json (default DIR/tokenizer.json)\n"
+            "  --bind ENDPOINT           for the workers (default tcp://0.0.0.0:5555); repeatable\n"
+            "  --listen ENDPOINT         for the clients (default tcp://0.0.0.0:5556)\n"
+            "  --max-chats N             chats at once (default 16)\n"
+            "  --heartbeat-ms N          heartbeat interval (default 1000; match the workers')\n"
+            "  --heartbeat-timeout-ms N  a worker silent this long is lost (default 5000)\n"
+            "  --no-worker-wait-ms N     a request for a role with no worker fails after this (default 10000)\n"
+            "  --max-message-mb N        largest message (default 512)\n"
+            "  --quiet                   do not log workers joining and leaving\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *model_dir = NULL, *config_path = NULL, *tokenizer_path = NULL, *listen = "tcp://0.0.0.0:5556";
+    const char *binds[8];
+    int bind_count = 0, quiet = 0, max_chats = 16;
+    g3n_transport_options transport = g3n_transport_default_options();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            print_help(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--quiet") == 0) {
+            quiet = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "g3n-orchestrator: error: %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (strcmp(a, "--model") == 0)
+            model_dir = v;
+        else if (strcmp(a, "--config") == 0)
+            config_path = v;
+        else if (strcmp(a, "--tokenizer") == 0)
+            tokenizer_path = v;
+        else if (strcmp(a, "--bind") == 0 && bind_count < 8)
+            binds[bind_count++] = v;
+        else if (strcmp(a, "--listen") == 0)
+            listen = v;
+        else if (strcmp(a, "--max-chats") == 0)
+            max_chats = atoi(v);
+        else if (strcmp(a, "--heartbeat-ms") == 0)
+            transport.heartbeat_interval_ms = atoi(v);
+        else if (strcmp(a, "--heartbeat-timeout-ms") == 0)
+            transport.heartbeat_timeout_ms = atoi(v);
+        else if (strcmp(a, "--no-worker-wait-ms") == 0)
+            transport.no_worker_wait_ms = atoi(v);
+        else if (strcmp(a, "--max-message-mb") == 0)
+            transport.max_message_bytes = (int64_t)atoll(v) << 20;
+        else {
+            fprintf(stderr, "g3n-orchestrator: error: unknown argument '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (!model_dir && !config_path) {
+        fprintf(stderr, "g3n-orchestrator: error: give --model DIR or --config FILE (see --help)\n");
+        return 2;
+    }
+    char tokenizer_default[1200];
+    if (!tokenizer_path) {
+        if (!model_dir) {
+            fprintf(stderr, "g3n-orchestrator: error: --config needs --tokenizer\n");
+            return 2;
+        }
+        snprintf(tokenizer_default, sizeof(tokenizer_default), "%s/tokenizer.json", model_dir);
+        tokenizer_path = tokenizer_default;
+    }
+    if (bind_count == 0)
+        binds[bind_count++] = "tcp://0.0.0.0:5555";
+    transport.verbose = !quiet;
+    g3n_install_shutdown_handlers();
+    g3n_error err = {{0}};
+    g3n_model_config config;
+    memset(&config, 0, sizeof(config));
+    g3n_tokenizer *tokenizer = NULL;
+    g3n_broker *broker = NULL;
+    g3n_front_door *door = NULL;
+    int rc = 1;
+    if (g3n_config_load(&config, config_path ? config_path : model_dir, &err) != G3N_OK ||
+        g3n_tokenizer_load(&tokenizer, tokenizer_path, &err) != G3N_OK ||
+        g3n_broker_start(&broker, binds, bind_count, &transport, &err) != G3N_OK)
+        goto done;
+    g3n_front_door_options fo;
+    memset(&fo, 0, sizeof(fo));
+    fo.endpoint = listen;
+    fo.max_chats = max_chats;
+    fo.max_message_bytes = transport.max_message_bytes;
+    if (g3n_front_door_start(&door, broker, &config, tokenizer, &fo, &err) != G3N_OK)
+        goto done;
+    fprintf(stderr, "g3n-orchestrator: workers connect to %s, clients to %s\n", binds[0], listen);
+    while (!g3n_shutdown_requested())
+        usleep(50000);
+    fprintf(stderr, "g3n-orchestrator: shutting down\n");
+    rc = 0;
+done:
+    if (rc != 0)
+        fprintf(stderr, "g3n-orchestrator: error: %s\n", err.message);
+    g3n_front_door_stop(door);
+    g3n_broker_stop(broker);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+    return rc;
+}

@@ -1,0 +1,451 @@
+/* front_door.c - chats in, token events out (front_door.h). */
+#include "front_door.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "pipeline.h"
+
+struct g3n_front_door {
+    g3n_broker *broker;
+    const g3n_model_config *config;
+    const g3n_tokenizer *tokenizer;
+    g3n_front_door_options options;
+    void *context; /* the broker's */
+    void *router;
+    void *pull;
+    char pull_endpoint[96];
+    pthread_t thread;
+    int thread_started;
+    atomic_int stop;
+    atomic_int active;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+};
+
+typedef struct chat_job {
+    g3n_front_door *door;
+    uint8_t identity[256];
+    size_t identity_len;
+    G3n__Envelope *request;
+    void *push;
+    char pending[4096];
+    size_t pending_len;
+} chat_job;
+
+static void free_buffer(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+/* [identity][envelope] to the door's thread, which owns the ROUTER. */
+static void job_send(chat_job *job, G3n__Envelope *env)
+{
+    uint8_t *data;
+    size_t size;
+    env->request_id = job->request->request_id;
+    if (g3n_wire_pack(env, &data, &size, NULL) != G3N_OK)
+        return;
+    zmq_msg_t msg;
+    if (zmq_msg_init_data(&msg, data, size, free_buffer, NULL) != 0) {
+        free(data);
+        return;
+    }
+    zmq_send(job->push, job->identity, job->identity_len, ZMQ_SNDMORE);
+    if (zmq_msg_send(&msg, job->push, 0) < 0)
+        zmq_msg_close(&msg);
+}
+
+static void job_error(chat_job *job, int code, const char *message)
+{
+    G3n__Envelope env;
+    G3n__Error body;
+    g3n_wire_error_init(&env, &body, job->request->request_id, code, message);
+    job_send(job, &env);
+}
+
+static int on_text(void *user, const char *text, size_t length)
+{
+    chat_job *job = user;
+    if (job->pending_len + length < sizeof(job->pending)) {
+        memcpy(job->pending + job->pending_len, text, length);
+        job->pending_len += length;
+    }
+    return 0;
+}
+
+static int on_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
+{
+    (void)step;
+    (void)logits;
+    (void)vocab;
+    chat_job *job = user;
+    G3n__Envelope env;
+    G3n__TokenEvent event;
+    g3n__envelope__init(&env);
+    g3n__token_event__init(&event);
+    job->pending[job->pending_len] = '\0';
+    event.id = token;
+    event.text = job->pending;
+    env.body_case = G3N__ENVELOPE__BODY_TOKEN;
+    env.token = &event;
+    env.partial = 1;
+    job_send(job, &env);
+    job->pending_len = 0;
+    return atomic_load(&job->door->stop) ? 1 : 0;
+}
+
+static void *chat_main(void *arg)
+{
+    chat_job *job = arg;
+    g3n_front_door *door = job->door;
+    job->push = zmq_socket(door->context, ZMQ_PUSH);
+    int linger = -1;
+    zmq_setsockopt(job->push, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_connect(job->push, door->pull_endpoint);
+    const G3n__ChatRequest *q = job->request->chat;
+    g3n_client *client = NULL;
+    g3n_error err = {{0}};
+    g3n_media_file media[64];
+    int media_count = 0;
+    const char *system = NULL;
+    const G3n__ChatMessage *user_message = NULL;
+    int ok = 1;
+    for (size_t i = 0; i < q->n_messages && ok; i++) {
+        const G3n__ChatMessage *m = q->messages[i];
+        const char *role = m->role ? m->role : "";
+        if (strcmp(role, "system") == 0 && i == 0 && (m->n_images + m->n_audios) == 0)
+            system = m->text;
+        else if (strcmp(role, "user") == 0 && !user_message)
+            user_message = m;
+        else {
+            job_error(job, G3N__ERROR_CODE__ERROR_UNSUPPORTED,
+                      "chat.messages: an optional system message and one user message are served "
+                      "(multi-turn history is not yet)");
+            ok = 0;
+        }
+    }
+    if (ok && !user_message) {
+        job_error(job, G3N__ERROR_CODE__ERROR_BAD_REQUEST, "chat.messages: no user message");
+        ok = 0;
+    }
+    if (ok && user_message->n_images + user_message->n_audios > 64) {
+        job_error(job, G3N__ERROR_CODE__ERROR_TOO_LARGE, "chat.messages: more than 64 images and clips");
+        ok = 0;
+    }
+    if (ok) {
+        for (size_t i = 0; i < user_message->n_images; i++)
+            media[media_count++] = (g3n_media_file){0, user_message->images[i].data, user_message->images[i].len,
+                                                    "image"};
+        for (size_t i = 0; i < user_message->n_audios; i++)
+            media[media_count++] = (g3n_media_file){1, user_message->audios[i].data, user_message->audios[i].len,
+                                                    "audio"};
+    }
+    if (ok && g3n_client_open(&client, door->broker, &err) != G3N_OK) {
+        job_error(job, G3N__ERROR_CODE__ERROR_INTERNAL, err.message);
+        ok = 0;
+    }
+    if (ok) {
+        g3n_pipeline_generate_params params = g3n_pipeline_default_params(door->config);
+        params.max_new_tokens = q->max_new_tokens ? q->max_new_tokens : 256;
+        if (params.max_new_tokens > door->options.max_new_tokens)
+            params.max_new_tokens = door->options.max_new_tokens;
+        if (q->sampling && q->sampling->do_sample && q->sampling->temperature > 0.0f) {
+            params.sampling.do_sample = 1;
+            params.sampling.temperature = q->sampling->temperature;
+            params.sampling.top_k = q->sampling->top_k > 0 ? q->sampling->top_k : 0;
+            params.sampling.top_p = q->sampling->top_p > 0.0f && q->sampling->top_p <= 1.0f ? q->sampling->top_p : 1.0f;
+            params.sampling.min_p = q->sampling->min_p > 0.0f && q->sampling->min_p < 1.0f ? q->sampling->min_p : 0.0f;
+            params.sampling.seed = q->sampling->seed;
+        }
+        params.on_token = on_token;
+        params.user = job;
+        g3n_chat_input input = {system, user_message->text ? user_message->text : "", media, media_count};
+        g3n_pipeline_stats stats;
+        if (g3n_pipeline_chat(client, door->config, door->tokenizer, &input, &params, on_text, job, &stats, &err) !=
+            G3N_OK) {
+            job_error(job, G3N__ERROR_CODE__ERROR_INTERNAL, err.message);
+        } else {
+            G3n__Envelope env;
+            G3n__TokenEvent event;
+            G3n__Timings timings;
+            g3n__envelope__init(&env);
+            g3n__token_event__init(&event);
+            g3n__timings__init(&timings);
+            job->pending[job->pending_len] = '\0';
+            event.id = -1;
+            event.text = job->pending; /* what the final flush released */
+            event.finish = atomic_load(&door->stop) ? G3N__FINISH_REASON__FINISH_CANCELLED
+                           : stats.stopped_on_eos  ? G3N__FINISH_REASON__FINISH_STOP
+                                                   : G3N__FINISH_REASON__FINISH_LENGTH;
+            timings.encode_seconds = stats.encode_seconds;
+            timings.embed_seconds = stats.embed_seconds;
+            timings.prefill_seconds = stats.prefill_seconds;
+            timings.decode_seconds = stats.decode_seconds;
+            timings.prompt_tokens = stats.prompt_tokens;
+            timings.generated_tokens = stats.generated_tokens;
+            event.timings = &timings;
+            env.body_case = G3N__ENVELOPE__BODY_TOKEN;
+            env.token = &event;
+            job_send(job, &env);
+        }
+    }
+    g3n_client_close(client);
+    zmq_close(job->push);
+    g3n_wire_free(job->request);
+    free(job);
+    pthread_mutex_lock(&door->lock);
+    atomic_fetch_sub(&door->active, 1);
+    pthread_cond_broadcast(&door->idle);
+    pthread_mutex_unlock(&door->lock);
+    return NULL;
+}
+
+static void reply_error(g3n_front_door *door, const zmq_msg_t *identity, uint64_t request_id, int code,
+                        const char *message)
+{
+    G3n__Envelope env;
+    G3n__Error body;
+    g3n_wire_error_init(&env, &body, request_id, code, message);
+    uint8_t *data;
+    size_t size;
+    if (g3n_wire_pack(&env, &data, &size, NULL) != G3N_OK)
+        return;
+    zmq_send(door->router, zmq_msg_data((zmq_msg_t *)identity), zmq_msg_size(identity), ZMQ_SNDMORE);
+    zmq_send(door->router, data, size, 0);
+    free(data);
+}
+
+static void door_on_request(g3n_front_door *door)
+{
+    zmq_msg_t identity, payload;
+    zmq_msg_init(&identity);
+    zmq_msg_init(&payload);
+    if (zmq_msg_recv(&identity, door->router, 0) < 0 || zmq_msg_recv(&payload, door->router, 0) < 0)
+        goto done;
+    int more = 0;
+    size_t more_size = sizeof(more);
+    while (zmq_getsockopt(door->router, ZMQ_RCVMORE, &more, &more_size) == 0 && more) {
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        zmq_msg_recv(&extra, door->router, 0);
+        zmq_msg_close(&extra);
+    }
+    G3n__Envelope *env = NULL;
+    int code;
+    g3n_error err;
+    if (g3n_wire_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload), door->options.max_message_bytes, &env, &code,
+                        &err) != G3N_OK) {
+        fprintf(stderr, "g3n-orchestrator: a client message was rejected: %s\n", err.message);
+        reply_error(door, &identity, env ? env->request_id : 0, code, err.message);
+        g3n_wire_free(env);
+        goto done;
+    }
+    if (env->body_case != G3N__ENVELOPE__BODY_CHAT) {
+        reply_error(door, &identity, env->request_id, G3N__ERROR_CODE__ERROR_UNSUPPORTED,
+                    "the orchestrator's front door serves chat requests");
+        g3n_wire_free(env);
+        goto done;
+    }
+    if (atomic_load(&door->active) >= door->options.max_chats || zmq_msg_size(&identity) > 255) {
+        reply_error(door, &identity, env->request_id, G3N__ERROR_CODE__ERROR_TOO_LARGE,
+                    "the orchestrator is serving its limit of chats; try again");
+        g3n_wire_free(env);
+        goto done;
+    }
+    chat_job *job = calloc(1, sizeof(*job));
+    if (!job) {
+        g3n_wire_free(env);
+        goto done;
+    }
+    job->door = door;
+    memcpy(job->identity, zmq_msg_data(&identity), zmq_msg_size(&identity));
+    job->identity_len = zmq_msg_size(&identity);
+    job->request = env;
+    atomic_fetch_add(&door->active, 1);
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, chat_main, job) != 0) {
+        atomic_fetch_sub(&door->active, 1);
+        reply_error(door, &identity, env->request_id, G3N__ERROR_CODE__ERROR_INTERNAL, "cannot start a chat thread");
+        g3n_wire_free(env);
+        free(job);
+        goto done;
+    }
+    pthread_detach(thread);
+done:
+    zmq_msg_close(&identity);
+    zmq_msg_close(&payload);
+}
+
+static void *door_main(void *arg)
+{
+    g3n_front_door *door = arg;
+    for (;;) {
+        zmq_pollitem_t items[2] = {{door->router, 0, ZMQ_POLLIN, 0}, {door->pull, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, 2, 50);
+        if (n > 0 && (items[1].revents & ZMQ_POLLIN)) {
+            for (int k = 0; k < 256; k++) { /* forward [identity][envelope] */
+                zmq_msg_t identity, payload;
+                zmq_msg_init(&identity);
+                zmq_msg_init(&payload);
+                if (zmq_msg_recv(&identity, door->pull, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&identity);
+                    zmq_msg_close(&payload);
+                    break;
+                }
+                zmq_msg_recv(&payload, door->pull, 0);
+                zmq_msg_send(&identity, door->router, ZMQ_SNDMORE);
+                zmq_msg_send(&payload, door->router, 0);
+                zmq_msg_close(&identity);
+                zmq_msg_close(&payload);
+            }
+        }
+        if (n > 0 && (items[0].revents & ZMQ_POLLIN) && !atomic_load(&door->stop))
+            door_on_request(door);
+        if (atomic_load(&door->stop) && atomic_load(&door->active) == 0)
+            break;
+    }
+    return NULL;
+}
+
+int g3n_front_door_start(g3n_front_door **out, g3n_broker *broker, const g3n_model_config *config,
+                         const g3n_tokenizer *tokenizer, const g3n_front_door_options *options, g3n_error *err)
+{
+    *out = NULL;
+    g3n_front_door *door = calloc(1, sizeof(*door));
+    if (!door)
+        return g3n_error_set(err, "front door: out of memory");
+    door->broker = broker;
+    door->config = config;
+    door->tokenizer = tokenizer;
+    door->options = *options;
+    if (door->options.max_chats <= 0)
+        door->options.max_chats = 16;
+    if (door->options.max_new_tokens == 0)
+        door->options.max_new_tokens = 1024;
+    if (door->options.max_message_bytes <= 0)
+        door->options.max_message_bytes = G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES;
+    pthread_mutex_init(&door->lock, NULL);
+    pthread_cond_init(&door->idle, NULL);
+    door->context = g3n_broker_context(broker);
+    door->router = zmq_socket(door->context, ZMQ_ROUTER);
+    door->pull = zmq_socket(door->context, ZMQ_PULL);
+    snprintf(door->pull_endpoint, sizeof(door->pull_endpoint), "inproc://g3n-front-door-%p", (void *)door);
+    int linger = 0;
+    int64_t max_bytes = door->options.max_message_bytes;
+    if (door->router) {
+        zmq_setsockopt(door->router, ZMQ_LINGER, &linger, sizeof(linger));
+        zmq_setsockopt(door->router, ZMQ_MAXMSGSIZE, &max_bytes, sizeof(max_bytes));
+    }
+    if (door->pull)
+        zmq_setsockopt(door->pull, ZMQ_LINGER, &linger, sizeof(linger));
+    if (!door->router || !door->pull || zmq_bind(door->router, options->endpoint) != 0 ||
+        zmq_bind(door->pull, door->pull_endpoint) != 0) {
+        int e = zmq_errno();
+        g3n_front_door_stop(door);
+        return g3n_error_set(err, "front door: cannot bind %s: %s", options->endpoint, zmq_strerror(e));
+    }
+    if (pthread_create(&door->thread, NULL, door_main, door) != 0) {
+        g3n_front_door_stop(door);
+        return g3n_error_set(err, "front door: cannot start its thread");
+    }
+    door->thread_started = 1;
+    *out = door;
+    return G3N_OK;
+}
+
+void g3n_front_door_stop(g3n_front_door *door)
+{
+    if (!door)
+        return;
+    atomic_store(&door->stop, 1);
+    if (door->thread_started)
+        pthread_join(door->thread, NULL);
+    if (door->router)
+        zmq_close(door->router);
+    if (door->pull)
+        zmq_close(door->pull);
+    pthread_mutex_destroy(&door->lock);
+    pthread_cond_destroy(&door->idle);
+    free(door);
+}
+
+int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int timeout_ms,
+                        g3n_chat_event_callback on_event, void *user, g3n_error *err)
+{
+    void *context = zmq_ctx_new();
+    void *socket = context ? zmq_socket(context, ZMQ_DEALER) : NULL;
+    int rc = G3N_ERR;
+    if (!socket) {
+        g3n_error_set(err, "chat client: cannot create a socket");
+        goto done;
+    }
+    int linger = 0;
+    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
+    if (zmq_connect(socket, endpoint) != 0) {
+        g3n_error_set(err, "chat client: cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    G3n__Envelope env;
+    g3n__envelope__init(&env);
+    env.request_id = 1;
+    env.body_case = G3N__ENVELOPE__BODY_CHAT;
+    env.chat = request;
+    uint8_t *data;
+    size_t size;
+    if (g3n_wire_pack(&env, &data, &size, err) != G3N_OK)
+        goto done;
+    int sent = zmq_send(socket, data, size, 0);
+    free(data);
+    if (sent < 0) {
+        g3n_error_set(err, "chat client: send failed: %s", zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    for (;;) {
+        zmq_pollitem_t item = {socket, 0, ZMQ_POLLIN, 0};
+        int n = zmq_poll(&item, 1, timeout_ms);
+        if (n <= 0) {
+            g3n_error_set(err, "chat client: no answer from %s within %d ms", endpoint, timeout_ms);
+            goto done;
+        }
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, socket, 0) < 0) {
+            zmq_msg_close(&msg);
+            g3n_error_set(err, "chat client: receive failed");
+            goto done;
+        }
+        G3n__Envelope *reply = NULL;
+        int code;
+        int unpacked = g3n_wire_unpack(zmq_msg_data(&msg), zmq_msg_size(&msg), 0, &reply, &code, err);
+        zmq_msg_close(&msg);
+        if (unpacked != G3N_OK) {
+            g3n_wire_free(reply);
+            goto done;
+        }
+        if (reply->body_case == G3N__ENVELOPE__BODY_ERROR) {
+            g3n_error_set(err, "%s: %s", g3n_wire_error_code_name(reply->error->code),
+                          reply->error->message ? reply->error->message : "");
+            g3n_wire_free(reply);
+            goto done;
+        }
+        int final = !reply->partial;
+        if (reply->body_case == G3N__ENVELOPE__BODY_TOKEN && on_event)
+            on_event(user, reply->token);
+        g3n_wire_free(reply);
+        if (final)
+            break;
+    }
+    rc = G3N_OK;
+done:
+    if (socket)
+        zmq_close(socket);
+    if (context)
+        zmq_ctx_term(context);
+    return rc;
+}

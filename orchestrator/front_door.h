@@ -1,0 +1,38 @@
+/* front_door.h - the orchestrator daemon's client side: a ROUTER socket where
+ * clients (e.g. `g3n run --connect`) send ChatRequest envelopes; each chat runs
+ * on its own thread through the pipeline (pipeline.h) and its TokenEvents
+ * stream back on the same connection (partial envelopes, then a final one with
+ * the finish reason and timings). Malformed or other-version messages are
+ * answered with an Error and the door keeps serving.
+ *
+ * Ownership: the door borrows the broker, config and tokenizer (keep them until
+ * g3n_front_door_stop). */
+#ifndef G3N_FRONT_DOOR_H
+#define G3N_FRONT_DOOR_H
+
+#include "config.h"
+#include "status.h"
+#include "tokenizer.h"
+#include "transport.h"
+
+typedef struct g3n_front_door g3n_front_door;
+
+typedef struct g3n_front_door_options {
+    const char *endpoint;         /* e.g. tcp://0.0.0.0:5556 */
+    int max_chats;                /* chats at once (default 16); more are refused with ERROR_TOO_LARGE */
+    uint32_t max_new_tokens;      /* cap on a request's max_new_tokens (default 1024) */
+    int64_t max_message_bytes;    /* default G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES */
+} g3n_front_door_options;
+
+int g3n_front_door_start(g3n_front_door **out, g3n_broker *broker, const g3n_model_config *config,
+                         const g3n_tokenizer *tokenizer, const g3n_front_door_options *options, g3n_error *err);
+/* Cancels running chats, waits for them, closes the socket. Accepts NULL. */
+void g3n_front_door_stop(g3n_front_door *door);
+
+/* Client side: sends a ChatRequest to a front door and calls on_event for every
+ * TokenEvent until the final one (or an Error, returned as G3N_ERR). */
+typedef int (*g3n_chat_event_callback)(void *user, const G3n__TokenEvent *event);
+int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int timeout_ms,
+                        g3n_chat_event_callback on_event, void *user, g3n_error *err);
+
+#endif
