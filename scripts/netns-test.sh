@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The daemons on separate "hosts": three network namespaces made by this test
+# (an orchestrator host and two worker hosts, linked by veth pairs; no other
+# interface, no route out), traffic only between them over TCP. The
+# orchestrator host runs `g3n check-pipeline mm-tiny --remote`; worker host A
+# runs the embedder and the decoder, worker host B the vision and audio
+# encoders. mm-tiny must pass. Everything the test creates is deleted on exit.
+# Exit 77 (skipped) with the reason when namespaces cannot be made here.
+# Usage: scripts/netns-test.sh BUILD_DIR G3N_BINARY
+set -euo pipefail
+build=$(cd "$1" && pwd) g3n=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+root=$(cd "$(dirname "$0")/.." && pwd)
+skip() { echo "netns test skipped: $*"; exit 77; }
+command -v ip >/dev/null || skip "the ip command (iproute2) is not installed"
+[ "$(id -u)" -eq 0 ] || skip "ip netns needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run as root to include it"
+tag=g3n$$
+orch=$tag-o hosta=$tag-a hostb=$tag-b
+ip netns add "$orch" 2>/dev/null || skip "'ip netns add' is not permitted here (no CAP_SYS_ADMIN, or /run/netns not writable)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  done
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  for ns in "$orch" "$hosta" "$hostb"; do ip netns del "$ns" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+work=$(mktemp -d)
+trap cleanup EXIT
+ip netns add "$hosta"
+ip netns add "$hostb"
+# veth pairs: orchestrator <-> host A (10.213.1.0/24), orchestrator <-> host B (10.213.2.0/24)
+ip link add "${tag}oa" type veth peer name "${tag}ao"
+ip link add "${tag}ob" type veth peer name "${tag}bo"
+ip link set "${tag}oa" netns "$orch"
+ip link set "${tag}ob" netns "$orch"
+ip link set "${tag}ao" netns "$hosta"
+ip link set "${tag}bo" netns "$hostb"
+ip -n "$orch" addr add 10.213.1.1/24 dev "${tag}oa"
+ip -n "$orch" addr add 10.213.2.1/24 dev "${tag}ob"
+ip -n "$hosta" addr add 10.213.1.2/24 dev "${tag}ao"
+ip -n "$hostb" addr add 10.213.2.2/24 dev "${tag}bo"
+for ns in "$orch" "$hosta" "$hostb"; do ip -n "$ns" link set lo up; done
+ip -n "$orch" link set "${tag}oa" up
+ip -n "$orch" link set "${tag}ob" up
+ip -n "$hosta" link set "${tag}ao" up
+ip -n "$hostb" link set "${tag}bo" up
+
+synth="$root/tests/fixtures/mm-tiny/config.json:41"
+run_in() { # ns log command...
+  local ns=$1 log=$2
+  shift 2
+  ip netns exec "$ns" "$@" >"$log" 2>&1 &
+  pids+=($!)
+}
+run_in "$hosta" "$work/embedder.log" "$build/g3n-embedder" --synth "$synth" --connect tcp://10.213.1.1:5555 --threads 1
+run_in "$hosta" "$work/decoder.log" "$build/g3n-decoder" --synth "$synth" --connect tcp://10.213.1.1:5555 --threads 1
+run_in "$hostb" "$work/vision.log" "$build/g3n-vision-encoder" --synth "$synth" --connect tcp://10.213.2.1:5555 --threads 1
+run_in "$hostb" "$work/audio.log" "$build/g3n-audio-encoder" --synth "$synth" --connect tcp://10.213.2.1:5555 --threads 1
+# host A cannot reach host B directly: the only routes are to the orchestrator
+if ip netns exec "$hosta" bash -c 'exec 3<>/dev/tcp/10.213.2.2/9' 2>/dev/null; then
+  echo "netns test: host A reached host B, the namespaces are not isolated" >&2
+  exit 1
+fi
+status=0
+ip netns exec "$orch" "$g3n" check-pipeline "$root/tests/fixtures/mm-tiny" --bind tcp://0.0.0.0:5555 --remote --wait 120 \
+  | tee "$work/out" || status=$?
+if [ $status -ne 0 ] || ! grep -q "^4 passed, 0 failed" "$work/out"; then
+  tail -n 5 "$work"/*.log >&2
+  exit 1
+fi
+echo "netns test: mm-tiny passed with the roles on three network namespaces (orchestrator, host A, host B)"

@@ -1,0 +1,30 @@
+# The pipeline's tests (issue 7): fixture cases through the transport, the
+# daemons as separate processes over TCP, a daemon killed mid-request, the demo
+# run, the compose file, and the network-namespace test. Label: pipeline.
+set(G3N_PIPELINE_ENV "OMP_NUM_THREADS=1;G3N_FIXTURES=${G3N_FIXTURES}")
+
+foreach(case_name text-tiny mm-tiny)
+  add_test(NAME check_pipeline_${case_name}
+    COMMAND g3n check-pipeline ${G3N_FIXTURES}/${case_name} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(check_pipeline_${case_name} PROPERTIES LABELS "fixture;pipeline" ENVIRONMENT "${G3N_PIPELINE_ENV}")
+endforeach()
+
+add_test(NAME pipeline_run_demo
+  COMMAND g3n run --demo --max-new-tokens 8 "Describe the image, then transcribe the audio."
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pipeline_run_demo PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}"
+  PASS_REGULAR_EXPRESSION "decode: [0-9]+ tokens")
+
+add_test(NAME pipeline_daemons_tcp
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/daemons_tcp.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+add_test(NAME pipeline_daemon_killed
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/daemon_killed.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+add_test(NAME pipeline_compose_config
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/compose_config.sh WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+add_test(NAME pipeline_netns
+  COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/netns-test.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pipeline_daemons_tcp pipeline_daemon_killed pipeline_compose_config pipeline_netns
+  PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" SKIP_RETURN_CODE 77 TIMEOUT 600)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# compose.yaml must be a valid Compose file that runs the five roles with the
+# right commands: checked with `docker compose config` / Debian's
+# `docker-compose config` when one is installed (no container engine needs to
+# run), and structurally with Python's yaml module otherwise. The Dockerfile
+# must name every daemon it copies. Exit 77 (skip) only when neither checker exists.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export G3N_MODEL_DIR=/tmp/g3n-model
+checked=""
+if docker compose version >/dev/null 2>&1; then
+  docker compose -f compose.yaml config -q && checked="docker compose config"
+elif command -v docker-compose >/dev/null 2>&1; then
+  docker-compose -f compose.yaml config -q && checked="docker-compose config"
+fi
+if python3 -c 'import yaml' 2>/dev/null; then
+  python3 - <<'PY'
+import yaml
+doc = yaml.safe_load(open("compose.yaml"))
+services = doc["services"]
+want = {"orchestrator": "g3n-orchestrator", "embedder": "g3n-embedder", "decoder": "g3n-decoder",
+        "vision-encoder": "g3n-vision-encoder", "audio-encoder": "g3n-audio-encoder"}
+assert set(services) == set(want), f"services {sorted(services)}"
+for name, binary in want.items():
+    s = services[name]
+    assert s["image"] == "g3n:latest", name
+    assert s["command"][0] == binary, (name, s["command"])
+    assert "--model" in s["command"], name
+    assert any(v.endswith(":/model:ro") for v in s["volumes"]), f"{name}: model folder must be mounted read-only"
+    if name != "orchestrator":
+        assert s["command"][s["command"].index("--connect") + 1] == "tcp://orchestrator:5555", name
+for name in ("vision-encoder", "audio-encoder"):
+    assert services[name]["deploy"]["replicas"] >= 2, f"{name}: encoders run with replicas"
+orch = services["orchestrator"]["command"]
+assert orch[orch.index("--bind") + 1].endswith(":5555") and orch[orch.index("--listen") + 1].endswith(":5556")
+print("compose.yaml: five services, encoders with replicas, model read-only: ok")
+PY
+  checked="${checked:+$checked + }python yaml structure"
+fi
+[ -n "$checked" ] || { echo "compose test skipped: neither docker compose, docker-compose nor python3-yaml is installed"; exit 77; }
+grep -q "^FROM debian:12" Dockerfile
+grep -q "scripts/setup.sh" Dockerfile
+grep -q "g3n-\*" Dockerfile
+echo "compose.yaml and Dockerfile checked ($checked)"
