@@ -771,9 +771,9 @@ static int fusion_adapter(g3n_vision_encoder *e, int h2, int w2, int h3, int w3,
     const float *f2 = e->buffers[BUF_F2].data, *f3 = e->buffers[BUF_X].data;
     for (int64_t p = 0; p < pixels; p++)
         memcpy(cat + p * cin, f2 + p * c2, sizeof(float) * (size_t)c2);
-    /* F3 is interpolated (nearest) only when smaller than F2 */
-    int th = h3 < h2 || w3 < w2 ? h2 : h3, tw = h3 < h2 || w3 < w2 ? w2 : w3;
-    if (th != h2 || tw != w2)
+    /* F3 is interpolated (nearest) to F2's size when smaller; with stride-2
+     * stages it is never larger, and equal sizes copy through the same call. */
+    if (h3 > h2 || w3 > w2)
         return g3n_error_set(err, "vision encoder: stage-3 map %dx%d larger than stage-2 map %dx%d", h3, w3, h2, w2);
     g3n_vision_resize_nearest(f3, h3, w3, c3, h2, w2, cat + c2, cin);
     conv1x1(cat, pixels, &e->msfa_pw_exp, expanded);
