@@ -13,6 +13,8 @@ int g3n_command_generate(int argc, char **argv);     /* orchestrator/cli/cmd_gen
 int g3n_command_encode_audio(int argc, char **argv); /* orchestrator/cli/cmd_encode_audio.c */
 int g3n_command_encode_image(int argc, char **argv); /* orchestrator/cli/cmd_encode_image.c */
 int g3n_command_run(int argc, char **argv);          /* orchestrator/cli/cmd_run.c */
+int g3n_command_video(int argc, char **argv);        /* orchestrator/cli/cmd_video.c */
+int g3n_command_live(int argc, char **argv);         /* orchestrator/cli/cmd_live.c */
 int g3n_command_check_pipeline(int argc, char **argv); /* orchestrator/cli/cmd_check_pipeline.c */
 
 /* Shared by commands: 1 if argv contains -h or --help. */

@@ -321,9 +321,20 @@ static int open_decoder(ingest *g, enum AVMediaType type, AVCodecContext **out, 
     return G3N_OK;
 }
 
+static int interrupted(void *user)
+{
+    const ingest *g = user;
+    return g->options.cancel && *g->options.cancel;
+}
+
 static int run(ingest *g, g3n_error *err)
 {
     const char *url = strcmp(g->url, "-") == 0 ? "pipe:0" : g->url;
+    g->format = avformat_alloc_context();
+    if (!g->format)
+        return g3n_error_set(err, "%s: out of memory", g->url);
+    g->format->interrupt_callback.callback = interrupted;
+    g->format->interrupt_callback.opaque = g;
     int rc = avformat_open_input(&g->format, url, NULL, NULL);
     if (rc < 0)
         return av_fail(err, g->url, "cannot open", rc);

@@ -44,6 +44,7 @@ typedef struct g3n_video_options {
     int sample_rate;        /* audio output rate (default 16000) */
     int64_t max_pixels;     /* frames larger than this are an error (default: image default) */
     int max_pending_frames; /* frames held waiting for audio (default 8) */
+    const volatile int *cancel; /* when set and nonzero, blocking reads give up (another thread sets it) */
 } g3n_video_options;
 
 g3n_video_options g3n_video_default_options(void);

@@ -550,6 +550,28 @@ static void test_rgb_preprocess_matches_file(void **state)
     free(b);
 }
 
+/* g3n video end to end on the demo model: 2 frames and their audio, a short answer. */
+static void test_cli_video(void **state)
+{
+    fixture *f = *state;
+    char command[2048], log[700];
+    snprintf(log, sizeof log, "%s/video.log", f->dir);
+    snprintf(command, sizeof command,
+             "%s video --demo --video %s --max-frames 2 --max-new-tokens 3 'What colour?' > %s.out 2> %s",
+             g3n_test_binary(), f->video, log, log);
+    int rc = system(command);
+    FILE *in = fopen(log, "r");
+    char text[8192] = {0};
+    size_t n = in ? fread(text, 1, sizeof text - 1, in) : 0;
+    text[n] = '\0';
+    if (in)
+        fclose(in);
+    printf("%s", text);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(text, "2 frames, 2 audio segments (3.5 s of audio)"));
+    assert_non_null(strstr(text, "answer: first token after"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -559,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_ingest_errors),
         cmocka_unit_test(test_layout),
         cmocka_unit_test(test_rgb_preprocess_matches_file),
+        cmocka_unit_test(test_cli_video),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,283 @@
+/* g3n live - a live session in the terminal: media stream in on one thread
+ * (an audio stream, or a video with its audio, through FFmpeg) and are
+ * prefilled as they arrive (services/media/live_session.h); questions typed
+ * on stdin (one per line) are answered at any moment against everything
+ * streamed so far. The session is shared under a mutex: while an answer is
+ * generated, the ingest waits. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "media_cli.h"
+#include "ops.h"
+#include "video_ingest.h"
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: g3n live (--model DIR | --synth CONFIG:SEED | --demo) (--audio-stream URL|- | --video URL)\n"
+            "                [options]\n"
+            "\n"
+            "Streams media into a live session and answers questions typed on stdin (one per line) while\n"
+            "it streams: each frame and each piece of audio is encoded and prefilled into the KV cache as it\n"
+            "arrives, so a question only prefills the question. URL: anything FFmpeg opens (a file, - for\n"
+            "stdin, tcp://HOST:PORT, udp://, http://, rtp://...).\n"
+            "\n"
+            "  --audio-stream URL|-  an audio stream (any format FFmpeg reads)\n"
+            "  --video URL           a video stream: frames and its audio track\n"
+            "  --fps N               video frames sampled per second (default 1)\n"
+            "  --max-frames N        at most N frames (default: no limit)\n"
+            "  --realtime            read a file no faster than it plays (as a live source would arrive)\n"
+            "  --questions FILE      read the questions from FILE (default stdin; /dev/tty when the\n"
+            "                        media come on stdin)\n"
+            "  --ask TEXT            instead of reading questions: ask TEXT once, after --after seconds of\n"
+            "                        media (or at the end of the stream), print the timings and stop\n"
+            "  --after SECONDS       with --ask (default 0: at the end of the stream)\n");
+    g3n_media_cli_help(out);
+}
+
+typedef struct live_run {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    g3n_live_session *session;
+    const char *url;
+    g3n_video_options video;
+    int with_frames, realtime, quiet;
+    double start;        /* wall clock at the start of the ingest */
+    double media_seconds;
+    int finished;        /* ingest ended */
+    volatile int stop;   /* asked to stop (also interrupts blocking reads) */
+    int status;
+    g3n_error err;
+} live_run;
+
+static void pace(live_run *r, double media_seconds)
+{
+    if (!r->realtime)
+        return;
+    double wait = media_seconds - (g3n_now_seconds() - r->start);
+    if (wait > 0) {
+        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int on_frame(void *user, int index, double seconds, const uint8_t *rgb, int width, int height, g3n_error *err)
+{
+    live_run *r = user;
+    (void)index;
+    pace(r, seconds);
+    pthread_mutex_lock(&r->lock);
+    int rc = r->stop ? g3n_error_set(err, "stopped")
+                     : g3n_live_add_frame_rgb(r->session, seconds, rgb, width, height, width * 3, err);
+    if (rc == G3N_OK && seconds > r->media_seconds)
+        r->media_seconds = seconds;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+static int on_audio(void *user, double seconds, const float *samples, int64_t count, g3n_error *err)
+{
+    live_run *r = user;
+    double end = seconds + (double)count / 16000.0;
+    pace(r, end);
+    pthread_mutex_lock(&r->lock);
+    int rc = r->stop ? g3n_error_set(err, "stopped") : g3n_live_add_audio(r->session, samples, count, err);
+    if (rc == G3N_OK && end > r->media_seconds)
+        r->media_seconds = end;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+static void *ingest_thread(void *user)
+{
+    live_run *r = user;
+    g3n_error err = {{0}};
+    g3n_video_info info;
+    int rc = g3n_video_ingest(r->url, &r->video, r->with_frames ? on_frame : NULL, on_audio, r, &info, &err);
+    pthread_mutex_lock(&r->lock);
+    if (rc == G3N_OK && info.has_audio)
+        rc = g3n_live_end_audio(r->session, &err);
+    if (rc != G3N_OK && !r->stop) {
+        r->status = G3N_ERR;
+        r->err = err;
+    }
+    r->finished = 1;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+    if (!r->quiet && rc == G3N_OK)
+        fprintf(stderr, "g3n live: the stream ended after %.1f s of media\n", r->media_seconds);
+    return NULL;
+}
+
+/* Asks under the lock and reports. */
+static int ask(live_run *r, g3n_media_cli *cli, const g3n_media_cli_options *o, const char *question, g3n_error *err)
+{
+    pthread_mutex_lock(&r->lock);
+    g3n_live_stats before = g3n_live_session_stats(r->session);
+    double media = r->media_seconds;
+    double first, total;
+    int64_t tokens;
+    int rc = g3n_media_cli_ask(cli, r->session, o, question, stdout, &first, &total, &tokens, err);
+    g3n_live_stats after = g3n_live_session_stats(r->session);
+    pthread_mutex_unlock(&r->lock);
+    if (rc == G3N_OK && !o->quiet)
+        fprintf(stderr,
+                "g3n live: after %.1f s of media (%d frames, %d audio segments, %lld positions in the cache): "
+                "first token %.3f s, %lld tokens in %.2f s; the question prefilled %lld positions; ingest so far: "
+                "audio %.1f s, vision %.1f s, prefill %.1f s of compute\n",
+                media, before.frames, before.audio_segments, (long long)before.positions, first, (long long)tokens,
+                total, (long long)(after.prefilled_tokens - before.prefilled_tokens - tokens - 1),
+                before.audio_seconds, before.vision_seconds, before.prefill_seconds);
+    return rc;
+}
+
+int g3n_command_live(int argc, char **argv)
+{
+    if (g3n_wants_help(argc, argv)) {
+        print_help(stdout);
+        return 0;
+    }
+    g3n_media_cli_options o;
+    g3n_media_cli_defaults(&o);
+    static live_run r;
+    memset(&r, 0, sizeof(r));
+    r.video = g3n_video_default_options();
+    r.video.max_frames = 0;
+    const char *audio_url = NULL, *video_url = NULL, *questions_path = NULL, *ask_text = NULL;
+    double after = 0.0;
+    for (int i = 1; i < argc; i++) {
+        int shared = g3n_media_cli_parse(&o, argc, argv, &i, "live");
+        if (shared < 0)
+            return 2;
+        if (shared)
+            continue;
+        const char *a = argv[i];
+        int takes = strcmp(a, "--audio-stream") == 0 || strcmp(a, "--video") == 0 || strcmp(a, "--fps") == 0 ||
+                    strcmp(a, "--max-frames") == 0 || strcmp(a, "--questions") == 0 || strcmp(a, "--ask") == 0 ||
+                    strcmp(a, "--after") == 0;
+        if (takes && i + 1 >= argc) {
+            fprintf(stderr, "g3n live: error: %s needs a value\n", a);
+            return 2;
+        }
+        if (strcmp(a, "--audio-stream") == 0)
+            audio_url = argv[++i];
+        else if (strcmp(a, "--video") == 0)
+            video_url = argv[++i];
+        else if (strcmp(a, "--fps") == 0)
+            r.video.fps = strtod(argv[++i], NULL);
+        else if (strcmp(a, "--max-frames") == 0)
+            r.video.max_frames = atoi(argv[++i]);
+        else if (strcmp(a, "--questions") == 0)
+            questions_path = argv[++i];
+        else if (strcmp(a, "--ask") == 0)
+            ask_text = argv[++i];
+        else if (strcmp(a, "--after") == 0)
+            after = strtod(argv[++i], NULL);
+        else if (strcmp(a, "--realtime") == 0)
+            r.realtime = 1;
+        else {
+            fprintf(stderr, "g3n live: error: unknown argument '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    if ((audio_url != NULL) + (video_url != NULL) != 1) {
+        fprintf(stderr, "g3n live: error: give one of --audio-stream, --video (see --help)\n");
+        return 2;
+    }
+    if (!(r.video.fps > 0) || o.max_new_tokens < 1) {
+        fprintf(stderr, "g3n live: error: --fps must be > 0 and --max-new-tokens >= 1\n");
+        return 2;
+    }
+    r.url = audio_url ? audio_url : video_url;
+    r.video.cancel = &r.stop;
+    r.with_frames = video_url != NULL;
+    r.quiet = o.quiet;
+    int media_on_stdin = strcmp(r.url, "-") == 0 || strcmp(r.url, "pipe:0") == 0;
+    if (!questions_path && !ask_text && media_on_stdin)
+        questions_path = "/dev/tty";
+
+    g3n_error err = {{0}};
+    g3n_media_cli cli;
+    int rc = 1, started = 0;
+    pthread_t thread;
+    FILE *questions = NULL;
+    pthread_mutex_init(&r.lock, NULL);
+    pthread_cond_init(&r.changed, NULL);
+    double t0 = g3n_now_seconds();
+    if (g3n_media_cli_load(&cli, &o, r.with_frames, 1, &err) != G3N_OK)
+        goto done;
+    g3n_live_params lp = g3n_media_cli_live_params(&cli, &o);
+    if (g3n_live_session_create(&r.session, &cli.model, cli.tokenizer, &lp, &err) != G3N_OK)
+        goto done;
+    if (!ask_text) {
+        questions = questions_path ? fopen(questions_path, "r") : stdin;
+        if (!questions) {
+            g3n_error_set(&err, "cannot open %s for the questions", questions_path);
+            goto done;
+        }
+    }
+    if (!o.quiet)
+        fprintf(stderr, "g3n live: model ready in %.2f s (%s); streaming %s%s\n", g3n_now_seconds() - t0,
+                g3n_weights_describe(cli.weights), r.url,
+                ask_text ? "" : "; type a question and Enter at any time (Ctrl-D ends)");
+    r.start = g3n_now_seconds();
+    if (pthread_create(&thread, NULL, ingest_thread, &r) != 0) {
+        g3n_error_set(&err, "cannot start the ingest thread");
+        goto done;
+    }
+    started = 1;
+    if (ask_text) {
+        pthread_mutex_lock(&r.lock);
+        while (!r.finished && (after <= 0 || r.media_seconds < after))
+            pthread_cond_wait(&r.changed, &r.lock);
+        int failed = r.status != G3N_OK;
+        if (failed)
+            err = r.err;
+        pthread_mutex_unlock(&r.lock);
+        if (failed || ask(&r, &cli, &o, ask_text, &err) != G3N_OK)
+            goto done;
+    } else {
+        char line[4096];
+        while (fgets(line, sizeof line, questions)) {
+            size_t n = strlen(line);
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                line[--n] = '\0';
+            if (n == 0)
+                continue;
+            pthread_mutex_lock(&r.lock);
+            int failed = r.status != G3N_OK;
+            if (failed)
+                err = r.err;
+            pthread_mutex_unlock(&r.lock);
+            if (failed || ask(&r, &cli, &o, line, &err) != G3N_OK)
+                goto done;
+        }
+    }
+    pthread_mutex_lock(&r.lock);
+    rc = r.status == G3N_OK ? 0 : 1;
+    if (rc != 0)
+        err = r.err;
+    pthread_mutex_unlock(&r.lock);
+done:
+    if (started) {
+        pthread_mutex_lock(&r.lock);
+        r.stop = 1;
+        pthread_mutex_unlock(&r.lock);
+        pthread_join(thread, NULL);
+    }
+    if (rc != 0)
+        fprintf(stderr, "g3n live: error: %s\n", err.message);
+    if (questions && questions != stdin)
+        fclose(questions);
+    g3n_live_session_free(r.session);
+    g3n_media_cli_free(&cli);
+    pthread_mutex_destroy(&r.lock);
+    pthread_cond_destroy(&r.changed);
+    return rc;
+}

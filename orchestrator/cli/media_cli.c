@@ -1,0 +1,249 @@
+/* media_cli.c - shared parts of `g3n video` and `g3n live` (see media_cli.h). */
+#include "media_cli.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "matmul.h"
+#include "ops.h"
+
+void g3n_media_cli_defaults(g3n_media_cli_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->max_new_tokens = 64;
+    o->top_p = 1.0;
+}
+
+int g3n_media_cli_parse(g3n_media_cli_options *o, int argc, char **argv, int *i, const char *command)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--demo") == 0) {
+        o->demo = 1;
+        return 1;
+    }
+    if (strcmp(a, "--quiet") == 0) {
+        o->quiet = 1;
+        return 1;
+    }
+    static const char *const valued[] = {"--model", "--synth",  "--tokenizer", "--system", "--max-new-tokens",
+                                         "--temperature", "--top-k", "--top-p", "--seed", "--threads", "--context"};
+    int known = 0;
+    for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
+        known |= strcmp(a, valued[k]) == 0;
+    if (!known)
+        return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "g3n %s: error: %s needs a value\n", command, a);
+        return -1;
+    }
+    const char *v = argv[++*i];
+    if (strcmp(a, "--model") == 0)
+        o->model_dir = v;
+    else if (strcmp(a, "--synth") == 0)
+        o->synth_spec = v;
+    else if (strcmp(a, "--tokenizer") == 0)
+        o->tokenizer_path = v;
+    else if (strcmp(a, "--system") == 0)
+        o->system = v;
+    else if (strcmp(a, "--max-new-tokens") == 0)
+        o->max_new_tokens = strtoll(v, NULL, 10);
+    else if (strcmp(a, "--temperature") == 0)
+        o->temperature = strtod(v, NULL);
+    else if (strcmp(a, "--top-k") == 0)
+        o->top_k = atoi(v);
+    else if (strcmp(a, "--top-p") == 0)
+        o->top_p = strtod(v, NULL);
+    else if (strcmp(a, "--seed") == 0)
+        o->seed = strtoull(v, NULL, 10);
+    else if (strcmp(a, "--threads") == 0)
+        o->threads = atoi(v);
+    else if (strcmp(a, "--context") == 0)
+        o->context = strtoll(v, NULL, 10);
+    return 1;
+}
+
+void g3n_media_cli_help(FILE *out)
+{
+    fprintf(out,
+            "  --model DIR           checkpoint folder (config.json, safetensors, tokenizer.json)\n"
+            "  --synth CONFIG:SEED   synthetic weights for a config.json (needs --tokenizer)\n"
+            "  --demo                the tiny synthetic demo model (real vocabulary and tokenizer; its\n"
+            "                        words are random, because its weights are)\n"
+            "  --tokenizer FILE      tokenizer.json (default: DIR/tokenizer.json)\n"
+            "  --system TEXT         a system prompt\n"
+            "  --context N           KV cache positions (default: the model's maximum); when media fill\n"
+            "                        it, the oldest are dropped and the rest prefilled again\n"
+            "  --max-new-tokens N    answer length limit (default 64)\n"
+            "  --temperature T       sample with temperature T (default: greedy)\n"
+            "  --top-k K, --top-p P  sampling filters (with --temperature)\n"
+            "  --seed N              sampling seed\n"
+            "  --threads N           OpenMP threads (default: all)\n"
+            "  --quiet               no progress lines\n");
+}
+
+/* The repository (or install) folder holding scripts/demo-config.json. */
+static int find_home(char *out, size_t size)
+{
+    const char *env = getenv("G3N_HOME");
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    char candidates[6][PATH_MAX + 32];
+    int k = 0;
+    if (env)
+        snprintf(candidates[k++], sizeof candidates[0], "%s", env);
+    snprintf(candidates[k++], sizeof candidates[0], ".");
+    snprintf(candidates[k++], sizeof candidates[0], "%s/../..", exe);
+    snprintf(candidates[k++], sizeof candidates[0], "%s/../../..", exe);
+    snprintf(candidates[k++], sizeof candidates[0], "%s/../share/g3n", exe);
+    for (int i = 0; i < k; i++) {
+        char probe[PATH_MAX + 96];
+        snprintf(probe, sizeof(probe), "%s/scripts/demo-config.json", candidates[i]);
+        if (access(probe, R_OK) == 0) {
+            snprintf(out, size, "%s", candidates[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int g3n_media_cli_load(g3n_media_cli *c, const g3n_media_cli_options *o, int want_vision, int want_audio,
+                       g3n_error *err)
+{
+    memset(c, 0, sizeof(*c));
+    if ((o->model_dir != NULL) + (o->synth_spec != NULL) + o->demo != 1)
+        return g3n_error_set(err, "give one of --model, --synth, --demo (see --help)");
+    if (o->threads > 0)
+        g3n_set_threads(o->threads);
+    char config_path[1200];
+    uint64_t seed = 1;
+    const char *tokenizer_path = o->tokenizer_path;
+    if (o->demo) {
+        if (find_home(c->home, sizeof c->home) != 0)
+            return g3n_error_set(err, "--demo needs scripts/demo-config.json: run from the repository or set "
+                                      "G3N_HOME");
+        snprintf(config_path, sizeof config_path, "%s/scripts/demo-config.json", c->home);
+        if (!tokenizer_path) {
+            snprintf(c->tokenizer_path, sizeof c->tokenizer_path, "%s/tests/fixtures/tokenizer/tokenizer.json",
+                     c->home);
+            tokenizer_path = c->tokenizer_path;
+        }
+    } else if (o->synth_spec) {
+        if (g3n_parse_synth_spec(o->synth_spec, config_path, sizeof config_path, &seed, err) != G3N_OK)
+            return G3N_ERR;
+        if (!tokenizer_path)
+            return g3n_error_set(err, "--synth needs --tokenizer");
+    } else {
+        snprintf(config_path, sizeof config_path, "%s", o->model_dir);
+        if (!tokenizer_path) {
+            snprintf(c->tokenizer_path, sizeof c->tokenizer_path, "%s/tokenizer.json", o->model_dir);
+            tokenizer_path = c->tokenizer_path;
+        }
+    }
+    if (g3n_config_load(&c->config, config_path, err) != G3N_OK ||
+        g3n_tokenizer_load(&c->tokenizer, tokenizer_path, err) != G3N_OK)
+        return G3N_ERR;
+    if (o->model_dir ? g3n_weights_open_checkpoint(&c->weights, o->model_dir, err)
+                     : g3n_weights_open_synth(&c->weights, seed, G3N_DTYPE_BF16, err))
+        return G3N_ERR;
+    char preprocessor[1200];
+    const char *pre = NULL;
+    if (o->model_dir) {
+        snprintf(preprocessor, sizeof preprocessor, "%s/preprocessor_config.json", o->model_dir);
+        pre = preprocessor;
+    }
+    if (want_vision && !c->config.vision_json)
+        return g3n_error_set(err, "%s: the model has no vision tower", config_path);
+    if (want_audio && !c->config.audio_json)
+        return g3n_error_set(err, "%s: the model has no audio tower", config_path);
+    return g3n_live_model_load(&c->model, &c->config, c->weights, want_vision, want_audio, pre, err);
+}
+
+void g3n_media_cli_free(g3n_media_cli *c)
+{
+    g3n_live_model_free(&c->model);
+    g3n_weights_close(c->weights);
+    g3n_tokenizer_free(c->tokenizer);
+    g3n_config_free(&c->config);
+}
+
+g3n_generate_params g3n_media_cli_generate_params(const g3n_media_cli *c, const g3n_media_cli_options *o)
+{
+    g3n_generate_params p = g3n_generate_default_params(&c->model.text);
+    p.max_new_tokens = o->max_new_tokens;
+    if (o->temperature > 0.0) {
+        p.sampling.do_sample = 1;
+        p.sampling.temperature = (float)o->temperature;
+        p.sampling.top_k = o->top_k;
+        p.sampling.top_p = (float)o->top_p;
+    }
+    p.sampling.seed = o->seed;
+    return p;
+}
+
+g3n_live_params g3n_media_cli_live_params(const g3n_media_cli *c, const g3n_media_cli_options *o)
+{
+    g3n_live_params p = g3n_live_default_params(&c->model);
+    if (o->context > 0)
+        p.max_positions = o->context;
+    p.system = o->system;
+    return p;
+}
+
+typedef struct printer {
+    g3n_detokenizer detokenizer;
+    FILE *out;
+    double start, first;
+} printer;
+
+static int print_token(void *user, int64_t step, int32_t token)
+{
+    printer *p = user;
+    if (step == 0)
+        p->first = g3n_now_seconds() - p->start;
+    const char *text;
+    size_t length;
+    g3n_error err;
+    if (g3n_detokenizer_push(&p->detokenizer, token, &text, &length, &err) == G3N_OK && length > 0) {
+        fwrite(text, 1, length, p->out);
+        fflush(p->out);
+    }
+    return 0;
+}
+
+int g3n_media_cli_ask(g3n_media_cli *c, g3n_live_session *session, const g3n_media_cli_options *o,
+                      const char *question, FILE *out, double *first_token_seconds, double *total_seconds,
+                      int64_t *tokens, g3n_error *err)
+{
+    printer p;
+    memset(&p, 0, sizeof(p));
+    g3n_detokenizer_init(&p.detokenizer, c->tokenizer, 1);
+    p.out = out;
+    p.start = g3n_now_seconds();
+    g3n_generate_params params = g3n_media_cli_generate_params(c, o);
+    params.on_token = print_token;
+    params.user = &p;
+    int64_t produced = 0;
+    int rc = g3n_live_question(session, question, NULL, err);
+    if (rc == G3N_OK)
+        rc = g3n_live_answer(session, &params, NULL, &produced, NULL, err);
+    const char *text;
+    size_t length;
+    if (g3n_detokenizer_flush(&p.detokenizer, &text, &length, err) == G3N_OK && length > 0)
+        fwrite(text, 1, length, out);
+    fputc('\n', out);
+    fflush(out);
+    g3n_detokenizer_free(&p.detokenizer);
+    if (first_token_seconds)
+        *first_token_seconds = produced > 0 ? p.first : g3n_now_seconds() - p.start;
+    if (total_seconds)
+        *total_seconds = g3n_now_seconds() - p.start;
+    if (tokens)
+        *tokens = produced;
+    return rc;
+}

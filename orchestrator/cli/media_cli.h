@@ -1,0 +1,53 @@
+/* media_cli.h - what `g3n video` and `g3n live` share: loading a model
+ * (--model DIR | --synth CONFIG:SEED | --demo) into a g3n_live_model, the
+ * generation options, and printing an answer as it streams. */
+#ifndef G3N_MEDIA_CLI_H
+#define G3N_MEDIA_CLI_H
+
+#include <stdio.h>
+
+#include "config.h"
+#include "generate.h"
+#include "live_session.h"
+#include "tokenizer.h"
+#include "weights.h"
+
+typedef struct g3n_media_cli_options {
+    const char *model_dir, *synth_spec, *tokenizer_path, *system;
+    int demo, quiet, threads;
+    int64_t max_new_tokens, context;
+    double temperature, top_p;
+    int top_k;
+    unsigned long long seed;
+} g3n_media_cli_options;
+
+typedef struct g3n_media_cli {
+    g3n_model_config config;
+    g3n_weights *weights;
+    g3n_tokenizer *tokenizer;
+    g3n_live_model model;
+    char tokenizer_path[1200];
+    char home[1024];
+} g3n_media_cli;
+
+void g3n_media_cli_defaults(g3n_media_cli_options *options);
+/* Parses one shared option at argv[*i] (advancing *i past its value): 1 if
+ * taken, 0 if not shared, -1 on a missing value (message printed). */
+int g3n_media_cli_parse(g3n_media_cli_options *options, int argc, char **argv, int *i, const char *command);
+/* The help lines of the shared options. */
+void g3n_media_cli_help(FILE *out);
+/* Loads config, tokenizer, weights and the towers asked for. */
+int g3n_media_cli_load(g3n_media_cli *cli, const g3n_media_cli_options *options, int want_vision, int want_audio,
+                       g3n_error *err);
+void g3n_media_cli_free(g3n_media_cli *cli);
+g3n_generate_params g3n_media_cli_generate_params(const g3n_media_cli *cli, const g3n_media_cli_options *options);
+g3n_live_params g3n_media_cli_live_params(const g3n_media_cli *cli, const g3n_media_cli_options *options);
+
+/* Asks the question and streams the answer to out; *first_token_seconds is
+ * the time from the call to the first answer token (the question's prefill
+ * and one sample), *total_seconds to the end of the answer. */
+int g3n_media_cli_ask(g3n_media_cli *cli, g3n_live_session *session, const g3n_media_cli_options *options,
+                      const char *question, FILE *out, double *first_token_seconds, double *total_seconds,
+                      int64_t *tokens, g3n_error *err);
+
+#endif
