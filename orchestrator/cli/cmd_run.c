@@ -52,6 +52,7 @@ static void print_help(FILE *out)
             "  --wait SECONDS        with --remote: how long to wait for the daemons (default 60)\n"
             "  --heartbeat-ms N      broker heartbeat interval (default 1000; match the daemons')\n"
             "  --heartbeat-timeout-ms N  a worker silent this long is lost (default 5000)\n"
+            "  --ignore-eos          generate --max-new-tokens tokens even past an end-of-turn (benchmarks)\n"
             "  --quiet               no progress lines\n");
 }
 
@@ -234,7 +235,7 @@ int g3n_command_run(int argc, char **argv)
     const char *bind = NULL, *connect = NULL;
     const char *image_paths[MAX_MEDIA], *audio_paths[MAX_MEDIA];
     int images = 0, audios = 0, demo = 0, remote = 0, quiet = 0, threads = 0, heartbeat_ms = 0,
-        heartbeat_timeout_ms = 0;
+        heartbeat_timeout_ms = 0, ignore_eos = 0;
     int64_t max_new = 64;
     double temperature = 0.0, top_p = 1.0, wait_seconds = 60.0;
     int top_k = 0;
@@ -301,6 +302,8 @@ int g3n_command_run(int argc, char **argv)
             remote = 1;
         else if (strcmp(a, "--quiet") == 0)
             quiet = 1;
+        else if (strcmp(a, "--ignore-eos") == 0)
+            ignore_eos = 1;
         else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "g3n run: error: unknown argument '%s' (see --help)\n", a);
             return 2;
@@ -443,6 +446,8 @@ int g3n_command_run(int argc, char **argv)
 
     g3n_pipeline_generate_params params = g3n_pipeline_default_params(&config);
     params.max_new_tokens = max_new;
+    if (ignore_eos)
+        params.num_eos_ids = 0;
     if (temperature > 0.0) {
         params.sampling.do_sample = 1;
         params.sampling.temperature = (float)temperature;

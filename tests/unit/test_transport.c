@@ -154,6 +154,8 @@ static void test_tensor_round_trip(void **state)
     assert_int_equal(code, G3N__ERROR_CODE__ERROR_BAD_REQUEST);
     g3n_wire_free(back);
     free(data);
+    g3n_wire_tensor_borrow(&t, G3N_DTYPE_F32, 3, shape, values); /* the loop's bytes are out of scope */
+    body.inputs_embeds = &t.message;
     env.protocol_version = 7;
     size = g3n__envelope__get_packed_size(&env);
     data = malloc(size);
