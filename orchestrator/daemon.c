@@ -31,6 +31,7 @@ static void print_help(FILE *out, int role, const char *program)
             "  --heartbeat-ms N        heartbeat interval (default 1000)\n"
             "  --heartbeat-timeout-ms N  broker silence before reconnecting (default 5000)\n"
             "  --max-message-mb N      largest message accepted (default 512)\n"
+            "Set OMP_WAIT_POLICY=passive when several daemons share a host's cores (the launcher does).\n"
             "%s",
             program, g3n_role_name(role), role == G3N_ROLE_DECODER ? "; sessions run in parallel" : "",
             role == G3N_ROLE_DECODER ? "  --max-sessions N        KV-cache sessions held at once (default 16)\n"

@@ -8,6 +8,7 @@
 # Exit 77 (skipped) with the reason when namespaces cannot be made here.
 # Usage: scripts/netns-test.sh BUILD_DIR G3N_BINARY
 set -euo pipefail
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # several OpenMP processes share the cores
 build=$(cd "$1" && pwd) g3n=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 root=$(cd "$(dirname "$0")/.." && pwd)
 skip() { echo "netns test skipped: $*"; exit 77; }

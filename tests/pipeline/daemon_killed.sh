@@ -6,6 +6,7 @@
 # vision encoder left, a request must fail with a clear error instead of hanging.
 # Usage: daemon_killed.sh BUILD_DIR G3N_BINARY
 set -euo pipefail
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # several OpenMP processes share the cores
 build=$1 g3n=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
