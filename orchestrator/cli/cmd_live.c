@@ -129,10 +129,10 @@ static int ask(live_run *r, g3n_media_cli *cli, const g3n_media_cli_options *o, 
     if (rc == G3N_OK && !o->quiet)
         fprintf(stderr,
                 "g3n live: after %.1f s of media (%d frames, %d audio segments, %lld positions in the cache): "
-                "first token %.3f s, %lld tokens in %.2f s; the question prefilled %lld positions; ingest so far: "
+                "first token %.3f s (question prefill: %lld positions in %.3f s), %lld tokens in %.2f s; ingest so far: "
                 "audio %.1f s, vision %.1f s, prefill %.1f s of compute\n",
-                media, before.frames, before.audio_segments, (long long)before.positions, first, (long long)tokens,
-                total, (long long)(after.prefilled_tokens - before.prefilled_tokens - tokens - 1),
+                media, before.frames, before.audio_segments, (long long)before.positions, first,
+                (long long)after.question_positions, after.question_seconds, (long long)tokens, total,
                 before.audio_seconds, before.vision_seconds, before.prefill_seconds);
     return rc;
 }

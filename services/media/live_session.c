@@ -170,6 +170,8 @@ static live_item *open_audio_item(g3n_live_session *s)
 /* Appends ids (and their soft rows) to the rendering. */
 static int render_append(rendering *r, const int32_t *ids, int64_t count, g3n_error *err)
 {
+    if (count <= 0)
+        return G3N_OK;
     if (r->count + count > r->capacity) {
         int64_t capacity = 2 * (r->count + count) + 256;
         int32_t *grown_ids = realloc(r->ids, sizeof(int32_t) * (size_t)capacity);
@@ -337,8 +339,9 @@ static int cache_append(g3n_live_session *s, const int32_t *ids, int64_t count, 
     return G3N_OK;
 }
 
-/* Prefills every stable position not yet in the cache; logits of the last one
- * into s->logits when want_logits. */
+/* Prefills every stable position not yet in the cache (when want_logits, or
+ * when at least min_prefill positions wait); logits of the last one into
+ * s->logits when want_logits. */
 static int sync(g3n_live_session *s, int want_logits, g3n_error *err)
 {
     rendering *r = &s->render;
@@ -351,6 +354,9 @@ static int sync(g3n_live_session *s, int want_logits, g3n_error *err)
             return g3n_error_set(err, "live session: internal error: position %lld changed (%d -> %d)", (long long)p,
                                  s->cache_ids[p], r->ids[p]);
     const int64_t end = r->stable;
+    s->stats.pending = r->count - s->cache_count;
+    if (!want_logits && end - s->cache_count < s->params.min_prefill)
+        return G3N_OK; /* gather a batch first */
     if (end > s->params.max_positions)
         return g3n_error_set(err, "live session: the conversation needs %lld positions, the context holds %lld",
                              (long long)end, (long long)s->params.max_positions);
@@ -366,7 +372,7 @@ static int sync(g3n_live_session *s, int want_logits, g3n_error *err)
         begin = stop;
     }
     s->stats.prefill_seconds += g3n_now_seconds() - t0;
-    s->stats.pending = r->count - end;
+    s->stats.pending = r->count - s->cache_count;
     return G3N_OK;
 }
 
@@ -507,6 +513,38 @@ int g3n_live_end_audio(g3n_live_session *s, g3n_error *err)
     return sync(s, 0, err);
 }
 
+/* Appends an image item from tower tokens (time: vision_seconds gets the rest). */
+static int add_image_tokens(g3n_live_session *s, double seconds, const float *tower_tokens, g3n_error *err)
+{
+    double t0 = g3n_now_seconds();
+    live_item *item = add_item(s, G3N_CHAT_IMAGE, err);
+    if (!item)
+        return G3N_ERR;
+    if (g3n_embedder_image_tokens(&s->model->embedder, tower_tokens, s->image_slots, item->rows, err) != G3N_OK) {
+        live_turn *t = open_turn(s);
+        free_item(&t->items[--t->item_count]);
+        return G3N_ERR;
+    }
+    item->count = s->image_slots;
+    item->closed = 1;
+    s->stats.vision_seconds += g3n_now_seconds() - t0;
+    s->stats.frames++;
+    if (g3n_media_timeline_frame(&s->timeline, seconds, err) != G3N_OK)
+        return G3N_ERR;
+    return sync(s, 0, err);
+}
+
+int g3n_live_add_frame_tokens(g3n_live_session *s, double seconds, const float *tower_tokens, g3n_error *err)
+{
+    if (!s->model->embedder.has_vision)
+        return g3n_error_set(err, "live session: this model has no vision embedder");
+    if (s->asked)
+        return g3n_error_set(err, "live session: a question waits for its answer");
+    if (close_audio(s, err) != G3N_OK || make_room(s, s->image_slots + 8, err) != G3N_OK)
+        return G3N_ERR;
+    return add_image_tokens(s, seconds, tower_tokens, err);
+}
+
 int g3n_live_add_frame_pixels(g3n_live_session *s, double seconds, const float *pixel_values, g3n_error *err)
 {
     if (!s->model->vision)
@@ -519,21 +557,8 @@ int g3n_live_add_frame_pixels(g3n_live_session *s, double seconds, const float *
     const int size = s->params.image.size;
     if (g3n_vision_encoder_tower(s->model->vision, pixel_values, 1, size, size, s->tower, err) != G3N_OK)
         return G3N_ERR;
-    live_item *item = add_item(s, G3N_CHAT_IMAGE, err);
-    if (!item)
-        return G3N_ERR;
-    if (g3n_embedder_image_tokens(&s->model->embedder, s->tower, s->image_slots, item->rows, err) != G3N_OK) {
-        live_turn *t = open_turn(s);
-        free_item(&t->items[--t->item_count]);
-        return G3N_ERR;
-    }
-    item->count = s->image_slots;
-    item->closed = 1;
     s->stats.vision_seconds += g3n_now_seconds() - t0;
-    s->stats.frames++;
-    if (g3n_media_timeline_frame(&s->timeline, seconds, err) != G3N_OK)
-        return G3N_ERR;
-    return sync(s, 0, err);
+    return add_image_tokens(s, seconds, s->tower, err);
 }
 
 int g3n_live_add_frame_rgb(g3n_live_session *s, double seconds, const uint8_t *rgb, int width, int height, int stride,
@@ -572,8 +597,12 @@ int g3n_live_question(g3n_live_session *s, const char *question, float *logits, 
     if (!t->question)
         return g3n_error_set(err, "live session: out of memory");
     s->asked = 1;
+    const int64_t before = s->cache_count;
+    const double t0 = g3n_now_seconds();
     if (sync(s, 1, err) != G3N_OK)
         return G3N_ERR;
+    s->stats.question_positions = s->cache_count - before;
+    s->stats.question_seconds = g3n_now_seconds() - t0;
     s->stats.questions++;
     if (logits)
         memcpy(logits, s->logits, sizeof(float) * (size_t)s->vocab);
@@ -644,7 +673,7 @@ int g3n_live_answer(g3n_live_session *s, const g3n_generate_params *params, int3
             return G3N_ERR;
     t->answered = 1;
     s->asked = 0;
-    if (sync(s, 0, err) != G3N_OK || new_turn(s, err) != G3N_OK)
+    if (sync(s, 1, err) != G3N_OK || new_turn(s, err) != G3N_OK)
         return G3N_ERR;
     if (num_out)
         *num_out = produced;
@@ -662,6 +691,7 @@ g3n_live_params g3n_live_default_params(const g3n_live_model *model)
     p.max_positions = model->config->text.max_position_embeddings;
     p.reserve_positions = 512;
     p.chunk_tokens = 64;
+    p.min_prefill = 32;
     p.image = g3n_image_default_options();
     if (model->vision)
         p.image.size = (int)g3n_vision_encoder_config(model->vision)->image_size;
@@ -688,6 +718,8 @@ int g3n_live_session_create(g3n_live_session **out, g3n_live_model *model, const
     s->audio_slots = config->audio_soft_tokens_per_image;
     if (s->params.chunk_tokens < 1)
         s->params.chunk_tokens = 64;
+    if (s->params.min_prefill < 1)
+        s->params.min_prefill = 1;
     if (s->params.max_positions < 1 || s->params.max_positions > config->text.max_position_embeddings)
         s->params.max_positions = config->text.max_position_embeddings;
     if (s->params.reserve_positions < 0 || s->params.reserve_positions >= s->params.max_positions / 2) {

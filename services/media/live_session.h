@@ -12,7 +12,8 @@
  *   then the conversation is re-rendered with the chat template
  *   (media_prompt.h), and every position that can no longer change (up to
  *   the last begin/end-of-media token or soft token whose content is known)
- *   is embedded and forwarded through the text session. Text after the last
+ *   is embedded and forwarded through the text session, in batches of at
+ *   least min_prefill positions (a frame is one batch). Text after the last
  *   media token waits, because the tokenizer may merge it with what follows
  *   ("\n\n" + "\n\n" is one token).
  *
@@ -90,6 +91,10 @@ typedef struct g3n_live_params {
     int64_t max_positions;     /* KV cache positions (default: max_position_embeddings) */
     int64_t reserve_positions; /* kept free for a question and its answer (default 512) */
     int64_t chunk_tokens;      /* prefill rows per forward (default 64) */
+    int64_t min_prefill;       /* media positions gathered before a prefill (default 32; a question
+                                  prefills whatever waits). A one-position forward costs about as much
+                                  as a 32-position one on a CPU (the weights are read once either way),
+                                  so streamed audio (6.25 tokens/s) is prefilled every ~5 s */
     const char *system;        /* system prompt (copied); NULL: none */
     g3n_image_options image;   /* frame preprocessing (default: image default options) */
 } g3n_live_params;
@@ -104,6 +109,8 @@ typedef struct g3n_live_stats {
     int questions;
     int dropped_items, compactions;
     int64_t prefilled_tokens;  /* all forwards, re-prefills included */
+    int64_t question_positions; /* positions the last question prefilled */
+    double question_seconds;   /* and how long that took */
     double vision_seconds, audio_seconds, prefill_seconds;
     uint64_t kv_cache_bytes, media_bytes;
 } g3n_live_stats;
@@ -120,6 +127,9 @@ int g3n_live_add_frame_rgb(g3n_live_session *session, double seconds, const uint
                            int stride, g3n_error *err);
 /* A frame already preprocessed: pixel_values [3, S, S] (S = image size). */
 int g3n_live_add_frame_pixels(g3n_live_session *session, double seconds, const float *pixel_values, g3n_error *err);
+/* A frame already through the vision tower (e.g. from a vision encoder
+ * daemon): tower_tokens [vision_soft_tokens_per_image, vision hidden]. */
+int g3n_live_add_frame_tokens(g3n_live_session *session, double seconds, const float *tower_tokens, g3n_error *err);
 /* Audio samples, 16 kHz mono f32, any piece size. */
 int g3n_live_add_audio(g3n_live_session *session, const float *samples, int64_t count, g3n_error *err);
 /* Ends the open audio segment (e.g. the stream ended or paused). */
