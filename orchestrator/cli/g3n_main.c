@@ -12,6 +12,7 @@ typedef struct g3n_command {
 
 static const g3n_command commands[] = {
     {"run", g3n_command_run, "answer a prompt with images and audio: every role in this process, streamed"},
+    {"serve", g3n_command_serve, "serve the OpenAI chat API over HTTP (streamed; images, audio); every role here"},
     {"video", g3n_command_video, "answer a prompt about a video file or stream (frames + audio, in this process)"},
     {"live", g3n_command_live, "stream audio/video into a live session and answer questions typed meanwhile"},
     {"check", g3n_command_check, "run fixture cases through g3n and compare with the reference goldens"},

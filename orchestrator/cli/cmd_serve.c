@@ -1,0 +1,298 @@
+/* g3n serve - the OpenAI-compatible HTTP API (orchestrator/http_server.h) with
+ * every role in this process: the broker on inproc://, the vision encoder,
+ * audio encoder, embedder and decoder as threads (the daemons' code), and the
+ * HTTP server in front. --bind also lets daemons on other hosts join. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "config.h"
+#include "generate.h"
+#include "http_server.h"
+#include "matmul.h"
+#include "ops.h"
+#include "pipeline.h"
+#include "tokenizer.h"
+#include "transport.h"
+#include "weights.h"
+
+static void print_help(FILE *out)
+{
+    g3n_http_options d = g3n_http_default_options();
+    fprintf(out,
+            "usage: g3n serve (--model DIR | --synth CONFIG:SEED | --demo) [options]\n"
+            "\n"
+            "Serves the OpenAI chat API over HTTP with every role in this process (threads over\n"
+            "inproc://): POST /v1/chat/completions (stream true/false; text, image_url data: URLs,\n"
+            "input_audio), POST /v1/audio/transcriptions (multipart), GET /v1/models, /health, /metrics.\n"
+            "Stops on SIGINT/SIGTERM. See docs/http-api.md.\n"
+            "\n"
+            "  --model DIR            checkpoint folder (config.json, safetensors, tokenizer.json,\n"
+            "                         generation_config.json for the default sampling)\n"
+            "  --synth CONFIG:SEED    synthetic weights for a config.json (needs --tokenizer)\n"
+            "  --demo                 the tiny synthetic demo model (random words; real tokenizer)\n"
+            "  --tokenizer FILE       tokenizer.json (default DIR/tokenizer.json)\n"
+            "  --host ADDR            address to listen on (default %s)\n"
+            "  --port N               port (default %d; 0: any free port, printed and --port-file)\n"
+            "  --port-file FILE       write the port here once listening (for scripts)\n"
+            "  --model-name NAME      the model id clients name (default: the folder's name, or\n"
+            "                         gemma-3n-demo with --demo)\n"
+            "  --allow-dir DIR        image_url/audio_url may name local files under DIR\n"
+            "  --max-sessions N       generations at once, each with its own KV cache (default %d)\n"
+            "  --queue N              requests waiting beyond them (default %d); more get 429\n"
+            "  --max-tokens N         completion length: default and cap (default %lld)\n"
+            "  --context N            prompt + completion tokens (default: max_position_embeddings)\n"
+            "  --max-body-mb N        request body limit (default %lld); more gets 413\n"
+            "  --max-connections N    open connections (default %d)\n"
+            "  --retry-after N        seconds in Retry-After on 429/503 (default %d)\n"
+            "  --threads N            OpenMP threads (default: all)\n"
+            "  --bind ENDPOINT        also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
+            "                         can connect and share the work\n"
+            "  --quiet                no log line per request\n",
+            d.host, d.port, d.max_sessions, d.queue, (long long)d.max_tokens, (long long)(d.max_body_bytes >> 20),
+            d.max_connections, d.retry_after_seconds);
+}
+
+/* The repository (or install) folder holding scripts/demo-config.json. */
+static int find_home(char *out, size_t size)
+{
+    const char *env = getenv("G3N_HOME");
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    char candidates[5][PATH_MAX + 32];
+    int k = 0;
+    if (env)
+        snprintf(candidates[k++], sizeof(candidates[0]), "%s", env);
+    snprintf(candidates[k++], sizeof(candidates[0]), ".");
+    snprintf(candidates[k++], sizeof(candidates[0]), "%s/../..", exe);
+    snprintf(candidates[k++], sizeof(candidates[0]), "%s/../../..", exe);
+    snprintf(candidates[k++], sizeof(candidates[0]), "%s/../share/g3n", exe);
+    for (int i = 0; i < k; i++) {
+        char probe[PATH_MAX + 64];
+        snprintf(probe, sizeof(probe), "%s/scripts/demo-config.json", candidates[i]);
+        if (access(probe, R_OK) == 0) {
+            snprintf(out, size, "%s", candidates[i]);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int positive(const char *flag, const char *value, long long *out)
+{
+    char *end;
+    long long v = strtoll(value, &end, 10);
+    if (*end || v < 0) {
+        fprintf(stderr, "g3n serve: error: %s needs a whole number >= 0 (got '%s')\n", flag, value);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int g3n_command_serve(int argc, char **argv)
+{
+    if (g3n_wants_help(argc, argv)) {
+        print_help(stdout);
+        return 0;
+    }
+    g3n_http_options http = g3n_http_default_options();
+    const char *model_dir = NULL, *synth_spec = NULL, *tokenizer_path = NULL, *bind = NULL, *port_file = NULL;
+    int demo = 0, threads = 0;
+    char model_name[256] = "";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--demo") == 0) {
+            demo = 1;
+            continue;
+        }
+        if (strcmp(a, "--quiet") == 0) {
+            http.quiet = 1;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] != '-' || a[1] != '-') {
+            fprintf(stderr, "g3n serve: error: unexpected argument '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (!v) {
+            fprintf(stderr, "g3n serve: error: %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        i++;
+        long long n = 0;
+        int numeric = strcmp(a, "--port") == 0 || strcmp(a, "--max-sessions") == 0 || strcmp(a, "--queue") == 0 ||
+                      strcmp(a, "--max-tokens") == 0 || strcmp(a, "--context") == 0 ||
+                      strcmp(a, "--max-body-mb") == 0 || strcmp(a, "--max-connections") == 0 ||
+                      strcmp(a, "--retry-after") == 0 || strcmp(a, "--threads") == 0;
+        if (numeric && positive(a, v, &n) != 0)
+            return 2;
+        if (strcmp(a, "--model") == 0)
+            model_dir = v;
+        else if (strcmp(a, "--synth") == 0)
+            synth_spec = v;
+        else if (strcmp(a, "--tokenizer") == 0)
+            tokenizer_path = v;
+        else if (strcmp(a, "--host") == 0)
+            http.host = v;
+        else if (strcmp(a, "--port") == 0 && n <= 65535)
+            http.port = (int)n;
+        else if (strcmp(a, "--port-file") == 0)
+            port_file = v;
+        else if (strcmp(a, "--model-name") == 0)
+            snprintf(model_name, sizeof(model_name), "%s", v);
+        else if (strcmp(a, "--allow-dir") == 0)
+            http.allow_dir = v;
+        else if (strcmp(a, "--max-sessions") == 0 && n >= 1 && n <= 4096)
+            http.max_sessions = (int)n;
+        else if (strcmp(a, "--queue") == 0 && n <= 1000000)
+            http.queue = (int)n;
+        else if (strcmp(a, "--max-tokens") == 0 && n >= 1)
+            http.max_tokens = n;
+        else if (strcmp(a, "--context") == 0 && n >= 2)
+            http.max_context = n;
+        else if (strcmp(a, "--max-body-mb") == 0 && n >= 1 && n <= 1 << 20)
+            http.max_body_bytes = n << 20;
+        else if (strcmp(a, "--max-connections") == 0 && n >= 1 && n <= 100000)
+            http.max_connections = (int)n;
+        else if (strcmp(a, "--retry-after") == 0 && n >= 1)
+            http.retry_after_seconds = (int)n;
+        else if (strcmp(a, "--threads") == 0)
+            threads = (int)n;
+        else if (strcmp(a, "--bind") == 0)
+            bind = v;
+        else {
+            fprintf(stderr, "g3n serve: error: unknown argument or value out of range: %s %s (see --help)\n", a, v);
+            return 2;
+        }
+    }
+    if ((model_dir != NULL) + (synth_spec != NULL) + demo != 1) {
+        fprintf(stderr, "g3n serve: error: give one of --model, --synth, --demo (see --help)\n");
+        return 2;
+    }
+    char home[PATH_MAX], demo_config[PATH_MAX + 64], demo_tokenizer[PATH_MAX + 64], dir_tokenizer[PATH_MAX + 64];
+    if (demo) {
+        if (find_home(home, sizeof(home)) != 0) {
+            fprintf(stderr, "g3n serve: error: --demo needs scripts/demo-config.json: run from the repository or set "
+                            "G3N_HOME\n");
+            return 1;
+        }
+        snprintf(demo_config, sizeof(demo_config), "%s/scripts/demo-config.json", home);
+        snprintf(demo_tokenizer, sizeof(demo_tokenizer), "%s/tests/fixtures/tokenizer/tokenizer.json", home);
+        if (!tokenizer_path)
+            tokenizer_path = demo_tokenizer;
+        if (!model_name[0])
+            snprintf(model_name, sizeof(model_name), "gemma-3n-demo");
+    }
+    if (!tokenizer_path) {
+        if (!model_dir) {
+            fprintf(stderr, "g3n serve: error: --synth needs --tokenizer\n");
+            return 2;
+        }
+        snprintf(dir_tokenizer, sizeof(dir_tokenizer), "%s/tokenizer.json", model_dir);
+        tokenizer_path = dir_tokenizer;
+    }
+    if (!model_name[0] && model_dir) {
+        char copy[PATH_MAX];
+        snprintf(copy, sizeof(copy), "%s", model_dir);
+        size_t n = strlen(copy);
+        while (n > 1 && copy[n - 1] == '/')
+            copy[--n] = '\0';
+        const char *base = strrchr(copy, '/');
+        snprintf(model_name, sizeof(model_name), "%s", base ? base + 1 : copy);
+    }
+    if (!model_name[0])
+        snprintf(model_name, sizeof(model_name), "gemma-3n");
+    http.model_name = model_name;
+    if (threads > 0)
+        g3n_set_threads(threads);
+
+    g3n_install_shutdown_handlers();
+    g3n_error err = {{0}};
+    int rc = 1;
+    g3n_model_config config;
+    memset(&config, 0, sizeof(config));
+    g3n_tokenizer *tokenizer = NULL;
+    g3n_weights *weights = NULL;
+    g3n_broker *broker = NULL;
+    g3n_http_server *server = NULL;
+    g3n_local_roles local;
+    memset(&local, 0, sizeof(local));
+    double t_load = g3n_now_seconds();
+    char config_path[1024];
+    uint64_t synth_seed = 1;
+    if (demo)
+        snprintf(config_path, sizeof(config_path), "%s", demo_config);
+    else if (synth_spec &&
+             g3n_parse_synth_spec(synth_spec, config_path, sizeof(config_path), &synth_seed, &err) != G3N_OK)
+        goto done;
+    if (g3n_config_load(&config, model_dir ? model_dir : config_path, &err) != G3N_OK ||
+        g3n_tokenizer_load(&tokenizer, tokenizer_path, &err) != G3N_OK)
+        goto done;
+    if (model_dir) { /* the checkpoint's own sampling defaults, where a request gives none */
+        int eos[G3N_MAX_EOS_IDS], eos_count = 0, found = 0;
+        if (g3n_generation_config_load(model_dir, &http.sampling, eos, &eos_count, &found, &err) != G3N_OK)
+            goto done;
+    }
+    const char *inproc = "inproc://g3n-serve-workers";
+    const char *endpoints[2] = {inproc, bind};
+    g3n_transport_options transport = g3n_transport_default_options();
+    transport.verbose = bind != NULL && !http.quiet;
+    if (g3n_broker_start(&broker, endpoints, bind ? 2 : 1, &transport, &err) != G3N_OK)
+        goto done;
+    if (model_dir) {
+        if (g3n_weights_open_checkpoint(&weights, model_dir, &err) != G3N_OK)
+            goto done;
+    } else if (g3n_weights_open_synth(&weights, synth_seed, G3N_DTYPE_BF16, &err) != G3N_OK) {
+        goto done;
+    }
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.model_dir = model_dir;
+    ro.max_sessions = http.max_sessions;
+    unsigned mask = (1u << G3N_ROLE_VISION_ENCODER) | (1u << G3N_ROLE_AUDIO_ENCODER) | (1u << G3N_ROLE_EMBEDDER) |
+                    (1u << G3N_ROLE_DECODER);
+    if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro, mask, &transport, &err) != G3N_OK)
+        goto done;
+    for (int role = 1; role < G3N_ROLE_COUNT; role++)
+        if ((mask & (1u << role)) && g3n_broker_wait_workers(broker, role, 1, 10000, &err) != G3N_OK)
+            goto done;
+    if (g3n_http_server_start(&server, broker, &config, tokenizer, &http, &err) != G3N_OK)
+        goto done;
+    int port = g3n_http_server_port(server);
+    fprintf(stderr, "g3n serve: listening on http://%s:%d (model '%s', ready in %.2f s; every role in this process)\n",
+            http.host, port, model_name, g3n_now_seconds() - t_load);
+    if (demo)
+        fprintf(stderr, "g3n serve --demo: a tiny Gemma 3n with SYNTHETIC (random) weights and the real tokenizer; "
+                        "its words are random because its weights are.\n");
+    if (port_file) {
+        char temporary[PATH_MAX + 8];
+        snprintf(temporary, sizeof(temporary), "%s.tmp", port_file);
+        FILE *f = fopen(temporary, "w");
+        if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 || rename(temporary, port_file) != 0) {
+            g3n_error_set(&err, "cannot write --port-file %s", port_file);
+            goto done;
+        }
+    }
+    while (!g3n_shutdown_requested())
+        usleep(50000);
+    fprintf(stderr, "g3n serve: shutting down\n");
+    rc = 0;
+done:
+    if (rc != 0)
+        fprintf(stderr, "g3n serve: error: %s\n", err.message);
+    g3n_http_server_stop(server);
+    g3n_local_roles_stop(&local);
+    g3n_broker_stop(broker);
+    g3n_weights_close(weights);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+    return rc;
+}
