@@ -566,9 +566,10 @@ int g3n_http_parse_transcription(const char *content_type, const uint8_t *body, 
     const char *format = form_text(r, &form, "response_format");
     const char *temperature = form_text(r, &form, "temperature");
     if (format[0] && strcmp(format, "json") != 0 && strcmp(format, "text") != 0) {
-        g3n_http_chat_request_free(r);
-        return g3n_http_error_set(e, 400, INVALID, "invalid_value", "response_format",
-                                  "response_format '%.32s' is not supported (json, text)", format);
+        g3n_http_error_set(e, 400, INVALID, "invalid_value", "response_format",
+                           "response_format '%.32s' is not supported (json, text)", format);
+        g3n_http_chat_request_free(r); /* after the message: format lives in r */
+        return G3N_ERR;
     }
     r->response_text = strcmp(format, "text") == 0;
     if (temperature[0]) {
@@ -583,9 +584,10 @@ int g3n_http_parse_transcription(const char *content_type, const uint8_t *body, 
         r->temperature = t;
     }
     if (strlen(language) > 32 || strlen(prompt) > 4096) {
+        g3n_http_error_set(e, 400, INVALID, "invalid_value", strlen(language) > 32 ? "language" : "prompt",
+                           "language (at most 32 bytes) or prompt (4096 bytes) too long");
         g3n_http_chat_request_free(r);
-        return g3n_http_error_set(e, 400, INVALID, "invalid_value", language[0] ? "language" : "prompt",
-                                  "language (32) or prompt (4096 bytes) too long");
+        return G3N_ERR;
     }
     /* the model's transcription prompt (as vLLM's Gemma 3n): the clip, then the instruction */
     size_t n = strlen(prompt) + strlen(language) + 64;
