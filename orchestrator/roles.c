@@ -637,6 +637,21 @@ static int decoder_end_session(g3n_role *r, g3n_worker_call *call, const G3n__En
     }
     pthread_mutex_lock(&r->lock);
     decoder_session *s = session_find(r, q->session_id);
+    /* the session's last step may still be sending its reply (the client already has it): wait for
+     * that (bounded), else the session would stay behind holding its KV cache until LRU eviction,
+     * which may then evict a live session between two of its steps */
+    double deadline = g3n_now_seconds() + 30.0;
+    while (s && s->busy && g3n_now_seconds() < deadline) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 10 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&r->session_free, &r->lock, &until);
+        s = session_find(r, q->session_id);
+    }
     if (s && !s->busy)
         session_release(s);
     pthread_mutex_unlock(&r->lock);
