@@ -313,7 +313,8 @@ static void request_layout(const g3n_quant_request *r, int64_t *rows, int64_t *c
     if (r->transpose) {
         *rows = r->source.cols;
         *cols = r->source.rows;
-        *row_stride = (size_t)r->source.rows * g3n_dtype_size(r->source.dtype);
+        *row_stride = is_quant(r->dtype) ? g3n_quant_row_bytes(r->dtype, r->source.rows)
+                                         : (size_t)r->source.rows * g3n_dtype_size(r->source.dtype);
     } else {
         *rows = r->source.rows;
         *cols = r->source.cols;
@@ -332,7 +333,8 @@ static void fill_entries(const g3n_quant_request *requests, int count, cache_ent
         int64_t rows, cols;
         size_t stride;
         request_layout(&requests[i], &rows, &cols, &stride);
-        e->dtype = (int32_t)(requests[i].transpose ? requests[i].source.dtype : requests[i].dtype);
+        e->dtype = (int32_t)(requests[i].transpose && !is_quant(requests[i].dtype) ? requests[i].source.dtype
+                                                                                   : requests[i].dtype);
         e->transpose = requests[i].transpose;
         e->rows = rows;
         e->cols = cols;
@@ -352,14 +354,23 @@ static void point_results(g3n_quant_request *requests, int count, const cache_en
     }
 }
 
-static void build_into(g3n_quant_request *requests, int count, const cache_entry *entries, char *base)
+static int build_into(g3n_quant_request *requests, int count, const cache_entry *entries, char *base)
 {
     for (int i = 0; i < count; i++) {
-        if (requests[i].transpose)
+        if (requests[i].transpose && is_quant(requests[i].dtype)) {
+            const g3n_matrix *src = &requests[i].source;
+            void *t = g3n_aligned_alloc((size_t)(src->rows * src->cols) * g3n_dtype_size(src->dtype));
+            if (!t)
+                return G3N_ERR;
+            g3n_matrix transposed = g3n_transpose_matrix(src, t);
+            g3n_quantize_matrix(&transposed, requests[i].dtype, base + entries[i].offset);
+            g3n_aligned_free(t);
+        } else if (requests[i].transpose)
             g3n_transpose_matrix(&requests[i].source, base + entries[i].offset);
         else
             g3n_quantize_matrix(&requests[i].source, requests[i].dtype, base + entries[i].offset);
     }
+    return G3N_OK;
 }
 
 static int try_map_existing(const char *path, uint64_t key_hash, const cache_entry *want, int count,
@@ -395,9 +406,10 @@ int g3n_quant_cache_open(g3n_quant_cache **out, const char *path, const char *ke
     const double start = g3n_now_seconds();
     for (int i = 0; i < count; i++) {
         const g3n_quant_request *r = &requests[i];
-        if (r->transpose ? (r->source.dtype != G3N_DTYPE_F32 && r->source.dtype != G3N_DTYPE_BF16 &&
-                            r->source.dtype != G3N_DTYPE_F16)
-                         : !g3n_quant_supported(r->dtype, r->source.cols))
+        const int float_source = r->source.dtype == G3N_DTYPE_F32 || r->source.dtype == G3N_DTYPE_BF16 ||
+                                 r->source.dtype == G3N_DTYPE_F16;
+        const int64_t width = r->transpose ? r->source.rows : r->source.cols;
+        if (!float_source || (is_quant(r->dtype) ? !g3n_quant_supported(r->dtype, width) : !r->transpose))
             return g3n_error_set(err, "weight cache: %s cannot be stored as %s (%lld columns)", r->name,
                                  g3n_matrix_dtype_name(r->dtype), (long long)r->source.cols);
         if (strlen(r->name) >= CACHE_NAME)
@@ -447,10 +459,10 @@ int g3n_quant_cache_open(g3n_quant_cache **out, const char *path, const char *ke
                 h.key_hash = key_hash;
                 h.data_offset = data_offset;
                 h.total_bytes = total;
-                build_into(requests, count, entries, map);
+                int built = build_into(requests, count, entries, map) == G3N_OK;
                 memcpy((char *)map + sizeof(h), entries, sizeof(cache_entry) * (size_t)count);
                 memcpy(map, &h, sizeof(h)); /* header last: a valid magic means complete data */
-                if (msync(map, total, MS_SYNC) == 0 && rename(tmp, path) == 0) {
+                if (built && msync(map, total, MS_SYNC) == 0 && rename(tmp, path) == 0) {
                     mprotect(map, total, PROT_READ);
                     cache->base = map;
                     cache->mapped = 1;
@@ -468,7 +480,12 @@ int g3n_quant_cache_open(g3n_quant_cache **out, const char *path, const char *ke
                 free(cache);
                 return g3n_error_set(err, "weight cache: out of memory (%zu bytes)", total);
             }
-            build_into(requests, count, entries, cache->base);
+            if (build_into(requests, count, entries, cache->base) != G3N_OK) {
+                g3n_aligned_free(cache->base);
+                free(entries);
+                free(cache);
+                return g3n_error_set(err, "weight cache: out of memory while transposing");
+            }
         }
     }
     cache->bytes = total;

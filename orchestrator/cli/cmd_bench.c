@@ -1,20 +1,251 @@
-/* g3n bench: micro-benchmarks. `g3n bench matmul` measures y = x·Wᵀ. */
+/* g3n bench: micro-benchmarks. `g3n bench matmul` measures y = x·Wᵀ;
+ * `g3n bench text` the language model's prefill and decode speed on a
+ * checkpoint folder (the llama-bench pp/tg counterpart). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "commands.h"
+#include "config.h"
+#include "generate.h"
 #include "matmul.h"
 #include "ops.h"
+#include "quant.h"
 #include "synth.h"
+#include "text_model.h"
+#include "weights.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: g3n bench matmul [--threads N] [--isa portable|avx2|avx512] [--dtype bf16|f16|f32]\n"
+    fprintf(out, "usage: g3n bench matmul [--threads N] [--isa portable|avx2|avx512] [--dtype bf16|f16|f32|q8|q4]\n"
                  "                        [--shapes MxKxN,...] [--repeat R] [--json]\n"
+                 "       g3n bench text --model DIR [--weights f32|bf16|q8|q4] [--threads N] [--prefill 128,512]\n"
+                 "                      [--decode 64] [--repeat R] [--chunk N] [--cache FILE] [--json]\n"
                  "\n"
                  "matmul: GFLOP/s of y = x·Wᵀ (x: M×K f32, W: N×K in --dtype) for each shape\n"
-                 "        (default 1x2048x8192,512x2048x8192, bf16), best of R runs (default 5).\n");
+                 "        (default 1x2048x8192,512x2048x8192, bf16), best of R runs (default 5).\n"
+                 "text:   tokens/s of the language model on a checkpoint folder (e.g. g3n synth's E2B):\n"
+                 "        prefill of each --prefill length from an empty context (logits of the last\n"
+                 "        token only), and --decode one-token steps from an empty context (greedy, logits\n"
+                 "        every step), as llama-bench's pp/tg. --weights (default bf16): f32 = the exact\n"
+                 "        path; bf16 = stored weights + sparse MLP; q8/q4 = block-quantised, cached in\n"
+                 "        DIR/g3n-cache (or $G3N_CACHE_DIR, or --cache FILE) on first use.\n"
+                 "        Reports the median of R runs (default 3), the min and max, load/cache time,\n"
+                 "        resident memory and the bytes of the weight cache.\n");
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Current resident set (bytes), from /proc/self/statm. */
+static uint64_t current_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (uint64_t)resident * 4096u;
+}
+
+typedef struct bench_stat {
+    double median, min, max; /* tokens/s */
+} bench_stat;
+
+static bench_stat summarise(double *rates, int count)
+{
+    qsort(rates, (size_t)count, sizeof(double), compare_doubles);
+    bench_stat s = {count % 2 ? rates[count / 2] : 0.5 * (rates[count / 2 - 1] + rates[count / 2]), rates[0],
+                    rates[count - 1]};
+    return s;
+}
+
+static int bench_text(int argc, char **argv)
+{
+    const char *model_dir = NULL, *prefill_list = "128,512", *cache_file = NULL;
+    int threads = 0, repeat = 3, json = 0;
+    int64_t decode = 64, chunk = 0;
+    g3n_weight_format format = G3N_WEIGHTS_BF16;
+    g3n_error err = {{0}};
+    for (int i = 1; i < argc; i++) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--model") == 0 && value)
+            model_dir = argv[++i];
+        else if (strcmp(argv[i], "--weights") == 0 && value) {
+            if (g3n_weight_format_parse(argv[++i], &format, &err) != G3N_OK) {
+                fprintf(stderr, "g3n bench text: error: %s\n", err.message);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--threads") == 0 && value)
+            threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--prefill") == 0 && value)
+            prefill_list = argv[++i];
+        else if (strcmp(argv[i], "--decode") == 0 && value)
+            decode = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--repeat") == 0 && value)
+            repeat = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--chunk") == 0 && value)
+            chunk = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--cache") == 0 && value)
+            cache_file = argv[++i];
+        else if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else {
+            fprintf(stderr, "g3n bench text: error: unknown or incomplete option '%s' (see --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!model_dir) {
+        fprintf(stderr, "g3n bench text: error: --model DIR is required (see --help)\n");
+        return 2;
+    }
+    int64_t prefills[16];
+    int num_prefills = 0;
+    for (const char *p = prefill_list; *p && num_prefills < 16;) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0) {
+            fprintf(stderr, "g3n bench text: error: --prefill wants comma-separated token counts\n");
+            return 2;
+        }
+        if (v > 0)
+            prefills[num_prefills++] = v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    if (repeat < 1)
+        repeat = 1;
+    g3n_set_threads(threads);
+
+    g3n_model_config config;
+    memset(&config, 0, sizeof(config));
+    g3n_weights *weights = NULL;
+    g3n_text_model model;
+    memset(&model, 0, sizeof(model));
+    g3n_text_session *session = NULL;
+    float *logits = NULL;
+    int32_t *ids = NULL;
+    int rc = 1;
+    const double load_start = g3n_now_seconds();
+    g3n_quant_cache_info cache_info;
+    if (g3n_config_load(&config, model_dir, &err) != G3N_OK ||
+        g3n_weights_open_checkpoint(&weights, model_dir, &err) != G3N_OK ||
+        g3n_text_model_load(&model, weights, &config, &err) != G3N_OK ||
+        g3n_text_model_select_weights(&model, format, cache_file, &cache_info, &err) != G3N_OK)
+        goto done;
+    const double load_seconds = g3n_now_seconds() - load_start;
+    int64_t longest = decode;
+    for (int i = 0; i < num_prefills; i++)
+        longest = prefills[i] > longest ? prefills[i] : longest;
+    g3n_text_session_params params = g3n_text_session_default_params(&model);
+    params.max_positions = longest + 1;
+    if (chunk > 0)
+        params.chunk_tokens = chunk;
+    const int64_t V = model.vocab_size;
+    logits = malloc(sizeof(float) * (size_t)V);
+    ids = malloc(sizeof(int32_t) * (size_t)longest);
+    if (!logits || !ids) {
+        g3n_error_set(&err, "out of memory");
+        goto done;
+    }
+    const int64_t text_vocab = config.text.vocab_size_per_layer_input > 0 ? config.text.vocab_size_per_layer_input : V;
+    for (int64_t i = 0; i < longest; i++) /* fixed pseudo-random text ids */
+        ids[i] = (int32_t)(((uint64_t)i * 2654435761u + 12345u) % (uint64_t)text_vocab);
+    if (g3n_text_session_create(&session, &model, &params, &err) != G3N_OK)
+        goto done;
+    /* warm-up: one short prefill and a decode step (page-in, thread pool) */
+    if (g3n_text_session_forward_ids(session, ids, longest < 16 ? longest : 16, logits, 0, &err) != G3N_OK)
+        goto done;
+
+    bench_stat prefill_stats[16], decode_stat = {0, 0, 0};
+    double *rates = malloc(sizeof(double) * (size_t)repeat);
+    if (!rates) {
+        g3n_error_set(&err, "out of memory");
+        goto done;
+    }
+    for (int p = 0; p < num_prefills; p++) {
+        for (int r = 0; r < repeat; r++) {
+            g3n_text_session_reset(session);
+            const double start = g3n_now_seconds();
+            if (g3n_text_session_forward_ids(session, ids, prefills[p], logits, 0, &err) != G3N_OK) {
+                free(rates);
+                goto done;
+            }
+            rates[r] = (double)prefills[p] / (g3n_now_seconds() - start);
+        }
+        prefill_stats[p] = summarise(rates, repeat);
+    }
+    if (decode > 0) {
+        for (int r = 0; r < repeat; r++) {
+            g3n_text_session_reset(session);
+            int32_t token = ids[0];
+            const double start = g3n_now_seconds();
+            for (int64_t i = 0; i < decode; i++) {
+                if (g3n_text_session_forward_ids(session, &token, 1, logits, 0, &err) != G3N_OK) {
+                    free(rates);
+                    goto done;
+                }
+                token = g3n_argmax(logits, text_vocab);
+            }
+            rates[r] = (double)decode / (g3n_now_seconds() - start);
+        }
+        decode_stat = summarise(rates, repeat);
+    }
+    free(rates);
+    const uint64_t rss = current_rss_bytes(), peak = g3n_peak_rss_bytes();
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    if (json) {
+        printf("{\"model\":\"%s\",\"weights\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"repeat\":%d,"
+               "\"load_seconds\":%.3f,\"cache_built\":%d,\"cache_persisted\":%d,\"cache_bytes\":%llu,"
+               "\"rss_bytes\":%llu,\"peak_rss_bytes\":%llu,\"results\":[",
+               model_dir, g3n_weight_format_name(format), g3n_get_threads(), g3n_isa_name(g3n_isa_active()), repeat,
+               load_seconds, cache_info.built, cache_info.persisted, (unsigned long long)cache_info.bytes,
+               (unsigned long long)rss, (unsigned long long)peak);
+        for (int p = 0; p < num_prefills; p++)
+            printf("%s{\"test\":\"pp%lld\",\"tokens\":%lld,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f}",
+                   p ? "," : "", (long long)prefills[p], (long long)prefills[p], prefill_stats[p].median,
+                   prefill_stats[p].min, prefill_stats[p].max);
+        if (decode > 0)
+            printf("%s{\"test\":\"tg%lld\",\"tokens\":%lld,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f}",
+                   num_prefills ? "," : "", (long long)decode, (long long)decode, decode_stat.median, decode_stat.min,
+                   decode_stat.max);
+        printf("]}\n");
+    } else {
+        printf("text model %s, --weights %s, %d threads, isa %s, median of %d\n", model_dir,
+               g3n_weight_format_name(format), g3n_get_threads(), g3n_isa_name(g3n_isa_active()), repeat);
+        printf("load %.2f s (weight cache: %s, %.2f GiB%s)\n", load_seconds,
+               format == G3N_WEIGHTS_EXACT ? "none" : cache_info.built ? "built now" : "mapped",
+               (double)cache_info.bytes / gib, cache_info.persisted ? ", file" : ", memory");
+        printf("%-14s %12s %12s %12s\n", "test", "tok/s", "min", "max");
+        for (int p = 0; p < num_prefills; p++) {
+            char label[32];
+            snprintf(label, sizeof(label), "prefill %lld", (long long)prefills[p]);
+            printf("%-14s %12.2f %12.2f %12.2f\n", label, prefill_stats[p].median, prefill_stats[p].min,
+                   prefill_stats[p].max);
+        }
+        if (decode > 0) {
+            char label[32];
+            snprintf(label, sizeof(label), "decode %lld", (long long)decode);
+            printf("%-14s %12.2f %12.2f %12.2f\n", label, decode_stat.median, decode_stat.min, decode_stat.max);
+        }
+        printf("RSS %.2f GiB now, peak %.2f GiB\n", (double)rss / gib, (double)peak / gib);
+    }
+    rc = 0;
+done:
+    if (rc)
+        fprintf(stderr, "g3n bench text: error: %s\n", err.message);
+    free(logits);
+    free(ids);
+    g3n_text_session_free(session);
+    g3n_text_model_free(&model);
+    g3n_weights_close(weights);
+    g3n_config_free(&config);
+    return rc;
 }
 
 static int bench_matmul(int argc, char **argv)
@@ -40,8 +271,11 @@ static int bench_matmul(int argc, char **argv)
             g3n_isa_set(isa);
         } else if (strcmp(argv[i], "--dtype") == 0 && value) {
             i++;
-            dtype = strcmp(value, "f32") == 0 ? G3N_DTYPE_F32 : strcmp(value, "f16") == 0 ? G3N_DTYPE_F16
-                                                                                           : G3N_DTYPE_BF16;
+            dtype = strcmp(value, "f32") == 0   ? G3N_DTYPE_F32
+                    : strcmp(value, "f16") == 0 ? G3N_DTYPE_F16
+                    : strcmp(value, "q8") == 0  ? G3N_DTYPE_Q8
+                    : strcmp(value, "q4") == 0  ? G3N_DTYPE_Q4
+                                                : G3N_DTYPE_BF16;
         } else {
             fprintf(stderr, "g3n bench matmul: error: unknown option '%s'\n", argv[i]);
             return 2;
@@ -51,7 +285,7 @@ static int bench_matmul(int argc, char **argv)
         repeat = 1;
     g3n_set_threads(threads);
     if (!json)
-        printf("matmul (%s weights, isa %s, %d threads)\n%-20s %12s %12s\n", g3n_dtype_name(dtype),
+        printf("matmul (%s weights, isa %s, %d threads)\n%-20s %12s %12s\n", g3n_matrix_dtype_name(dtype),
                g3n_isa_name(g3n_isa_active()), g3n_get_threads(), "M x K x N", "ms", "GFLOP/s");
     else
         printf("[");
@@ -69,7 +303,13 @@ static int bench_matmul(int argc, char **argv)
             p++;
         float *x = malloc(sizeof(float) * (size_t)(m * k));
         float *y = malloc(sizeof(float) * (size_t)(m * n));
-        void *w = malloc(g3n_dtype_size(dtype) * (size_t)(n * k));
+        const int quantised = dtype == G3N_DTYPE_Q8 || dtype == G3N_DTYPE_Q4;
+        if (quantised && !g3n_quant_supported(dtype, k)) {
+            fprintf(stderr, "g3n bench matmul: error: %s needs K to be a multiple of 64\n", g3n_matrix_dtype_name(dtype));
+            return 2;
+        }
+        const g3n_dtype stored = quantised ? G3N_DTYPE_BF16 : dtype;
+        void *w = malloc(g3n_dtype_size(stored) * (size_t)(n * k));
         if (!x || !y || !w) {
             fprintf(stderr, "g3n bench matmul: error: out of memory\n");
             free(x);
@@ -79,7 +319,7 @@ static int bench_matmul(int argc, char **argv)
         }
         int64_t x_shape[2] = {m, k}, w_shape[2] = {n, k};
         g3n_synth_fill_f32("bench.x", 2, x_shape, 1, 0, m * k, x);
-        if (dtype == G3N_DTYPE_BF16) {
+        if (stored == G3N_DTYPE_BF16) {
             g3n_synth_fill_bf16("bench.w", 2, w_shape, 1, 0, n * k, w);
         } else {
             float *wf = dtype == G3N_DTYPE_F32 ? w : malloc(sizeof(float) * (size_t)(n * k));
@@ -90,7 +330,16 @@ static int bench_matmul(int argc, char **argv)
                 free(wf);
             }
         }
-        g3n_matrix matrix = {dtype, n, k, (size_t)k * g3n_dtype_size(dtype), w};
+        g3n_matrix matrix = {stored, n, k, (size_t)k * g3n_dtype_size(stored), w};
+        void *quant_storage = NULL;
+        if (quantised) {
+            quant_storage = g3n_aligned_alloc(g3n_quant_row_bytes(dtype, k) * (size_t)n);
+            if (!quant_storage) {
+                fprintf(stderr, "g3n bench matmul: error: out of memory\n");
+                return 1;
+            }
+            matrix = g3n_quantize_matrix(&matrix, dtype, quant_storage);
+        }
         g3n_matmul(x, m, (size_t)k, &matrix, y, (size_t)n); /* warm-up */
         double best = 1e30;
         for (int r = 0; r < repeat; r++) {
@@ -103,7 +352,7 @@ static int bench_matmul(int argc, char **argv)
         double gflops = 2.0 * (double)m * (double)k * (double)n / best / 1e9;
         if (json)
             printf("%s{\"m\":%lld,\"k\":%lld,\"n\":%lld,\"dtype\":\"%s\",\"ms\":%.3f,\"gflops\":%.2f}",
-                   first ? "" : ",", m, k, n, g3n_dtype_name(dtype), best * 1e3, gflops);
+                   first ? "" : ",", m, k, n, g3n_matrix_dtype_name(dtype), best * 1e3, gflops);
         else {
             char label[64];
             snprintf(label, sizeof(label), "%lldx%lldx%lld", m, k, n);
@@ -113,6 +362,7 @@ static int bench_matmul(int argc, char **argv)
         free(x);
         free(y);
         free(w);
+        g3n_aligned_free(quant_storage);
     }
     if (json)
         printf("]\n");
@@ -131,6 +381,13 @@ int g3n_command_bench(int argc, char **argv)
             return 0;
         }
         return bench_matmul(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "text") == 0) {
+        if (g3n_wants_help(argc - 1, argv + 1)) {
+            usage(stdout);
+            return 0;
+        }
+        return bench_text(argc - 1, argv + 1);
     }
     fprintf(stderr, "g3n bench: error: unknown benchmark '%s'\n", argv[1]);
     usage(stderr);

@@ -271,6 +271,7 @@ void g3n_text_model_free(g3n_text_model *m)
     if (!m)
         return;
     free(m->layers);
+    g3n_quant_cache_close(m->weight_cache);
     free(m->inv_freq_full);
     free(m->inv_freq_sliding);
     memset(m, 0, sizeof(*m));
@@ -305,6 +306,7 @@ struct g3n_text_session {
     float *rope_cos[2], *rope_sin[2]; /* per layer type [chunk][HD/2] */
     float *scores;        /* [threads][max_keys] */
     int64_t scores_stride;
+    int32_t *active_rows; /* [I_max]: the sparse MLP's surviving gate entries */
     float *embeds, *per_layer, *per_layer_tokens; /* forward_ids: [chunk][D], [chunk][L*P] x2 */
     uint64_t kv_bytes, scratch_bytes;
 };
@@ -419,9 +421,11 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
         s->embeds = session_alloc(s, C * D, 0);
         s->per_layer = session_alloc(s, C * LP, 0);
         s->per_layer_tokens = session_alloc(s, C * LP, 0);
+        s->active_rows = (int32_t *)session_alloc(s, m->max_intermediate_size, 0);
         ok = s->streams && s->x && s->laurel && s->attn && s->hidden && s->tmp && s->laurel_low && s->q &&
              s->attn_heads && s->gate && s->up && s->ple && s->modalities && s->rope_cos[0] && s->rope_cos[1] &&
-             s->rope_sin[0] && s->rope_sin[1] && s->scores && s->embeds && s->per_layer && s->per_layer_tokens;
+             s->rope_sin[0] && s->rope_sin[1] && s->scores && s->embeds && s->per_layer && s->per_layer_tokens &&
+             s->active_rows;
     }
     if (!ok) {
         g3n_text_session_free(s);
@@ -453,7 +457,7 @@ void g3n_text_session_free(g3n_text_session *s)
     float *buffers[] = {s->streams, s->x,      s->laurel,      s->attn,        s->hidden,     s->tmp,
                         s->laurel_low, s->q,   s->attn_heads,  s->gate,        s->up,         s->ple,
                         s->modalities, s->rope_cos[0], s->rope_cos[1], s->rope_sin[0], s->rope_sin[1],
-                        s->scores, s->embeds, s->per_layer, s->per_layer_tokens};
+                        s->scores, s->embeds, s->per_layer, s->per_layer_tokens, (float *)s->active_rows};
     for (size_t i = 0; i < sizeof(buffers) / sizeof(buffers[0]); i++)
         g3n_aligned_free(buffers[i]);
     free(s);
@@ -610,28 +614,58 @@ static void laurel_forward(const g3n_text_model *m, const g3n_text_layer *ly, co
         out[i] = x[i] + out[i];
 }
 
+/* Gemma3nTextMLP._gaussian_topk's cut-off: mean + std(unbiased=False) * icdf(sparsity). */
+static float gaussian_topk_cutoff(const g3n_text_layer *ly, const float *g, int64_t I)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < I; i++)
+        sum += g[i];
+    double mean = sum / (double)I, var = 0.0;
+    for (int64_t i = 0; i < I; i++)
+        var += ((double)g[i] - mean) * ((double)g[i] - mean);
+    float mean_f = (float)mean, std_f = (float)sqrt(var / (double)I);
+    return mean_f + std_f * ly->sparsity_std_multiplier;
+}
+
 /* Gemma3nTextMLP.forward (with _gaussian_topk where the pattern is > 0).
- * x [count][D] -> out [count][D]. */
+ * x [count][D] -> out [count][D]. active: [I] scratch. */
 static void mlp_forward(const g3n_text_model *m, const g3n_text_layer *ly, const float *x, int64_t count,
-                        float *gate, float *up, float *out)
+                        float *gate, float *up, int32_t *active, float *out)
 {
     const int64_t D = m->hidden_size, I = ly->intermediate_size;
     g3n_matmul(x, count, (size_t)D, &ly->gate_proj, gate, (size_t)I);
+    if (ly->sparse && ly->down_proj_t.data && count <= 4) {
+        /* Sparse path (decode): relu(gate - cutoff) leaves ~5% of the entries
+         * nonzero and gelu(0) * up = 0, so only those up_proj rows and down_proj
+         * columns (rows of the transposed copy) contribute: the same products,
+         * summed in another order. */
+        for (int64_t t = 0; t < count; t++) {
+            float *g = gate + t * I;
+            const float cutoff = gaussian_topk_cutoff(ly, g, I);
+            int64_t n = 0;
+            for (int64_t i = 0; i < I; i++) {
+                float v = g[i] - cutoff;
+                if (v > 0.0f) {
+                    active[n] = (int32_t)i;
+                    g[n++] = v;
+                }
+            }
+            g3n_gelu_tanh(g, g, n);
+            g3n_matmul_gather(x + t * D, &ly->up_proj, active, n, up);
+            for (int64_t j = 0; j < n; j++)
+                g[j] = g[j] * up[j];
+            g3n_matrix_combine_rows(&ly->down_proj_t, active, g, n, out + t * D);
+        }
+        return;
+    }
     g3n_matmul(x, count, (size_t)D, &ly->up_proj, up, (size_t)I);
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < count; t++) {
         float *g = gate + t * I;
         const float *u = up + t * I;
         if (ly->sparse) {
-            /* cutoff = mean + std(unbiased=False) * icdf(sparsity); relu(x - cutoff) */
-            double sum = 0.0;
-            for (int64_t i = 0; i < I; i++)
-                sum += g[i];
-            double mean = sum / (double)I, var = 0.0;
-            for (int64_t i = 0; i < I; i++)
-                var += ((double)g[i] - mean) * ((double)g[i] - mean);
-            float mean_f = (float)mean, std_f = (float)sqrt(var / (double)I);
-            float cutoff = mean_f + std_f * ly->sparsity_std_multiplier;
+            /* relu(x - cutoff) */
+            const float cutoff = gaussian_topk_cutoff(ly, g, I);
             for (int64_t i = 0; i < I; i++) {
                 float v = g[i] - cutoff;
                 g[i] = v > 0.0f ? v : 0.0f;
@@ -810,7 +844,7 @@ static void decoder_layer_forward(g3n_text_session *s, const g3n_text_layer *ly,
         s->hidden[i] = ((active[i] + s->attn[i]) + s->laurel[i]) / sqrt2;
     /* attn_ffw_laurel_gated = attn_laurel + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(.))) */
     g3n_rms_norm_rows(s->hidden, D, ly->pre_feedforward_layernorm, s->x, D, count, D, eps);
-    mlp_forward(m, ly, s->x, count, s->gate, s->up, s->attn);
+    mlp_forward(m, ly, s->x, count, s->gate, s->up, s->active_rows, s->attn);
     g3n_rms_norm_rows(s->attn, D, ly->post_feedforward_layernorm, s->attn, D, count, D, eps);
     for (int64_t i = 0; i < count * D; i++)
         s->hidden[i] = s->hidden[i] + s->attn[i];

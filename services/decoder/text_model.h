@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "matmul.h"
+#include "quant.h"
 #include "status.h"
 #include "tensor_list.h"
 #include "text_embedder.h"
@@ -61,6 +62,8 @@ typedef struct g3n_text_layer {
     const float *q_norm, *k_norm;              /* [head_dim]; k_norm NULL when shared */
     /* mlp */
     g3n_matrix gate_proj, up_proj, down_proj;
+    g3n_matrix down_proj_t;     /* sparse layers with a fast weight format: down_proj transposed [I, D]
+                                   (a column per row) for the sparse MLP; data NULL otherwise */
     /* norms [D] */
     const float *input_layernorm, *post_attention_layernorm, *pre_feedforward_layernorm, *post_feedforward_layernorm;
     /* altup */
@@ -93,6 +96,8 @@ typedef struct g3n_text_model {
     g3n_matrix lm_head;            /* tied: embed_tokens.weight [vocab, D], no scale */
     float *inv_freq_full;          /* [head_dim/2], owned: RoPE of full_attention layers */
     float *inv_freq_sliding;       /* [head_dim/2], owned: RoPE of sliding_attention layers */
+    g3n_weight_format weight_format; /* G3N_WEIGHTS_EXACT unless g3n_text_model_select_weights changed it */
+    g3n_quant_cache *weight_cache;   /* owned: the matrices of the selected format (NULL when exact) */
 } g3n_text_model;
 
 /* Borrows every tensor the config calls for; a missing or misshapen one is an
@@ -100,6 +105,23 @@ typedef struct g3n_text_model {
 int g3n_text_model_load(g3n_text_model *model, g3n_weights *weights, const g3n_model_config *config,
                         g3n_error *err);
 void g3n_text_model_free(g3n_text_model *model); /* accepts a zeroed struct */
+
+/* Selects the weights the loaded model computes with (text_weights.c):
+ *   G3N_WEIGHTS_EXACT (f32): nothing changes (stored dtype, f32 compute);
+ *   G3N_WEIGHTS_BF16: stored dtype, plus down_proj transposed for the sparse
+ *     MLP of the activation-sparsity layers (decode computes only the up_proj
+ *     rows and down_proj columns of the surviving gate entries: same sums);
+ *   G3N_WEIGHTS_Q8 / Q4: every large matrix of the layers, the AltUp
+ *     projections, the per-layer model projection and the tied head become
+ *     Q8/Q4 (quant.h; matrices whose width is not a multiple of 64 and the
+ *     4-row modality routers stay as stored), plus the transposed down_proj.
+ * The result lives in one mmappable cache file: cache_file if given, else
+ * $G3N_CACHE_DIR/text-<format>-<key hash>.g3nq, else
+ * <checkpoint>/g3n-cache/text-<format>.g3nq; built on first use, mapped after
+ * (info says which). Synthetic weights without G3N_CACHE_DIR stay in memory.
+ * The embedding lookup keeps reading the stored embed_tokens rows. */
+int g3n_text_model_select_weights(g3n_text_model *model, g3n_weight_format format, const char *cache_file,
+                                  g3n_quant_cache_info *info, g3n_error *err);
 
 typedef struct g3n_text_session g3n_text_session;
 
