@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# bench-vs-llamacpp.sh LLAMA_CPP_BUILD_DIR GGUF_DIR CHECKPOINT_DIR
+#
+# Runs llama.cpp's llama-bench and `g3n bench text` on the same synthetic E2B
+# weights, the same thread count and the same tests (prefill 128 and 512,
+# decode 64), interleaved, REPS rounds each, and prints the tokens/s of both
+# and the ratios g3n / llama.cpp per precision:
+#   q4 vs Q4_0 (GGUF_DIR/e2b-synth-q4_0.gguf), q8 vs Q8_0 (…-q8_0.gguf),
+#   bf16 vs BF16 (…-bf16.gguf); a missing GGUF skips that row.
+# The machine is shared and noisy: rounds alternate between the two engines so
+# both see the same load, and the medians over all rounds are compared.
+#
+# Environment: THREADS (default 2), REPS (rounds, default 3), FORMATS
+# (default "q4 q8 bf16"), G3N (the g3n binary; default build/release/orchestrator/g3n
+# or the first g3n on PATH), OUT (folder for the raw JSON; default a temp dir).
+# g3n runs with OMP_WAIT_POLICY=PASSIVE: on a loaded host spinning OpenMP
+# waiters cost up to 3x (measured); llama.cpp keeps its own defaults.
+# llama.cpp stays outside the repository (see ../shared/tools/llamacpp/).
+set -euo pipefail
+
+if [[ $# -ne 3 || "$1" == "--help" || "$1" == "-h" ]]; then
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    [[ $# -eq 3 ]] || exit 2
+    exit 0
+fi
+LLAMA_BUILD=$1 GGUF_DIR=$2 CHECKPOINT=$3
+THREADS=${THREADS:-2} REPS=${REPS:-3} FORMATS=${FORMATS:-"q4 q8 bf16"}
+here=$(cd "$(dirname "$0")/.." && pwd)
+G3N=${G3N:-}
+if [[ -z "$G3N" ]]; then
+    for candidate in "$here/build/release/orchestrator/g3n" "$here/build/orchestrator/g3n" "$(command -v g3n || true)"; do
+        [[ -n "$candidate" && -x "$candidate" ]] && G3N=$candidate && break
+    done
+fi
+[[ -x "${G3N:-}" ]] || { echo "error: no g3n binary (set G3N=...)" >&2; exit 2; }
+LLAMA_BENCH=$LLAMA_BUILD/bin/llama-bench
+[[ -x "$LLAMA_BENCH" ]] || LLAMA_BENCH=$LLAMA_BUILD/llama-bench
+[[ -x "$LLAMA_BENCH" ]] || { echo "error: no llama-bench under $LLAMA_BUILD (bin/llama-bench)" >&2; exit 2; }
+OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
+echo "g3n: $G3N; llama-bench: $LLAMA_BENCH; threads $THREADS; $REPS rounds; raw JSON in $OUT"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+gguf_of() {
+    case $1 in q4) echo "$GGUF_DIR/e2b-synth-q4_0.gguf" ;; q8) echo "$GGUF_DIR/e2b-synth-q8_0.gguf" ;;
+    bf16) echo "$GGUF_DIR/e2b-synth-bf16.gguf" ;; esac
+}
+
+for format in $FORMATS; do
+    gguf=$(gguf_of "$format")
+    if [[ ! -f "$gguf" ]]; then
+        echo "skip $format: no $gguf" >&2
+        continue
+    fi
+    # build or map g3n's weight cache once, outside the timed rounds
+    OMP_WAIT_POLICY=PASSIVE "$G3N" bench text --model "$CHECKPOINT" --weights "$format" --threads "$THREADS" \
+        --prefill 16 --decode 0 --repeat 1 --json > "$OUT/g3n-$format-cache.json"
+    for round in $(seq 1 "$REPS"); do
+        "$LLAMA_BENCH" -m "$gguf" -t "$THREADS" -p 128,512 -n 64 -r 1 -o json > "$OUT/llama-$format-$round.json"
+        OMP_WAIT_POLICY=PASSIVE "$G3N" bench text --model "$CHECKPOINT" --weights "$format" --threads "$THREADS" \
+            --prefill 128,512 --decode 64 --repeat 1 --json > "$OUT/g3n-$format-$round.json"
+    done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+python3 - "$OUT" $FORMATS <<'EOF'
+import glob, json, os, statistics, sys
+out, formats = sys.argv[1], sys.argv[2:]
+names = {"q4": "Q4_0", "q8": "Q8_0", "bf16": "BF16"}
+print("| weights | test | llama.cpp tok/s (median, n) | g3n tok/s (median, n) | g3n / llama.cpp |")
+print("|---|---|---|---|---:|")
+for f in formats:
+    llama, g3n = {}, {}
+    for fn in sorted(glob.glob(os.path.join(out, f"llama-{f}-*.json"))):
+        for r in json.load(open(fn)):
+            test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
+            llama.setdefault(test, []).extend(r["samples_ts"])
+    for fn in sorted(glob.glob(os.path.join(out, f"g3n-{f}-[0-9]*.json"))):
+        for r in json.load(open(fn))["results"]:
+            g3n.setdefault(r["test"], []).append(r["tok_s"])
+    for test in ("pp128", "pp512", "tg64"):
+        if test not in llama or test not in g3n:
+            continue
+        a, b = statistics.median(llama[test]), statistics.median(g3n[test])
+        print(f"| {f} vs {names[f]} | {test} | {a:.2f} ({len(llama[test])}) | {b:.2f} ({len(g3n[test])}) | {b / a:.2f}x |")
+    cache = os.path.join(out, f"g3n-{f}-cache.json")
+    if os.path.exists(cache):
+        c = json.load(open(cache))
+        print(f"|   | g3n {f}: cache {c['cache_bytes'] / 2**30:.2f} GiB, RSS {c['rss_bytes'] / 2**30:.2f} GiB | | | |")
+EOF
