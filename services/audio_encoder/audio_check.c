@@ -113,8 +113,8 @@ int g3n_check_kind_audio(g3n_check_case *c, g3n_error *err)
     /* 3. the encoder on the golden features and mask */
     if (golden_f32(c, "input_features_mask", batch * frames, &golden_mask, err) != G3N_OK)
         goto done;
-    if (g3n_weights_open_synth(&weights, seed, G3N_DTYPE_BF16, err) != G3N_OK ||
-        g3n_audio_encoder_load(&encoder, &audio, weights, err) != G3N_OK)
+    if (g3n_weights_open_synth(&weights, seed, G3N_DTYPE_BF16, err) != G3N_OK || /* the exact f32 path */
+        g3n_audio_encoder_load_precision(&encoder, &audio, weights, G3N_PRECISION_F32, err) != G3N_OK)
         goto done;
     int64_t tokens = g3n_audio_encoder_token_count(&audio, frames);
     encoded = malloc(sizeof(float) * (size_t)(batch * tokens * audio.hidden_size));

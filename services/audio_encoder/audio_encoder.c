@@ -86,14 +86,26 @@ static int get_matrix(g3n_weights *w, const char *name, int ndim, const int64_t 
     return G3N_OK;
 }
 
+/* A linear layer's weight packed for g3n_gemm_packed in `precision`. */
+static int get_packed(g3n_weights *w, const char *name, int ndim, const int64_t *shape, g3n_precision precision,
+                      g3n_packed_matrix *packed, g3n_error *err)
+{
+    g3n_matrix m;
+    if (get_matrix(w, name, ndim, shape, &m, err) != G3N_OK)
+        return G3N_ERR;
+    if (g3n_packed_matrix_pack(packed, &m, precision, err) != G3N_OK)
+        return g3n_error_prefix(err, "%s", name);
+    return G3N_OK;
+}
+
 static int get_vector(g3n_weights *w, const char *name, int64_t n, const float **out, g3n_error *err)
 {
     int64_t shape[1] = {n};
     return g3n_weights_get_f32(w, name, 1, shape, out, err);
 }
 
-static int load_feed_forward(g3n_audio_feed_forward *f, g3n_weights *w, const g3n_audio_config *a, int layer,
-                             const char *which, g3n_error *err)
+static int load_feed_forward(g3n_audio_feed_forward *f, g3n_weights *w, const g3n_audio_config *a,
+                             g3n_precision precision, int layer, const char *which, g3n_error *err)
 {
     char name[256];
     int64_t d = a->hidden_size;
@@ -102,10 +114,10 @@ static int load_feed_forward(g3n_audio_feed_forward *f, g3n_weights *w, const g3
     if (get_vector(w, name, d, &f->pre_layer_norm, err))
         return G3N_ERR;
     snprintf(name, sizeof(name), PREFIX "conformer.%d.%s.ffw_layer_1.weight", layer, which);
-    if (get_matrix(w, name, 2, up, &f->ffw_layer_1, err))
+    if (get_packed(w, name, 2, up, precision, &f->ffw_layer_1, err))
         return G3N_ERR;
     snprintf(name, sizeof(name), PREFIX "conformer.%d.%s.ffw_layer_2.weight", layer, which);
-    if (get_matrix(w, name, 2, down, &f->ffw_layer_2, err))
+    if (get_packed(w, name, 2, down, precision, &f->ffw_layer_2, err))
         return G3N_ERR;
     snprintf(name, sizeof(name), PREFIX "conformer.%d.%s.post_layer_norm.weight", layer, which);
     return get_vector(w, name, d, &f->post_layer_norm, err);
@@ -147,7 +159,8 @@ static int relative_embeddings(g3n_audio_layer *layer, const g3n_audio_config *a
     return G3N_OK;
 }
 
-static int load_layer(g3n_audio_layer *layer, g3n_weights *w, const g3n_audio_config *a, int j, g3n_error *err)
+static int load_layer(g3n_audio_layer *layer, g3n_weights *w, const g3n_audio_config *a, g3n_precision precision,
+                      int j, g3n_error *err)
 {
     char name[256];
     int64_t d = a->hidden_size;
@@ -155,22 +168,22 @@ static int load_layer(g3n_audio_layer *layer, g3n_weights *w, const g3n_audio_co
     g3n_matrix pos_proj;
     const float *per_dim_scale, *depthwise_f32;
 #define NAME(suffix) (snprintf(name, sizeof(name), PREFIX "conformer.%d." suffix, j), name)
-    if (load_feed_forward(&layer->ffw_start, w, a, j, "ffw_layer_start", err) ||
+    if (load_feed_forward(&layer->ffw_start, w, a, precision, j, "ffw_layer_start", err) ||
         get_vector(w, NAME("attention.pre_attn_norm.weight"), d, &layer->pre_attn_norm, err) ||
         get_vector(w, NAME("attention.attn.per_dim_scale"), a->head_dim, &per_dim_scale, err) ||
         get_matrix(w, NAME("attention.attn.relative_position_embedding.pos_proj.weight"), 2, square, &pos_proj,
                    err) ||
-        get_matrix(w, NAME("attention.attn.q_proj.weight"), 2, square, &layer->q_proj, err) ||
-        get_matrix(w, NAME("attention.attn.k_proj.weight"), 2, square, &layer->k_proj, err) ||
-        get_matrix(w, NAME("attention.attn.v_proj.weight"), 2, square, &layer->v_proj, err) ||
-        get_matrix(w, NAME("attention.post.weight"), 2, square, &layer->post, err) ||
+        get_packed(w, NAME("attention.attn.q_proj.weight"), 2, square, precision, &layer->q_proj, err) ||
+        get_packed(w, NAME("attention.attn.k_proj.weight"), 2, square, precision, &layer->k_proj, err) ||
+        get_packed(w, NAME("attention.attn.v_proj.weight"), 2, square, precision, &layer->v_proj, err) ||
+        get_packed(w, NAME("attention.post.weight"), 2, square, precision, &layer->post, err) ||
         get_vector(w, NAME("attention.post_norm.weight"), d, &layer->post_norm, err) ||
         get_vector(w, NAME("lconv1d.pre_layer_norm.weight"), d, &layer->lconv_pre_norm, err) ||
-        get_matrix(w, NAME("lconv1d.linear_start.weight"), 2, start, &layer->linear_start, err) ||
+        get_packed(w, NAME("lconv1d.linear_start.weight"), 2, start, precision, &layer->linear_start, err) ||
         g3n_weights_get_f32(w, NAME("lconv1d.depthwise_conv1d.weight"), 3, depthwise, &depthwise_f32, err) ||
         get_vector(w, NAME("lconv1d.conv_norm.weight"), d, &layer->conv_norm, err) ||
-        get_matrix(w, NAME("lconv1d.linear_end.weight"), 2, square, &layer->linear_end, err) ||
-        load_feed_forward(&layer->ffw_end, w, a, j, "ffw_layer_end", err) ||
+        get_packed(w, NAME("lconv1d.linear_end.weight"), 2, square, precision, &layer->linear_end, err) ||
+        load_feed_forward(&layer->ffw_end, w, a, precision, j, "ffw_layer_end", err) ||
         get_vector(w, NAME("norm.weight"), d, &layer->norm, err))
         return G3N_ERR;
 #undef NAME
@@ -185,10 +198,24 @@ static int load_layer(g3n_audio_layer *layer, g3n_weights *w, const g3n_audio_co
     return relative_embeddings(layer, a, &pos_proj, err);
 }
 
+static void free_feed_forward(g3n_audio_feed_forward *f)
+{
+    g3n_packed_matrix_free(&f->ffw_layer_1);
+    g3n_packed_matrix_free(&f->ffw_layer_2);
+}
+
 void g3n_audio_encoder_free(g3n_audio_encoder *e)
 {
+    g3n_packed_matrix_free(&e->input_proj);
     if (e->layers) {
         for (int j = 0; j < e->config.num_layers; j++) {
+            g3n_audio_layer *l = &e->layers[j];
+            free_feed_forward(&l->ffw_start);
+            free_feed_forward(&l->ffw_end);
+            g3n_packed_matrix *packed[] = {&l->q_proj, &l->k_proj, &l->v_proj, &l->post, &l->linear_start,
+                                           &l->linear_end};
+            for (size_t i = 0; i < sizeof packed / sizeof packed[0]; i++)
+                g3n_packed_matrix_free(packed[i]);
             free(e->layers[j].per_dim_softplus);
             free(e->layers[j].relative);
             free(e->layers[j].depthwise);
@@ -200,8 +227,15 @@ void g3n_audio_encoder_free(g3n_audio_encoder *e)
 
 int g3n_audio_encoder_load(g3n_audio_encoder *e, const g3n_audio_config *config, g3n_weights *w, g3n_error *err)
 {
+    return g3n_audio_encoder_load_precision(e, config, w, g3n_tower_precision_default(), err);
+}
+
+int g3n_audio_encoder_load_precision(g3n_audio_encoder *e, const g3n_audio_config *config, g3n_weights *w,
+                                     g3n_precision precision, g3n_error *err)
+{
     memset(e, 0, sizeof(*e));
     e->config = *config;
+    e->precision = precision;
     const g3n_audio_config *a = &e->config;
     int64_t c0 = a->sscp_channels[0], c1 = a->sscp_channels[1];
     int64_t conv0[4] = {c0, 1, a->sscp_kernel[0][0], a->sscp_kernel[0][1]};
@@ -211,7 +245,8 @@ int g3n_audio_encoder_load(g3n_audio_encoder *e, const g3n_audio_config *config,
         get_vector(w, PREFIX "subsample_conv_projection.conv_0.norm.weight", c0, &e->conv_norm[0], err) ||
         get_matrix(w, PREFIX "subsample_conv_projection.conv_1.conv.weight", 4, conv1, &e->conv[1], err) ||
         get_vector(w, PREFIX "subsample_conv_projection.conv_1.norm.weight", c1, &e->conv_norm[1], err) ||
-        get_matrix(w, PREFIX "subsample_conv_projection.input_proj_linear.weight", 2, proj, &e->input_proj, err))
+        get_packed(w, PREFIX "subsample_conv_projection.input_proj_linear.weight", 2, proj, precision, &e->input_proj,
+                   err))
         goto fail;
     e->layers = calloc((size_t)(a->num_layers > 0 ? a->num_layers : 1), sizeof(g3n_audio_layer));
     if (e->layers == NULL) {
@@ -219,7 +254,7 @@ int g3n_audio_encoder_load(g3n_audio_encoder *e, const g3n_audio_config *config,
         goto fail;
     }
     for (int j = 0; j < a->num_layers; j++)
-        if (load_layer(&e->layers[j], w, a, j, err) != G3N_OK)
+        if (load_layer(&e->layers[j], w, a, precision, j, err) != G3N_OK)
             goto fail;
     return G3N_OK;
 fail:
@@ -495,12 +530,12 @@ static void feed_forward(g3n_audio_encoder_state *s, const g3n_audio_feed_forwar
     memcpy(s->a, h, sizeof(float) * (size_t)(rows * d));
     clamp_rows(s->a, rows * d, clip);
     g3n_rms_norm_rows(s->a, d, f->pre_layer_norm, s->a, d, rows, d, a->rms_norm_eps);
-    g3n_matmul(s->a, rows, (size_t)d, &f->ffw_layer_1, s->b, (size_t)(4 * d));
+    g3n_gemm_packed(s->a, rows, (size_t)d, &f->ffw_layer_1, s->b, (size_t)(4 * d), NULL);
     int64_t n = rows * 4 * d;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++)
         s->b[i] = s->b[i] * sigmoid_f32(s->b[i]); /* silu */
-    g3n_matmul(s->b, rows, (size_t)(4 * d), &f->ffw_layer_2, s->a, (size_t)d);
+    g3n_gemm_packed(s->b, rows, (size_t)(4 * d), &f->ffw_layer_2, s->a, (size_t)d, NULL);
     clamp_rows(s->a, rows * d, clip);
     g3n_rms_norm_rows(s->a, d, f->post_layer_norm, s->a, d, rows, d, a->rms_norm_eps);
     for (int64_t i = 0; i < rows * d; i++)
@@ -521,9 +556,9 @@ static void conformer_attention(g3n_audio_encoder_state *s, const g3n_audio_laye
     memcpy(s->keys, hist->keys, sizeof(float) * (size_t)(past * d));
     memcpy(s->values, hist->values, sizeof(float) * (size_t)(past * d));
     memcpy(s->key_valid, hist->valid, (size_t)past);
-    g3n_matmul(s->a, rows, (size_t)d, &layer->q_proj, s->q, (size_t)d);
-    g3n_matmul(s->a, rows, (size_t)d, &layer->k_proj, s->keys + past * d, (size_t)d);
-    g3n_matmul(s->a, rows, (size_t)d, &layer->v_proj, s->values + past * d, (size_t)d);
+    g3n_gemm_packed(s->a, rows, (size_t)d, &layer->q_proj, s->q, (size_t)d, NULL);
+    g3n_gemm_packed(s->a, rows, (size_t)d, &layer->k_proj, s->keys + past * d, (size_t)d, NULL);
+    g3n_gemm_packed(s->a, rows, (size_t)d, &layer->v_proj, s->values + past * d, (size_t)d, NULL);
     for (int64_t i = 0; i < rows; i++)
         s->key_valid[past + i] = !padding[i];
     /* Gemma3nAudioAttention.__init__: q_scale = f32(head_dim^-0.5) * (1 / softplus(0)), in f32 */
@@ -581,7 +616,7 @@ static void conformer_attention(g3n_audio_encoder_state *s, const g3n_audio_laye
                     out[e] += p * v[e];
             }
         }
-    g3n_matmul(s->b, rows, (size_t)d, &layer->post, s->a, (size_t)d);
+    g3n_gemm_packed(s->b, rows, (size_t)d, &layer->post, s->a, (size_t)d, NULL);
     clamp_rows(s->a, rows * d, clip);
     g3n_rms_norm_rows(s->a, d, layer->post_norm, s->a, d, rows, d, a->rms_norm_eps);
     for (int64_t i = 0; i < rows * d; i++)
@@ -600,7 +635,7 @@ static void light_conv(g3n_audio_encoder_state *s, const g3n_audio_layer *layer,
     int64_t d = a->hidden_size, kernel = a->conv_kernel_size, conv_past = kernel - 1;
     float clip = (float)a->gradient_clipping;
     g3n_rms_norm_rows(h, d, layer->lconv_pre_norm, s->a, d, rows, d, a->rms_norm_eps);
-    g3n_matmul(s->a, rows, (size_t)d, &layer->linear_start, s->b, (size_t)(2 * d));
+    g3n_gemm_packed(s->a, rows, (size_t)d, &layer->linear_start, s->b, (size_t)(2 * d), NULL);
     memcpy(s->glu, hist->glu, sizeof(float) * (size_t)(conv_past * d));
     float *glu = s->glu + conv_past * d;
     for (int64_t i = 0; i < rows; i++)
@@ -620,7 +655,7 @@ static void light_conv(g3n_audio_encoder_state *s, const g3n_audio_layer *layer,
     g3n_rms_norm_rows(s->a, d, layer->conv_norm, s->a, d, rows, d, a->rms_norm_eps);
     for (int64_t i = 0; i < rows * d; i++)
         s->a[i] = s->a[i] * sigmoid_f32(s->a[i]);
-    g3n_matmul(s->a, rows, (size_t)d, &layer->linear_end, s->b, (size_t)d);
+    g3n_gemm_packed(s->a, rows, (size_t)d, &layer->linear_end, s->b, (size_t)d, NULL);
     for (int64_t i = 0; i < rows * d; i++)
         h[i] = s->b[i] + h[i];
 }
@@ -738,7 +773,7 @@ static int advance(g3n_audio_encoder_state *s, g3n_error *err)
             for (int64_t r = 0; r < rows; r++)
                 s->row_padding[r] = s->block0_padding[st1 * (s->t2_done + r) - s->t1_first];
             /* [t][F1][C1] flattened freq-major = the input_proj_linear input */
-            g3n_matmul(s->conv_out, rows, (size_t)(f1 * c1), &e->input_proj, s->hidden, (size_t)d);
+            g3n_gemm_packed(s->conv_out, rows, (size_t)(f1 * c1), &e->input_proj, s->hidden, (size_t)d, NULL);
             /* drop block-0 rows no later block-1 row reads */
             int64_t keep_from = st1 * t2_end;
             if (keep_from > s->t1_first + s->t1_count)

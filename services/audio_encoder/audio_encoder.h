@@ -15,7 +15,7 @@
  *
  * Ownership: a g3n_audio_encoder borrows its weights from a g3n_weights source
  * (keep it open) and owns the few tensors it precomputes (relative position
- * embeddings, softplus(per_dim_scale)). It is read-only after load: several
+ * embeddings, softplus(per_dim_scale)) and the packed copies of its linears. It is read-only after load: several
  * states (one per clip or stream) may use it from different threads.
  */
 #ifndef G3N_AUDIO_ENCODER_H
@@ -25,6 +25,7 @@
 
 #include "audio_config.h"
 #include "config.h"
+#include "gemm_packed.h"
 #include "matmul.h"
 #include "status.h"
 #include "tensor_list.h"
@@ -33,8 +34,8 @@
 /* Gemma3nAudioConformerFeedForward */
 typedef struct g3n_audio_feed_forward {
     const float *pre_layer_norm;   /* [D] */
-    g3n_matrix ffw_layer_1;        /* [4D, D] */
-    g3n_matrix ffw_layer_2;        /* [D, 4D] */
+    g3n_packed_matrix ffw_layer_1; /* [4D, D] */
+    g3n_packed_matrix ffw_layer_2; /* [D, 4D] */
     const float *post_layer_norm;  /* [D] */
 } g3n_audio_feed_forward;
 
@@ -43,36 +44,45 @@ typedef struct g3n_audio_layer {
     g3n_audio_feed_forward ffw_start;
     /* attention (Gemma3nAudioConformerAttention + Gemma3nAudioAttention) */
     const float *pre_attn_norm;    /* [D] */
-    g3n_matrix q_proj, k_proj, v_proj; /* [D, D] */
+    g3n_packed_matrix q_proj, k_proj, v_proj; /* [D, D] */
     float *per_dim_softplus;       /* [head_dim] softplus(per_dim_scale), owned */
     float *relative;               /* [past_keys + 1][D]: pos_proj(timing signal of distance d), owned */
-    g3n_matrix post;               /* [D, D] */
+    g3n_packed_matrix post;        /* [D, D] */
     const float *post_norm;        /* [D] */
     /* Gemma3nAudioConformerLightConv1d */
     const float *lconv_pre_norm;   /* [D] */
-    g3n_matrix linear_start;       /* [2D, D] */
+    g3n_packed_matrix linear_start; /* [2D, D] */
     float *depthwise;              /* [D][kernel] f32 copy, owned */
     const float *conv_norm;        /* [D] */
-    g3n_matrix linear_end;         /* [D, D] */
+    g3n_packed_matrix linear_end;  /* [D, D] */
     g3n_audio_feed_forward ffw_end;
     const float *norm;             /* [D] block output norm */
 } g3n_audio_layer;
 
 typedef struct g3n_audio_encoder {
     g3n_audio_config config;
+    g3n_precision precision;       /* of the conformer's and input_proj's GEMMs (gemm_packed.h) */
     /* Gemma3nAudioSubSampleConvProjection */
     g3n_matrix conv[2];            /* conv_i.conv.weight viewed [C_out, C_in * kt * kf] */
     const float *conv_norm[2];     /* conv_i.norm.weight [C_out] */
-    g3n_matrix input_proj;         /* input_proj_linear [D, C1 * F1] */
+    g3n_packed_matrix input_proj;  /* input_proj_linear [D, C1 * F1] */
     g3n_audio_layer *layers;       /* [num_layers], owned */
 } g3n_audio_encoder;
 
 /* Every model.audio_tower.* tensor a checkpoint of this config holds. */
 int g3n_audio_encoder_list_tensors(const g3n_model_config *config, g3n_tensor_list *list, g3n_error *err);
 
-/* Loads (borrows) the audio tower's weights; config is copied. */
+/* Loads (borrows) the audio tower's weights and packs every linear layer
+ * once for g3n_gemm_packed (the packed panels are owned); config is copied.
+ * Precision: g3n_tower_precision_default() (F32, exact, unless env
+ * G3N_TOWER_PRECISION=bf16). */
 int g3n_audio_encoder_load(g3n_audio_encoder *encoder, const g3n_audio_config *config, g3n_weights *weights,
                            g3n_error *err);
+/* The same with the compute precision chosen: G3N_PRECISION_F32 (exact, the
+ * goldens' rel-L2 <= 1e-4) or G3N_PRECISION_BF16 (AVX512-BF16 products;
+ * budget tested in tests/unit/test_tower_speed.c). */
+int g3n_audio_encoder_load_precision(g3n_audio_encoder *encoder, const g3n_audio_config *config,
+                                     g3n_weights *weights, g3n_precision precision, g3n_error *err);
 void g3n_audio_encoder_free(g3n_audio_encoder *encoder); /* accepts a zeroed struct */
 
 /* Sub-sampled frames T2 and tokens Ta for N feature frames (§6.5). */

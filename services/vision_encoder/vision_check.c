@@ -81,9 +81,9 @@ int g3n_check_kind_vision(g3n_check_case *c, g3n_error *err)
         goto done_shape;
     int images = (int)pixels.shape[0], height = (int)pixels.shape[2], width = (int)pixels.shape[3];
     double start = g3n_now_seconds();
-    /* F32 synth: the f32 matmul path (the values are bf16-exact either way) */
+    /* F32 synth (the values are bf16-exact either way), the exact f32 path whatever G3N_TOWER_PRECISION says */
     if (g3n_weights_open_synth(&weights, seed, G3N_DTYPE_F32, err) != G3N_OK ||
-        g3n_vision_encoder_load(&encoder, &c->config, weights, err) != G3N_OK)
+        g3n_vision_encoder_load_precision(&encoder, &c->config, weights, G3N_PRECISION_F32, err) != G3N_OK)
         goto done;
     double loaded = g3n_now_seconds();
     const g3n_vision_config *vc = g3n_vision_encoder_config(encoder);

@@ -66,22 +66,22 @@ typedef struct vision_block {
 
     /* EdgeResidual */
     float *conv_exp_packed;     /* owned [mid, k, k, in] */
-    g3n_matrix conv_exp;        /* view of conv_exp_packed */
+    g3n_packed_matrix conv_exp; /* packed from conv_exp_packed */
     const float *bn1, *bn2;
-    g3n_matrix conv_pwl;
+    g3n_packed_matrix conv_pwl;
     /* UniversalInvertedResidual */
     float *dw_start;            /* owned [a*a, in] */
     const float *dw_start_norm;
-    g3n_matrix pw_exp;
+    g3n_packed_matrix pw_exp;
     const float *pw_exp_norm;
     float *dw_mid;              /* owned [k*k, mid] */
     const float *dw_mid_norm;
-    g3n_matrix pw_proj;
+    g3n_packed_matrix pw_proj;
     const float *pw_proj_norm;
     const float *layer_scale;   /* uir and mqa */
     /* MobileAttention (multi-query) */
     const float *norm;
-    g3n_matrix query, key, value, output;
+    g3n_packed_matrix query, key, value, output;
     float *key_down, *value_down; /* owned [k*k, C] (kv_stride > 1) */
     const float *key_norm, *value_norm;
 } vision_block;
@@ -98,14 +98,16 @@ struct g3n_vision_encoder {
     g3n_vision_config config;
     int64_t text_hidden;
     int stem_channels;
+    g3n_precision precision;    /* of every GEMM (gemm_packed.h) */
     float *stem_packed;         /* owned [64, 3, 3, 3] -> [64, 3*3*3] */
-    g3n_matrix stem;
+    g3n_packed_matrix stem;
     const float *stem_bias, *stem_norm;
     vision_block blocks[MAX_BLOCKS];
     int block_count;
     int stage_channels[STAGES];
     int msfa_in, msfa_mid;
-    g3n_matrix msfa_pw_exp, msfa_pw_proj;
+    g3n_packed_matrix msfa_pw_exp, msfa_pw_proj;
+    g3n_packed_matrix attention_keys, attention_values; /* re-packed per attention block */
     const float *msfa_pw_exp_norm, *msfa_pw_proj_norm, *msfa_norm;
     g3n_multimodal_embedder embed_vision;
     work_buffer buffers[BUF_COUNT];
@@ -351,15 +353,19 @@ int g3n_vision_encoder_list_tensors(const g3n_model_config *config, g3n_tensor_l
 
 /* ---- loading ---- */
 
+/* A 1x1 conv kernel [rows, cols, 1, 1] packed for the GEMM (the stored weights stay the source). */
 static int load_matrix(g3n_weights *weights, const char *prefix, const char *name, int64_t rows, int64_t cols,
-                       g3n_matrix *out, g3n_error *err)
+                       g3n_precision precision, g3n_packed_matrix *out, g3n_error *err)
 {
     char full[256];
     snprintf(full, sizeof full, "%s%s", prefix, name);
     g3n_tensor t;
-    if (g3n_weights_get(weights, full, 4, (const int64_t[]){rows, cols, 1, 1}, &t, err) != G3N_OK)
-        return G3N_ERR;
-    return g3n_matrix_from_tensor(out, &t, err);
+    g3n_matrix view;
+    if (g3n_weights_get(weights, full, 4, (const int64_t[]){rows, cols, 1, 1}, &t, err) != G3N_OK ||
+        g3n_matrix_from_tensor(&view, &t, err) != G3N_OK ||
+        g3n_packed_matrix_pack(out, &view, precision, err) != G3N_OK)
+        return g3n_error_prefix(err, "%s", full);
+    return G3N_OK;
 }
 
 static int load_vector(g3n_weights *weights, const char *prefix, const char *name, int64_t size, const float **out,
@@ -389,7 +395,7 @@ static int load_depthwise(g3n_weights *weights, const char *prefix, const char *
 
 /* A dense kernel [Cout, Cin, k, k] repacked to the matrix [Cout, k*k*Cin] (owned by *packed). */
 static int load_dense(g3n_weights *weights, const char *prefix, const char *name, int out_channels, int in_channels,
-                      int kernel, float **packed, g3n_matrix *matrix, g3n_error *err)
+                      int kernel, g3n_precision precision, float **packed, g3n_packed_matrix *matrix, g3n_error *err)
 {
     char full[256];
     snprintf(full, sizeof full, "%s%s", prefix, name);
@@ -402,24 +408,22 @@ static int load_dense(g3n_weights *weights, const char *prefix, const char *name
     if (!*packed)
         return g3n_error_set(err, "%s: out of memory", full);
     g3n_vision_pack_dense(torch_kernel, out_channels, in_channels, kernel, *packed);
-    matrix->dtype = G3N_DTYPE_F32;
-    matrix->rows = out_channels;
-    matrix->cols = cols;
-    matrix->row_stride = sizeof(float) * (size_t)cols;
-    matrix->data = *packed;
+    g3n_matrix view = {G3N_DTYPE_F32, out_channels, cols, sizeof(float) * (size_t)cols, *packed};
+    if (g3n_packed_matrix_pack(matrix, &view, precision, err) != G3N_OK)
+        return g3n_error_prefix(err, "%s", full);
     return G3N_OK;
 }
 
-static int load_block(vision_block *b, g3n_weights *weights, g3n_error *err)
+static int load_block(vision_block *b, g3n_weights *weights, g3n_precision precision, g3n_error *err)
 {
     const char *p = b->prefix;
     int in = b->in_channels, out = b->out_channels, mid = b->mid_channels;
     switch (b->type) {
     case BLOCK_EDGE_RESIDUAL:
-        if (load_dense(weights, p, "conv_exp.weight", mid, in, b->exp_kernel, &b->conv_exp_packed, &b->conv_exp,
-                       err) != G3N_OK ||
+        if (load_dense(weights, p, "conv_exp.weight", mid, in, b->exp_kernel, precision, &b->conv_exp_packed,
+                       &b->conv_exp, err) != G3N_OK ||
             load_vector(weights, p, "bn1.weight", mid, &b->bn1, err) != G3N_OK ||
-            load_matrix(weights, p, "conv_pwl.weight", out, mid, &b->conv_pwl, err) != G3N_OK ||
+            load_matrix(weights, p, "conv_pwl.weight", out, mid, precision, &b->conv_pwl, err) != G3N_OK ||
             load_vector(weights, p, "bn2.weight", out, &b->bn2, err) != G3N_OK)
             return G3N_ERR;
         return G3N_OK;
@@ -428,21 +432,21 @@ static int load_block(vision_block *b, g3n_weights *weights, g3n_error *err)
             (load_depthwise(weights, p, "dw_start.conv.weight", in, b->start_kernel, &b->dw_start, err) != G3N_OK ||
              load_vector(weights, p, "dw_start.bn.weight", in, &b->dw_start_norm, err) != G3N_OK))
             return G3N_ERR;
-        if (load_matrix(weights, p, "pw_exp.conv.weight", mid, in, &b->pw_exp, err) != G3N_OK ||
+        if (load_matrix(weights, p, "pw_exp.conv.weight", mid, in, precision, &b->pw_exp, err) != G3N_OK ||
             load_vector(weights, p, "pw_exp.bn.weight", mid, &b->pw_exp_norm, err) != G3N_OK)
             return G3N_ERR;
         if (b->mid_kernel &&
             (load_depthwise(weights, p, "dw_mid.conv.weight", mid, b->mid_kernel, &b->dw_mid, err) != G3N_OK ||
              load_vector(weights, p, "dw_mid.bn.weight", mid, &b->dw_mid_norm, err) != G3N_OK))
             return G3N_ERR;
-        if (load_matrix(weights, p, "pw_proj.conv.weight", out, mid, &b->pw_proj, err) != G3N_OK ||
+        if (load_matrix(weights, p, "pw_proj.conv.weight", out, mid, precision, &b->pw_proj, err) != G3N_OK ||
             load_vector(weights, p, "pw_proj.bn.weight", out, &b->pw_proj_norm, err) != G3N_OK ||
             load_vector(weights, p, "layer_scale.gamma", out, &b->layer_scale, err) != G3N_OK)
             return G3N_ERR;
         return G3N_OK;
     case BLOCK_MULTI_QUERY:
         if (load_vector(weights, p, "norm.weight", in, &b->norm, err) != G3N_OK ||
-            load_matrix(weights, p, "attn.query.proj.weight", (int64_t)b->heads * b->key_dim, in, &b->query, err) !=
+            load_matrix(weights, p, "attn.query.proj.weight", (int64_t)b->heads * b->key_dim, in, precision, &b->query, err) !=
                 G3N_OK)
             return G3N_ERR;
         if (b->kv_stride > 1 &&
@@ -452,9 +456,9 @@ static int load_block(vision_block *b, g3n_weights *weights, g3n_error *err)
                  G3N_OK ||
              load_vector(weights, p, "attn.value.norm.weight", in, &b->value_norm, err) != G3N_OK))
             return G3N_ERR;
-        if (load_matrix(weights, p, "attn.key.proj.weight", b->key_dim, in, &b->key, err) != G3N_OK ||
-            load_matrix(weights, p, "attn.value.proj.weight", b->value_dim, in, &b->value, err) != G3N_OK ||
-            load_matrix(weights, p, "attn.output.proj.weight", out, (int64_t)b->heads * b->value_dim, &b->output,
+        if (load_matrix(weights, p, "attn.key.proj.weight", b->key_dim, in, precision, &b->key, err) != G3N_OK ||
+            load_matrix(weights, p, "attn.value.proj.weight", b->value_dim, in, precision, &b->value, err) != G3N_OK ||
+            load_matrix(weights, p, "attn.output.proj.weight", out, (int64_t)b->heads * b->value_dim, precision, &b->output,
                         err) != G3N_OK ||
             load_vector(weights, p, "layer_scale.gamma", out, &b->layer_scale, err) != G3N_OK)
             return G3N_ERR;
@@ -467,9 +471,18 @@ void g3n_vision_encoder_free(g3n_vision_encoder *encoder)
 {
     if (!encoder)
         return;
+    g3n_packed_matrix_free(&encoder->stem);
+    g3n_packed_matrix_free(&encoder->msfa_pw_exp);
+    g3n_packed_matrix_free(&encoder->msfa_pw_proj);
+    g3n_packed_matrix_free(&encoder->attention_keys);
+    g3n_packed_matrix_free(&encoder->attention_values);
     g3n_aligned_free(encoder->stem_packed);
     for (int i = 0; i < encoder->block_count; i++) {
         vision_block *b = &encoder->blocks[i];
+        g3n_packed_matrix *packed[] = {&b->conv_exp, &b->conv_pwl, &b->pw_exp,  &b->pw_proj,
+                                       &b->query,    &b->key,      &b->value,   &b->output};
+        for (size_t j = 0; j < sizeof packed / sizeof packed[0]; j++)
+            g3n_packed_matrix_free(packed[j]);
         g3n_aligned_free(b->conv_exp_packed);
         g3n_aligned_free(b->dw_start);
         g3n_aligned_free(b->dw_mid);
@@ -484,33 +497,40 @@ void g3n_vision_encoder_free(g3n_vision_encoder *encoder)
 int g3n_vision_encoder_load(g3n_vision_encoder **out, const g3n_model_config *config, g3n_weights *weights,
                             g3n_error *err)
 {
+    return g3n_vision_encoder_load_precision(out, config, weights, g3n_tower_precision_default(), err);
+}
+
+int g3n_vision_encoder_load_precision(g3n_vision_encoder **out, const g3n_model_config *config, g3n_weights *weights,
+                                      g3n_precision precision, g3n_error *err)
+{
     *out = NULL;
     g3n_vision_encoder *e = calloc(1, sizeof *e);
     if (!e)
         return g3n_error_set(err, "vision encoder: out of memory");
+    e->precision = precision;
     if (g3n_vision_config_parse(config, &e->config, err) != G3N_OK ||
         build_blocks(e->config.channel_multiplier, e->blocks, &e->block_count, &e->stem_channels, e->stage_channels,
                      err) != G3N_OK)
         goto fail;
     e->text_hidden = config->text.hidden_size;
     /* conv_stem: ConvNormAct(3 -> stem, k3 s2, bias) (§4.1) */
-    if (load_dense(weights, TOWER_PREFIX, "conv_stem.conv.weight", e->stem_channels, 3, 3, &e->stem_packed, &e->stem,
-                   err) != G3N_OK ||
+    if (load_dense(weights, TOWER_PREFIX, "conv_stem.conv.weight", e->stem_channels, 3, 3, e->precision,
+                   &e->stem_packed, &e->stem, err) != G3N_OK ||
         load_vector(weights, TOWER_PREFIX, "conv_stem.conv.bias", e->stem_channels, &e->stem_bias, err) != G3N_OK ||
         load_vector(weights, TOWER_PREFIX, "conv_stem.bn.weight", e->stem_channels, &e->stem_norm, err) != G3N_OK)
         goto fail;
     for (int i = 0; i < e->block_count; i++)
-        if (load_block(&e->blocks[i], weights, err) != G3N_OK)
+        if (load_block(&e->blocks[i], weights, e->precision, err) != G3N_OK)
             goto fail;
     /* msfa (§5): UIR(a0, k0, e2, noskip, no layer scale) + norm */
     e->msfa_in = e->stage_channels[2] + e->stage_channels[3];
     e->msfa_mid = make_divisible(e->msfa_in * MSFA_EXPANSION);
     int64_t hidden = e->config.hidden_size;
-    if (load_matrix(weights, TOWER_PREFIX, "msfa.ffn.pw_exp.conv.weight", e->msfa_mid, e->msfa_in, &e->msfa_pw_exp,
+    if (load_matrix(weights, TOWER_PREFIX, "msfa.ffn.pw_exp.conv.weight", e->msfa_mid, e->msfa_in, e->precision, &e->msfa_pw_exp,
                     err) != G3N_OK ||
         load_vector(weights, TOWER_PREFIX, "msfa.ffn.pw_exp.bn.weight", e->msfa_mid, &e->msfa_pw_exp_norm, err) !=
             G3N_OK ||
-        load_matrix(weights, TOWER_PREFIX, "msfa.ffn.pw_proj.conv.weight", hidden, e->msfa_mid, &e->msfa_pw_proj,
+        load_matrix(weights, TOWER_PREFIX, "msfa.ffn.pw_proj.conv.weight", hidden, e->msfa_mid, e->precision, &e->msfa_pw_proj,
                     err) != G3N_OK ||
         load_vector(weights, TOWER_PREFIX, "msfa.ffn.pw_proj.bn.weight", hidden, &e->msfa_pw_proj_norm, err) !=
             G3N_OK ||
@@ -528,6 +548,11 @@ fail:
     return G3N_ERR;
 }
 
+g3n_precision g3n_vision_encoder_precision(const g3n_vision_encoder *encoder)
+{
+    return encoder->precision;
+}
+
 const g3n_vision_config *g3n_vision_encoder_config(const g3n_vision_encoder *encoder)
 {
     return &encoder->config;
@@ -541,10 +566,10 @@ int64_t g3n_vision_encoder_text_hidden(const g3n_vision_encoder *encoder)
 /* ---- forward ---- */
 
 /* Optional time per part (env G3N_VISION_PROFILE=1), printed to stderr after each image. */
-enum { PART_STEM, PART_EDGE, PART_INVERTED, PART_ATTN_PROJ, PART_ATTN_SCORES, PART_ATTN_SOFTMAX, PART_ATTN_VALUES,
-       PART_FUSION, PART_COUNT };
+enum { PART_STEM, PART_EDGE, PART_INVERTED, PART_ATTN_PROJ, PART_ATTN_SCORES, PART_ATTN_VALUES, PART_FUSION,
+       PART_COUNT };
 static const char *const part_names[PART_COUNT] = {"stem", "edge_residual", "inverted_residual", "attn_proj",
-                                                   "attn_scores", "attn_softmax", "attn_values", "fusion"};
+                                                   "attn_scores+softmax", "attn_values", "fusion"};
 static double part_seconds[PART_COUNT];
 static int profile_enabled = -1;
 
@@ -585,9 +610,21 @@ static void swap_buffers(g3n_vision_encoder *e, int a, int b)
     e->buffers[b] = t;
 }
 
-static void conv1x1(const float *x, int64_t pixels, const g3n_matrix *w, float *y)
+/* A 1x1 conv (one GEMM over pixels) with no tail. */
+static void conv1x1(const float *x, int64_t pixels, const g3n_packed_matrix *w, float *y)
 {
-    g3n_matmul(x, pixels, (size_t)w->cols, w, y, (size_t)w->rows);
+    g3n_gemm_packed(x, pixels, (size_t)w->cols, w, y, (size_t)w->rows, NULL);
+}
+
+/* A 1x1 conv whose RmsNorm tail (g3n_vision_rms_norm_rows' arguments) runs on
+ * each finished block of pixels while it is in cache; the result goes to out
+ * (which may be y, or the shortcut x when residual is x). */
+static void conv1x1_norm(const float *x, int64_t pixels, const g3n_packed_matrix *w, float *y, const float *weight,
+                         int gelu, const float *gamma, const float *residual, float *out)
+{
+    g3n_vision_norm_epilogue tail = {(int)w->rows, NULL, weight, TOWER_EPS, gelu, gamma, residual, out};
+    g3n_gemm_epilogue epilogue = {g3n_vision_norm_epilogue_apply, &tail};
+    g3n_gemm_packed(x, pixels, (size_t)w->cols, w, y, (size_t)w->rows, &epilogue);
 }
 
 /* EdgeResidual.forward (§4.2). x in BUF_X [h*w, in] -> BUF_X [h'*w', out]. */
@@ -607,11 +644,13 @@ static int edge_residual(g3n_vision_encoder *e, const vision_block *b, int *heig
     float *y = buffer(e, BUF_A, pixels * b->out_channels, err);
     if (!mid || !column || !y)
         return G3N_ERR;
-    g3n_vision_dense_conv(x, h, w, b->in_channels, &b->conv_exp, b->exp_kernel, b->stride, NULL, column,
-                          column_pixels, mid);
-    g3n_vision_rms_norm_rows(mid, pixels, b->mid_channels, b->bn1, TOWER_EPS, 1, NULL, NULL, mid);
-    conv1x1(mid, pixels, &b->conv_pwl, y);
-    g3n_vision_rms_norm_rows(y, pixels, b->out_channels, b->bn2, TOWER_EPS, 0, NULL, b->has_skip ? x : NULL, y);
+    /* conv_exp (dense k x k) -> bn1 (RmsNormAct: norm + GELU), fused */
+    g3n_vision_norm_epilogue bn1 = {b->mid_channels, NULL, b->bn1, TOWER_EPS, 1, NULL, NULL, mid};
+    g3n_gemm_epilogue bn1_tail = {g3n_vision_norm_epilogue_apply, &bn1};
+    g3n_vision_dense_conv_packed(x, h, w, b->in_channels, &b->conv_exp, b->exp_kernel, b->stride, column,
+                                 column_pixels, mid, &bn1_tail);
+    /* conv_pwl -> bn2 (+ shortcut) */
+    conv1x1_norm(mid, pixels, &b->conv_pwl, y, b->bn2, 0, NULL, b->has_skip ? x : NULL, y);
     swap_buffers(e, BUF_X, BUF_A);
     *height = oh;
     *width = ow;
@@ -642,8 +681,7 @@ static int universal_inverted_residual(g3n_vision_encoder *e, const vision_block
     float *expanded = buffer(e, BUF_B, pixels * b->mid_channels, err);
     if (!expanded)
         return G3N_ERR;
-    conv1x1(y, pixels, &b->pw_exp, expanded);
-    g3n_vision_rms_norm_rows(expanded, pixels, b->mid_channels, b->pw_exp_norm, TOWER_EPS, 1, NULL, NULL, expanded);
+    conv1x1_norm(y, pixels, &b->pw_exp, expanded, b->pw_exp_norm, 1, NULL, NULL, expanded);
     y = expanded;
     if (b->mid_kernel) {
         int oh = g3n_vision_same_output(h, b->mid_kernel, b->stride), ow = g3n_vision_same_output(w, b->mid_kernel, b->stride);
@@ -660,13 +698,10 @@ static int universal_inverted_residual(g3n_vision_encoder *e, const vision_block
     float *projected = buffer(e, BUF_A, pixels * b->out_channels, err);
     if (!projected)
         return G3N_ERR;
-    conv1x1(y, pixels, &b->pw_proj, projected);
-    if (b->has_skip) {
-        g3n_vision_rms_norm_rows(projected, pixels, b->out_channels, b->pw_proj_norm, TOWER_EPS, 0, b->layer_scale, x,
-                                 x);
+    if (b->has_skip) { /* x = x + layer_scale(norm(pw_proj(y))) */
+        conv1x1_norm(y, pixels, &b->pw_proj, projected, b->pw_proj_norm, 0, b->layer_scale, x, x);
     } else {
-        g3n_vision_rms_norm_rows(projected, pixels, b->out_channels, b->pw_proj_norm, TOWER_EPS, 0, b->layer_scale,
-                                 NULL, projected);
+        conv1x1_norm(y, pixels, &b->pw_proj, projected, b->pw_proj_norm, 0, b->layer_scale, NULL, projected);
         swap_buffers(e, BUF_X, BUF_A);
     }
     *height = h;
@@ -676,7 +711,7 @@ static int universal_inverted_residual(g3n_vision_encoder *e, const vision_block
 
 /* MultiQueryAttention2d key or value path: [down_conv + norm] + proj -> [M, dim]. */
 static int attention_key_value(g3n_vision_encoder *e, const vision_block *b, const float *xn, int h, int w,
-                               const float *down, const float *down_norm, const g3n_matrix *proj, float *out,
+                               const float *down, const float *down_norm, const g3n_packed_matrix *proj, float *out,
                                int64_t *kv_pixels, g3n_error *err)
 {
     const float *t = xn;
@@ -735,14 +770,17 @@ static int mobile_attention(g3n_vision_encoder *e, const vision_block *b, int h,
             vt[(int64_t)d * m + j] = v[j * vd + d];
     g3n_matrix key_matrix = {G3N_DTYPE_F32, m, kd, sizeof(float) * (size_t)kd, k};
     g3n_matrix value_matrix = {G3N_DTYPE_F32, vd, m, sizeof(float) * (size_t)m, vt};
+    if (g3n_packed_matrix_pack(&e->attention_keys, &key_matrix, e->precision, err) != G3N_OK ||
+        g3n_packed_matrix_pack(&e->attention_values, &value_matrix, e->precision, err) != G3N_OK)
+        return G3N_ERR;
+    g3n_gemm_epilogue softmax = {g3n_vision_softmax_epilogue_apply, NULL};
     t0 = profile_mark(PART_ATTN_PROJ, t0);
     for (int64_t first = 0; first < rows; first += chunk) {
         int64_t count = rows - first < chunk ? rows - first : chunk;
-        g3n_matmul(q + first * kd, count, (size_t)kd, &key_matrix, scores, (size_t)m);
+        /* scores = q k^T, softmax over keys per finished row block */
+        g3n_gemm_packed(q + first * kd, count, (size_t)kd, &e->attention_keys, scores, (size_t)m, &softmax);
         t0 = profile_mark(PART_ATTN_SCORES, t0);
-        g3n_vision_softmax_rows(scores, count, m);
-        t0 = profile_mark(PART_ATTN_SOFTMAX, t0);
-        g3n_matmul(scores, count, (size_t)m, &value_matrix, o + first * vd, (size_t)vd);
+        g3n_gemm_packed(scores, count, (size_t)m, &e->attention_values, o + first * vd, (size_t)vd, NULL);
         t0 = profile_mark(PART_ATTN_VALUES, t0);
     }
     conv1x1(o, n, &b->output, xn); /* output.proj, into BUF_A */
@@ -776,10 +814,8 @@ static int fusion_adapter(g3n_vision_encoder *e, int h2, int w2, int h3, int w3,
     if (h3 > h2 || w3 > w2)
         return g3n_error_set(err, "vision encoder: stage-3 map %dx%d larger than stage-2 map %dx%d", h3, w3, h2, w2);
     g3n_vision_resize_nearest(f3, h3, w3, c3, h2, w2, cat + c2, cin);
-    conv1x1(cat, pixels, &e->msfa_pw_exp, expanded);
-    g3n_vision_rms_norm_rows(expanded, pixels, mid, e->msfa_pw_exp_norm, TOWER_EPS, 1, NULL, NULL, expanded);
-    conv1x1(expanded, pixels, &e->msfa_pw_proj, projected);
-    g3n_vision_rms_norm_rows(projected, pixels, hidden, e->msfa_pw_proj_norm, TOWER_EPS, 0, NULL, NULL, projected);
+    conv1x1_norm(cat, pixels, &e->msfa_pw_exp, expanded, e->msfa_pw_exp_norm, 1, NULL, NULL, expanded);
+    conv1x1_norm(expanded, pixels, &e->msfa_pw_proj, projected, e->msfa_pw_proj_norm, 0, NULL, NULL, projected);
     const float *pooled = projected;
     if (h2 != MSFA_RESOLUTION || w2 != MSFA_RESOLUTION) {
         float *resized = buffer(e, BUF_A, (int64_t)MSFA_RESOLUTION * MSFA_RESOLUTION * hidden, err);
@@ -813,8 +849,9 @@ static int tower_one(g3n_vision_encoder *e, const float *pixels, int height, int
             nhwc[p * 3 + ch] = pixels[ch * plane + p];
     double t0 = profile_mark(-1, 0.0);
     /* conv_stem: conv3x3 s2 + bias -> RmsNorm -> GELU */
-    g3n_vision_dense_conv(nhwc, height, width, 3, &e->stem, 3, 2, e->stem_bias, column, column_pixels, x);
-    g3n_vision_rms_norm_rows(x, (int64_t)sh * sw, e->stem_channels, e->stem_norm, TOWER_EPS, 1, NULL, NULL, x);
+    g3n_vision_norm_epilogue stem_tail = {e->stem_channels, e->stem_bias, e->stem_norm, TOWER_EPS, 1, NULL, NULL, x};
+    g3n_gemm_epilogue stem_epilogue = {g3n_vision_norm_epilogue_apply, &stem_tail};
+    g3n_vision_dense_conv_packed(nhwc, height, width, 3, &e->stem, 3, 2, column, column_pixels, x, &stem_epilogue);
     int h = sh, w = sw, h2 = 0, w2 = 0;
     t0 = profile_mark(PART_STEM, t0);
     for (int i = 0; i < e->block_count; i++) {

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "gemm_packed.h"
 #include "status.h"
 #include "tensor_list.h"
 #include "weights.h"
@@ -48,9 +49,19 @@ int g3n_vision_encoder_list_tensors(const g3n_model_config *config, g3n_tensor_l
 
 typedef struct g3n_vision_encoder g3n_vision_encoder;
 
-/* Loads the tower and embed_vision from weights (borrowed, must outlive the encoder). */
+/* Loads the tower and embed_vision from weights (borrowed, must outlive the
+ * encoder), packing every conv/projection kernel once for g3n_gemm_packed.
+ * Precision: g3n_tower_precision_default() (F32, the exact path, unless env
+ * G3N_TOWER_PRECISION says bf16). */
 int g3n_vision_encoder_load(g3n_vision_encoder **out, const g3n_model_config *config, g3n_weights *weights,
                             g3n_error *err);
+/* The same with the tower's compute precision chosen: G3N_PRECISION_F32 (exact,
+ * the goldens' tolerance rel-L2 <= 1e-4) or G3N_PRECISION_BF16 (AVX512-BF16
+ * products; budget tested in tests/unit/test_tower_speed.c: tower and embeds
+ * rel-L2 <= 1e-2 vs the goldens). embed_vision always runs in f32. */
+int g3n_vision_encoder_load_precision(g3n_vision_encoder **out, const g3n_model_config *config, g3n_weights *weights,
+                                      g3n_precision precision, g3n_error *err);
+g3n_precision g3n_vision_encoder_precision(const g3n_vision_encoder *encoder);
 void g3n_vision_encoder_free(g3n_vision_encoder *encoder); /* accepts NULL */
 const g3n_vision_config *g3n_vision_encoder_config(const g3n_vision_encoder *encoder);
 /* Width of the soft tokens after embed_vision (text hidden size). */

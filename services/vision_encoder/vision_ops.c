@@ -10,6 +10,12 @@ void g3n_vision_gelu_avx512(float *x, int64_t count);
 /* x[i] = exp(x[i] - max), returns the sum (double accumulation). */
 double g3n_vision_exp_sum_avx2(float *x, int64_t count, float max);
 double g3n_vision_exp_sum_avx512(float *x, int64_t count, float max);
+/* AVX-512 depthwise conv and norm tail (vision_ops_avx512.c), same contracts as the portable ones. */
+void g3n_vision_depthwise_conv_avx512(const float *in, int height, int width, int channels, const float *packed,
+                                      int kernel, int stride, float *out);
+void g3n_vision_rms_norm_rows_avx512(const float *x, int64_t rows, int channels, const float *weight, float eps,
+                                     int gelu, const float *gamma, const float *residual, float *out);
+void g3n_vision_softmax_row_avx512(float *row, int64_t n);
 
 /* timm get_same_padding: pad_total = max((ceil(x/s) - 1)*s + k - x, 0); stride 1
  * with odd k is the static symmetric (k-1)/2, which the same formula gives. */
@@ -51,6 +57,10 @@ void g3n_vision_pack_dense(const float *torch_kernel, int out_channels, int in_c
 void g3n_vision_depthwise_conv(const float *in, int height, int width, int channels, const float *packed, int kernel,
                                int stride, float *out)
 {
+    if (g3n_isa_active() >= G3N_ISA_AVX512) {
+        g3n_vision_depthwise_conv_avx512(in, height, width, channels, packed, kernel, stride, out);
+        return;
+    }
     int out_h = g3n_vision_same_output(height, kernel, stride);
     int out_w = g3n_vision_same_output(width, kernel, stride);
     int pad_top = g3n_vision_same_pad_before(height, kernel, stride);
@@ -78,37 +88,44 @@ void g3n_vision_depthwise_conv(const float *in, int height, int width, int chann
     }
 }
 
+/* im2col of output pixels [first, first + count): row p holds the k x k x Cin patch of pixel first + p. */
+static void im2col(const float *in, int height, int width, int in_channels, int kernel_size, int stride,
+                   int64_t first, int64_t count, float *column)
+{
+    int out_w = g3n_vision_same_output(width, kernel_size, stride);
+    int pad_top = g3n_vision_same_pad_before(height, kernel_size, stride);
+    int pad_left = g3n_vision_same_pad_before(width, kernel_size, stride);
+    int64_t depth = (int64_t)kernel_size * kernel_size * in_channels;
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < count; p++) {
+        int oy = (int)((first + p) / out_w), ox = (int)((first + p) % out_w);
+        float *row = column + p * depth;
+        for (int i = 0; i < kernel_size; i++) {
+            int iy = oy * stride + i - pad_top;
+            for (int j = 0; j < kernel_size; j++) {
+                int ix = ox * stride + j - pad_left;
+                float *dst = row + (int64_t)(i * kernel_size + j) * in_channels;
+                if (iy < 0 || iy >= height || ix < 0 || ix >= width)
+                    memset(dst, 0, sizeof(float) * (size_t)in_channels);
+                else
+                    memcpy(dst, in + ((int64_t)iy * width + ix) * in_channels, sizeof(float) * (size_t)in_channels);
+            }
+        }
+    }
+}
+
 void g3n_vision_dense_conv(const float *in, int height, int width, int in_channels, const g3n_matrix *kernel,
                            int kernel_size, int stride, const float *bias, float *column, int64_t column_pixels,
                            float *out)
 {
     int out_h = g3n_vision_same_output(height, kernel_size, stride);
     int out_w = g3n_vision_same_output(width, kernel_size, stride);
-    int pad_top = g3n_vision_same_pad_before(height, kernel_size, stride);
-    int pad_left = g3n_vision_same_pad_before(width, kernel_size, stride);
     int64_t depth = (int64_t)kernel_size * kernel_size * in_channels;
     int64_t out_channels = kernel->rows;
     int64_t pixels = (int64_t)out_h * out_w;
     for (int64_t first = 0; first < pixels; first += column_pixels) {
         int64_t count = pixels - first < column_pixels ? pixels - first : column_pixels;
-        /* im2col: row p holds the k x k x Cin patch of output pixel first + p */
-#pragma omp parallel for schedule(static)
-        for (int64_t p = 0; p < count; p++) {
-            int oy = (int)((first + p) / out_w), ox = (int)((first + p) % out_w);
-            float *row = column + p * depth;
-            for (int i = 0; i < kernel_size; i++) {
-                int iy = oy * stride + i - pad_top;
-                for (int j = 0; j < kernel_size; j++) {
-                    int ix = ox * stride + j - pad_left;
-                    float *dst = row + (int64_t)(i * kernel_size + j) * in_channels;
-                    if (iy < 0 || iy >= height || ix < 0 || ix >= width)
-                        memset(dst, 0, sizeof(float) * (size_t)in_channels);
-                    else
-                        memcpy(dst, in + ((int64_t)iy * width + ix) * in_channels,
-                               sizeof(float) * (size_t)in_channels);
-                }
-            }
-        }
+        im2col(in, height, width, in_channels, kernel_size, stride, first, count, column);
         g3n_matmul(column, count, (size_t)depth, kernel, out + first * out_channels, (size_t)out_channels);
     }
     if (bias) {
@@ -117,6 +134,57 @@ void g3n_vision_dense_conv(const float *in, int height, int width, int in_channe
             for (int64_t c = 0; c < out_channels; c++)
                 out[p * out_channels + c] += bias[c];
     }
+}
+
+/* An epilogue seen from one im2col chunk: row indices shifted by the chunk's first pixel. */
+typedef struct shifted_epilogue {
+    const g3n_gemm_epilogue *inner;
+    int64_t shift;
+} shifted_epilogue;
+
+static void shifted_apply(void *user, float *y, int64_t first_row, int64_t rows, size_t y_stride)
+{
+    const shifted_epilogue *s = user;
+    s->inner->apply(s->inner->user, y, first_row + s->shift, rows, y_stride);
+}
+
+void g3n_vision_dense_conv_packed(const float *in, int height, int width, int in_channels,
+                                  const g3n_packed_matrix *kernel, int kernel_size, int stride, float *column,
+                                  int64_t column_pixels, float *out, const g3n_gemm_epilogue *epilogue)
+{
+    int out_h = g3n_vision_same_output(height, kernel_size, stride);
+    int out_w = g3n_vision_same_output(width, kernel_size, stride);
+    int64_t depth = (int64_t)kernel_size * kernel_size * in_channels;
+    int64_t out_channels = kernel->rows;
+    int64_t pixels = (int64_t)out_h * out_w;
+    for (int64_t first = 0; first < pixels; first += column_pixels) {
+        int64_t count = pixels - first < column_pixels ? pixels - first : column_pixels;
+        im2col(in, height, width, in_channels, kernel_size, stride, first, count, column);
+        shifted_epilogue shifted = {epilogue, first};
+        g3n_gemm_epilogue chunk = {shifted_apply, &shifted};
+        g3n_gemm_packed(column, count, (size_t)depth, kernel, out + first * out_channels, (size_t)out_channels,
+                        epilogue && epilogue->apply ? &chunk : NULL);
+    }
+}
+
+void g3n_vision_norm_epilogue_apply(void *user, float *y, int64_t first_row, int64_t rows, size_t y_stride)
+{
+    const g3n_vision_norm_epilogue *e = user;
+    (void)y_stride; /* == channels */
+    if (e->bias)
+        for (int64_t r = 0; r < rows; r++)
+            for (int c = 0; c < e->channels; c++)
+                y[r * e->channels + c] += e->bias[c];
+    g3n_vision_rms_norm_rows(y, rows, e->channels, e->weight, e->eps, e->gelu, e->gamma,
+                             e->residual ? e->residual + first_row * e->channels : NULL,
+                             e->out + first_row * e->channels);
+}
+
+void g3n_vision_softmax_epilogue_apply(void *user, float *y, int64_t first_row, int64_t rows, size_t y_stride)
+{
+    (void)user;
+    (void)first_row;
+    g3n_vision_softmax_rows(y, rows, (int64_t)y_stride);
 }
 
 /* gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's tanh form. */
@@ -143,6 +211,12 @@ void g3n_vision_gelu(float *x, int64_t count)
 void g3n_vision_softmax_rows(float *x, int64_t rows, int64_t n)
 {
     g3n_isa isa = g3n_isa_active();
+    if (isa >= G3N_ISA_AVX512) {
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < rows; r++)
+            g3n_vision_softmax_row_avx512(x + r * n, n);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         float *row = x + r * n;
@@ -170,6 +244,10 @@ void g3n_vision_softmax_rows(float *x, int64_t rows, int64_t n)
 void g3n_vision_rms_norm_rows(const float *x, int64_t rows, int channels, const float *weight, float eps, int gelu,
                               const float *gamma, const float *residual, float *out)
 {
+    if (g3n_isa_active() >= G3N_ISA_AVX512) {
+        g3n_vision_rms_norm_rows_avx512(x, rows, channels, weight, eps, gelu, gamma, residual, out);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const float *in = x + r * channels;

@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 
+#include "gemm_packed.h"
 #include "matmul.h"
 
 /* 'same' padding of one axis: output size and the zeros before it. */
@@ -37,6 +38,13 @@ void g3n_vision_dense_conv(const float *in, int height, int width, int in_channe
                            int kernel_size, int stride, const float *bias, float *column, int64_t column_pixels,
                            float *out);
 
+/* The same conv with the kernel packed once (gemm_packed.h, from the matrix
+ * above) and an epilogue run on finished rows of out (row index = output
+ * pixel; NULL: none). No bias: the epilogue adds it where there is one. */
+void g3n_vision_dense_conv_packed(const float *in, int height, int width, int in_channels,
+                                  const g3n_packed_matrix *kernel, int kernel_size, int stride, float *column,
+                                  int64_t column_pixels, float *out, const g3n_gemm_epilogue *epilogue);
+
 /* The fused per-pixel tail of timm's ConvNormAct / blocks, over rows x channels:
  *   y = (x * rsqrt(mean_c x^2 + eps)) * weight        (RmsNorm2d, eps inside)
  *   if gelu:     y = gelu_tanh(y)                      (RmsNormAct2d)
@@ -46,6 +54,25 @@ void g3n_vision_dense_conv(const float *in, int height, int width, int in_channe
  * an activation never feed a shortcut). */
 void g3n_vision_rms_norm_rows(const float *x, int64_t rows, int channels, const float *weight, float eps, int gelu,
                               const float *gamma, const float *residual, float *out);
+
+/* The norm tail above as a GEMM epilogue (gemm_packed.h): on rows
+ * [first, first + rows) of a conv's output y (row stride = channels):
+ * y += bias (when given), then g3n_vision_rms_norm_rows into out + first * channels,
+ * with residual + first * channels. out may be y; user = this struct. */
+typedef struct g3n_vision_norm_epilogue {
+    int channels;
+    const float *bias;     /* [channels] or NULL */
+    const float *weight;   /* [channels] norm scale */
+    float eps;
+    int gelu;
+    const float *gamma;    /* [channels] or NULL */
+    const float *residual; /* row 0 of the shortcut, or NULL */
+    float *out;            /* row 0 of the result */
+} g3n_vision_norm_epilogue;
+void g3n_vision_norm_epilogue_apply(void *user, float *y, int64_t first_row, int64_t rows, size_t y_stride);
+
+/* Row softmax as a GEMM epilogue (attention scores; user unused). */
+void g3n_vision_softmax_epilogue_apply(void *user, float *y, int64_t first_row, int64_t rows, size_t y_stride);
 
 /* Softmax over each of rows rows of n values, in place (max-subtracted), parallel over rows. */
 void g3n_vision_softmax_rows(float *x, int64_t rows, int64_t n);

@@ -1,0 +1,231 @@
+/* gemm_packed.c - packing and the tile driver of g3n_gemm_packed (see
+ * gemm_packed.h); the micro-kernels are in gemm_packed_avx512.c. */
+#include "gemm_packed.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_packed_internal.h"
+
+/* Inputs per K block: one panel block is 32 KB (f32: 256 x 32 x 4 B, bf16:
+ * 512 x 32 x 2 B) and stays in L1 while the 12 micro-rows of a row block pass. */
+#define KC_F32 256
+#define KC_BF16 512
+/* Panels per column chunk: a row block's outputs for one chunk (96 x 256 f32,
+ * 96 KB) stay in L2 across the K blocks. */
+#define CHUNK_PANELS 8
+
+int g3n_precision_parse(const char *text, g3n_precision *out, g3n_error *err)
+{
+    if (text && (strcmp(text, "f32") == 0 || strcmp(text, "exact") == 0)) {
+        *out = G3N_PRECISION_F32;
+        return G3N_OK;
+    }
+    if (text && strcmp(text, "bf16") == 0) {
+        *out = G3N_PRECISION_BF16;
+        return G3N_OK;
+    }
+    return g3n_error_set(err, "unknown precision '%s' (want f32 or bf16)", text ? text : "(null)");
+}
+
+const char *g3n_precision_name(g3n_precision precision)
+{
+    return precision == G3N_PRECISION_BF16 ? "bf16" : "f32";
+}
+
+g3n_precision g3n_tower_precision_default(void)
+{
+    g3n_precision precision = G3N_PRECISION_F32;
+    const char *env = getenv("G3N_TOWER_PRECISION");
+    if (env && env[0] && g3n_precision_parse(env, &precision, NULL) != G3N_OK)
+        precision = G3N_PRECISION_F32;
+    return precision;
+}
+
+void g3n_packed_matrix_free(g3n_packed_matrix *packed)
+{
+    g3n_aligned_free(packed->panels);
+    memset(packed, 0, sizeof *packed);
+}
+
+size_t g3n_packed_matrix_bytes(const g3n_packed_matrix *packed)
+{
+    if (packed->format == G3N_PANELS_NONE)
+        return 0;
+    const size_t panels = (size_t)((packed->rows + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL);
+    return packed->format == G3N_PANELS_F32 ? panels * (size_t)packed->cols * G3N_GEMM_PANEL * sizeof(float)
+                                            : panels * (size_t)packed->depth * G3N_GEMM_PANEL * sizeof(uint16_t);
+}
+
+int g3n_packed_matrix_pack(g3n_packed_matrix *packed, const g3n_matrix *w, g3n_precision precision, g3n_error *err)
+{
+    packed->source = *w;
+    packed->precision = precision;
+    packed->rows = w->rows;
+    packed->cols = w->cols;
+    packed->depth = (w->cols + 1) & ~(int64_t)1;
+    packed->format = G3N_PANELS_NONE;
+    if (g3n_isa_active() < G3N_ISA_AVX512 || w->rows <= 0 || w->cols <= 0)
+        return G3N_OK; /* the fallback multiplies the source */
+    /* bf16 weights stay bf16 (exact, half the bytes); f32/f16 ones are f32 unless bf16 compute asks to round */
+    const g3n_panel_format format =
+        precision == G3N_PRECISION_BF16 || w->dtype == G3N_DTYPE_BF16 ? G3N_PANELS_BF16 : G3N_PANELS_F32;
+    packed->format = format;
+    const size_t bytes = g3n_packed_matrix_bytes(packed);
+    if (bytes > packed->capacity) {
+        g3n_aligned_free(packed->panels);
+        packed->panels = g3n_aligned_alloc(bytes);
+        packed->capacity = packed->panels ? bytes : 0;
+        if (!packed->panels) {
+            packed->format = G3N_PANELS_NONE;
+            return g3n_error_set(err, "packing a %lldx%lld matrix: out of memory (%zu bytes)", (long long)w->rows,
+                                 (long long)w->cols, bytes);
+        }
+    }
+    const int64_t n = w->rows, k = w->cols, depth = packed->depth;
+    const int64_t panels = (n + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
+    int failed = 0;
+#pragma omp parallel if (n * k > 65536) reduction(| : failed)
+    {
+        /* the panel's 32 rows as f32, row-major, then transposed into the panel */
+        float *rows = malloc(sizeof(float) * G3N_GEMM_PANEL * (size_t)k);
+        if (!rows)
+            failed = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t p = 0; p < panels; p++) {
+            if (!rows)
+                continue;
+            for (int c = 0; c < G3N_GEMM_PANEL; c++) {
+                const int64_t j = p * G3N_GEMM_PANEL + c;
+                if (j < n)
+                    g3n_matrix_row_to_f32(w, j, rows + (size_t)c * (size_t)k);
+                else
+                    memset(rows + (size_t)c * (size_t)k, 0, sizeof(float) * (size_t)k);
+            }
+            if (format == G3N_PANELS_F32) {
+                float *out = (float *)packed->panels + (size_t)p * (size_t)k * G3N_GEMM_PANEL;
+                for (int64_t kk = 0; kk < k; kk++)
+                    for (int c = 0; c < G3N_GEMM_PANEL; c++)
+                        out[kk * G3N_GEMM_PANEL + c] = rows[(size_t)c * (size_t)k + (size_t)kk];
+            } else { /* [depth/2][32][2]: pair (kk, kk+1) of output c */
+                uint16_t *out = (uint16_t *)packed->panels + (size_t)p * (size_t)depth * G3N_GEMM_PANEL;
+                for (int64_t kk = 0; kk < depth; kk += 2)
+                    for (int c = 0; c < G3N_GEMM_PANEL; c++) {
+                        const float *r = rows + (size_t)c * (size_t)k;
+                        out[kk * G3N_GEMM_PANEL + 2 * c] = g3n_f32_to_bf16(r[kk]);
+                        out[kk * G3N_GEMM_PANEL + 2 * c + 1] = kk + 1 < k ? g3n_f32_to_bf16(r[kk + 1]) : 0;
+                    }
+            }
+        }
+        free(rows);
+    }
+    if (failed) {
+        packed->format = G3N_PANELS_NONE;
+        return g3n_error_set(err, "packing a %lldx%lld matrix: out of memory", (long long)n, (long long)k);
+    }
+    return G3N_OK;
+}
+
+/* bf16 copies of a row block's x rows, one per thread, kept between calls. */
+static _Thread_local uint16_t *thread_rows;
+static _Thread_local size_t thread_rows_capacity;
+
+static uint16_t *row_buffer(size_t elements)
+{
+    if (elements > thread_rows_capacity) {
+        g3n_aligned_free(thread_rows);
+        thread_rows = g3n_aligned_alloc(elements * sizeof(uint16_t));
+        thread_rows_capacity = thread_rows ? elements : 0;
+    }
+    return thread_rows;
+}
+
+/* y rows [r0, r1) x panels [p0, p1). */
+static void run_tile(const float *x, size_t x_stride, const g3n_packed_matrix *w, float *y, size_t y_stride,
+                     int64_t r0, int64_t r1, int64_t p0, int64_t p1)
+{
+    const int64_t n = w->rows, k = w->cols, depth = w->depth;
+    g3n_gemm_packed_kernel kernel = g3n_gemm_kernel_f32_avx512;
+    int64_t kc_block = KC_F32;
+    const uint16_t *x_bf16 = NULL;
+    if (w->format == G3N_PANELS_BF16) {
+        kc_block = KC_BF16;
+        kernel = g3n_gemm_kernel_bf16_widen_avx512;
+        if (w->precision == G3N_PRECISION_BF16) {
+            uint16_t *rows = row_buffer((size_t)(r1 - r0) * (size_t)depth);
+            if (rows) { /* (without memory the widening kernel is a more exact substitute) */
+                g3n_gemm_rows_to_bf16_avx512(x + (size_t)r0 * x_stride, r1 - r0, x_stride, k, rows, depth);
+                x_bf16 = rows;
+                kernel = g3n_gemm_kernel_bf16_dot_avx512;
+            }
+        }
+    }
+    for (int64_t c0 = p0; c0 < p1; c0 += CHUNK_PANELS) {
+        const int64_t c1 = c0 + CHUNK_PANELS < p1 ? c0 + CHUNK_PANELS : p1;
+        for (int64_t k0 = 0; k0 < k; k0 += kc_block) {
+            const int64_t kc = k - k0 < kc_block ? k - k0 : kc_block;
+            for (int64_t p = c0; p < c1; p++) {
+                const void *panel =
+                    w->format == G3N_PANELS_F32
+                        ? (const void *)((const float *)w->panels + ((size_t)p * (size_t)k + (size_t)k0) * G3N_GEMM_PANEL)
+                        : (const void *)((const uint16_t *)w->panels +
+                                         ((size_t)p * (size_t)depth + (size_t)k0) * G3N_GEMM_PANEL);
+                const int columns = (int)(n - p * G3N_GEMM_PANEL < G3N_GEMM_PANEL ? n - p * G3N_GEMM_PANEL
+                                                                                  : G3N_GEMM_PANEL);
+                float *y_panel = y + p * G3N_GEMM_PANEL;
+                for (int64_t i = r0; i < r1; i += G3N_GEMM_PACKED_MR) {
+                    const int rows = (int)(r1 - i < G3N_GEMM_PACKED_MR ? r1 - i : G3N_GEMM_PACKED_MR);
+                    if (x_bf16)
+                        kernel(x_bf16 + (size_t)(i - r0) * (size_t)depth + (size_t)k0, (size_t)depth, rows, panel, kc,
+                               y_panel + (size_t)i * y_stride, y_stride, columns, k0 > 0);
+                    else
+                        kernel(x + (size_t)i * x_stride + (size_t)k0, x_stride, rows, panel, kc,
+                               y_panel + (size_t)i * y_stride, y_stride, columns, k0 > 0);
+                }
+            }
+        }
+    }
+}
+
+void g3n_gemm_packed(const float *x, int64_t m, size_t x_stride, const g3n_packed_matrix *w, float *y,
+                     size_t y_stride, const g3n_gemm_epilogue *epilogue)
+{
+    if (m <= 0 || w->rows <= 0)
+        return;
+    if (w->format == G3N_PANELS_NONE || w->cols <= 0 || g3n_isa_active() < G3N_ISA_AVX512) {
+        g3n_matmul(x, m, x_stride, &w->source, y, y_stride);
+        if (epilogue && epilogue->apply)
+            epilogue->apply(epilogue->user, y, 0, m, y_stride);
+        return;
+    }
+    const int64_t row_blocks = (m + G3N_GEMM_ROW_BLOCK - 1) / G3N_GEMM_ROW_BLOCK;
+    const int64_t panels = (w->rows + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
+    const int threads = omp_get_max_threads();
+    /* Enough row blocks: each tile is a whole row block (its epilogue runs in
+     * cache). Few rows (audio chunks): tiles also split the panels. */
+    int64_t groups = 1;
+    if (threads > 1 && row_blocks < 4 * threads) {
+        groups = (panels + CHUNK_PANELS - 1) / CHUNK_PANELS;
+        if (groups * row_blocks > 8 * threads)
+            groups = (8 * threads + row_blocks - 1) / row_blocks;
+        if (groups < 1)
+            groups = 1;
+    }
+    const int64_t per_group = (panels + groups - 1) / groups;
+    const int64_t tiles = row_blocks * groups;
+    const int fused = groups == 1 && epilogue && epilogue->apply;
+    const double work = (double)m * (double)w->rows * (double)w->cols;
+#pragma omp parallel for schedule(dynamic, 1) if (tiles > 1 && work > 262144.0)
+    for (int64_t t = 0; t < tiles; t++) {
+        const int64_t block = t / groups, group = t % groups;
+        const int64_t r0 = block * G3N_GEMM_ROW_BLOCK, r1 = r0 + G3N_GEMM_ROW_BLOCK < m ? r0 + G3N_GEMM_ROW_BLOCK : m;
+        const int64_t p0 = group * per_group, p1 = p0 + per_group < panels ? p0 + per_group : panels;
+        if (p0 < p1)
+            run_tile(x, x_stride, w, y, y_stride, r0, r1, p0, p1);
+        if (fused)
+            epilogue->apply(epilogue->user, y + (size_t)r0 * y_stride, r0, r1 - r0, y_stride);
+    }
+    if (epilogue && epilogue->apply && !fused)
+        epilogue->apply(epilogue->user, y, 0, m, y_stride);
+}

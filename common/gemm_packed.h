@@ -1,0 +1,90 @@
+/* gemm_packed.h - y = x · Wᵀ with W packed ONCE (at load time) into the
+ * AVX-512 micro-kernel's panel layout: the towers' GEMM (vision 1x1/3x3
+ * convolutions and attention, audio conformer linears).
+ *
+ * Why not g3n_matmul: it re-packs a 32-row weight panel on every call (for the
+ * audio tower's 96-row chunks that costs about as much as the products) and
+ * walks all rows of x once per panel (a 147k-pixel activation streams from
+ * memory 16 times). Here the weights are packed once, the rows are cut into
+ * blocks of G3N_GEMM_ROW_BLOCK that stay in cache while every panel passes
+ * over them, and a per-row-block epilogue (norm, GELU, softmax...) runs while
+ * the block is still in cache.
+ *
+ * Precision (what the products are computed in):
+ *   G3N_PRECISION_F32  - exact path: weights kept in their stored precision
+ *                        (bf16 weights as bf16 panels widened to f32 in the
+ *                        kernel, f32/f16 weights as f32 panels), f32 x, f32
+ *                        FMAs: the same numbers as g3n_matmul up to summation
+ *                        order.
+ *   G3N_PRECISION_BF16 - fast path: weights rounded to bf16 (exact for bf16
+ *                        checkpoints), x rounded to bf16 (nearest-even) per row
+ *                        block, products with AVX512-BF16 vdpbf16ps into f32
+ *                        accumulators: twice the f32 FMA rate.
+ * Where the CPU lacks AVX-512 (g3n_isa_active() < AVX512) nothing is packed
+ * and the call goes through g3n_matmul on the source matrix (f32 compute, so a
+ * bf16 request is then simply exact).
+ *
+ * Ownership: a g3n_packed_matrix owns its panels; it keeps a view of the
+ * source matrix (borrowed, used only by the fallback): the source must outlive
+ * it. Parallel over OpenMP threads (tiles of rows x panels, dynamic schedule:
+ * robust when a core is taken by another process). No allocation per call once
+ * the largest shape has been seen (thread-local row buffers for bf16).
+ */
+#ifndef G3N_GEMM_PACKED_H
+#define G3N_GEMM_PACKED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "matmul.h"
+#include "status.h"
+
+typedef enum g3n_precision { G3N_PRECISION_F32 = 0, G3N_PRECISION_BF16 = 1 } g3n_precision;
+
+/* "f32" | "bf16" (also "exact" = f32). */
+int g3n_precision_parse(const char *text, g3n_precision *out, g3n_error *err);
+const char *g3n_precision_name(g3n_precision precision);
+/* The towers' default when a caller does not choose: env G3N_TOWER_PRECISION
+ * ("f32" | "bf16", e.g. set for the daemons), else F32 (exact). */
+g3n_precision g3n_tower_precision_default(void);
+
+/* Rows of x per tile (the epilogue's granularity) and outputs per panel. */
+#define G3N_GEMM_ROW_BLOCK 96
+#define G3N_GEMM_PANEL 32
+
+typedef enum g3n_panel_format { G3N_PANELS_NONE = 0, G3N_PANELS_F32 = 1, G3N_PANELS_BF16 = 2 } g3n_panel_format;
+
+typedef struct g3n_packed_matrix {
+    g3n_matrix source;        /* borrowed view of the weights (fallback path) */
+    g3n_precision precision;  /* compute precision */
+    g3n_panel_format format;  /* NONE: not packed, calls go to g3n_matmul(source) */
+    int64_t rows, cols;       /* n outputs, k inputs */
+    int64_t depth;            /* k rounded up to even (bf16 panels hold k pairs) */
+    void *panels;             /* owned: ceil(n/32) panels of depth x 32 values */
+    size_t capacity;          /* bytes allocated for panels */
+} g3n_packed_matrix;
+
+/* Packs w for `precision` (allocates; re-packing a matrix into the same struct
+ * reuses its storage when it is large enough: attention packs its keys and
+ * values per block this way). Zero-initialise the struct before the first call. */
+int g3n_packed_matrix_pack(g3n_packed_matrix *packed, const g3n_matrix *w, g3n_precision precision, g3n_error *err);
+void g3n_packed_matrix_free(g3n_packed_matrix *packed); /* accepts a zeroed struct */
+/* Bytes of packed weights (0 when not packed). */
+size_t g3n_packed_matrix_bytes(const g3n_packed_matrix *packed);
+
+/* Called on rows [first_row, first_row + rows) of y once all their outputs are
+ * final: y points at row first_row. Runs inside the parallel region when the
+ * GEMM is parallel over row blocks (so it must not rely on being alone), or
+ * once for all rows after the products otherwise. */
+typedef void (*g3n_gemm_rows_fn)(void *user, float *y, int64_t first_row, int64_t rows, size_t y_stride);
+typedef struct g3n_gemm_epilogue {
+    g3n_gemm_rows_fn apply;
+    void *user;
+} g3n_gemm_epilogue;
+
+/* y[m][n] = x[m][k] · Wᵀ, then the epilogue (NULL: none). x row stride
+ * x_stride floats, y row stride y_stride floats (>= n). */
+void g3n_gemm_packed(const float *x, int64_t m, size_t x_stride, const g3n_packed_matrix *w, float *y,
+                     size_t y_stride, const g3n_gemm_epilogue *epilogue);
+
+#endif

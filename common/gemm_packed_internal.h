@@ -1,0 +1,25 @@
+/* gemm_packed_internal.h - what gemm_packed.c shares with its AVX-512 kernels. */
+#ifndef G3N_GEMM_PACKED_INTERNAL_H
+#define G3N_GEMM_PACKED_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Rows of x per micro-kernel call. */
+#define G3N_GEMM_PACKED_MR 8
+
+/* y[r][0..columns) (+)= x[r][0..kc) · panel, for r < rows (<= 8); see gemm_packed_avx512.c.
+ * x_stride counts elements of x's type (float, or uint16 bf16 for the dot kernel). */
+typedef void (*g3n_gemm_packed_kernel)(const void *x, size_t x_stride, int rows, const void *panel, int64_t kc,
+                                       float *y, size_t y_stride, int columns, int accumulate);
+void g3n_gemm_kernel_f32_avx512(const void *x, size_t x_stride, int rows, const void *panel, int64_t kc, float *y,
+                                size_t y_stride, int columns, int accumulate);
+void g3n_gemm_kernel_bf16_widen_avx512(const void *x, size_t x_stride, int rows, const void *panel, int64_t kc,
+                                       float *y, size_t y_stride, int columns, int accumulate);
+void g3n_gemm_kernel_bf16_dot_avx512(const void *x, size_t x_stride, int rows, const void *panel, int64_t kc,
+                                     float *y, size_t y_stride, int columns, int accumulate);
+/* out[r][0..depth) = bf16(x[r][0..k)), zero beyond k. */
+void g3n_gemm_rows_to_bf16_avx512(const float *x, int64_t rows, size_t x_stride, int64_t k, uint16_t *out,
+                                  int64_t depth);
+
+#endif

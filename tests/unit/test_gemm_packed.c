@@ -1,0 +1,255 @@
+/* g3n_gemm_packed against a double-precision reference loop: every panel
+ * format (f32 panels, bf16 panels widened, bf16 dot products), odd sizes
+ * (row, column and K tails, odd K), strided rows, the row-block-parallel
+ * and panel-split paths, the fused epilogue, re-packing into the same
+ * storage, and the portable fallback. The exact formats must agree with the
+ * reference to f32 rounding; the bf16 path within its stated budget. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "gemm_packed.h"
+#include "test_util.h"
+
+typedef struct shape {
+    int64_t m, k, n;
+} shape;
+
+static const shape shapes[] = {
+    {1, 1, 1},     {1, 7, 3},     {3, 255, 17},   {8, 64, 32},    {9, 33, 65},     {13, 257, 33},
+    {37, 513, 97}, {96, 31, 15},  {97, 128, 64},  {200, 1025, 40}, {500, 96, 576}, {1000, 64, 33},
+    {20, 700, 600},
+};
+
+/* bf16 compute: x (and f32 weights) are rounded to bf16, relative error <= 2^-9
+ * per element, so a dot product of random signs is off by about 2^-9 / sqrt(3)
+ * (1.1e-3) per rounded operand: the stated budget per GEMM is rel-L2 <= 1e-2
+ * (it covers the few-output shapes whose statistics are noisy). */
+#define BF16_GEMM_BUDGET 1e-2
+
+static void make_weights(g3n_dtype dtype, int64_t n, int64_t k, uint64_t seed, void **stored, float **exact)
+{
+    float *values = malloc(sizeof(float) * (size_t)(n * k));
+    g3n_test_random_floats(values, n * k, seed);
+    if (dtype == G3N_DTYPE_F32) {
+        *stored = values;
+        *exact = malloc(sizeof(float) * (size_t)(n * k));
+        for (int64_t i = 0; i < n * k; i++)
+            (*exact)[i] = values[i];
+        return;
+    }
+    uint16_t *half = malloc(sizeof(uint16_t) * (size_t)(n * k));
+    for (int64_t i = 0; i < n * k; i++) {
+        half[i] = g3n_f32_to_bf16(values[i]);
+        values[i] = g3n_bf16_to_f32(half[i]);
+    }
+    *stored = half;
+    *exact = values;
+}
+
+typedef struct epilogue_check {
+    int64_t rows_seen;
+    size_t stride;
+} epilogue_check;
+
+/* Test epilogue: y = 2y + row index (marks that each row was visited exactly once). */
+static void mark_rows(void *user, float *y, int64_t first_row, int64_t rows, size_t y_stride)
+{
+    epilogue_check *c = user;
+    assert_int_equal(y_stride, c->stride);
+    for (int64_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < y_stride; j++)
+            y[(size_t)r * y_stride + j] = 2.0f * y[(size_t)r * y_stride + j] + (float)(first_row + r);
+#pragma omp atomic
+    c->rows_seen += rows;
+}
+
+static void check_one(g3n_dtype dtype, g3n_precision precision, shape s, size_t x_pad, int with_epilogue)
+{
+    const size_t x_stride = (size_t)s.k + x_pad, y_stride = (size_t)s.n;
+    float *x = malloc(sizeof(float) * x_stride * (size_t)s.m);
+    float *y = malloc(sizeof(float) * y_stride * (size_t)s.m);
+    g3n_test_random_floats(x, (int64_t)(x_stride * (size_t)s.m), 11 + (uint64_t)s.k);
+    void *stored;
+    float *exact;
+    make_weights(dtype, s.n, s.k, 5 + (uint64_t)s.n, &stored, &exact);
+    g3n_matrix w = {dtype, s.n, s.k, (size_t)s.k * g3n_dtype_size(dtype), stored};
+    g3n_packed_matrix packed = {0};
+    g3n_error err = {{0}};
+    assert_int_equal(g3n_packed_matrix_pack(&packed, &w, precision, &err), G3N_OK);
+    epilogue_check check = {0, y_stride};
+    g3n_gemm_epilogue epilogue = {mark_rows, &check};
+    g3n_gemm_packed(x, s.m, x_stride, &packed, y, y_stride, with_epilogue ? &epilogue : NULL);
+    if (with_epilogue)
+        assert_int_equal(check.rows_seen, s.m);
+    double diff = 0.0, norm = 0.0, worst = 0.0;
+    for (int64_t i = 0; i < s.m; i++) {
+        for (int64_t j = 0; j < s.n; j++) {
+            double want = 0.0, magnitude = 0.0;
+            for (int64_t kk = 0; kk < s.k; kk++) {
+                double p = (double)x[(size_t)i * x_stride + (size_t)kk] * exact[j * s.k + kk];
+                want += p;
+                magnitude += fabs(p);
+            }
+            double got = y[(size_t)i * y_stride + (size_t)j];
+            if (with_epilogue)
+                got = (got - (double)i) / 2.0;
+            diff += (got - want) * (got - want);
+            norm += want * want;
+            double bound = 1e-5 * (magnitude + 1.0);
+            double excess = fabs(got - want) / bound;
+            if (excess > worst)
+                worst = excess;
+        }
+    }
+    double rel = sqrt(diff / (norm > 0.0 ? norm : 1.0));
+    if (precision == G3N_PRECISION_F32) {
+        if (worst > 1.0)
+            fail_msg("%s f32 %lldx%lldx%lld: error %.3g x the f32 bound", g3n_matrix_dtype_name(dtype),
+                     (long long)s.m, (long long)s.k, (long long)s.n, worst);
+    } else if (rel > BF16_GEMM_BUDGET) {
+        fail_msg("%s bf16 %lldx%lldx%lld: rel-L2 %.3g > %.3g", g3n_matrix_dtype_name(dtype), (long long)s.m,
+                 (long long)s.k, (long long)s.n, rel, BF16_GEMM_BUDGET);
+    }
+    g3n_packed_matrix_free(&packed);
+    free(x);
+    free(y);
+    free(stored);
+    free(exact);
+}
+
+static void test_exact_formats(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        check_one(G3N_DTYPE_F32, G3N_PRECISION_F32, shapes[i], 0, 0);
+        check_one(G3N_DTYPE_BF16, G3N_PRECISION_F32, shapes[i], 3, 0);
+        check_one(G3N_DTYPE_F32, G3N_PRECISION_F32, shapes[i], 5, 1);
+    }
+}
+
+static void test_bf16_budget(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        check_one(G3N_DTYPE_BF16, G3N_PRECISION_BF16, shapes[i], 0, 0);
+        check_one(G3N_DTYPE_F32, G3N_PRECISION_BF16, shapes[i], 1, 1);
+    }
+}
+
+/* The bf16 path really computes in bf16 where the CPU has it: its result
+ * differs from the exact one (else the fast path would not be in use). */
+static void test_bf16_is_used(void **state)
+{
+    (void)state;
+    if (g3n_isa_active() < G3N_ISA_AVX512)
+        skip();
+    const int64_t m = 64, k = 256, n = 64;
+    float *x = malloc(sizeof(float) * (size_t)(m * k)), *w = malloc(sizeof(float) * (size_t)(n * k));
+    float *y_exact = malloc(sizeof(float) * (size_t)(m * n)), *y_fast = malloc(sizeof(float) * (size_t)(m * n));
+    g3n_test_random_floats(x, m * k, 1);
+    g3n_test_random_floats(w, n * k, 2);
+    g3n_matrix matrix = {G3N_DTYPE_F32, n, k, sizeof(float) * (size_t)k, w};
+    g3n_packed_matrix exact = {0}, fast = {0};
+    g3n_error err = {{0}};
+    assert_int_equal(g3n_packed_matrix_pack(&exact, &matrix, G3N_PRECISION_F32, &err), G3N_OK);
+    assert_int_equal(g3n_packed_matrix_pack(&fast, &matrix, G3N_PRECISION_BF16, &err), G3N_OK);
+    assert_int_equal(exact.format, G3N_PANELS_F32);
+    assert_int_equal(fast.format, G3N_PANELS_BF16);
+    assert_true(g3n_packed_matrix_bytes(&fast) * 2 == g3n_packed_matrix_bytes(&exact));
+    g3n_gemm_packed(x, m, (size_t)k, &exact, y_exact, (size_t)n, NULL);
+    g3n_gemm_packed(x, m, (size_t)k, &fast, y_fast, (size_t)n, NULL);
+    int differ = 0;
+    for (int64_t i = 0; i < m * n; i++)
+        differ += y_exact[i] != y_fast[i];
+    assert_true(differ > m * n / 2);
+    g3n_packed_matrix_free(&exact);
+    g3n_packed_matrix_free(&fast);
+    free(x);
+    free(w);
+    free(y_exact);
+    free(y_fast);
+}
+
+/* Re-packing into the same struct: a smaller matrix reuses the storage, a larger one grows it. */
+static void test_repack(void **state)
+{
+    (void)state;
+    const int64_t k = 64;
+    float *w = malloc(sizeof(float) * 128 * (size_t)k), *x = malloc(sizeof(float) * 16 * (size_t)k);
+    float *y = malloc(sizeof(float) * 16 * 128);
+    g3n_test_random_floats(w, 128 * k, 3);
+    g3n_test_random_floats(x, 16 * k, 4);
+    g3n_packed_matrix packed = {0};
+    g3n_error err = {{0}};
+    g3n_matrix big = {G3N_DTYPE_F32, 128, k, sizeof(float) * (size_t)k, w};
+    g3n_matrix small = {G3N_DTYPE_F32, 40, k, sizeof(float) * (size_t)k, w + 64 * k};
+    assert_int_equal(g3n_packed_matrix_pack(&packed, &big, G3N_PRECISION_F32, &err), G3N_OK);
+    void *storage = packed.panels;
+    assert_int_equal(g3n_packed_matrix_pack(&packed, &small, G3N_PRECISION_F32, &err), G3N_OK);
+    if (packed.format != G3N_PANELS_NONE)
+        assert_ptr_equal(packed.panels, storage);
+    g3n_gemm_packed(x, 16, (size_t)k, &packed, y, 40, NULL);
+    for (int64_t i = 0; i < 16; i++)
+        for (int64_t j = 0; j < 40; j++) {
+            double want = 0.0;
+            for (int64_t kk = 0; kk < k; kk++)
+                want += (double)x[i * k + kk] * w[(64 + j) * k + kk];
+            assert_true(fabs(y[i * 40 + j] - want) < 1e-4);
+        }
+    g3n_packed_matrix_free(&packed);
+    free(w);
+    free(x);
+    free(y);
+}
+
+/* Without AVX-512 nothing is packed and the call goes through g3n_matmul. */
+static void test_fallback(void **state)
+{
+    (void)state;
+    g3n_isa saved = g3n_isa_active();
+    g3n_isa_set(G3N_ISA_AVX2);
+    for (size_t i = 0; i < 6; i++) {
+        check_one(G3N_DTYPE_BF16, G3N_PRECISION_F32, shapes[i * 2], 0, 1);
+        check_one(G3N_DTYPE_BF16, G3N_PRECISION_BF16, shapes[i * 2], 0, 0);
+    }
+    g3n_packed_matrix packed = {0};
+    float w[4] = {1, 2, 3, 4};
+    g3n_matrix matrix = {G3N_DTYPE_F32, 2, 2, 2 * sizeof(float), w};
+    g3n_error err = {{0}};
+    assert_int_equal(g3n_packed_matrix_pack(&packed, &matrix, G3N_PRECISION_BF16, &err), G3N_OK);
+    assert_int_equal(packed.format, G3N_PANELS_NONE);
+    g3n_packed_matrix_free(&packed);
+    g3n_isa_set(saved);
+}
+
+static void test_precision_names(void **state)
+{
+    (void)state;
+    g3n_precision p;
+    g3n_error err = {{0}};
+    assert_int_equal(g3n_precision_parse("bf16", &p, &err), G3N_OK);
+    assert_int_equal(p, G3N_PRECISION_BF16);
+    assert_int_equal(g3n_precision_parse("f32", &p, &err), G3N_OK);
+    assert_int_equal(p, G3N_PRECISION_F32);
+    assert_int_equal(g3n_precision_parse("fp8", &p, &err), G3N_ERR);
+    assert_non_null(strstr(err.message, "fp8"));
+    assert_string_equal(g3n_precision_name(G3N_PRECISION_BF16), "bf16");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_formats), cmocka_unit_test(test_bf16_budget),
+        cmocka_unit_test(test_bf16_is_used),  cmocka_unit_test(test_repack),
+        cmocka_unit_test(test_fallback),      cmocka_unit_test(test_precision_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
