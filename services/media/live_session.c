@@ -82,6 +82,8 @@ struct g3n_live_session {
     g3n_audio_stream *stream;
     int64_t segment_samples; /* audio samples per segment at most */
     int64_t open_audio_samples;
+    float *audio_pending;    /* [audio_batch_samples] not yet pushed to the stream */
+    int64_t audio_pending_count;
     g3n_media_timeline timeline;
     live_turn *turns;        /* the last one is open */
     int turn_count, turn_capacity;
@@ -339,10 +341,10 @@ static int cache_append(g3n_live_session *s, const int32_t *ids, int64_t count, 
     return G3N_OK;
 }
 
-/* Prefills every stable position not yet in the cache (when want_logits, or
- * when at least min_prefill positions wait); logits of the last one into
- * s->logits when want_logits. */
-static int sync(g3n_live_session *s, int want_logits, g3n_error *err)
+/* Prefills every stable position not yet in the cache (when want_logits or
+ * force, or when at least min_prefill positions wait); logits of the last
+ * one into s->logits when want_logits. */
+static int sync_positions(g3n_live_session *s, int want_logits, int force, g3n_error *err)
 {
     rendering *r = &s->render;
     if (render_all(s, r, err) != G3N_OK)
@@ -355,7 +357,7 @@ static int sync(g3n_live_session *s, int want_logits, g3n_error *err)
                                  s->cache_ids[p], r->ids[p]);
     const int64_t end = r->stable;
     s->stats.pending = r->count - s->cache_count;
-    if (!want_logits && end - s->cache_count < s->params.min_prefill)
+    if (!want_logits && !force && end - s->cache_count < s->params.min_prefill)
         return G3N_OK; /* gather a batch first */
     if (end > s->params.max_positions)
         return g3n_error_set(err, "live session: the conversation needs %lld positions, the context holds %lld",
@@ -374,6 +376,11 @@ static int sync(g3n_live_session *s, int want_logits, g3n_error *err)
     s->stats.prefill_seconds += g3n_now_seconds() - t0;
     s->stats.pending = r->count - s->cache_count;
     return G3N_OK;
+}
+
+static int sync(g3n_live_session *s, int want_logits, g3n_error *err)
+{
+    return sync_positions(s, want_logits, 0, err);
 }
 
 /* The context policy (live_session.h): drop the oldest media, then re-prefill. */
@@ -448,6 +455,18 @@ static int on_audio_tokens(void *user, int segment, int64_t first_token, const f
     return G3N_OK;
 }
 
+/* Pushes the gathered samples through the audio stream (tokens reach the open item). */
+static int push_pending_audio(g3n_live_session *s, g3n_error *err)
+{
+    if (s->audio_pending_count == 0)
+        return G3N_OK;
+    double t0 = g3n_now_seconds();
+    int rc = g3n_audio_stream_push(s->stream, s->audio_pending, s->audio_pending_count, err);
+    s->stats.audio_seconds += g3n_now_seconds() - t0;
+    s->audio_pending_count = 0;
+    return rc;
+}
+
 /* Ends the open audio segment: a segment shorter than one frame is
  * zero-padded to one (as the stream pads a short last window). */
 static int close_audio(g3n_live_session *s, g3n_error *err)
@@ -455,6 +474,8 @@ static int close_audio(g3n_live_session *s, g3n_error *err)
     live_item *item = open_audio_item(s);
     if (!item)
         return G3N_OK;
+    if (push_pending_audio(s, err) != G3N_OK)
+        return G3N_ERR;
     double t0 = g3n_now_seconds();
     const int64_t minimum = s->model->feature_config.frame_length + 1;
     if (s->open_audio_samples < minimum) {
@@ -492,10 +513,16 @@ int g3n_live_add_audio(g3n_live_session *s, const float *samples, int64_t count,
         if (take < 0)
             return G3N_ERR;
         /* the item and the timeline segment open and close together */
-        double t0 = g3n_now_seconds();
-        if (g3n_audio_stream_push(s->stream, samples, take, err) != G3N_OK)
-            return G3N_ERR;
-        s->stats.audio_seconds += g3n_now_seconds() - t0;
+        for (int64_t done = 0; done < take;) {
+            int64_t n = s->params.audio_batch_samples - s->audio_pending_count;
+            if (n > take - done)
+                n = take - done;
+            memcpy(s->audio_pending + s->audio_pending_count, samples + done, sizeof(float) * (size_t)n);
+            s->audio_pending_count += n;
+            done += n;
+            if (s->audio_pending_count == s->params.audio_batch_samples && push_pending_audio(s, err) != G3N_OK)
+                return G3N_ERR;
+        }
         s->open_audio_samples += take;
         s->stats.audio_samples += take;
         samples += take;
@@ -510,7 +537,7 @@ int g3n_live_end_audio(g3n_live_session *s, g3n_error *err)
 {
     if (close_audio(s, err) != G3N_OK)
         return G3N_ERR;
-    return sync(s, 0, err);
+    return sync_positions(s, 0, 1, err); /* nothing more to gather: prefill what waits */
 }
 
 /* Appends an image item from tower tokens (time: vision_seconds gets the rest). */
@@ -691,7 +718,8 @@ g3n_live_params g3n_live_default_params(const g3n_live_model *model)
     p.max_positions = model->config->text.max_position_embeddings;
     p.reserve_positions = 512;
     p.chunk_tokens = 64;
-    p.min_prefill = 32;
+    p.min_prefill = 16;
+    p.audio_batch_samples = 16000;
     p.image = g3n_image_default_options();
     if (model->vision)
         p.image.size = (int)g3n_vision_encoder_config(model->vision)->image_size;
@@ -720,6 +748,8 @@ int g3n_live_session_create(g3n_live_session **out, g3n_live_model *model, const
         s->params.chunk_tokens = 64;
     if (s->params.min_prefill < 1)
         s->params.min_prefill = 1;
+    if (s->params.audio_batch_samples < 1)
+        s->params.audio_batch_samples = 1;
     if (s->params.max_positions < 1 || s->params.max_positions > config->text.max_position_embeddings)
         s->params.max_positions = config->text.max_position_embeddings;
     if (s->params.reserve_positions < 0 || s->params.reserve_positions >= s->params.max_positions / 2) {
@@ -761,6 +791,11 @@ int g3n_live_session_create(g3n_live_session **out, g3n_live_model *model, const
     }
     if (model->has_audio) {
         int32_t pad = model->embedder.audio_pad_id;
+        s->audio_pending = malloc(sizeof(float) * (size_t)s->params.audio_batch_samples);
+        if (!s->audio_pending) {
+            g3n_live_session_free(s);
+            return g3n_error_set(err, "live session: out of memory");
+        }
         if (g3n_multimodal_embedder_hard(&model->embedder.audio, &pad, 1, s->pad_row, err) != G3N_OK ||
             g3n_audio_stream_create(&s->stream, model->features, &model->audio, &model->embedder.audio,
                                     on_audio_tokens, s, err) != G3N_OK) {
@@ -812,6 +847,7 @@ void g3n_live_session_free(g3n_live_session *s)
     free(s->per_layer);
     free(s->scratch);
     free(s->pad_row);
+    free(s->audio_pending);
     free(s->pixels);
     free(s->tower);
     free(s->logits);

@@ -91,10 +91,16 @@ typedef struct g3n_live_params {
     int64_t max_positions;     /* KV cache positions (default: max_position_embeddings) */
     int64_t reserve_positions; /* kept free for a question and its answer (default 512) */
     int64_t chunk_tokens;      /* prefill rows per forward (default 64) */
-    int64_t min_prefill;       /* media positions gathered before a prefill (default 32; a question
-                                  prefills whatever waits). A one-position forward costs about as much
-                                  as a 32-position one on a CPU (the weights are read once either way),
-                                  so streamed audio (6.25 tokens/s) is prefilled every ~5 s */
+    int64_t min_prefill;       /* media positions gathered before a prefill (default 16; a question or
+                                  the end of the audio prefills whatever waits). Batches use the
+                                  matmuls better: E2B on 2 shared cores prefilled 0.29 s/position one
+                                  at a time, 0.13 s/position in batches of 32; a question then also
+                                  prefills up to min_prefill - 1 waiting positions */
+    int64_t audio_batch_samples; /* audio gathered before it goes through the encoder (default 16000 =
+                                  1 s): each push reads all the conformer's weights once, so pushing
+                                  every 64 ms piece as it came made 60 s of audio take 405 s on E2B
+                                  (2 shared cores), 73 s in 1 s batches; frames and questions push
+                                  what waits first */
     const char *system;        /* system prompt (copied); NULL: none */
     g3n_image_options image;   /* frame preprocessing (default: image default options) */
 } g3n_live_params;
@@ -132,7 +138,8 @@ int g3n_live_add_frame_pixels(g3n_live_session *session, double seconds, const f
 int g3n_live_add_frame_tokens(g3n_live_session *session, double seconds, const float *tower_tokens, g3n_error *err);
 /* Audio samples, 16 kHz mono f32, any piece size. */
 int g3n_live_add_audio(g3n_live_session *session, const float *samples, int64_t count, g3n_error *err);
-/* Ends the open audio segment (e.g. the stream ended or paused). */
+/* Ends the open audio segment (e.g. the stream ended or paused) and prefills
+ * whatever waits. */
 int g3n_live_end_audio(g3n_live_session *session, g3n_error *err);
 
 /* Asks: closes the user turn with the question and the generation prompt and

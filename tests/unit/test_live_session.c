@@ -224,7 +224,8 @@ static void test_pieces_equal_one_prompt(void **state)
     /* live: frame (the whole RGB path), audio in pieces, frame (tower tokens), audio in pieces, question */
     g3n_live_params params = g3n_live_default_params(&f->model);
     params.max_positions = 4096;
-    params.min_prefill = 1; /* every token as soon as it is final: the most pieces */
+    params.min_prefill = 1;          /* every token as soon as it is final: the most pieces */
+    params.audio_batch_samples = 777; /* pushes across frame and token boundaries */
     g3n_live_session *live = NULL;
     assert_int_equal(g3n_live_session_create(&live, &f->model, f->tokenizer, &params, &err), G3N_OK);
     assert_int_equal(g3n_live_add_frame_rgb(live, 0.0, frame_a, w, h, w * 3, &err), G3N_OK);
