@@ -1,0 +1,9 @@
+# The HTTP API's tests (issue 9): `g3n serve --demo` driven by the official
+# openai npm client, curl for every error case, and a bounded streaming load
+# test (tests/http/run.sh). Skipped (77) until scripts/setup.sh has run
+# `npm ci` in tests/http. Label: http.
+add_test(NAME http_api
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/http/run.sh $<TARGET_FILE:g3n> 48 4
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(http_api PROPERTIES LABELS http ENVIRONMENT "OMP_NUM_THREADS=1" SKIP_RETURN_CODE 77
+  TIMEOUT 600)

@@ -1,0 +1,489 @@
+/* The HTTP API's C-level pieces: base64 and data: URLs, multipart bodies,
+ * stop strings over pieces split anywhere, OpenAI request parsing (items,
+ * media, parameters, and the error object's status/param/code), the
+ * transcription prompt, Prometheus text, and the server itself with no
+ * workers behind it (health and chats answer 503 with Retry-After, nothing
+ * hangs). The demo model end to end is tests/http/run.sh. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "http_codec.h"
+#include "http_metrics.h"
+#include "http_multipart.h"
+#include "http_request.h"
+#include "http_server.h"
+#include "http_stop.h"
+#include "test_util.h"
+#include "tokenizer.h"
+#include "transport.h"
+
+static void decode_ok(const char *text, const char *expected, size_t expected_size)
+{
+    uint8_t *bytes;
+    size_t size;
+    g3n_error err;
+    assert_int_equal(g3n_base64_decode(text, strlen(text), 0, "t", &bytes, &size, &err), G3N_OK);
+    assert_int_equal(size, expected_size);
+    assert_memory_equal(bytes, expected, expected_size);
+    free(bytes);
+}
+
+static void test_base64(void **state)
+{
+    (void)state;
+    decode_ok("", "", 0);
+    decode_ok("Zg==", "f", 1);
+    decode_ok("Zm8=", "fo", 2);
+    decode_ok("Zm9vYmFy", "foobar", 6);
+    decode_ok("Zm9v\r\nYmE", "fooba", 5);   /* line breaks, no padding */
+    decode_ok("_-8", "\xff\xef", 2);        /* URL-safe alphabet */
+    decode_ok("//8=", "\xff\xff", 2);
+    uint8_t *bytes;
+    size_t size;
+    g3n_error err;
+    assert_int_equal(g3n_base64_decode("Zm9v*", 5, 0, "audio", &bytes, &size, &err), G3N_ERR);
+    assert_non_null(strstr(err.message, "offset 4"));
+    assert_int_equal(g3n_base64_decode("Zm9vY", 5, 0, "audio", &bytes, &size, &err), G3N_ERR); /* 6 spare bits */
+    assert_int_equal(g3n_base64_decode("Zg==Zg", 6, 0, "audio", &bytes, &size, &err), G3N_ERR);
+    assert_int_equal(g3n_base64_decode("Zm9vYmFy", 8, 5, "audio", &bytes, &size, &err), G3N_ERR);
+    assert_non_null(strstr(err.message, "limit"));
+}
+
+static void test_data_url(void **state)
+{
+    (void)state;
+    uint8_t *bytes;
+    size_t size;
+    char mime[64];
+    g3n_error err;
+    assert_int_equal(g3n_data_url_decode("data:image/png;base64,aGk=", 0, "u", mime, sizeof(mime), &bytes, &size, &err),
+                     G3N_OK);
+    assert_string_equal(mime, "image/png");
+    assert_int_equal(size, 2);
+    assert_memory_equal(bytes, "hi", 2);
+    free(bytes);
+    assert_int_equal(g3n_data_url_decode("data:,a%20b%41", 0, "u", mime, sizeof(mime), &bytes, &size, &err), G3N_OK);
+    assert_string_equal(mime, "");
+    assert_int_equal(size, 4);
+    assert_memory_equal(bytes, "a bA", 4);
+    free(bytes);
+    assert_int_equal(g3n_data_url_decode("data:image/png;base64", 0, "u", mime, sizeof(mime), &bytes, &size, &err),
+                     G3N_ERR);
+    assert_int_equal(g3n_data_url_decode("data:,%4", 0, "u", mime, sizeof(mime), &bytes, &size, &err), G3N_ERR);
+    assert_int_equal(g3n_data_url_decode("http://x", 0, "u", mime, sizeof(mime), &bytes, &size, &err), G3N_ERR);
+}
+
+static const char multipart_body[] = "preamble\r\n"
+                                     "--XyZ\r\n"
+                                     "Content-Disposition: form-data; name=\"model\"\r\n"
+                                     "\r\n"
+                                     "gemma\r\n"
+                                     "--XyZ\r\n"
+                                     "Content-Disposition: form-data; name=\"file\"; filename=\"a b.wav\"\r\n"
+                                     "Content-Type: audio/wav\r\n"
+                                     "\r\n"
+                                     "RIFF\r\n--Xy\0\r\nend\r\n"
+                                     "--XyZ--\r\n";
+
+static void test_multipart(void **state)
+{
+    (void)state;
+    g3n_multipart form;
+    g3n_error err;
+    size_t size = sizeof(multipart_body) - 1;
+    assert_int_equal(g3n_multipart_parse("multipart/form-data; boundary=\"XyZ\"", (const uint8_t *)multipart_body, size,
+                                         &form, &err),
+                     G3N_OK);
+    assert_int_equal(form.count, 2);
+    const g3n_multipart_part *model = g3n_multipart_find(&form, "model");
+    assert_non_null(model);
+    assert_int_equal(model->size, 5);
+    assert_memory_equal(model->data, "gemma", 5);
+    const g3n_multipart_part *file = g3n_multipart_find(&form, "file");
+    assert_non_null(file);
+    assert_string_equal(file->filename, "a b.wav");
+    assert_string_equal(file->content_type, "audio/wav");
+    assert_int_equal(file->size, 16); /* CRLF, "--" and a NUL inside the data stay data */
+    assert_memory_equal(file->data, "RIFF\r\n--Xy\0\r\nend", 16);
+    assert_null(g3n_multipart_find(&form, "prompt"));
+    /* errors */
+    assert_int_equal(g3n_multipart_parse("application/json", (const uint8_t *)multipart_body, size, &form, &err), G3N_ERR);
+    assert_int_equal(g3n_multipart_parse("multipart/form-data", (const uint8_t *)multipart_body, size, &form, &err),
+                     G3N_ERR);
+    assert_non_null(strstr(err.message, "boundary"));
+    assert_int_equal(g3n_multipart_parse("multipart/form-data; boundary=XyZ", (const uint8_t *)multipart_body,
+                                         size - 12, &form, &err),
+                     G3N_ERR); /* truncated */
+    assert_int_equal(g3n_multipart_parse("multipart/form-data; boundary=QQ", (const uint8_t *)multipart_body, size,
+                                         &form, &err),
+                     G3N_ERR);
+}
+
+/* The earliest start of a stop string lying wholly in text[0..end), or -1. */
+static long earliest_stop(const char *text, size_t end, const char *const *stops, int count)
+{
+    long best = -1;
+    for (int s = 0; s < count; s++) {
+        size_t n = strlen(stops[s]);
+        for (size_t i = 0; i + n <= end; i++)
+            if (memcmp(text + i, stops[s], n) == 0) {
+                if (best < 0 || (long)i < best)
+                    best = (long)i;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Feeds text in pieces split at random places. The stream stops at the first
+ * piece that completes a stop string, cut before the earliest one complete by
+ * then; nothing shown before that may reach into a stop string. */
+static void stop_case(const char *text, const char *const *stops, int count, uint64_t seed)
+{
+    g3n_stop_matcher m;
+    assert_int_equal(g3n_stop_init(&m, stops, count, NULL), G3N_OK);
+    size_t n = strlen(text);
+    char out[512] = "";
+    size_t length = 0, i = 0;
+    long cut = -1;
+    uint64_t x = seed * 6364136223846793005ull + 1;
+    while (i < n && cut < 0) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        size_t piece = 1 + (size_t)((x >> 33) % 4);
+        if (piece > n - i)
+            piece = n - i;
+        const char *shown;
+        size_t shown_length;
+        int rc = g3n_stop_push(&m, text + i, piece, &shown, &shown_length, NULL);
+        memcpy(out + length, shown, shown_length);
+        length += shown_length;
+        i += piece;
+        cut = earliest_stop(text, i, stops, count);
+        assert_int_equal(rc, cut >= 0 ? 1 : 0);
+        /* what is shown never includes a byte that may begin a stop string */
+        long full = earliest_stop(text, n, stops, count);
+        if (cut < 0 && full >= 0)
+            assert_true((long)length <= full);
+    }
+    if (cut < 0) {
+        const char *shown;
+        size_t shown_length;
+        g3n_stop_flush(&m, &shown, &shown_length);
+        memcpy(out + length, shown, shown_length);
+        length += shown_length;
+        cut = (long)n;
+    }
+    assert_int_equal(length, (size_t)cut);
+    assert_memory_equal(out, text, (size_t)cut);
+    g3n_stop_free(&m);
+}
+
+static void test_stop_strings(void **state)
+{
+    (void)state;
+    const char *one[] = {"END"};
+    const char *two[] = {"lo W", "o"};
+    const char *nested[] = {"abcabd", "cab"};
+    const char *unicode[] = {"\xc3\xa9t\xc3\xa9"};
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        stop_case("no stop string in here at all", one, 1, seed);
+        stop_case("it goes on, EN, E, and then END and more END", one, 1, seed);
+        stop_case("Hello World", two, 2, seed);        /* 'o' completes first (or 'lo W' in the same piece) */
+        stop_case("xxabcabcabdyy", nested, 2, seed);   /* 'cab' completes before 'abcabd' */
+        stop_case("un \xc3\xa9t\xc3\xa9 chaud", unicode, 1, seed);
+        stop_case("pass-through", NULL, 0, seed);
+    }
+    /* the held-back tail comes out when the stream ends */
+    g3n_stop_matcher m;
+    assert_int_equal(g3n_stop_init(&m, one, 1, NULL), G3N_OK);
+    const char *shown;
+    size_t shown_length;
+    assert_int_equal(g3n_stop_push(&m, "abcEN", 5, &shown, &shown_length, NULL), 0);
+    assert_int_equal(shown_length, 3);
+    g3n_stop_flush(&m, &shown, &shown_length);
+    assert_int_equal(shown_length, 2);
+    assert_memory_equal(shown, "EN", 2);
+    g3n_stop_free(&m);
+}
+
+static int parse(const char *json, g3n_http_chat_request *r, g3n_http_error *e)
+{
+    g3n_http_limits limits = {NULL, 1 << 20, 4, 16};
+    return g3n_http_parse_chat(json, strlen(json), &limits, r, e);
+}
+
+static void test_parse_chat(void **state)
+{
+    (void)state;
+    g3n_http_chat_request r;
+    g3n_http_error e;
+    const char *json =
+        "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true},\"max_tokens\":5,"
+        "\"max_completion_tokens\":7,\"temperature\":0.5,\"top_p\":0.9,\"top_k\":40,\"min_p\":0.05,\"seed\":-3,"
+        "\"stop\":[\"a\",\"\",\"bc\"],\"n\":1,\"user\":\"ignored\",\"messages\":["
+        "{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"one\"},{\"type\":\"text\",\"text\":\"two\"}]},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,aGk=\"}},"
+        "{\"type\":\"input_audio\",\"input_audio\":{\"data\":\"AAEC\",\"format\":\"wav\"}},"
+        "{\"type\":\"text\",\"text\":\"what?\"}]},"
+        "{\"role\":\"assistant\",\"content\":null},{\"role\":\"user\",\"content\":\"more\"}]}";
+    assert_int_equal(parse(json, &r, &e), G3N_OK);
+    assert_int_equal(r.message_count, 4);
+    assert_string_equal(r.messages[0].role, "system");
+    assert_int_equal(r.messages[0].item_count, 1);
+    assert_string_equal(r.messages[0].items[0].text, "one\ntwo");
+    assert_string_equal(r.messages[1].role, "user");
+    assert_int_equal(r.messages[1].item_count, 3);
+    assert_int_equal(r.messages[1].items[0].type, G3N_CHAT_IMAGE);
+    assert_int_equal(r.messages[1].items[1].type, G3N_CHAT_AUDIO);
+    assert_string_equal(r.messages[1].items[2].text, "what?");
+    assert_string_equal(r.messages[2].role, "model");
+    assert_string_equal(r.messages[2].items[0].text, "");
+    assert_string_equal(r.messages[3].items[0].text, "more");
+    assert_int_equal(r.media_count, 2);
+    assert_false(r.media[0].is_audio);
+    assert_int_equal(r.media[0].size, 2);
+    assert_memory_equal(r.media[0].bytes, "hi", 2);
+    assert_true(r.media[1].is_audio);
+    assert_int_equal(r.media[1].size, 3);
+    assert_memory_equal(r.media[1].bytes, "\x00\x01\x02", 3);
+    assert_string_equal(r.model, "m");
+    assert_true(r.stream && r.include_usage);
+    assert_int_equal(r.max_tokens, 7); /* max_completion_tokens wins */
+    assert_true(r.has_temperature);
+    assert_true(r.temperature == 0.5 && r.top_p == 0.9 && r.top_k == 40 && r.min_p == 0.05);
+    assert_true(r.has_seed);
+    assert_true(r.seed == (uint64_t)-3);
+    assert_int_equal(r.stop_count, 2);
+    assert_string_equal(r.stops[1], "bc");
+    g3n_http_chat_request_free(&r);
+
+    /* the error object: status, param, code */
+    struct {
+        const char *json;
+        int status;
+        const char *param, *code;
+    } cases[] = {
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}", 400, "", "invalid_json"},
+        {"{\"messages\":[]}", 400, "messages", "invalid_value"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"video\"}]}]}", 400, "messages[0].content[0]",
+         "unsupported_content_type"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":1}]}]}", 400,
+         "messages[0].content[0].text", "invalid_value"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"system\",\"content\":\"b\"}]}", 400,
+         "messages[1].role", "invalid_value"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"/etc/passwd\"}}]}]}",
+         400, "messages[0].content[0].image_url.url", "invalid_url"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_audio\",\"input_audio\":{\"data\":\"AA\","
+         "\"format\":\"xm\"}}]}]}",
+         400, "messages[0].content[0].input_audio.format", "invalid_value"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_p\":0}", 400, "top_p", "invalid_value"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":1.5}", 400, "max_tokens", "invalid_type"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", 400, "stop",
+         "invalid_value"},
+        {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}", 400, "stream", "invalid_type"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(&e, 0, sizeof(e));
+        assert_int_equal(parse(cases[i].json, &r, &e), G3N_ERR);
+        assert_int_equal(e.status, cases[i].status);
+        assert_string_equal(e.param, cases[i].param);
+        assert_string_equal(e.code, cases[i].code);
+        assert_true(strlen(e.message) > 10);
+        assert_null(r.json); /* nothing left to free */
+    }
+    /* more media than allowed: 5 images with a limit of 4 */
+    char many[2048] = "{\"messages\":[{\"role\":\"user\",\"content\":[";
+    for (int i = 0; i < 5; i++)
+        strcat(many, i ? ",{\"type\":\"image_url\",\"image_url\":\"data:,x\"}" : "{\"type\":\"image_url\",\"image_url\":\"data:,x\"}");
+    strcat(many, "]}]}");
+    assert_int_equal(parse(many, &r, &e), G3N_ERR);
+    assert_string_equal(e.code, "too_many_media");
+}
+
+static void test_parse_transcription(void **state)
+{
+    (void)state;
+    const char body[] = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.wav\"\r\n\r\nRIFFdata\r\n"
+                        "--b\r\nContent-Disposition: form-data; name=\"language\"\r\n\r\nFrench\r\n"
+                        "--b\r\nContent-Disposition: form-data; name=\"response_format\"\r\n\r\ntext\r\n--b--\r\n";
+    g3n_http_chat_request r;
+    g3n_http_error e;
+    assert_int_equal(g3n_http_parse_transcription("multipart/form-data; boundary=b", (const uint8_t *)body,
+                                                  sizeof(body) - 1, NULL, &r, &e),
+                     G3N_OK);
+    assert_int_equal(r.message_count, 1);
+    assert_string_equal(r.messages[0].role, "user");
+    assert_int_equal(r.messages[0].item_count, 2);
+    assert_int_equal(r.messages[0].items[0].type, G3N_CHAT_AUDIO);
+    assert_string_equal(r.messages[0].items[1].text, "Transcribe this audio into French.");
+    assert_int_equal(r.media_count, 1);
+    assert_int_equal(r.media[0].size, 8);
+    assert_memory_equal(r.media[0].bytes, "RIFFdata", 8);
+    assert_true(r.transcription && r.response_text);
+    g3n_http_chat_request_free(&r);
+    const char no_file[] = "--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nm\r\n--b--\r\n";
+    assert_int_equal(g3n_http_parse_transcription("multipart/form-data; boundary=b", (const uint8_t *)no_file,
+                                                  sizeof(no_file) - 1, NULL, &r, &e),
+                     G3N_ERR);
+    assert_string_equal(e.param, "file");
+}
+
+static void test_metrics_text(void **state)
+{
+    (void)state;
+    g3n_http_metrics *m;
+    assert_int_equal(g3n_http_metrics_create(&m, NULL), G3N_OK);
+    g3n_http_metrics_request(m, G3N_ENDPOINT_CHAT, 200);
+    g3n_http_metrics_request(m, G3N_ENDPOINT_CHAT, 200);
+    g3n_http_metrics_request(m, G3N_ENDPOINT_CHAT, 429);
+    g3n_http_metrics_rejected(m, 0);
+    g3n_http_metrics_tokens(m, 30);
+    g3n_http_metrics_first_token(m, 0.003);
+    g3n_http_metrics_first_token(m, 0.2);
+    g3n_http_metrics_first_token(m, 500.0);
+    g3n_http_metrics_stage(m, G3N_STAGE_DECODE_STEP, 0.004);
+    g3n_http_gauges g = {3, 2, {0}};
+    g.live_workers[G3N_ROLE_DECODER] = 2;
+    char *text;
+    size_t size;
+    assert_int_equal(g3n_http_metrics_render(m, &g, &text, &size, NULL), G3N_OK);
+    assert_int_equal(strlen(text), size);
+    assert_non_null(strstr(text, "g3n_http_requests_total{endpoint=\"/v1/chat/completions\",code=\"200\"} 2\n"));
+    assert_non_null(strstr(text, "g3n_http_requests_total{endpoint=\"/v1/chat/completions\",code=\"429\"} 1\n"));
+    assert_non_null(strstr(text, "g3n_http_rejected_total{reason=\"queue_full\"} 1\n"));
+    assert_non_null(strstr(text, "g3n_generated_tokens_total 30\n"));
+    assert_non_null(strstr(text, "g3n_generated_tokens_per_second 3.000\n")); /* 30 tokens over the 10 s window */
+    /* cumulative buckets: 0.003 is in le=0.005, 0.2 in le=0.25, 500 only in +Inf */
+    assert_non_null(strstr(text, "g3n_time_to_first_token_seconds_bucket{le=\"0.0025\"} 0\n"));
+    assert_non_null(strstr(text, "g3n_time_to_first_token_seconds_bucket{le=\"0.005\"} 1\n"));
+    assert_non_null(strstr(text, "g3n_time_to_first_token_seconds_bucket{le=\"0.25\"} 2\n"));
+    assert_non_null(strstr(text, "g3n_time_to_first_token_seconds_bucket{le=\"120\"} 2\n"));
+    assert_non_null(strstr(text, "g3n_time_to_first_token_seconds_bucket{le=\"+Inf\"} 3\n"));
+    assert_non_null(strstr(text, "g3n_time_to_first_token_seconds_count 3\n"));
+    assert_non_null(strstr(text, "g3n_role_latency_seconds_count{role=\"decoder\",stage=\"decode_step\"} 1\n"));
+    assert_non_null(strstr(text, "\ng3n_generations_active 3\n"));
+    assert_non_null(strstr(text, "\ng3n_queue_depth 2\n"));
+    assert_non_null(strstr(text, "g3n_workers{role=\"decoder\"} 2\n"));
+    free(text);
+    g3n_http_metrics_free(m);
+}
+
+/* One HTTP/1.1 request over a fresh connection; returns the status, the whole response in out. */
+static int http_request(int port, const char *request, char *out, size_t size)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof(address));
+    address.sin_family = AF_INET;
+    address.sin_port = htons((uint16_t)port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0)
+        return -1;
+    size_t sent = 0, n = strlen(request);
+    while (sent < n) {
+        ssize_t w = send(fd, request + sent, n - sent, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        sent += (size_t)w;
+    }
+    size_t length = 0;
+    ssize_t r;
+    while (length + 1 < size && (r = recv(fd, out + length, size - 1 - length, 0)) > 0)
+        length += (size_t)r;
+    out[length] = '\0';
+    close(fd);
+    int status = 0;
+    if (sscanf(out, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    return status;
+}
+
+static void test_server_without_workers(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    memset(&config, 0, sizeof(config));
+    g3n_error err;
+    char path[1024];
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_tokenizer *tokenizer = NULL;
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
+                                        &err),
+                     G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    transport.no_worker_wait_ms = 300;
+    const char *endpoints[1] = {"inproc://test-http"};
+    g3n_broker *broker = NULL;
+    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_http_options options = g3n_http_default_options();
+    options.port = 0;
+    options.quiet = 1;
+    options.model_name = "test-model";
+    options.retry_after_seconds = 7;
+    g3n_http_server *server = NULL;
+    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
+    int port = g3n_http_server_port(server);
+    assert_true(port > 0);
+    static char response[65536];
+
+    assert_int_equal(http_request(port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
+                                  sizeof(response)),
+                     503);
+    assert_non_null(strstr(response, "Retry-After: 7"));
+    assert_non_null(strstr(response, "\"decoder\":0"));
+    assert_int_equal(http_request(port, "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
+                                  sizeof(response)),
+                     200);
+    assert_non_null(strstr(response, "\"id\":\"test-model\""));
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":2}";
+    char chat[512];
+    snprintf(chat, sizeof(chat),
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    assert_int_equal(http_request(port, chat, response, sizeof(response)), 503);
+    assert_non_null(strstr(response, "Retry-After: 7"));
+    assert_non_null(strstr(response, "\"code\":\"service_unavailable\""));
+    assert_non_null(strstr(response, "ERROR_NO_WORKER"));
+    /* a declared body over the limit is refused before it is read */
+    assert_int_equal(http_request(port,
+                                  "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                  "Content-Length: 999999999999\r\n\r\n",
+                                  response, sizeof(response)),
+                     413);
+    int active = -1, queued = -1, jobs = -1;
+    g3n_http_server_counts(server, &active, &queued, &jobs);
+    assert_int_equal(active + queued + jobs, 0);
+    g3n_http_server_stop(server);
+    g3n_broker_stop(broker);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_data_url),
+        cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_parse_chat),
+        cmocka_unit_test(test_parse_transcription),
+        cmocka_unit_test(test_metrics_text),
+        cmocka_unit_test(test_server_without_workers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
