@@ -8,6 +8,8 @@
 
 #include "config.h"
 #include "front_door.h"
+#include "generate.h"
+#include "http_server.h"
 #include "tokenizer.h"
 #include "transport.h"
 
@@ -32,14 +34,20 @@ static void print_help(FILE *out)
             "  --heartbeat-timeout-ms N  a worker silent this long is lost (default 5000)\n"
             "  --no-worker-wait-ms N     a request for a role with no worker fails after this (default 10000)\n"
             "  --max-message-mb N        largest message (default 512)\n"
-            "  --quiet                   do not log workers joining and leaving\n");
+            "  --quiet                   do not log workers joining and leaving\n"
+            "  --http PORT               also serve the OpenAI-compatible HTTP API on PORT (docs/http-api.md)\n"
+            "  --http-host ADDR          its address (default 127.0.0.1)\n"
+            "  --http-max-sessions N     HTTP generations at once (default 4); --http-queue N waiting (default 16)\n"
+            "  --allow-dir DIR           HTTP image_url/audio_url may name local files under DIR\n"
+            "  --model-name NAME         the model id HTTP clients name (default: the folder's name)\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *model_dir = NULL, *config_path = NULL, *tokenizer_path = NULL, *listen = "tcp://0.0.0.0:5556";
     const char *binds[8];
-    int bind_count = 0, quiet = 0, max_chats = 16;
+    int bind_count = 0, quiet = 0, max_chats = 16, http_port = -1;
+    g3n_http_options http = g3n_http_default_options();
     g3n_transport_options transport = g3n_transport_default_options();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -75,6 +83,18 @@ int main(int argc, char **argv)
             transport.heartbeat_timeout_ms = atoi(v);
         else if (strcmp(a, "--no-worker-wait-ms") == 0)
             transport.no_worker_wait_ms = atoi(v);
+        else if (strcmp(a, "--http") == 0)
+            http_port = atoi(v);
+        else if (strcmp(a, "--http-host") == 0)
+            http.host = v;
+        else if (strcmp(a, "--http-max-sessions") == 0)
+            http.max_sessions = atoi(v);
+        else if (strcmp(a, "--http-queue") == 0)
+            http.queue = atoi(v);
+        else if (strcmp(a, "--allow-dir") == 0)
+            http.allow_dir = v;
+        else if (strcmp(a, "--model-name") == 0)
+            http.model_name = v;
         else if (strcmp(a, "--max-message-mb") == 0)
             transport.max_message_bytes = (int64_t)atoll(v) << 20;
         else {
@@ -105,6 +125,7 @@ int main(int argc, char **argv)
     g3n_tokenizer *tokenizer = NULL;
     g3n_broker *broker = NULL;
     g3n_front_door *door = NULL;
+    g3n_http_server *http_server = NULL;
     int rc = 1;
     if (g3n_config_load(&config, config_path ? config_path : model_dir, &err) != G3N_OK ||
         g3n_tokenizer_load(&tokenizer, tokenizer_path, &err) != G3N_OK ||
@@ -118,6 +139,24 @@ int main(int argc, char **argv)
     if (g3n_front_door_start(&door, broker, &config, tokenizer, &fo, &err) != G3N_OK)
         goto done;
     fprintf(stderr, "g3n-orchestrator: workers connect to %s, clients to %s\n", binds[0], listen);
+    if (http_port >= 0) { /* the HTTP API in front of the same broker (http_server.h) */
+        char name[256];
+        if (!http.model_name && model_dir) {
+            snprintf(name, sizeof(name), "%s", model_dir);
+            size_t n = strlen(name);
+            while (n > 1 && name[n - 1] == '/')
+                name[--n] = '\0';
+            http.model_name = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+        }
+        http.port = http_port;
+        http.quiet = quiet;
+        int eos[G3N_MAX_EOS_IDS], eos_count = 0, found = 0;
+        if ((model_dir && g3n_generation_config_load(model_dir, &http.sampling, eos, &eos_count, &found, &err) !=
+                              G3N_OK) ||
+            g3n_http_server_start(&http_server, broker, &config, tokenizer, &http, &err) != G3N_OK)
+            goto done;
+        fprintf(stderr, "g3n-orchestrator: HTTP API on http://%s:%d\n", http.host, g3n_http_server_port(http_server));
+    }
     while (!g3n_shutdown_requested())
         usleep(50000);
     fprintf(stderr, "g3n-orchestrator: shutting down\n");
@@ -125,6 +164,7 @@ int main(int argc, char **argv)
 done:
     if (rc != 0)
         fprintf(stderr, "g3n-orchestrator: error: %s\n", err.message);
+    g3n_http_server_stop(http_server);
     g3n_front_door_stop(door);
     g3n_broker_stop(broker);
     g3n_tokenizer_free(tokenizer);
