@@ -698,7 +698,7 @@ int g3n_role_open(g3n_role **out, int kind, g3n_weights *weights, const g3n_mode
         rc = g3n_embedder_load(&r->embedder, weights, config, err);
         break;
     case G3N_ROLE_DECODER:
-        rc = g3n_text_model_load(&r->model, weights, config, err);
+        rc = g3n_text_model_load_layers_only(&r->model, weights, config, err); /* no per-layer table */
         if (rc == G3N_OK) {
             r->model_loaded = 1;
             r->sessions = calloc((size_t)r->options.max_sessions, sizeof(*r->sessions));

@@ -201,7 +201,8 @@ static int load_layer(g3n_text_model *m, g3n_text_layer *ly, int l, g3n_error *e
     return G3N_OK;
 }
 
-int g3n_text_model_load(g3n_text_model *m, g3n_weights *weights, const g3n_model_config *config, g3n_error *err)
+static int model_load(g3n_text_model *m, g3n_weights *weights, const g3n_model_config *config, int with_embedder,
+                      g3n_error *err)
 {
     memset(m, 0, sizeof(*m));
     const g3n_text_config *c = &config->text;
@@ -224,7 +225,9 @@ int g3n_text_model_load(g3n_text_model *m, g3n_weights *weights, const g3n_model
     if (m->altup_inputs < 1 || m->altup_inputs > G3N_ALTUP_MAX_INPUTS || m->altup_active != 0)
         return g3n_error_set(err, "text config: altup_num_inputs %d / altup_active_idx %d not supported",
                              m->altup_inputs, m->altup_active);
-    if (g3n_text_embedder_load(&m->embedder, weights, c, err) != G3N_OK)
+    m->has_per_layer_tables = with_embedder;
+    if ((with_embedder ? g3n_text_embedder_load(&m->embedder, weights, c, err)
+                       : g3n_text_embedder_load_embed_tokens(&m->embedder, weights, c, err)) != G3N_OK)
         return g3n_error_prefix(err, "text model");
     m->lm_head = m->embedder.embed_tokens; /* tied (lm_head.weight = embed_tokens.weight) */
 
@@ -264,6 +267,17 @@ int g3n_text_model_load(g3n_text_model *m, g3n_weights *weights, const g3n_model
         return g3n_error_set(err, "text model: out of memory");
     }
     return G3N_OK;
+}
+
+int g3n_text_model_load(g3n_text_model *m, g3n_weights *weights, const g3n_model_config *config, g3n_error *err)
+{
+    return model_load(m, weights, config, 1, err);
+}
+
+int g3n_text_model_load_layers_only(g3n_text_model *m, g3n_weights *weights, const g3n_model_config *config,
+                                    g3n_error *err)
+{
+    return model_load(m, weights, config, 0, err);
 }
 
 void g3n_text_model_free(g3n_text_model *m)
@@ -972,6 +986,9 @@ int g3n_text_session_forward_ids(g3n_text_session *s, const int32_t *ids, int64_
                                  int all_logits, g3n_error *err)
 {
     const g3n_text_model *m = s->model;
+    if (!m->has_per_layer_tables)
+        return g3n_error_set(err, "text forward: this model was loaded without the per-layer tables "
+                                  "(decoder role); its inputs come from the embedder");
     /* validate everything first: a bad id must not leave half a prompt in the cache */
     if (count <= 0)
         return g3n_error_set(err, "text forward: no tokens");

@@ -89,6 +89,7 @@ typedef struct g3n_text_model {
     int num_heads, num_kv_heads, altup_inputs, altup_active;
     int64_t max_intermediate_size;
     g3n_text_embedder embedder;    /* embed_tokens, per-layer tables */
+    int has_per_layer_tables;      /* 0: loaded for the decoder role (inputs from the embedder) */
     g3n_text_layer *layers;        /* [num_layers], owned */
     g3n_matrix altup_projections[G3N_ALTUP_MAX_INPUTS - 1];         /* [D, D] each */
     g3n_matrix altup_unembed_projections[G3N_ALTUP_MAX_INPUTS - 1]; /* [D, D] each */
@@ -104,6 +105,11 @@ typedef struct g3n_text_model {
  * error naming it. */
 int g3n_text_model_load(g3n_text_model *model, g3n_weights *weights, const g3n_model_config *config,
                         g3n_error *err);
+/* The same for a decoder that receives its inputs from the embedder: the
+ * per-layer embedding table and its projection are never mapped or read (on
+ * E2B that is 2 B parameters); g3n_text_session_forward_ids is unavailable. */
+int g3n_text_model_load_layers_only(g3n_text_model *model, g3n_weights *weights, const g3n_model_config *config,
+                                    g3n_error *err);
 void g3n_text_model_free(g3n_text_model *model); /* accepts a zeroed struct */
 
 /* Selects the weights the loaded model computes with (text_weights.c):

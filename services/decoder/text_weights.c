@@ -99,8 +99,9 @@ int g3n_text_model_select_weights(g3n_text_model *m, g3n_weight_format format, c
             add(&list, &m->altup_unembed_projections[i], q, 0, &m->altup_unembed_projections[i],
                 PREFIX "altup_unembed_projections.%d.weight", i);
         }
-        add(&list, &m->embedder.per_layer_model_projection, q, 0, &m->embedder.per_layer_model_projection,
-            PREFIX "per_layer_model_projection.weight", 0);
+        if (m->has_per_layer_tables)
+            add(&list, &m->embedder.per_layer_model_projection, q, 0, &m->embedder.per_layer_model_projection,
+                PREFIX "per_layer_model_projection.weight", 0);
         add(&list, &m->lm_head, q, 0, &m->lm_head, "lm_head.weight (tied embed_tokens)", 0);
     }
 

@@ -19,7 +19,8 @@ static int get_matrix(g3n_weights *weights, const char *name, int64_t rows, int6
     return g3n_matrix_from_tensor(out, &t, err);
 }
 
-int g3n_text_embedder_load(g3n_text_embedder *e, g3n_weights *weights, const g3n_text_config *config, g3n_error *err)
+static int load_tables(g3n_text_embedder *e, g3n_weights *weights, const g3n_text_config *config,
+                       int with_per_layer_tables, g3n_error *err)
 {
     memset(e, 0, sizeof(*e));
     e->vocab_size = config->vocab_size;
@@ -41,6 +42,8 @@ int g3n_text_embedder_load(g3n_text_embedder *e, g3n_weights *weights, const g3n
 
     if (get_matrix(weights, PREFIX "embed_tokens.weight", e->vocab_size, D, &e->embed_tokens, err) != G3N_OK)
         return G3N_ERR;
+    if (!with_per_layer_tables)
+        return G3N_OK;
 
     /* MatFormer slices may keep a wider per-layer table than L*P: use the first L slices. */
     int64_t ple_cols = LP;
@@ -63,6 +66,17 @@ int g3n_text_embedder_load(g3n_text_embedder *e, g3n_weights *weights, const g3n
                             &e->per_layer_projection_norm, err) != G3N_OK)
         return G3N_ERR;
     return G3N_OK;
+}
+
+int g3n_text_embedder_load(g3n_text_embedder *e, g3n_weights *weights, const g3n_text_config *config, g3n_error *err)
+{
+    return load_tables(e, weights, config, 1, err);
+}
+
+int g3n_text_embedder_load_embed_tokens(g3n_text_embedder *e, g3n_weights *weights, const g3n_text_config *config,
+                                        g3n_error *err)
+{
+    return load_tables(e, weights, config, 0, err);
 }
 
 /* Gemma3nTextScaledWordEmbedding.forward for embed_tokens */

@@ -41,6 +41,11 @@ typedef struct g3n_text_embedder {
 int g3n_text_embedder_load(g3n_text_embedder *embedder, g3n_weights *weights, const g3n_text_config *config,
                            g3n_error *err);
 
+/* Only embed_tokens (the decoder's tied head): the per-layer table and its
+ * projection stay unmapped and unread; the per-layer functions must not be used. */
+int g3n_text_embedder_load_embed_tokens(g3n_text_embedder *embedder, g3n_weights *weights,
+                                        const g3n_text_config *config, g3n_error *err);
+
 /* Gemma3nTextScaledWordEmbedding(embed_tokens): out[t] = embed_tokens[id] * sqrt(D).
  * ids must be in [0, vocab_size). out: [count, D]. */
 int g3n_text_embedder_embed_tokens(const g3n_text_embedder *embedder, const int32_t *ids, int64_t count, float *out,

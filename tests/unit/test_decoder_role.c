@@ -1,0 +1,84 @@
+/* The decoder role loads the layer stack without the per-layer embedding table
+ * and its projection (the embedder holds those): it never asks the weight
+ * source for them, computes the same logits from the embedder's inputs as the
+ * full model, and refuses the ids-only shortcut with a clear message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "embedder.h"
+#include "test_util.h"
+#include "text_model.h"
+#include "weights.h"
+
+static void test_layers_only_matches_full_model(void **state)
+{
+    (void)state;
+    char path[1024];
+    g3n_model_config config;
+    g3n_error err = {{0}};
+    assert_int_equal(g3n_config_load(&config, g3n_test_fixture("text-tiny/config.json", path, sizeof(path)), &err),
+                     G3N_OK);
+    g3n_weights *decoder_weights, *embedder_weights;
+    assert_int_equal(g3n_weights_open_synth(&decoder_weights, 11, G3N_DTYPE_BF16, &err), G3N_OK);
+    assert_int_equal(g3n_weights_open_synth(&embedder_weights, 11, G3N_DTYPE_BF16, &err), G3N_OK);
+
+    g3n_text_model layers_only, full;
+    assert_int_equal(g3n_text_model_load_layers_only(&layers_only, decoder_weights, &config, &err), G3N_OK);
+    /* synth generates only what is asked for: the per-layer table never was */
+    const g3n_text_config *t = &config.text;
+    const uint64_t table_bytes =
+        (uint64_t)t->vocab_size_per_layer_input * (uint64_t)t->num_hidden_layers * (uint64_t)t->hidden_size_per_layer_input * 2;
+    const uint64_t decoder_bytes = g3n_weights_allocated_bytes(decoder_weights);
+    assert_int_equal(g3n_text_model_load(&full, embedder_weights, &config, &err), G3N_OK);
+    assert_true(g3n_weights_allocated_bytes(embedder_weights) >= decoder_bytes + table_bytes);
+
+    g3n_embedder embedder;
+    assert_int_equal(g3n_embedder_load(&embedder, embedder_weights, &config, &err), G3N_OK);
+    const int64_t T = 10, D = t->hidden_size, V = t->vocab_size, LP = embedder.per_layer_width;
+    int32_t ids[10] = {2, 17, 99, 4, 250, 3, 77, 1, 0, 42};
+    float *embeds = malloc(sizeof(float) * (size_t)(T * D));
+    float *per_layer = malloc(sizeof(float) * (size_t)(T * LP));
+    float *a = malloc(sizeof(float) * (size_t)(T * V));
+    float *b = malloc(sizeof(float) * (size_t)(T * V));
+    assert_int_equal(g3n_embedder_build(&embedder, ids, T, NULL, 0, 0, T, embeds, per_layer, &err), G3N_OK);
+
+    g3n_text_session *decoder_session, *full_session;
+    assert_int_equal(g3n_text_session_create(&decoder_session, &layers_only, NULL, &err), G3N_OK);
+    assert_int_equal(g3n_text_session_create(&full_session, &full, NULL, &err), G3N_OK);
+    assert_int_equal(g3n_text_session_forward(decoder_session, embeds, per_layer, T, a, 1, &err), G3N_OK);
+    assert_int_equal(g3n_text_session_forward_ids(full_session, ids, T, b, 1, &err), G3N_OK);
+    assert_memory_equal(a, b, sizeof(float) * (size_t)(T * V));
+
+    g3n_text_session_reset(decoder_session);
+    assert_int_equal(g3n_text_session_forward_ids(decoder_session, ids, T, a, 1, &err), G3N_ERR);
+    assert_non_null(strstr(err.message, "per-layer tables"));
+    assert_int_equal(g3n_text_session_position(decoder_session), 0);
+
+    g3n_text_session_free(decoder_session);
+    g3n_text_session_free(full_session);
+    free(embeds);
+    free(per_layer);
+    free(a);
+    free(b);
+    g3n_text_model_free(&layers_only);
+    g3n_text_model_free(&full);
+    g3n_weights_close(decoder_weights);
+    g3n_weights_close(embedder_weights);
+    g3n_config_free(&config);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layers_only_matches_full_model),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
