@@ -25,3 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   echo "setup: all packages present"
 fi
+# The HTTP API's end-to-end test drives the server with the official openai npm client,
+# pinned by tests/http/package-lock.json (node_modules is not committed).
+if command -v npm > /dev/null; then
+  (cd "$(dirname "$0")/../tests/http" && npm ci --no-audit --no-fund --silent) ||
+    echo "setup: npm ci in tests/http failed; the http test will be skipped"
+else
+  echo "setup: npm not found; the http test (tests/http) will be skipped"
+fi
