@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_towers.h"
 #include "commands.h"
 #include "config.h"
 #include "generate.h"
@@ -382,6 +383,8 @@ int g3n_command_bench(int argc, char **argv)
         }
         return bench_matmul(argc - 1, argv + 1);
     }
+    if (g3n_bench_towers_handles(argv[1])) /* vision, audio, gemm: bench_towers.c */
+        return g3n_bench_towers(argc - 1, argv + 1);
     if (strcmp(argv[1], "text") == 0) {
         if (g3n_wants_help(argc - 1, argv + 1)) {
             usage(stdout);

@@ -1,0 +1,546 @@
+/* bench_towers.c - `g3n bench vision`, `g3n bench audio`, `g3n bench gemm`:
+ * the towers' speed (issue 8: a 768x768 image in <= 2 s, 30 s of audio in
+ * <= 1 s on 2 threads) at each compute precision, with what the machine gave
+ * us (load average, the CPU share the process actually got) since the hosts
+ * are shared; and the packed GEMM against g3n_matmul on the towers' shapes. */
+#include "bench_towers.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "audio_config.h"
+#include "audio_encoder.h"
+#include "audio_features.h"
+#include "commands.h"
+#include "config.h"
+#include "gemm_packed.h"
+#include "matmul.h"
+#include "ops.h"
+#include "synth.h"
+#include "vision_encoder.h"
+#include "weights.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: g3n bench vision (--model DIR | --synth CONFIG:SEED) [--precision f32,bf16] [--threads N]\n"
+            "                        [--repeat R] [--json]\n"
+            "       g3n bench audio  (--model DIR | --synth CONFIG:SEED) [--seconds S] [--precision f32,bf16]\n"
+            "                        [--threads N] [--repeat R] [--json]\n"
+            "       g3n bench gemm   [--shapes MxKxN,...] [--threads N] [--repeat R] [--json]\n"
+            "\n"
+            "vision: seconds per image (tower + embed_vision) at the config's image size (768x768),\n"
+            "        from synthetic pixels; median/min/max of R runs (default 3) after one warm-up.\n"
+            "audio:  the audio tower on S seconds (default 30) of a synthetic 16 kHz clip: log-mel\n"
+            "        features once, then the conformer encoder R times; real-time factor =\n"
+            "        encoder seconds / audio seconds (< 1 is faster than real time).\n"
+            "gemm:   GFLOP/s of y = x·Wᵀ on bf16 weights: g3n_matmul against g3n_gemm_packed\n"
+            "        (f32 exact and bf16 compute), best of R (default 5); default shapes are the\n"
+            "        towers' (vision 1x1 convs at 48x48 and 96x96, audio conformer chunks).\n"
+            "Each precision in --precision is measured (default both: f32 = the exact path,\n"
+            "bf16 = AVX512-BF16 products, whose output is compared with f32's as rel-L2).\n"
+            "The host is shared: the report gives the load average and the CPU share the run got\n"
+            "(process CPU time / (wall time x threads)); OMP_WAIT_POLICY=passive suits loaded hosts.\n");
+}
+
+int g3n_bench_towers_handles(const char *name)
+{
+    return strcmp(name, "vision") == 0 || strcmp(name, "audio") == 0 || strcmp(name, "gemm") == 0;
+}
+
+/* ---- measuring on a shared host ---- */
+
+typedef struct run_meter {
+    double wall, cpu;
+} run_meter;
+
+static double process_cpu_seconds(void)
+{
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u) != 0)
+        return 0.0;
+    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
+           1e-6 * (double)u.ru_stime.tv_usec;
+}
+
+static run_meter meter_start(void)
+{
+    run_meter m = {g3n_now_seconds(), process_cpu_seconds()};
+    return m;
+}
+
+/* Seconds since start; *share = CPU time / (wall x threads). */
+static double meter_stop(run_meter m, double *share)
+{
+    double wall = g3n_now_seconds() - m.wall, cpu = process_cpu_seconds() - m.cpu;
+    *share = wall > 0.0 ? cpu / (wall * g3n_get_threads()) : 0.0;
+    return wall;
+}
+
+static double load_average(void)
+{
+    double load = -1.0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1)
+            load = -1.0;
+        fclose(f);
+    }
+    return load;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct summary {
+    double median, min, max, share;
+} summary;
+
+static summary summarise(double *seconds, double *shares, int count)
+{
+    double share = 0.0;
+    for (int i = 0; i < count; i++)
+        share += shares[i];
+    qsort(seconds, (size_t)count, sizeof(double), compare_doubles);
+    summary s = {count % 2 ? seconds[count / 2] : 0.5 * (seconds[count / 2 - 1] + seconds[count / 2]), seconds[0],
+                 seconds[count - 1], share / count};
+    return s;
+}
+
+static double rel_l2(const float *a, const float *b, int64_t count)
+{
+    double diff = 0.0, norm = 0.0;
+    for (int64_t i = 0; i < count; i++) {
+        double d = (double)a[i] - b[i];
+        diff += d * d;
+        norm += (double)b[i] * b[i];
+    }
+    return norm > 0.0 ? sqrt(diff / norm) : sqrt(diff);
+}
+
+/* ---- options ---- */
+
+typedef struct bench_options {
+    const char *model_dir, *synth_spec, *shapes;
+    g3n_precision precisions[2];
+    int precision_count;
+    int threads, repeat, json;
+    double seconds;
+} bench_options;
+
+static int parse_options(int argc, char **argv, bench_options *o, const char *name)
+{
+    memset(o, 0, sizeof *o);
+    o->precisions[0] = G3N_PRECISION_F32;
+    o->precisions[1] = G3N_PRECISION_BF16;
+    o->precision_count = 2;
+    o->repeat = strcmp(name, "gemm") == 0 ? 5 : 3;
+    o->seconds = 30.0;
+    g3n_error err = {{0}};
+    for (int i = 1; i < argc; i++) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--model") == 0 && value)
+            o->model_dir = argv[++i];
+        else if (strcmp(argv[i], "--synth") == 0 && value)
+            o->synth_spec = argv[++i];
+        else if (strcmp(argv[i], "--shapes") == 0 && value)
+            o->shapes = argv[++i];
+        else if (strcmp(argv[i], "--threads") == 0 && value)
+            o->threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--repeat") == 0 && value)
+            o->repeat = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--seconds") == 0 && value)
+            o->seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--json") == 0)
+            o->json = 1;
+        else if (strcmp(argv[i], "--precision") == 0 && value) {
+            char list[64];
+            snprintf(list, sizeof list, "%s", argv[++i]);
+            o->precision_count = 0;
+            for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+                if (o->precision_count == 2 || g3n_precision_parse(p, &o->precisions[o->precision_count], &err) != G3N_OK) {
+                    fprintf(stderr, "g3n bench %s: error: --precision: %s\n", name,
+                            err.message[0] ? err.message : "at most two precisions");
+                    return 2;
+                }
+                o->precision_count++;
+            }
+        } else {
+            fprintf(stderr, "g3n bench %s: error: unknown or incomplete option '%s' (see --help)\n", name, argv[i]);
+            return 2;
+        }
+    }
+    if (o->repeat < 1 || o->precision_count < 1 || !(o->seconds > 0.0)) {
+        fprintf(stderr, "g3n bench %s: error: --repeat, --precision and --seconds must be positive\n", name);
+        return 2;
+    }
+    if (strcmp(name, "gemm") != 0 && (o->model_dir == NULL) == (o->synth_spec == NULL)) {
+        fprintf(stderr, "g3n bench %s: error: give exactly one of --model DIR or --synth CONFIG:SEED\n", name);
+        return 2;
+    }
+    if (o->threads > 0)
+        g3n_set_threads(o->threads);
+    return 0;
+}
+
+/* Config + weights from --model or --synth (synth in bf16, as a checkpoint stores them). */
+static int open_model(const bench_options *o, g3n_model_config *config, g3n_weights **weights, g3n_error *err)
+{
+    if (o->model_dir)
+        return g3n_config_load(config, o->model_dir, err) != G3N_OK ||
+                       g3n_weights_open_checkpoint(weights, o->model_dir, err) != G3N_OK
+                   ? G3N_ERR
+                   : G3N_OK;
+    char config_path[1024];
+    uint64_t seed;
+    if (g3n_parse_synth_spec(o->synth_spec, config_path, sizeof config_path, &seed, err) != G3N_OK ||
+        g3n_config_load(config, config_path, err) != G3N_OK ||
+        g3n_weights_open_synth(weights, seed, G3N_DTYPE_BF16, err) != G3N_OK)
+        return G3N_ERR;
+    return G3N_OK;
+}
+
+static void print_header(const char *what, const bench_options *o, const g3n_weights *weights)
+{
+    if (!o->json)
+        printf("%s (%s), %d threads, %s kernels, load average %.2f at start\n", what,
+               weights ? g3n_weights_describe(weights) : "synthetic", g3n_get_threads(), g3n_isa_name(g3n_isa_active()),
+               load_average());
+}
+
+/* ---- vision ---- */
+
+static int bench_vision(const bench_options *o)
+{
+    g3n_error err = {{0}};
+    g3n_model_config config = {0};
+    g3n_weights *weights = NULL;
+    float *pixels = NULL, *tower[2] = {NULL, NULL}, *embeds = NULL;
+    int status = 1;
+    double *seconds = malloc(sizeof(double) * (size_t)o->repeat), *shares = malloc(sizeof(double) * (size_t)o->repeat);
+    if (!seconds || !shares || open_model(o, &config, &weights, &err) != G3N_OK)
+        goto done;
+    print_header("vision tower", o, weights);
+    if (o->json)
+        printf("{\"benchmark\":\"vision\",\"threads\":%d,\"load_average_start\":%.2f,\"runs\":[", g3n_get_threads(),
+               load_average());
+    for (int pi = 0; pi < o->precision_count; pi++) {
+        g3n_precision precision = o->precisions[pi];
+        g3n_vision_encoder *encoder = NULL;
+        double t0 = g3n_now_seconds();
+        if (g3n_vision_encoder_load_precision(&encoder, &config, weights, precision, &err) != G3N_OK)
+            goto done;
+        double load_seconds = g3n_now_seconds() - t0;
+        const g3n_vision_config *vc = g3n_vision_encoder_config(encoder);
+        int side = (int)vc->image_size;
+        int64_t plane = (int64_t)side * side, tokens = vc->soft_tokens * vc->hidden_size;
+        int64_t embed_count = vc->soft_tokens * g3n_vision_encoder_text_hidden(encoder);
+        if (!pixels) {
+            pixels = malloc(sizeof(float) * (size_t)(3 * plane));
+            embeds = malloc(sizeof(float) * (size_t)embed_count);
+            if (!pixels || !embeds) {
+                g3n_vision_encoder_free(encoder);
+                g3n_error_set(&err, "out of memory");
+                goto done;
+            }
+            for (int64_t i = 0; i < 3 * plane; i++) /* smooth gradients + a little texture, in [0, 1] */
+                pixels[i] = 0.5f + 0.4f * sinf(0.013f * (float)(i % side) + 0.029f * (float)((i / side) % side) +
+                                               1.7f * (float)(i / plane)) * cosf(0.31f * (float)(i % 7));
+        }
+        tower[pi] = malloc(sizeof(float) * (size_t)tokens);
+        int ok = tower[pi] != NULL &&
+                 g3n_vision_encoder_encode(encoder, pixels, 1, side, side, tower[pi], embeds, &err) == G3N_OK;
+        for (int r = 0; ok && r < o->repeat; r++) {
+            run_meter m = meter_start();
+            ok = g3n_vision_encoder_encode(encoder, pixels, 1, side, side, tower[pi], embeds, &err) == G3N_OK;
+            seconds[r] = meter_stop(m, &shares[r]);
+        }
+        g3n_vision_encoder_free(encoder);
+        if (!ok)
+            goto done;
+        summary s = summarise(seconds, shares, o->repeat);
+        double accuracy = pi > 0 && tower[0] ? rel_l2(tower[pi], tower[0], tokens) : 0.0;
+        if (o->json)
+            printf("%s{\"precision\":\"%s\",\"image\":%d,\"seconds_median\":%.4f,\"seconds_min\":%.4f,"
+                   "\"seconds_max\":%.4f,\"cpu_share\":%.3f,\"load_seconds\":%.2f,\"tower_rel_l2_vs_f32\":%.3e}",
+                   pi ? "," : "", g3n_precision_name(precision), side, s.median, s.min, s.max, s.share, load_seconds,
+                   accuracy);
+        else {
+            printf("  %-5s %dx%d: %.3f s per image (median of %d; min %.3f, max %.3f), cpu share %.0f%%, load/pack "
+                   "%.1f s",
+                   g3n_precision_name(precision), side, side, s.median, o->repeat, s.min, s.max, 100.0 * s.share,
+                   load_seconds);
+            if (pi > 0)
+                printf(", tower rel-L2 vs f32 %.2e", accuracy);
+            printf("\n");
+        }
+    }
+    if (o->json)
+        printf("],\"load_average_end\":%.2f}\n", load_average());
+    else
+        printf("  load average %.2f at end\n", load_average());
+    status = 0;
+done:
+    if (status != 0)
+        fprintf(stderr, "g3n bench vision: error: %s\n", err.message);
+    free(seconds);
+    free(shares);
+    free(pixels);
+    free(tower[0]);
+    free(tower[1]);
+    free(embeds);
+    g3n_weights_close(weights);
+    g3n_config_free(&config);
+    return status;
+}
+
+/* ---- audio ---- */
+
+static int bench_audio(const bench_options *o)
+{
+    g3n_error err = {{0}};
+    g3n_model_config config = {0};
+    g3n_weights *weights = NULL;
+    g3n_audio_config audio;
+    g3n_audio_feature_config fc;
+    g3n_audio_feature_config_default(&fc);
+    g3n_audio_features *extractor = NULL;
+    float *samples = NULL, *features = NULL, *out[2] = {NULL, NULL};
+    uint8_t *mask = NULL, *padding = NULL;
+    int status = 1;
+    double *seconds = malloc(sizeof(double) * (size_t)o->repeat), *shares = malloc(sizeof(double) * (size_t)o->repeat);
+    if (!seconds || !shares || open_model(o, &config, &weights, &err) != G3N_OK)
+        goto done;
+    if (o->model_dir) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/preprocessor_config.json", o->model_dir);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            fclose(f);
+            if (g3n_audio_feature_config_load(&fc, path, &err) != G3N_OK)
+                goto done;
+        }
+    }
+    if (g3n_audio_config_parse(&audio, &config, &err) != G3N_OK ||
+        g3n_audio_features_create(&extractor, &fc, &err) != G3N_OK)
+        goto done;
+    int64_t count = (int64_t)(o->seconds * fc.sampling_rate);
+    samples = malloc(sizeof(float) * (size_t)(count > 0 ? count : 1));
+    if (!samples) {
+        g3n_error_set(&err, "out of memory");
+        goto done;
+    }
+    uint64_t state = 0x9E3779B97F4A7C15ull;
+    for (int64_t i = 0; i < count; i++) { /* a gliding tone, a formant-ish pair and noise */
+        double t = (double)i / fc.sampling_rate;
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        double noise = ((double)(state >> 40) / (double)(1ull << 24)) - 0.5;
+        samples[i] = (float)(0.3 * sin(2 * M_PI * (220.0 + 40.0 * sin(0.7 * t)) * t) +
+                             0.1 * sin(2 * M_PI * 1250.0 * t) * (0.5 + 0.5 * sin(3.0 * t)) + 0.05 * noise);
+    }
+    print_header("audio tower", o, weights);
+    const float *clips[1] = {samples};
+    int64_t frames = 0;
+    run_meter fm = meter_start();
+    if (g3n_audio_features_batch(extractor, clips, &count, 1, &features, &mask, &frames, &err) != G3N_OK)
+        goto done;
+    double feature_share, feature_seconds = meter_stop(fm, &feature_share);
+    int64_t tokens = g3n_audio_encoder_token_count(&audio, frames);
+    padding = malloc((size_t)frames);
+    if (!padding) {
+        g3n_error_set(&err, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < frames; i++)
+        padding[i] = !mask[i];
+    if (o->json)
+        printf("{\"benchmark\":\"audio\",\"threads\":%d,\"audio_seconds\":%.2f,\"frames\":%lld,\"tokens\":%lld,"
+               "\"features_seconds\":%.4f,\"load_average_start\":%.2f,\"runs\":[",
+               g3n_get_threads(), o->seconds, (long long)frames, (long long)tokens, feature_seconds, load_average());
+    else
+        printf("  %.1f s of audio: %lld feature frames -> %lld tokens; features %.3f s\n", o->seconds,
+               (long long)frames, (long long)tokens, feature_seconds);
+    for (int pi = 0; pi < o->precision_count; pi++) {
+        g3n_precision precision = o->precisions[pi];
+        g3n_audio_encoder encoder;
+        double t0 = g3n_now_seconds();
+        if (g3n_audio_encoder_load_precision(&encoder, &audio, weights, precision, &err) != G3N_OK)
+            goto done;
+        double load_seconds = g3n_now_seconds() - t0;
+        out[pi] = malloc(sizeof(float) * (size_t)(tokens * audio.hidden_size));
+        int ok = out[pi] != NULL &&
+                 g3n_audio_encoder_encode(&encoder, features, padding, frames, out[pi], NULL, &err) == G3N_OK;
+        for (int r = 0; ok && r < o->repeat; r++) {
+            run_meter m = meter_start();
+            ok = g3n_audio_encoder_encode(&encoder, features, padding, frames, out[pi], NULL, &err) == G3N_OK;
+            seconds[r] = meter_stop(m, &shares[r]);
+        }
+        g3n_audio_encoder_free(&encoder);
+        if (!ok)
+            goto done;
+        summary s = summarise(seconds, shares, o->repeat);
+        double accuracy = pi > 0 && out[0] ? rel_l2(out[pi], out[0], tokens * audio.hidden_size) : 0.0;
+        if (o->json)
+            printf("%s{\"precision\":\"%s\",\"seconds_median\":%.4f,\"seconds_min\":%.4f,\"seconds_max\":%.4f,"
+                   "\"real_time_factor\":%.4f,\"cpu_share\":%.3f,\"load_seconds\":%.2f,\"rel_l2_vs_f32\":%.3e}",
+                   pi ? "," : "", g3n_precision_name(precision), s.median, s.min, s.max, s.median / o->seconds,
+                   s.share, load_seconds, accuracy);
+        else {
+            printf("  %-5s encoder %.3f s (median of %d; min %.3f, max %.3f): real-time factor %.3f, cpu share "
+                   "%.0f%%, load/pack %.1f s",
+                   g3n_precision_name(precision), s.median, o->repeat, s.min, s.max, s.median / o->seconds,
+                   100.0 * s.share, load_seconds);
+            if (pi > 0)
+                printf(", rel-L2 vs f32 %.2e", accuracy);
+            printf("\n");
+        }
+    }
+    if (o->json)
+        printf("],\"load_average_end\":%.2f}\n", load_average());
+    else
+        printf("  load average %.2f at end\n", load_average());
+    status = 0;
+done:
+    if (status != 0)
+        fprintf(stderr, "g3n bench audio: error: %s\n", err.message);
+    free(seconds);
+    free(shares);
+    free(samples);
+    free(features);
+    free(mask);
+    free(padding);
+    free(out[0]);
+    free(out[1]);
+    g3n_audio_features_free(extractor);
+    g3n_audio_feature_config_free(&fc);
+    g3n_weights_close(weights);
+    g3n_config_free(&config);
+    return status;
+}
+
+/* ---- gemm ---- */
+
+static double best_seconds(int repeat, void (*run)(void *), void *user)
+{
+    run(user); /* warm-up */
+    double best = 1e30;
+    for (int r = 0; r < repeat; r++) {
+        double t0 = g3n_now_seconds();
+        run(user);
+        double t = g3n_now_seconds() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+typedef struct gemm_case {
+    const float *x;
+    int64_t m;
+    const g3n_matrix *w;
+    const g3n_packed_matrix *packed;
+    float *y;
+} gemm_case;
+
+static void run_matmul(void *user)
+{
+    gemm_case *c = user;
+    g3n_matmul(c->x, c->m, (size_t)c->w->cols, c->w, c->y, (size_t)c->w->rows);
+}
+
+static void run_packed(void *user)
+{
+    gemm_case *c = user;
+    g3n_gemm_packed(c->x, c->m, (size_t)c->w->cols, c->packed, c->y, (size_t)c->w->rows, NULL);
+}
+
+static int bench_gemm(const bench_options *o)
+{
+    const char *shapes = o->shapes ? o->shapes : "2304x640x2560,2304x2560x640,9216x256x1024,96x1536x6144,96x6144x1536";
+    print_header("gemm, bf16 weights", o, NULL);
+    if (o->json)
+        printf("{\"benchmark\":\"gemm\",\"threads\":%d,\"shapes\":[", g3n_get_threads());
+    else
+        printf("  %-18s %14s %14s %14s  (GFLOP/s, best of %d)\n", "M x K x N", "g3n_matmul", "packed f32",
+               "packed bf16", o->repeat);
+    int first = 1;
+    for (const char *p = shapes; *p;) {
+        long long m, k, n;
+        int used = 0;
+        if (sscanf(p, "%lldx%lldx%lld%n", &m, &k, &n, &used) != 3 || m < 1 || k < 1 || n < 1) {
+            fprintf(stderr, "g3n bench gemm: error: bad shape list '%s' (want MxKxN,...)\n", p);
+            return 2;
+        }
+        p += used;
+        if (*p == ',')
+            p++;
+        float *x = malloc(sizeof(float) * (size_t)(m * k)), *y = malloc(sizeof(float) * (size_t)(m * n));
+        uint16_t *w = malloc(sizeof(uint16_t) * (size_t)(n * k));
+        if (!x || !y || !w) {
+            free(x);
+            free(y);
+            free(w);
+            fprintf(stderr, "g3n bench gemm: error: out of memory\n");
+            return 1;
+        }
+        int64_t x_shape[2] = {m, k}, w_shape[2] = {n, k};
+        g3n_synth_fill_f32("bench.x", 2, x_shape, 1, 0, m * k, x);
+        g3n_synth_fill_bf16("bench.w", 2, w_shape, 1, 0, n * k, w);
+        g3n_matrix matrix = {G3N_DTYPE_BF16, n, k, (size_t)k * sizeof(uint16_t), w};
+        g3n_packed_matrix exact = {0}, fast = {0};
+        g3n_error err = {{0}};
+        if (g3n_packed_matrix_pack(&exact, &matrix, G3N_PRECISION_F32, &err) != G3N_OK ||
+            g3n_packed_matrix_pack(&fast, &matrix, G3N_PRECISION_BF16, &err) != G3N_OK) {
+            fprintf(stderr, "g3n bench gemm: error: %s\n", err.message);
+            return 1;
+        }
+        gemm_case c = {x, m, &matrix, &exact, y};
+        double flop = 2.0 * (double)m * (double)k * (double)n;
+        double rate_matmul = flop / best_seconds(o->repeat, run_matmul, &c) / 1e9;
+        double rate_exact = flop / best_seconds(o->repeat, run_packed, &c) / 1e9;
+        c.packed = &fast;
+        double rate_fast = flop / best_seconds(o->repeat, run_packed, &c) / 1e9;
+        if (o->json)
+            printf("%s{\"m\":%lld,\"k\":%lld,\"n\":%lld,\"matmul_gflops\":%.2f,\"packed_f32_gflops\":%.2f,"
+                   "\"packed_bf16_gflops\":%.2f}",
+                   first ? "" : ",", m, k, n, rate_matmul, rate_exact, rate_fast);
+        else {
+            char label[64];
+            snprintf(label, sizeof label, "%lldx%lldx%lld", m, k, n);
+            printf("  %-18s %14.1f %14.1f %14.1f\n", label, rate_matmul, rate_exact, rate_fast);
+        }
+        first = 0;
+        g3n_packed_matrix_free(&exact);
+        g3n_packed_matrix_free(&fast);
+        free(x);
+        free(y);
+        free(w);
+    }
+    if (o->json)
+        printf("],\"load_average\":%.2f}\n", load_average());
+    else
+        printf("  load average %.2f at end\n", load_average());
+    return 0;
+}
+
+int g3n_bench_towers(int argc, char **argv)
+{
+    if (g3n_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    bench_options o;
+    int rc = parse_options(argc, argv, &o, argv[0]);
+    if (rc != 0)
+        return rc;
+    if (strcmp(argv[0], "vision") == 0)
+        return bench_vision(&o);
+    if (strcmp(argv[0], "audio") == 0)
+        return bench_audio(&o);
+    return bench_gemm(&o);
+}
