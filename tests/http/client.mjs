@@ -7,7 +7,9 @@ import path from 'node:path';
 import OpenAI, { toFile } from 'openai';
 
 const [baseURL, repo] = process.argv.slice(2);
-const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120000 });
+// G3N_HTTP_TIMEOUT_MS: more time for sanitizer builds (the vision tower is slow there)
+const timeout = Number(process.env.G3N_HTTP_TIMEOUT_MS ?? 120000);
+const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: 'unused', maxRetries: 0, timeout });
 let failures = 0;
 function check(ok, what) {
   console.log(`${ok ? 'PASS' : 'FAIL'} ${what}`);
