@@ -256,7 +256,9 @@ int g3n_command_serve(int argc, char **argv)
     g3n_role_options ro;
     memset(&ro, 0, sizeof(ro));
     ro.model_dir = model_dir;
-    ro.max_sessions = http.max_sessions;
+    /* headroom over the HTTP limit: the decoder evicts its least recently used idle session when
+     * full, and a session whose EndSession is still on its way must not push out a live one */
+    ro.max_sessions = 2 * http.max_sessions + 2;
     unsigned mask = (1u << G3N_ROLE_VISION_ENCODER) | (1u << G3N_ROLE_AUDIO_ENCODER) | (1u << G3N_ROLE_EMBEDDER) |
                     (1u << G3N_ROLE_DECODER);
     if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro, mask, &transport, &err) != G3N_OK)
