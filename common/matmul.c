@@ -288,13 +288,15 @@ static void matmul_quant(const float *x, int64_t m, size_t x_stride, const g3n_m
         return;
     }
     const quant_kernel kernel = pick_quant_kernel();
-    const int64_t n = w->rows, block = m > 4 ? 32 : 16;
+    /* Blocks of weight rows that stay in L1/L2 while every 8-row slice of x
+     * passes over them; one token: small blocks, so both threads get work. */
+    const int64_t n = w->rows, block = m > 8 ? 32 : 16;
     const int64_t blocks = (n + block - 1) / block;
 #pragma omp parallel for schedule(dynamic, 4) if (n * w->cols > 32768)
     for (int64_t b = 0; b < blocks; b++) {
         const int64_t j0 = b * block, j1 = j0 + block < n ? j0 + block : n;
-        for (int64_t i = 0; i < m; i += 4) {
-            const int64_t rows = m - i < 4 ? m - i : 4;
+        for (int64_t i = 0; i < m; i += 8) {
+            const int64_t rows = m - i < 8 ? m - i : 8;
             kernel(a, i, rows, w, y + (size_t)i * y_stride, y_stride, j0, j1);
         }
     }
@@ -333,7 +335,15 @@ void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows,
 
 void g3n_matrix_combine_rows(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count, float *y)
 {
-    const int64_t cols = w->cols, slice = 256;
+    const int64_t cols = w->cols;
+    if (is_quant(w->dtype) && g3n_isa_active() == G3N_ISA_AVX512) {
+        const int64_t groups = g3n_quant_groups(cols);
+#pragma omp parallel for schedule(static) if (count * cols > 32768)
+        for (int64_t g = 0; g < groups; g++)
+            g3n_quant_combine_group_avx512(w, rows, coefs, count, g, y + g * G3N_QUANT_GROUP);
+        return;
+    }
+    const int64_t slice = 256;
     const int64_t slices = (cols + slice - 1) / slice;
     const size_t element = g3n_dtype_size(w->dtype);
 #pragma omp parallel for schedule(static) if (count * cols > 32768)

@@ -74,13 +74,29 @@ int g3n_quant_supported(g3n_dtype dtype, int64_t cols)
 
 static size_t scales_bytes(int64_t cols)
 {
-    return round_up((size_t)(cols / G3N_QUANT_BLOCK) * sizeof(uint16_t), 64);
+    return g3n_quant_scales_bytes(cols);
 }
 
 size_t g3n_quant_row_bytes(g3n_dtype dtype, int64_t cols)
 {
     size_t data = dtype == G3N_DTYPE_Q8 ? (size_t)cols : (size_t)cols / 2;
-    return scales_bytes(cols) + round_up(data, 64);
+    const int short_group = (cols / G3N_QUANT_BLOCK) % G3N_QUANT_GROUP_BLOCKS != 0;
+    return scales_bytes(cols) + round_up(data, 64) + (short_group ? 64 : 0);
+}
+
+/* Where weight `col` of a row lives in its quants (group layout, quant.h):
+ * the byte offset, and for Q4 the nibble (0: low, 1: high). */
+static inline size_t weight_offset(g3n_dtype dtype, int64_t cols, int64_t col, int *nibble)
+{
+    const int64_t group = col / G3N_QUANT_GROUP, within = col % G3N_QUANT_GROUP;
+    const int64_t block = within / G3N_QUANT_BLOCK, index = within % G3N_QUANT_BLOCK;
+    const int64_t vector_bytes = 4 * (int64_t)g3n_quant_group_blocks(cols, group);
+    if (dtype == G3N_DTYPE_Q8) {
+        *nibble = 0;
+        return (size_t)(group * G3N_QUANT_GROUP + (index / 4) * vector_bytes + 4 * block + index % 4);
+    }
+    *nibble = (int)(index / 16);
+    return (size_t)(group * (G3N_QUANT_GROUP / 2) + ((index % 16) / 4) * vector_bytes + 4 * block + index % 4);
 }
 
 /* One row: f32 values -> scales + quants. */
@@ -106,16 +122,16 @@ static void quantize_row(g3n_dtype dtype, const float *x, int64_t cols, uint8_t 
         scales[b] = d16;
         for (int i = 0; i < G3N_QUANT_BLOCK; i++) {
             const int64_t col = b * G3N_QUANT_BLOCK + i;
+            int nibble;
+            uint8_t *byte = q + weight_offset(dtype, cols, col, &nibble);
             if (dtype == G3N_DTYPE_Q8) {
                 int value = (int)nearbyintf(v[i] * inverse);
                 value = value > 127 ? 127 : value < -127 ? -127 : value;
-                q[col] = (uint8_t)(value + 128);
+                *byte = (uint8_t)(value + 128);
             } else {
                 int value = (int)nearbyintf(v[i] * inverse) + 8;
                 value = value > 15 ? 15 : value < 0 ? 0 : value;
-                const int64_t chunk = col / G3N_QUANT_CHUNK, within = col % G3N_QUANT_CHUNK;
-                uint8_t *byte = q + chunk * 32 + (within % 32);
-                *byte |= (uint8_t)(within < 32 ? value : value << 4);
+                *byte |= (uint8_t)(nibble ? value << 4 : value);
             }
         }
     }
@@ -163,13 +179,14 @@ g3n_matrix g3n_transpose_matrix(const g3n_matrix *src, void *dst)
     return out;
 }
 
-static inline int weight_value(g3n_dtype dtype, const uint8_t *q, int64_t col)
+/* Weight `col` of a row's quants, without the offset (q - 128 or q - 8). */
+static inline int weight_value(g3n_dtype dtype, int64_t cols, const uint8_t *q, int64_t col)
 {
+    int nibble;
+    const uint8_t byte = q[weight_offset(dtype, cols, col, &nibble)];
     if (dtype == G3N_DTYPE_Q8)
-        return (int)q[col] - 128;
-    const int64_t chunk = col / G3N_QUANT_CHUNK, within = col % G3N_QUANT_CHUNK;
-    const uint8_t byte = q[chunk * 32 + (within % 32)];
-    return (within < 32 ? (byte & 15) : (byte >> 4)) - 8;
+        return (int)byte - 128;
+    return (nibble ? (byte >> 4) : (byte & 15)) - 8;
 }
 
 void g3n_quant_row_slice_to_f32(const g3n_matrix *w, int64_t row, int64_t c0, int64_t c1, float *out)
@@ -180,7 +197,7 @@ void g3n_quant_row_slice_to_f32(const g3n_matrix *w, int64_t row, int64_t c0, in
     for (int64_t b = c0 / G3N_QUANT_BLOCK; b < c1 / G3N_QUANT_BLOCK; b++) {
         const float d = g3n_f16_to_f32(scales[b]);
         for (int64_t c = b * G3N_QUANT_BLOCK; c < (b + 1) * G3N_QUANT_BLOCK; c++)
-            out[c - c0] = d * (float)weight_value(w->dtype, q, c);
+            out[c - c0] = d * (float)weight_value(w->dtype, w->cols, q, c);
     }
 }
 
@@ -200,11 +217,10 @@ void g3n_quant_activations_free(g3n_quant_activations *a)
 int g3n_quant_activations_prepare(g3n_quant_activations *a, const float *x, int64_t rows, size_t x_stride,
                                   int64_t cols, g3n_dtype dtype)
 {
-    const int64_t chunks = cols / G3N_QUANT_CHUNK, blocks = cols / G3N_QUANT_BLOCK;
-    const size_t values = round_up((size_t)(rows * cols), 64);
-    const size_t lanes = (size_t)(rows * chunks) * 16;
-    const size_t block_scales = round_up((size_t)(rows * blocks) * sizeof(float), 64);
-    const size_t bytes = values + lanes * sizeof(int32_t) + lanes * sizeof(float) + block_scales;
+    const int64_t groups = g3n_quant_groups(cols), blocks = cols / G3N_QUANT_BLOCK;
+    const size_t values = (size_t)(rows * groups) * G3N_QUANT_GROUP;
+    const size_t lanes = (size_t)(rows * groups) * G3N_QUANT_GROUP_BLOCKS;
+    const size_t bytes = values + lanes * sizeof(int32_t) + lanes * sizeof(float);
     if (bytes > a->capacity) {
         g3n_aligned_free(a->memory);
         a->memory = g3n_aligned_alloc(bytes);
@@ -214,35 +230,36 @@ int g3n_quant_activations_prepare(g3n_quant_activations *a, const float *x, int6
     }
     a->rows = rows;
     a->cols = cols;
-    a->chunks = chunks;
+    a->groups = groups;
     a->values = a->memory;
     a->start = (int32_t *)((char *)a->memory + values);
-    a->scales = (float *)(a->start + lanes);
-    a->block_scales = a->scales + lanes;
+    a->block_scales = (float *)(a->start + lanes);
     const int offset = dtype == G3N_DTYPE_Q8 ? 128 : 8;
-#pragma omp parallel for schedule(static) if (rows > 1)
+#pragma omp parallel for schedule(static) if (rows >= 4)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * x_stride;
-        int8_t *q = a->values + r * cols;
-        float *bs = a->block_scales + r * blocks;
+        int8_t *q = a->values + (size_t)r * (size_t)groups * G3N_QUANT_GROUP;
+        int32_t *start = a->start + r * groups * G3N_QUANT_GROUP_BLOCKS;
+        float *bs = a->block_scales + r * groups * G3N_QUANT_GROUP_BLOCKS;
+        memset(q, 0, (size_t)groups * G3N_QUANT_GROUP);
+        memset(start, 0, sizeof(int32_t) * (size_t)(groups * G3N_QUANT_GROUP_BLOCKS));
+        memset(bs, 0, sizeof(float) * (size_t)(groups * G3N_QUANT_GROUP_BLOCKS));
         for (int64_t b = 0; b < blocks; b++) {
             const float *v = xr + b * G3N_QUANT_BLOCK;
             float amax = 0.0f;
             for (int i = 0; i < G3N_QUANT_BLOCK; i++)
                 amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
-            const float d = amax / 127.0f, inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
-            bs[b] = d;
-            for (int i = 0; i < G3N_QUANT_BLOCK; i++)
-                q[b * G3N_QUANT_BLOCK + i] = (int8_t)nearbyintf(v[i] * inverse);
-        }
-        for (int64_t c = 0; c < chunks; c++) {
-            int32_t *start = a->start + (r * chunks + c) * 16;
-            float *scale = a->scales + (r * chunks + c) * 16;
-            for (int lane = 0; lane < 16; lane++) {
-                const int8_t *p = q + c * G3N_QUANT_CHUNK + lane * 4;
-                start[lane] = -offset * ((int32_t)p[0] + p[1] + p[2] + p[3]);
-                scale[lane] = bs[2 * c + (lane >= 8)];
+            const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
+            bs[b] = amax / 127.0f;
+            /* block b = lane l of group G: its bytes 4k..4k+3 go to vector k */
+            int8_t *dst = q + (b / G3N_QUANT_GROUP_BLOCKS) * G3N_QUANT_GROUP + 4 * (b % G3N_QUANT_GROUP_BLOCKS);
+            int32_t sum = 0;
+            for (int i = 0; i < G3N_QUANT_BLOCK; i++) {
+                const int value = (int)lrintf(v[i] * inverse);
+                dst[(i / 4) * 64 + i % 4] = (int8_t)value;
+                sum += value;
             }
+            start[b] = -offset * sum;
         }
     }
     return G3N_OK;
@@ -253,20 +270,21 @@ int g3n_quant_activations_prepare(g3n_quant_activations *a, const float *x, int6
 void g3n_quant_dot_portable(const g3n_quant_activations *a, int64_t row0, int64_t rows, const g3n_matrix *w,
                             float *y, size_t y_stride, int64_t j0, int64_t j1)
 {
-    const int64_t cols = w->cols, blocks = cols / G3N_QUANT_BLOCK;
+    const int64_t cols = w->cols, blocks = cols / G3N_QUANT_BLOCK, groups = a->groups;
     const size_t sbytes = scales_bytes(cols);
     for (int64_t j = j0; j < j1; j++) {
         const uint8_t *base = (const uint8_t *)w->data + (size_t)j * w->row_stride;
         const uint16_t *scales = (const uint16_t *)base;
         const uint8_t *q = base + sbytes;
         for (int64_t r = 0; r < rows; r++) {
-            const int8_t *x = a->values + (row0 + r) * cols;
-            const float *xs = a->block_scales + (row0 + r) * blocks;
+            const int8_t *x = a->values + (size_t)(row0 + r) * (size_t)groups * G3N_QUANT_GROUP;
+            const float *xs = a->block_scales + (row0 + r) * groups * G3N_QUANT_GROUP_BLOCKS;
             float sum = 0.0f;
             for (int64_t b = 0; b < blocks; b++) {
                 int32_t dot = 0;
-                for (int64_t c = b * G3N_QUANT_BLOCK; c < (b + 1) * G3N_QUANT_BLOCK; c++)
-                    dot += weight_value(w->dtype, q, c) * (int32_t)x[c];
+                const int8_t *xb = x + (b / G3N_QUANT_GROUP_BLOCKS) * G3N_QUANT_GROUP + 4 * (b % G3N_QUANT_GROUP_BLOCKS);
+                for (int64_t i = 0; i < G3N_QUANT_BLOCK; i++)
+                    dot += weight_value(w->dtype, cols, q, b * G3N_QUANT_BLOCK + i) * (int32_t)xb[(i / 4) * 64 + i % 4];
                 sum += (float)dot * (g3n_f16_to_f32(scales[b]) * xs[b]);
             }
             y[(size_t)r * y_stride + (size_t)j] = sum;
@@ -277,7 +295,7 @@ void g3n_quant_dot_portable(const g3n_quant_activations *a, int64_t row0, int64_
 /* ------------------------------------------------------------------ cache file */
 
 #define CACHE_MAGIC "G3NQC01"
-#define CACHE_VERSION 1u
+#define CACHE_VERSION 2u /* 2: group layout of the quants */
 #define CACHE_NAME 160
 
 typedef struct cache_header {

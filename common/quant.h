@@ -5,19 +5,29 @@
  * Formats (g3n_matrix dtypes G3N_DTYPE_Q8 / G3N_DTYPE_Q4, declared in matmul.h):
  *   blocks of G3N_QUANT_BLOCK = 32 weights along a row, one f16 scale d each;
  *   Q8: w ≈ d·q, q in [-127, 127], stored as the byte q + 128 (unsigned),
- *   Q4: w ≈ d·(q − 8), q in [0, 15], two per byte.
- * Why 32: the activations are quantised in the same blocks (int8, f32 scale)
- * and a 512-bit VNNI dot (vpdpbusd: unsigned × signed bytes) covers exactly two
- * blocks, so one scale vector per load; it is also what keeps int4 accurate
- * enough (the error grows with the block). Weights are stored unsigned so that
- * the activations can stay signed: the offset (128·Σx or 8·Σx per lane) is a
- * per-activation-row constant folded into the accumulator's start value, so
- * the inner loop is one vpdpbusd + one convert + one fma per 64 weights.
+ *   Q4: w ≈ d·(q − 8), q in [0, 15].
+ * Why 32: the activations are quantised in the same blocks (int8, f32 scale),
+ * and it is what keeps int4 accurate enough (the error grows with the block).
+ * Weights are stored unsigned so that the activations can stay signed for
+ * VNNI's vpdpbusd (unsigned × signed bytes); the offset (128·Σx or 8·Σx per
+ * block) is a per-activation constant that starts the integer accumulator.
+ *
  * Row layout (row_stride bytes, a multiple of 64): the scales (f16 [cols/32],
- * padded to 64 bytes), then the quants (Q8: cols bytes; Q4: cols/2 bytes, in
- * chunks of 64 weights = 32 bytes where byte j holds weight j in its low
- * nibble and weight j + 32 in its high nibble). cols must be a multiple of
- * G3N_QUANT_CHUNK = 64; other matrices stay in their stored dtype.
+ * padded to 64 bytes), then the quants in groups of G3N_QUANT_GROUP = 16
+ * blocks (512 weights; the last group of a row may hold fewer blocks, g).
+ * Inside a group the blocks are interleaved so that one 64-byte vector holds
+ * 4 consecutive weights of each of its 16 blocks: vector k, bytes 4l..4l+3 =
+ * weights 4k..4k+3 of block l (Q8: 8 vectors of 64 bytes). Q4: 4 vectors of
+ * 64 bytes; byte 4l+i of vector k holds weight 4k+i of block l in its low
+ * nibble and weight 16+4k+i in its high nibble. A group of g < 16 blocks
+ * uses vectors of 4g bytes. Why: 8 vpdpbusd accumulate a whole group into
+ * one int32 lane per block, so the float work (convert, scale, fma) and the
+ * f16 scale conversion happen once per 512 weights instead of once per 64,
+ * and q4 unpacks 128 weights per load with one and/shift/and: the decode
+ * kernel becomes memory-bound again. Rows with a short last group end with
+ * 64 spare bytes so kernels may read whole vectors (the extra bytes meet
+ * zero activations). cols must be a multiple of G3N_QUANT_CHUNK = 64; other
+ * matrices stay in their stored dtype.
  *
  * Products go through g3n_matmul as for any dtype (activations are quantised
  * to int8 per block of 32 on the way in: q8 is "W8A8", q4 "W4A8").
@@ -33,6 +43,8 @@
 
 #define G3N_QUANT_BLOCK 32
 #define G3N_QUANT_CHUNK 64
+#define G3N_QUANT_GROUP_BLOCKS 16
+#define G3N_QUANT_GROUP 512 /* weights per group: G3N_QUANT_GROUP_BLOCKS blocks */
 
 /* What `--weights` selects. */
 typedef enum g3n_weight_format {
@@ -61,16 +73,17 @@ g3n_matrix g3n_transpose_matrix(const g3n_matrix *src, void *dst);
 
 /* ---- kernels (matmul.c dispatches here for Q8/Q4 matrices) ---- */
 
-/* Activations quantised for one weight dtype: per row of x, int8 values, the
- * per-lane start values of the VNNI accumulators (−offset × the sum of each
- * lane's 4 bytes) and the block scales expanded to 16 lanes per chunk. */
+/* Activations quantised for the Q8/Q4 kernels: per row of x, the int8 values
+ * in the weights' group layout (each group padded to 512 bytes: vector k at
+ * byte 64k, lanes of missing blocks zero), per group the 16 int32 start
+ * values of the accumulators (−offset × the block's sum: 128 for Q8, 8 for
+ * Q4) and the 16 block scales (zero for missing blocks). */
 typedef struct g3n_quant_activations {
-    int64_t rows, cols, chunks;
-    int8_t *values;   /* [rows][cols] */
-    int32_t *start;   /* [rows][chunks][16] */
-    float *scales;    /* [rows][chunks][16]: lanes 0-7 block 2c, lanes 8-15 block 2c+1 */
-    float *block_scales; /* [rows][cols/32] */
-    size_t capacity;  /* bytes held by the single allocation behind the arrays */
+    int64_t rows, cols, groups;
+    int8_t *values;        /* [rows][groups][512] */
+    int32_t *start;        /* [rows][groups][16] */
+    float *block_scales;   /* [rows][groups][16] */
+    size_t capacity;       /* bytes held by the single allocation behind the arrays */
     void *memory;
 } g3n_quant_activations;
 
@@ -80,13 +93,37 @@ int g3n_quant_activations_prepare(g3n_quant_activations *a, const float *x, int6
                                   int64_t cols, g3n_dtype dtype);
 void g3n_quant_activations_free(g3n_quant_activations *a);
 
-/* y[r][j] for x rows [0, rows) (rows <= 4) and weight rows [j0, j1). */
+/* y[r][j] for x rows [row0, row0 + rows) (rows <= 8) and weight rows [j0, j1). */
 void g3n_quant_dot_portable(const g3n_quant_activations *a, int64_t row0, int64_t rows, const g3n_matrix *w,
                             float *y, size_t y_stride, int64_t j0, int64_t j1);
 void g3n_quant_dot_avx2(const g3n_quant_activations *a, int64_t row0, int64_t rows, const g3n_matrix *w, float *y,
                         size_t y_stride, int64_t j0, int64_t j1);
 void g3n_quant_dot_avx512(const g3n_quant_activations *a, int64_t row0, int64_t rows, const g3n_matrix *w,
                           float *y, size_t y_stride, int64_t j0, int64_t j1);
+
+/* Σ_i coefs[i] · W[rows[i]] over the columns of group `group` (512 columns,
+ * fewer in a short last group), written to out[0 .. columns of the group).
+ * AVX-512 only; the sparse MLP's down_proj (matmul.c falls back to
+ * g3n_quant_row_slice_to_f32 elsewhere). */
+void g3n_quant_combine_group_avx512(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count,
+                                    int64_t group, float *out);
+
+/* ---- the group layout (shared by the kernels) ---- */
+static inline int64_t g3n_quant_groups(int64_t cols)
+{
+    return (cols / G3N_QUANT_BLOCK + G3N_QUANT_GROUP_BLOCKS - 1) / G3N_QUANT_GROUP_BLOCKS;
+}
+/* Blocks in group `group` of a row of cols columns (16, or fewer in the last). */
+static inline int g3n_quant_group_blocks(int64_t cols, int64_t group)
+{
+    const int64_t left = cols / G3N_QUANT_BLOCK - group * G3N_QUANT_GROUP_BLOCKS;
+    return left < G3N_QUANT_GROUP_BLOCKS ? (int)left : G3N_QUANT_GROUP_BLOCKS;
+}
+/* Bytes of the scales at the start of a row. */
+static inline size_t g3n_quant_scales_bytes(int64_t cols)
+{
+    return ((size_t)(cols / G3N_QUANT_BLOCK) * 2 + 63) / 64 * 64;
+}
 
 /* Row `row` of a Q8/Q4 matrix dequantised to f32. */
 void g3n_quant_row_to_f32(const g3n_matrix *w, int64_t row, float *out);

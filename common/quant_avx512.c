@@ -1,59 +1,76 @@
-/* AVX-512 VNNI kernels for the Q8/Q4 formats (quant.h; compiled with
+/* AVX-512 VNNI kernels for the Q8/Q4 group layout (quant.h; compiled with
  * -mavx512* and called only after g3n_isa_active() reported AVX-512, which
- * includes VNNI). Per 64 weights and activation row: one vpdpbusd (unsigned
- * weight bytes × signed activation bytes, started from the row's offset
- * correction), one convert, one multiply of the two block scales, one fma. */
+ * includes VNNI). Per group of 512 weights and activation row: 8 vpdpbusd
+ * (unsigned weight bytes × signed activation bytes) into one int32 lane per
+ * block, started from the row's offset correction, then one convert, one
+ * multiply of the 16 weight scales by the 16 activation scales and one fma.
+ * Q4 unpacks 128 weights per 64-byte load (and, shift, and). */
 #include <immintrin.h>
+#include <string.h>
 
 #include "quant.h"
 
-static inline __attribute__((always_inline)) __m512i load_chunk(g3n_dtype dtype, const uint8_t *q, int64_t c)
+/* The 8 weight vectors of group g (vector_bytes = 4 × blocks in the group). */
+static inline __attribute__((always_inline)) void load_group(g3n_dtype dtype, const uint8_t *q, int64_t group,
+                                                             int64_t vector_bytes, __m512i wv[8])
 {
-    if (dtype == G3N_DTYPE_Q8)
-        return _mm512_loadu_si512((const void *)(q + c * 64));
-    const __m256i packed = _mm256_loadu_si256((const __m256i *)(q + c * 32));
-    const __m256i low_mask = _mm256_set1_epi8(15);
-    const __m256i low = _mm256_and_si256(packed, low_mask);
-    const __m256i high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+    if (dtype == G3N_DTYPE_Q8) {
+        const uint8_t *p = q + group * G3N_QUANT_GROUP;
+        for (int k = 0; k < 8; k++)
+            wv[k] = _mm512_loadu_si512((const void *)(p + k * vector_bytes));
+        return;
+    }
+    const uint8_t *p = q + group * (G3N_QUANT_GROUP / 2);
+    const __m512i low_mask = _mm512_set1_epi8(15);
+    for (int k = 0; k < 4; k++) {
+        const __m512i packed = _mm512_loadu_si512((const void *)(p + k * vector_bytes));
+        wv[k] = _mm512_and_si512(packed, low_mask);
+        wv[k + 4] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_mask);
+    }
 }
 
-static inline __attribute__((always_inline)) __m512 chunk_weight_scales(const uint16_t *scales, int64_t c)
+static inline __attribute__((always_inline)) __m512 group_weight_scales(const uint16_t *scales, int64_t group)
 {
-    uint32_t pair;
-    __builtin_memcpy(&pair, scales + 2 * c, sizeof(pair));
-    const __m128 two = _mm_cvtph_ps(_mm_cvtsi32_si128((int)pair));
-    const __m512i index = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_ps(index, _mm512_castps128_ps512(two));
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(scales + group * G3N_QUANT_GROUP_BLOCKS)));
 }
 
 static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int rows, const g3n_quant_activations *a,
                                                            int64_t row0, const g3n_matrix *w, float *y,
                                                            size_t y_stride, int64_t j0, int64_t j1)
 {
-    const int64_t cols = w->cols, chunks = cols / G3N_QUANT_CHUNK;
-    const size_t scales_bytes = ((size_t)(cols / G3N_QUANT_BLOCK) * 2 + 63) / 64 * 64;
-    const int8_t *x[4];
-    const int32_t *start[4];
-    const float *xs[4];
-    for (int r = 0; r < 4; r++) {
+    const int64_t cols = w->cols, groups = a->groups, full = cols / G3N_QUANT_GROUP;
+    const int64_t tail_bytes = 4 * (int64_t)g3n_quant_group_blocks(cols, groups - 1);
+    const size_t sbytes = g3n_quant_scales_bytes(cols);
+    const int8_t *x[8];
+    const int32_t *start[8];
+    const float *xs[8];
+    for (int r = 0; r < 8; r++) {
         const int64_t row = row0 + (r < rows ? r : 0);
-        x[r] = a->values + row * cols;
-        start[r] = a->start + row * chunks * 16;
-        xs[r] = a->scales + row * chunks * 16;
+        x[r] = a->values + (size_t)row * (size_t)groups * G3N_QUANT_GROUP;
+        start[r] = a->start + row * groups * G3N_QUANT_GROUP_BLOCKS;
+        xs[r] = a->block_scales + row * groups * G3N_QUANT_GROUP_BLOCKS;
     }
     for (int64_t j = j0; j < j1; j++) {
         const uint8_t *base = (const uint8_t *)w->data + (size_t)j * w->row_stride;
         const uint16_t *scales = (const uint16_t *)base;
-        const uint8_t *q = base + scales_bytes;
-        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (int64_t c = 0; c < chunks; c++) {
-            const __m512i wv = load_chunk(dtype, q, c);
-            const __m512 ws = chunk_weight_scales(scales, c);
+        const uint8_t *q = base + sbytes;
+        __m512 acc[8];
+        for (int r = 0; r < rows; r++)
+            acc[r] = _mm512_setzero_ps();
+        for (int64_t g = 0; g < groups; g++) {
+            __m512i wv[8];
+            load_group(dtype, q, g, g < full ? 64 : tail_bytes, wv);
+            const __m512 ws = group_weight_scales(scales, g);
             for (int r = 0; r < rows; r++) {
-                __m512i sum = _mm512_dpbusd_epi32(_mm512_loadu_si512((const void *)(start[r] + c * 16)), wv,
-                                                  _mm512_loadu_si512((const void *)(x[r] + c * 64)));
-                const __m512 scale = _mm512_mul_ps(ws, _mm512_loadu_ps(xs[r] + c * 16));
+                const int8_t *xg = x[r] + g * G3N_QUANT_GROUP;
+                __m512i sum = _mm512_loadu_si512((const void *)(start[r] + g * G3N_QUANT_GROUP_BLOCKS));
+                __m512i sum2 = _mm512_setzero_si512();
+                for (int k = 0; k < 8; k += 2) {
+                    sum = _mm512_dpbusd_epi32(sum, wv[k], _mm512_loadu_si512((const void *)(xg + k * 64)));
+                    sum2 = _mm512_dpbusd_epi32(sum2, wv[k + 1], _mm512_loadu_si512((const void *)(xg + k * 64 + 64)));
+                }
+                sum = _mm512_add_epi32(sum, sum2);
+                const __m512 scale = _mm512_mul_ps(ws, _mm512_loadu_ps(xs[r] + g * G3N_QUANT_GROUP_BLOCKS));
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, acc[r]);
             }
         }
@@ -62,19 +79,21 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
     }
 }
 
+#define G3N_DOT_CASE(DTYPE, N)                                                                                     \
+    case N:                                                                                                        \
+        dot_rows(DTYPE, N, a, row0, w, y, y_stride, j0, j1);                                                       \
+        break;
 #define G3N_DOT_CASES(DTYPE)                                                                                       \
     switch (rows) {                                                                                                \
-    case 1:                                                                                                        \
-        dot_rows(DTYPE, 1, a, row0, w, y, y_stride, j0, j1);                                                       \
-        break;                                                                                                     \
-    case 2:                                                                                                        \
-        dot_rows(DTYPE, 2, a, row0, w, y, y_stride, j0, j1);                                                       \
-        break;                                                                                                     \
-    case 3:                                                                                                        \
-        dot_rows(DTYPE, 3, a, row0, w, y, y_stride, j0, j1);                                                       \
-        break;                                                                                                     \
+        G3N_DOT_CASE(DTYPE, 1)                                                                                     \
+        G3N_DOT_CASE(DTYPE, 2)                                                                                     \
+        G3N_DOT_CASE(DTYPE, 3)                                                                                     \
+        G3N_DOT_CASE(DTYPE, 4)                                                                                     \
+        G3N_DOT_CASE(DTYPE, 5)                                                                                     \
+        G3N_DOT_CASE(DTYPE, 6)                                                                                     \
+        G3N_DOT_CASE(DTYPE, 7)                                                                                     \
     default:                                                                                                       \
-        dot_rows(DTYPE, 4, a, row0, w, y, y_stride, j0, j1);                                                       \
+        dot_rows(DTYPE, 8, a, row0, w, y, y_stride, j0, j1);                                                       \
         break;                                                                                                     \
     }
 
@@ -86,4 +105,64 @@ void g3n_quant_dot_avx512(const g3n_quant_activations *a, int64_t row0, int64_t 
     } else {
         G3N_DOT_CASES(G3N_DTYPE_Q4)
     }
+}
+
+/* Sparse-MLP down_proj: Σ coefs[i] · W[rows[i]] over one group. The sum runs
+ * in the interleaved order (vector k, byte b) with per-element scales
+ * coef · d[block of b], and is put back in column order at the end. */
+static inline __attribute__((always_inline)) void combine_group(g3n_dtype dtype, const g3n_matrix *w,
+                                                                const int32_t *rows, const float *coefs,
+                                                                int64_t count, int64_t group, float *out)
+{
+    const int64_t cols = w->cols, full = cols / G3N_QUANT_GROUP;
+    const int blocks = g3n_quant_group_blocks(cols, group);
+    const int64_t vector_bytes = group < full ? 64 : 4 * (int64_t)blocks;
+    const size_t sbytes = g3n_quant_scales_bytes(cols);
+    const __m512 offset = _mm512_set1_ps(dtype == G3N_DTYPE_Q8 ? 128.0f : 8.0f);
+    /* element e of quarter qq of a vector belongs to block 4·qq + e/4 */
+    __m512i quarter_index[4];
+    for (int qq = 0; qq < 4; qq++) {
+        int32_t idx[16];
+        for (int e = 0; e < 16; e++)
+            idx[e] = 4 * qq + e / 4;
+        quarter_index[qq] = _mm512_loadu_si512((const void *)idx);
+    }
+    __m512 acc[8][4];
+    for (int k = 0; k < 8; k++)
+        for (int qq = 0; qq < 4; qq++)
+            acc[k][qq] = _mm512_setzero_ps();
+    __m512 bias[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t i = 0; i < count; i++) {
+        const uint8_t *base = (const uint8_t *)w->data + (size_t)rows[i] * w->row_stride;
+        __m512i wv[8];
+        load_group(dtype, base + sbytes, group, vector_bytes, wv);
+        const __m512 d = _mm512_mul_ps(group_weight_scales((const uint16_t *)base, group), _mm512_set1_ps(coefs[i]));
+        for (int qq = 0; qq < 4; qq++) {
+            const __m512 s = _mm512_permutexvar_ps(quarter_index[qq], d);
+            bias[qq] = _mm512_fnmadd_ps(s, offset, bias[qq]); /* − offset · coef · d */
+            for (int k = 0; k < 8; k++) {
+                const __m128i bytes = _mm512_extracti32x4_epi32(wv[k], qq);
+                const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));
+                acc[k][qq] = _mm512_fmadd_ps(v, s, acc[k][qq]);
+            }
+        }
+    }
+    /* element (k, qq, e): byte b = 16·qq + e of vector k = weight 4k + b%4 of block b/4 */
+    float flat[8][64];
+    for (int k = 0; k < 8; k++)
+        for (int qq = 0; qq < 4; qq++)
+            _mm512_storeu_ps(flat[k] + 16 * qq, _mm512_add_ps(acc[k][qq], bias[qq]));
+    for (int l = 0; l < blocks; l++)
+        for (int k = 0; k < 8; k++)
+            for (int i = 0; i < 4; i++)
+                out[l * 32 + 4 * k + i] = flat[k][4 * l + i];
+}
+
+void g3n_quant_combine_group_avx512(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count,
+                                    int64_t group, float *out)
+{
+    if (w->dtype == G3N_DTYPE_Q8)
+        combine_group(G3N_DTYPE_Q8, w, rows, coefs, count, group, out);
+    else
+        combine_group(G3N_DTYPE_Q4, w, rows, coefs, count, group, out);
 }

@@ -22,8 +22,17 @@ typedef struct shape {
     int64_t m, k, n;
 } shape;
 
-static const shape shapes[] = {{1, 64, 1},  {1, 64, 17},  {2, 128, 33}, {3, 192, 5},   {4, 256, 40},
-                               {5, 64, 70}, {7, 512, 19}, {13, 320, 9}, {64, 128, 64}, {1, 2048, 100}};
+static const shape shapes[] = {{1, 64, 1},    {1, 64, 17},    {2, 128, 33},   {3, 192, 5},    {4, 256, 40},
+                               {5, 64, 70},   {7, 512, 19},   {13, 320, 9},   {64, 128, 64},  {1, 2048, 100},
+                               {3, 1088, 37}, {9, 1536, 20},  {16, 640, 33},  {11, 1024, 17}, {8, 2112, 5}};
+
+/* Activation value kk of row i (the group layout of quant.h), dequantised. */
+static double activation(const g3n_quant_activations *a, int64_t i, int64_t kk)
+{
+    const int64_t group = kk / 512, within = kk % 512, block = within / 32, index = within % 32;
+    const int8_t q = a->values[(i * a->groups + group) * 512 + (index / 4) * 64 + 4 * block + index % 4];
+    return (double)q * a->block_scales[(i * a->groups) * 16 + kk / 32];
+}
 
 /* Weights with a spread of magnitudes per block (so the scales matter). */
 static float *make_weights(int64_t n, int64_t k, uint64_t seed)
@@ -61,7 +70,7 @@ static void check_kernel(g3n_dtype dtype, shape s)
         for (int64_t i = 0; i < s.m; i++) {
             double reference = 0.0, magnitude = 0.0;
             for (int64_t kk = 0; kk < s.k; kk++) {
-                double xv = (double)a.values[i * s.k + kk] * a.block_scales[i * (s.k / 32) + kk / 32];
+                double xv = activation(&a, i, kk);
                 reference += xv * row[kk];
                 magnitude += fabs(xv * row[kk]);
             }
@@ -160,7 +169,8 @@ static void test_roundtrip(void **state)
         const g3n_dtype dtype = d ? G3N_DTYPE_Q4 : G3N_DTYPE_Q8;
         void *storage;
         g3n_matrix q = quantize(w, n, k, dtype, &storage);
-        assert_int_equal(q.row_stride, dtype == G3N_DTYPE_Q8 ? 64 + 128 : 64 + 64);
+        /* 4 blocks: a short group, so 64 spare bytes at the end */
+        assert_int_equal(q.row_stride, dtype == G3N_DTYPE_Q8 ? 64 + 128 + 64 : 64 + 64 + 64);
         assert_int_equal(q.row_stride % 64, 0);
         for (int64_t j = 0; j < n; j++) {
             g3n_matrix_row_to_f32(&q, j, row);
@@ -176,6 +186,8 @@ static void test_roundtrip(void **state)
         }
         g3n_aligned_free(storage);
     }
+    assert_int_equal(g3n_quant_row_bytes(G3N_DTYPE_Q8, 1024), 64 + 1024);
+    assert_int_equal(g3n_quant_row_bytes(G3N_DTYPE_Q4, 1024), 64 + 512);
     assert_false(g3n_quant_supported(G3N_DTYPE_Q8, 96));
     assert_true(g3n_quant_supported(G3N_DTYPE_Q4, 2048));
     free(w);
@@ -186,10 +198,9 @@ static void test_roundtrip(void **state)
 static void test_gather_combine(void **state)
 {
     (void)state;
-    g3n_isa_set(g3n_isa_detect());
-    const int64_t n = 96, k = 256;
+    const int64_t n = 96, k = 640; /* a full group and a short one of 4 blocks */
     float *w = make_weights(n, k, 31);
-    float x[256], full[96], picked[5], sparse[96], combined[256], reference[256];
+    float x[640], full[96], picked[5], sparse[96], combined[640], reference[640];
     const int32_t rows[5] = {0, 7, 8, 50, 95};
     const float coefs[5] = {0.5f, -1.0f, 2.0f, 0.25f, 1.5f};
     g3n_test_random_floats(x, k, 41);
@@ -201,7 +212,9 @@ static void test_gather_combine(void **state)
     matrices[0] = (g3n_matrix){G3N_DTYPE_BF16, n, k, (size_t)k * 2, bf};
     matrices[1] = quantize(w, n, k, G3N_DTYPE_Q8, &storage[1]);
     matrices[2] = quantize(w, n, k, G3N_DTYPE_Q4, &storage[2]);
-    for (int t = 0; t < 3; t++) {
+    for (int level = 0; level < 3 * 3; level++) {
+        const int t = level % 3;
+        g3n_isa_set((g3n_isa)(level / 3));
         g3n_matmul(x, 1, (size_t)k, &matrices[t], full, (size_t)n);
         g3n_matmul_gather(x, &matrices[t], rows, 5, picked);
         for (int i = 0; i < 5; i++)
@@ -211,7 +224,7 @@ static void test_gather_combine(void **state)
         for (int i = 0; i < 5; i++)
             sparse[rows[i]] = coefs[i];
         g3n_matrix_combine_rows(&matrices[t], rows, coefs, 5, combined);
-        float row[256];
+        float row[640];
         memset(reference, 0, sizeof(reference));
         for (int64_t j = 0; j < n; j++) {
             g3n_matrix_row_to_f32(&matrices[t], j, row);
@@ -220,8 +233,10 @@ static void test_gather_combine(void **state)
         }
         for (int64_t c = 0; c < k; c++)
             assert_true(fabsf(combined[c] - reference[c]) <= 1e-5f * (1.0f + fabsf(reference[c])));
-        g3n_aligned_free(storage[t]);
     }
+    g3n_isa_set(g3n_isa_detect());
+    for (int t = 0; t < 3; t++)
+        g3n_aligned_free(storage[t]);
     /* transpose: row c of Wᵀ is column c of W */
     uint16_t *bt = malloc(sizeof(uint16_t) * (size_t)(n * k));
     g3n_matrix t = g3n_transpose_matrix(&matrices[0], bt);
