@@ -86,10 +86,12 @@ int g3n_packed_matrix_pack(g3n_packed_matrix *packed, const g3n_matrix *w, g3n_p
     const int64_t n = w->rows, k = w->cols, depth = packed->depth;
     const int64_t panels = (n + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
     int failed = 0;
+    /* bf16 weights into bf16 panels: copied as they are (no rounding to redo) */
+    const int raw_bf16 = format == G3N_PANELS_BF16 && w->dtype == G3N_DTYPE_BF16;
 #pragma omp parallel if (n * k > 65536) reduction(| : failed)
     {
-        /* the panel's 32 rows as f32, row-major, then transposed into the panel */
-        float *rows = malloc(sizeof(float) * G3N_GEMM_PANEL * (size_t)k);
+        /* the panel's 32 rows, row-major (f32, or raw bf16), then transposed into the panel */
+        void *rows = malloc((raw_bf16 ? sizeof(uint16_t) : sizeof(float)) * G3N_GEMM_PANEL * (size_t)(k + 1));
         if (!rows)
             failed = 1;
 #pragma omp for schedule(dynamic, 1)
@@ -98,23 +100,44 @@ int g3n_packed_matrix_pack(g3n_packed_matrix *packed, const g3n_matrix *w, g3n_p
                 continue;
             for (int c = 0; c < G3N_GEMM_PANEL; c++) {
                 const int64_t j = p * G3N_GEMM_PANEL + c;
-                if (j < n)
-                    g3n_matrix_row_to_f32(w, j, rows + (size_t)c * (size_t)k);
-                else
-                    memset(rows + (size_t)c * (size_t)k, 0, sizeof(float) * (size_t)k);
+                if (raw_bf16) {
+                    uint16_t *r = (uint16_t *)rows + (size_t)c * (size_t)(k + 1);
+                    if (j < n)
+                        memcpy(r, (const char *)w->data + (size_t)j * w->row_stride, sizeof(uint16_t) * (size_t)k);
+                    else
+                        memset(r, 0, sizeof(uint16_t) * (size_t)k);
+                    r[k] = 0; /* the pad of an odd k */
+                } else {
+                    float *r = (float *)rows + (size_t)c * (size_t)(k + 1);
+                    if (j < n)
+                        g3n_matrix_row_to_f32(w, j, r);
+                    else
+                        memset(r, 0, sizeof(float) * (size_t)k);
+                    r[k] = 0.0f;
+                }
             }
+            const size_t row_length = (size_t)(k + 1);
             if (format == G3N_PANELS_F32) {
+                const float *in = rows;
                 float *out = (float *)packed->panels + (size_t)p * (size_t)k * G3N_GEMM_PANEL;
                 for (int64_t kk = 0; kk < k; kk++)
                     for (int c = 0; c < G3N_GEMM_PANEL; c++)
-                        out[kk * G3N_GEMM_PANEL + c] = rows[(size_t)c * (size_t)k + (size_t)kk];
+                        out[kk * G3N_GEMM_PANEL + c] = in[(size_t)c * row_length + (size_t)kk];
             } else { /* [depth/2][32][2]: pair (kk, kk+1) of output c */
                 uint16_t *out = (uint16_t *)packed->panels + (size_t)p * (size_t)depth * G3N_GEMM_PANEL;
                 for (int64_t kk = 0; kk < depth; kk += 2)
                     for (int c = 0; c < G3N_GEMM_PANEL; c++) {
-                        const float *r = rows + (size_t)c * (size_t)k;
-                        out[kk * G3N_GEMM_PANEL + 2 * c] = g3n_f32_to_bf16(r[kk]);
-                        out[kk * G3N_GEMM_PANEL + 2 * c + 1] = kk + 1 < k ? g3n_f32_to_bf16(r[kk + 1]) : 0;
+                        const size_t at = (size_t)c * row_length + (size_t)kk;
+                        uint16_t lo, hi;
+                        if (raw_bf16) {
+                            lo = ((const uint16_t *)rows)[at];
+                            hi = ((const uint16_t *)rows)[at + 1];
+                        } else {
+                            lo = g3n_f32_to_bf16(((const float *)rows)[at]);
+                            hi = g3n_f32_to_bf16(((const float *)rows)[at + 1]);
+                        }
+                        out[kk * G3N_GEMM_PANEL + 2 * c] = lo;
+                        out[kk * G3N_GEMM_PANEL + 2 * c + 1] = hi;
                     }
             }
         }

@@ -13,7 +13,7 @@
 #define PREFIX "model.audio_tower."
 
 /* Rows of sub-sampled frames (T2) one chunk processes: bounds every scratch buffer. */
-#define CHUNK_ROWS 96
+#define CHUNK_ROWS 384
 /* Output rows of the second conv block built as patches at once. */
 #define CONV1_PATCH_ROWS 8
 
@@ -454,8 +454,12 @@ int64_t g3n_audio_encoder_state_tokens(const g3n_audio_encoder_state *s)
 
 /* ------------------------------------------------------------------ compute */
 
+/* Element-wise passes over a chunk run in parallel once they are this large. */
+#define PARALLEL_ELEMENTS 65536
+
 static void clamp_rows(float *x, int64_t count, float limit)
 {
+#pragma omp parallel for simd schedule(static) if (count > PARALLEL_ELEMENTS)
     for (int64_t i = 0; i < count; i++)
         x[i] = x[i] > limit ? limit : (x[i] < -limit ? -limit : x[i]);
 }
@@ -538,6 +542,7 @@ static void feed_forward(g3n_audio_encoder_state *s, const g3n_audio_feed_forwar
     g3n_gemm_packed(s->b, rows, (size_t)(4 * d), &f->ffw_layer_2, s->a, (size_t)d, NULL);
     clamp_rows(s->a, rows * d, clip);
     g3n_rms_norm_rows(s->a, d, f->post_layer_norm, s->a, d, rows, d, a->rms_norm_eps);
+#pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
     for (int64_t i = 0; i < rows * d; i++)
         h[i] = h[i] + s->a[i] * scale;
 }
@@ -619,6 +624,7 @@ static void conformer_attention(g3n_audio_encoder_state *s, const g3n_audio_laye
     g3n_gemm_packed(s->b, rows, (size_t)d, &layer->post, s->a, (size_t)d, NULL);
     clamp_rows(s->a, rows * d, clip);
     g3n_rms_norm_rows(s->a, d, layer->post_norm, s->a, d, rows, d, a->rms_norm_eps);
+#pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
     for (int64_t i = 0; i < rows * d; i++)
         h[i] += s->a[i];
     /* keep the last `past` keys for the next chunk */
@@ -638,6 +644,7 @@ static void light_conv(g3n_audio_encoder_state *s, const g3n_audio_layer *layer,
     g3n_gemm_packed(s->a, rows, (size_t)d, &layer->linear_start, s->b, (size_t)(2 * d), NULL);
     memcpy(s->glu, hist->glu, sizeof(float) * (size_t)(conv_past * d));
     float *glu = s->glu + conv_past * d;
+#pragma omp parallel for schedule(static) if (rows * d > PARALLEL_ELEMENTS)
     for (int64_t i = 0; i < rows; i++)
         for (int64_t c = 0; c < d; c++)
             glu[i * d + c] = s->b[i * 2 * d + c] * sigmoid_f32(s->b[i * 2 * d + d + c]);
@@ -653,9 +660,11 @@ static void light_conv(g3n_audio_encoder_state *s, const g3n_audio_layer *layer,
     memcpy(hist->glu, s->glu + rows * d, sizeof(float) * (size_t)(conv_past * d));
     clamp_rows(s->a, rows * d, clip);
     g3n_rms_norm_rows(s->a, d, layer->conv_norm, s->a, d, rows, d, a->rms_norm_eps);
+#pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
     for (int64_t i = 0; i < rows * d; i++)
         s->a[i] = s->a[i] * sigmoid_f32(s->a[i]);
     g3n_gemm_packed(s->a, rows, (size_t)d, &layer->linear_end, s->b, (size_t)d, NULL);
+#pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
     for (int64_t i = 0; i < rows * d; i++)
         h[i] = s->b[i] + h[i];
 }
