@@ -23,6 +23,7 @@ static void usage(FILE *out)
                  "                        [--shapes MxKxN,...] [--repeat R] [--json]\n"
                  "       g3n bench text --model DIR [--weights f32|bf16|q8|q4] [--threads N] [--prefill 128,512]\n"
                  "                      [--decode 64] [--repeat R] [--chunk N] [--cache FILE] [--json]\n"
+                 "       g3n bench vision|audio|gemm ... (the towers and their GEMM: g3n bench vision --help)\n"
                  "\n"
                  "matmul: GFLOP/s of y = x·Wᵀ (x: M×K f32, W: N×K in --dtype) for each shape\n"
                  "        (default 1x2048x8192,512x2048x8192, bf16), best of R runs (default 5).\n"
