@@ -15,6 +15,7 @@
 #include "matmul.h"
 #include "ops.h"
 #include "pipeline.h"
+#include "pipeline_video.h"
 #include "tokenizer.h"
 #include "transport.h"
 #include "weights.h"
@@ -25,10 +26,21 @@ static void print_help(FILE *out)
 {
     fprintf(out,
             "usage: g3n run (--model DIR | --synth CONFIG:SEED | --demo) [options] PROMPT\n"
+            "       g3n run (--model DIR | --synth CONFIG:SEED | --demo) --video FILE|URL [--fps N]\n"
+            "               [--max-frames N] [options] PROMPT\n"
             "\n"
             "Answers PROMPT (with images and audio) with Gemma 3n: the vision encoder, audio encoder,\n"
             "embedder and decoder run as threads of this process over inproc:// (the same code the\n"
             "daemons run), the answer streams to stdout, one progress line per stage to stderr.\n"
+            "\n"
+            "With --video, FFmpeg decodes FILE|URL (a file, - for stdin, pipe:N, tcp://, http://, ...):\n"
+            "frames sampled at --fps go through the image preprocessing here and to the vision-encoder\n"
+            "role as pixel_values, the audio track (16 kHz) after each frame up to the next one goes to\n"
+            "the audio-encoder role as one segment (cut at 30 s), each as soon as it is complete, while\n"
+            "the video is still being decoded; the prompt holds them in timestamp order (a frame, then\n"
+            "the audio of the following interval, with the image/audio begin and end tokens), then\n"
+            "PROMPT; the embedder merges and the decoder prefills and answers. One progress line per\n"
+            "frame and audio segment. (To ask while a stream plays, see g3n live.)\n"
             "\n"
             "  --model DIR           checkpoint folder (config.json, safetensors, tokenizer.json)\n"
             "  --synth CONFIG:SEED   synthetic weights for a config.json (needs --tokenizer)\n"
@@ -38,6 +50,11 @@ static void print_help(FILE *out)
             "  --tokenizer FILE      tokenizer.json (default: DIR/tokenizer.json)\n"
             "  --image FILE          an image (JPEG, PNG, ...); repeatable\n"
             "  --audio FILE          an audio clip (any format FFmpeg reads); repeatable\n"
+            "  --video FILE|URL      a video file or stream (instead of --image/--audio)\n"
+            "  --fps N               with --video: frames sampled per second of video (default 1)\n"
+            "  --max-frames N        with --video: at most N frames (default 32; at most 64 frames\n"
+            "                        and audio segments in all)\n"
+            "  --no-video-audio      with --video: ignore its audio track\n"
             "  --system TEXT         a system prompt\n"
             "  --max-new-tokens N    answer length limit (default 64)\n"
             "  --temperature T       sample with temperature T (default: greedy)\n"
@@ -232,7 +249,8 @@ int g3n_command_run(int argc, char **argv)
         return 0;
     }
     const char *model_dir = NULL, *synth_spec = NULL, *tokenizer_path = NULL, *system = NULL, *prompt = NULL;
-    const char *bind = NULL, *connect = NULL;
+    const char *bind = NULL, *connect = NULL, *video_url = NULL;
+    g3n_video_options video_options = g3n_video_default_options();
     const char *image_paths[MAX_MEDIA], *audio_paths[MAX_MEDIA];
     int images = 0, audios = 0, demo = 0, remote = 0, quiet = 0, threads = 0, heartbeat_ms = 0,
         heartbeat_timeout_ms = 0, ignore_eos = 0;
@@ -248,7 +266,8 @@ int g3n_command_run(int argc, char **argv)
                     strcmp(a, "--max-new-tokens") == 0 || strcmp(a, "--temperature") == 0 ||
                     strcmp(a, "--top-k") == 0 || strcmp(a, "--top-p") == 0 || strcmp(a, "--seed") == 0 ||
                     strcmp(a, "--threads") == 0 || strcmp(a, "--bind") == 0 || strcmp(a, "--wait") == 0 ||
-                    strcmp(a, "--connect") == 0 ||
+                    strcmp(a, "--connect") == 0 || strcmp(a, "--video") == 0 || strcmp(a, "--fps") == 0 ||
+                    strcmp(a, "--max-frames") == 0 ||
                     strcmp(a, "--heartbeat-ms") == 0 || strcmp(a, "--heartbeat-timeout-ms") == 0;
         if (takes && !v) {
             fprintf(stderr, "g3n run: error: %s needs a value\n", a);
@@ -274,6 +293,12 @@ int g3n_command_run(int argc, char **argv)
                 image_paths[images++] = v;
         } else if (strcmp(a, "--system") == 0)
             system = v;
+        else if (strcmp(a, "--video") == 0)
+            video_url = v;
+        else if (strcmp(a, "--fps") == 0)
+            video_options.fps = strtod(v, NULL);
+        else if (strcmp(a, "--max-frames") == 0)
+            video_options.max_frames = atoi(v);
         else if (strcmp(a, "--max-new-tokens") == 0)
             max_new = strtoll(v, NULL, 10);
         else if (strcmp(a, "--temperature") == 0)
@@ -304,6 +329,8 @@ int g3n_command_run(int argc, char **argv)
             quiet = 1;
         else if (strcmp(a, "--ignore-eos") == 0)
             ignore_eos = 1;
+        else if (strcmp(a, "--no-video-audio") == 0)
+            video_options.want_audio = 0;
         else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "g3n run: error: unknown argument '%s' (see --help)\n", a);
             return 2;
@@ -313,6 +340,14 @@ int g3n_command_run(int argc, char **argv)
             fprintf(stderr, "g3n run: error: one PROMPT only (quote it); extra '%s'\n", a);
             return 2;
         }
+    }
+    if (video_url && (images || audios || connect)) {
+        fprintf(stderr, "g3n run: error: --video goes alone: not with --image, --audio or --connect\n");
+        return 2;
+    }
+    if (video_url && (!(video_options.fps > 0) || video_options.max_frames < 1)) {
+        fprintf(stderr, "g3n run: error: --fps must be > 0 and --max-frames >= 1\n");
+        return 2;
     }
     if (connect)
         return run_connected(connect, system, prompt, image_paths, images, audio_paths, audios, max_new, temperature,
@@ -343,12 +378,13 @@ int g3n_command_run(int argc, char **argv)
         snprintf(demo_audio, sizeof(demo_audio), "%s/assets/demo-speech.wav", home);
         if (!tokenizer_path)
             tokenizer_path = demo_tokenizer;
-        if (images == 0 && audios == 0) {
+        if (images == 0 && audios == 0 && !video_url) {
             image_paths[images++] = demo_image;
             audio_paths[audios++] = demo_audio;
         }
         if (!prompt)
-            prompt = "Describe the image, then transcribe the audio.";
+            prompt = video_url ? "Describe what happens in this video."
+                               : "Describe the image, then transcribe the audio.";
         fprintf(stderr, "g3n run --demo: a tiny Gemma 3n with SYNTHETIC (random) weights and the real vocabulary and "
                         "tokenizer; its words are random because its weights are.\n");
     }
@@ -416,9 +452,9 @@ int g3n_command_run(int argc, char **argv)
     if (g3n_broker_start(&broker, endpoints, bind ? 2 : 1, &transport, &err) != G3N_OK)
         goto done;
     unsigned mask = (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER);
-    if (images)
+    if (images || video_url)
         mask |= 1u << G3N_ROLE_VISION_ENCODER;
-    if (audios)
+    if (audios || (video_url && video_options.want_audio))
         mask |= 1u << G3N_ROLE_AUDIO_ENCODER;
     if (!remote) {
         if (model_dir) {
@@ -457,11 +493,33 @@ int g3n_command_run(int argc, char **argv)
     params.sampling.seed = seed;
     params.progress = print_progress;
     params.progress_user = &quiet;
-    g3n_chat_input input = {system, prompt, media, media_count};
     g3n_pipeline_stats stats;
-    if (g3n_pipeline_chat(client, &config, tokenizer, &input, &params, print_text, NULL, &stats, &err) != G3N_OK) {
-        fputc('\n', stdout);
-        goto done;
+    if (video_url) {
+        char preprocessor[PATH_MAX + 64];
+        g3n_video_chat_input vin = {system, prompt, video_url, video_options, NULL};
+        if (model_dir) {
+            snprintf(preprocessor, sizeof(preprocessor), "%s/preprocessor_config.json", model_dir);
+            if (access(preprocessor, R_OK) == 0)
+                vin.preprocessor_config = preprocessor;
+        }
+        g3n_video_chat_stats vstats;
+        if (g3n_pipeline_video_chat(client, &config, tokenizer, &vin, &params, print_text, NULL, &vstats, &err) !=
+            G3N_OK) {
+            fputc('\n', stdout);
+            goto done;
+        }
+        stats = vstats.pipeline;
+        if (!quiet)
+            fprintf(stderr, "g3n run: video: %d frames, %d audio segments (%.2f s of audio), encoded by %.2f s\n",
+                    vstats.frames, vstats.audio_segments, (double)vstats.audio_samples / 16000.0,
+                    vstats.ingest_seconds);
+    } else {
+        g3n_chat_input input = {system, prompt, media, media_count};
+        if (g3n_pipeline_chat(client, &config, tokenizer, &input, &params, print_text, NULL, &stats, &err) !=
+            G3N_OK) {
+            fputc('\n', stdout);
+            goto done;
+        }
     }
     fputc('\n', stdout);
     fflush(stdout);

@@ -1,0 +1,408 @@
+/* pipeline_video.c - a video through the roles (pipeline_video.h). */
+#include "pipeline_video.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio_config.h"
+#include "chat_template.h"
+#include "image_preprocess.h"
+#include "image_preprocess_rgb.h"
+#include "media_prompt.h"
+#include "ops.h"
+#include "vision_encoder.h"
+
+static void progress(const g3n_pipeline_generate_params *p, const char *format, ...) G3N_PRINTF(2, 3);
+static void progress(const g3n_pipeline_generate_params *p, const char *format, ...)
+{
+    if (!p->progress)
+        return;
+    char line[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(line, sizeof(line), format, args);
+    va_end(args);
+    p->progress(p->progress_user, line);
+}
+
+/* One segment of the prompt: its request on an encoder pool and the reply. */
+typedef struct video_segment {
+    int is_audio;
+    uint64_t request_id;
+    int answered;         /* its final reply came (an error or the tokens) */
+    G3n__Envelope *reply; /* owned once received */
+    char name[64];        /* "frame 3 at 3.00 s", "audio 3.00-4.00 s" */
+} video_segment;
+
+typedef struct video_run {
+    g3n_client *client;
+    const g3n_pipeline_generate_params *params;
+    g3n_media_timeline timeline;
+    video_segment segments[G3N_VIDEO_MAX_SEGMENTS];
+    int count;         /* submitted */
+    int received;
+    g3n_image_options image;
+    int64_t side;
+    float *pixels;     /* [3, side, side] */
+    float *audio;      /* the open audio segment's samples */
+    int64_t audio_count, audio_capacity;
+    int sample_rate;
+    double start;
+} video_run;
+
+static int find_segment(video_run *r, uint64_t request_id)
+{
+    for (int i = 0; i < r->count; i++)
+        if (r->segments[i].request_id == request_id)
+            return i;
+    return -1;
+}
+
+/* Takes one reply (waiting up to timeout_ms; 0: only what is there). *got = 1 if one came. */
+static int receive_one(video_run *r, int timeout_ms, int *got, g3n_error *err)
+{
+    *got = 0;
+    g3n_reply reply;
+    g3n_error receive_err;
+    if (g3n_client_receive(r->client, timeout_ms, &reply, &receive_err) != G3N_OK) {
+        if (timeout_ms < 0)
+            return g3n_error_set(err, "%s", receive_err.message);
+        return G3N_OK; /* nothing yet */
+    }
+    int index = find_segment(r, reply.request_id);
+    if (index < 0 || !reply.final || r->segments[index].answered) {
+        g3n_reply_clear(&reply);
+        return G3N_OK;
+    }
+    *got = 1;
+    video_segment *s = &r->segments[index];
+    s->answered = 1;
+    r->received++;
+    const G3n__Envelope *env = reply.envelope;
+    if (env->body_case == G3N__ENVELOPE__BODY_ERROR) {
+        int rc = g3n_error_set(err, "encoding %s %s: %s: %s", s->is_audio ? "audio" : "image", s->name,
+                               g3n_wire_error_code_name(env->error->code), env->error->message ? env->error->message : "");
+        g3n_reply_clear(&reply);
+        return rc;
+    }
+    int expected = s->is_audio ? G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY : G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
+    if ((int)env->body_case != expected) {
+        int rc = g3n_error_set(err, "encoding %s: the worker answered %s", s->name, g3n_wire_body_name(env->body_case));
+        g3n_reply_clear(&reply);
+        return rc;
+    }
+    if (s->is_audio)
+        progress(r->params, "encoded %s: %.2f s of audio in %.3f s on %s", s->name,
+                 env->encode_audio_reply->audio_seconds, env->encode_audio_reply->seconds, reply.worker);
+    else
+        progress(r->params, "encoded %s: %.3f s on %s", s->name, env->encode_image_reply->seconds, reply.worker);
+    s->reply = reply.envelope;
+    reply.envelope = NULL;
+    g3n_reply_clear(&reply);
+    return G3N_OK;
+}
+
+/* Collects the replies that are already there (the encoders run meanwhile). */
+static int drain(video_run *r, g3n_error *err)
+{
+    int got = 1;
+    while (got && r->received < r->count)
+        if (receive_one(r, 0, &got, err) != G3N_OK)
+            return G3N_ERR;
+    return G3N_OK;
+}
+
+static int room_for_segment(video_run *r, g3n_error *err)
+{
+    if (r->count >= G3N_VIDEO_MAX_SEGMENTS)
+        return g3n_error_set(err,
+                             "video: more than %d frames and audio segments in one prompt (lower --max-frames or "
+                             "--fps)",
+                             G3N_VIDEO_MAX_SEGMENTS);
+    return G3N_OK;
+}
+
+static int submit(video_run *r, G3n__Envelope *env, int is_audio, g3n_error *err)
+{
+    video_segment *s = &r->segments[r->count];
+    g3n_request_options ro = {is_audio ? G3N_ROLE_AUDIO_ENCODER : G3N_ROLE_VISION_ENCODER, 1, NULL};
+    if (g3n_client_submit(r->client, &ro, env, &s->request_id, err) != G3N_OK)
+        return G3N_ERR;
+    s->is_audio = is_audio;
+    s->answered = 0;
+    s->reply = NULL;
+    r->count++;
+    return G3N_OK;
+}
+
+/* The open audio segment (its samples gathered so far) -> the audio-encoder pool. */
+static int submit_audio(video_run *r, g3n_error *err)
+{
+    if (r->audio_count == 0)
+        return G3N_OK;
+    if (room_for_segment(r, err) != G3N_OK)
+        return G3N_ERR;
+    /* the timeline's newest audio segment is the one these samples belong to */
+    const g3n_media_segment *seg = NULL;
+    for (int i = r->timeline.count - 1; i >= 0 && !seg; i--)
+        if (r->timeline.segments[i].type == G3N_CHAT_AUDIO)
+            seg = &r->timeline.segments[i];
+    double from = seg ? seg->seconds : 0.0;
+    double to = from + (double)r->audio_count / r->sample_rate;
+    G3n__Envelope env;
+    G3n__EncodeAudioRequest q;
+    g3n__envelope__init(&env);
+    g3n__encode_audio_request__init(&q);
+    g3n_wire_tensor samples;
+    int64_t shape[1] = {r->audio_count};
+    g3n_wire_tensor_borrow(&samples, G3N_DTYPE_F32, 1, shape, r->audio);
+    q.samples = &samples.message;
+    q.flush = 1;
+    env.body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO;
+    env.encode_audio = &q;
+    snprintf(r->segments[r->count].name, sizeof(r->segments[0].name), "audio %.2f-%.2f s", from, to);
+    if (submit(r, &env, 1, err) != G3N_OK)
+        return G3N_ERR;
+    progress(r->params, "audio segment %d: %.2f-%.2f s (%lld samples) -> audio encoder", r->count - 1, from, to,
+             (long long)r->audio_count);
+    r->audio_count = 0;
+    return drain(r, err);
+}
+
+/* video_ingest callback: a frame ends the audio segment before it, then goes
+ * to the vision-encoder pool as pixel_values. */
+static int on_frame(void *user, int index, double seconds, const uint8_t *rgb, int width, int height, g3n_error *err)
+{
+    video_run *r = user;
+    if (submit_audio(r, err) != G3N_OK || room_for_segment(r, err) != G3N_OK ||
+        g3n_media_timeline_frame(&r->timeline, seconds, err) != G3N_OK)
+        return G3N_ERR;
+    if (g3n_image_preprocess_rgb(rgb, width, height, width * 3, &r->image, r->pixels, err) != G3N_OK)
+        return G3N_ERR;
+    G3n__Envelope env;
+    G3n__EncodeImageRequest q;
+    g3n__envelope__init(&env);
+    g3n__encode_image_request__init(&q);
+    g3n_wire_tensor pixels;
+    int64_t shape[3] = {3, r->side, r->side};
+    g3n_wire_tensor_borrow(&pixels, G3N_DTYPE_F32, 3, shape, r->pixels);
+    q.pixel_values = &pixels.message;
+    q.video_frame = 1;
+    q.frame_index = (uint64_t)index;
+    env.body_case = G3N__ENVELOPE__BODY_ENCODE_IMAGE;
+    env.encode_image = &q;
+    snprintf(r->segments[r->count].name, sizeof(r->segments[0].name), "frame %d at %.2f s", index, seconds);
+    if (submit(r, &env, 0, err) != G3N_OK)
+        return G3N_ERR;
+    progress(r->params, "frame %d at %.2f s (%dx%d) -> vision encoder (segment %d, %.2f s into the ingest)", index,
+             seconds, width, height, r->count - 1, g3n_now_seconds() - r->start);
+    return drain(r, err);
+}
+
+/* video_ingest callback: samples join the open audio segment; a segment that
+ * fills the model's audio placeholders is sent and a new one opens. */
+static int on_audio(void *user, double seconds, const float *samples, int64_t count, g3n_error *err)
+{
+    (void)seconds;
+    video_run *r = user;
+    while (count > 0) {
+        int64_t take = g3n_media_timeline_audio(&r->timeline, count, err);
+        if (take < 0)
+            return G3N_ERR;
+        if (r->audio_count + take > r->audio_capacity) {
+            int64_t capacity = r->audio_capacity ? r->audio_capacity : 16000;
+            while (capacity < r->audio_count + take)
+                capacity *= 2;
+            float *grown = realloc(r->audio, sizeof(float) * (size_t)capacity);
+            if (!grown)
+                return g3n_error_set(err, "video: out of memory for audio");
+            r->audio = grown;
+            r->audio_capacity = capacity;
+        }
+        memcpy(r->audio + r->audio_count, samples, sizeof(float) * (size_t)take);
+        r->audio_count += take;
+        samples += take;
+        count -= take;
+        if (!g3n_media_timeline_open_audio(&r->timeline) && submit_audio(r, err) != G3N_OK)
+            return G3N_ERR; /* the segment reached the placeholders' length */
+    }
+    return G3N_OK;
+}
+
+typedef struct video_stream {
+    g3n_detokenizer detokenizer;
+    g3n_text_callback on_text;
+    void *user;
+    const g3n_pipeline_generate_params *outer;
+    int failed;
+    g3n_error err;
+} video_stream;
+
+static int stream_on_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
+{
+    video_stream *s = user;
+    const char *text;
+    size_t length;
+    if (g3n_detokenizer_push(&s->detokenizer, token, &text, &length, &s->err) != G3N_OK) {
+        s->failed = 1;
+        return 1;
+    }
+    int stop = 0;
+    if (length && s->on_text)
+        stop = s->on_text(s->user, text, length);
+    if (s->outer->on_token)
+        stop |= s->outer->on_token(s->outer->user, step, token, logits, vocab);
+    return stop;
+}
+
+int g3n_pipeline_video_chat(g3n_client *client, const g3n_model_config *config, const g3n_tokenizer *tokenizer,
+                            const g3n_video_chat_input *input, const g3n_pipeline_generate_params *params,
+                            g3n_text_callback on_text, void *text_user, g3n_video_chat_stats *stats, g3n_error *err)
+{
+    memset(stats, 0, sizeof(*stats));
+    video_run *r = calloc(1, sizeof(*r));
+    if (!r)
+        return g3n_error_set(err, "video: out of memory");
+    r->client = client;
+    r->params = params;
+    r->start = g3n_now_seconds();
+    g3n_audio_feature_config features;
+    memset(&features, 0, sizeof(features));
+    g3n_chat_prompt prompt;
+    memset(&prompt, 0, sizeof(prompt));
+    g3n_video_options video = input->video;
+    int rc = G3N_ERR;
+
+    /* what the encoders expect: the vision side and the audio segment length */
+    if (video.want_video) {
+        g3n_vision_config vc;
+        if (g3n_vision_config_parse(config, &vc, err) != G3N_OK)
+            goto done;
+        r->side = vc.image_size;
+        r->image = g3n_image_default_options();
+        r->image.size = (int)vc.image_size;
+        if (video.max_pixels > 0)
+            r->image.max_pixels = video.max_pixels;
+        r->pixels = malloc(sizeof(float) * 3 * (size_t)(r->side * r->side));
+        if (!r->pixels) {
+            g3n_error_set(err, "video: out of memory");
+            goto done;
+        }
+        if (g3n_image_init(err) != G3N_OK)
+            goto done;
+    }
+    g3n_audio_feature_config_default(&features);
+    if (input->preprocessor_config &&
+        g3n_audio_feature_config_load(&features, input->preprocessor_config, err) != G3N_OK)
+        goto done;
+    r->sample_rate = features.sampling_rate;
+    video.sample_rate = features.sampling_rate;
+    int64_t segment_samples = 0;
+    if (video.want_audio) {
+        g3n_audio_config ac;
+        if (g3n_audio_config_parse(&ac, config, err) != G3N_OK)
+            goto done;
+        segment_samples = g3n_media_audio_segment_samples(&features, &ac, config->audio_soft_tokens_per_image);
+        if (segment_samples <= features.frame_length) {
+            g3n_error_set(err, "video: %lld audio placeholders hold no audio segment",
+                          (long long)config->audio_soft_tokens_per_image);
+            goto done;
+        }
+    }
+    g3n_media_timeline_init(&r->timeline, r->sample_rate, segment_samples);
+
+    /* ingest: every segment goes to its encoder as soon as it is complete */
+    g3n_video_info info;
+    progress(params, "ingesting %s (%.3g frames/s, at most %d frames%s)", input->url, video.fps, video.max_frames,
+             video.want_audio ? ", audio at 16 kHz" : ", no audio");
+    if (g3n_video_ingest(input->url, &video, video.want_video ? on_frame : NULL, video.want_audio ? on_audio : NULL,
+                         r, &info, err) != G3N_OK)
+        goto done;
+    g3n_media_timeline_close_audio(&r->timeline);
+    if (submit_audio(r, err) != G3N_OK)
+        goto done;
+    if (r->count == 0) {
+        g3n_error_set(err, "video: %s gave no frames and no audio", input->url);
+        goto done;
+    }
+    progress(params, "ingest done: %d frames, %lld audio samples (%.2f s) in %.2f s; waiting for %d of %d encodings",
+             info.frames, (long long)info.audio_samples, (double)info.audio_samples / r->sample_rate,
+             g3n_now_seconds() - r->start, r->count - r->received, r->count);
+    while (r->received < r->count) {
+        int got;
+        if (receive_one(r, -1, &got, err) != G3N_OK)
+            goto done;
+    }
+    stats->ingest_seconds = g3n_now_seconds() - r->start;
+
+    /* the prompt: the segments in timestamp order, then the question */
+    g3n_chat_item_type types[G3N_VIDEO_MAX_SEGMENTS];
+    for (int i = 0; i < r->count; i++) {
+        types[i] = r->segments[i].is_audio ? G3N_CHAT_AUDIO : G3N_CHAT_IMAGE;
+        if (r->segments[i].is_audio)
+            stats->audio_segments++;
+        else
+            stats->frames++;
+    }
+    stats->audio_samples = info.audio_samples;
+    g3n_chat_special_ids special;
+    g3n_chat_special_ids_from_config(&special, config);
+    if (g3n_media_prompt_render(tokenizer, &special, input->system, types, r->count, input->prompt, 1, 1, &prompt,
+                                err) != G3N_OK)
+        goto done;
+    progress(params, "prompt: %d frames and %d audio segments in timestamp order + the question = %lld tokens",
+             stats->frames, stats->audio_segments, (long long)prompt.ids.count);
+
+    G3n__Envelope *replies[G3N_VIDEO_MAX_SEGMENTS];
+    for (int i = 0; i < r->count; i++)
+        replies[i] = r->segments[i].reply;
+    g3n_pipeline_media media = {replies, r->count, stats->ingest_seconds};
+    video_stream stream;
+    memset(&stream, 0, sizeof(stream));
+    g3n_detokenizer_init(&stream.detokenizer, tokenizer, 1);
+    stream.on_text = on_text;
+    stream.user = text_user;
+    stream.outer = params;
+    g3n_pipeline_generate_params p = *params;
+    p.on_token = stream_on_token;
+    p.user = &stream;
+    rc = g3n_pipeline_generate(client, prompt.ids.ids, prompt.ids.count, &media, &p, &stats->pipeline, err);
+    if (rc == G3N_OK && stream.failed)
+        rc = g3n_error_set(err, "%s", stream.err.message);
+    if (rc == G3N_OK) {
+        const char *text;
+        size_t length;
+        if (g3n_detokenizer_flush(&stream.detokenizer, &text, &length, err) != G3N_OK)
+            rc = G3N_ERR;
+        else if (length && on_text)
+            on_text(text_user, text, length);
+    }
+    stats->pipeline.encode_seconds = stats->ingest_seconds;
+    g3n_detokenizer_free(&stream.detokenizer);
+done:
+    /* every submitted request answered before the client is reused; after an
+     * error, those still waiting in the broker's queue are cancelled */
+    if (rc != G3N_OK)
+        for (int i = 0; i < r->count; i++)
+            if (!r->segments[i].answered) {
+                g3n_error ignored;
+                g3n_client_cancel(client, r->segments[i].request_id, &ignored);
+            }
+    while (r->received < r->count) {
+        int got;
+        g3n_error ignored;
+        if (receive_one(r, -1, &got, &ignored) != G3N_OK && !got)
+            break; /* the transport failed: nothing more will come */
+    }
+    for (int i = 0; i < r->count; i++)
+        g3n_wire_free(r->segments[i].reply);
+    g3n_chat_prompt_free(&prompt);
+    g3n_audio_feature_config_free(&features);
+    g3n_media_timeline_free(&r->timeline);
+    free(r->pixels);
+    free(r->audio);
+    free(r);
+    return rc;
+}
