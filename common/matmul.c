@@ -278,6 +278,41 @@ static quant_kernel pick_quant_kernel(void)
                                                                               : g3n_quant_dot_portable;
 }
 
+/* Products with parallel work below this many multiply-adds run on the
+ * calling thread: a parallel region costs more than they do (decode's small
+ * LAuReL and per-layer products), and more so on a loaded host. */
+#define QUANT_SERIAL_WORK 262144
+
+/* Every output's weight rows in blocks, all blocks of all outputs in one
+ * parallel loop; the activations are already in a (prepared for the dtype). */
+static void matmul_quant_blocks(const g3n_quant_activations *a, int64_t m, const g3n_matmul_output *outputs, int count)
+{
+    const quant_kernel kernel = pick_quant_kernel();
+    /* Blocks of weight rows that stay in L1/L2 while every 8-row slice of x
+     * passes over them; one token: small blocks, so both threads get work. */
+    const int64_t block = m > 8 ? 32 : 16;
+    int64_t first_block[9], work = 0;
+    first_block[0] = 0;
+    for (int o = 0; o < count; o++) {
+        first_block[o + 1] = first_block[o] + (outputs[o].w->rows + block - 1) / block;
+        work += m * outputs[o].w->rows * outputs[o].w->cols;
+    }
+    const int64_t blocks = first_block[count];
+#pragma omp parallel for schedule(dynamic, 4) if (work > QUANT_SERIAL_WORK)
+    for (int64_t b = 0; b < blocks; b++) {
+        int o = 0;
+        while (b >= first_block[o + 1])
+            o++;
+        const g3n_matrix *w = outputs[o].w;
+        const size_t y_stride = outputs[o].y_stride;
+        const int64_t n = w->rows, j0 = (b - first_block[o]) * block, j1 = j0 + block < n ? j0 + block : n;
+        for (int64_t i = 0; i < m; i += 8) {
+            const int64_t rows = m - i < 8 ? m - i : 8;
+            kernel(a, i, rows, w, outputs[o].y + (size_t)i * y_stride, y_stride, j0, j1);
+        }
+    }
+}
+
 static void matmul_quant(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y, size_t y_stride)
 {
     g3n_quant_activations *a = &thread_activations;
@@ -287,19 +322,23 @@ static void matmul_quant(const float *x, int64_t m, size_t x_stride, const g3n_m
                 y[(size_t)i * y_stride + (size_t)j] = g3n_matrix_row_dot(w, j, x + (size_t)i * x_stride);
         return;
     }
-    const quant_kernel kernel = pick_quant_kernel();
-    /* Blocks of weight rows that stay in L1/L2 while every 8-row slice of x
-     * passes over them; one token: small blocks, so both threads get work. */
-    const int64_t n = w->rows, block = m > 8 ? 32 : 16;
-    const int64_t blocks = (n + block - 1) / block;
-#pragma omp parallel for schedule(dynamic, 4) if (n * w->cols > 32768)
-    for (int64_t b = 0; b < blocks; b++) {
-        const int64_t j0 = b * block, j1 = j0 + block < n ? j0 + block : n;
-        for (int64_t i = 0; i < m; i += 8) {
-            const int64_t rows = m - i < 8 ? m - i : 8;
-            kernel(a, i, rows, w, y + (size_t)i * y_stride, y_stride, j0, j1);
-        }
+    const g3n_matmul_output one = {w, y, y_stride};
+    matmul_quant_blocks(a, m, &one, 1);
+}
+
+void g3n_matmul_many(const float *x, int64_t m, size_t x_stride, const g3n_matmul_output *outputs, int count)
+{
+    int shared = count >= 1 && count <= 8 && m > 0;
+    for (int o = 0; o < count && shared; o++)
+        shared = is_quant(outputs[o].w->dtype) && outputs[o].w->dtype == outputs[0].w->dtype &&
+                 outputs[o].w->cols == outputs[0].w->cols && outputs[o].w->rows > 0;
+    if (shared && g3n_quant_activations_prepare(&thread_activations, x, m, x_stride, outputs[0].w->cols,
+                                                outputs[0].w->dtype) == G3N_OK) {
+        matmul_quant_blocks(&thread_activations, m, outputs, count);
+        return;
     }
+    for (int o = 0; o < count; o++)
+        g3n_matmul(x, m, x_stride, outputs[o].w, outputs[o].y, outputs[o].y_stride);
 }
 
 void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows, int64_t count, float *y)
@@ -310,7 +349,7 @@ void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows,
         g3n_quant_activations *a = &thread_activations;
         if (g3n_quant_activations_prepare(a, x, 1, (size_t)w->cols, w->cols, w->dtype) == G3N_OK) {
             const quant_kernel kernel = pick_quant_kernel();
-#pragma omp parallel for schedule(static) if (count * w->cols > 32768)
+#pragma omp parallel for schedule(static) if (count * w->cols > QUANT_SERIAL_WORK)
             for (int64_t i = 0; i < count; i++) {
                 const g3n_matrix one = g3n_matrix_rows(w, rows[i], 1);
                 kernel(a, 0, 1, &one, y + i, 1, 0, 1);

@@ -39,6 +39,16 @@ g3n_matrix g3n_matrix_rows(const g3n_matrix *matrix, int64_t first, int64_t coun
 
 void g3n_matmul(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y, size_t y_stride);
 
+/* Several products of the same x (e.g. q/k/v projections): the same results
+ * as one g3n_matmul per output. For Q8/Q4 weights of one dtype and width the
+ * activations are quantised once and all outputs share one parallel region. */
+typedef struct g3n_matmul_output {
+    const g3n_matrix *w;
+    float *y;
+    size_t y_stride;
+} g3n_matmul_output;
+void g3n_matmul_many(const float *x, int64_t m, size_t x_stride, const g3n_matmul_output *outputs, int count);
+
 /* Dot product of k f32 values with row `row` of w (used by gathers and tests). */
 float g3n_matrix_row_dot(const g3n_matrix *w, int64_t row, const float *x);
 /* Row `row` of w as f32 (k values). */

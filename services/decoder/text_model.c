@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "text_math.h"
 
 #define PREFIX "model.language_model."
 
@@ -320,10 +321,21 @@ struct g3n_text_session {
     float *rope_cos[2], *rope_sin[2]; /* per layer type [chunk][HD/2] */
     float *scores;        /* [threads][max_keys] */
     int64_t scores_stride;
+    /* prefill attention through g3n_matmul (attention_by_products), for key
+     * ranges of at most att_cap positions: */
+    int64_t att_cap;
+    float *att_k;         /* [att_cap][HD]: one KV head's keys of the range */
+    float *att_vt;        /* [HD][att_cap]: its values, transposed */
+    float *att_q, *att_o; /* [group * chunk][HD]: the group's queries / outputs, head-major */
+    float *att_s;         /* [group * chunk][att_cap]: scores, then probabilities */
     int32_t *active_rows; /* [I_max]: the sparse MLP's surviving gate entries */
     float *embeds, *per_layer, *per_layer_tokens; /* forward_ids: [chunk][D], [chunk][L*P] x2 */
     uint64_t kv_bytes, scratch_bytes;
 };
+
+/* Prefill attention goes through g3n_matmul while a chunk's queries see at
+ * most this many earlier positions (beyond: the per-key loop, no bigger buffers). */
+#define ATTENTION_PRODUCT_KEYS 2048
 
 g3n_text_session_params g3n_text_session_default_params(const g3n_text_model *model)
 {
@@ -432,13 +444,21 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
         s->scores_stride = s->max_positions + C;
         s->scores_stride = (s->scores_stride + 15) & ~(int64_t)15;
         s->scores = session_alloc(s, (int64_t)s->threads * s->scores_stride, 0);
+        s->att_cap = (s->max_positions < ATTENTION_PRODUCT_KEYS ? s->max_positions : ATTENTION_PRODUCT_KEYS) + C;
+        s->att_cap = (s->att_cap + 15) & ~(int64_t)15;
+        s->att_k = session_alloc(s, s->att_cap * HD, 0);
+        s->att_vt = session_alloc(s, s->att_cap * HD, 0);
+        s->att_q = session_alloc(s, (NH / NKV) * C * HD, 0);
+        s->att_o = session_alloc(s, (NH / NKV) * C * HD, 0);
+        s->att_s = session_alloc(s, (NH / NKV) * C * s->att_cap, 0);
         s->embeds = session_alloc(s, C * D, 0);
         s->per_layer = session_alloc(s, C * LP, 0);
         s->per_layer_tokens = session_alloc(s, C * LP, 0);
         s->active_rows = (int32_t *)session_alloc(s, m->max_intermediate_size, 0);
         ok = s->streams && s->x && s->laurel && s->attn && s->hidden && s->tmp && s->laurel_low && s->q &&
              s->attn_heads && s->gate && s->up && s->ple && s->modalities && s->rope_cos[0] && s->rope_cos[1] &&
-             s->rope_sin[0] && s->rope_sin[1] && s->scores && s->embeds && s->per_layer && s->per_layer_tokens &&
+             s->rope_sin[0] && s->rope_sin[1] && s->scores && s->att_k && s->att_vt && s->att_q && s->att_o &&
+             s->att_s && s->embeds && s->per_layer && s->per_layer_tokens &&
              s->active_rows;
     }
     if (!ok) {
@@ -471,7 +491,8 @@ void g3n_text_session_free(g3n_text_session *s)
     float *buffers[] = {s->streams, s->x,      s->laurel,      s->attn,        s->hidden,     s->tmp,
                         s->laurel_low, s->q,   s->attn_heads,  s->gate,        s->up,         s->ple,
                         s->modalities, s->rope_cos[0], s->rope_cos[1], s->rope_sin[0], s->rope_sin[1],
-                        s->scores, s->embeds, s->per_layer, s->per_layer_tokens, (float *)s->active_rows};
+                        s->scores, s->embeds, s->per_layer, s->per_layer_tokens, (float *)s->active_rows,
+                        s->att_k, s->att_vt, s->att_q, s->att_o, s->att_s};
     for (size_t i = 0; i < sizeof(buffers) / sizeof(buffers[0]); i++)
         g3n_aligned_free(buffers[i]);
     free(s);
@@ -559,7 +580,7 @@ static void altup_predict(const g3n_text_model *m, const g3n_text_layer *ly, flo
     const int64_t D = m->hidden_size;
     const int N = m->altup_inputs;
     altup_router_modalities(m, ly, streams + (int64_t)m->altup_active * stream_stride, count, scratch, modalities);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count > 1)
     for (int64_t t = 0; t < count; t++) {
         /* all_coefs[i][j] = prediction_coefs(modalities)[N*i + j] */
         float coefs[G3N_ALTUP_MAX_INPUTS * G3N_ALTUP_MAX_INPUTS];
@@ -591,7 +612,7 @@ static void altup_correct(const g3n_text_model *m, const g3n_text_layer *ly, flo
     const int64_t D = m->hidden_size;
     const int N = m->altup_inputs;
     altup_router_modalities(m, ly, activated, count, scratch, modalities);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count > 1)
     for (int64_t t = 0; t < count; t++) {
         float coefs[G3N_ALTUP_MAX_INPUTS];
         const float *mod = modalities + t * N;
@@ -616,12 +637,13 @@ static void altup_correct(const g3n_text_model *m, const g3n_text_layer *ly, flo
     }
 }
 
-/* Gemma3nTextLaurelBlock.forward: out = x + post_laurel_norm(linear_right(linear_left(x))). */
+/* Gemma3nTextLaurelBlock.forward: out = x + post_laurel_norm(linear_right(linear_left(x))).
+ * low = linear_left(x) [count][R] is already computed (with the attention
+ * projections, which read the same x: attention_project). */
 static void laurel_forward(const g3n_text_model *m, const g3n_text_layer *ly, const float *x, int64_t count,
-                           float *low, float *out)
+                           const float *low, float *out)
 {
     const int64_t D = m->hidden_size, R = m->config->laurel_rank;
-    g3n_matmul(x, count, (size_t)D, &ly->laurel_left, low, (size_t)R);
     g3n_matmul(low, count, (size_t)R, &ly->laurel_right, out, (size_t)D);
     g3n_rms_norm_rows(out, D, ly->post_laurel_norm, out, D, count, D, m->config->rms_norm_eps);
     for (int64_t i = 0; i < count * D; i++)
@@ -641,14 +663,25 @@ static float gaussian_topk_cutoff(const g3n_text_layer *ly, const float *g, int6
     return mean_f + std_f * ly->sparsity_std_multiplier;
 }
 
+/* gelu_pytorch_tanh in place: libm's tanhf on the exact path, the
+ * vectorised one (text_math.h, a few ulp away) with the fast formats. */
+static void gelu(const g3n_text_model *m, float *x, int64_t n)
+{
+    if (m->weight_format == G3N_WEIGHTS_EXACT)
+        g3n_gelu_tanh(x, x, n);
+    else
+        g3n_text_gelu_tanh(x, x, n);
+}
+
 /* Gemma3nTextMLP.forward (with _gaussian_topk where the pattern is > 0).
  * x [count][D] -> out [count][D]. active: [I] scratch. */
 static void mlp_forward(const g3n_text_model *m, const g3n_text_layer *ly, const float *x, int64_t count,
                         float *gate, float *up, int32_t *active, float *out)
 {
     const int64_t D = m->hidden_size, I = ly->intermediate_size;
-    g3n_matmul(x, count, (size_t)D, &ly->gate_proj, gate, (size_t)I);
-    if (ly->sparse && ly->down_proj_t.data && count <= 4) {
+    const int sparse_decode = ly->sparse && ly->down_proj_t.data && count <= 4;
+    if (sparse_decode) {
+        g3n_matmul(x, count, (size_t)D, &ly->gate_proj, gate, (size_t)I);
         /* Sparse path (decode): relu(gate - cutoff) leaves ~5% of the entries
          * nonzero and gelu(0) * up = 0, so only those up_proj rows and down_proj
          * columns (rows of the transposed copy) contribute: the same products,
@@ -664,7 +697,7 @@ static void mlp_forward(const g3n_text_model *m, const g3n_text_layer *ly, const
                     g[n++] = v;
                 }
             }
-            g3n_gelu_tanh(g, g, n);
+            gelu(m, g, n);
             g3n_matmul_gather(x + t * D, &ly->up_proj, active, n, up);
             for (int64_t j = 0; j < n; j++)
                 g[j] = g[j] * up[j];
@@ -672,8 +705,10 @@ static void mlp_forward(const g3n_text_model *m, const g3n_text_layer *ly, const
         }
         return;
     }
-    g3n_matmul(x, count, (size_t)D, &ly->up_proj, up, (size_t)I);
-#pragma omp parallel for schedule(static)
+    /* gate_proj and up_proj read the same x: one pass */
+    const g3n_matmul_output gate_up[2] = {{&ly->gate_proj, gate, (size_t)I}, {&ly->up_proj, up, (size_t)I}};
+    g3n_matmul_many(x, count, (size_t)D, gate_up, 2);
+#pragma omp parallel for schedule(static) if (count > 1)
     for (int64_t t = 0; t < count; t++) {
         float *g = gate + t * I;
         const float *u = up + t * I;
@@ -685,7 +720,7 @@ static void mlp_forward(const g3n_text_model *m, const g3n_text_layer *ly, const
                 g[i] = v > 0.0f ? v : 0.0f;
             }
         }
-        g3n_gelu_tanh(g, g, I);
+        gelu(m, g, I);
         for (int64_t i = 0; i < I; i++)
             g[i] = g[i] * u[i];
     }
@@ -741,23 +776,128 @@ static void commit_ring(layer_cache *lc, int64_t chunk_start, int64_t count, int
     }
 }
 
-/* Gemma3nTextAttention.forward for the chunk's rows: x [count][D] -> out [count][D]
- * (o_proj output). Writes this layer's K/V (unless KV-shared). */
-static void attention_forward(g3n_text_session *s, const g3n_text_layer *ly, const float *x, int64_t chunk_start,
-                              int64_t count, float *out)
+/* Where this layer's K/V rows of the chunk go (the ring's chunk buffers or the cache). */
+static void kv_destination(g3n_text_session *s, const g3n_text_layer *ly, int64_t chunk_start, float **k_dst,
+                           float **v_dst)
+{
+    const int64_t kv_row = (int64_t)s->model->num_kv_heads * s->model->head_dim;
+    layer_cache *lc = &s->caches[ly->kv_source];
+    *k_dst = lc->ring ? lc->chunk_k : lc->k + chunk_start * kv_row;
+    *v_dst = lc->ring ? lc->chunk_v : lc->v + chunk_start * kv_row;
+}
+
+/* The products of active_prediction_normed x [count][D], in one pass:
+ * q_proj -> s->q, k_proj/v_proj -> this layer's K/V rows (unless KV-shared)
+ * (Gemma3nTextAttention.forward's projections) and laurel.linear_left ->
+ * laurel_low (Gemma3nTextLaurelBlock.forward's first product). */
+static void attention_project(g3n_text_session *s, const g3n_text_layer *ly, const float *x, int64_t chunk_start,
+                              int64_t count, float *laurel_low)
+{
+    const g3n_text_model *m = s->model;
+    const int64_t D = m->hidden_size, kv_row = (int64_t)m->num_kv_heads * m->head_dim;
+    const int64_t q_row = (int64_t)m->num_heads * m->head_dim;
+    g3n_matmul_output outputs[4] = {{&ly->q_proj, s->q, (size_t)q_row},
+                                    {&ly->laurel_left, laurel_low, (size_t)m->config->laurel_rank}};
+    int n = 2;
+    if (!ly->kv_shared) {
+        float *k_dst, *v_dst;
+        kv_destination(s, ly, chunk_start, &k_dst, &v_dst);
+        outputs[n++] = (g3n_matmul_output){&ly->k_proj, k_dst, (size_t)kv_row};
+        outputs[n++] = (g3n_matmul_output){&ly->v_proj, v_dst, (size_t)kv_row};
+    }
+    g3n_matmul_many(x, count, (size_t)D, outputs, n);
+}
+
+/* The attention core of a prefill chunk as matrix products, per KV head g:
+ * the keys of every position some query of the chunk sees, K [npos][HD] and
+ * Vᵀ [HD][npos] gathered from the cache; the queries of g's heads stacked
+ * head-major Q [group·count][HD]; S = Q·Kᵀ (g3n_matmul), each row masked to
+ * its visible range and softmaxed (as the per-key loop: max, expf, double
+ * sum), then O = P·V = P·(Vᵀ)ᵀ (g3n_matmul) scattered to attn_heads.
+ * Masked entries are zeros in P: a chunk wastes at most its own triangle. */
+static void attention_by_products(g3n_text_session *s, const layer_cache *lc, int64_t chunk_start, int64_t count,
+                                  int sliding, int64_t *max_keys)
+{
+    const g3n_text_model *m = s->model;
+    const int64_t HD = m->head_dim, window = s->window, cap = s->att_cap;
+    const int NH = m->num_heads, NKV = m->num_kv_heads, group = NH / NKV;
+    const int64_t kv_row = (int64_t)NKV * HD, q_row = (int64_t)NH * HD;
+    const int64_t p0 = sliding && chunk_start - window + 1 > 0 ? chunk_start - window + 1 : 0;
+    const int64_t npos = chunk_start + count - p0, rows = (int64_t)group * count;
+    for (int64_t t = 0; t < count; t++) {
+        const int64_t qpos = chunk_start + t, first = sliding && qpos - window + 1 > 0 ? qpos - window + 1 : 0;
+        if (qpos - first + 1 > *max_keys)
+            *max_keys = qpos - first + 1;
+    }
+    for (int g = 0; g < NKV; g++) {
+#pragma omp parallel
+        {
+#pragma omp for schedule(static) nowait
+            for (int64_t j = 0; j < npos; j++) {
+                const float *kr = cache_row(lc, lc->k, lc->chunk_k, p0 + j, chunk_start, kv_row) + g * HD;
+                const float *vr = cache_row(lc, lc->v, lc->chunk_v, p0 + j, chunk_start, kv_row) + g * HD;
+                memcpy(s->att_k + j * HD, kr, sizeof(float) * (size_t)HD);
+                for (int64_t d = 0; d < HD; d++)
+                    s->att_vt[d * cap + j] = vr[d];
+            }
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < rows; r++) {
+                const int64_t hh = r / count, t = r % count;
+                memcpy(s->att_q + r * HD, s->q + t * q_row + (g * group + hh) * HD, sizeof(float) * (size_t)HD);
+            }
+        }
+        const g3n_matrix keys = {G3N_DTYPE_F32, npos, HD, (size_t)HD * sizeof(float), s->att_k};
+        g3n_matmul(s->att_q, rows, (size_t)HD, &keys, s->att_s, (size_t)cap);
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            const int64_t qpos = chunk_start + r % count;
+            const int64_t first = sliding && qpos - window + 1 > 0 ? qpos - window + 1 : 0;
+            const int64_t lo = first - p0, hi = qpos - p0;
+            float *row = s->att_s + r * cap;
+            float best = -INFINITY;
+            for (int64_t j = lo; j <= hi; j++)
+                best = row[j] > best ? row[j] : best;
+            double total = 0.0;
+            for (int64_t j = lo; j <= hi; j++) {
+                float e = expf(row[j] - best);
+                row[j] = e;
+                total += e;
+            }
+            const float inv = (float)(1.0 / total);
+            for (int64_t j = 0; j < lo; j++)
+                row[j] = 0.0f;
+            for (int64_t j = lo; j <= hi; j++)
+                row[j] *= inv;
+            for (int64_t j = hi + 1; j < npos; j++)
+                row[j] = 0.0f;
+        }
+        const g3n_matrix values = {G3N_DTYPE_F32, HD, npos, (size_t)cap * sizeof(float), s->att_vt};
+        g3n_matmul(s->att_s, rows, (size_t)cap, &values, s->att_o, (size_t)HD);
+        for (int64_t r = 0; r < rows; r++) {
+            const int64_t hh = r / count, t = r % count;
+            memcpy(s->attn_heads + t * q_row + (g * group + hh) * HD, s->att_o + r * HD, sizeof(float) * (size_t)HD);
+        }
+    }
+}
+
+/* Gemma3nTextAttention.forward for the chunk's rows after attention_project
+ * (q and this layer's K/V rows hold the projections) -> out [count][D]
+ * (o_proj output). */
+static void attention_forward(g3n_text_session *s, const g3n_text_layer *ly, int64_t chunk_start, int64_t count,
+                              float *out)
 {
     const g3n_text_model *m = s->model;
     const int64_t D = m->hidden_size, HD = m->head_dim, half = HD / 2;
     const int NH = m->num_heads, NKV = m->num_kv_heads, group = NH / NKV;
     const int64_t kv_row = (int64_t)NKV * HD, q_row = (int64_t)NH * HD;
     const double eps = m->config->rms_norm_eps;
+    int count_done = 0;
     const int type = ly->type == G3N_LAYER_SLIDING ? 0 : 1;
     const float *cos_t = s->rope_cos[type], *sin_t = s->rope_sin[type];
     layer_cache *lc = &s->caches[ly->kv_source];
 
     /* q = rope(q_norm(q_proj(x))) per head */
-    g3n_matmul(x, count, (size_t)D, &ly->q_proj, s->q, (size_t)q_row);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count > 1)
     for (int64_t t = 0; t < count; t++)
         for (int h = 0; h < NH; h++) {
             float *qh = s->q + t * q_row + h * HD;
@@ -767,11 +907,9 @@ static void attention_forward(g3n_text_session *s, const g3n_text_layer *ly, con
 
     if (!ly->kv_shared) {
         /* k = rope(k_norm(k_proj(x))), v = v_norm(v_proj(x)) (no weight) */
-        float *k_dst = lc->ring ? lc->chunk_k : lc->k + chunk_start * kv_row;
-        float *v_dst = lc->ring ? lc->chunk_v : lc->v + chunk_start * kv_row;
-        g3n_matmul(x, count, (size_t)D, &ly->k_proj, k_dst, (size_t)kv_row);
-        g3n_matmul(x, count, (size_t)D, &ly->v_proj, v_dst, (size_t)kv_row);
-#pragma omp parallel for schedule(static)
+        float *k_dst, *v_dst;
+        kv_destination(s, ly, chunk_start, &k_dst, &v_dst);
+#pragma omp parallel for schedule(static) if (count > 1)
         for (int64_t t = 0; t < count; t++)
             for (int g = 0; g < NKV; g++) {
                 float *kh = k_dst + t * kv_row + g * HD;
@@ -787,39 +925,48 @@ static void attention_forward(g3n_text_session *s, const g3n_text_layer *ly, con
     const int sliding = ly->type == G3N_LAYER_SLIDING;
     const int64_t window = s->window;
     int64_t max_keys = s->caches[ly->index].max_keys;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) reduction(max : max_keys)
-    for (int64_t task = 0; task < count * NH; task++) {
-        const int64_t t = task / NH;
-        const int h = (int)(task % NH), g = h / group;
-        const int64_t qpos = chunk_start + t;
-        int64_t first = 0;
-        if (sliding && qpos - window + 1 > 0)
-            first = qpos - window + 1;
-        const int64_t nkeys = qpos - first + 1;
-        if (nkeys > max_keys)
-            max_keys = nkeys;
-        float *scores = s->scores + (int64_t)omp_get_thread_num() * s->scores_stride;
-        const float *qh = s->q + t * q_row + h * HD;
-        float best = -INFINITY;
-        for (int64_t j = 0; j < nkeys; j++) {
-            const float *kr = cache_row(lc, lc->k, lc->chunk_k, first + j, chunk_start, kv_row) + g * HD;
-            float v = g3n_dot(qh, kr, HD);
-            scores[j] = v;
-            if (v > best)
-                best = v;
-        }
-        double total = 0.0;
-        for (int64_t j = 0; j < nkeys; j++) {
-            float e = expf(scores[j] - best);
-            scores[j] = e;
-            total += e;
-        }
-        float inv = (float)(1.0 / total);
-        float *o = s->attn_heads + t * q_row + h * HD;
-        memset(o, 0, (size_t)HD * sizeof(float));
-        for (int64_t j = 0; j < nkeys; j++) {
-            const float *vr = cache_row(lc, lc->v, lc->chunk_v, first + j, chunk_start, kv_row) + g * HD;
-            g3n_axpy(o, scores[j] * inv, vr, o, HD);
+    const int64_t range_start = sliding && chunk_start - window + 1 > 0 ? chunk_start - window + 1 : 0;
+    if (count >= 8 && chunk_start + count - range_start <= s->att_cap) {
+        attention_by_products(s, lc, chunk_start, count, sliding, &max_keys);
+        count_done = 1;
+    }
+    /* one token over a short context: less work than a parallel region costs */
+    const int parallel = count > 1 || NH * (chunk_start + count) * HD > 65536;
+    if (!count_done) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) reduction(max : max_keys) if (parallel)
+        for (int64_t task = 0; task < count * NH; task++) {
+            const int64_t t = task / NH;
+            const int h = (int)(task % NH), g = h / group;
+            const int64_t qpos = chunk_start + t;
+            int64_t first = 0;
+            if (sliding && qpos - window + 1 > 0)
+                first = qpos - window + 1;
+            const int64_t nkeys = qpos - first + 1;
+            if (nkeys > max_keys)
+                max_keys = nkeys;
+            float *scores = s->scores + (int64_t)omp_get_thread_num() * s->scores_stride;
+            const float *qh = s->q + t * q_row + h * HD;
+            float best = -INFINITY;
+            for (int64_t j = 0; j < nkeys; j++) {
+                const float *kr = cache_row(lc, lc->k, lc->chunk_k, first + j, chunk_start, kv_row) + g * HD;
+                float v = g3n_dot(qh, kr, HD);
+                scores[j] = v;
+                if (v > best)
+                    best = v;
+            }
+            double total = 0.0;
+            for (int64_t j = 0; j < nkeys; j++) {
+                float e = expf(scores[j] - best);
+                scores[j] = e;
+                total += e;
+            }
+            float inv = (float)(1.0 / total);
+            float *o = s->attn_heads + t * q_row + h * HD;
+            memset(o, 0, (size_t)HD * sizeof(float));
+            for (int64_t j = 0; j < nkeys; j++) {
+                const float *vr = cache_row(lc, lc->v, lc->chunk_v, first + j, chunk_start, kv_row) + g * HD;
+                g3n_axpy(o, scores[j] * inv, vr, o, HD);
+            }
         }
     }
     s->caches[ly->index].max_keys = max_keys;
@@ -847,10 +994,12 @@ static void decoder_layer_forward(g3n_text_session *s, const g3n_text_layer *ly,
     altup_predict(m, ly, s->streams, count, stride, s->tmp, s->modalities);
     /* active_prediction_normed = input_layernorm(active_prediction) */
     g3n_rms_norm_rows(active, D, ly->input_layernorm, s->x, D, count, D, eps);
+    /* q/k/v and laurel's linear_left read active_prediction_normed: one pass */
+    attention_project(s, ly, s->x, chunk_start, count, s->laurel_low);
     /* laurel_output = laurel(active_prediction_normed) */
     laurel_forward(m, ly, s->x, count, s->laurel_low, s->laurel);
     /* attn = post_attention_layernorm(self_attn(active_prediction_normed)) */
-    attention_forward(s, ly, s->x, chunk_start, count, s->attn);
+    attention_forward(s, ly, chunk_start, count, s->attn);
     g3n_rms_norm_rows(s->attn, D, ly->post_attention_layernorm, s->attn, D, count, D, eps);
     /* attn_laurel = ((active_prediction + attn) + laurel_output) / sqrt(2) */
     const float sqrt2 = (float)sqrt(2.0);
@@ -935,7 +1084,13 @@ static void head_forward(g3n_text_session *s, int64_t first_row, int64_t rows, f
     g3n_rms_norm_rows(sum, D, m->final_norm, sum, D, rows, D, m->config->rms_norm_eps);
     g3n_matmul(sum, rows, (size_t)D, &m->lm_head, logits, (size_t)V);
     const float cap = (float)m->config->final_logit_softcapping;
-    if (cap > 0.0f) {
+    if (cap > 0.0f && m->weight_format != G3N_WEIGHTS_EXACT) {
+        /* the fast formats: vectorised tanh (text_math.h) */
+        const int64_t total = rows * V, slice = 16384;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < total; i += slice)
+            g3n_text_softcap(logits + i, total - i < slice ? total - i : slice, cap);
+    } else if (cap > 0.0f) {
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < rows * V; i++)
             logits[i] = tanhf(logits[i] / cap) * cap;
