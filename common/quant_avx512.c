@@ -107,6 +107,21 @@ void g3n_quant_dot_avx512(const g3n_quant_activations *a, int64_t row0, int64_t 
     }
 }
 
+/* 16 bytes qq of v (an immediate for every qq, also without unrolling). */
+static inline __attribute__((always_inline)) __m128i quarter(__m512i v, int qq)
+{
+    switch (qq) {
+    case 0:
+        return _mm512_extracti32x4_epi32(v, 0);
+    case 1:
+        return _mm512_extracti32x4_epi32(v, 1);
+    case 2:
+        return _mm512_extracti32x4_epi32(v, 2);
+    default:
+        return _mm512_extracti32x4_epi32(v, 3);
+    }
+}
+
 /* Sparse-MLP down_proj: Σ coefs[i] · W[rows[i]] over one group. The sum runs
  * in the interleaved order (vector k, byte b) with per-element scales
  * coef · d[block of b], and is put back in column order at the end. */
@@ -141,7 +156,7 @@ static inline __attribute__((always_inline)) void combine_group(g3n_dtype dtype,
             const __m512 s = _mm512_permutexvar_ps(quarter_index[qq], d);
             bias[qq] = _mm512_fnmadd_ps(s, offset, bias[qq]); /* − offset · coef · d */
             for (int k = 0; k < 8; k++) {
-                const __m128i bytes = _mm512_extracti32x4_epi32(wv[k], qq);
+                const __m128i bytes = quarter(wv[k], qq);
                 const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes));
                 acc[k][qq] = _mm512_fmadd_ps(v, s, acc[k][qq]);
             }
