@@ -29,7 +29,15 @@ typedef struct decoder_session {
     float *logits; /* [vocab], reused every step */
     int busy;
     uint64_t last_used;
+    double idle_since; /* g3n_now_seconds() when its last request ended */
 } decoder_session;
+
+/* A decoder session nobody has used for this long is taken to be abandoned (a
+ * client that never sent EndSession) and may be evicted to make room. A live
+ * session between two of its steps is never evicted: a new session waits for a
+ * slot instead (bounded), then fails with a clear error. */
+#define DECODER_STALE_SESSION_SECONDS 30.0
+#define DECODER_SLOT_WAIT_SECONDS 10.0
 
 /* Reusable output buffers, one per concurrent call (no allocation per token). */
 typedef struct scratch_slot {
@@ -479,22 +487,40 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
         return g3n_error_set(err, "no session '%s' on this decoder", id);
     }
     if (!s) {
-        decoder_session *free_slot = NULL, *oldest_idle = NULL;
-        for (int i = 0; i < r->options.max_sessions; i++) {
-            decoder_session *c = &r->sessions[i];
-            if (!c->session && !free_slot)
-                free_slot = c;
-            if (c->session && !c->busy && (!oldest_idle || c->last_used < oldest_idle->last_used))
-                oldest_idle = c;
-        }
-        if (!free_slot && oldest_idle) { /* the least recently used idle session makes room */
-            session_release(oldest_idle);
-            free_slot = oldest_idle;
+        decoder_session *free_slot = NULL;
+        const double slot_deadline = g3n_now_seconds() + DECODER_SLOT_WAIT_SECONDS;
+        for (;;) {
+            decoder_session *oldest_stale = NULL;
+            const double now = g3n_now_seconds();
+            for (int i = 0; i < r->options.max_sessions; i++) {
+                decoder_session *c = &r->sessions[i];
+                if (!c->session && !c->busy && !free_slot)
+                    free_slot = c;
+                if (c->session && !c->busy && now - c->idle_since >= DECODER_STALE_SESSION_SECONDS &&
+                    (!oldest_stale || c->last_used < oldest_stale->last_used))
+                    oldest_stale = c;
+            }
+            if (!free_slot && oldest_stale) { /* an abandoned session makes room */
+                session_release(oldest_stale);
+                free_slot = oldest_stale;
+            }
+            if (free_slot || now >= slot_deadline)
+                break;
+            /* every slot holds a live session: wait for one to end (EndSession frees it) */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 20 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&r->session_free, &r->lock, &until);
         }
         if (!free_slot) {
             pthread_mutex_unlock(&r->lock);
             g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_TOO_LARGE);
-            return g3n_error_set(err, "decoder holds %d busy sessions (its limit)", r->options.max_sessions);
+            return g3n_error_set(err, "decoder holds %d live sessions (its limit) and none ended within %.0f s",
+                                 r->options.max_sessions, DECODER_SLOT_WAIT_SECONDS);
         }
         s = free_slot;
         snprintf(s->id, sizeof(s->id), "%s", id);
@@ -540,6 +566,7 @@ static void session_done(g3n_role *r, decoder_session *s)
     pthread_mutex_lock(&r->lock);
     s->busy = 0;
     s->last_used = ++r->use_counter;
+    s->idle_since = g3n_now_seconds();
     pthread_cond_broadcast(&r->session_free);
     pthread_mutex_unlock(&r->lock);
 }
@@ -652,8 +679,10 @@ static int decoder_end_session(g3n_role *r, g3n_worker_call *call, const G3n__En
         pthread_cond_timedwait(&r->session_free, &r->lock, &until);
         s = session_find(r, q->session_id);
     }
-    if (s && !s->busy)
+    if (s && !s->busy) {
         session_release(s);
+        pthread_cond_broadcast(&r->session_free); /* a new session may be waiting for the slot */
+    }
     pthread_mutex_unlock(&r->lock);
     G3n__Envelope env;
     G3n__Ack ack;
