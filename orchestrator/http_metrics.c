@@ -21,7 +21,8 @@ typedef struct histogram {
 } histogram;
 
 static const char *const endpoint_names[G3N_ENDPOINT_COUNT] = {"/v1/chat/completions", "/v1/audio/transcriptions",
-                                                               "/v1/models", "/health", "/metrics", "other"};
+                                                               "/v1/models", "/health", "/metrics",
+                                                               "/v1/live/sessions", "other"};
 static const char *const stage_roles[G3N_STAGE_COUNT] = {"vision-encoder", "audio-encoder", "embedder", "decoder",
                                                          "decoder"};
 static const char *const stage_names[G3N_STAGE_COUNT] = {"encode", "encode", "embed", "prefill", "decode_step"};

@@ -29,6 +29,7 @@ typedef enum g3n_http_endpoint {
     G3N_ENDPOINT_MODELS,
     G3N_ENDPOINT_HEALTH,
     G3N_ENDPOINT_METRICS,
+    G3N_ENDPOINT_LIVE, /* /v1/live/sessions... (http_live.h) */
     G3N_ENDPOINT_OTHER,
     G3N_ENDPOINT_COUNT
 } g3n_http_endpoint;

@@ -25,6 +25,7 @@
 
 #include "chat_template.h"
 #include "http_metrics.h"
+#include "http_live.h"
 #include "http_request.h"
 #include "http_stop.h"
 #include "ops.h"
@@ -913,6 +914,8 @@ static g3n_http_endpoint route(const char *url)
         return G3N_ENDPOINT_HEALTH;
     if (strcmp(url, "/metrics") == 0)
         return G3N_ENDPOINT_METRICS;
+    if (g3n_http_live_matches(url))
+        return G3N_ENDPOINT_LIVE;
     return G3N_ENDPOINT_OTHER;
 }
 
@@ -966,10 +969,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     } else if (st->endpoint == G3N_ENDPOINT_OTHER) {
         g3n_http_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
                            "no such endpoint: %s %.200s (POST /v1/chat/completions, POST /v1/audio/transcriptions, "
-                           "GET /v1/models, /health, /metrics)",
+                           "GET /v1/models, /health, /metrics, /v1/live/sessions)",
                            method, url);
         status = 404;
         rc = send_error(s, connection, &e);
+    } else if (st->endpoint == G3N_ENDPOINT_LIVE) {
+        if (s->options.live) {
+            rc = g3n_http_live_handle(s->options.live, connection, method, url, st->body.data ? st->body.data : "",
+                                      st->body.length, &status);
+        } else {
+            g3n_http_error_set(&e, 501, "invalid_request_error", "not_implemented", NULL,
+                               "live sessions run where the model is loaded: use g3n serve (this server's roles are "
+                               "remote)");
+            status = 501;
+            rc = send_error(s, connection, &e);
+        }
     } else if ((st->endpoint == G3N_ENDPOINT_CHAT || st->endpoint == G3N_ENDPOINT_TRANSCRIPTIONS) ? !is_post
                                                                                                     : !is_get) {
         g3n_http_error_set(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s is not allowed on %s",

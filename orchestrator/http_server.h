@@ -48,6 +48,8 @@ typedef struct g3n_http_options {
     int retry_after_seconds;     /* Retry-After on 429/503 (default 1) */
     g3n_sampling_params sampling;/* used where a request gives no temperature (default greedy) */
     int quiet;                   /* 1: no log line per request */
+    struct g3n_http_live *live;  /* /v1/live/... (http_live.h; borrowed, stop the server first);
+                                    NULL: those answer 501 */
 } g3n_http_options;
 
 g3n_http_options g3n_http_default_options(void);

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "config.h"
 #include "generate.h"
+#include "http_live.h"
 #include "http_server.h"
 #include "matmul.h"
 #include "ops.h"
@@ -22,12 +23,15 @@
 static void print_help(FILE *out)
 {
     g3n_http_options d = g3n_http_default_options();
+    g3n_http_live_options ld = g3n_http_live_default_options();
     fprintf(out,
             "usage: g3n serve (--model DIR | --synth CONFIG:SEED | --demo) [options]\n"
             "\n"
             "Serves the OpenAI chat API over HTTP with every role in this process (threads over\n"
             "inproc://): POST /v1/chat/completions (stream true/false; text, image_url data: URLs,\n"
             "input_audio), POST /v1/audio/transcriptions (multipart), GET /v1/models, /health, /metrics.\n"
+            "Live sessions (issue 10): POST /v1/live/sessions, then .../frames, .../audio as media\n"
+            "arrive (prefilled into the session's KV cache at once), .../ask at any moment, GET, DELETE.\n"
             "Stops on SIGINT/SIGTERM. See docs/http-api.md.\n"
             "\n"
             "  --model DIR            checkpoint folder (config.json, safetensors, tokenizer.json,\n"
@@ -51,9 +55,17 @@ static void print_help(FILE *out)
             "  --threads N            OpenMP threads (default: all)\n"
             "  --bind ENDPOINT        also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
             "                         can connect and share the work\n"
-            "  --quiet                no log line per request\n",
+            "  --quiet                no log line per request\n"
+            "  --live-sessions N      live sessions at once (default %d; 0: no live endpoints); the\n"
+            "                         live model is loaded in this process on the first session\n"
+            "  --live-context N       KV cache positions per live session: default and cap (default:\n"
+            "                         --context or max_position_embeddings); when media fill it, the\n"
+            "                         oldest are dropped and the rest prefilled again\n"
+            "  --live-idle-seconds N  a live session untouched this long is freed (default %.0f)\n"
+            "  --live-max-media-mb N  one frame or audio piece pushed to a session (default %lld)\n",
             d.host, d.port, d.max_sessions, d.queue, (long long)d.max_tokens, (long long)(d.max_body_bytes >> 20),
-            d.max_connections, d.retry_after_seconds);
+            d.max_connections, d.retry_after_seconds, ld.max_sessions, ld.idle_seconds,
+            (long long)(ld.max_media_bytes >> 20));
 }
 
 /* The repository (or install) folder holding scripts/demo-config.json. */
@@ -104,6 +116,8 @@ int g3n_command_serve(int argc, char **argv)
         return 0;
     }
     g3n_http_options http = g3n_http_default_options();
+    g3n_http_live_options live_options = g3n_http_live_default_options();
+    long long live_sessions = live_options.max_sessions;
     const char *model_dir = NULL, *synth_spec = NULL, *tokenizer_path = NULL, *bind = NULL, *port_file = NULL;
     int demo = 0, threads = 0;
     char model_name[256] = "";
@@ -131,7 +145,9 @@ int g3n_command_serve(int argc, char **argv)
         int numeric = strcmp(a, "--port") == 0 || strcmp(a, "--max-sessions") == 0 || strcmp(a, "--queue") == 0 ||
                       strcmp(a, "--max-tokens") == 0 || strcmp(a, "--context") == 0 ||
                       strcmp(a, "--max-body-mb") == 0 || strcmp(a, "--max-connections") == 0 ||
-                      strcmp(a, "--retry-after") == 0 || strcmp(a, "--threads") == 0;
+                      strcmp(a, "--retry-after") == 0 || strcmp(a, "--threads") == 0 ||
+                      strcmp(a, "--live-sessions") == 0 || strcmp(a, "--live-context") == 0 ||
+                      strcmp(a, "--live-idle-seconds") == 0 || strcmp(a, "--live-max-media-mb") == 0;
         if (numeric && positive(a, v, &n) != 0)
             return 2;
         if (strcmp(a, "--model") == 0)
@@ -168,6 +184,14 @@ int g3n_command_serve(int argc, char **argv)
             threads = (int)n;
         else if (strcmp(a, "--bind") == 0)
             bind = v;
+        else if (strcmp(a, "--live-sessions") == 0 && n <= 1024)
+            live_sessions = n;
+        else if (strcmp(a, "--live-context") == 0 && n >= 1024)
+            live_options.context = n;
+        else if (strcmp(a, "--live-idle-seconds") == 0 && n >= 1)
+            live_options.idle_seconds = (double)n;
+        else if (strcmp(a, "--live-max-media-mb") == 0 && n >= 1 && n <= 4096)
+            live_options.max_media_bytes = n << 20;
         else {
             fprintf(stderr, "g3n serve: error: unknown argument or value out of range: %s %s (see --help)\n", a, v);
             return 2;
@@ -223,6 +247,7 @@ int g3n_command_serve(int argc, char **argv)
     g3n_weights *weights = NULL;
     g3n_broker *broker = NULL;
     g3n_http_server *server = NULL;
+    g3n_http_live *live = NULL;
     g3n_local_roles local;
     memset(&local, 0, sizeof(local));
     double t_load = g3n_now_seconds();
@@ -266,6 +291,23 @@ int g3n_command_serve(int argc, char **argv)
     for (int role = 1; role < G3N_ROLE_COUNT; role++)
         if ((mask & (1u << role)) && g3n_broker_wait_workers(broker, role, 1, 10000, &err) != G3N_OK)
             goto done;
+    if (live_sessions > 0) { /* the live endpoints: their model loads on the first session */
+        char preprocessor[PATH_MAX + 64];
+        live_options.max_sessions = (int)live_sessions;
+        if (live_options.context <= 0 && http.max_context > 0)
+            live_options.context = http.max_context;
+        live_options.max_tokens = http.max_tokens;
+        live_options.sampling = http.sampling;
+        live_options.model_name = model_name;
+        if (model_dir) {
+            snprintf(preprocessor, sizeof(preprocessor), "%s/preprocessor_config.json", model_dir);
+            if (access(preprocessor, R_OK) == 0)
+                live_options.preprocessor_config = preprocessor;
+        }
+        if (g3n_http_live_create(&live, &config, weights, tokenizer, &live_options, &err) != G3N_OK)
+            goto done;
+        http.live = live;
+    }
     if (g3n_http_server_start(&server, broker, &config, tokenizer, &http, &err) != G3N_OK)
         goto done;
     int port = g3n_http_server_port(server);
@@ -291,6 +333,7 @@ done:
     if (rc != 0)
         fprintf(stderr, "g3n serve: error: %s\n", err.message);
     g3n_http_server_stop(server);
+    g3n_http_live_free(live);
     g3n_local_roles_stop(&local);
     g3n_broker_stop(broker);
     g3n_weights_close(weights);
