@@ -1,5 +1,6 @@
 /* image_preprocess.c - image bytes -> pixel_values with libvips (see image_preprocess.h). */
 #include "image_preprocess.h"
+#include "image_preprocess_rgb.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -189,19 +190,12 @@ static int render(VipsImage *image, uint8_t **pixels, const char *what, g3n_erro
     return G3N_OK;
 }
 
-static int preprocess(const char *path, const void *data, size_t size, const g3n_image_options *options,
-                      float *pixel_values, g3n_error *err)
+/* The part every input shares: RGB u8 image -> size x size (Pillow BILINEAR,
+ * horizontal pass first) -> x * float32(1/255) -> [3, size, size] NCHW. */
+static int resize_to_pixel_values(VipsImage *rgb, const g3n_image_options *options, float *pixel_values,
+                                  const char *what, g3n_error *err)
 {
-    const char *what = path ? path : "buffer";
-    g3n_image_options defaults = g3n_image_default_options();
-    if (!options)
-        options = &defaults;
-    if (options->size < 1)
-        return g3n_error_set(err, "%s: output size %d", what, options->size);
-    VipsImage *rgb = NULL, *wide = NULL, *resized = NULL;
-    if (load_rgb(path, data, size, options, &rgb, err) != G3N_OK)
-        return G3N_ERR;
-    /* Pillow: horizontal pass, then vertical */
+    VipsImage *wide = NULL, *resized = NULL;
     int rc = resize_axis(rgb, &wide, 1, options->size, what, err);
     if (rc == G3N_OK)
         rc = resize_axis(wide, &resized, 0, options->size, what, err);
@@ -215,10 +209,8 @@ static int preprocess(const char *path, const void *data, size_t size, const g3n
         g_object_unref(resized);
     if (wide)
         g_object_unref(wide);
-    g_object_unref(rgb);
     if (rc != G3N_OK)
         return G3N_ERR;
-    /* rescale: u8 * float32(1/255), NCHW */
     const float rescale = (float)(1.0 / 255.0);
     int64_t plane = (int64_t)options->size * options->size;
     for (int64_t p = 0; p < plane; p++)
@@ -226,6 +218,57 @@ static int preprocess(const char *path, const void *data, size_t size, const g3n
             pixel_values[c * plane + p] = (float)pixels[p * 3 + c] * rescale;
     free(pixels);
     return G3N_OK;
+}
+
+static int preprocess(const char *path, const void *data, size_t size, const g3n_image_options *options,
+                      float *pixel_values, g3n_error *err)
+{
+    const char *what = path ? path : "buffer";
+    g3n_image_options defaults = g3n_image_default_options();
+    if (!options)
+        options = &defaults;
+    if (options->size < 1)
+        return g3n_error_set(err, "%s: output size %d", what, options->size);
+    VipsImage *rgb = NULL;
+    if (load_rgb(path, data, size, options, &rgb, err) != G3N_OK)
+        return G3N_ERR;
+    int rc = resize_to_pixel_values(rgb, options, pixel_values, what, err);
+    g_object_unref(rgb);
+    return rc;
+}
+
+int g3n_image_preprocess_rgb(const uint8_t *rgb, int width, int height, int stride, const g3n_image_options *options,
+                             float *pixel_values, g3n_error *err)
+{
+    g3n_image_options defaults = g3n_image_default_options();
+    if (!options)
+        options = &defaults;
+    if (!rgb || width < 1 || height < 1 || stride < width * 3)
+        return g3n_error_set(err, "frame: bad geometry %dx%d (stride %d bytes)", width, height, stride);
+    if ((int64_t)width * height > options->max_pixels)
+        return g3n_error_set(err, "frame: %dx%d = %lld pixels exceeds the limit of %lld pixels", width, height,
+                             (long long)width * height, (long long)options->max_pixels);
+    if (options->size < 1)
+        return g3n_error_set(err, "frame: output size %d", options->size);
+    if (g3n_image_init(err) != G3N_OK)
+        return G3N_ERR;
+    /* a packed copy: libvips wants rows of exactly width * 3 bytes */
+    const size_t row = (size_t)width * 3;
+    uint8_t *packed = malloc(row * (size_t)height);
+    if (!packed)
+        return g3n_error_set(err, "frame: out of memory");
+    for (int y = 0; y < height; y++)
+        memcpy(packed + row * (size_t)y, rgb + (size_t)stride * (size_t)y, row);
+    VipsImage *image = vips_image_new_from_memory(packed, row * (size_t)height, width, height, 3, VIPS_FORMAT_UCHAR);
+    if (!image) {
+        free(packed);
+        return vips_failure(err, "frame", "cannot wrap the pixels");
+    }
+    image->Type = VIPS_INTERPRETATION_sRGB;
+    int rc = resize_to_pixel_values(image, options, pixel_values, "frame", err);
+    g_object_unref(image);
+    free(packed);
+    return rc;
 }
 
 int g3n_image_preprocess_file(const char *path, const g3n_image_options *options, float *pixel_values,

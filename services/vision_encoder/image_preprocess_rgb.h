@@ -1,4 +1,5 @@
-/* image_preprocess_rgb.h - decoded RGB pixels (a video frame) -> pixel_values,
+/* image_preprocess_rgb.h - decoded RGB pixels (a video frame) -> pixel_values
+ * (implemented in image_preprocess.c, beside the encoded-image path it shares),
  * through the same libvips path as image_preprocess.h uses for encoded images:
  * 8-bit RGB -> resize to size x size (Pillow BILINEAR: libvips reduce when
  * shrinking an axis, an affine with half-pixel centres and copied edges when
