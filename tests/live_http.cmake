@@ -1,0 +1,9 @@
+# The HTTP live-session endpoint (issue 10): `g3n serve --demo` driven with
+# curl (tests/http/live.sh): create, frames, audio, ask (JSON and SSE), state,
+# delete; unknown ids, bad bodies, the media limit, the session limit, idle
+# expiry. Label: http.
+add_test(NAME http_live
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/http/live.sh $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(http_live PROPERTIES LABELS http ENVIRONMENT "OMP_NUM_THREADS=2" SKIP_RETURN_CODE 77
+  TIMEOUT 600)
