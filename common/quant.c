@@ -238,28 +238,30 @@ int g3n_quant_activations_prepare(g3n_quant_activations *a, const float *x, int6
 #pragma omp parallel for schedule(static) if (rows >= 4)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * x_stride;
-        int8_t *q = a->values + (size_t)r * (size_t)groups * G3N_QUANT_GROUP;
-        int32_t *start = a->start + r * groups * G3N_QUANT_GROUP_BLOCKS;
-        float *bs = a->block_scales + r * groups * G3N_QUANT_GROUP_BLOCKS;
-        memset(q, 0, (size_t)groups * G3N_QUANT_GROUP);
-        memset(start, 0, sizeof(int32_t) * (size_t)(groups * G3N_QUANT_GROUP_BLOCKS));
-        memset(bs, 0, sizeof(float) * (size_t)(groups * G3N_QUANT_GROUP_BLOCKS));
+        for (int64_t g = 0; g < groups; g++) {
+            const size_t at = (size_t)(g * rows + r);
+            memset(a->values + at * G3N_QUANT_GROUP, 0, G3N_QUANT_GROUP);
+            memset(a->start + at * G3N_QUANT_GROUP_BLOCKS, 0, sizeof(int32_t) * G3N_QUANT_GROUP_BLOCKS);
+            memset(a->block_scales + at * G3N_QUANT_GROUP_BLOCKS, 0, sizeof(float) * G3N_QUANT_GROUP_BLOCKS);
+        }
         for (int64_t b = 0; b < blocks; b++) {
             const float *v = xr + b * G3N_QUANT_BLOCK;
             float amax = 0.0f;
             for (int i = 0; i < G3N_QUANT_BLOCK; i++)
                 amax = fabsf(v[i]) > amax ? fabsf(v[i]) : amax;
             const float inverse = amax > 0.0f ? 127.0f / amax : 0.0f;
-            bs[b] = amax / 127.0f;
-            /* block b = lane l of group G: its bytes 4k..4k+3 go to vector k */
-            int8_t *dst = q + (b / G3N_QUANT_GROUP_BLOCKS) * G3N_QUANT_GROUP + 4 * (b % G3N_QUANT_GROUP_BLOCKS);
+            /* block b = lane l of group g: its bytes 4k..4k+3 go to vector k */
+            const int64_t g = b / G3N_QUANT_GROUP_BLOCKS, l = b % G3N_QUANT_GROUP_BLOCKS;
+            const size_t at = (size_t)(g * rows + r);
+            int8_t *dst = a->values + at * G3N_QUANT_GROUP + 4 * l;
             int32_t sum = 0;
             for (int i = 0; i < G3N_QUANT_BLOCK; i++) {
                 const int value = (int)lrintf(v[i] * inverse);
                 dst[(i / 4) * 64 + i % 4] = (int8_t)value;
                 sum += value;
             }
-            start[b] = -offset * sum;
+            a->block_scales[at * G3N_QUANT_GROUP_BLOCKS + l] = amax / 127.0f;
+            a->start[at * G3N_QUANT_GROUP_BLOCKS + l] = -offset * sum;
         }
     }
     return G3N_OK;
@@ -270,22 +272,22 @@ int g3n_quant_activations_prepare(g3n_quant_activations *a, const float *x, int6
 void g3n_quant_dot_portable(const g3n_quant_activations *a, int64_t row0, int64_t rows, const g3n_matrix *w,
                             float *y, size_t y_stride, int64_t j0, int64_t j1)
 {
-    const int64_t cols = w->cols, blocks = cols / G3N_QUANT_BLOCK, groups = a->groups;
+    const int64_t cols = w->cols, blocks = cols / G3N_QUANT_BLOCK;
     const size_t sbytes = scales_bytes(cols);
     for (int64_t j = j0; j < j1; j++) {
         const uint8_t *base = (const uint8_t *)w->data + (size_t)j * w->row_stride;
         const uint16_t *scales = (const uint16_t *)base;
         const uint8_t *q = base + sbytes;
         for (int64_t r = 0; r < rows; r++) {
-            const int8_t *x = a->values + (size_t)(row0 + r) * (size_t)groups * G3N_QUANT_GROUP;
-            const float *xs = a->block_scales + (row0 + r) * groups * G3N_QUANT_GROUP_BLOCKS;
             float sum = 0.0f;
             for (int64_t b = 0; b < blocks; b++) {
+                const size_t at = (size_t)((b / G3N_QUANT_GROUP_BLOCKS) * a->rows + row0 + r);
+                const int64_t l = b % G3N_QUANT_GROUP_BLOCKS;
+                const int8_t *xb = a->values + at * G3N_QUANT_GROUP + 4 * l;
                 int32_t dot = 0;
-                const int8_t *xb = x + (b / G3N_QUANT_GROUP_BLOCKS) * G3N_QUANT_GROUP + 4 * (b % G3N_QUANT_GROUP_BLOCKS);
                 for (int64_t i = 0; i < G3N_QUANT_BLOCK; i++)
                     dot += weight_value(w->dtype, cols, q, b * G3N_QUANT_BLOCK + i) * (int32_t)xb[(i / 4) * 64 + i % 4];
-                sum += (float)dot * (g3n_f16_to_f32(scales[b]) * xs[b]);
+                sum += (float)dot * (g3n_f16_to_f32(scales[b]) * a->block_scales[at * G3N_QUANT_GROUP_BLOCKS + l]);
             }
             y[(size_t)r * y_stride + (size_t)j] = sum;
         }

@@ -73,16 +73,17 @@ g3n_matrix g3n_transpose_matrix(const g3n_matrix *src, void *dst);
 
 /* ---- kernels (matmul.c dispatches here for Q8/Q4 matrices) ---- */
 
-/* Activations quantised for the Q8/Q4 kernels: per row of x, the int8 values
- * in the weights' group layout (each group padded to 512 bytes: vector k at
- * byte 64k, lanes of missing blocks zero), per group the 16 int32 start
- * values of the accumulators (−offset × the block's sum: 128 for Q8, 8 for
- * Q4) and the 16 block scales (zero for missing blocks). */
+/* Activations quantised for the Q8/Q4 kernels, group-major so that a
+ * kernel reaches row r of a group at a constant offset (r·512 bytes): per
+ * group and row of x, the int8 values in the weights' group layout (padded
+ * to 512 bytes: vector k at byte 64k, lanes of missing blocks zero), the 16
+ * int32 start values of the accumulators (−offset × the block's sum: 128 for
+ * Q8, 8 for Q4) and the 16 block scales (zero for missing blocks). */
 typedef struct g3n_quant_activations {
     int64_t rows, cols, groups;
-    int8_t *values;        /* [rows][groups][512] */
-    int32_t *start;        /* [rows][groups][16] */
-    float *block_scales;   /* [rows][groups][16] */
+    int8_t *values;        /* [groups][rows][512] */
+    int32_t *start;        /* [groups][rows][16] */
+    float *block_scales;   /* [groups][rows][16] */
     size_t capacity;       /* bytes held by the single allocation behind the arrays */
     void *memory;
 } g3n_quant_activations;

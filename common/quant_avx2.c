@@ -45,31 +45,24 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
     const int64_t tail_bytes = 4 * (int64_t)g3n_quant_group_blocks(cols, groups - 1);
     const size_t sbytes = g3n_quant_scales_bytes(cols);
     const __m256i ones = _mm256_set1_epi16(1);
-    const int8_t *x[4];
-    const int32_t *start[4];
-    const float *xs[4];
-    for (int r = 0; r < 4; r++) {
-        const int64_t row = row0 + (r < rows ? r : 0);
-        x[r] = a->values + (size_t)row * (size_t)groups * G3N_QUANT_GROUP;
-        start[r] = a->start + row * groups * G3N_QUANT_GROUP_BLOCKS;
-        xs[r] = a->block_scales + row * groups * G3N_QUANT_GROUP_BLOCKS;
-    }
+    const int64_t m = a->rows;
     for (int64_t j = j0; j < j1; j++) {
         const uint8_t *base = (const uint8_t *)w->data + (size_t)j * w->row_stride;
         const uint16_t *scales = (const uint16_t *)base;
         const uint8_t *q = base + sbytes;
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int64_t g = 0; g < groups; g++) {
+            const size_t at = (size_t)(g * m + row0);
             for (int half = 0; half < 2; half++) {
                 __m256i wv[8];
                 load_half(dtype, q, g, g < full ? 64 : tail_bytes, half, wv);
                 const __m256 ws = _mm256_cvtph_ps(
                     _mm_loadu_si128((const __m128i *)(scales + g * G3N_QUANT_GROUP_BLOCKS + half * 8)));
                 for (int r = 0; r < rows; r++) {
-                    const int8_t *xg = x[r] + g * G3N_QUANT_GROUP + half * 32;
-                    const int64_t lane = g * G3N_QUANT_GROUP_BLOCKS + half * 8;
+                    const int8_t *xg = a->values + (at + (size_t)r) * G3N_QUANT_GROUP + half * 32;
+                    const size_t lane = (at + (size_t)r) * G3N_QUANT_GROUP_BLOCKS + (size_t)half * 8;
                     __m256i sum = dtype == G3N_DTYPE_Q8 ? _mm256_setzero_si256()
-                                                        : _mm256_loadu_si256((const __m256i *)(start[r] + lane));
+                                                        : _mm256_loadu_si256((const __m256i *)(a->start + lane));
                     for (int k = 0; k < 8; k++) {
                         const __m256i xv = _mm256_loadu_si256((const __m256i *)(xg + k * 64));
                         const __m256i products = dtype == G3N_DTYPE_Q8
@@ -77,7 +70,7 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
                                                      : _mm256_maddubs_epi16(wv[k], xv);
                         sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, ones));
                     }
-                    const __m256 scale = _mm256_mul_ps(ws, _mm256_loadu_ps(xs[r] + lane));
+                    const __m256 scale = _mm256_mul_ps(ws, _mm256_loadu_ps(a->block_scales + lane));
                     acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc[r]);
                 }
             }

@@ -41,15 +41,8 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
     const int64_t cols = w->cols, groups = a->groups, full = cols / G3N_QUANT_GROUP;
     const int64_t tail_bytes = 4 * (int64_t)g3n_quant_group_blocks(cols, groups - 1);
     const size_t sbytes = g3n_quant_scales_bytes(cols);
-    const int8_t *x[8];
-    const int32_t *start[8];
-    const float *xs[8];
-    for (int r = 0; r < 8; r++) {
-        const int64_t row = row0 + (r < rows ? r : 0);
-        x[r] = a->values + (size_t)row * (size_t)groups * G3N_QUANT_GROUP;
-        start[r] = a->start + row * groups * G3N_QUANT_GROUP_BLOCKS;
-        xs[r] = a->block_scales + row * groups * G3N_QUANT_GROUP_BLOCKS;
-    }
+    /* group g, row r of this call: at (g·m + row0 + r) in the group-major arrays */
+    const int64_t m = a->rows;
     for (int64_t j = j0; j < j1; j++) {
         const uint8_t *base = (const uint8_t *)w->data + (size_t)j * w->row_stride;
         const uint16_t *scales = (const uint16_t *)base;
@@ -61,16 +54,20 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
             __m512i wv[8];
             load_group(dtype, q, g, g < full ? 64 : tail_bytes, wv);
             const __m512 ws = group_weight_scales(scales, g);
+            const size_t at = (size_t)(g * m + row0);
+            const int8_t *xg = a->values + at * G3N_QUANT_GROUP;
+            const int32_t *sg = a->start + at * G3N_QUANT_GROUP_BLOCKS;
+            const float *fg = a->block_scales + at * G3N_QUANT_GROUP_BLOCKS;
             for (int r = 0; r < rows; r++) {
-                const int8_t *xg = x[r] + g * G3N_QUANT_GROUP;
-                __m512i sum = _mm512_loadu_si512((const void *)(start[r] + g * G3N_QUANT_GROUP_BLOCKS));
-                __m512i sum2 = _mm512_setzero_si512();
+                const int8_t *xr = xg + r * G3N_QUANT_GROUP;
+                __m512i sum = _mm512_loadu_si512((const void *)(sg + r * G3N_QUANT_GROUP_BLOCKS));
+                __m512i sum2 = _mm512_setzero_si512(); /* two chains for the latency */
                 for (int k = 0; k < 8; k += 2) {
-                    sum = _mm512_dpbusd_epi32(sum, wv[k], _mm512_loadu_si512((const void *)(xg + k * 64)));
-                    sum2 = _mm512_dpbusd_epi32(sum2, wv[k + 1], _mm512_loadu_si512((const void *)(xg + k * 64 + 64)));
+                    sum = _mm512_dpbusd_epi32(sum, wv[k], _mm512_loadu_si512((const void *)(xr + k * 64)));
+                    sum2 = _mm512_dpbusd_epi32(sum2, wv[k + 1], _mm512_loadu_si512((const void *)(xr + k * 64 + 64)));
                 }
                 sum = _mm512_add_epi32(sum, sum2);
-                const __m512 scale = _mm512_mul_ps(ws, _mm512_loadu_ps(xs[r] + g * G3N_QUANT_GROUP_BLOCKS));
+                const __m512 scale = _mm512_mul_ps(ws, _mm512_loadu_ps(fg + r * G3N_QUANT_GROUP_BLOCKS));
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, acc[r]);
             }
         }

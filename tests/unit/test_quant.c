@@ -30,8 +30,9 @@ static const shape shapes[] = {{1, 64, 1},    {1, 64, 17},    {2, 128, 33},   {3
 static double activation(const g3n_quant_activations *a, int64_t i, int64_t kk)
 {
     const int64_t group = kk / 512, within = kk % 512, block = within / 32, index = within % 32;
-    const int8_t q = a->values[(i * a->groups + group) * 512 + (index / 4) * 64 + 4 * block + index % 4];
-    return (double)q * a->block_scales[(i * a->groups) * 16 + kk / 32];
+    const int64_t at = group * a->rows + i; /* group-major */
+    const int8_t q = a->values[at * 512 + (index / 4) * 64 + 4 * block + index % 4];
+    return (double)q * a->block_scales[at * 16 + block];
 }
 
 /* Weights with a spread of magnitudes per block (so the scales matter). */
