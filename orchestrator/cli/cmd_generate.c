@@ -36,6 +36,9 @@ static void print_help(FILE *out)
             "  --seed N              sampling seed (default 0)\n"
             "  --context N           positions the session holds (default: prompt + max-new-tokens)\n"
             "  --chunk N             prefill chunk rows (default 64)\n"
+            "  --weights F           f32 (exact, default), bf16 (stored weights + sparse MLP), q8 or q4\n"
+            "                        (block-quantised, cached next to the checkpoint on first use)\n"
+            "  --cache FILE          the weight cache file for --weights bf16|q8|q4\n"
             "  --no-eos              do not stop on the eos ids\n"
             "  --all-vocab           allow every id (default: ids below vocab_size_per_layer_input,\n"
             "                        i.e. no multimodal hard tokens)\n");
@@ -98,7 +101,8 @@ int g3n_command_generate(int argc, char **argv)
         print_help(stdout);
         return 0;
     }
-    const char *model_dir = NULL, *synth_spec = NULL, *prompt_text = NULL;
+    const char *model_dir = NULL, *synth_spec = NULL, *prompt_text = NULL, *cache_file = NULL;
+    g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
     int64_t max_new = 32, context = 0, chunk = 0;
     int threads = 0, no_eos = 0, all_vocab = 0, greedy = 0;
     int set_temperature = 0, set_top_k = 0, set_top_p = 0, set_min_p = 0, set_seed = 0;
@@ -157,6 +161,16 @@ int g3n_command_generate(int argc, char **argv)
         } else if (strcmp(a, "--chunk") == 0) {
             NEED_VALUE();
             chunk = strtoll(v, NULL, 10);
+        } else if (strcmp(a, "--weights") == 0) {
+            NEED_VALUE();
+            g3n_error format_err = {{0}};
+            if (g3n_weight_format_parse(v, &weight_format, &format_err) != G3N_OK) {
+                fprintf(stderr, "g3n generate: error: %s\n", format_err.message);
+                return 2;
+            }
+        } else if (strcmp(a, "--cache") == 0) {
+            NEED_VALUE();
+            cache_file = v;
         } else if (strcmp(a, "--greedy") == 0) {
             greedy = 1;
         } else if (strcmp(a, "--no-eos") == 0) {
@@ -211,6 +225,14 @@ int g3n_command_generate(int argc, char **argv)
     }
     if (g3n_text_model_load(&model, weights, &config, &err) != G3N_OK)
         goto done;
+    if (weight_format != G3N_WEIGHTS_EXACT) {
+        g3n_quant_cache_info cache_info;
+        if (g3n_text_model_select_weights(&model, weight_format, cache_file, &cache_info, &err) != G3N_OK)
+            goto done;
+        fprintf(stderr, "weights %s: cache %s in %.2f s (%.2f GiB%s)\n", g3n_weight_format_name(weight_format),
+                cache_info.built ? "built" : "mapped", cache_info.seconds, (double)cache_info.bytes / (1u << 30),
+                cache_info.persisted ? ", file" : ", memory");
+    }
 
     g3n_generate_params gen = g3n_generate_default_params(&model);
     if (model_dir) {
