@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "bench_towers.h"
 #include "commands.h"
@@ -58,13 +59,44 @@ static uint64_t current_rss_bytes(void)
 
 typedef struct bench_stat {
     double median, min, max; /* tokens/s */
+    double share;            /* CPU time / (wall time x threads) over the runs: the part of the cores we got */
+    double projected;        /* median / share (share < 1): tokens/s with the threads' cores to ourselves */
 } bench_stat;
+
+/* Process CPU seconds (user + system), for the share of a shared host we got. */
+static double cpu_seconds(void)
+{
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u) != 0)
+        return 0.0;
+    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
+           1e-6 * (double)u.ru_stime.tv_usec;
+}
+
+static double load_average(void)
+{
+    double load = -1.0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1)
+            load = -1.0;
+        fclose(f);
+    }
+    return load;
+}
+
+static void add_share(bench_stat *s, double cpu, double wall)
+{
+    const int threads = g3n_get_threads();
+    s->share = wall > 0.0 ? cpu / (wall * (threads > 0 ? threads : 1)) : 0.0;
+    s->projected = s->median / (s->share > 0.0 && s->share < 1.0 ? s->share : 1.0);
+}
 
 static bench_stat summarise(double *rates, int count)
 {
     qsort(rates, (size_t)count, sizeof(double), compare_doubles);
     bench_stat s = {count % 2 ? rates[count / 2] : 0.5 * (rates[count / 2 - 1] + rates[count / 2]), rates[0],
-                    rates[count - 1]};
+                    rates[count - 1], 1.0, 0.0};
     return s;
 }
 
@@ -164,13 +196,15 @@ static int bench_text(int argc, char **argv)
     if (g3n_text_session_forward_ids(session, ids, longest < 16 ? longest : 16, logits, 0, &err) != G3N_OK)
         goto done;
 
-    bench_stat prefill_stats[16], decode_stat = {0, 0, 0};
+    bench_stat prefill_stats[16], decode_stat = {0, 0, 0, 0, 0};
+    const double load_before = load_average();
     double *rates = malloc(sizeof(double) * (size_t)repeat);
     if (!rates) {
         g3n_error_set(&err, "out of memory");
         goto done;
     }
     for (int p = 0; p < num_prefills; p++) {
+        const double cpu_start = cpu_seconds(), wall_start = g3n_now_seconds();
         for (int r = 0; r < repeat; r++) {
             g3n_text_session_reset(session);
             const double start = g3n_now_seconds();
@@ -181,8 +215,10 @@ static int bench_text(int argc, char **argv)
             rates[r] = (double)prefills[p] / (g3n_now_seconds() - start);
         }
         prefill_stats[p] = summarise(rates, repeat);
+        add_share(&prefill_stats[p], cpu_seconds() - cpu_start, g3n_now_seconds() - wall_start);
     }
     if (decode > 0) {
+        const double cpu_start = cpu_seconds(), wall_start = g3n_now_seconds();
         for (int r = 0; r < repeat; r++) {
             g3n_text_session_reset(session);
             int32_t token = ids[0];
@@ -197,6 +233,7 @@ static int bench_text(int argc, char **argv)
             rates[r] = (double)decode / (g3n_now_seconds() - start);
         }
         decode_stat = summarise(rates, repeat);
+        add_share(&decode_stat, cpu_seconds() - cpu_start, g3n_now_seconds() - wall_start);
     }
     free(rates);
     const uint64_t rss = current_rss_bytes(), peak = g3n_peak_rss_bytes();
@@ -209,31 +246,37 @@ static int bench_text(int argc, char **argv)
                load_seconds, cache_info.built, cache_info.persisted, (unsigned long long)cache_info.bytes,
                (unsigned long long)rss, (unsigned long long)peak);
         for (int p = 0; p < num_prefills; p++)
-            printf("%s{\"test\":\"pp%lld\",\"tokens\":%lld,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f}",
+            printf("%s{\"test\":\"pp%lld\",\"tokens\":%lld,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,"
+                   "\"cpu_share\":%.3f,\"tok_s_projected\":%.3f}",
                    p ? "," : "", (long long)prefills[p], (long long)prefills[p], prefill_stats[p].median,
-                   prefill_stats[p].min, prefill_stats[p].max);
+                   prefill_stats[p].min, prefill_stats[p].max, prefill_stats[p].share, prefill_stats[p].projected);
         if (decode > 0)
-            printf("%s{\"test\":\"tg%lld\",\"tokens\":%lld,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f}",
+            printf("%s{\"test\":\"tg%lld\",\"tokens\":%lld,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,"
+                   "\"cpu_share\":%.3f,\"tok_s_projected\":%.3f}",
                    num_prefills ? "," : "", (long long)decode, (long long)decode, decode_stat.median, decode_stat.min,
-                   decode_stat.max);
-        printf("]}\n");
+                   decode_stat.max, decode_stat.share, decode_stat.projected);
+        printf("],\"load_average\":%.2f}\n", load_before);
     } else {
         printf("text model %s, --weights %s, %d threads, isa %s, median of %d\n", model_dir,
                g3n_weight_format_name(format), g3n_get_threads(), g3n_isa_name(g3n_isa_active()), repeat);
         printf("load %.2f s (weight cache: %s, %.2f GiB%s)\n", load_seconds,
                format == G3N_WEIGHTS_EXACT ? "none" : cache_info.built ? "built now" : "mapped",
                (double)cache_info.bytes / gib, cache_info.persisted ? ", file" : ", memory");
-        printf("%-14s %12s %12s %12s\n", "test", "tok/s", "min", "max");
+        printf("load average %.2f at the start; share = CPU time / (wall x threads): the part of the cores the run\n"
+               "got on a shared host; projected = tok/s / share (the threads' cores to ourselves, no contention)\n",
+               load_before);
+        printf("%-14s %12s %12s %12s %8s %12s\n", "test", "tok/s", "min", "max", "share", "projected");
         for (int p = 0; p < num_prefills; p++) {
             char label[32];
             snprintf(label, sizeof(label), "prefill %lld", (long long)prefills[p]);
-            printf("%-14s %12.2f %12.2f %12.2f\n", label, prefill_stats[p].median, prefill_stats[p].min,
-                   prefill_stats[p].max);
+            printf("%-14s %12.2f %12.2f %12.2f %8.2f %12.2f\n", label, prefill_stats[p].median, prefill_stats[p].min,
+                   prefill_stats[p].max, prefill_stats[p].share, prefill_stats[p].projected);
         }
         if (decode > 0) {
             char label[32];
             snprintf(label, sizeof(label), "decode %lld", (long long)decode);
-            printf("%-14s %12.2f %12.2f %12.2f\n", label, decode_stat.median, decode_stat.min, decode_stat.max);
+            printf("%-14s %12.2f %12.2f %12.2f %8.2f %12.2f\n", label, decode_stat.median, decode_stat.min,
+                   decode_stat.max, decode_stat.share, decode_stat.projected);
         }
         printf("RSS %.2f GiB now, peak %.2f GiB\n", (double)rss / gib, (double)peak / gib);
     }
