@@ -2,6 +2,7 @@
  * gemm_packed.h); the micro-kernels are in gemm_packed_avx512.c. */
 #include "gemm_packed.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,16 @@ int g3n_precision_parse(const char *text, g3n_precision *out, g3n_error *err)
         *out = G3N_PRECISION_BF16;
         return G3N_OK;
     }
-    return g3n_error_set(err, "unknown precision '%s' (want f32 or bf16)", text ? text : "(null)");
+    if (text && strcmp(text, "int8") == 0) {
+        *out = G3N_PRECISION_INT8;
+        return G3N_OK;
+    }
+    return g3n_error_set(err, "unknown precision '%s' (want f32, bf16 or int8)", text ? text : "(null)");
 }
 
 const char *g3n_precision_name(g3n_precision precision)
 {
-    return precision == G3N_PRECISION_BF16 ? "bf16" : "f32";
+    return precision == G3N_PRECISION_BF16 ? "bf16" : precision == G3N_PRECISION_INT8 ? "int8" : "f32";
 }
 
 g3n_precision g3n_tower_precision_default(void)
@@ -54,6 +59,8 @@ size_t g3n_packed_matrix_bytes(const g3n_packed_matrix *packed)
     if (packed->format == G3N_PANELS_NONE)
         return 0;
     const size_t panels = (size_t)((packed->rows + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL);
+    if (packed->format == G3N_PANELS_I8) /* int8 panels, then a scale and a sum per output */
+        return panels * G3N_GEMM_PANEL * ((size_t)packed->depth + sizeof(float) + sizeof(int32_t));
     return packed->format == G3N_PANELS_F32 ? panels * (size_t)packed->cols * G3N_GEMM_PANEL * sizeof(float)
                                             : panels * (size_t)packed->depth * G3N_GEMM_PANEL * sizeof(uint16_t);
 }
@@ -64,13 +71,16 @@ int g3n_packed_matrix_pack(g3n_packed_matrix *packed, const g3n_matrix *w, g3n_p
     packed->precision = precision;
     packed->rows = w->rows;
     packed->cols = w->cols;
-    packed->depth = (w->cols + 1) & ~(int64_t)1;
+    if (precision == G3N_PRECISION_INT8 && w->cols > 65536)
+        precision = packed->precision = G3N_PRECISION_BF16; /* int32 sums of 255 * 127 per input would overflow */
+    packed->depth = precision == G3N_PRECISION_INT8 ? (w->cols + 3) & ~(int64_t)3 : (w->cols + 1) & ~(int64_t)1;
     packed->format = G3N_PANELS_NONE;
     if (g3n_isa_active() < G3N_ISA_AVX512 || w->rows <= 0 || w->cols <= 0)
         return G3N_OK; /* the fallback multiplies the source */
     /* bf16 weights stay bf16 (exact, half the bytes); f32/f16 ones are f32 unless bf16 compute asks to round */
-    const g3n_panel_format format =
-        precision == G3N_PRECISION_BF16 || w->dtype == G3N_DTYPE_BF16 ? G3N_PANELS_BF16 : G3N_PANELS_F32;
+    const g3n_panel_format format = precision == G3N_PRECISION_INT8 ? G3N_PANELS_I8
+                                    : precision == G3N_PRECISION_BF16 || w->dtype == G3N_DTYPE_BF16 ? G3N_PANELS_BF16
+                                                                                                    : G3N_PANELS_F32;
     packed->format = format;
     const size_t bytes = g3n_packed_matrix_bytes(packed);
     if (bytes > packed->capacity) {
@@ -117,7 +127,27 @@ int g3n_packed_matrix_pack(g3n_packed_matrix *packed, const g3n_matrix *w, g3n_p
                 }
             }
             const size_t row_length = (size_t)(k + 1);
-            if (format == G3N_PANELS_F32) {
+            if (format == G3N_PANELS_I8) { /* per output: scale = max|w| / 127, w = round(w / scale) */
+                int8_t *out = (int8_t *)packed->panels + (size_t)p * (size_t)depth * G3N_GEMM_PANEL;
+                float *scales = (float *)((int8_t *)packed->panels + (size_t)panels * (size_t)depth * G3N_GEMM_PANEL);
+                int32_t *sums = (int32_t *)(scales + panels * G3N_GEMM_PANEL);
+                for (int c = 0; c < G3N_GEMM_PANEL; c++) {
+                    const float *r = (const float *)rows + (size_t)c * row_length;
+                    float max = 0.0f;
+                    for (int64_t kk = 0; kk < k; kk++)
+                        max = fabsf(r[kk]) > max ? fabsf(r[kk]) : max;
+                    const float scale = max > 0.0f ? max / 127.0f : 1.0f;
+                    int32_t sum = 0;
+                    for (int64_t kk = 0; kk < depth; kk++) {
+                        int32_t q = kk < k ? (int32_t)lrintf(r[kk] / scale) : 0;
+                        q = q > 127 ? 127 : q < -127 ? -127 : q;
+                        out[(kk / 4) * 4 * G3N_GEMM_PANEL + 4 * c + (kk & 3)] = (int8_t)q;
+                        sum += q;
+                    }
+                    scales[p * G3N_GEMM_PANEL + c] = scale;
+                    sums[p * G3N_GEMM_PANEL + c] = sum;
+                }
+            } else if (format == G3N_PANELS_F32) {
                 const float *in = rows;
                 float *out = (float *)packed->panels + (size_t)p * (size_t)k * G3N_GEMM_PANEL;
                 for (int64_t kk = 0; kk < k; kk++)
@@ -164,11 +194,52 @@ static uint16_t *row_buffer(size_t elements)
     return thread_rows;
 }
 
+/* int8: the row block's x rows quantised once, then each panel over the whole K. */
+static int run_tile_int8(const float *x, size_t x_stride, const g3n_packed_matrix *w, float *y, size_t y_stride,
+                         int64_t r0, int64_t r1, int64_t p0, int64_t p1)
+{
+    const int64_t n = w->rows, k = w->cols, depth = w->depth;
+    const int64_t panels = (n + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
+    /* depth/2 uint16 = depth bytes of u8 rows, then one f32 scale per row */
+    uint16_t *buffer = row_buffer((size_t)(r1 - r0) * (size_t)(depth / 2) + 2 * G3N_GEMM_ROW_BLOCK);
+    if (!buffer)
+        return G3N_ERR;
+    uint8_t *x_u8 = (uint8_t *)buffer;
+    float *x_scale = (float *)(buffer + (size_t)(r1 - r0) * (size_t)(depth / 2));
+    g3n_gemm_rows_to_u8_avx512(x + (size_t)r0 * x_stride, r1 - r0, x_stride, k, x_u8, depth, x_scale);
+    const int8_t *panel0 = w->panels;
+    const float *w_scale = (const float *)(panel0 + (size_t)panels * (size_t)depth * G3N_GEMM_PANEL);
+    const int32_t *w_sum = (const int32_t *)(w_scale + panels * G3N_GEMM_PANEL);
+    for (int64_t p = p0; p < p1; p++) {
+        const int columns =
+            (int)(n - p * G3N_GEMM_PANEL < G3N_GEMM_PANEL ? n - p * G3N_GEMM_PANEL : G3N_GEMM_PANEL);
+        for (int64_t i = r0; i < r1; i += G3N_GEMM_PACKED_MR) {
+            const int rows = (int)(r1 - i < G3N_GEMM_PACKED_MR ? r1 - i : G3N_GEMM_PACKED_MR);
+            g3n_gemm_kernel_i8_avx512(x_u8 + (size_t)(i - r0) * (size_t)depth, (size_t)depth, rows,
+                                      panel0 + (size_t)p * (size_t)depth * G3N_GEMM_PANEL, depth / 4,
+                                      x_scale + (i - r0), w_scale + p * G3N_GEMM_PANEL, w_sum + p * G3N_GEMM_PANEL,
+                                      y + (size_t)i * y_stride + (size_t)(p * G3N_GEMM_PANEL), y_stride, columns);
+        }
+    }
+    return G3N_OK;
+}
+
 /* y rows [r0, r1) x panels [p0, p1). */
 static void run_tile(const float *x, size_t x_stride, const g3n_packed_matrix *w, float *y, size_t y_stride,
                      int64_t r0, int64_t r1, int64_t p0, int64_t p1)
 {
     const int64_t n = w->rows, k = w->cols, depth = w->depth;
+    if (w->format == G3N_PANELS_I8) {
+        if (run_tile_int8(x, x_stride, w, y, y_stride, r0, r1, p0, p1) != G3N_OK) { /* no memory: exact */
+            g3n_matrix part = g3n_matrix_rows(&w->source, p0 * G3N_GEMM_PANEL,
+                                              (p1 * G3N_GEMM_PANEL < n ? p1 * G3N_GEMM_PANEL : n) - p0 * G3N_GEMM_PANEL);
+            for (int64_t i = r0; i < r1; i++)
+                for (int64_t j = 0; j < part.rows; j++)
+                    y[(size_t)i * y_stride + (size_t)(p0 * G3N_GEMM_PANEL + j)] =
+                        g3n_matrix_row_dot(&part, j, x + (size_t)i * x_stride);
+        }
+        return;
+    }
     g3n_gemm_packed_kernel kernel = g3n_gemm_kernel_f32_avx512;
     int64_t kc_block = KC_F32;
     const uint16_t *x_bf16 = NULL;

@@ -213,3 +213,98 @@ void g3n_gemm_rows_to_bf16_avx512(const float *x, int64_t rows, size_t x_stride,
             dst[i] = 0;
     }
 }
+
+/* ---- int8 (VNNI) ---- */
+
+void g3n_gemm_rows_to_u8_avx512(const float *x, int64_t rows, size_t x_stride, int64_t k, uint8_t *out,
+                                int64_t depth, float *scale)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *src = x + (size_t)r * x_stride;
+        uint8_t *dst = out + r * depth;
+        __m512 vmax = _mm512_setzero_ps();
+        for (int64_t i = 0; i < k; i += 16) {
+            const int64_t left = k - i;
+            const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+            vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, src + i)));
+        }
+        const float max = _mm512_reduce_max_ps(vmax);
+        scale[r] = max > 0.0f ? max / 127.0f : 1.0f;
+        const __m512 inverse = _mm512_set1_ps(max > 0.0f ? 127.0f / max : 0.0f);
+        const __m512i offset = _mm512_set1_epi32(128);
+        for (int64_t i = 0; i < k; i += 16) {
+            const int64_t left = k - i;
+            const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + i), inverse));
+            q = _mm512_add_epi32(_mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)),
+                                                  _mm512_set1_epi32(-127)),
+                                 offset);
+            _mm_mask_storeu_epi8(dst + i, m, _mm512_cvtepi32_epi8(q));
+        }
+        for (int64_t i = k; i < depth; i++)
+            dst[i] = 128;
+    }
+}
+
+static inline __m512i broadcast_quad(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm512_set1_epi32(v);
+}
+
+void g3n_gemm_kernel_i8_avx512(const uint8_t *x, size_t x_stride, int rows, const int8_t *panel, int64_t quads,
+                               const float *x_scale, const float *w_scale, const int32_t *w_sum, float *y,
+                               size_t y_stride, int columns)
+{
+    ROW_POINTERS(uint8_t, x, x_stride, rows);
+    __m512i c0 = _mm512_setzero_si512(), c1 = _mm512_setzero_si512(), c2 = _mm512_setzero_si512(),
+            c3 = _mm512_setzero_si512(), c4 = _mm512_setzero_si512(), c5 = _mm512_setzero_si512(),
+            c6 = _mm512_setzero_si512(), c7 = _mm512_setzero_si512(), c8 = _mm512_setzero_si512(),
+            c9 = _mm512_setzero_si512(), c10 = _mm512_setzero_si512(), c11 = _mm512_setzero_si512(),
+            c12 = _mm512_setzero_si512(), c13 = _mm512_setzero_si512(), c14 = _mm512_setzero_si512(),
+            c15 = _mm512_setzero_si512();
+    for (int64_t q = 0; q < quads; q++) {
+        const __m512i b0 = _mm512_load_si512(panel + q * 128);
+        const __m512i b1 = _mm512_load_si512(panel + q * 128 + 64);
+        __m512i a;
+        a = broadcast_quad(x0 + 4 * q);
+        c0 = _mm512_dpbusd_epi32(c0, a, b0);
+        c1 = _mm512_dpbusd_epi32(c1, a, b1);
+        a = broadcast_quad(x1 + 4 * q);
+        c2 = _mm512_dpbusd_epi32(c2, a, b0);
+        c3 = _mm512_dpbusd_epi32(c3, a, b1);
+        a = broadcast_quad(x2 + 4 * q);
+        c4 = _mm512_dpbusd_epi32(c4, a, b0);
+        c5 = _mm512_dpbusd_epi32(c5, a, b1);
+        a = broadcast_quad(x3 + 4 * q);
+        c6 = _mm512_dpbusd_epi32(c6, a, b0);
+        c7 = _mm512_dpbusd_epi32(c7, a, b1);
+        a = broadcast_quad(x4 + 4 * q);
+        c8 = _mm512_dpbusd_epi32(c8, a, b0);
+        c9 = _mm512_dpbusd_epi32(c9, a, b1);
+        a = broadcast_quad(x5 + 4 * q);
+        c10 = _mm512_dpbusd_epi32(c10, a, b0);
+        c11 = _mm512_dpbusd_epi32(c11, a, b1);
+        a = broadcast_quad(x6 + 4 * q);
+        c12 = _mm512_dpbusd_epi32(c12, a, b0);
+        c13 = _mm512_dpbusd_epi32(c13, a, b1);
+        a = broadcast_quad(x7 + 4 * q);
+        c14 = _mm512_dpbusd_epi32(c14, a, b0);
+        c15 = _mm512_dpbusd_epi32(c15, a, b1);
+    }
+    const __m512i acc[16] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15};
+    const __mmask16 m0 = column_mask(columns), m1 = column_mask(columns - 16);
+    /* 128 * Σ w per column (the +128 of x), and the weight scales */
+    const __m512i sum0 = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m0, w_sum), 7);
+    const __m512i sum1 = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m1, w_sum + 16), 7);
+    const __m512 ws0 = _mm512_maskz_loadu_ps(m0, w_scale), ws1 = _mm512_maskz_loadu_ps(m1, w_scale + 16);
+    for (int r = 0; r < rows; r++) {
+        const __m512 xs = _mm512_set1_ps(x_scale[r]);
+        float *yr = y + (size_t)r * y_stride;
+        const __m512 v0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[2 * r], sum0));
+        const __m512 v1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[2 * r + 1], sum1));
+        _mm512_mask_storeu_ps(yr, m0, _mm512_mul_ps(_mm512_mul_ps(v0, ws0), xs));
+        _mm512_mask_storeu_ps(yr + 16, m1, _mm512_mul_ps(_mm512_mul_ps(v1, ws1), xs));
+    }
+}

@@ -21,5 +21,13 @@ void g3n_gemm_kernel_bf16_dot_avx512(const void *x, size_t x_stride, int rows, c
 /* out[r][0..depth) = bf16(x[r][0..k)), zero beyond k. */
 void g3n_gemm_rows_to_bf16_avx512(const float *x, int64_t rows, size_t x_stride, int64_t k, uint16_t *out,
                                   int64_t depth);
+/* int8: y[r][0..columns) = x_scale[r] * w_scale[c] * (Σ_k x[r][k] w[k][c] - 128 * w_sum[c]) over
+ * quads (k4 = depth / 4) of u8 x rows (quantised + 128) and an int8 panel [k4][32][4]. */
+void g3n_gemm_kernel_i8_avx512(const uint8_t *x, size_t x_stride, int rows, const int8_t *panel, int64_t quads,
+                               const float *x_scale, const float *w_scale, const int32_t *w_sum, float *y,
+                               size_t y_stride, int columns);
+/* out[r][0..depth) = round(x[r][k] / scale[r]) + 128 (zero weights pad beyond k), scale[r] = max|x[r]| / 127. */
+void g3n_gemm_rows_to_u8_avx512(const float *x, int64_t rows, size_t x_stride, int64_t k, uint8_t *out,
+                                int64_t depth, float *scale);
 
 #endif

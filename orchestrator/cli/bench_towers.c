@@ -40,8 +40,9 @@ static void usage(FILE *out)
             "gemm:   GFLOP/s of y = x·Wᵀ on bf16 weights: g3n_matmul against g3n_gemm_packed\n"
             "        (f32 exact and bf16 compute), best of R (default 5); default shapes are the\n"
             "        towers' (vision 1x1 convs at 48x48 and 96x96, audio conformer chunks).\n"
-            "Each precision in --precision is measured (default both: f32 = the exact path,\n"
-            "bf16 = AVX512-BF16 products, whose output is compared with f32's as rel-L2).\n"
+            "Each precision in --precision is measured (default f32,bf16; int8 too if asked: f32 = the\n"
+            "exact path, bf16 = AVX512-BF16 products, int8 = AVX512-VNNI; later ones are compared with\n"
+            "the first as rel-L2).\n"
             "The host is shared: the report gives the load average and the CPU share the run got\n"
             "(process CPU time / (wall time x threads)), and the median x that share: the CPU seconds per\n"
             "thread, i.e. the time with the cores to itself (an estimate: serial parts count only once).\n"
@@ -132,7 +133,7 @@ static double rel_l2(const float *a, const float *b, int64_t count)
 
 typedef struct bench_options {
     const char *model_dir, *synth_spec, *shapes;
-    g3n_precision precisions[2];
+    g3n_precision precisions[3];
     int precision_count;
     int threads, repeat, json;
     double seconds;
@@ -168,9 +169,9 @@ static int parse_options(int argc, char **argv, bench_options *o, const char *na
             snprintf(list, sizeof list, "%s", argv[++i]);
             o->precision_count = 0;
             for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-                if (o->precision_count == 2 || g3n_precision_parse(p, &o->precisions[o->precision_count], &err) != G3N_OK) {
+                if (o->precision_count == 3 || g3n_precision_parse(p, &o->precisions[o->precision_count], &err) != G3N_OK) {
                     fprintf(stderr, "g3n bench %s: error: --precision: %s\n", name,
-                            err.message[0] ? err.message : "at most two precisions");
+                            err.message[0] ? err.message : "at most three precisions");
                     return 2;
                 }
                 o->precision_count++;
@@ -225,7 +226,7 @@ static int bench_vision(const bench_options *o)
     g3n_error err = {{0}};
     g3n_model_config config = {0};
     g3n_weights *weights = NULL;
-    float *pixels = NULL, *tower[2] = {NULL, NULL}, *embeds = NULL;
+    float *pixels = NULL, *tower[3] = {NULL, NULL, NULL}, *embeds = NULL;
     int status = 1;
     double *seconds = malloc(sizeof(double) * (size_t)o->repeat), *shares = malloc(sizeof(double) * (size_t)o->repeat);
     if (!seconds || !shares || open_model(o, &config, &weights, &err) != G3N_OK)
@@ -297,8 +298,8 @@ done:
     free(seconds);
     free(shares);
     free(pixels);
-    free(tower[0]);
-    free(tower[1]);
+    for (int i = 0; i < 3; i++)
+        free(tower[i]);
     free(embeds);
     g3n_weights_close(weights);
     g3n_config_free(&config);
@@ -316,7 +317,7 @@ static int bench_audio(const bench_options *o)
     g3n_audio_feature_config fc;
     g3n_audio_feature_config_default(&fc);
     g3n_audio_features *extractor = NULL;
-    float *samples = NULL, *features = NULL, *out[2] = {NULL, NULL};
+    float *samples = NULL, *features = NULL, *out[3] = {NULL, NULL, NULL};
     uint8_t *mask = NULL, *padding = NULL;
     int status = 1;
     double *seconds = malloc(sizeof(double) * (size_t)o->repeat), *shares = malloc(sizeof(double) * (size_t)o->repeat);
@@ -421,8 +422,8 @@ done:
     free(features);
     free(mask);
     free(padding);
-    free(out[0]);
-    free(out[1]);
+    for (int i = 0; i < 3; i++)
+        free(out[i]);
     g3n_audio_features_free(extractor);
     g3n_audio_feature_config_free(&fc);
     g3n_weights_close(weights);
@@ -472,8 +473,8 @@ static int bench_gemm(const bench_options *o)
     if (o->json)
         printf("{\"benchmark\":\"gemm\",\"threads\":%d,\"shapes\":[", g3n_get_threads());
     else
-        printf("  %-18s %14s %14s %14s  (GFLOP/s, best of %d)\n", "M x K x N", "g3n_matmul", "packed f32",
-               "packed bf16", o->repeat);
+        printf("  %-18s %14s %14s %14s %14s  (GFLOP/s, best of %d)\n", "M x K x N", "g3n_matmul", "packed f32",
+               "packed bf16", "packed int8", o->repeat);
     int first = 1;
     for (const char *p = shapes; *p;) {
         long long m, k, n;
@@ -498,10 +499,11 @@ static int bench_gemm(const bench_options *o)
         g3n_synth_fill_f32("bench.x", 2, x_shape, 1, 0, m * k, x);
         g3n_synth_fill_bf16("bench.w", 2, w_shape, 1, 0, n * k, w);
         g3n_matrix matrix = {G3N_DTYPE_BF16, n, k, (size_t)k * sizeof(uint16_t), w};
-        g3n_packed_matrix exact = {0}, fast = {0};
+        g3n_packed_matrix exact = {0}, fast = {0}, int8 = {0};
         g3n_error err = {{0}};
         if (g3n_packed_matrix_pack(&exact, &matrix, G3N_PRECISION_F32, &err) != G3N_OK ||
-            g3n_packed_matrix_pack(&fast, &matrix, G3N_PRECISION_BF16, &err) != G3N_OK) {
+            g3n_packed_matrix_pack(&fast, &matrix, G3N_PRECISION_BF16, &err) != G3N_OK ||
+            g3n_packed_matrix_pack(&int8, &matrix, G3N_PRECISION_INT8, &err) != G3N_OK) {
             fprintf(stderr, "g3n bench gemm: error: %s\n", err.message);
             return 1;
         }
@@ -511,18 +513,21 @@ static int bench_gemm(const bench_options *o)
         double rate_exact = flop / best_seconds(o->repeat, run_packed, &c) / 1e9;
         c.packed = &fast;
         double rate_fast = flop / best_seconds(o->repeat, run_packed, &c) / 1e9;
+        c.packed = &int8;
+        double rate_int8 = flop / best_seconds(o->repeat, run_packed, &c) / 1e9;
         if (o->json)
             printf("%s{\"m\":%lld,\"k\":%lld,\"n\":%lld,\"matmul_gflops\":%.2f,\"packed_f32_gflops\":%.2f,"
-                   "\"packed_bf16_gflops\":%.2f}",
-                   first ? "" : ",", m, k, n, rate_matmul, rate_exact, rate_fast);
+                   "\"packed_bf16_gflops\":%.2f,\"packed_int8_gops\":%.2f}",
+                   first ? "" : ",", m, k, n, rate_matmul, rate_exact, rate_fast, rate_int8);
         else {
             char label[64];
             snprintf(label, sizeof label, "%lldx%lldx%lld", m, k, n);
-            printf("  %-18s %14.1f %14.1f %14.1f\n", label, rate_matmul, rate_exact, rate_fast);
+            printf("  %-18s %14.1f %14.1f %14.1f %14.1f\n", label, rate_matmul, rate_exact, rate_fast, rate_int8);
         }
         first = 0;
         g3n_packed_matrix_free(&exact);
         g3n_packed_matrix_free(&fast);
+        g3n_packed_matrix_free(&int8);
         free(x);
         free(y);
         free(w);

@@ -29,9 +29,9 @@ static void usage(FILE *out)
             "  --threads N          OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
             "  --max-pixels N       refuse images with more decoded pixels (default 178956970)\n"
             "  --batch N            images per encoder call (default: all at once)\n"
-            "  --precision P        f32 (default: exact) or bf16 (AVX512-BF16 products, ~2x faster; tower\n"
-            "                       output within rel-L2 1e-2 of the goldens, tested); the default also follows\n"
-            "                       env G3N_TOWER_PRECISION\n"
+            "  --precision P        f32 (default: exact), bf16 (AVX512-BF16 products, ~2x faster; tower output\n"
+            "                       within rel-L2 1e-2 of the goldens, tested) or int8 (AVX512-VNNI, faster\n"
+            "                       still, coarse: within 1e-1); the default follows env G3N_TOWER_PRECISION\n"
             "  -h, --help           this help\n");
 }
 

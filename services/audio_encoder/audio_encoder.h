@@ -79,8 +79,9 @@ int g3n_audio_encoder_list_tensors(const g3n_model_config *config, g3n_tensor_li
 int g3n_audio_encoder_load(g3n_audio_encoder *encoder, const g3n_audio_config *config, g3n_weights *weights,
                            g3n_error *err);
 /* The same with the compute precision chosen: G3N_PRECISION_F32 (exact, the
- * goldens' rel-L2 <= 1e-4) or G3N_PRECISION_BF16 (AVX512-BF16 products;
- * budget tested in tests/unit/test_tower_speed.c). */
+ * goldens' rel-L2 <= 1e-4), G3N_PRECISION_BF16 (AVX512-BF16 products) or
+ * G3N_PRECISION_INT8 (AVX512-VNNI); budgets in audio_check.h, tested in
+ * tests/unit/test_tower_speed.c. */
 int g3n_audio_encoder_load_precision(g3n_audio_encoder *encoder, const g3n_audio_config *config,
                                      g3n_weights *weights, g3n_precision precision, g3n_error *err);
 void g3n_audio_encoder_free(g3n_audio_encoder *encoder); /* accepts a zeroed struct */

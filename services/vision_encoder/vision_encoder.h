@@ -56,9 +56,10 @@ typedef struct g3n_vision_encoder g3n_vision_encoder;
 int g3n_vision_encoder_load(g3n_vision_encoder **out, const g3n_model_config *config, g3n_weights *weights,
                             g3n_error *err);
 /* The same with the tower's compute precision chosen: G3N_PRECISION_F32 (exact,
- * the goldens' tolerance rel-L2 <= 1e-4) or G3N_PRECISION_BF16 (AVX512-BF16
- * products; budget tested in tests/unit/test_tower_speed.c: tower and embeds
- * rel-L2 <= 1e-2 vs the goldens). embed_vision always runs in f32. */
+ * the goldens' tolerance rel-L2 <= 1e-4), G3N_PRECISION_BF16 (AVX512-BF16
+ * products) or G3N_PRECISION_INT8 (AVX512-VNNI); their budgets vs the goldens
+ * are in vision_check.h, tested in tests/unit/test_tower_speed.c. embed_vision
+ * always runs in f32. */
 int g3n_vision_encoder_load_precision(g3n_vision_encoder **out, const g3n_model_config *config, g3n_weights *weights,
                                       g3n_precision precision, g3n_error *err);
 g3n_precision g3n_vision_encoder_precision(const g3n_vision_encoder *encoder);

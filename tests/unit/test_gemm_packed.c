@@ -33,6 +33,9 @@ static const shape shapes[] = {
  * (1.1e-3) per rounded operand: the stated budget per GEMM is rel-L2 <= 1e-2
  * (it covers the few-output shapes whose statistics are noisy). */
 #define BF16_GEMM_BUDGET 1e-2
+/* int8 compute: x per row and W per output quantised to 127 steps of their
+ * max-abs; for these uniform values that is ~0.4% per operand: budget 2e-2. */
+#define INT8_GEMM_BUDGET 2e-2
 
 static void make_weights(g3n_dtype dtype, int64_t n, int64_t k, uint64_t seed, void **stored, float **exact)
 {
@@ -114,9 +117,11 @@ static void check_one(g3n_dtype dtype, g3n_precision precision, shape s, size_t 
         if (worst > 1.0)
             fail_msg("%s f32 %lldx%lldx%lld: error %.3g x the f32 bound", g3n_matrix_dtype_name(dtype),
                      (long long)s.m, (long long)s.k, (long long)s.n, worst);
-    } else if (rel > BF16_GEMM_BUDGET) {
-        fail_msg("%s bf16 %lldx%lldx%lld: rel-L2 %.3g > %.3g", g3n_matrix_dtype_name(dtype), (long long)s.m,
-                 (long long)s.k, (long long)s.n, rel, BF16_GEMM_BUDGET);
+    } else {
+        const double budget = precision == G3N_PRECISION_INT8 ? INT8_GEMM_BUDGET : BF16_GEMM_BUDGET;
+        if (rel > budget)
+            fail_msg("%s %s %lldx%lldx%lld: rel-L2 %.3g > %.3g", g3n_matrix_dtype_name(dtype),
+                     g3n_precision_name(precision), (long long)s.m, (long long)s.k, (long long)s.n, rel, budget);
     }
     g3n_packed_matrix_free(&packed);
     free(x);
@@ -141,6 +146,15 @@ static void test_bf16_budget(void **state)
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         check_one(G3N_DTYPE_BF16, G3N_PRECISION_BF16, shapes[i], 0, 0);
         check_one(G3N_DTYPE_F32, G3N_PRECISION_BF16, shapes[i], 1, 1);
+    }
+}
+
+static void test_int8_budget(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        check_one(G3N_DTYPE_BF16, G3N_PRECISION_INT8, shapes[i], 0, 0);
+        check_one(G3N_DTYPE_F32, G3N_PRECISION_INT8, shapes[i], 2, 1);
     }
 }
 
@@ -239,6 +253,8 @@ static void test_precision_names(void **state)
     assert_int_equal(p, G3N_PRECISION_BF16);
     assert_int_equal(g3n_precision_parse("f32", &p, &err), G3N_OK);
     assert_int_equal(p, G3N_PRECISION_F32);
+    assert_int_equal(g3n_precision_parse("int8", &p, &err), G3N_OK);
+    assert_int_equal(p, G3N_PRECISION_INT8);
     assert_int_equal(g3n_precision_parse("fp8", &p, &err), G3N_ERR);
     assert_non_null(strstr(err.message, "fp8"));
     assert_string_equal(g3n_precision_name(G3N_PRECISION_BF16), "bf16");
@@ -248,7 +264,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_formats), cmocka_unit_test(test_bf16_budget),
-        cmocka_unit_test(test_bf16_is_used),  cmocka_unit_test(test_repack),
+        cmocka_unit_test(test_int8_budget),   cmocka_unit_test(test_bf16_is_used),
+        cmocka_unit_test(test_repack),
         cmocka_unit_test(test_fallback),      cmocka_unit_test(test_precision_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
