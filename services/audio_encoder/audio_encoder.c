@@ -469,6 +469,26 @@ static inline float sigmoid_f32(float x)
     return 1.0f / (1.0f + expf(-x));
 }
 
+void g3n_audio_gate_avx512(const float *a, const float *b, float *out, int64_t count); /* audio_ops_avx512.c */
+
+/* out[i] = a[i] * sigmoid(b[i]) for rows of `width` (a, b, out with their own row strides; out may be a):
+ * the SiLU (a == b) and the GLU of the light conv. Parallel over rows; AVX-512 where the CPU has it. */
+static void gate_rows(const float *a, size_t a_stride, const float *b, size_t b_stride, float *out,
+                      size_t out_stride, int64_t rows, int64_t width)
+{
+    const int vector = g3n_isa_active() >= G3N_ISA_AVX512;
+#pragma omp parallel for schedule(static) if (rows * width > PARALLEL_ELEMENTS)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *ar = a + (size_t)r * a_stride, *br = b + (size_t)r * b_stride;
+        float *o = out + (size_t)r * out_stride;
+        if (vector)
+            g3n_audio_gate_avx512(ar, br, o, width);
+        else
+            for (int64_t c = 0; c < width; c++)
+                o[c] = ar[c] * sigmoid_f32(br[c]);
+    }
+}
+
 /* Gemma3nAudioCumulativeGroupNorm over `rows` rows of [F][C], then ReLU (Gemma3nAudioSSCPConvBlock). */
 static void cumulative_group_norm_relu(cumulative_norm *state, float *x, int64_t rows, int64_t features,
                                        int64_t channels, const float *weight, double eps)
@@ -535,10 +555,7 @@ static void feed_forward(g3n_audio_encoder_state *s, const g3n_audio_feed_forwar
     clamp_rows(s->a, rows * d, clip);
     g3n_rms_norm_rows(s->a, d, f->pre_layer_norm, s->a, d, rows, d, a->rms_norm_eps);
     g3n_gemm_packed(s->a, rows, (size_t)d, &f->ffw_layer_1, s->b, (size_t)(4 * d), NULL);
-    int64_t n = rows * 4 * d;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++)
-        s->b[i] = s->b[i] * sigmoid_f32(s->b[i]); /* silu */
+    gate_rows(s->b, (size_t)(4 * d), s->b, (size_t)(4 * d), s->b, (size_t)(4 * d), rows, 4 * d); /* silu */
     g3n_gemm_packed(s->b, rows, (size_t)(4 * d), &f->ffw_layer_2, s->a, (size_t)d, NULL);
     clamp_rows(s->a, rows * d, clip);
     g3n_rms_norm_rows(s->a, d, f->post_layer_norm, s->a, d, rows, d, a->rms_norm_eps);
@@ -644,10 +661,7 @@ static void light_conv(g3n_audio_encoder_state *s, const g3n_audio_layer *layer,
     g3n_gemm_packed(s->a, rows, (size_t)d, &layer->linear_start, s->b, (size_t)(2 * d), NULL);
     memcpy(s->glu, hist->glu, sizeof(float) * (size_t)(conv_past * d));
     float *glu = s->glu + conv_past * d;
-#pragma omp parallel for schedule(static) if (rows * d > PARALLEL_ELEMENTS)
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t c = 0; c < d; c++)
-            glu[i * d + c] = s->b[i * 2 * d + c] * sigmoid_f32(s->b[i * 2 * d + d + c]);
+    gate_rows(s->b, (size_t)(2 * d), s->b + d, (size_t)(2 * d), glu, (size_t)d, rows, d); /* glu */
 #pragma omp parallel for schedule(static) if (rows * d > 65536)
     for (int64_t i = 0; i < rows; i++)
         for (int64_t c = 0; c < d; c++) {
@@ -660,9 +674,7 @@ static void light_conv(g3n_audio_encoder_state *s, const g3n_audio_layer *layer,
     memcpy(hist->glu, s->glu + rows * d, sizeof(float) * (size_t)(conv_past * d));
     clamp_rows(s->a, rows * d, clip);
     g3n_rms_norm_rows(s->a, d, layer->conv_norm, s->a, d, rows, d, a->rms_norm_eps);
-#pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
-    for (int64_t i = 0; i < rows * d; i++)
-        s->a[i] = s->a[i] * sigmoid_f32(s->a[i]);
+    gate_rows(s->a, (size_t)d, s->a, (size_t)d, s->a, (size_t)d, rows, d); /* silu */
     g3n_gemm_packed(s->a, rows, (size_t)d, &layer->linear_end, s->b, (size_t)d, NULL);
 #pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
     for (int64_t i = 0; i < rows * d; i++)
