@@ -341,7 +341,10 @@ g3n_text_session_params g3n_text_session_default_params(const g3n_text_model *mo
 {
     g3n_text_session_params p;
     p.max_positions = model->config->max_position_embeddings > 0 ? model->config->max_position_embeddings : 32768;
-    p.chunk_tokens = 64;
+    /* the fast formats reuse each weight load for more rows: 256 (prefill of
+     * 512 tokens on E2B, 2 threads: bf16 44 -> 59 tok/s, q4 84 -> 93); the exact
+     * path keeps 64 rows (less scratch, the goldens' path) */
+    p.chunk_tokens = model->weight_format == G3N_WEIGHTS_EXACT ? 64 : 256;
     return p;
 }
 

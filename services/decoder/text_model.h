@@ -133,7 +133,8 @@ typedef struct g3n_text_session g3n_text_session;
 
 typedef struct g3n_text_session_params {
     int64_t max_positions; /* context length the full-attention caches hold (default: max_position_embeddings) */
-    int64_t chunk_tokens;  /* prefill chunk rows (default 64) */
+    int64_t chunk_tokens;  /* prefill chunk rows (default 64; 256 once g3n_text_model_select_weights chose
+                              bf16/q8/q4: about 70 MiB of scratch on E2B) */
 } g3n_text_session_params;
 
 g3n_text_session_params g3n_text_session_default_params(const g3n_text_model *model);
