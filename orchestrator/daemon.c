@@ -36,12 +36,18 @@ static void print_help(FILE *out, int role, const char *program)
             program, g3n_role_name(role), role == G3N_ROLE_DECODER ? "; sessions run in parallel" : "",
             role == G3N_ROLE_DECODER ? "  --max-sessions N        KV-cache sessions held at once (default 16)\n"
                                        "  --max-positions N       largest context per session (default: the model's)\n"
+                                       "  --weights f32|bf16|q8|q4  what the layers compute with (default f32: as\n"
+                                       "                          stored; q8/q4 cached in DIR/g3n-cache, as g3n generate)\n"
+                                       "  --weight-cache FILE     that cache file instead\n"
                                      : "");
 }
 
 int g3n_daemon_main(int role, const char *program, int argc, char **argv)
 {
     const char *model_dir = NULL, *synth_spec = NULL, *endpoint = "tcp://127.0.0.1:5555", *name = NULL;
+    const char *weight_cache = NULL;
+    g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
+    g3n_error err = {{0}};
     int threads = 0, capacity = 1, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000, max_sessions = 16;
     long long max_message_mb = 512, max_positions = 0;
     for (int i = 1; i < argc; i++) {
@@ -80,6 +86,13 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
             max_sessions = atoi(v);
         else if (strcmp(a, "--max-positions") == 0 && role == G3N_ROLE_DECODER)
             max_positions = atoll(v);
+        else if (strcmp(a, "--weights") == 0 && role == G3N_ROLE_DECODER) {
+            if (g3n_weight_format_parse(v, &weight_format, &err) != G3N_OK) {
+                fprintf(stderr, "%s: error: %s\n", program, err.message);
+                return 2;
+            }
+        } else if (strcmp(a, "--weight-cache") == 0 && role == G3N_ROLE_DECODER)
+            weight_cache = v;
         else {
             fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", program, a);
             return 2;
@@ -98,7 +111,6 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
         g3n_set_threads(threads);
     g3n_install_shutdown_handlers();
 
-    g3n_error err = {{0}};
     g3n_model_config config;
     memset(&config, 0, sizeof(config));
     g3n_weights *weights = NULL;
@@ -122,6 +134,8 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     ro.model_dir = model_dir;
     ro.max_sessions = max_sessions;
     ro.max_positions = max_positions;
+    ro.weight_format = weight_format;
+    ro.weight_cache = weight_cache;
     if (g3n_role_open(&r, role, weights, &config, &ro, &err) != G3N_OK)
         goto done;
     g3n_worker_options wo;

@@ -312,6 +312,8 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
         if (!params->want_logits)
             logits = NULL;
         int32_t token = step.envelope->step_reply->token;
+        if (s > 0)
+            stats->decoder_step_seconds += step.envelope->step_reply->seconds;
         stats->generated_tokens++;
         int stop = params->on_token ? params->on_token(params->user, s, token, logits, vocab) : 0;
         for (int e = 0; e < params->num_eos_ids; e++)

@@ -80,6 +80,8 @@ g3n_pipeline_generate_params g3n_pipeline_default_params(const g3n_model_config 
 typedef struct g3n_pipeline_stats {
     int64_t prompt_tokens, generated_tokens;
     double encode_seconds, embed_seconds, prefill_seconds, decode_seconds;
+    double decoder_step_seconds;   /* of decode_seconds: the decoder's own time in its decode steps (as it
+                                      reports them); the rest is the embedder, the transport and this side */
     int stopped_on_eos;
     char decoder[64];              /* the worker that held the session */
 } g3n_pipeline_stats;

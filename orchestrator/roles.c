@@ -730,6 +730,10 @@ int g3n_role_open(g3n_role **out, int kind, g3n_weights *weights, const g3n_mode
         rc = g3n_text_model_load_layers_only(&r->model, weights, config, err); /* no per-layer table */
         if (rc == G3N_OK) {
             r->model_loaded = 1;
+            rc = g3n_text_model_select_weights(&r->model, r->options.weight_format, r->options.weight_cache, NULL,
+                                               err);
+        }
+        if (rc == G3N_OK) {
             r->sessions = calloc((size_t)r->options.max_sessions, sizeof(*r->sessions));
             if (!r->sessions)
                 rc = g3n_error_set(err, "decoder: out of memory");
@@ -778,6 +782,8 @@ int g3n_role_handle(void *user, g3n_worker_call *call, const G3n__Envelope *q, g
 {
     g3n_role *r = user;
     int body = q->body_case;
+    if (r->options.threads > 0)
+        g3n_set_threads(r->options.threads); /* this handler thread's OpenMP teams */
     switch (r->kind) {
     case G3N_ROLE_VISION_ENCODER:
         if (body == G3N__ENVELOPE__BODY_ENCODE_IMAGE)

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "quant.h"
 #include "status.h"
 #include "transport.h"
 #include "weights.h"
@@ -38,6 +39,11 @@ typedef struct g3n_role_options {
     int max_sessions;       /* decoder: sessions held at once (default 16) */
     int64_t max_positions;  /* decoder: largest context a session may ask for (default max_position_embeddings) */
     int64_t max_tokens;     /* embedder: ids per request (default max_position_embeddings) */
+    g3n_weight_format weight_format; /* decoder: what it computes with (default G3N_WEIGHTS_EXACT, the stored
+                                        weights); bf16/q8/q4 as g3n_text_model_select_weights, cached */
+    const char *weight_cache;        /* decoder: that cache file, or NULL for the default place */
+    int threads;                     /* OpenMP threads of this role's calls (0: the calling thread's default);
+                                        lets roles sharing a process use different counts, as daemons do */
 } g3n_role_options;
 
 /* role: G3N_ROLE_VISION_ENCODER, ..._AUDIO_ENCODER, ..._EMBEDDER, ..._DECODER. */

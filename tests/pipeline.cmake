@@ -28,3 +28,9 @@ add_test(NAME pipeline_netns
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(pipeline_daemons_tcp pipeline_daemon_killed pipeline_compose_config pipeline_netns
   PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" SKIP_RETURN_CODE 77 TIMEOUT 600)
+
+# g3n bench pipeline: both set-ups (threads over inproc://, daemons over TCP), same tokens, no daemon left behind.
+add_test(NAME pipeline_bench
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/bench_pipeline.sh $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pipeline_bench PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 300)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "bench_pipeline.h"
 #include "bench_towers.h"
 #include "commands.h"
 #include "config.h"
@@ -25,6 +26,7 @@ static void usage(FILE *out)
                  "       g3n bench text --model DIR [--weights f32|bf16|q8|q4] [--threads N] [--prefill 128,512]\n"
                  "                      [--decode 64] [--repeat R] [--chunk N] [--cache FILE] [--json]\n"
                  "       g3n bench vision|audio|gemm ... (the towers and their GEMM: g3n bench vision --help)\n"
+                 "       g3n bench pipeline ... (decode in one process vs through the daemons over TCP: --help)\n"
                  "\n"
                  "matmul: GFLOP/s of y = x·Wᵀ (x: M×K f32, W: N×K in --dtype) for each shape\n"
                  "        (default 1x2048x8192,512x2048x8192, bf16), best of R runs (default 5).\n"
@@ -429,6 +431,8 @@ int g3n_command_bench(int argc, char **argv)
     }
     if (g3n_bench_towers_handles(argv[1])) /* vision, audio, gemm: bench_towers.c */
         return g3n_bench_towers(argc - 1, argv + 1);
+    if (strcmp(argv[1], "pipeline") == 0) /* bench_pipeline.c */
+        return g3n_bench_pipeline(argc - 1, argv + 1);
     if (strcmp(argv[1], "text") == 0) {
         if (g3n_wants_help(argc - 1, argv + 1)) {
             usage(stdout);

@@ -44,6 +44,26 @@ static uint64_t hash_text(const char *text)
     return h;
 }
 
+/* The bf16 format's prefill rounds x to bf16 for its products with the
+ * stored bf16 weights (g3n_matrix.bf16_products; the budget is tested in
+ * tests/unit/test_quant_text.c). Decode (one row) and the exact path keep f32. */
+static void allow_bf16_products(g3n_text_model *m)
+{
+    for (int l = 0; l < m->num_layers; l++) {
+        g3n_text_layer *ly = &m->layers[l];
+        g3n_matrix *each[] = {&ly->q_proj,    &ly->k_proj,      &ly->v_proj,       &ly->o_proj,
+                              &ly->gate_proj, &ly->up_proj,     &ly->down_proj,    &ly->laurel_left,
+                              &ly->laurel_right, &ly->per_layer_input_gate, &ly->per_layer_projection};
+        for (size_t i = 0; i < sizeof(each) / sizeof(each[0]); i++)
+            each[i]->bf16_products = 1;
+    }
+    for (int i = 0; i < m->altup_inputs - 1; i++) {
+        m->altup_projections[i].bf16_products = 1;
+        m->altup_unembed_projections[i].bf16_products = 1;
+    }
+    m->lm_head.bf16_products = 1;
+}
+
 int g3n_text_model_select_weights(g3n_text_model *m, g3n_weight_format format, const char *cache_file,
                                   g3n_quant_cache_info *info, g3n_error *err)
 {
@@ -58,6 +78,8 @@ int g3n_text_model_select_weights(g3n_text_model *m, g3n_weight_format format, c
     const int qdtype = g3n_weight_format_dtype(format);
     const g3n_dtype q = qdtype >= 0 ? (g3n_dtype)qdtype : G3N_DTYPE_F32;
     const int quantise = qdtype >= 0;
+    g3n_matrix unused_source, unused_result; /* a layers-only model's per-layer projection (below) */
+    memset(&unused_source, 0, sizeof(unused_source));
     request_list list = {0};
     list.capacity = 32 * m->num_layers + 64;
     list.items = calloc((size_t)list.capacity, sizeof(*list.items));
@@ -99,9 +121,22 @@ int g3n_text_model_select_weights(g3n_text_model *m, g3n_weight_format format, c
             add(&list, &m->altup_unembed_projections[i], q, 0, &m->altup_unembed_projections[i],
                 PREFIX "altup_unembed_projections.%d.weight", i);
         }
-        if (m->has_per_layer_tables)
+        if (m->has_per_layer_tables) {
             add(&list, &m->embedder.per_layer_model_projection, q, 0, &m->embedder.per_layer_model_projection,
                 PREFIX "per_layer_model_projection.weight", 0);
+        } else {
+            /* a layers-only model (the decoder role) never uses this matrix, but asks for it all the same: the
+             * cache maps only on an exact match of its entries, so the decoder daemon and g3n generate then share
+             * one file instead of rebuilding and overwriting each other's. Mapped, never read. */
+            g3n_tensor t;
+            g3n_error ignored;
+            const int64_t LP = (int64_t)m->num_layers * m->per_layer_dim;
+            int64_t shape[2] = {LP, m->hidden_size};
+            if (g3n_weights_get(m->weights, PREFIX "per_layer_model_projection.weight", 2, shape, &t, &ignored) ==
+                    G3N_OK &&
+                g3n_matrix_from_tensor(&unused_source, &t, &ignored) == G3N_OK)
+                add(&list, &unused_source, q, 0, &unused_result, PREFIX "per_layer_model_projection.weight", 0);
+        }
         add(&list, &m->lm_head, q, 0, &m->lm_head, "lm_head.weight (tied embed_tokens)", 0);
     }
 
@@ -139,6 +174,8 @@ int g3n_text_model_select_weights(g3n_text_model *m, g3n_weight_format format, c
         goto fail;
     for (int i = 0; i < list.count; i++)
         *list.targets[i] = list.items[i].result;
+    if (format == G3N_WEIGHTS_BF16)
+        allow_bf16_products(m);
     m->weight_format = format;
     free(list.items);
     free(list.targets);
