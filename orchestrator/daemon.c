@@ -135,6 +135,7 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     ro.max_sessions = max_sessions;
     ro.max_positions = max_positions;
     ro.weight_format = weight_format;
+    ro.threads = threads; /* omp_set_num_threads above reaches only this thread, not the handler threads */
     ro.weight_cache = weight_cache;
     if (g3n_role_open(&r, role, weights, &config, &ro, &err) != G3N_OK)
         goto done;
