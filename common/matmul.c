@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_packed.h"
+#include "gemm_packed_internal.h"
 #include "matmul_internal.h"
 #include "quant.h"
 
@@ -405,6 +407,86 @@ void g3n_matrix_combine_rows(const g3n_matrix *w, const int32_t *rows, const flo
     }
 }
 
+/* ---- bf16 products (g3n_matrix.bf16_products): x rounded to bf16 once per
+ * call, the weights' bf16 pairs copied into [pairs][32][2] panels of
+ * BF16_PANEL_DEPTH inputs (32 KB: L1) and the 8x32 vdpbf16ps micro-kernel of
+ * gemm_packed over every 8-row slice of x. The weights are used as stored, so
+ * the only rounding is x's (relative 2^-9 per element). ---- */
+
+#define BF16_PRODUCT_MIN_ROWS 16
+#define BF16_PANEL_DEPTH 512 /* inputs per panel chunk (even) */
+
+static _Thread_local uint16_t *thread_bf16_rows;
+static _Thread_local size_t thread_bf16_capacity;
+
+/* Panel chunk [k0, k0 + kc) of output rows [j0, j0 + columns) (zeros past
+ * the matrix's rows and past k). */
+static void pack_bf16_pairs(const g3n_matrix *w, int64_t j0, int64_t columns, int64_t k0, int64_t kc, uint32_t *panel)
+{
+    const int64_t k = w->cols, pairs = kc / 2;
+    for (int c = 0; c < G3N_GEMM_PANEL; c++) {
+        if (c >= columns) {
+            for (int64_t p = 0; p < pairs; p++)
+                panel[p * G3N_GEMM_PANEL + c] = 0;
+            continue;
+        }
+        const uint16_t *row = (const uint16_t *)row_pointer(w, j0 + c) + k0;
+        const int64_t whole = (k - k0) / 2 < pairs ? (k - k0) / 2 : pairs;
+        for (int64_t p = 0; p < whole; p++) {
+            uint32_t pair;
+            memcpy(&pair, row + 2 * p, sizeof pair);
+            panel[p * G3N_GEMM_PANEL + c] = pair;
+        }
+        for (int64_t p = whole; p < pairs; p++) /* an odd k's last input, padded with zero */
+            panel[p * G3N_GEMM_PANEL + c] = k0 + 2 * p < k ? row[2 * p] : 0;
+    }
+}
+
+/* 1 when done; 0 when the row buffer could not grow (the caller takes the f32 path). */
+static int matmul_bf16_products(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y,
+                                size_t y_stride)
+{
+    const int64_t n = w->rows, k = w->cols, depth = (k + 1) & ~(int64_t)1;
+    const size_t need = sizeof(uint16_t) * (size_t)m * (size_t)depth;
+    if (need > thread_bf16_capacity) {
+        g3n_aligned_free(thread_bf16_rows);
+        thread_bf16_rows = g3n_aligned_alloc(need);
+        thread_bf16_capacity = thread_bf16_rows ? need : 0;
+        if (!thread_bf16_rows)
+            return 0;
+    }
+    uint16_t *rows = thread_bf16_rows;
+    const int64_t panels = (n + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < m; i++)
+            g3n_gemm_rows_to_bf16_avx512(x + (size_t)i * x_stride, 1, x_stride, k, rows + (size_t)i * (size_t)depth,
+                                         depth);
+        uint32_t *panel = g3n_aligned_alloc(sizeof(uint32_t) * BF16_PANEL_DEPTH / 2 * G3N_GEMM_PANEL);
+        failed = !panel;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t p = 0; p < panels; p++) {
+            if (!panel)
+                continue;
+            const int64_t j0 = p * G3N_GEMM_PANEL;
+            const int columns = (int)(n - j0 < G3N_GEMM_PANEL ? n - j0 : G3N_GEMM_PANEL);
+            for (int64_t k0 = 0; k0 < depth; k0 += BF16_PANEL_DEPTH) {
+                const int64_t kc = depth - k0 < BF16_PANEL_DEPTH ? depth - k0 : BF16_PANEL_DEPTH;
+                pack_bf16_pairs(w, j0, columns, k0, kc, panel);
+                for (int64_t i = 0; i < m; i += G3N_GEMM_PACKED_MR) {
+                    const int r = (int)(m - i < G3N_GEMM_PACKED_MR ? m - i : G3N_GEMM_PACKED_MR);
+                    g3n_gemm_kernel_bf16_dot_avx512(rows + (size_t)i * (size_t)depth + k0, (size_t)depth, r, panel, kc,
+                                                    y + (size_t)i * y_stride + (size_t)j0, y_stride, columns, k0 > 0);
+                }
+            }
+        }
+        g3n_aligned_free(panel);
+    }
+    return !failed;
+}
+
 void g3n_matmul(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y, size_t y_stride)
 {
     if (m <= 0 || w->rows <= 0)
@@ -420,6 +502,9 @@ void g3n_matmul(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w,
     }
     const g3n_isa isa = g3n_isa_active();
     const int use_gemm = m >= 12;
+    if (isa == G3N_ISA_AVX512 && w->bf16_products && w->dtype == G3N_DTYPE_BF16 && m >= BF16_PRODUCT_MIN_ROWS &&
+        matmul_bf16_products(x, m, x_stride, w, y, y_stride))
+        return;
     if (isa == G3N_ISA_AVX512) {
         if (use_gemm)
             matmul_gemm(g3n_gemm_micro_avx512, G3N_GEMM_NR_AVX512, x, m, x_stride, w, y, y_stride);

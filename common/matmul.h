@@ -29,6 +29,11 @@ typedef struct g3n_matrix {
     int64_t cols;         /* k: input features */
     size_t row_stride;    /* bytes between rows */
     const void *data;
+    /* BF16 weights only: 1 lets products with 16 or more rows of x round x to
+     * bf16 and run on AVX512-BF16 vdpbf16ps (twice the f32 FMA rate; the bf16
+     * weight format's prefill, with its tested budget). 0 (the default, the
+     * exact path): x stays f32. */
+    int bf16_products;
 } g3n_matrix;
 
 /* A matrix view of a 2-D tensor (contiguous rows), or of a tensor viewed as

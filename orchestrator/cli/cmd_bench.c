@@ -22,6 +22,7 @@
 static void usage(FILE *out)
 {
     fprintf(out, "usage: g3n bench matmul [--threads N] [--isa portable|avx2|avx512] [--dtype bf16|f16|f32|q8|q4]\n"
+                 "                        [--bf16-products]\n"
                  "                        [--shapes MxKxN,...] [--repeat R] [--json]\n"
                  "       g3n bench text --model DIR [--weights f32|bf16|q8|q4] [--threads N] [--prefill 128,512]\n"
                  "                      [--decode 64] [--repeat R] [--chunk N] [--cache FILE] [--json]\n"
@@ -30,6 +31,8 @@ static void usage(FILE *out)
                  "\n"
                  "matmul: GFLOP/s of y = x·Wᵀ (x: M×K f32, W: N×K in --dtype) for each shape\n"
                  "        (default 1x2048x8192,512x2048x8192, bf16), best of R runs (default 5).\n"
+                 "        --bf16-products: bf16 weights with x rounded to bf16 (vdpbf16ps) from 16 rows,\n"
+                 "        as the bf16 weight format's prefill.\n"
                  "text:   tokens/s of the language model on a checkpoint folder (e.g. g3n synth's E2B):\n"
                  "        prefill of each --prefill length from an empty context (logits of the last\n"
                  "        token only), and --decode one-token steps from an empty context (greedy, logits\n"
@@ -297,7 +300,7 @@ done:
 
 static int bench_matmul(int argc, char **argv)
 {
-    int threads = 0, repeat = 5, json = 0;
+    int threads = 0, repeat = 5, json = 0, bf16_products = 0;
     const char *shapes = "1x2048x8192,512x2048x8192";
     g3n_dtype dtype = G3N_DTYPE_BF16;
     for (int i = 1; i < argc; i++) {
@@ -310,6 +313,8 @@ static int bench_matmul(int argc, char **argv)
             shapes = argv[++i];
         else if (strcmp(argv[i], "--json") == 0)
             json = 1;
+        else if (strcmp(argv[i], "--bf16-products") == 0)
+            bf16_products = 1;
         else if (strcmp(argv[i], "--isa") == 0 && value) {
             i++;
             g3n_isa isa = strcmp(value, "portable") == 0 ? G3N_ISA_PORTABLE
@@ -378,6 +383,7 @@ static int bench_matmul(int argc, char **argv)
             }
         }
         g3n_matrix matrix = {stored, n, k, (size_t)k * g3n_dtype_size(stored), w};
+        matrix.bf16_products = bf16_products;
         void *quant_storage = NULL;
         if (quantised) {
             quant_storage = g3n_aligned_alloc(g3n_quant_row_bytes(dtype, k) * (size_t)n);

@@ -44,6 +44,26 @@ static uint64_t hash_text(const char *text)
     return h;
 }
 
+/* The bf16 format's prefill rounds x to bf16 for its products with the
+ * stored bf16 weights (g3n_matrix.bf16_products; the budget is tested in
+ * tests/unit/test_quant_text.c). Decode (one row) and the exact path keep f32. */
+static void allow_bf16_products(g3n_text_model *m)
+{
+    for (int l = 0; l < m->num_layers; l++) {
+        g3n_text_layer *ly = &m->layers[l];
+        g3n_matrix *each[] = {&ly->q_proj,    &ly->k_proj,      &ly->v_proj,       &ly->o_proj,
+                              &ly->gate_proj, &ly->up_proj,     &ly->down_proj,    &ly->laurel_left,
+                              &ly->laurel_right, &ly->per_layer_input_gate, &ly->per_layer_projection};
+        for (size_t i = 0; i < sizeof(each) / sizeof(each[0]); i++)
+            each[i]->bf16_products = 1;
+    }
+    for (int i = 0; i < m->altup_inputs - 1; i++) {
+        m->altup_projections[i].bf16_products = 1;
+        m->altup_unembed_projections[i].bf16_products = 1;
+    }
+    m->lm_head.bf16_products = 1;
+}
+
 int g3n_text_model_select_weights(g3n_text_model *m, g3n_weight_format format, const char *cache_file,
                                   g3n_quant_cache_info *info, g3n_error *err)
 {
@@ -154,6 +174,8 @@ int g3n_text_model_select_weights(g3n_text_model *m, g3n_weight_format format, c
         goto fail;
     for (int i = 0; i < list.count; i++)
         *list.targets[i] = list.items[i].result;
+    if (format == G3N_WEIGHTS_BF16)
+        allow_bf16_products(m);
     m->weight_format = format;
     free(list.items);
     free(list.targets);

@@ -111,6 +111,64 @@ static void test_avx512(void **state)
     run_all_shapes(G3N_ISA_AVX512);
 }
 
+/* bf16_products: on AVX-512, m >= 16 rounds x to bf16 (nearest even) and the
+ * sum is f32 (vdpbf16ps): within 1e-5 of a double loop over the rounded x and
+ * the stored weights; below 16 rows, and on the other ISAs, x stays f32 (the
+ * exact tolerance of check_one holds). Odd k, row tails, columns past a panel,
+ * several 512-input chunks, strided x and y. */
+static void check_bf16_products(shape s, size_t x_pad, size_t y_pad, int rounded)
+{
+    const size_t x_stride = (size_t)s.k + x_pad, y_stride = (size_t)s.n + y_pad;
+    float *x = malloc(sizeof(float) * x_stride * (size_t)s.m);
+    float *y = malloc(sizeof(float) * y_stride * (size_t)s.m);
+    g3n_test_random_floats(x, (int64_t)(x_stride * (size_t)s.m), 11 + (uint64_t)s.k);
+    for (size_t i = 0; i < y_stride * (size_t)s.m; i++)
+        y[i] = 12345.0f;
+    void *stored;
+    float *exact;
+    make_weights(G3N_DTYPE_BF16, s.n, s.k, 5 + (uint64_t)s.n, &stored, &exact);
+    g3n_matrix w = {G3N_DTYPE_BF16, s.n, s.k, (size_t)s.k * sizeof(uint16_t), stored};
+    w.bf16_products = 1;
+    g3n_matmul(x, s.m, x_stride, &w, y, y_stride);
+    for (int64_t i = 0; i < s.m; i++) {
+        for (int64_t j = 0; j < s.n; j++) {
+            double reference = 0.0, magnitude = 0.0;
+            for (int64_t kk = 0; kk < s.k; kk++) {
+                float xv = x[(size_t)i * x_stride + (size_t)kk];
+                if (rounded)
+                    xv = g3n_bf16_to_f32(g3n_f32_to_bf16(xv));
+                reference += (double)xv * exact[j * s.k + kk];
+                magnitude += fabs((double)xv * exact[j * s.k + kk]);
+            }
+            const double got = y[(size_t)i * y_stride + (size_t)j];
+            if (fabs(got - reference) > (rounded ? 1e-5 : 1e-6) * magnitude + 1e-30)
+                fail_msg("bf16 products m=%lld k=%lld n=%lld: y[%lld][%lld] = %.9g, reference %.9g", (long long)s.m,
+                         (long long)s.k, (long long)s.n, (long long)i, (long long)j, got, reference);
+        }
+        for (size_t j = (size_t)s.n; j < y_stride; j++)
+            assert_true(y[(size_t)i * y_stride + j] == 12345.0f);
+    }
+    free(x);
+    free(y);
+    free(stored);
+    free(exact);
+}
+
+static void test_bf16_products(void **state)
+{
+    (void)state;
+    const shape large[] = {{16, 64, 32}, {17, 33, 31}, {37, 1029, 97}, {64, 2048, 70}, {23, 1, 5}};
+    const int have_avx512 = g3n_isa_set(G3N_ISA_AVX512) == G3N_ISA_AVX512;
+    for (size_t i = 0; i < sizeof(large) / sizeof(large[0]); i++) {
+        check_bf16_products(large[i], 0, 0, have_avx512);
+        check_bf16_products(large[i], 3, 7, have_avx512);
+    }
+    check_bf16_products((shape){15, 300, 40}, 1, 1, 0); /* few rows: x stays f32 */
+    if (g3n_isa_set(G3N_ISA_AVX2) == G3N_ISA_AVX2)
+        check_bf16_products((shape){37, 513, 97}, 0, 0, 0); /* no AVX512-BF16: x stays f32 */
+    g3n_isa_set(G3N_ISA_AVX512);
+}
+
 static void test_row_helpers(void **state)
 {
     (void)state;
@@ -155,7 +213,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_portable),      cmocka_unit_test(test_avx2),
         cmocka_unit_test(test_avx512),        cmocka_unit_test(test_row_helpers),
-        cmocka_unit_test(test_half_conversions),
+        cmocka_unit_test(test_half_conversions), cmocka_unit_test(test_bf16_products),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
