@@ -192,6 +192,63 @@ static void test_bf16_is_used(void **state)
     free(y_fast);
 }
 
+/* int8 quantises x per row, so a row's result does not depend on the other
+ * rows: the few-rows path (x quantised once, tiles of panels over all rows)
+ * must give bit for bit what the row-block path gives on a larger call, and
+ * g3n_gemm_packed_many what one call per matrix gives; f32 panels through
+ * g3n_gemm_packed_many are one g3n_gemm_packed each. */
+static void test_int8_paths_agree(void **state)
+{
+    (void)state;
+    const int64_t big = 1100, k = 200, ns[3] = {70, 32, 129};
+    const int64_t few[4] = {1, 9, 96, 300};
+    float *x = malloc(sizeof(float) * (size_t)(big * (k + 3)));
+    g3n_test_random_floats(x, big * (k + 3), 21);
+    for (int precision = 0; precision < 2; precision++) {
+        g3n_packed_matrix packed[3];
+        memset(packed, 0, sizeof packed);
+        float *stored[3], *whole[3], *alone[3], *many[3];
+        size_t strides[3];
+        g3n_error err = {{0}};
+        for (int j = 0; j < 3; j++) {
+            stored[j] = malloc(sizeof(float) * (size_t)(ns[j] * k));
+            g3n_test_random_floats(stored[j], ns[j] * k, 30 + (uint64_t)j);
+            g3n_matrix w = {G3N_DTYPE_F32, ns[j], k, sizeof(float) * (size_t)k, stored[j]};
+            assert_int_equal(g3n_packed_matrix_pack(&packed[j], &w, precision ? G3N_PRECISION_F32 : G3N_PRECISION_INT8,
+                                                    &err),
+                             G3N_OK);
+            strides[j] = (size_t)ns[j] + 1;
+            whole[j] = malloc(sizeof(float) * (size_t)big * strides[j]);
+            alone[j] = malloc(sizeof(float) * (size_t)big * strides[j]);
+            many[j] = malloc(sizeof(float) * (size_t)big * strides[j]);
+            g3n_gemm_packed(x, big, (size_t)k + 3, &packed[j], whole[j], strides[j], NULL);
+        }
+        const g3n_packed_matrix *ws[3] = {&packed[0], &packed[1], &packed[2]};
+        for (int f = 0; f < 4; f++) {
+            const int64_t m = few[f];
+            g3n_gemm_packed_many(x, m, (size_t)k + 3, ws, many, strides, 3);
+            for (int j = 0; j < 3; j++) {
+                g3n_gemm_packed(x, m, (size_t)k + 3, &packed[j], alone[j], strides[j], NULL);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t c = 0; c < ns[j]; c++) {
+                        const size_t at = (size_t)i * strides[j] + (size_t)c;
+                        assert_true(alone[j][at] == many[j][at]);
+                        if (precision == 0) /* f32 sums depend on blocking only by order: checked by check_one */
+                            assert_true(alone[j][at] == whole[j][at]);
+                    }
+            }
+        }
+        for (int j = 0; j < 3; j++) {
+            g3n_packed_matrix_free(&packed[j]);
+            free(stored[j]);
+            free(whole[j]);
+            free(alone[j]);
+            free(many[j]);
+        }
+    }
+    free(x);
+}
+
 /* Re-packing into the same struct: a smaller matrix reuses the storage, a larger one grows it. */
 static void test_repack(void **state)
 {
@@ -265,7 +322,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_formats), cmocka_unit_test(test_bf16_budget),
         cmocka_unit_test(test_int8_budget),   cmocka_unit_test(test_bf16_is_used),
-        cmocka_unit_test(test_repack),
+        cmocka_unit_test(test_repack),        cmocka_unit_test(test_int8_paths_agree),
         cmocka_unit_test(test_fallback),      cmocka_unit_test(test_precision_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
