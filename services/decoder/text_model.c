@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_half.h"
 #include "ops.h"
 #include "text_math.h"
 
@@ -294,11 +295,12 @@ void g3n_text_model_free(g3n_text_model *m)
 
 /* ------------------------------------------------------------------ session */
 
+/* K/V storage is in the session's element type (f32 or IEEE half, kv_elem bytes). */
 typedef struct layer_cache {
-    float *k, *v;        /* [slots][NKV][HD]; NULL for KV-shared layers */
+    void *k, *v;         /* [slots][NKV][HD]; NULL for KV-shared layers */
     int64_t slots;       /* full: max_positions; sliding: min(window, max_positions) */
     int ring;            /* sliding: slot = position % slots */
-    float *chunk_k, *chunk_v; /* sliding layers: this chunk's K/V [chunk][NKV][HD] before they enter the ring */
+    void *chunk_k, *chunk_v; /* sliding layers: this chunk's K/V [chunk][NKV][HD] before they enter the ring */
     int64_t max_keys;    /* largest number of keys one query attended to (tests) */
 } layer_cache;
 
@@ -306,7 +308,12 @@ struct g3n_text_session {
     const g3n_text_model *model;
     int64_t max_positions, chunk, position, window;
     int threads;
-    layer_cache *caches;  /* [num_layers] */
+    int kv_half;          /* 1: the cache holds IEEE half (G3N_KV_F16), else f32 */
+    size_t kv_elem;       /* bytes per cached K/V value: 2 or 4 */
+    layer_cache *caches;  /* [num_layers]; NULL in a batch's scratch */
+    /* batch scratch only (g3n_text_batch): row r is rows[r]'s next token at row_positions[r] */
+    g3n_text_session *const *rows;
+    int64_t *row_positions;
     g3n_text_layer_hook hook;
     void *hook_user;
     /* chunk scratch (rows = chunk) */
@@ -314,7 +321,9 @@ struct g3n_text_session {
     float *x, *laurel, *attn, *hidden, *tmp; /* [chunk][D] */
     float *laurel_low;    /* [chunk][rank] */
     float *q, *attn_heads; /* [chunk][NH*HD] */
-    float *shared_chunk_k, *shared_chunk_v; /* chunk K/V of sliding layers nobody else reads */
+    void *shared_chunk_k, *shared_chunk_v; /* chunk K/V of sliding layers nobody else reads */
+    float *stage_k, *stage_v; /* [chunk][NKV*HD] f32: the k/v projections, normed and roped here before
+                                 they are stored in the cache's element type */
     float *gate, *up;     /* [chunk][I_max] */
     float *ple;           /* [chunk][P] */
     float *modalities;    /* [chunk][N] */
@@ -328,6 +337,7 @@ struct g3n_text_session {
     float *att_vt;        /* [HD][att_cap]: its values, transposed */
     float *att_q, *att_o; /* [group * chunk][HD]: the group's queries / outputs, head-major */
     float *att_s;         /* [group * chunk][att_cap]: scores, then probabilities */
+    float *att_row;       /* [threads][HD]: a half cache row widened for the gather */
     int32_t *active_rows; /* [I_max]: the sparse MLP's surviving gate entries */
     float *embeds, *per_layer, *per_layer_tokens; /* forward_ids: [chunk][D], [chunk][L*P] x2 */
     uint64_t kv_bytes, scratch_bytes;
@@ -345,15 +355,17 @@ g3n_text_session_params g3n_text_session_default_params(const g3n_text_model *mo
      * 512 tokens on E2B, 2 threads: bf16 44 -> 59 tok/s, q4 84 -> 93); the exact
      * path keeps 64 rows (less scratch, the goldens' path) */
     p.chunk_tokens = model->weight_format == G3N_WEIGHTS_EXACT ? 64 : 256;
+    /* the fast formats keep K/V in half: half the session memory and attention's reads */
+    p.kv_type = model->weight_format == G3N_WEIGHTS_EXACT ? G3N_KV_F32 : G3N_KV_F16;
     return p;
 }
 
-static float *session_alloc(g3n_text_session *s, int64_t count, int is_kv)
+static void *session_alloc_bytes(g3n_text_session *s, int64_t count, size_t elem, int is_kv)
 {
     if (count <= 0)
         count = 1;
-    size_t bytes = (size_t)count * sizeof(float);
-    float *p = g3n_aligned_alloc(bytes);
+    size_t bytes = (size_t)count * elem;
+    void *p = g3n_aligned_alloc(bytes);
     if (p) {
         memset(p, 0, bytes);
         if (is_kv)
@@ -362,6 +374,42 @@ static float *session_alloc(g3n_text_session *s, int64_t count, int is_kv)
             s->scratch_bytes += bytes;
     }
     return p;
+}
+
+static float *session_alloc(g3n_text_session *s, int64_t count, int is_kv)
+{
+    return session_alloc_bytes(s, count, sizeof(float), is_kv);
+}
+
+/* The per-chunk scratch of s->chunk rows (a session's, or a batch's with rows = sessions). */
+static int alloc_chunk_scratch(g3n_text_session *s)
+{
+    const g3n_text_model *m = s->model;
+    const int64_t C = s->chunk, D = m->hidden_size, HD = m->head_dim, NKV = m->num_kv_heads, NH = m->num_heads;
+    const int64_t N = m->altup_inputs;
+    s->streams = session_alloc(s, N * C * D, 0);
+    s->x = session_alloc(s, C * D, 0);
+    s->laurel = session_alloc(s, C * D, 0);
+    s->attn = session_alloc(s, C * D, 0);
+    s->hidden = session_alloc(s, C * D, 0);
+    s->tmp = session_alloc(s, C * D, 0);
+    s->laurel_low = session_alloc(s, C * m->config->laurel_rank, 0);
+    s->q = session_alloc(s, C * NH * HD, 0);
+    s->attn_heads = session_alloc(s, C * NH * HD, 0);
+    s->gate = session_alloc(s, C * m->max_intermediate_size, 0);
+    s->up = session_alloc(s, C * m->max_intermediate_size, 0);
+    s->ple = session_alloc(s, C * m->per_layer_dim, 0);
+    s->modalities = session_alloc(s, C * N, 0);
+    for (int i = 0; i < 2; i++) {
+        s->rope_cos[i] = session_alloc(s, C * (HD / 2), 0);
+        s->rope_sin[i] = session_alloc(s, C * (HD / 2), 0);
+    }
+    s->stage_k = session_alloc(s, C * NKV * HD, 0);
+    s->stage_v = session_alloc(s, C * NKV * HD, 0);
+    s->active_rows = (int32_t *)session_alloc(s, m->max_intermediate_size, 0);
+    return s->streams && s->x && s->laurel && s->attn && s->hidden && s->tmp && s->laurel_low && s->q &&
+           s->attn_heads && s->gate && s->up && s->ple && s->modalities && s->rope_cos[0] && s->rope_cos[1] &&
+           s->rope_sin[0] && s->rope_sin[1] && s->stage_k && s->stage_v && s->active_rows;
 }
 
 int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, const g3n_text_session_params *params,
@@ -384,9 +432,11 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
     s->threads = omp_get_max_threads();
     if (s->threads < 1)
         s->threads = 1;
+    s->kv_half = p.kv_type == G3N_KV_F16;
+    s->kv_elem = s->kv_half ? sizeof(uint16_t) : sizeof(float);
 
     const int64_t C = s->chunk, D = m->hidden_size, HD = m->head_dim, NKV = m->num_kv_heads, NH = m->num_heads;
-    const int64_t N = m->altup_inputs, LP = (int64_t)m->num_layers * m->per_layer_dim;
+    const int64_t LP = (int64_t)m->num_layers * m->per_layer_dim;
     const int64_t kv_row = NKV * HD;
     int ok = 1;
     s->caches = calloc((size_t)m->num_layers, sizeof(*s->caches));
@@ -399,14 +449,14 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
             continue;
         lc->ring = ly->type == G3N_LAYER_SLIDING && s->window < s->max_positions;
         lc->slots = lc->ring ? s->window : s->max_positions;
-        lc->k = session_alloc(s, lc->slots * kv_row, 1);
-        lc->v = session_alloc(s, lc->slots * kv_row, 1);
+        lc->k = session_alloc_bytes(s, lc->slots * kv_row, s->kv_elem, 1);
+        lc->v = session_alloc_bytes(s, lc->slots * kv_row, s->kv_elem, 1);
         ok = ok && lc->k && lc->v;
         if (lc->ring) {
             if (ly->kv_source_of_shared) {
                 /* shared layers of this chunk read it after later layers ran: keep its own */
-                lc->chunk_k = session_alloc(s, C * kv_row, 0);
-                lc->chunk_v = session_alloc(s, C * kv_row, 0);
+                lc->chunk_k = session_alloc_bytes(s, C * kv_row, s->kv_elem, 0);
+                lc->chunk_v = session_alloc_bytes(s, C * kv_row, s->kv_elem, 0);
                 ok = ok && lc->chunk_k && lc->chunk_v;
             } else {
                 need_shared_chunk = 1;
@@ -414,8 +464,8 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
         }
     }
     if (ok && need_shared_chunk) {
-        s->shared_chunk_k = session_alloc(s, C * kv_row, 0);
-        s->shared_chunk_v = session_alloc(s, C * kv_row, 0);
+        s->shared_chunk_k = session_alloc_bytes(s, C * kv_row, s->kv_elem, 0);
+        s->shared_chunk_v = session_alloc_bytes(s, C * kv_row, s->kv_elem, 0);
         ok = s->shared_chunk_k && s->shared_chunk_v;
         for (int l = 0; ok && l < m->num_layers; l++) {
             layer_cache *lc = &s->caches[l];
@@ -426,23 +476,7 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
         }
     }
     if (ok) {
-        s->streams = session_alloc(s, N * C * D, 0);
-        s->x = session_alloc(s, C * D, 0);
-        s->laurel = session_alloc(s, C * D, 0);
-        s->attn = session_alloc(s, C * D, 0);
-        s->hidden = session_alloc(s, C * D, 0);
-        s->tmp = session_alloc(s, C * D, 0);
-        s->laurel_low = session_alloc(s, C * m->config->laurel_rank, 0);
-        s->q = session_alloc(s, C * NH * HD, 0);
-        s->attn_heads = session_alloc(s, C * NH * HD, 0);
-        s->gate = session_alloc(s, C * m->max_intermediate_size, 0);
-        s->up = session_alloc(s, C * m->max_intermediate_size, 0);
-        s->ple = session_alloc(s, C * m->per_layer_dim, 0);
-        s->modalities = session_alloc(s, C * N, 0);
-        for (int i = 0; i < 2; i++) {
-            s->rope_cos[i] = session_alloc(s, C * (HD / 2), 0);
-            s->rope_sin[i] = session_alloc(s, C * (HD / 2), 0);
-        }
+        ok = alloc_chunk_scratch(s);
         /* a full-attention query sees every earlier position; a sliding one at most window + chunk */
         s->scores_stride = s->max_positions + C;
         s->scores_stride = (s->scores_stride + 15) & ~(int64_t)15;
@@ -454,15 +488,12 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
         s->att_q = session_alloc(s, (NH / NKV) * C * HD, 0);
         s->att_o = session_alloc(s, (NH / NKV) * C * HD, 0);
         s->att_s = session_alloc(s, (NH / NKV) * C * s->att_cap, 0);
+        s->att_row = session_alloc(s, (int64_t)s->threads * HD, 0);
         s->embeds = session_alloc(s, C * D, 0);
         s->per_layer = session_alloc(s, C * LP, 0);
         s->per_layer_tokens = session_alloc(s, C * LP, 0);
-        s->active_rows = (int32_t *)session_alloc(s, m->max_intermediate_size, 0);
-        ok = s->streams && s->x && s->laurel && s->attn && s->hidden && s->tmp && s->laurel_low && s->q &&
-             s->attn_heads && s->gate && s->up && s->ple && s->modalities && s->rope_cos[0] && s->rope_cos[1] &&
-             s->rope_sin[0] && s->rope_sin[1] && s->scores && s->att_k && s->att_vt && s->att_q && s->att_o &&
-             s->att_s && s->embeds && s->per_layer && s->per_layer_tokens &&
-             s->active_rows;
+        ok = ok && s->scores && s->att_k && s->att_vt && s->att_q && s->att_o && s->att_s && s->att_row &&
+             s->embeds && s->per_layer && s->per_layer_tokens;
     }
     if (!ok) {
         g3n_text_session_free(s);
@@ -471,6 +502,17 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
     }
     *out = s;
     return G3N_OK;
+}
+
+static void session_free_scratch(g3n_text_session *s)
+{
+    float *buffers[] = {s->streams, s->x,      s->laurel,      s->attn,        s->hidden,     s->tmp,
+                        s->laurel_low, s->q,   s->attn_heads,  s->gate,        s->up,         s->ple,
+                        s->modalities, s->rope_cos[0], s->rope_cos[1], s->rope_sin[0], s->rope_sin[1],
+                        s->scores, s->embeds, s->per_layer, s->per_layer_tokens, (float *)s->active_rows,
+                        s->att_k, s->att_vt, s->att_q, s->att_o, s->att_s, s->att_row, s->stage_k, s->stage_v};
+    for (size_t i = 0; i < sizeof(buffers) / sizeof(buffers[0]); i++)
+        g3n_aligned_free(buffers[i]);
 }
 
 void g3n_text_session_free(g3n_text_session *s)
@@ -491,13 +533,7 @@ void g3n_text_session_free(g3n_text_session *s)
     }
     g3n_aligned_free(s->shared_chunk_k);
     g3n_aligned_free(s->shared_chunk_v);
-    float *buffers[] = {s->streams, s->x,      s->laurel,      s->attn,        s->hidden,     s->tmp,
-                        s->laurel_low, s->q,   s->attn_heads,  s->gate,        s->up,         s->ple,
-                        s->modalities, s->rope_cos[0], s->rope_cos[1], s->rope_sin[0], s->rope_sin[1],
-                        s->scores, s->embeds, s->per_layer, s->per_layer_tokens, (float *)s->active_rows,
-                        s->att_k, s->att_vt, s->att_q, s->att_o, s->att_s};
-    for (size_t i = 0; i < sizeof(buffers) / sizeof(buffers[0]); i++)
-        g3n_aligned_free(buffers[i]);
+    session_free_scratch(s);
     free(s);
 }
 
@@ -520,6 +556,11 @@ g3n_text_session_memory g3n_text_session_memory_usage(const g3n_text_session *s)
 {
     g3n_text_session_memory mem = {s->kv_bytes, s->scratch_bytes};
     return mem;
+}
+
+g3n_kv_type g3n_text_session_kv_type(const g3n_text_session *s)
+{
+    return s->kv_half ? G3N_KV_F16 : G3N_KV_F32;
 }
 
 void g3n_text_session_set_layer_hook(g3n_text_session *s, g3n_text_layer_hook hook, void *user)
@@ -677,12 +718,15 @@ static void gelu(const g3n_text_model *m, float *x, int64_t n)
 }
 
 /* Gemma3nTextMLP.forward (with _gaussian_topk where the pattern is > 0).
- * x [count][D] -> out [count][D]. active: [I] scratch. */
+ * x [count][D] -> out [count][D]. active: [I] scratch. one_token_rows: the
+ * rows are decode steps (of one session or of a batch's sessions): sparse
+ * layers take the per-row sparse path at any count, so that a batch's row
+ * computes what the session alone would (the transposed down_proj). */
 static void mlp_forward(const g3n_text_model *m, const g3n_text_layer *ly, const float *x, int64_t count,
-                        float *gate, float *up, int32_t *active, float *out)
+                        int one_token_rows, float *gate, float *up, int32_t *active, float *out)
 {
     const int64_t D = m->hidden_size, I = ly->intermediate_size;
-    const int sparse_decode = ly->sparse && ly->down_proj_t.data && count <= 4;
+    const int sparse_decode = ly->sparse && ly->down_proj_t.data && (count <= 4 || one_token_rows);
     if (sparse_decode) {
         g3n_matmul(x, count, (size_t)D, &ly->gate_proj, gate, (size_t)I);
         /* Sparse path (decode): relu(gate - cutoff) leaves ~5% of the entries
@@ -753,44 +797,54 @@ static void rope_tables(const float *inv_freq, int64_t first_position, int64_t c
     }
 }
 
-/* Key/value row of `position` for a cache read during the chunk starting at chunk_start. */
-static inline const float *cache_row(const layer_cache *lc, const float *store, const float *chunk_store,
-                                     int64_t position, int64_t chunk_start, int64_t kv_row)
+/* Key/value row of `position` (elem bytes per value) for a cache read during the chunk starting at chunk_start. */
+static inline const void *cache_row(const layer_cache *lc, const void *store, const void *chunk_store,
+                                    int64_t position, int64_t chunk_start, int64_t kv_row, size_t elem)
 {
     if (lc->ring) {
         if (position >= chunk_start)
-            return chunk_store + (position - chunk_start) * kv_row;
-        return store + (position % lc->slots) * kv_row;
+            return (const char *)chunk_store + (size_t)((position - chunk_start) * kv_row) * elem;
+        return (const char *)store + (size_t)((position % lc->slots) * kv_row) * elem;
     }
-    return store + position * kv_row;
+    return (const char *)store + (size_t)(position * kv_row) * elem;
 }
 
 /* Moves the chunk's K/V of a sliding layer into its ring (only the last `slots` matter). */
-static void commit_ring(layer_cache *lc, int64_t chunk_start, int64_t count, int64_t kv_row)
+static void commit_ring(layer_cache *lc, int64_t chunk_start, int64_t count, int64_t kv_row, size_t elem)
 {
     int64_t first = chunk_start + count - lc->slots;
     if (first < chunk_start)
         first = chunk_start;
+    const size_t row_bytes = (size_t)kv_row * elem;
     for (int64_t p = first; p < chunk_start + count; p++) {
-        memcpy(lc->k + (p % lc->slots) * kv_row, lc->chunk_k + (p - chunk_start) * kv_row,
-               (size_t)kv_row * sizeof(float));
-        memcpy(lc->v + (p % lc->slots) * kv_row, lc->chunk_v + (p - chunk_start) * kv_row,
-               (size_t)kv_row * sizeof(float));
+        memcpy((char *)lc->k + (size_t)(p % lc->slots) * row_bytes,
+               (const char *)lc->chunk_k + (size_t)(p - chunk_start) * row_bytes, row_bytes);
+        memcpy((char *)lc->v + (size_t)(p % lc->slots) * row_bytes,
+               (const char *)lc->chunk_v + (size_t)(p - chunk_start) * row_bytes, row_bytes);
     }
 }
 
-/* Where this layer's K/V rows of the chunk go (the ring's chunk buffers or the cache). */
-static void kv_destination(g3n_text_session *s, const g3n_text_layer *ly, int64_t chunk_start, float **k_dst,
-                           float **v_dst)
+/* Stores count rows of K and V (f32, normed and roped) at positions chunk_start.. of
+ * session s's cache of one layer (its ring's chunk buffers, or the cache), in the
+ * cache's element type. */
+static void kv_store(const g3n_text_session *s, layer_cache *lc, int64_t chunk_start, int64_t count, const float *k,
+                     const float *v)
 {
-    const int64_t kv_row = (int64_t)s->model->num_kv_heads * s->model->head_dim;
-    layer_cache *lc = &s->caches[ly->kv_source];
-    *k_dst = lc->ring ? lc->chunk_k : lc->k + chunk_start * kv_row;
-    *v_dst = lc->ring ? lc->chunk_v : lc->v + chunk_start * kv_row;
+    const int64_t kv_row = (int64_t)s->model->num_kv_heads * s->model->head_dim, n = count * kv_row;
+    const size_t offset = lc->ring ? 0 : (size_t)(chunk_start * kv_row) * s->kv_elem;
+    char *k_dst = (char *)(lc->ring ? lc->chunk_k : lc->k) + offset;
+    char *v_dst = (char *)(lc->ring ? lc->chunk_v : lc->v) + offset;
+    if (s->kv_half) {
+        g3n_kv_half_from_f32(k, (uint16_t *)k_dst, n);
+        g3n_kv_half_from_f32(v, (uint16_t *)v_dst, n);
+    } else {
+        memcpy(k_dst, k, (size_t)n * sizeof(float));
+        memcpy(v_dst, v, (size_t)n * sizeof(float));
+    }
 }
 
 /* The products of active_prediction_normed x [count][D], in one pass:
- * q_proj -> s->q, k_proj/v_proj -> this layer's K/V rows (unless KV-shared)
+ * q_proj -> s->q, k_proj/v_proj -> s->stage_k/stage_v (unless KV-shared)
  * (Gemma3nTextAttention.forward's projections) and laurel.linear_left ->
  * laurel_low (Gemma3nTextLaurelBlock.forward's first product). */
 static void attention_project(g3n_text_session *s, const g3n_text_layer *ly, const float *x, int64_t chunk_start,
@@ -802,11 +856,10 @@ static void attention_project(g3n_text_session *s, const g3n_text_layer *ly, con
     g3n_matmul_output outputs[4] = {{&ly->q_proj, s->q, (size_t)q_row},
                                     {&ly->laurel_left, laurel_low, (size_t)m->config->laurel_rank}};
     int n = 2;
-    if (!ly->kv_shared) {
-        float *k_dst, *v_dst;
-        kv_destination(s, ly, chunk_start, &k_dst, &v_dst);
-        outputs[n++] = (g3n_matmul_output){&ly->k_proj, k_dst, (size_t)kv_row};
-        outputs[n++] = (g3n_matmul_output){&ly->v_proj, v_dst, (size_t)kv_row};
+    (void)chunk_start;
+    if (!ly->kv_shared) { /* normed, roped and stored by attention_forward */
+        outputs[n++] = (g3n_matmul_output){&ly->k_proj, s->stage_k, (size_t)kv_row};
+        outputs[n++] = (g3n_matmul_output){&ly->v_proj, s->stage_v, (size_t)kv_row};
     }
     g3n_matmul_many(x, count, (size_t)D, outputs, n);
 }
@@ -832,16 +885,28 @@ static void attention_by_products(g3n_text_session *s, const layer_cache *lc, in
         if (qpos - first + 1 > *max_keys)
             *max_keys = qpos - first + 1;
     }
+    const size_t elem = s->kv_elem, head_offset = (size_t)HD * elem;
     for (int g = 0; g < NKV; g++) {
-#pragma omp parallel
+#pragma omp parallel num_threads(s->threads)
         {
+            float *widened = s->att_row + (int64_t)omp_get_thread_num() * HD;
 #pragma omp for schedule(static) nowait
             for (int64_t j = 0; j < npos; j++) {
-                const float *kr = cache_row(lc, lc->k, lc->chunk_k, p0 + j, chunk_start, kv_row) + g * HD;
-                const float *vr = cache_row(lc, lc->v, lc->chunk_v, p0 + j, chunk_start, kv_row) + g * HD;
-                memcpy(s->att_k + j * HD, kr, sizeof(float) * (size_t)HD);
-                for (int64_t d = 0; d < HD; d++)
-                    s->att_vt[d * cap + j] = vr[d];
+                const char *kr =
+                    (const char *)cache_row(lc, lc->k, lc->chunk_k, p0 + j, chunk_start, kv_row, elem) + g * head_offset;
+                const char *vr =
+                    (const char *)cache_row(lc, lc->v, lc->chunk_v, p0 + j, chunk_start, kv_row, elem) + g * head_offset;
+                if (s->kv_half) {
+                    g3n_kv_half_to_f32((const uint16_t *)kr, s->att_k + j * HD, HD);
+                    g3n_kv_half_to_f32((const uint16_t *)vr, widened, HD);
+                    for (int64_t d = 0; d < HD; d++)
+                        s->att_vt[d * cap + j] = widened[d];
+                } else {
+                    memcpy(s->att_k + j * HD, kr, sizeof(float) * (size_t)HD);
+                    const float *v32 = (const float *)vr;
+                    for (int64_t d = 0; d < HD; d++)
+                        s->att_vt[d * cap + j] = v32[d];
+                }
             }
 #pragma omp for schedule(static)
             for (int64_t r = 0; r < rows; r++) {
@@ -884,8 +949,9 @@ static void attention_by_products(g3n_text_session *s, const layer_cache *lc, in
 }
 
 /* Gemma3nTextAttention.forward for the chunk's rows after attention_project
- * (q and this layer's K/V rows hold the projections) -> out [count][D]
- * (o_proj output). */
+ * (q and stage_k/stage_v hold the projections) -> out [count][D] (o_proj
+ * output). In a batch's scratch (s->rows) row t is the next token of session
+ * rows[t] at row_positions[t], attending to that session's cache. */
 static void attention_forward(g3n_text_session *s, const g3n_text_layer *ly, int64_t chunk_start, int64_t count,
                               float *out)
 {
@@ -897,7 +963,7 @@ static void attention_forward(g3n_text_session *s, const g3n_text_layer *ly, int
     int count_done = 0;
     const int type = ly->type == G3N_LAYER_SLIDING ? 0 : 1;
     const float *cos_t = s->rope_cos[type], *sin_t = s->rope_sin[type];
-    layer_cache *lc = &s->caches[ly->kv_source];
+    g3n_text_session *const *rows = s->rows;
 
     /* q = rope(q_norm(q_proj(x))) per head */
 #pragma omp parallel for schedule(static) if (count > 1)
@@ -909,53 +975,90 @@ static void attention_forward(g3n_text_session *s, const g3n_text_layer *ly, int
         }
 
     if (!ly->kv_shared) {
-        /* k = rope(k_norm(k_proj(x))), v = v_norm(v_proj(x)) (no weight) */
-        float *k_dst, *v_dst;
-        kv_destination(s, ly, chunk_start, &k_dst, &v_dst);
+        /* k = rope(k_norm(k_proj(x))), v = v_norm(v_proj(x)) (no weight), then into the cache */
 #pragma omp parallel for schedule(static) if (count > 1)
         for (int64_t t = 0; t < count; t++)
             for (int g = 0; g < NKV; g++) {
-                float *kh = k_dst + t * kv_row + g * HD;
-                float *vh = v_dst + t * kv_row + g * HD;
+                float *kh = s->stage_k + t * kv_row + g * HD;
+                float *vh = s->stage_v + t * kv_row + g * HD;
                 g3n_rms_norm(kh, ly->k_norm, kh, HD, eps);
                 apply_rope(kh, cos_t + t * half, sin_t + t * half, half);
                 g3n_rms_norm(vh, NULL, vh, HD, eps);
             }
+        if (rows) {
+            for (int64_t t = 0; t < count; t++)
+                kv_store(rows[t], &rows[t]->caches[ly->index], s->row_positions[t], 1, s->stage_k + t * kv_row,
+                         s->stage_v + t * kv_row);
+        } else {
+            kv_store(s, &s->caches[ly->index], chunk_start, count, s->stage_k, s->stage_v);
+        }
     }
 
     /* softmax(q k^T * 1.0 + mask) v, with the causal / sliding-window visibility:
      * full: k <= q; sliding: q - W < k <= q. */
     const int sliding = ly->type == G3N_LAYER_SLIDING;
     const int64_t window = s->window;
-    int64_t max_keys = s->caches[ly->index].max_keys;
-    const int64_t range_start = sliding && chunk_start - window + 1 > 0 ? chunk_start - window + 1 : 0;
-    if (count >= 8 && chunk_start + count - range_start <= s->att_cap) {
-        attention_by_products(s, lc, chunk_start, count, sliding, &max_keys);
-        count_done = 1;
+    int64_t max_keys = 0;
+    int team = s->threads;
+    if (rows) {
+        for (int64_t t = 0; t < count; t++) {
+            const int64_t qpos = s->row_positions[t];
+            const int64_t nkeys = sliding && qpos - window + 1 > 0 ? window : qpos + 1;
+            layer_cache *own = &rows[t]->caches[ly->index];
+            if (nkeys > own->max_keys)
+                own->max_keys = nkeys;
+            if (rows[t]->threads < team)
+                team = rows[t]->threads; /* the rows' score buffers have that many slices */
+        }
+    } else {
+        max_keys = s->caches[ly->index].max_keys;
+        const int64_t range_start = sliding && chunk_start - window + 1 > 0 ? chunk_start - window + 1 : 0;
+        if (count >= 8 && chunk_start + count - range_start <= s->att_cap) {
+            attention_by_products(s, &s->caches[ly->kv_source], chunk_start, count, sliding, &max_keys);
+            count_done = 1;
+        }
     }
     /* one token over a short context: less work than a parallel region costs */
     const int parallel = count > 1 || NH * (chunk_start + count) * HD > 65536;
     if (!count_done) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) reduction(max : max_keys) if (parallel)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team) reduction(max : max_keys) if (parallel)
         for (int64_t task = 0; task < count * NH; task++) {
             const int64_t t = task / NH;
             const int h = (int)(task % NH), g = h / group;
-            const int64_t qpos = chunk_start + t;
+            const g3n_text_session *owner = rows ? rows[t] : s;
+            const layer_cache *lc = &owner->caches[ly->kv_source];
+            const int64_t start = rows ? s->row_positions[t] : chunk_start;
+            const int64_t qpos = rows ? start : chunk_start + t;
+            const size_t elem = owner->kv_elem, head_offset = (size_t)g * (size_t)HD * elem;
             int64_t first = 0;
             if (sliding && qpos - window + 1 > 0)
                 first = qpos - window + 1;
             const int64_t nkeys = qpos - first + 1;
             if (nkeys > max_keys)
                 max_keys = nkeys;
-            float *scores = s->scores + (int64_t)omp_get_thread_num() * s->scores_stride;
+            float *scores = owner->scores + (int64_t)omp_get_thread_num() * owner->scores_stride;
             const float *qh = s->q + t * q_row + h * HD;
             float best = -INFINITY;
-            for (int64_t j = 0; j < nkeys; j++) {
-                const float *kr = cache_row(lc, lc->k, lc->chunk_k, first + j, chunk_start, kv_row) + g * HD;
-                float v = g3n_dot(qh, kr, HD);
-                scores[j] = v;
-                if (v > best)
-                    best = v;
+            if (owner->kv_half) {
+                for (int64_t j = 0; j < nkeys; j++) {
+                    const uint16_t *kr =
+                        (const uint16_t *)((const char *)cache_row(lc, lc->k, lc->chunk_k, first + j, start, kv_row,
+                                                                   elem) + head_offset);
+                    float v = g3n_kv_half_dot(qh, kr, HD);
+                    scores[j] = v;
+                    if (v > best)
+                        best = v;
+                }
+            } else {
+                for (int64_t j = 0; j < nkeys; j++) {
+                    const float *kr =
+                        (const float *)((const char *)cache_row(lc, lc->k, lc->chunk_k, first + j, start, kv_row,
+                                                                elem) + head_offset);
+                    float v = g3n_dot(qh, kr, HD);
+                    scores[j] = v;
+                    if (v > best)
+                        best = v;
+                }
             }
             double total = 0.0;
             for (int64_t j = 0; j < nkeys; j++) {
@@ -966,18 +1069,37 @@ static void attention_forward(g3n_text_session *s, const g3n_text_layer *ly, int
             float inv = (float)(1.0 / total);
             float *o = s->attn_heads + t * q_row + h * HD;
             memset(o, 0, (size_t)HD * sizeof(float));
-            for (int64_t j = 0; j < nkeys; j++) {
-                const float *vr = cache_row(lc, lc->v, lc->chunk_v, first + j, chunk_start, kv_row) + g * HD;
-                g3n_axpy(o, scores[j] * inv, vr, o, HD);
+            if (owner->kv_half) {
+                for (int64_t j = 0; j < nkeys; j++) {
+                    const uint16_t *vr =
+                        (const uint16_t *)((const char *)cache_row(lc, lc->v, lc->chunk_v, first + j, start, kv_row,
+                                                                   elem) + head_offset);
+                    g3n_kv_half_axpy(o, scores[j] * inv, vr, HD);
+                }
+            } else {
+                for (int64_t j = 0; j < nkeys; j++) {
+                    const float *vr =
+                        (const float *)((const char *)cache_row(lc, lc->v, lc->chunk_v, first + j, start, kv_row,
+                                                                elem) + head_offset);
+                    g3n_axpy(o, scores[j] * inv, vr, o, HD);
+                }
             }
         }
     }
-    s->caches[ly->index].max_keys = max_keys;
-    if (!ly->kv_shared) {
+    if (!rows)
+        s->caches[ly->index].max_keys = max_keys;
+    if (!ly->kv_shared && !ly->kv_source_of_shared) {
         /* Sliding layers that no shared layer reads enter the ring now; the
          * others wait for the end of the chunk (their chunk K/V is read later). */
-        if (lc->ring && !ly->kv_source_of_shared)
-            commit_ring(lc, chunk_start, count, kv_row);
+        if (rows) {
+            for (int64_t t = 0; t < count; t++) {
+                layer_cache *own = &rows[t]->caches[ly->index];
+                if (own->ring)
+                    commit_ring(own, s->row_positions[t], 1, kv_row, rows[t]->kv_elem);
+            }
+        } else if (s->caches[ly->index].ring) {
+            commit_ring(&s->caches[ly->index], chunk_start, count, kv_row, s->kv_elem);
+        }
     }
     g3n_matmul(s->attn_heads, count, (size_t)q_row, &ly->o_proj, out, (size_t)D);
 }
@@ -1010,7 +1132,7 @@ static void decoder_layer_forward(g3n_text_session *s, const g3n_text_layer *ly,
         s->hidden[i] = ((active[i] + s->attn[i]) + s->laurel[i]) / sqrt2;
     /* attn_ffw_laurel_gated = attn_laurel + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(.))) */
     g3n_rms_norm_rows(s->hidden, D, ly->pre_feedforward_layernorm, s->x, D, count, D, eps);
-    mlp_forward(m, ly, s->x, count, s->gate, s->up, s->active_rows, s->attn);
+    mlp_forward(m, ly, s->x, count, s->rows != NULL, s->gate, s->up, s->active_rows, s->attn);
     g3n_rms_norm_rows(s->attn, D, ly->post_feedforward_layernorm, s->attn, D, count, D, eps);
     for (int64_t i = 0; i < count * D; i++)
         s->hidden[i] = s->hidden[i] + s->attn[i];
@@ -1127,7 +1249,7 @@ int g3n_text_session_forward(g3n_text_session *s, const float *inputs_embeds, co
         for (int l = 0; l < m->num_layers; l++) {
             layer_cache *lc = &s->caches[l];
             if (lc->ring && m->layers[l].kv_source_of_shared && !m->layers[l].kv_shared)
-                commit_ring(lc, start, n, kv_row);
+                commit_ring(lc, start, n, kv_row, s->kv_elem);
         }
         s->position += n;
         if (logits) {
@@ -1173,5 +1295,108 @@ int g3n_text_session_forward_ids(g3n_text_session *s, const int32_t *ids, int64_
         if (g3n_text_session_forward(s, s->embeds, s->per_layer, n, out, all, err) != G3N_OK)
             return G3N_ERR;
     }
+    return G3N_OK;
+}
+
+/* ------------------------------------------------------------------ continuous batching */
+
+struct g3n_text_batch {
+    g3n_text_session scratch; /* chunk = capacity rows, no cache of its own (rows point at the sessions) */
+    int64_t *positions;       /* [capacity] */
+};
+
+int g3n_text_batch_create(g3n_text_batch **out, const g3n_text_model *m, int max_sessions, g3n_error *err)
+{
+    *out = NULL;
+    if (max_sessions < 1 || max_sessions > 4096)
+        return g3n_error_set(err, "text batch: max_sessions %d outside [1, 4096]", max_sessions);
+    g3n_text_batch *b = calloc(1, sizeof(*b));
+    if (!b)
+        return g3n_error_set(err, "text batch: out of memory");
+    g3n_text_session *s = &b->scratch;
+    s->model = m;
+    s->chunk = max_sessions;
+    s->max_positions = INT64_MAX / 4;
+    /* no sliding window: every key visible, as a session whose window is its whole context */
+    s->window = m->config->sliding_window > 0 ? m->config->sliding_window : INT64_MAX / 4;
+    s->threads = omp_get_max_threads();
+    if (s->threads < 1)
+        s->threads = 1;
+    b->positions = calloc((size_t)max_sessions, sizeof(*b->positions));
+    if (!b->positions || !alloc_chunk_scratch(s)) {
+        g3n_text_batch_free(b);
+        return g3n_error_set(err, "text batch: out of memory for %d rows", max_sessions);
+    }
+    *out = b;
+    return G3N_OK;
+}
+
+void g3n_text_batch_free(g3n_text_batch *b)
+{
+    if (!b)
+        return;
+    session_free_scratch(&b->scratch);
+    free(b->positions);
+    free(b);
+}
+
+int g3n_text_batch_capacity(const g3n_text_batch *b)
+{
+    return (int)b->scratch.chunk;
+}
+
+int g3n_text_batch_forward(g3n_text_batch *b, g3n_text_session *const *sessions, int count,
+                           const float *inputs_embeds, const float *per_layer_inputs, float *logits, g3n_error *err)
+{
+    g3n_text_session *s = &b->scratch;
+    const g3n_text_model *m = s->model;
+    const int64_t HD = m->head_dim, half = HD / 2, kv_row = (int64_t)m->num_kv_heads * HD;
+    if (count < 1 || count > s->chunk)
+        return g3n_error_set(err, "text batch: %d sessions outside [1, %lld]", count, (long long)s->chunk);
+    int64_t top = 0;
+    for (int r = 0; r < count; r++) {
+        const g3n_text_session *row = sessions[r];
+        if (!row || row->model != m)
+            return g3n_error_set(err, "text batch: session %d is %s", r, row ? "of another model" : "NULL");
+        for (int q = 0; q < r; q++)
+            if (sessions[q] == row)
+                return g3n_error_set(err, "text batch: session %d is also row %d (one step per session)", r, q);
+        if (row->position + 1 > row->max_positions)
+            return g3n_error_set(err, "text batch: session %d is full (%lld positions, its max_positions)", r,
+                                 (long long)row->max_positions);
+        b->positions[r] = row->position;
+        if (row->position > top)
+            top = row->position;
+    }
+    for (int r = 0; r < count; r++) {
+        rope_tables(m->inv_freq_sliding, b->positions[r], 1, half, s->rope_cos[0] + r * half,
+                    s->rope_sin[0] + r * half);
+        rope_tables(m->inv_freq_full, b->positions[r], 1, half, s->rope_cos[1] + r * half, s->rope_sin[1] + r * half);
+    }
+    s->rows = sessions;
+    s->row_positions = b->positions;
+    altup_expand(s, inputs_embeds, count);
+    for (int l = 0; l < m->num_layers; l++) {
+        decoder_layer_forward(s, &m->layers[l], per_layer_inputs, top, count);
+        for (int r = 0; r < count; r++) /* each session's hook sees its own row */
+            if (sessions[r]->hook)
+                sessions[r]->hook(sessions[r]->hook_user, l, s->streams + r * m->hidden_size, m->altup_inputs,
+                                  s->chunk * m->hidden_size, b->positions[r], 1, m->hidden_size);
+    }
+    for (int l = 0; l < m->num_layers; l++) {
+        if (!m->layers[l].kv_source_of_shared || m->layers[l].kv_shared)
+            continue;
+        for (int r = 0; r < count; r++) {
+            layer_cache *lc = &sessions[r]->caches[l];
+            if (lc->ring)
+                commit_ring(lc, b->positions[r], 1, kv_row, sessions[r]->kv_elem);
+        }
+    }
+    for (int r = 0; r < count; r++)
+        sessions[r]->position += 1;
+    if (logits)
+        head_forward(s, 0, count, logits);
+    s->rows = NULL;
+    s->row_positions = NULL;
     return G3N_OK;
 }

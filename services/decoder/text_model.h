@@ -131,10 +131,20 @@ int g3n_text_model_select_weights(g3n_text_model *model, g3n_weight_format forma
 
 typedef struct g3n_text_session g3n_text_session;
 
+/* Element type of the KV cache. */
+typedef enum g3n_kv_type {
+    G3N_KV_F32 = 0, /* f32: the exact path's (the goldens' tolerances) */
+    G3N_KV_F16 = 1  /* IEEE half: half the cache memory and half the bytes attention reads per key;
+                       keys and values are rounded once when stored (about 2^-11 relative), attention
+                       still computes in f32 (kv_half.h) */
+} g3n_kv_type;
+
 typedef struct g3n_text_session_params {
     int64_t max_positions; /* context length the full-attention caches hold (default: max_position_embeddings) */
     int64_t chunk_tokens;  /* prefill chunk rows (default 64; 256 once g3n_text_model_select_weights chose
                               bf16/q8/q4: about 70 MiB of scratch on E2B) */
+    g3n_kv_type kv_type;   /* default: G3N_KV_F32 on the exact path, G3N_KV_F16 once
+                              g3n_text_model_select_weights chose bf16/q8/q4 */
 } g3n_text_session_params;
 
 g3n_text_session_params g3n_text_session_default_params(const g3n_text_model *model);
@@ -149,10 +159,11 @@ const g3n_text_model *g3n_text_session_model(const g3n_text_session *session);
 int64_t g3n_text_session_position(const g3n_text_session *session);
 
 typedef struct g3n_text_session_memory {
-    uint64_t kv_cache_bytes; /* K and V of the non-shared layers */
+    uint64_t kv_cache_bytes; /* K and V of the non-shared layers (in the session's kv_type) */
     uint64_t scratch_bytes;  /* chunk buffers, attention scores */
 } g3n_text_session_memory;
 g3n_text_session_memory g3n_text_session_memory_usage(const g3n_text_session *session);
+g3n_kv_type g3n_text_session_kv_type(const g3n_text_session *session);
 
 /* Called after each decoder layer with its output streams, and once with
  * layer = -1 for the stack's input (the AltUp streams before layer 0).
@@ -173,6 +184,34 @@ int g3n_text_session_forward(g3n_text_session *session, const float *inputs_embe
 /* The same from token ids (embedded with the model's text embedder). */
 int g3n_text_session_forward_ids(g3n_text_session *session, const int32_t *ids, int64_t count, float *logits,
                                  int all_logits, g3n_error *err);
+
+/* Continuous batching: the decode steps of several sessions (one new token
+ * each, each at its own position with its own cache) as one forward whose
+ * rows are the sessions, so every weight matrix is read once per step for all
+ * of them; attention runs per row against that row's session cache.
+ *
+ * A batch object owns the scratch for up to max_sessions rows, planned at
+ * creation (no allocation per step); it borrows the model. One caller at a
+ * time per batch, and the sessions of a step are not used elsewhere during it. */
+typedef struct g3n_text_batch g3n_text_batch;
+
+int g3n_text_batch_create(g3n_text_batch **out, const g3n_text_model *model, int max_sessions, g3n_error *err);
+void g3n_text_batch_free(g3n_text_batch *batch); /* accepts NULL */
+int g3n_text_batch_capacity(const g3n_text_batch *batch);
+
+/* One decode step of `count` distinct sessions of the batch's model:
+ * row r is sessions[r]'s next token at its position(); inputs_embeds
+ * [count, D], per_layer_inputs [count, L, P] (as g3n_text_session_forward's
+ * with count rows, one per session); logits NULL or [count, vocab]
+ * (soft-capped). Each session's position advances by one. The same sums as
+ * one g3n_text_session_forward of one token per session, except that the
+ * matrix products see `count` rows instead of one (kernels may block rows
+ * differently: equal up to the last bits, not bitwise); each session's layer
+ * hook is called with its own row (not for layer -1).
+ * Errors (count outside [1, capacity], a session twice, another model, a
+ * full context) leave every session as it was. */
+int g3n_text_batch_forward(g3n_text_batch *batch, g3n_text_session *const *sessions, int count,
+                           const float *inputs_embeds, const float *per_layer_inputs, float *logits, g3n_error *err);
 
 /* For tests: the largest number of keys any query of `layer` attended to since
  * the session was created (a sliding layer must never exceed sliding_window),
