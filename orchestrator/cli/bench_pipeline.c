@@ -47,7 +47,9 @@ static void usage(FILE *out)
             "Greedy decode tokens/s through the orchestrator's pipeline (each step: the embedder embeds\n"
             "the picked token, the session's decoder runs one position and picks the next) in two set-ups\n"
             "on the same weights, threads, prompt and token count:\n"
-            "  in-process  the embedder and decoder roles as threads of this process, over inproc://\n"
+            "  in-process  the embedder and decoder roles as threads of this process, over inproc://,\n"
+            "              each serving one request at a time as the daemons do (one OpenMP pool per\n"
+            "              process: libgomp spins less where a process has more OpenMP threads than cores)\n"
             "  daemons     the g3n-embedder and g3n-decoder executables as child processes of this\n"
             "              benchmark, over TCP on 127.0.0.1 (a free port); stopped with SIGTERM at the end\n"
             "After a warm-up generation in each, the R measured generations alternate between the set-ups.\n"
@@ -412,23 +414,33 @@ static int start_in_process(bench_setup *s, const bench_options *o, g3n_weights 
     g3n_transport_options transport = g3n_transport_default_options();
     if (g3n_broker_start(&s->broker, endpoints, 1, &transport, err) != G3N_OK)
         return G3N_ERR;
-    /* one role at a time: each its own thread count, as the daemons */
+    /* Each role with its own thread count and serving one request at a time, as the daemons (not
+     * g3n_local_roles_start's capacity 2): a second decoder handler thread would bring a second OpenMP
+     * pool, and libgomp throttles its spin-waits in a process with more OpenMP threads than cores, so
+     * the two set-ups' decoders would not wait alike. */
     const int roles[CHILDREN] = {G3N_ROLE_EMBEDDER, G3N_ROLE_DECODER};
     for (int i = 0; i < CHILDREN; i++) {
+        const int role = roles[i];
         g3n_role_options ro;
         memset(&ro, 0, sizeof(ro));
         ro.model_dir = o->model_dir;
-        ro.threads = roles[i] == G3N_ROLE_DECODER ? o->threads : o->embedder_threads;
-        if (roles[i] == G3N_ROLE_DECODER) {
+        ro.threads = role == G3N_ROLE_DECODER ? o->threads : o->embedder_threads;
+        if (role == G3N_ROLE_DECODER) {
             ro.weight_format = o->format;
             ro.weight_cache = o->weight_cache;
         }
-        g3n_local_roles one;
-        if (g3n_local_roles_start(&one, s->broker, s->endpoint, weights, config, &ro, 1u << roles[i], &transport,
-                                  err) != G3N_OK)
+        if (g3n_role_open(&s->local.roles[role], role, weights, config, &ro, err) != G3N_OK)
             return G3N_ERR;
-        s->local.roles[roles[i]] = one.roles[roles[i]];
-        s->local.workers[roles[i]] = one.workers[roles[i]];
+        g3n_worker_options wo;
+        memset(&wo, 0, sizeof(wo));
+        wo.role = role;
+        wo.endpoint = s->endpoint;
+        wo.model_id = g3n_weights_describe(weights);
+        wo.capacity = 1;
+        wo.zmq_context = g3n_broker_context(s->broker);
+        wo.transport = transport;
+        if (g3n_worker_start(&s->local.workers[role], &wo, g3n_role_handle, s->local.roles[role], err) != G3N_OK)
+            return G3N_ERR;
     }
     for (int i = 0; i < CHILDREN; i++)
         if (g3n_broker_wait_workers(s->broker, roles[i], 1, 10000, err) != G3N_OK)
