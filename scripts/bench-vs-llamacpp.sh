@@ -10,16 +10,19 @@
 # The machine is shared and noisy: rounds alternate between the two engines so
 # both see the same load, and the medians over all rounds are compared.
 #
-# Environment: THREADS (default 2), REPS (rounds, default 3), FORMATS
+# Environment: THREADS (default 2), REPS (rounds, default 3), G3N_OMP_ENV, FORMATS
 # (default "q4 q8 bf16"), G3N (the g3n binary; default build/release/orchestrator/g3n
 # or the first g3n on PATH), OUT (folder for the raw JSON; default a temp dir).
-# g3n runs with OMP_WAIT_POLICY=PASSIVE: on a loaded host spinning OpenMP
-# waiters cost up to 3x (measured); llama.cpp keeps its own defaults.
+# Both engines run with their defaults, as a user gets them: llama.cpp's
+# threadpool spins between its ops, and so do libgomp's threads (for a few
+# milliseconds, then they sleep); G3N_OMP_ENV (e.g. "OMP_WAIT_POLICY=PASSIVE")
+# adds environment to g3n's runs. Passive waits cost g3n's decode ~25 % in
+# futex wake-ups (about ten parallel regions per layer and token).
 # llama.cpp stays outside the repository (see ../shared/tools/llamacpp/).
 set -euo pipefail
 
 if [[ $# -ne 3 || "$1" == "--help" || "$1" == "-h" ]]; then
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
     [[ $# -eq 3 ]] || exit 2
     exit 0
 fi
@@ -53,11 +56,11 @@ for format in $FORMATS; do
         continue
     fi
     # build or map g3n's weight cache once, outside the timed rounds
-    OMP_WAIT_POLICY=PASSIVE "$G3N" bench text --model "$CHECKPOINT" --weights "$format" --threads "$THREADS" \
+    env ${G3N_OMP_ENV:-} "$G3N" bench text --model "$CHECKPOINT" --weights "$format" --threads "$THREADS" \
         --prefill 16 --decode 0 --repeat 1 --json > "$OUT/g3n-$format-cache.json"
     for round in $(seq 1 "$REPS"); do
         "$LLAMA_BENCH" -m "$gguf" -t "$THREADS" -p 128,512 -n 64 -r 1 -o json > "$OUT/llama-$format-$round.json"
-        OMP_WAIT_POLICY=PASSIVE "$G3N" bench text --model "$CHECKPOINT" --weights "$format" --threads "$THREADS" \
+        env ${G3N_OMP_ENV:-} "$G3N" bench text --model "$CHECKPOINT" --weights "$format" --threads "$THREADS" \
             --prefill 128,512 --decode 64 --repeat 1 --json > "$OUT/g3n-$format-$round.json"
     done
 done
