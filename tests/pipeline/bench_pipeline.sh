@@ -35,6 +35,18 @@ if pgrep -f -- "--connect $endpoint" >/dev/null; then
   exit 1
 fi
 
+# --weights q8: the decoders (role threads and daemon, layers only) map the cache that g3n generate (the
+# full model) built, instead of rebuilding it (a rebuild renames a new file into place: a new inode)
+"$g3n" generate --synth "$root/tests/fixtures/text-tiny/config.json:11" --prompt-ids 1,2,3 --max-new-tokens 2 \
+  --weights q8 --cache "$work/q8.g3nq" > /dev/null 2>&1
+inode=$(stat -c %i "$work/q8.g3nq")
+"$g3n" bench pipeline --synth "$root/tests/fixtures/text-tiny/config.json:11" --threads 1 --decode 4 --repeat 1 \
+  --weights q8 --weight-cache "$work/q8.g3nq" --json > "$work/q8.json"
+python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); assert r["same_tokens"] is True and r["weights"] == "q8", r' \
+  "$work/q8.json"
+[ "$(stat -c %i "$work/q8.g3nq")" = "$inode" ] || { echo "the decoder role rebuilt the q8 cache" >&2; exit 1; }
+echo "bench pipeline --weights q8: both decoders mapped g3n generate's cache"
+
 # error path: the decoder exits at once, the embedder never registers
 mkdir "$work/bin"
 printf '#!/bin/sh\necho $$ > "%s/embedder.pid"\nexec sleep 120\n' "$work" > "$work/bin/g3n-embedder"
