@@ -13,6 +13,7 @@
 #include "config.h"
 #include "generate.h"
 #include "matmul.h"
+#include "memory_report.h"
 #include "ops.h"
 #include "quant.h"
 #include "synth.h"
@@ -60,6 +61,21 @@ static uint64_t current_rss_bytes(void)
         fclose(f);
     }
     return (uint64_t)resident * 4096u;
+}
+
+/* What the resident memory is: per mapped file (weight cache, checkpoint
+ * shards: the per-layer table shows only the rows read) and anonymous memory. */
+static void print_resident_by_mapping(void)
+{
+    g3n_memory_mapping entries[8];
+    uint64_t total = 0;
+    const int n = g3n_memory_mappings(entries, 8, &total);
+    if (n == 0)
+        return;
+    printf("resident by mapping (of %.2f GiB):\n", (double)total / 1073741824.0);
+    for (int i = 0; i < n; i++)
+        printf("  %9.1f MiB resident of %9.1f MiB mapped  %s\n", (double)entries[i].resident_bytes / 1048576.0,
+               (double)entries[i].mapped_bytes / 1048576.0, entries[i].path);
 }
 
 typedef struct bench_stat {
@@ -285,6 +301,8 @@ static int bench_text(int argc, char **argv)
         }
         printf("RSS %.2f GiB now, peak %.2f GiB\n", (double)rss / gib, (double)peak / gib);
     }
+    if (!json)
+        print_resident_by_mapping();
     rc = 0;
 done:
     if (rc)
