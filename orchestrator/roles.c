@@ -39,6 +39,25 @@ typedef struct decoder_session {
 #define DECODER_STALE_SESSION_SECONDS 30.0
 #define DECODER_SLOT_WAIT_SECONDS 10.0
 
+/* The decoder's compute runs on one engine thread (one OpenMP pool however
+ * many handler threads the worker has); handler threads queue jobs and wait.
+ * The engine takes a prefill alone, and every decode step pending at that
+ * moment (of different sessions) as ONE batched forward (continuous batching:
+ * g3n_text_batch_forward, rows = sessions); a lone step runs as
+ * g3n_text_session_forward. Handler threads then sample and reply. */
+typedef struct decoder_job {
+    g3n_text_session *session;
+    const float *embeds, *per_layer; /* [count][D], [count][L*P] (the request's, borrowed) */
+    int64_t count;
+    float *logits;                   /* [count][V] when all_logits, else [V] */
+    int all_logits, is_decode, done, rc;
+    g3n_error err;
+    struct decoder_job *next;
+} decoder_job;
+
+/* Batches of at most this many decode steps (and the max_sessions) */
+#define DECODER_MAX_BATCH 64
+
 /* Reusable output buffers, one per concurrent call (no allocation per token). */
 typedef struct scratch_slot {
     float *a, *b;
@@ -71,6 +90,16 @@ struct g3n_role {
     int model_loaded;
     decoder_session *sessions;
     uint64_t use_counter;
+    /* decoder engine (decoder_job) */
+    pthread_t engine;
+    int engine_started, engine_stop;
+    pthread_cond_t engine_work, engine_done;
+    decoder_job *queue_head, *queue_tail;
+    g3n_text_batch *batch;
+    g3n_text_session **batch_rows;
+    decoder_job **batch_jobs;
+    float *batch_embeds, *batch_per_layer, *batch_logits;
+    g3n_role_decoder_stats stats;
 };
 
 static int bad_request(g3n_worker_call *call, g3n_error *err)
@@ -571,9 +600,129 @@ static void session_done(g3n_role *r, decoder_session *s)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* One job on the engine thread, alone. */
+static void engine_run_one(decoder_job *j)
+{
+    j->rc = g3n_text_session_forward(j->session, j->embeds, j->per_layer, j->count, j->logits, j->all_logits, &j->err);
+}
+
+/* Decode steps of different sessions as one batched forward; if the batch is
+ * refused (a session's context is full), each runs alone for its own answer. */
+static void engine_run_batch(g3n_role *r, decoder_job **jobs, int count)
+{
+    const int64_t D = r->model.hidden_size, LP = (int64_t)r->model.num_layers * r->model.per_layer_dim;
+    const int64_t V = r->model.vocab_size;
+    for (int i = 0; i < count; i++) {
+        r->batch_rows[i] = jobs[i]->session;
+        memcpy(r->batch_embeds + i * D, jobs[i]->embeds, sizeof(float) * (size_t)D);
+        memcpy(r->batch_per_layer + i * LP, jobs[i]->per_layer, sizeof(float) * (size_t)LP);
+    }
+    g3n_error err;
+    if (g3n_text_batch_forward(r->batch, r->batch_rows, count, r->batch_embeds, r->batch_per_layer, r->batch_logits,
+                               &err) != G3N_OK) {
+        for (int i = 0; i < count; i++)
+            engine_run_one(jobs[i]);
+        return;
+    }
+    for (int i = 0; i < count; i++) {
+        memcpy(jobs[i]->logits, r->batch_logits + i * V, sizeof(float) * (size_t)V);
+        jobs[i]->rc = G3N_OK;
+    }
+}
+
+static void *engine_main(void *user)
+{
+    g3n_role *r = user;
+    if (r->options.threads > 0)
+        g3n_set_threads(r->options.threads);
+    const int capacity = g3n_text_batch_capacity(r->batch);
+    pthread_mutex_lock(&r->lock);
+    for (;;) {
+        while (!r->queue_head && !r->engine_stop)
+            pthread_cond_wait(&r->engine_work, &r->lock);
+        if (!r->queue_head && r->engine_stop)
+            break;
+        /* a prefill at the head runs alone; else every queued decode step (in order) joins the batch */
+        int count = 0;
+        if (!r->queue_head->is_decode) {
+            r->batch_jobs[count++] = r->queue_head;
+            r->queue_head = r->queue_head->next;
+        } else {
+            decoder_job **link = &r->queue_head;
+            while (*link && count < capacity) {
+                decoder_job *j = *link;
+                if (j->is_decode) {
+                    r->batch_jobs[count++] = j;
+                    *link = j->next;
+                } else {
+                    link = &j->next;
+                }
+            }
+        }
+        r->queue_tail = NULL;
+        for (decoder_job *j = r->queue_head; j; j = j->next)
+            r->queue_tail = j;
+        pthread_mutex_unlock(&r->lock);
+        if (count == 1)
+            engine_run_one(r->batch_jobs[0]);
+        else
+            engine_run_batch(r, r->batch_jobs, count);
+        pthread_mutex_lock(&r->lock);
+        if (r->batch_jobs[0]->is_decode) {
+            r->stats.decode_steps += (uint64_t)count;
+            r->stats.decode_batches += 1;
+            if (count > 1)
+                r->stats.batched_steps += (uint64_t)count;
+            if ((uint64_t)count > r->stats.largest_batch)
+                r->stats.largest_batch = (uint64_t)count;
+        }
+        for (int i = 0; i < count; i++)
+            r->batch_jobs[i]->done = 1;
+        pthread_cond_broadcast(&r->engine_done);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+/* Queues count positions of a session for the engine and waits for them. */
+static int decoder_run(g3n_role *r, g3n_text_session *session, const float *embeds, const float *per_layer,
+                       int64_t count, float *logits, int all_logits, int is_decode, g3n_error *err)
+{
+    decoder_job job;
+    memset(&job, 0, sizeof(job));
+    job.session = session;
+    job.embeds = embeds;
+    job.per_layer = per_layer;
+    job.count = count;
+    job.logits = logits;
+    job.all_logits = all_logits;
+    job.is_decode = is_decode && count == 1 && !all_logits;
+    pthread_mutex_lock(&r->lock);
+    if (r->queue_tail)
+        r->queue_tail->next = &job;
+    else
+        r->queue_head = &job;
+    r->queue_tail = &job;
+    pthread_cond_signal(&r->engine_work);
+    while (!job.done)
+        pthread_cond_wait(&r->engine_done, &r->lock);
+    pthread_mutex_unlock(&r->lock);
+    if (job.rc != G3N_OK)
+        *err = job.err;
+    return job.rc;
+}
+
+g3n_role_decoder_stats g3n_role_decoder_stats_get(g3n_role *r)
+{
+    pthread_mutex_lock(&r->lock);
+    g3n_role_decoder_stats stats = r->stats;
+    pthread_mutex_unlock(&r->lock);
+    return stats;
+}
+
 /* Runs positions through the session, picks the next token, answers StepReply. */
 static int decoder_step(g3n_role *r, g3n_worker_call *call, decoder_session *s, const g3n_tensor *embeds,
-                        const g3n_tensor *per_layer, int want_logits, int all_logits, g3n_error *err)
+                        const g3n_tensor *per_layer, int want_logits, int all_logits, int is_decode, g3n_error *err)
 {
     double t0 = g3n_now_seconds();
     const int64_t T = embeds->shape[0];
@@ -584,8 +733,8 @@ static int decoder_step(g3n_role *r, g3n_worker_call *call, decoder_session *s, 
         if (!every)
             return g3n_error_set(err, "decoder: out of memory for %lld x %lld logits", (long long)T, (long long)V);
     }
-    if (g3n_text_session_forward(s->session, embeds->data, per_layer->data, T, every ? every : s->logits,
-                                 every != NULL, err) != G3N_OK) {
+    if (decoder_run(r, s->session, embeds->data, per_layer->data, T, every ? every : s->logits, every != NULL,
+                    is_decode, err) != G3N_OK) {
         free(every);
         return bad_request(call, err);
     }
@@ -633,7 +782,7 @@ static int decoder_prefill(g3n_role *r, g3n_worker_call *call, const G3n__Prefil
     decoder_session *s;
     if (session_acquire(r, q->session_id, 1, q, &s, call, err) != G3N_OK)
         return G3N_ERR;
-    int rc = decoder_step(r, call, s, &e, &p, q->want_logits, q->all_logits, err);
+    int rc = decoder_step(r, call, s, &e, &p, q->want_logits, q->all_logits, 0, err);
     session_done(r, s);
     return rc;
 }
@@ -651,7 +800,7 @@ static int decoder_decode_step(g3n_role *r, g3n_worker_call *call, const G3n__De
     decoder_session *s;
     if (session_acquire(r, q->session_id, 0, NULL, &s, call, err) != G3N_OK)
         return G3N_ERR;
-    int rc = decoder_step(r, call, s, &e, &p, q->want_logits, 0, err);
+    int rc = decoder_step(r, call, s, &e, &p, q->want_logits, 0, e.shape[0] == 1, err);
     session_done(r, s);
     return rc;
 }
@@ -695,6 +844,26 @@ static int decoder_end_session(g3n_role *r, g3n_worker_call *call, const G3n__En
 
 /* ------------------------------------------------------------------- common */
 
+/* The batch scratch (one row per session it may hold, at most DECODER_MAX_BATCH) and the engine thread. */
+static int decoder_engine_start(g3n_role *r, g3n_error *err)
+{
+    const int rows = r->options.max_sessions < DECODER_MAX_BATCH ? r->options.max_sessions : DECODER_MAX_BATCH;
+    const int64_t D = r->model.hidden_size, LP = (int64_t)r->model.num_layers * r->model.per_layer_dim;
+    if (g3n_text_batch_create(&r->batch, &r->model, rows, err) != G3N_OK)
+        return G3N_ERR;
+    r->batch_rows = calloc((size_t)rows, sizeof(*r->batch_rows));
+    r->batch_jobs = calloc((size_t)rows, sizeof(*r->batch_jobs));
+    r->batch_embeds = malloc(sizeof(float) * (size_t)(rows * D));
+    r->batch_per_layer = malloc(sizeof(float) * (size_t)(rows * LP));
+    r->batch_logits = malloc(sizeof(float) * (size_t)rows * (size_t)r->model.vocab_size);
+    if (!r->batch_rows || !r->batch_jobs || !r->batch_embeds || !r->batch_per_layer || !r->batch_logits)
+        return g3n_error_set(err, "decoder: out of memory for a batch of %d", rows);
+    if (pthread_create(&r->engine, NULL, engine_main, r) != 0)
+        return g3n_error_set(err, "decoder: cannot start the engine thread");
+    r->engine_started = 1;
+    return G3N_OK;
+}
+
 int g3n_role_open(g3n_role **out, int kind, g3n_weights *weights, const g3n_model_config *config,
                   const g3n_role_options *options, g3n_error *err)
 {
@@ -715,6 +884,8 @@ int g3n_role_open(g3n_role **out, int kind, g3n_weights *weights, const g3n_mode
         r->options.max_tokens = config->text.max_position_embeddings;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->session_free, NULL);
+    pthread_cond_init(&r->engine_work, NULL);
+    pthread_cond_init(&r->engine_done, NULL);
     int rc;
     switch (kind) {
     case G3N_ROLE_VISION_ENCODER:
@@ -738,6 +909,8 @@ int g3n_role_open(g3n_role **out, int kind, g3n_weights *weights, const g3n_mode
             if (!r->sessions)
                 rc = g3n_error_set(err, "decoder: out of memory");
         }
+        if (rc == G3N_OK)
+            rc = decoder_engine_start(r, err);
         break;
     default:
         rc = g3n_error_set(err, "role %d is not a worker role", kind);
@@ -755,6 +928,19 @@ void g3n_role_close(g3n_role *r)
 {
     if (!r)
         return;
+    if (r->engine_started) {
+        pthread_mutex_lock(&r->lock);
+        r->engine_stop = 1;
+        pthread_cond_broadcast(&r->engine_work);
+        pthread_mutex_unlock(&r->lock);
+        pthread_join(r->engine, NULL);
+    }
+    g3n_text_batch_free(r->batch);
+    free(r->batch_rows);
+    free(r->batch_jobs);
+    free(r->batch_embeds);
+    free(r->batch_per_layer);
+    free(r->batch_logits);
     g3n_vision_encoder_free(r->vision);
     free(r->pixels);
     free(r->tower);
@@ -775,6 +961,8 @@ void g3n_role_close(g3n_role *r)
         g3n_text_model_free(&r->model);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->session_free);
+    pthread_cond_destroy(&r->engine_work);
+    pthread_cond_destroy(&r->engine_done);
     free(r);
 }
 

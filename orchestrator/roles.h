@@ -18,8 +18,11 @@
  *
  * Lifetimes: a role borrows the weights and config (keep them open until
  * g3n_role_close). g3n_role_handle is thread-safe (the encoders serialize
- * their calls; the embedder runs calls in parallel; the decoder runs different
- * sessions in parallel).
+ * their calls; the embedder runs calls in parallel; the decoder computes on
+ * one engine thread of its own: a prefill at a time, and the decode steps of
+ * different sessions that are pending together as one batched step -
+ * continuous batching, g3n_text_batch_forward - so a worker with capacity N
+ * (handler threads) serves up to N sessions' steps per forward).
  */
 #ifndef G3N_ROLES_H
 #define G3N_ROLES_H
@@ -50,6 +53,15 @@ typedef struct g3n_role_options {
 int g3n_role_open(g3n_role **out, int role, g3n_weights *weights, const g3n_model_config *config,
                   const g3n_role_options *options, g3n_error *err);
 void g3n_role_close(g3n_role *role); /* accepts NULL */
+/* Decoder: how its decode steps were grouped (continuous batching). */
+typedef struct g3n_role_decoder_stats {
+    uint64_t decode_steps;   /* one-position steps computed */
+    uint64_t decode_batches; /* forwards that computed them (a lone step is a batch of one) */
+    uint64_t batched_steps;  /* steps that shared their forward with another session's */
+    uint64_t largest_batch;
+} g3n_role_decoder_stats;
+g3n_role_decoder_stats g3n_role_decoder_stats_get(g3n_role *role);
+
 /* The transport handler (user = the g3n_role). */
 int g3n_role_handle(void *role, g3n_worker_call *call, const G3n__Envelope *request, g3n_error *err);
 
