@@ -27,6 +27,7 @@ static void usage(FILE *out)
                  "                        [--shapes MxKxN,...] [--repeat R] [--json]\n"
                  "       g3n bench text --model DIR [--weights f32|bf16|q8|q4] [--threads N] [--prefill 128,512]\n"
                  "                      [--decode 64] [--repeat R] [--chunk N] [--cache FILE] [--json]\n"
+                 "                      [--batch B] [--kv f16|f32] [--context N]\n"
                  "       g3n bench vision|audio|gemm ... (the towers and their GEMM: g3n bench vision --help)\n"
                  "       g3n bench pipeline ... (decode in one process vs through the daemons over TCP: --help)\n"
                  "\n"
@@ -41,7 +42,12 @@ static void usage(FILE *out)
                  "        path; bf16 = stored weights + sparse MLP; q8/q4 = block-quantised, cached in\n"
                  "        DIR/g3n-cache (or $G3N_CACHE_DIR, or --cache FILE) on first use.\n"
                  "        Reports the median of R runs (default 3), the min and max, load/cache time,\n"
-                 "        resident memory and the bytes of the weight cache.\n");
+                 "        resident memory and the bytes of the weight cache.\n"
+                 "        --batch B (default 1): B sessions decode together (continuous batching: one\n"
+                 "        forward per step whose rows are the sessions); the decode figure is the\n"
+                 "        aggregate B x steps / wall. --kv: the KV cache's element type (default f16\n"
+                 "        with bf16/q8/q4, f32 with f32). --context N: the sessions' max_positions\n"
+                 "        (default the longest test + 1); the session's KV and scratch bytes are reported.\n");
 }
 
 static int compare_doubles(const void *a, const void *b)
@@ -124,8 +130,8 @@ static bench_stat summarise(double *rates, int count)
 static int bench_text(int argc, char **argv)
 {
     const char *model_dir = NULL, *prefill_list = "128,512", *cache_file = NULL;
-    int threads = 0, repeat = 3, json = 0;
-    int64_t decode = 64, chunk = 0;
+    int threads = 0, repeat = 3, json = 0, batch_rows = 1, kv_choice = -1;
+    int64_t decode = 64, chunk = 0, context = 0;
     g3n_weight_format format = G3N_WEIGHTS_BF16;
     g3n_error err = {{0}};
     for (int i = 1; i < argc; i++) {
@@ -151,7 +157,21 @@ static int bench_text(int argc, char **argv)
             cache_file = argv[++i];
         else if (strcmp(argv[i], "--json") == 0)
             json = 1;
-        else {
+        else if (strcmp(argv[i], "--batch") == 0 && value)
+            batch_rows = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--context") == 0 && value)
+            context = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--kv") == 0 && value) {
+            const char *kv = argv[++i];
+            if (strcmp(kv, "f16") == 0)
+                kv_choice = G3N_KV_F16;
+            else if (strcmp(kv, "f32") == 0)
+                kv_choice = G3N_KV_F32;
+            else {
+                fprintf(stderr, "g3n bench text: error: --kv wants f16 or f32, not '%s'\n", kv);
+                return 2;
+            }
+        } else {
             fprintf(stderr, "g3n bench text: error: unknown or incomplete option '%s' (see --help)\n", argv[i]);
             return 2;
         }
@@ -175,6 +195,10 @@ static int bench_text(int argc, char **argv)
     }
     if (repeat < 1)
         repeat = 1;
+    if (batch_rows < 1 || batch_rows > 256) {
+        fprintf(stderr, "g3n bench text: error: --batch wants 1 to 256 sessions\n");
+        return 2;
+    }
     g3n_set_threads(threads);
 
     g3n_model_config config;
@@ -183,7 +207,9 @@ static int bench_text(int argc, char **argv)
     g3n_text_model model;
     memset(&model, 0, sizeof(model));
     g3n_text_session *session = NULL;
-    float *logits = NULL;
+    g3n_text_session *others[256] = {NULL}; /* --batch: sessions 1..B-1 (others[0] = session) */
+    g3n_text_batch *batch = NULL;
+    float *logits = NULL, *batch_embeds = NULL, *batch_per_layer = NULL, *batch_scratch = NULL;
     int32_t *ids = NULL;
     int rc = 1;
     const double load_start = g3n_now_seconds();
@@ -198,11 +224,13 @@ static int bench_text(int argc, char **argv)
     for (int i = 0; i < num_prefills; i++)
         longest = prefills[i] > longest ? prefills[i] : longest;
     g3n_text_session_params params = g3n_text_session_default_params(&model);
-    params.max_positions = longest + 1;
+    params.max_positions = context > longest ? context : longest + 1;
     if (chunk > 0)
         params.chunk_tokens = chunk;
+    if (kv_choice >= 0)
+        params.kv_type = (g3n_kv_type)kv_choice;
     const int64_t V = model.vocab_size;
-    logits = malloc(sizeof(float) * (size_t)V);
+    logits = malloc(sizeof(float) * (size_t)V * (size_t)batch_rows);
     ids = malloc(sizeof(int32_t) * (size_t)longest);
     if (!logits || !ids) {
         g3n_error_set(&err, "out of memory");
@@ -213,6 +241,23 @@ static int bench_text(int argc, char **argv)
         ids[i] = (int32_t)(((uint64_t)i * 2654435761u + 12345u) % (uint64_t)text_vocab);
     if (g3n_text_session_create(&session, &model, &params, &err) != G3N_OK)
         goto done;
+    const g3n_text_session_memory session_memory = g3n_text_session_memory_usage(session);
+    const int64_t D = model.hidden_size, LP = (int64_t)model.num_layers * model.per_layer_dim;
+    if (batch_rows > 1) {
+        others[0] = session;
+        for (int r = 1; r < batch_rows; r++)
+            if (g3n_text_session_create(&others[r], &model, &params, &err) != G3N_OK)
+                goto done;
+        batch_embeds = malloc(sizeof(float) * (size_t)(batch_rows * D));
+        batch_per_layer = malloc(sizeof(float) * (size_t)(batch_rows * LP));
+        batch_scratch = malloc(sizeof(float) * (size_t)(batch_rows * LP));
+        if (!batch_embeds || !batch_per_layer || !batch_scratch) {
+            g3n_error_set(&err, "out of memory");
+            goto done;
+        }
+        if (g3n_text_batch_create(&batch, &model, batch_rows, &err) != G3N_OK)
+            goto done;
+    }
     /* warm-up: one short prefill and a decode step (page-in, thread pool) */
     if (g3n_text_session_forward_ids(session, ids, longest < 16 ? longest : 16, logits, 0, &err) != G3N_OK)
         goto done;
@@ -238,7 +283,32 @@ static int bench_text(int argc, char **argv)
         prefill_stats[p] = summarise(rates, repeat);
         add_share(&prefill_stats[p], cpu_seconds() - cpu_start, g3n_now_seconds() - wall_start);
     }
-    if (decode > 0) {
+    if (decode > 0 && batch_rows > 1) {
+        /* B sessions from an empty context, each its own greedy text (first tokens differ) */
+        const double cpu_start = cpu_seconds(), wall_start = g3n_now_seconds();
+        int32_t tokens[256];
+        for (int r = 0; r < repeat; r++) {
+            for (int b = 0; b < batch_rows; b++) {
+                g3n_text_session_reset(others[b]);
+                tokens[b] = ids[b % longest];
+            }
+            const double start = g3n_now_seconds();
+            for (int64_t i = 0; i < decode; i++) {
+                if (g3n_text_embedder_embed_ids(&model.embedder, tokens, batch_rows, batch_embeds, batch_per_layer,
+                                                batch_scratch, &err) != G3N_OK ||
+                    g3n_text_batch_forward(batch, others, batch_rows, batch_embeds, batch_per_layer, logits, &err) !=
+                        G3N_OK) {
+                    free(rates);
+                    goto done;
+                }
+                for (int b = 0; b < batch_rows; b++)
+                    tokens[b] = g3n_argmax(logits + (int64_t)b * V, text_vocab);
+            }
+            rates[r] = (double)(decode * batch_rows) / (g3n_now_seconds() - start);
+        }
+        decode_stat = summarise(rates, repeat);
+        add_share(&decode_stat, cpu_seconds() - cpu_start, g3n_now_seconds() - wall_start);
+    } else if (decode > 0) {
         const double cpu_start = cpu_seconds(), wall_start = g3n_now_seconds();
         for (int r = 0; r < repeat; r++) {
             g3n_text_session_reset(session);
@@ -262,19 +332,23 @@ static int bench_text(int argc, char **argv)
     if (json) {
         printf("{\"model\":\"%s\",\"weights\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"repeat\":%d,"
                "\"load_seconds\":%.3f,\"cache_built\":%d,\"cache_persisted\":%d,\"cache_bytes\":%llu,"
-               "\"rss_bytes\":%llu,\"peak_rss_bytes\":%llu,\"results\":[",
+               "\"rss_bytes\":%llu,\"peak_rss_bytes\":%llu,\"kv\":\"%s\",\"context\":%lld,"
+               "\"session_kv_bytes\":%llu,\"session_scratch_bytes\":%llu,\"batch\":%d,\"results\":[",
                model_dir, g3n_weight_format_name(format), g3n_get_threads(), g3n_isa_name(g3n_isa_active()), repeat,
                load_seconds, cache_info.built, cache_info.persisted, (unsigned long long)cache_info.bytes,
-               (unsigned long long)rss, (unsigned long long)peak);
+               (unsigned long long)rss, (unsigned long long)peak, params.kv_type == G3N_KV_F16 ? "f16" : "f32",
+               (long long)params.max_positions, (unsigned long long)session_memory.kv_cache_bytes,
+               (unsigned long long)session_memory.scratch_bytes, batch_rows);
         for (int p = 0; p < num_prefills; p++)
             printf("%s{\"test\":\"pp%lld\",\"tokens\":%lld,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,"
                    "\"cpu_share\":%.3f,\"tok_s_projected\":%.3f}",
                    p ? "," : "", (long long)prefills[p], (long long)prefills[p], prefill_stats[p].median,
                    prefill_stats[p].min, prefill_stats[p].max, prefill_stats[p].share, prefill_stats[p].projected);
         if (decode > 0)
-            printf("%s{\"test\":\"tg%lld\",\"tokens\":%lld,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,"
+            printf("%s{\"test\":\"tg%lld\",\"sessions\":%d,\"tokens\":%lld,\"tok_s\":%.3f,\"tok_s_min\":%.3f,\"tok_s_max\":%.3f,"
                    "\"cpu_share\":%.3f,\"tok_s_projected\":%.3f}",
-                   num_prefills ? "," : "", (long long)decode, (long long)decode, decode_stat.median, decode_stat.min,
+                   num_prefills ? "," : "", (long long)decode, batch_rows, (long long)(decode * batch_rows),
+                   decode_stat.median, decode_stat.min,
                    decode_stat.max, decode_stat.share, decode_stat.projected);
         printf("],\"load_average\":%.2f}\n", load_before);
     } else {
@@ -283,6 +357,9 @@ static int bench_text(int argc, char **argv)
         printf("load %.2f s (weight cache: %s, %.2f GiB%s)\n", load_seconds,
                format == G3N_WEIGHTS_EXACT ? "none" : cache_info.built ? "built now" : "mapped",
                (double)cache_info.bytes / gib, cache_info.persisted ? ", file" : ", memory");
+        printf("session: context %lld, KV cache %s %.1f MiB, scratch %.1f MiB\n", (long long)params.max_positions,
+               params.kv_type == G3N_KV_F16 ? "f16" : "f32", (double)session_memory.kv_cache_bytes / 1048576.0,
+               (double)session_memory.scratch_bytes / 1048576.0);
         printf("load average %.2f at the start; share = CPU time / (wall x threads): the part of the cores the run\n"
                "got on a shared host; projected = tok/s / share (the threads' cores to ourselves, no contention)\n",
                load_before);
@@ -295,7 +372,10 @@ static int bench_text(int argc, char **argv)
         }
         if (decode > 0) {
             char label[32];
-            snprintf(label, sizeof(label), "decode %lld", (long long)decode);
+            if (batch_rows > 1)
+                snprintf(label, sizeof(label), "decode %lldx%d", (long long)decode, batch_rows);
+            else
+                snprintf(label, sizeof(label), "decode %lld", (long long)decode);
             printf("%-14s %12.2f %12.2f %12.2f %8.2f %12.2f\n", label, decode_stat.median, decode_stat.min,
                    decode_stat.max, decode_stat.share, decode_stat.projected);
         }
@@ -310,6 +390,12 @@ done:
     free(logits);
     free(ids);
     g3n_text_session_free(session);
+    for (int r = 1; r < batch_rows; r++)
+        g3n_text_session_free(others[r]);
+    g3n_text_batch_free(batch);
+    free(batch_embeds);
+    free(batch_per_layer);
+    free(batch_scratch);
     g3n_text_model_free(&model);
     g3n_weights_close(weights);
     g3n_config_free(&config);
