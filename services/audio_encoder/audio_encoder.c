@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio_ops.h"
 #include "ops.h"
 
 #define PREFIX "model.audio_tower."
@@ -195,6 +196,12 @@ static int load_layer(g3n_audio_layer *layer, g3n_weights *w, const g3n_audio_co
     for (int64_t i = 0; i < a->head_dim; i++)
         layer->per_dim_softplus[i] = softplus_f32(per_dim_scale[i]);
     memcpy(layer->depthwise, depthwise_f32, sizeof(float) * (size_t)(d * a->conv_kernel_size));
+    layer->depthwise_taps = malloc(sizeof(float) * (size_t)(d * a->conv_kernel_size));
+    if (layer->depthwise_taps == NULL)
+        return g3n_error_set(err, "audio encoder: out of memory");
+    for (int64_t c = 0; c < d; c++)
+        for (int64_t k = 0; k < a->conv_kernel_size; k++)
+            layer->depthwise_taps[k * d + c] = depthwise_f32[c * a->conv_kernel_size + k];
     return relative_embeddings(layer, a, &pos_proj, err);
 }
 
@@ -219,6 +226,7 @@ void g3n_audio_encoder_free(g3n_audio_encoder *e)
             free(e->layers[j].per_dim_softplus);
             free(e->layers[j].relative);
             free(e->layers[j].depthwise);
+            free(e->layers[j].depthwise_taps);
         }
         free(e->layers);
     }
@@ -464,13 +472,6 @@ static void clamp_rows(float *x, int64_t count, float limit)
         x[i] = x[i] > limit ? limit : (x[i] < -limit ? -limit : x[i]);
 }
 
-static inline float sigmoid_f32(float x)
-{
-    return 1.0f / (1.0f + expf(-x));
-}
-
-void g3n_audio_gate_avx512(const float *a, const float *b, float *out, int64_t count); /* audio_ops_avx512.c */
-
 /* out[i] = a[i] * sigmoid(b[i]) for rows of `width` (a, b, out with their own row strides; out may be a):
  * the SiLU (a == b) and the GLU of the light conv. Parallel over rows; AVX-512 where the CPU has it. */
 static void gate_rows(const float *a, size_t a_stride, const float *b, size_t b_stride, float *out,
@@ -484,8 +485,68 @@ static void gate_rows(const float *a, size_t a_stride, const float *b, size_t b_
         if (vector)
             g3n_audio_gate_avx512(ar, br, o, width);
         else
-            for (int64_t c = 0; c < width; c++)
-                o[c] = ar[c] * sigmoid_f32(br[c]);
+            g3n_audio_gate(ar, br, o, width);
+    }
+}
+
+/* The fast precisions (bf16, int8) fuse clamp + RMS norm (+ residual) into one
+ * pass per row with f32 sums (audio_ops.h); the exact path keeps its passes. */
+static int fast_rows(const g3n_audio_encoder_state *s)
+{
+    return s->encoder->precision != G3N_PRECISION_F32;
+}
+
+/* out = rms_norm(clamp(x, ±clip)) * weight per row (out may be x; clip FLT_MAX: no clamp); exact path: clamp in
+ * place, then the norm. */
+static void clamp_norm_rows(const g3n_audio_encoder_state *s, float *x, const float *weight, float *out,
+                            int64_t rows, int64_t d, float clip)
+{
+    const g3n_audio_config *a = &s->encoder->config;
+    if (!fast_rows(s)) {
+        if (clip < FLT_MAX)
+            clamp_rows(x, rows * d, clip);
+        g3n_rms_norm_rows(x, d, weight, out, d, rows, d, a->rms_norm_eps);
+        return;
+    }
+    const int vector = g3n_isa_active() >= G3N_ISA_AVX512;
+    const float eps = (float)a->rms_norm_eps;
+#pragma omp parallel for schedule(static) if (rows * d > PARALLEL_ELEMENTS)
+    for (int64_t r = 0; r < rows; r++) {
+        if (vector)
+            g3n_audio_clamp_norm_avx512(x + r * d, weight, out + r * d, d, clip, eps);
+        else
+            g3n_audio_clamp_norm(x + r * d, weight, out + r * d, d, clip, eps);
+    }
+}
+
+/* h += rms_norm(clamp(x)) * weight * scale per row; exact path: clamp x in place, norm, then the sum. */
+static void clamp_norm_add_rows(const g3n_audio_encoder_state *s, float *x, const float *weight, float *h,
+                                float scale, int64_t rows, int64_t d)
+{
+    const g3n_audio_config *a = &s->encoder->config;
+    const float clip = (float)a->gradient_clipping;
+    if (!fast_rows(s)) {
+        clamp_rows(x, rows * d, clip);
+        g3n_rms_norm_rows(x, d, weight, x, d, rows, d, a->rms_norm_eps);
+        if (scale == 1.0f) {
+#pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
+            for (int64_t i = 0; i < rows * d; i++)
+                h[i] += x[i];
+        } else {
+#pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
+            for (int64_t i = 0; i < rows * d; i++)
+                h[i] = h[i] + x[i] * scale;
+        }
+        return;
+    }
+    const int vector = g3n_isa_active() >= G3N_ISA_AVX512;
+    const float eps = (float)a->rms_norm_eps;
+#pragma omp parallel for schedule(static) if (rows * d > PARALLEL_ELEMENTS)
+    for (int64_t r = 0; r < rows; r++) {
+        if (vector)
+            g3n_audio_clamp_norm_add_avx512(x + r * d, weight, h + r * d, d, clip, eps, scale);
+        else
+            g3n_audio_clamp_norm_add(x + r * d, weight, h + r * d, d, clip, eps, scale);
     }
 }
 
@@ -550,18 +611,14 @@ static void feed_forward(g3n_audio_encoder_state *s, const g3n_audio_feed_forwar
 {
     const g3n_audio_config *a = &s->encoder->config;
     int64_t d = a->hidden_size;
-    float clip = (float)a->gradient_clipping, scale = (float)a->residual_weight;
-    memcpy(s->a, h, sizeof(float) * (size_t)(rows * d));
-    clamp_rows(s->a, rows * d, clip);
-    g3n_rms_norm_rows(s->a, d, f->pre_layer_norm, s->a, d, rows, d, a->rms_norm_eps);
+    float scale = (float)a->residual_weight;
+    if (!fast_rows(s))
+        memcpy(s->a, h, sizeof(float) * (size_t)(rows * d));
+    clamp_norm_rows(s, fast_rows(s) ? h : s->a, f->pre_layer_norm, s->a, rows, d, (float)a->gradient_clipping);
     g3n_gemm_packed(s->a, rows, (size_t)d, &f->ffw_layer_1, s->b, (size_t)(4 * d), NULL);
     gate_rows(s->b, (size_t)(4 * d), s->b, (size_t)(4 * d), s->b, (size_t)(4 * d), rows, 4 * d); /* silu */
     g3n_gemm_packed(s->b, rows, (size_t)(4 * d), &f->ffw_layer_2, s->a, (size_t)d, NULL);
-    clamp_rows(s->a, rows * d, clip);
-    g3n_rms_norm_rows(s->a, d, f->post_layer_norm, s->a, d, rows, d, a->rms_norm_eps);
-#pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
-    for (int64_t i = 0; i < rows * d; i++)
-        h[i] = h[i] + s->a[i] * scale;
+    clamp_norm_add_rows(s, s->a, f->post_layer_norm, h, scale, rows, d);
 }
 
 /* Gemma3nAudioConformerAttention (+ Gemma3nAudioAttention, local causal, relative positions). */
@@ -570,17 +627,19 @@ static void conformer_attention(g3n_audio_encoder_state *s, const g3n_audio_laye
 {
     const g3n_audio_config *a = &s->encoder->config;
     int64_t d = a->hidden_size, dh = a->head_dim, heads = a->num_heads, past = a->past_keys;
-    float clip = (float)a->gradient_clipping;
-    memcpy(s->a, h, sizeof(float) * (size_t)(rows * d));
-    clamp_rows(s->a, rows * d, clip);
-    g3n_rms_norm_rows(s->a, d, layer->pre_attn_norm, s->a, d, rows, d, a->rms_norm_eps);
+    if (!fast_rows(s))
+        memcpy(s->a, h, sizeof(float) * (size_t)(rows * d));
+    clamp_norm_rows(s, fast_rows(s) ? h : s->a, layer->pre_attn_norm, s->a, rows, d, (float)a->gradient_clipping);
     /* keys/values: `past` rows of history, then this chunk */
     memcpy(s->keys, hist->keys, sizeof(float) * (size_t)(past * d));
     memcpy(s->values, hist->values, sizeof(float) * (size_t)(past * d));
     memcpy(s->key_valid, hist->valid, (size_t)past);
-    g3n_gemm_packed(s->a, rows, (size_t)d, &layer->q_proj, s->q, (size_t)d, NULL);
-    g3n_gemm_packed(s->a, rows, (size_t)d, &layer->k_proj, s->keys + past * d, (size_t)d, NULL);
-    g3n_gemm_packed(s->a, rows, (size_t)d, &layer->v_proj, s->values + past * d, (size_t)d, NULL);
+    { /* one pass: at int8 the normed rows are quantised once for the three */
+        const g3n_packed_matrix *ws[3] = {&layer->q_proj, &layer->k_proj, &layer->v_proj};
+        float *ys[3] = {s->q, s->keys + past * d, s->values + past * d};
+        const size_t strides[3] = {(size_t)d, (size_t)d, (size_t)d};
+        g3n_gemm_packed_many(s->a, rows, (size_t)d, ws, ys, strides, 3);
+    }
     for (int64_t i = 0; i < rows; i++)
         s->key_valid[past + i] = !padding[i];
     /* Gemma3nAudioAttention.__init__: q_scale = f32(head_dim^-0.5) * (1 / softplus(0)), in f32 */
@@ -588,62 +647,84 @@ static void conformer_attention(g3n_audio_encoder_state *s, const g3n_audio_laye
     float q_scale = (float)pow((double)dh, -0.5) * r_softplus_0;
     float cap = (float)a->logit_cap;
     const float min_logit = -FLT_MAX; /* torch.finfo(f32).min */
+    if (fast_rows(s)) { /* vectorised per (frame, head), f32 sums in another order */
+        const int vector = g3n_isa_active() >= G3N_ISA_AVX512;
 #pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t n = 0; n < heads; n++) {
-            float query[dh];
-            float logits[past + 1];
-            const float *q = s->q + i * d + n * dh;
-            for (int64_t e = 0; e < dh; e++)
-                query[e] = (q[e] * q_scale) * layer->per_dim_softplus[e];
-            int any = 0;
-            float max_logit = min_logit;
-            for (int64_t dist = 0; dist <= past; dist++) {
-                int64_t key = past + i - dist; /* index in s->keys of time t - dist */
-                const float *k = s->keys + key * d + n * dh;
-                const float *rel = layer->relative + dist * d + n * dh;
-                float content = 0.0f, position = 0.0f;
-                for (int64_t e = 0; e < dh; e++) {
-                    content += query[e] * k[e];
-                    position += query[e] * rel[e];
-                }
-                float logit = content + position;
-                logit = tanhf(logit / cap) * cap; /* softcap before masking */
-                if (!s->key_valid[key]) {
-                    logits[dist] = min_logit;
-                    continue;
-                }
-                logits[dist] = logit;
-                any = 1;
-                if (logit > max_logit)
-                    max_logit = logit;
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t n = 0; n < heads; n++) {
+                const g3n_audio_attention_row row = {
+                    .q = s->q + i * d + n * dh,
+                    .per_dim = layer->per_dim_softplus,
+                    .key0 = s->keys + (past + i) * d + n * dh,
+                    .value0 = s->values + (past + i) * d + n * dh,
+                    .relative = layer->relative + n * dh,
+                    .valid0 = s->key_valid + past + i,
+                    .kv_stride = (size_t)d,
+                    .rel_stride = (size_t)d,
+                    .keys = past + 1,
+                    .dh = dh,
+                    .q_scale = q_scale,
+                    .cap = cap,
+                };
+                if (vector)
+                    g3n_audio_attend_avx512(&row, s->b + i * d + n * dh);
+                else
+                    g3n_audio_attend(&row, s->b + i * d + n * dh);
             }
-            float *out = s->b + i * d + n * dh;
-            for (int64_t e = 0; e < dh; e++)
-                out[e] = 0.0f;
-            if (!any)
-                continue; /* every key padded: this frame is padded itself and zeroed after the block */
-            float total = 0.0f;
-            for (int64_t dist = 0; dist <= past; dist++) {
-                int64_t key = past + i - dist;
-                logits[dist] = s->key_valid[key] ? expf(logits[dist] - max_logit) : 0.0f;
-                total += logits[dist];
-            }
-            for (int64_t dist = 0; dist <= past; dist++) {
-                if (logits[dist] == 0.0f)
-                    continue;
-                float p = logits[dist] / total;
-                const float *v = s->values + (past + i - dist) * d + n * dh;
+    } else {
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t n = 0; n < heads; n++) {
+                float query[dh];
+                float logits[past + 1];
+                const float *q = s->q + i * d + n * dh;
                 for (int64_t e = 0; e < dh; e++)
-                    out[e] += p * v[e];
+                    query[e] = (q[e] * q_scale) * layer->per_dim_softplus[e];
+                int any = 0;
+                float max_logit = min_logit;
+                for (int64_t dist = 0; dist <= past; dist++) {
+                    int64_t key = past + i - dist; /* index in s->keys of time t - dist */
+                    const float *k = s->keys + key * d + n * dh;
+                    const float *rel = layer->relative + dist * d + n * dh;
+                    float content = 0.0f, position = 0.0f;
+                    for (int64_t e = 0; e < dh; e++) {
+                        content += query[e] * k[e];
+                        position += query[e] * rel[e];
+                    }
+                    float logit = content + position;
+                    logit = tanhf(logit / cap) * cap; /* softcap before masking */
+                    if (!s->key_valid[key]) {
+                        logits[dist] = min_logit;
+                        continue;
+                    }
+                    logits[dist] = logit;
+                    any = 1;
+                    if (logit > max_logit)
+                        max_logit = logit;
+                }
+                float *out = s->b + i * d + n * dh;
+                for (int64_t e = 0; e < dh; e++)
+                    out[e] = 0.0f;
+                if (!any)
+                    continue; /* every key padded: this frame is padded itself and zeroed after the block */
+                float total = 0.0f;
+                for (int64_t dist = 0; dist <= past; dist++) {
+                    int64_t key = past + i - dist;
+                    logits[dist] = s->key_valid[key] ? expf(logits[dist] - max_logit) : 0.0f;
+                    total += logits[dist];
+                }
+                for (int64_t dist = 0; dist <= past; dist++) {
+                    if (logits[dist] == 0.0f)
+                        continue;
+                    float p = logits[dist] / total;
+                    const float *v = s->values + (past + i - dist) * d + n * dh;
+                    for (int64_t e = 0; e < dh; e++)
+                        out[e] += p * v[e];
+                }
             }
-        }
+    }
     g3n_gemm_packed(s->b, rows, (size_t)d, &layer->post, s->a, (size_t)d, NULL);
-    clamp_rows(s->a, rows * d, clip);
-    g3n_rms_norm_rows(s->a, d, layer->post_norm, s->a, d, rows, d, a->rms_norm_eps);
-#pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
-    for (int64_t i = 0; i < rows * d; i++)
-        h[i] += s->a[i];
+    clamp_norm_add_rows(s, s->a, layer->post_norm, h, 1.0f, rows, d);
     /* keep the last `past` keys for the next chunk */
     memcpy(hist->keys, s->keys + rows * d, sizeof(float) * (size_t)(past * d));
     memcpy(hist->values, s->values + rows * d, sizeof(float) * (size_t)(past * d));
@@ -657,23 +738,40 @@ static void light_conv(g3n_audio_encoder_state *s, const g3n_audio_layer *layer,
     const g3n_audio_config *a = &s->encoder->config;
     int64_t d = a->hidden_size, kernel = a->conv_kernel_size, conv_past = kernel - 1;
     float clip = (float)a->gradient_clipping;
-    g3n_rms_norm_rows(h, d, layer->lconv_pre_norm, s->a, d, rows, d, a->rms_norm_eps);
+    if (fast_rows(s))
+        clamp_norm_rows(s, h, layer->lconv_pre_norm, s->a, rows, d, FLT_MAX);
+    else
+        g3n_rms_norm_rows(h, d, layer->lconv_pre_norm, s->a, d, rows, d, a->rms_norm_eps);
     g3n_gemm_packed(s->a, rows, (size_t)d, &layer->linear_start, s->b, (size_t)(2 * d), NULL);
     memcpy(s->glu, hist->glu, sizeof(float) * (size_t)(conv_past * d));
     float *glu = s->glu + conv_past * d;
     gate_rows(s->b, (size_t)(2 * d), s->b + d, (size_t)(2 * d), glu, (size_t)d, rows, d); /* glu */
+    if (fast_rows(s)) { /* tap-major weights: the channel loop is contiguous and vectorises (same sums) */
 #pragma omp parallel for schedule(static) if (rows * d > 65536)
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t c = 0; c < d; c++) {
-            const float *w = layer->depthwise + c * kernel;
-            float sum = 0.0f;
-            for (int64_t k = 0; k < kernel; k++) /* y[t] = sum_k W[k] * z[t - (kernel-1) + k] */
-                sum += w[k] * s->glu[(i + k) * d + c];
-            s->a[i * d + c] = sum;
+        for (int64_t i = 0; i < rows; i++) {
+            float *out = s->a + i * d;
+            for (int64_t c = 0; c < d; c++)
+                out[c] = 0.0f;
+            for (int64_t k = 0; k < kernel; k++) {
+                const float *w = layer->depthwise_taps + k * d, *z = s->glu + (i + k) * d;
+#pragma omp simd
+                for (int64_t c = 0; c < d; c++)
+                    out[c] += w[c] * z[c];
+            }
         }
+    } else {
+#pragma omp parallel for schedule(static) if (rows * d > 65536)
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t c = 0; c < d; c++) {
+                const float *w = layer->depthwise + c * kernel;
+                float sum = 0.0f;
+                for (int64_t k = 0; k < kernel; k++) /* y[t] = sum_k W[k] * z[t - (kernel-1) + k] */
+                    sum += w[k] * s->glu[(i + k) * d + c];
+                s->a[i * d + c] = sum;
+            }
+    }
     memcpy(hist->glu, s->glu + rows * d, sizeof(float) * (size_t)(conv_past * d));
-    clamp_rows(s->a, rows * d, clip);
-    g3n_rms_norm_rows(s->a, d, layer->conv_norm, s->a, d, rows, d, a->rms_norm_eps);
+    clamp_norm_rows(s, s->a, layer->conv_norm, s->a, rows, d, clip);
     gate_rows(s->a, (size_t)d, s->a, (size_t)d, s->a, (size_t)d, rows, d); /* silu */
     g3n_gemm_packed(s->a, rows, (size_t)d, &layer->linear_end, s->b, (size_t)d, NULL);
 #pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)

@@ -53,6 +53,7 @@ typedef struct g3n_audio_layer {
     const float *lconv_pre_norm;   /* [D] */
     g3n_packed_matrix linear_start; /* [2D, D] */
     float *depthwise;              /* [D][kernel] f32 copy, owned */
+    float *depthwise_taps;         /* [kernel][D] the same, tap-major (fast paths), owned */
     const float *conv_norm;        /* [D] */
     g3n_packed_matrix linear_end;  /* [D, D] */
     g3n_audio_feed_forward ffw_end;
