@@ -792,8 +792,7 @@ static void conformer_block(g3n_audio_encoder_state *s, const g3n_audio_layer *l
             memset(h + i * d, 0, sizeof(float) * (size_t)d);
     light_conv(s, layer, hist, h, rows);
     feed_forward(s, &layer->ffw_end, h, rows);
-    clamp_rows(h, rows * d, (float)a->gradient_clipping);
-    g3n_rms_norm_rows(h, d, layer->norm, h, d, rows, d, a->rms_norm_eps);
+    clamp_norm_rows(s, h, layer->norm, h, rows, d, (float)a->gradient_clipping);
 }
 
 /* Sub-sampled frames [t2_done, t2_done + rows) are in s->hidden: conformer, reduction, tokens. */
