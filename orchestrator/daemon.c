@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "matmul.h"
+#include "openmp_waits.h"
 #include "ops.h"
 #include "roles.h"
 #include "transport.h"
@@ -44,6 +45,7 @@ static void print_help(FILE *out, int role, const char *program)
 
 int g3n_daemon_main(int role, const char *program, int argc, char **argv)
 {
+    g3n_openmp_default_waits(argv); /* a short spin, then sleep: openmp_waits.h */
     const char *model_dir = NULL, *synth_spec = NULL, *endpoint = "tcp://127.0.0.1:5555", *name = NULL;
     const char *weight_cache = NULL;
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;

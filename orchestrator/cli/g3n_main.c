@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "openmp_waits.h"
 
 typedef struct g3n_command {
     const char *name;
@@ -43,6 +44,7 @@ int g3n_wants_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    g3n_openmp_default_waits(argv); /* a short spin, then sleep: openmp_waits.h */
     if (argc < 2) {
         print_usage(stderr);
         return 2;

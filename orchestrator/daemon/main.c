@@ -10,6 +10,7 @@
 #include "front_door.h"
 #include "generate.h"
 #include "http_server.h"
+#include "openmp_waits.h"
 #include "tokenizer.h"
 #include "transport.h"
 
@@ -44,6 +45,7 @@ static void print_help(FILE *out)
 
 int main(int argc, char **argv)
 {
+    g3n_openmp_default_waits(argv); /* a short spin, then sleep: openmp_waits.h */
     const char *model_dir = NULL, *config_path = NULL, *tokenizer_path = NULL, *listen = "tcp://0.0.0.0:5556";
     const char *binds[8];
     int bind_count = 0, quiet = 0, max_chats = 16, http_port = -1;

@@ -1,0 +1,28 @@
+/* openmp_waits.h - how long idle OpenMP threads spin before they sleep.
+ *
+ * libgomp's default lets a waiting thread spin for about 300,000 pauses
+ * (milliseconds) before it sleeps in the kernel: on a host with free cores the
+ * decoder's ~10 parallel regions per layer and token then cost nothing, but
+ * when other processes want the cores a spinning thread takes the core the
+ * thread it waits for needs (E2B q4 decode on a loaded 2-core host: 0.45
+ * tok/s spinning vs 7.9 tok/s with passive waits). Passive waits
+ * (OMP_WAIT_POLICY=passive) sleep at once and pay a futex wake-up per region:
+ * about 25 % of decode speed on a quiet host.
+ *
+ * g3n's default is in between: a short spin (G3N_OPENMP_SPIN_COUNT pauses,
+ * tens of microseconds: longer than the serial work between two regions of a
+ * decode step, shorter than a scheduler's time slice), then sleep. libgomp
+ * reads GOMP_SPINCOUNT once, when it is loaded, before main: so the binaries
+ * set it and re-execute themselves once, unless the user chose
+ * OMP_WAIT_POLICY or GOMP_SPINCOUNT (those are kept as given) or set
+ * G3N_OPENMP_KEEP=1. */
+#ifndef G3N_OPENMP_WAITS_H
+#define G3N_OPENMP_WAITS_H
+
+#define G3N_OPENMP_SPIN_COUNT "2000"
+
+/* Call first in main with main's argv. Returns only when no re-execution was
+ * needed or it failed (then the process goes on with libgomp's defaults). */
+void g3n_openmp_default_waits(char **argv);
+
+#endif
