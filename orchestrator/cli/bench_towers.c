@@ -46,6 +46,8 @@ static void usage(FILE *out)
             "The host is shared: the report gives the load average and the CPU share the run got\n"
             "(process CPU time / (wall time x threads)), and the median x that share: the CPU seconds per\n"
             "thread, i.e. the time with the cores to itself (an estimate: serial parts count only once).\n"
+            "audio also gives each run's own CPU seconds per thread, least and median: steadier than the\n"
+            "median x the average share when the load swings between runs.\n"
             "OMP_WAIT_POLICY=passive suits loaded hosts (idle threads sleep instead of spinning).\n");
 }
 
@@ -104,17 +106,24 @@ static int compare_doubles(const void *a, const void *b)
 typedef struct summary {
     double median, min, max, share;
     double projected; /* median x share: the seconds with the threads' cores to ourselves (CPU time / threads) */
+    double cpu_min, cpu_median; /* per run: CPU time / threads (wall x its own share), least and median */
 } summary;
 
 static summary summarise(double *seconds, double *shares, int count)
 {
-    double share = 0.0;
+    double share = 0.0, cpu[64];
+    const int cpu_count = count < 64 ? count : 64;
     for (int i = 0; i < count; i++)
         share += shares[i];
+    for (int i = 0; i < cpu_count; i++)
+        cpu[i] = seconds[i] * (shares[i] < 1.0 ? shares[i] : 1.0);
+    qsort(cpu, (size_t)cpu_count, sizeof(double), compare_doubles);
     qsort(seconds, (size_t)count, sizeof(double), compare_doubles);
     summary s = {count % 2 ? seconds[count / 2] : 0.5 * (seconds[count / 2 - 1] + seconds[count / 2]), seconds[0],
                  seconds[count - 1], share / count, 0.0};
     s.projected = s.median * (s.share < 1.0 ? s.share : 1.0);
+    s.cpu_min = cpu[0];
+    s.cpu_median = cpu_count % 2 ? cpu[cpu_count / 2] : 0.5 * (cpu[cpu_count / 2 - 1] + cpu[cpu_count / 2]);
     return s;
 }
 
@@ -395,14 +404,16 @@ static int bench_audio(const bench_options *o)
         if (o->json)
             printf("%s{\"precision\":\"%s\",\"seconds_median\":%.4f,\"seconds_min\":%.4f,\"seconds_max\":%.4f,"
                    "\"real_time_factor\":%.4f,\"cpu_share\":%.3f,\"cpu_seconds_per_thread\":%.4f,"
+                   "\"cpu_seconds_per_thread_min\":%.4f,\"cpu_seconds_per_thread_median\":%.4f,"
                    "\"load_seconds\":%.2f,\"rel_l2_vs_f32\":%.3e}",
                    pi ? "," : "", g3n_precision_name(precision), s.median, s.min, s.max, s.median / o->seconds,
-                   s.share, s.projected, load_seconds, accuracy);
+                   s.share, s.projected, s.cpu_min, s.cpu_median, load_seconds, accuracy);
         else {
             printf("  %-5s encoder %.3f s (median of %d; min %.3f, max %.3f): real-time factor %.3f, cpu share "
-                   "%.0f%% -> %.3f s with the cores to itself, load/pack %.1f s",
+                   "%.0f%% -> %.3f s with the cores to itself (per run CPU s/thread: min %.3f, median %.3f), "
+                   "load/pack %.1f s",
                    g3n_precision_name(precision), s.median, o->repeat, s.min, s.max, s.median / o->seconds,
-                   100.0 * s.share, s.projected, load_seconds);
+                   100.0 * s.share, s.projected, s.cpu_min, s.cpu_median, load_seconds);
             if (pi > 0)
                 printf(", rel-L2 vs f32 %.2e", accuracy);
             printf("\n");
