@@ -282,25 +282,28 @@ static void run_tile(const float *x, size_t x_stride, const g3n_packed_matrix *w
     }
 }
 
-/* int8 with few rows: x quantised once (shared by the whole parallel region,
- * in the calling thread's buffer), tiles = groups of panels over all rows. */
+/* int8 or bf16 dot products with few rows: x quantised / rounded to bf16 once
+ * (shared by the whole parallel region, in the calling thread's buffer),
+ * tiles = groups of panels over all rows. */
 static _Thread_local uint8_t *shared_rows;
 static _Thread_local size_t shared_rows_capacity;
 
-/* Panels per tile of the few-rows int8 path: enough tiles for a dynamic
+/* Panels per tile of the few-rows path: enough tiles for a dynamic
  * schedule (4 per thread), at most 8 panels (8 x 32 x 6144 B = 1.5 MB). */
-static int64_t int8_group_panels(int64_t panels, int threads)
+static int64_t few_rows_group_panels(int64_t panels, int threads)
 {
     int64_t per = panels / (4 * (int64_t)(threads > 0 ? threads : 1));
     return per < 1 ? 1 : per > 8 ? 8 : per;
 }
 
 /* Returns G3N_ERR (nothing computed) when the quantised rows do not fit in memory. */
-static int int8_few_rows(const float *x, int64_t m, size_t x_stride, const g3n_packed_matrix *const *ws,
+static int few_rows(const float *x, int64_t m, size_t x_stride, const g3n_packed_matrix *const *ws,
                          float *const *ys, const size_t *y_strides, int count)
 {
     const int64_t k = ws[0]->cols, depth = ws[0]->depth;
-    const size_t row_bytes = (size_t)m * (size_t)depth, scale_at = (row_bytes + 63) & ~(size_t)63;
+    const int bf16 = ws[0]->format == G3N_PANELS_BF16; /* else int8 */
+    const size_t row_bytes = (size_t)m * (size_t)depth * (bf16 ? sizeof(uint16_t) : 1),
+                 scale_at = (row_bytes + 63) & ~(size_t)63;
     const size_t bytes = scale_at + sizeof(float) * (size_t)m;
     if (bytes > shared_rows_capacity) {
         g3n_aligned_free(shared_rows);
@@ -309,13 +312,14 @@ static int int8_few_rows(const float *x, int64_t m, size_t x_stride, const g3n_p
         if (!shared_rows)
             return G3N_ERR;
     }
-    uint8_t *x_u8 = shared_rows;
+    uint8_t *x_u8 = shared_rows; /* (the workers see the caller's buffer through this, not the thread-local) */
+    uint16_t *x_bf16_rows = (uint16_t *)shared_rows;
     float *x_scale = (float *)(shared_rows + scale_at);
     const int threads = omp_get_max_threads();
     int64_t tiles = 0, per_group[8], first_tile[9];
     for (int j = 0; j < count; j++) {
         const int64_t panels = (ws[j]->rows + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
-        per_group[j] = int8_group_panels(panels, threads);
+        per_group[j] = few_rows_group_panels(panels, threads);
         first_tile[j] = tiles;
         tiles += (panels + per_group[j] - 1) / per_group[j];
     }
@@ -329,8 +333,12 @@ static int int8_few_rows(const float *x, int64_t m, size_t x_stride, const g3n_p
 #pragma omp for schedule(static)
         for (int64_t b = 0; b < micro_rows; b++) {
             const int64_t r0 = b * G3N_GEMM_PACKED_MR, rows = m - r0 < G3N_GEMM_PACKED_MR ? m - r0 : G3N_GEMM_PACKED_MR;
-            g3n_gemm_rows_to_u8_avx512(x + (size_t)r0 * x_stride, rows, x_stride, k, x_u8 + (size_t)r0 * (size_t)depth,
-                                       depth, x_scale + r0);
+            if (bf16)
+                g3n_gemm_rows_to_bf16_avx512(x + (size_t)r0 * x_stride, rows, x_stride, k,
+                                             x_bf16_rows + (size_t)r0 * (size_t)depth, depth);
+            else
+                g3n_gemm_rows_to_u8_avx512(x + (size_t)r0 * x_stride, rows, x_stride, k,
+                                           x_u8 + (size_t)r0 * (size_t)depth, depth, x_scale + r0);
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < tiles; t++) {
@@ -341,6 +349,26 @@ static int int8_few_rows(const float *x, int64_t m, size_t x_stride, const g3n_p
             const int64_t n = w->rows, panels = (n + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
             const int64_t p0 = (t - first_tile[j]) * per_group[j];
             const int64_t p1 = p0 + per_group[j] < panels ? p0 + per_group[j] : panels;
+            if (bf16) { /* K blocks in the row-block path's order: the same sums, bit for bit */
+                const uint16_t *x_bf16 = x_bf16_rows;
+                for (int64_t p = p0; p < p1; p++) {
+                    const int columns =
+                        (int)(n - p * G3N_GEMM_PANEL < G3N_GEMM_PANEL ? n - p * G3N_GEMM_PANEL : G3N_GEMM_PANEL);
+                    const uint16_t *panel = (const uint16_t *)w->panels + (size_t)p * (size_t)depth * G3N_GEMM_PANEL;
+                    for (int64_t k0 = 0; k0 < k; k0 += KC_BF16) {
+                        const int64_t kc = k - k0 < KC_BF16 ? k - k0 : KC_BF16;
+                        for (int64_t i = 0; i < m; i += G3N_GEMM_PACKED_MR) {
+                            const int rows = (int)(m - i < G3N_GEMM_PACKED_MR ? m - i : G3N_GEMM_PACKED_MR);
+                            g3n_gemm_kernel_bf16_dot_avx512(x_bf16 + (size_t)i * (size_t)depth + (size_t)k0,
+                                                            (size_t)depth, rows, panel + (size_t)k0 * G3N_GEMM_PANEL,
+                                                            kc, ys[j] + (size_t)i * y_strides[j] +
+                                                                    (size_t)(p * G3N_GEMM_PANEL),
+                                                            y_strides[j], columns, k0 > 0);
+                        }
+                    }
+                }
+                continue;
+            }
             const int8_t *panel0 = w->panels;
             const float *w_scale = (const float *)(panel0 + (size_t)panels * (size_t)depth * G3N_GEMM_PANEL);
             const int32_t *w_sum = (const int32_t *)(w_scale + panels * G3N_GEMM_PANEL);
@@ -361,12 +389,14 @@ static int int8_few_rows(const float *x, int64_t m, size_t x_stride, const g3n_p
     return G3N_OK;
 }
 
-/* The few-rows int8 path applies: the same row count criterion as the panel split below. */
-static int int8_few_rows_applies(const g3n_packed_matrix *w, int64_t m)
+/* The few-rows path applies (int8, or bf16 compute): the same row count criterion as the panel split below. */
+static int few_rows_applies(const g3n_packed_matrix *w, int64_t m)
 {
     const int64_t row_blocks = (m + G3N_GEMM_ROW_BLOCK - 1) / G3N_GEMM_ROW_BLOCK;
     const int threads = omp_get_max_threads();
-    return w->format == G3N_PANELS_I8 && w->cols > 0 && g3n_isa_active() >= G3N_ISA_AVX512 &&
+    const int fast = w->format == G3N_PANELS_I8 ||
+                     (w->format == G3N_PANELS_BF16 && w->precision == G3N_PRECISION_BF16); /* bf16 dot products */
+    return fast && w->cols > 0 && g3n_isa_active() >= G3N_ISA_AVX512 &&
            (row_blocks < 4 * threads || row_blocks <= 4);
 }
 
@@ -377,9 +407,9 @@ void g3n_gemm_packed_many(const float *x, int64_t m, size_t x_stride, const g3n_
         return;
     int same = count <= 8;
     for (int j = 0; same && j < count; j++)
-        same = int8_few_rows_applies(ws[j], m) && ws[j]->rows > 0 && ws[j]->cols == ws[0]->cols &&
-               ws[j]->depth == ws[0]->depth;
-    if (same && int8_few_rows(x, m, x_stride, ws, ys, y_strides, count) == G3N_OK)
+        same = few_rows_applies(ws[j], m) && ws[j]->rows > 0 && ws[j]->cols == ws[0]->cols &&
+               ws[j]->depth == ws[0]->depth && ws[j]->format == ws[0]->format;
+    if (same && few_rows(x, m, x_stride, ws, ys, y_strides, count) == G3N_OK)
         return;
     for (int j = 0; j < count; j++)
         g3n_gemm_packed(x, m, x_stride, ws[j], ys[j], y_strides[j], NULL);
@@ -396,7 +426,7 @@ void g3n_gemm_packed(const float *x, int64_t m, size_t x_stride, const g3n_packe
             epilogue->apply(epilogue->user, y, 0, m, y_stride);
         return;
     }
-    if (int8_few_rows_applies(w, m) && int8_few_rows(x, m, x_stride, &w, &y, &y_stride, 1) == G3N_OK) {
+    if (few_rows_applies(w, m) && few_rows(x, m, x_stride, &w, &y, &y_stride, 1) == G3N_OK) {
         if (epilogue && epilogue->apply)
             epilogue->apply(epilogue->user, y, 0, m, y_stride);
         return;

@@ -34,10 +34,12 @@
  * it. Parallel over OpenMP threads (tiles of rows x panels, dynamic schedule:
  * robust when a core is taken by another process). No allocation per call once
  * the largest shape has been seen (thread-local row buffers for bf16/int8).
- * int8 with few rows (the audio tower's chunks): x is quantised once for the
- * whole call (rows in parallel), then each tile is a group of panels over ALL
- * rows, so a panel is read from memory once per call and reused from cache by
- * every row (with row-block tiles each 96-row block re-read all the weights).
+ * int8 or bf16 compute with few rows (the audio tower's chunks): x is
+ * quantised / rounded once for the whole call (rows in parallel), then each
+ * tile is a group of panels over ALL rows, so a panel is read from memory once
+ * per call and reused from cache by every row (with row-block tiles each
+ * 96-row block re-read all the weights); the results are bit for bit those of
+ * the row-block path.
  */
 #ifndef G3N_GEMM_PACKED_H
 #define G3N_GEMM_PACKED_H
@@ -102,8 +104,8 @@ void g3n_gemm_packed(const float *x, int64_t m, size_t x_stride, const g3n_packe
                      size_t y_stride, const g3n_gemm_epilogue *epilogue);
 
 /* ys[j][m][n_j] = x[m][k] · W_jᵀ for `count` matrices of the same k (e.g.
- * q/k/v projections of one input), no epilogue. With int8 panels x is
- * quantised once for all of them and the panels of every matrix are one pool
+ * q/k/v projections of one input), no epilogue. With int8 (bf16) compute x is
+ * quantised (rounded) once for all of them and the panels of every matrix are one pool
  * of tiles (one parallel region); otherwise one g3n_gemm_packed per matrix. */
 void g3n_gemm_packed_many(const float *x, int64_t m, size_t x_stride, const g3n_packed_matrix *const *ws,
                           float *const *ys, const size_t *y_strides, int count);

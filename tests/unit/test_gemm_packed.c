@@ -192,19 +192,21 @@ static void test_bf16_is_used(void **state)
     free(y_fast);
 }
 
-/* int8 quantises x per row, so a row's result does not depend on the other
- * rows: the few-rows path (x quantised once, tiles of panels over all rows)
- * must give bit for bit what the row-block path gives on a larger call, and
+/* int8 quantises (bf16 rounds) x per row and sums K in the same blocks on
+ * both paths, so a row's result does not depend on the other rows: the
+ * few-rows path (x converted once, tiles of panels over all rows) must give
+ * bit for bit what the row-block path gives on a larger call, and
  * g3n_gemm_packed_many what one call per matrix gives; f32 panels through
  * g3n_gemm_packed_many are one g3n_gemm_packed each. */
 static void test_int8_paths_agree(void **state)
 {
     (void)state;
-    const int64_t big = 1100, k = 200, ns[3] = {70, 32, 129};
+    const int64_t big = 1100, k = 1200, ns[3] = {70, 32, 129}; /* k: several bf16 K blocks */
     const int64_t few[4] = {1, 9, 96, 300};
     float *x = malloc(sizeof(float) * (size_t)(big * (k + 3)));
     g3n_test_random_floats(x, big * (k + 3), 21);
-    for (int precision = 0; precision < 2; precision++) {
+    const g3n_precision precisions[3] = {G3N_PRECISION_INT8, G3N_PRECISION_BF16, G3N_PRECISION_F32};
+    for (int pi = 0; pi < 3; pi++) {
         g3n_packed_matrix packed[3];
         memset(packed, 0, sizeof packed);
         float *stored[3], *whole[3], *alone[3], *many[3];
@@ -214,9 +216,7 @@ static void test_int8_paths_agree(void **state)
             stored[j] = malloc(sizeof(float) * (size_t)(ns[j] * k));
             g3n_test_random_floats(stored[j], ns[j] * k, 30 + (uint64_t)j);
             g3n_matrix w = {G3N_DTYPE_F32, ns[j], k, sizeof(float) * (size_t)k, stored[j]};
-            assert_int_equal(g3n_packed_matrix_pack(&packed[j], &w, precision ? G3N_PRECISION_F32 : G3N_PRECISION_INT8,
-                                                    &err),
-                             G3N_OK);
+            assert_int_equal(g3n_packed_matrix_pack(&packed[j], &w, precisions[pi], &err), G3N_OK);
             strides[j] = (size_t)ns[j] + 1;
             whole[j] = malloc(sizeof(float) * (size_t)big * strides[j]);
             alone[j] = malloc(sizeof(float) * (size_t)big * strides[j]);
@@ -233,7 +233,7 @@ static void test_int8_paths_agree(void **state)
                     for (int64_t c = 0; c < ns[j]; c++) {
                         const size_t at = (size_t)i * strides[j] + (size_t)c;
                         assert_true(alone[j][at] == many[j][at]);
-                        if (precision == 0) /* f32 sums depend on blocking only by order: checked by check_one */
+                        if (precisions[pi] != G3N_PRECISION_F32) /* f32: the same path, checked by check_one */
                             assert_true(alone[j][at] == whole[j][at]);
                     }
             }
