@@ -426,11 +426,10 @@ void g3n_gemm_packed(const float *x, int64_t m, size_t x_stride, const g3n_packe
             epilogue->apply(epilogue->user, y, 0, m, y_stride);
         return;
     }
-    if (few_rows_applies(w, m) && few_rows(x, m, x_stride, &w, &y, &y_stride, 1) == G3N_OK) {
-        if (epilogue && epilogue->apply)
-            epilogue->apply(epilogue->user, y, 0, m, y_stride);
+    /* (with an epilogue the row-block path runs it per block in parallel while the block is in cache) */
+    if (!(epilogue && epilogue->apply) && few_rows_applies(w, m) &&
+        few_rows(x, m, x_stride, &w, &y, &y_stride, 1) == G3N_OK)
         return;
-    }
     const int64_t row_blocks = (m + G3N_GEMM_ROW_BLOCK - 1) / G3N_GEMM_ROW_BLOCK;
     const int64_t panels = (w->rows + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
     const int threads = omp_get_max_threads();

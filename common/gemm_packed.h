@@ -34,7 +34,7 @@
  * it. Parallel over OpenMP threads (tiles of rows x panels, dynamic schedule:
  * robust when a core is taken by another process). No allocation per call once
  * the largest shape has been seen (thread-local row buffers for bf16/int8).
- * int8 or bf16 compute with few rows (the audio tower's chunks): x is
+ * int8 or bf16 compute with few rows and no epilogue (the audio tower's chunks): x is
  * quantised / rounded once for the whole call (rows in parallel), then each
  * tile is a group of panels over ALL rows, so a panel is read from memory once
  * per call and reused from cache by every row (with row-block tiles each
