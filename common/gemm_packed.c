@@ -396,7 +396,9 @@ static int few_rows_applies(const g3n_packed_matrix *w, int64_t m)
     const int threads = omp_get_max_threads();
     const int fast = w->format == G3N_PANELS_I8 ||
                      (w->format == G3N_PANELS_BF16 && w->precision == G3N_PRECISION_BF16); /* bf16 dot products */
-    return fast && w->cols > 0 && g3n_isa_active() >= G3N_ISA_AVX512 &&
+    const int64_t panels = (w->rows + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
+    /* (its tiles split only the panels: with fewer than 2 per thread the row blocks parallelise better) */
+    return fast && w->cols > 0 && g3n_isa_active() >= G3N_ISA_AVX512 && panels >= 2 * (int64_t)threads &&
            (row_blocks < 4 * threads || row_blocks <= 4);
 }
 

@@ -201,7 +201,7 @@ static void test_bf16_is_used(void **state)
 static void test_int8_paths_agree(void **state)
 {
     (void)state;
-    const int64_t big = 1100, k = 1200, ns[3] = {70, 32, 129}; /* k: several bf16 K blocks */
+    const int64_t big = 1100, k = 1200, ns[3] = {200, 130, 257}; /* k: several bf16 K blocks; n: >= 4 panels */
     const int64_t few[4] = {1, 9, 96, 300};
     float *x = malloc(sizeof(float) * (size_t)(big * (k + 3)));
     g3n_test_random_floats(x, big * (k + 3), 21);
