@@ -111,3 +111,23 @@ void g3n_kv_half_axpy(float *acc, float s, const uint16_t *h, int64_t n)
     for (int64_t i = done; i < n; i++)
         acc[i] += s * g3n_kv_half_to_float(h[i]);
 }
+
+void g3n_kv_half_dot_group(const float *q, int64_t q_stride, int heads, const uint16_t *k, int64_t n, float *out)
+{
+    if (g3n_isa_active() == G3N_ISA_AVX512 && n % 16 == 0 && heads <= G3N_KV_HALF_MAX_HEADS) {
+        g3n_kv_half_dot_group_avx512(q, q_stride, heads, k, n, out);
+        return;
+    }
+    for (int h = 0; h < heads; h++)
+        out[h] = g3n_kv_half_dot(q + h * q_stride, k, n);
+}
+
+void g3n_kv_half_axpy_group(float *o, int64_t o_stride, int heads, const float *coefs, const uint16_t *v, int64_t n)
+{
+    if (g3n_isa_active() == G3N_ISA_AVX512 && n % 16 == 0 && heads <= G3N_KV_HALF_MAX_HEADS) {
+        g3n_kv_half_axpy_group_avx512(o, o_stride, heads, coefs, v, n);
+        return;
+    }
+    for (int h = 0; h < heads; h++)
+        g3n_kv_half_axpy(o + h * o_stride, coefs[h], v, n);
+}

@@ -480,7 +480,8 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
         /* a full-attention query sees every earlier position; a sliding one at most window + chunk */
         s->scores_stride = s->max_positions + C;
         s->scores_stride = (s->scores_stride + 15) & ~(int64_t)15;
-        s->scores = session_alloc(s, (int64_t)s->threads * s->scores_stride, 0);
+        /* a half cache's decode attends per KV head: scores of its group's query heads at once */
+        s->scores = session_alloc(s, (int64_t)s->threads * s->scores_stride * (s->kv_half ? NH / NKV : 1), 0);
         s->att_cap = (s->max_positions < ATTENTION_PRODUCT_KEYS ? s->max_positions : ATTENTION_PRODUCT_KEYS) + C;
         s->att_cap = (s->att_cap + 15) & ~(int64_t)15;
         s->att_k = session_alloc(s, s->att_cap * HD, 0);
@@ -1020,7 +1021,68 @@ static void attention_forward(g3n_text_session *s, const g3n_text_layer *ly, int
     }
     /* one token over a short context: less work than a parallel region costs */
     const int parallel = count > 1 || NH * (chunk_start + count) * HD > 65536;
-    if (!count_done) {
+    /* a half cache: one task per KV head, its group's query heads together (each
+     * cache row read and widened once for all of them, not once per head) */
+    int grouped = !count_done && group <= G3N_KV_HALF_MAX_HEADS;
+    if (rows) {
+        for (int64_t t = 0; t < count && grouped; t++)
+            grouped = rows[t]->kv_half;
+    } else {
+        grouped = grouped && s->kv_half;
+    }
+    if (grouped) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team) reduction(max : max_keys) if (parallel)
+        for (int64_t task = 0; task < count * NKV; task++) {
+            const int64_t t = task / NKV;
+            const int g = (int)(task % NKV);
+            const g3n_text_session *owner = rows ? rows[t] : s;
+            const layer_cache *lc = &owner->caches[ly->kv_source];
+            const int64_t start = rows ? s->row_positions[t] : chunk_start;
+            const int64_t qpos = rows ? start : chunk_start + t;
+            const size_t elem = owner->kv_elem, head_offset = (size_t)g * (size_t)HD * elem;
+            const int64_t first = sliding && qpos - window + 1 > 0 ? qpos - window + 1 : 0;
+            const int64_t nkeys = qpos - first + 1, stride = owner->scores_stride;
+            if (nkeys > max_keys)
+                max_keys = nkeys;
+            float *scores = owner->scores + (int64_t)omp_get_thread_num() * stride * group; /* [group][stride] */
+            const float *q0 = s->q + t * q_row + (int64_t)g * group * HD;
+            float best[G3N_KV_HALF_MAX_HEADS], dots[G3N_KV_HALF_MAX_HEADS], coefs[G3N_KV_HALF_MAX_HEADS];
+            float inv[G3N_KV_HALF_MAX_HEADS];
+            for (int hh = 0; hh < group; hh++)
+                best[hh] = -INFINITY;
+            for (int64_t j = 0; j < nkeys; j++) {
+                const uint16_t *kr = (const uint16_t *)((const char *)cache_row(lc, lc->k, lc->chunk_k, first + j,
+                                                                                start, kv_row, elem) +
+                                                        head_offset);
+                g3n_kv_half_dot_group(q0, HD, group, kr, HD, dots);
+                for (int hh = 0; hh < group; hh++) {
+                    scores[hh * stride + j] = dots[hh];
+                    if (dots[hh] > best[hh])
+                        best[hh] = dots[hh];
+                }
+            }
+            for (int hh = 0; hh < group; hh++) {
+                float *row = scores + hh * stride;
+                double total = 0.0;
+                for (int64_t j = 0; j < nkeys; j++) {
+                    float e = expf(row[j] - best[hh]);
+                    row[j] = e;
+                    total += e;
+                }
+                inv[hh] = (float)(1.0 / total);
+            }
+            float *o0 = s->attn_heads + t * q_row + (int64_t)g * group * HD;
+            memset(o0, 0, (size_t)(group * HD) * sizeof(float));
+            for (int64_t j = 0; j < nkeys; j++) {
+                const uint16_t *vr = (const uint16_t *)((const char *)cache_row(lc, lc->v, lc->chunk_v, first + j,
+                                                                                start, kv_row, elem) +
+                                                        head_offset);
+                for (int hh = 0; hh < group; hh++)
+                    coefs[hh] = scores[hh * stride + j] * inv[hh];
+                g3n_kv_half_axpy_group(o0, HD, group, coefs, vr, HD);
+            }
+        }
+    } else if (!count_done) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team) reduction(max : max_keys) if (parallel)
         for (int64_t task = 0; task < count * NH; task++) {
             const int64_t t = task / NH;
