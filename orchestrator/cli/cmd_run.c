@@ -61,6 +61,9 @@ static void print_help(FILE *out)
             "  --top-k K, --top-p P  sampling filters (with --temperature)\n"
             "  --seed N              sampling seed\n"
             "  --threads N           OpenMP threads (default: all)\n"
+            "  --weights F           what the decoder computes with: f32 (default: the stored weights,\n"
+            "                        f32 products, the reference's numbers), bf16, q8 or q4 (faster,\n"
+            "                        quantised once into DIR/g3n-cache; see g3n bench text --help)\n"
             "  --bind ENDPOINT       also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
             "                        (g3n-embedder, g3n-decoder, ...) can connect and share the work\n"
             "  --remote              start no local roles: use only daemons connected to --bind\n"
@@ -258,6 +261,7 @@ int g3n_command_run(int argc, char **argv)
     double temperature = 0.0, top_p = 1.0, wait_seconds = 60.0;
     int top_k = 0;
     unsigned long long seed = 0;
+    g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -267,7 +271,7 @@ int g3n_command_run(int argc, char **argv)
                     strcmp(a, "--top-k") == 0 || strcmp(a, "--top-p") == 0 || strcmp(a, "--seed") == 0 ||
                     strcmp(a, "--threads") == 0 || strcmp(a, "--bind") == 0 || strcmp(a, "--wait") == 0 ||
                     strcmp(a, "--connect") == 0 || strcmp(a, "--video") == 0 || strcmp(a, "--fps") == 0 ||
-                    strcmp(a, "--max-frames") == 0 ||
+                    strcmp(a, "--max-frames") == 0 || strcmp(a, "--weights") == 0 ||
                     strcmp(a, "--heartbeat-ms") == 0 || strcmp(a, "--heartbeat-timeout-ms") == 0;
         if (takes && !v) {
             fprintf(stderr, "g3n run: error: %s needs a value\n", a);
@@ -311,6 +315,13 @@ int g3n_command_run(int argc, char **argv)
             seed = strtoull(v, NULL, 10);
         else if (strcmp(a, "--threads") == 0)
             threads = atoi(v);
+        else if (strcmp(a, "--weights") == 0) {
+            g3n_error parse_err = {{0}};
+            if (g3n_weight_format_parse(v, &weight_format, &parse_err) != G3N_OK) {
+                fprintf(stderr, "g3n run: error: %s\n", parse_err.message);
+                return 2;
+            }
+        }
         else if (strcmp(a, "--bind") == 0)
             bind = v;
         else if (strcmp(a, "--connect") == 0)
@@ -466,6 +477,8 @@ int g3n_command_run(int argc, char **argv)
         g3n_role_options ro;
         memset(&ro, 0, sizeof(ro));
         ro.model_dir = model_dir;
+        ro.weight_format = weight_format;
+        ro.threads = threads; /* each role thread's own OpenMP team size */
         if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro, mask, &transport, &err) != G3N_OK)
             goto done;
     }

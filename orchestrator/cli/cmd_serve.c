@@ -53,6 +53,8 @@ static void print_help(FILE *out)
             "  --max-connections N    open connections (default %d)\n"
             "  --retry-after N        seconds in Retry-After on 429/503 (default %d)\n"
             "  --threads N            OpenMP threads (default: all)\n"
+            "  --weights F            the decoder's weights: f32 (default, the reference's numbers),\n"
+            "                         bf16, q8 or q4 (faster, quantised once into DIR/g3n-cache)\n"
             "  --bind ENDPOINT        also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
             "                         can connect and share the work\n"
             "  --quiet                no log line per request\n"
@@ -120,6 +122,7 @@ int g3n_command_serve(int argc, char **argv)
     long long live_sessions = live_options.max_sessions;
     const char *model_dir = NULL, *synth_spec = NULL, *tokenizer_path = NULL, *bind = NULL, *port_file = NULL;
     int demo = 0, threads = 0;
+    g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
     char model_name[256] = "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -182,6 +185,13 @@ int g3n_command_serve(int argc, char **argv)
             http.retry_after_seconds = (int)n;
         else if (strcmp(a, "--threads") == 0)
             threads = (int)n;
+        else if (strcmp(a, "--weights") == 0) {
+            g3n_error parse_err = {{0}};
+            if (g3n_weight_format_parse(v, &weight_format, &parse_err) != G3N_OK) {
+                fprintf(stderr, "g3n serve: error: %s\n", parse_err.message);
+                return 2;
+            }
+        }
         else if (strcmp(a, "--bind") == 0)
             bind = v;
         else if (strcmp(a, "--live-sessions") == 0 && n <= 1024)
@@ -281,6 +291,8 @@ int g3n_command_serve(int argc, char **argv)
     g3n_role_options ro;
     memset(&ro, 0, sizeof(ro));
     ro.model_dir = model_dir;
+    ro.weight_format = weight_format;
+    ro.threads = threads; /* each role thread's own OpenMP team size */
     /* headroom over the HTTP limit: the decoder evicts its least recently used idle session when
      * full, and a session whose EndSession is still on its way must not push out a live one */
     ro.max_sessions = 2 * http.max_sessions + 2;
