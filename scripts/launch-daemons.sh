@@ -35,10 +35,11 @@ while [ $# -gt 0 ]; do
     *) echo "launch-daemons: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-# Several OpenMP processes share the cores: spinning idle threads of one daemon
-# starve the others (E2B decode through the daemons fell from 2.4 to 0.3 tok/s
-# on a busy 2-core host with active waits). libgomp reads this at start-up.
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# Several OpenMP processes share the cores: with libgomp's long default spin,
+# idle threads of one daemon starve the others (E2B decode through the daemons
+# fell from 2.4 to 0.3 tok/s on a busy 2-core host). The daemons spin ~60 us and
+# then sleep unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (common/openmp_waits.h);
+# whatever is set here is passed on as it is.
 case "$action" in
   start)
     [ -n "$source_flag" ] || { echo "launch-daemons: give --model DIR or --synth CONFIG:SEED" >&2; exit 2; }
