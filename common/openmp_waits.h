@@ -9,9 +9,12 @@
  * (OMP_WAIT_POLICY=passive) sleep at once and pay a futex wake-up per region:
  * about 25 % of decode speed on a quiet host.
  *
- * g3n's default is in between: a short spin (G3N_OPENMP_SPIN_COUNT pauses,
- * tens of microseconds: longer than the serial work between two regions of a
- * decode step, shorter than a scheduler's time slice), then sleep. libgomp
+ * g3n's default is in between: a short spin (G3N_OPENMP_SPIN_COUNT pauses of
+ * ~30 ns, about 20 microseconds: longer than most serial work between two
+ * regions of a decode step, far shorter than a scheduler's time slice), then
+ * sleep. E2B q4 decode, 2 threads, interleaved runs: quiet host passive 19.5 /
+ * 600 20.4 / 2000 20.1 / 300000 (libgomp's) 19.3 tok/s; load 6: 6.3-7.2 /
+ * 5.8-6.4 / 5.5-5.6 / 0.5-1.0. libgomp
  * reads GOMP_SPINCOUNT once, when it is loaded, before main: so the binaries
  * set it and re-execute themselves once, unless the user chose
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT (those are kept as given) or set
@@ -19,7 +22,7 @@
 #ifndef G3N_OPENMP_WAITS_H
 #define G3N_OPENMP_WAITS_H
 
-#define G3N_OPENMP_SPIN_COUNT "2000"
+#define G3N_OPENMP_SPIN_COUNT "600"
 
 /* Call first in main with main's argv. Returns only when no re-execution was
  * needed or it failed (then the process goes on with libgomp's defaults). */
