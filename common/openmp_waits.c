@@ -10,7 +10,14 @@ void g3n_openmp_default_waits(char **argv)
         return;
     if (setenv("GOMP_SPINCOUNT", G3N_OPENMP_SPIN_COUNT, 1) != 0 || setenv("G3N_OPENMP_KEEP", "1", 1) != 0)
         return;
-    execv("/proc/self/exe", argv);
+    /* the binary's own path (not /proc/self/exe itself: ps and top would then
+     * name the process "exe") */
+    char self[4096];
+    const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (length > 0 && (size_t)length < sizeof(self) - 1) {
+        self[length] = '\0';
+        execv(self, argv);
+    }
     /* exec failed (no /proc): go on with libgomp's defaults, and don't pass
      * the variables on to children as if they had been applied here */
     unsetenv("GOMP_SPINCOUNT");
