@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gemm_packed_internal.h"
+#include "thread_cleanup.h"
 
 /* Inputs per K block: one panel block is 32 KB (f32: 256 x 32 x 4 B, bf16:
  * 512 x 32 x 2 B) and stays in L1 while the 12 micro-rows of a row block pass. */
@@ -184,9 +185,24 @@ int g3n_packed_matrix_pack(g3n_packed_matrix *packed, const g3n_matrix *w, g3n_p
 static _Thread_local uint16_t *thread_rows;
 static _Thread_local size_t thread_rows_capacity;
 
+static _Thread_local uint8_t *shared_rows;
+static _Thread_local size_t shared_rows_capacity;
+
+/* Both buffers go when their thread ends (thread_cleanup.h). */
+static void release_thread_rows(void)
+{
+    g3n_aligned_free(thread_rows);
+    thread_rows = NULL;
+    thread_rows_capacity = 0;
+    g3n_aligned_free(shared_rows);
+    shared_rows = NULL;
+    shared_rows_capacity = 0;
+}
+
 static uint16_t *row_buffer(size_t elements)
 {
     if (elements > thread_rows_capacity) {
+        g3n_thread_cleanup_arm(release_thread_rows);
         g3n_aligned_free(thread_rows);
         thread_rows = g3n_aligned_alloc(elements * sizeof(uint16_t));
         thread_rows_capacity = thread_rows ? elements : 0;
@@ -285,9 +301,6 @@ static void run_tile(const float *x, size_t x_stride, const g3n_packed_matrix *w
 /* int8 or bf16 dot products with few rows: x quantised / rounded to bf16 once
  * (shared by the whole parallel region, in the calling thread's buffer),
  * tiles = groups of panels over all rows. */
-static _Thread_local uint8_t *shared_rows;
-static _Thread_local size_t shared_rows_capacity;
-
 /* Panels per tile of the few-rows path: enough tiles for a dynamic
  * schedule (4 per thread), at most 8 panels (8 x 32 x 6144 B = 1.5 MB). */
 static int64_t few_rows_group_panels(int64_t panels, int threads)
@@ -306,6 +319,7 @@ static int few_rows(const float *x, int64_t m, size_t x_stride, const g3n_packed
                  scale_at = (row_bytes + 63) & ~(size_t)63;
     const size_t bytes = scale_at + sizeof(float) * (size_t)m;
     if (bytes > shared_rows_capacity) {
+        g3n_thread_cleanup_arm(release_thread_rows);
         g3n_aligned_free(shared_rows);
         shared_rows = g3n_aligned_alloc(bytes);
         shared_rows_capacity = shared_rows ? bytes : 0;

@@ -8,6 +8,7 @@
 #include "gemm_packed_internal.h"
 #include "matmul_internal.h"
 #include "quant.h"
+#include "thread_cleanup.h"
 
 /* ---- ISA selection ---- */
 
@@ -269,6 +270,22 @@ static void matmul_gemm(micro_kernel kernel, int64_t panel_width, const float *x
 /* One activation buffer per calling thread, grown on demand and kept (no
  * allocation per token once the largest shape has been seen). */
 static _Thread_local g3n_quant_activations thread_activations;
+static _Thread_local uint16_t *thread_bf16_rows; /* x rounded to bf16 (bf16 products) */
+static _Thread_local size_t thread_bf16_capacity;
+
+/* The buffers above go when their thread ends (thread_cleanup.h). */
+static void release_thread_buffers(void)
+{
+    g3n_quant_activations_free(&thread_activations);
+    g3n_aligned_free(thread_bf16_rows);
+    thread_bf16_rows = NULL;
+    thread_bf16_capacity = 0;
+}
+
+static void own_thread_buffers(void)
+{
+    g3n_thread_cleanup_arm(release_thread_buffers);
+}
 
 typedef void (*quant_kernel)(const g3n_quant_activations *, int64_t, int64_t, const g3n_matrix *, float *, size_t,
                              int64_t, int64_t);
@@ -337,6 +354,7 @@ static void matmul_quant_blocks(const g3n_quant_activations *a, int64_t m, const
 static void matmul_quant(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y, size_t y_stride)
 {
     g3n_quant_activations *a = &thread_activations;
+    own_thread_buffers();
     if (g3n_quant_activations_prepare(a, x, m, x_stride, w->cols, w->dtype) != G3N_OK) {
         for (int64_t i = 0; i < m; i++) /* out of memory: slow but correct */
             for (int64_t j = 0; j < w->rows; j++)
@@ -353,6 +371,8 @@ void g3n_matmul_many(const float *x, int64_t m, size_t x_stride, const g3n_matmu
     for (int o = 0; o < count && shared; o++)
         shared = is_quant(outputs[o].w->dtype) && outputs[o].w->dtype == outputs[0].w->dtype &&
                  outputs[o].w->cols == outputs[0].w->cols && outputs[o].w->rows > 0;
+    if (shared)
+        own_thread_buffers();
     if (shared && g3n_quant_activations_prepare(&thread_activations, x, m, x_stride, outputs[0].w->cols,
                                                 outputs[0].w->dtype) == G3N_OK) {
         matmul_quant_blocks(&thread_activations, m, outputs, count);
@@ -368,6 +388,7 @@ void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows,
         return;
     if (is_quant(w->dtype)) {
         g3n_quant_activations *a = &thread_activations;
+        own_thread_buffers();
         if (g3n_quant_activations_prepare(a, x, 1, (size_t)w->cols, w->cols, w->dtype) == G3N_OK) {
             const quant_kernel kernel = pick_quant_kernel();
 #pragma omp parallel for schedule(static) if (count * w->cols > QUANT_SERIAL_WORK)
@@ -435,8 +456,6 @@ void g3n_matrix_combine_rows(const g3n_matrix *w, const int32_t *rows, const flo
 #define BF16_PRODUCT_MIN_ROWS 16
 #define BF16_PANEL_DEPTH 512 /* inputs per panel chunk (even) */
 
-static _Thread_local uint16_t *thread_bf16_rows;
-static _Thread_local size_t thread_bf16_capacity;
 
 /* Panel chunk [k0, k0 + kc) of output rows [j0, j0 + columns) (zeros past
  * the matrix's rows and past k). */
@@ -468,6 +487,7 @@ static int matmul_bf16_products(const float *x, int64_t m, size_t x_stride, cons
     const int64_t n = w->rows, k = w->cols, depth = (k + 1) & ~(int64_t)1;
     const size_t need = sizeof(uint16_t) * (size_t)m * (size_t)depth;
     if (need > thread_bf16_capacity) {
+        own_thread_buffers();
         g3n_aligned_free(thread_bf16_rows);
         thread_bf16_rows = g3n_aligned_alloc(need);
         thread_bf16_capacity = thread_bf16_rows ? need : 0;
