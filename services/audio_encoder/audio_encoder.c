@@ -256,6 +256,9 @@ int g3n_audio_encoder_load_precision(g3n_audio_encoder *e, const g3n_audio_confi
         get_packed(w, PREFIX "subsample_conv_projection.input_proj_linear.weight", 2, proj, precision, &e->input_proj,
                    err))
         goto fail;
+    /* the fast precisions: the sub-sampling convolutions' im2col products with x
+     * rounded to bf16 (vdpbf16ps on the stored bf16 kernels, matmul.h) */
+    e->conv[0].bf16_products = e->conv[1].bf16_products = precision != G3N_PRECISION_F32;
     e->layers = calloc((size_t)(a->num_layers > 0 ? a->num_layers : 1), sizeof(g3n_audio_layer));
     if (e->layers == NULL) {
         g3n_error_set(err, "audio encoder: out of memory");
