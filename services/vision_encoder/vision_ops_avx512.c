@@ -6,32 +6,16 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "simd_exp_avx512.h"
+
 void g3n_vision_gelu_avx512(float *x, int64_t count);
 double g3n_vision_exp_sum_avx512(float *x, int64_t count, float max);
-
-static inline __m512 exp_avx512(__m512 v)
-{
-    v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), v);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
-}
 
 static inline __m512 gelu_avx512(__m512 v)
 {
     __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
     __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), v3, v));
-    __m512 e = exp_avx512(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
+    __m512 e = g3n_exp_avx512(_mm512_mul_ps(u, _mm512_set1_ps(-2.0f)));
     return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
@@ -51,7 +35,7 @@ double g3n_vision_exp_sum_avx512(float *x, int64_t count, float max)
     __m512 m = _mm512_set1_ps(max), acc = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= count; i += 16) {
-        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), m));
+        __m512 e = g3n_exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), m));
         _mm512_storeu_ps(x + i, e);
         acc = _mm512_add_ps(acc, e);
     }
@@ -63,7 +47,7 @@ double g3n_vision_exp_sum_avx512(float *x, int64_t count, float max)
     for (; i < count; i++) {
         float lane[16] = {0};
         lane[0] = x[i] - max;
-        _mm512_storeu_ps(lane, exp_avx512(_mm512_loadu_ps(lane)));
+        _mm512_storeu_ps(lane, g3n_exp_avx512(_mm512_loadu_ps(lane)));
         x[i] = lane[0];
         sum += lane[0];
     }
@@ -188,7 +172,7 @@ void g3n_vision_softmax_row_avx512(float *row, int64_t n)
     __m512 sum = _mm512_setzero_ps();
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 k = lanes(n - i);
-        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + i), m));
+        const __m512 e = g3n_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + i), m));
         _mm512_mask_storeu_ps(row + i, k, e);
         sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(k, e));
     }
