@@ -128,6 +128,10 @@ void g3n_text_model_free(g3n_text_model *model); /* accepts a zeroed struct */
  * The embedding lookup keeps reading the stored embed_tokens rows. */
 int g3n_text_model_select_weights(g3n_text_model *model, g3n_weight_format format, const char *cache_file,
                                   g3n_quant_cache_info *info, g3n_error *err);
+/* Whether the layer, AltUp and head products may round x to bf16 for 16+
+ * rows (g3n_matrix.bf16_products, AVX512-BF16): the bf16 format turns it on
+ * (its prefill); off gives f32 products everywhere. */
+void g3n_text_model_set_bf16_products(g3n_text_model *model, int enabled);
 
 typedef struct g3n_text_session g3n_text_session;
 

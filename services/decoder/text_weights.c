@@ -44,10 +44,7 @@ static uint64_t hash_text(const char *text)
     return h;
 }
 
-/* The bf16 format's prefill rounds x to bf16 for its products with the
- * stored bf16 weights (g3n_matrix.bf16_products; the budget is tested in
- * tests/unit/test_quant_text.c). Decode (one row) and the exact path keep f32. */
-static void allow_bf16_products(g3n_text_model *m)
+void g3n_text_model_set_bf16_products(g3n_text_model *m, int enabled)
 {
     for (int l = 0; l < m->num_layers; l++) {
         g3n_text_layer *ly = &m->layers[l];
@@ -55,13 +52,13 @@ static void allow_bf16_products(g3n_text_model *m)
                               &ly->gate_proj, &ly->up_proj,     &ly->down_proj,    &ly->laurel_left,
                               &ly->laurel_right, &ly->per_layer_input_gate, &ly->per_layer_projection};
         for (size_t i = 0; i < sizeof(each) / sizeof(each[0]); i++)
-            each[i]->bf16_products = 1;
+            each[i]->bf16_products = enabled;
     }
     for (int i = 0; i < m->altup_inputs - 1; i++) {
-        m->altup_projections[i].bf16_products = 1;
-        m->altup_unembed_projections[i].bf16_products = 1;
+        m->altup_projections[i].bf16_products = enabled;
+        m->altup_unembed_projections[i].bf16_products = enabled;
     }
-    m->lm_head.bf16_products = 1;
+    m->lm_head.bf16_products = enabled;
 }
 
 int g3n_text_model_select_weights(g3n_text_model *m, g3n_weight_format format, const char *cache_file,
@@ -175,7 +172,7 @@ int g3n_text_model_select_weights(g3n_text_model *m, g3n_weight_format format, c
     for (int i = 0; i < list.count; i++)
         *list.targets[i] = list.items[i].result;
     if (format == G3N_WEIGHTS_BF16)
-        allow_bf16_products(m);
+        g3n_text_model_set_bf16_products(m, 1); /* budget: tests/unit/test_quant_text.c */
     m->weight_format = format;
     free(list.items);
     free(list.targets);

@@ -58,24 +58,6 @@ static void capture(void *user, int64_t step, const float *logits, int64_t vocab
         memcpy(c->logits + step * vocab, logits, sizeof(float) * (size_t)vocab);
 }
 
-typedef struct layer_capture {
-    float *data; /* [N][T][D] after layer 0 */
-    int64_t tokens;
-} layer_capture;
-
-static void capture_layer0(void *user, int layer, const float *streams, int num_streams, int64_t stream_stride,
-                           int64_t first_position, int64_t count, int64_t hidden)
-{
-    layer_capture *c = user;
-    if (layer != 0)
-        return;
-    for (int i = 0; i < num_streams; i++)
-        for (int64_t t = 0; t < count; t++)
-            if (first_position + t < c->tokens)
-                memcpy(c->data + ((int64_t)i * c->tokens + first_position + t) * hidden,
-                       streams + i * stream_stride + t * hidden, sizeof(float) * (size_t)hidden);
-}
-
 static int32_t *ids_of(const g3n_tensor *t, int64_t *count)
 {
     *count = t->shape[0];
@@ -83,25 +65,6 @@ static int32_t *ids_of(const g3n_tensor *t, int64_t *count)
     for (int64_t i = 0; i < *count; i++)
         ids[i] = t->dtype == G3N_DTYPE_I64 ? (int32_t)((const int64_t *)t->data)[i] : ((const int32_t *)t->data)[i];
     return ids;
-}
-
-/* The bf16 format without its bf16 products (x stays f32 everywhere). */
-static void keep_f32_products(g3n_text_model *m)
-{
-    for (int l = 0; l < m->num_layers; l++) {
-        g3n_text_layer *ly = &m->layers[l];
-        g3n_matrix *each[] = {&ly->q_proj,      &ly->k_proj,     &ly->v_proj,
-                              &ly->o_proj,      &ly->gate_proj,  &ly->up_proj,
-                              &ly->down_proj,   &ly->laurel_left, &ly->laurel_right,
-                              &ly->per_layer_input_gate,         &ly->per_layer_projection};
-        for (size_t i = 0; i < sizeof(each) / sizeof(each[0]); i++)
-            each[i]->bf16_products = 0;
-    }
-    for (int i = 0; i < m->altup_inputs - 1; i++) {
-        m->altup_projections[i].bf16_products = 0;
-        m->altup_unembed_projections[i].bf16_products = 0;
-    }
-    m->lm_head.bf16_products = 0;
 }
 
 static void run_case(const char *case_name, g3n_weight_format format, int f32_products, run_result *out)
@@ -131,7 +94,7 @@ static void run_case(const char *case_name, g3n_weight_format format, int f32_pr
         g3n_text_model_select_weights(&model, format, NULL, NULL, &err) != G3N_OK)
         fail_msg("%s", err.message);
     if (f32_products)
-        keep_f32_products(&model);
+        g3n_text_model_set_bf16_products(&model, 0);
     const int64_t V = model.vocab_size;
     g3n_text_session_params params = g3n_text_session_default_params(&model);
     params.max_positions = total + 1;
@@ -151,11 +114,11 @@ static void run_case(const char *case_name, g3n_weight_format format, int f32_pr
 
     g3n_text_session_reset(session);
     g3n_tensor golden_layer0;
-    layer_capture layer0 = {NULL, prompt_len};
+    g3n_test_layer_capture layer0 = {NULL, prompt_len};
     out->layer0_rel = -1.0;
     if (g3n_check_golden(&c, "prefill_hidden.1", &golden_layer0, &err) == G3N_OK) {
         layer0.data = calloc((size_t)(golden_layer0.shape[0] * prompt_len * model.hidden_size), sizeof(float));
-        g3n_text_session_set_layer_hook(session, capture_layer0, &layer0);
+        g3n_text_session_set_layer_hook(session, g3n_test_capture_layer0, &layer0);
     }
     const int64_t steps = total - prompt_len;
     steps_capture cap = {malloc(sizeof(float) * (size_t)(steps * V)), V, steps};

@@ -154,24 +154,6 @@ static void fixture_close(fixture *f)
     free(f->prompt);
 }
 
-typedef struct layer_capture {
-    float *data; /* [N][T][D] after layer 0 */
-    int64_t tokens;
-} layer_capture;
-
-static void capture_layer0(void *user, int layer, const float *streams, int num_streams, int64_t stream_stride,
-                           int64_t first_position, int64_t count, int64_t hidden)
-{
-    layer_capture *c = user;
-    if (layer != 0)
-        return;
-    for (int i = 0; i < num_streams; i++)
-        for (int64_t t = 0; t < count; t++)
-            if (first_position + t < c->tokens)
-                memcpy(c->data + ((int64_t)i * c->tokens + first_position + t) * hidden,
-                       streams + i * stream_stride + t * hidden, sizeof(float) * (size_t)hidden);
-}
-
 /* Teacher-forced logits of input_ids (prefill in chunks of 8: the products
  * path and the per-key loop) and then one token at a time (decode), and the
  * streams after layer 0, with the given KV element type. */
@@ -186,8 +168,8 @@ static void run_kv(fixture *f, g3n_kv_type kv, float *prefill_logits, float *ste
     g3n_text_session *s;
     assert_int_equal(g3n_text_session_create(&s, &f->model, &p, &err), G3N_OK);
     assert_int_equal(g3n_text_session_kv_type(s), kv);
-    layer_capture cap = {layer0, f->total};
-    g3n_text_session_set_layer_hook(s, capture_layer0, &cap);
+    g3n_test_layer_capture cap = {layer0, f->total};
+    g3n_text_session_set_layer_hook(s, g3n_test_capture_layer0, &cap);
     assert_int_equal(g3n_text_session_forward_ids(s, f->input_ids, f->total, prefill_logits, 1, &err), G3N_OK);
     g3n_text_session_set_layer_hook(s, NULL, NULL);
     g3n_text_session_reset(s);

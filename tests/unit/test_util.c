@@ -53,3 +53,16 @@ const char *g3n_test_binary(void)
     const char *binary = getenv("G3N_BINARY");
     return binary && *binary ? binary : "build/release/orchestrator/g3n";
 }
+
+void g3n_test_capture_layer0(void *user, int layer, const float *streams, int num_streams, int64_t stream_stride,
+                             int64_t first_position, int64_t count, int64_t hidden)
+{
+    g3n_test_layer_capture *c = user;
+    if (layer != 0)
+        return;
+    for (int i = 0; i < num_streams; i++)
+        for (int64_t t = 0; t < count; t++)
+            if (first_position + t < c->tokens)
+                memcpy(c->data + ((int64_t)i * c->tokens + first_position + t) * hidden,
+                       streams + i * stream_stride + t * hidden, sizeof(float) * (size_t)hidden);
+}
