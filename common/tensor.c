@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static const struct {
     const char *name;
@@ -69,13 +70,24 @@ static void set_contiguous_strides(g3n_tensor *t)
     }
 }
 
+/* Blocks of 2 MiB and more (activation buffers, packed tower weights) sit on
+ * 2 MiB boundaries and ask for transparent huge pages: one page fault per
+ * 2 MiB instead of 512 (a fresh 10 MB buffer cost ~2,500 faults, ~5 % of an
+ * audio encode on a VM), and fewer TLB misses when the GEMMs stream them. */
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
 void *g3n_aligned_alloc(size_t bytes)
 {
     void *p = NULL;
     if (bytes == 0)
         bytes = 64;
-    if (posix_memalign(&p, 64, bytes) != 0)
+    const int huge = bytes >= HUGE_PAGE_BYTES;
+    if (posix_memalign(&p, huge ? HUGE_PAGE_BYTES : 64, bytes) != 0)
         return NULL;
+#ifdef MADV_HUGEPAGE
+    if (huge) /* (advice only: where THP is off nothing changes) */
+        (void)madvise(p, bytes & ~(HUGE_PAGE_BYTES - 1), MADV_HUGEPAGE);
+#endif
     return p;
 }
 

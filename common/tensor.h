@@ -73,7 +73,8 @@ uint16_t g3n_f32_to_bf16(float f);
 float g3n_f16_to_f32(uint16_t h);
 uint16_t g3n_f32_to_f16(float f);
 
-/* Aligned allocation helpers (64 bytes); g3n_aligned_free accepts NULL. */
+/* Aligned allocation helpers (64 bytes; blocks of 2 MiB or more on 2 MiB
+ * boundaries with transparent huge pages advised); g3n_aligned_free accepts NULL. */
 void *g3n_aligned_alloc(size_t bytes);
 void g3n_aligned_free(void *p);
 
