@@ -212,7 +212,7 @@ static uint16_t *row_buffer(size_t elements)
 
 /* int8: the row block's x rows quantised once, then each panel over the whole K. */
 static int run_tile_int8(const float *x, size_t x_stride, const g3n_packed_matrix *w, float *y, size_t y_stride,
-                         int64_t r0, int64_t r1, int64_t p0, int64_t p1)
+                         int64_t r0, int64_t r1, int64_t p0, int64_t p1, int silu)
 {
     const int64_t n = w->rows, k = w->cols, depth = w->depth;
     const int64_t panels = (n + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
@@ -235,6 +235,9 @@ static int run_tile_int8(const float *x, size_t x_stride, const g3n_packed_matri
                                       panel0 + (size_t)p * (size_t)depth * G3N_GEMM_PANEL, depth / 4,
                                       x_scale + (i - r0), w_scale + p * G3N_GEMM_PANEL, w_sum + p * G3N_GEMM_PANEL,
                                       y + (size_t)i * y_stride + (size_t)(p * G3N_GEMM_PANEL), y_stride, columns);
+            if (silu)
+                g3n_gemm_silu_block_avx512(y + (size_t)i * y_stride + (size_t)(p * G3N_GEMM_PANEL), y_stride, rows,
+                                           columns);
         }
     }
     return G3N_OK;
@@ -242,17 +245,20 @@ static int run_tile_int8(const float *x, size_t x_stride, const g3n_packed_matri
 
 /* y rows [r0, r1) x panels [p0, p1). */
 static void run_tile(const float *x, size_t x_stride, const g3n_packed_matrix *w, float *y, size_t y_stride,
-                     int64_t r0, int64_t r1, int64_t p0, int64_t p1)
+                     int64_t r0, int64_t r1, int64_t p0, int64_t p1, int silu)
 {
     const int64_t n = w->rows, k = w->cols, depth = w->depth;
     if (w->format == G3N_PANELS_I8) {
-        if (run_tile_int8(x, x_stride, w, y, y_stride, r0, r1, p0, p1) != G3N_OK) { /* no memory: exact */
+        if (run_tile_int8(x, x_stride, w, y, y_stride, r0, r1, p0, p1, silu) != G3N_OK) { /* no memory: exact */
             g3n_matrix part = g3n_matrix_rows(&w->source, p0 * G3N_GEMM_PANEL,
                                               (p1 * G3N_GEMM_PANEL < n ? p1 * G3N_GEMM_PANEL : n) - p0 * G3N_GEMM_PANEL);
             for (int64_t i = r0; i < r1; i++)
                 for (int64_t j = 0; j < part.rows; j++)
                     y[(size_t)i * y_stride + (size_t)(p0 * G3N_GEMM_PANEL + j)] =
                         g3n_matrix_row_dot(&part, j, x + (size_t)i * x_stride);
+            if (silu)
+                g3n_gemm_silu_block_avx512(y + (size_t)r0 * y_stride + (size_t)(p0 * G3N_GEMM_PANEL), y_stride,
+                                           r1 - r0, (int)part.rows);
         }
         return;
     }
@@ -292,6 +298,8 @@ static void run_tile(const float *x, size_t x_stride, const g3n_packed_matrix *w
                     else
                         kernel(x + (size_t)i * x_stride + (size_t)k0, x_stride, rows, panel, kc,
                                y_panel + (size_t)i * y_stride, y_stride, columns, k0 > 0);
+                    if (silu && k0 + kc >= k) /* the block's outputs are final */
+                        g3n_gemm_silu_block_avx512(y_panel + (size_t)i * y_stride, y_stride, rows, columns);
                 }
             }
         }
@@ -311,7 +319,7 @@ static int64_t few_rows_group_panels(int64_t panels, int threads)
 
 /* Returns G3N_ERR (nothing computed) when the quantised rows do not fit in memory. */
 static int few_rows(const float *x, int64_t m, size_t x_stride, const g3n_packed_matrix *const *ws,
-                         float *const *ys, const size_t *y_strides, int count)
+                         float *const *ys, const size_t *y_strides, int count, int silu)
 {
     const int64_t k = ws[0]->cols, depth = ws[0]->depth;
     const int bf16 = ws[0]->format == G3N_PANELS_BF16; /* else int8 */
@@ -380,6 +388,8 @@ static int few_rows(const float *x, int64_t m, size_t x_stride, const g3n_packed
                                                             y_strides[j], columns, k0 > 0);
                         }
                     }
+                    if (silu) /* this panel's column strip is final (m x 32 floats, still in cache) */
+                        g3n_gemm_silu_block_avx512(ys[j] + (size_t)(p * G3N_GEMM_PANEL), y_strides[j], m, columns);
                 }
                 continue;
             }
@@ -396,11 +406,25 @@ static int few_rows(const float *x, int64_t m, size_t x_stride, const g3n_packed
                                               x_scale + i, w_scale + p * G3N_GEMM_PANEL, w_sum + p * G3N_GEMM_PANEL,
                                               ys[j] + (size_t)i * y_strides[j] + (size_t)(p * G3N_GEMM_PANEL),
                                               y_strides[j], columns);
+                    if (silu)
+                        g3n_gemm_silu_block_avx512(ys[j] + (size_t)i * y_strides[j] + (size_t)(p * G3N_GEMM_PANEL),
+                                                   y_strides[j], rows, columns);
                 }
             }
         }
     }
     return G3N_OK;
+}
+
+/* Without the AVX-512 kernels: SiLU in a pass of its own (the portable sigmoid). */
+static void silu_rows(float *y, int64_t m, int64_t n, size_t y_stride)
+{
+#pragma omp parallel for schedule(static) if (m * n > 65536)
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float *v = y + (size_t)i * y_stride + (size_t)j;
+            *v = *v * (1.0f / (1.0f + expf(-*v)));
+        }
 }
 
 /* The few-rows path applies (int8, or bf16 compute): the same row count criterion as the panel split below. */
@@ -425,7 +449,7 @@ void g3n_gemm_packed_many(const float *x, int64_t m, size_t x_stride, const g3n_
     for (int j = 0; same && j < count; j++)
         same = few_rows_applies(ws[j], m) && ws[j]->rows > 0 && ws[j]->cols == ws[0]->cols &&
                ws[j]->depth == ws[0]->depth && ws[j]->format == ws[0]->format;
-    if (same && few_rows(x, m, x_stride, ws, ys, y_strides, count) == G3N_OK)
+    if (same && few_rows(x, m, x_stride, ws, ys, y_strides, count, 0) == G3N_OK)
         return;
     for (int j = 0; j < count; j++)
         g3n_gemm_packed(x, m, x_stride, ws[j], ys[j], y_strides[j], NULL);
@@ -436,15 +460,18 @@ void g3n_gemm_packed(const float *x, int64_t m, size_t x_stride, const g3n_packe
 {
     if (m <= 0 || w->rows <= 0)
         return;
+    const int silu = epilogue && epilogue->silu;
     if (w->format == G3N_PANELS_NONE || w->cols <= 0 || g3n_isa_active() < G3N_ISA_AVX512) {
         g3n_matmul(x, m, x_stride, &w->source, y, y_stride);
+        if (silu)
+            silu_rows(y, m, w->rows, y_stride);
         if (epilogue && epilogue->apply)
             epilogue->apply(epilogue->user, y, 0, m, y_stride);
         return;
     }
     /* (with an epilogue the row-block path runs it per block in parallel while the block is in cache) */
     if (!(epilogue && epilogue->apply) && few_rows_applies(w, m) &&
-        few_rows(x, m, x_stride, &w, &y, &y_stride, 1) == G3N_OK)
+        few_rows(x, m, x_stride, &w, &y, &y_stride, 1, silu) == G3N_OK)
         return;
     const int64_t row_blocks = (m + G3N_GEMM_ROW_BLOCK - 1) / G3N_GEMM_ROW_BLOCK;
     const int64_t panels = (w->rows + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
@@ -469,7 +496,7 @@ void g3n_gemm_packed(const float *x, int64_t m, size_t x_stride, const g3n_packe
         const int64_t r0 = block * G3N_GEMM_ROW_BLOCK, r1 = r0 + G3N_GEMM_ROW_BLOCK < m ? r0 + G3N_GEMM_ROW_BLOCK : m;
         const int64_t p0 = group * per_group, p1 = p0 + per_group < panels ? p0 + per_group : panels;
         if (p0 < p1)
-            run_tile(x, x_stride, w, y, y_stride, r0, r1, p0, p1);
+            run_tile(x, x_stride, w, y, y_stride, r0, r1, p0, p1, silu);
         if (fused)
             epilogue->apply(epilogue->user, y + (size_t)r0 * y_stride, r0, r1 - r0, y_stride);
     }

@@ -34,7 +34,7 @@
  * it. Parallel over OpenMP threads (tiles of rows x panels, dynamic schedule:
  * robust when a core is taken by another process). No allocation per call once
  * the largest shape has been seen (thread-local row buffers for bf16/int8).
- * int8 or bf16 compute with few rows and no epilogue (the audio tower's chunks): x is
+ * int8 or bf16 compute with few rows and no epilogue `apply` (the audio tower's chunks): x is
  * quantised / rounded once for the whole call (rows in parallel), then each
  * tile is a group of panels over ALL rows, so a panel is read from memory once
  * per call and reused from cache by every row (with row-block tiles each
@@ -94,8 +94,13 @@ size_t g3n_packed_matrix_bytes(const g3n_packed_matrix *packed);
  * once for all rows after the products otherwise. */
 typedef void (*g3n_gemm_rows_fn)(void *user, float *y, int64_t first_row, int64_t rows, size_t y_stride);
 typedef struct g3n_gemm_epilogue {
-    g3n_gemm_rows_fn apply;
+    g3n_gemm_rows_fn apply; /* NULL: none */
     void *user;
+    /* nonzero: y = y · sigmoid(y) (SiLU) on every output, applied to each block
+     * as the kernels store it (in cache: no extra pass over y), before `apply`.
+     * The sigmoid is g3n_sigmoid_avx512 (simd_exp_avx512.h) with AVX-512, else
+     * 1 / (1 + expf(-y)). */
+    int silu;
 } g3n_gemm_epilogue;
 
 /* y[m][n] = x[m][k] · Wᵀ, then the epilogue (NULL: none). x row stride

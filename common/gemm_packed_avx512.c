@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "gemm_packed_internal.h"
+#include "simd_exp_avx512.h"
 
 static inline __mmask16 column_mask(int columns)
 {
@@ -306,5 +307,17 @@ void g3n_gemm_kernel_i8_avx512(const uint8_t *x, size_t x_stride, int rows, cons
         const __m512 v1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[2 * r + 1], sum1));
         _mm512_mask_storeu_ps(yr, m0, _mm512_mul_ps(_mm512_mul_ps(v0, ws0), xs));
         _mm512_mask_storeu_ps(yr + 16, m1, _mm512_mul_ps(_mm512_mul_ps(v1, ws1), xs));
+    }
+}
+
+void g3n_gemm_silu_block_avx512(float *y, size_t y_stride, int64_t rows, int columns)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float *yr = y + (size_t)r * y_stride;
+        for (int c = 0; c < columns; c += 16) {
+            const __mmask16 m = column_mask(columns - c);
+            const __m512 v = _mm512_maskz_loadu_ps(m, yr + c);
+            _mm512_mask_storeu_ps(yr + c, m, _mm512_mul_ps(v, g3n_sigmoid_avx512(v)));
+        }
     }
 }

@@ -29,5 +29,7 @@ void g3n_gemm_kernel_i8_avx512(const uint8_t *x, size_t x_stride, int rows, cons
 /* out[r][0..depth) = round(x[r][k] / scale[r]) + 128 (zero weights pad beyond k), scale[r] = max|x[r]| / 127. */
 void g3n_gemm_rows_to_u8_avx512(const float *x, int64_t rows, size_t x_stride, int64_t k, uint8_t *out,
                                 int64_t depth, float *scale);
+/* y[r][c] = y[r][c] · sigmoid(y[r][c]) for r < rows, c < columns (g3n_sigmoid_avx512). */
+void g3n_gemm_silu_block_avx512(float *y, size_t y_stride, int64_t rows, int columns);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,8 +212,16 @@ static void free_feed_forward(g3n_audio_feed_forward *f)
     g3n_packed_matrix_free(&f->ffw_layer_2);
 }
 
+struct g3n_audio_spare_state {
+    _Atomic(g3n_audio_encoder_state *) state; /* NULL while an encode holds it */
+};
+
 void g3n_audio_encoder_free(g3n_audio_encoder *e)
 {
+    if (e->spare) {
+        g3n_audio_encoder_state_free(atomic_load(&e->spare->state));
+        free(e->spare);
+    }
     g3n_packed_matrix_free(&e->input_proj);
     if (e->layers) {
         for (int j = 0; j < e->config.num_layers; j++) {
@@ -267,6 +276,11 @@ int g3n_audio_encoder_load_precision(g3n_audio_encoder *e, const g3n_audio_confi
     for (int j = 0; j < a->num_layers; j++)
         if (load_layer(&e->layers[j], w, a, precision, j, err) != G3N_OK)
             goto fail;
+    e->spare = calloc(1, sizeof(*e->spare));
+    if (e->spare == NULL) {
+        g3n_error_set(err, "audio encoder: out of memory");
+        goto fail;
+    }
     return G3N_OK;
 fail:
     g3n_error_prefix(err, "audio encoder (%s)", g3n_weights_describe(w));
@@ -352,9 +366,9 @@ void g3n_audio_encoder_state_free(g3n_audio_encoder_state *s)
         }
         free(s->history);
     }
-    free(s->frames);
+    g3n_aligned_free(s->frames);
     free(s->frames_padding);
-    free(s->block0);
+    g3n_aligned_free(s->block0);
     free(s->block0_padding);
     g3n_aligned_free(s->patches);
     g3n_aligned_free(s->conv_out);
@@ -415,9 +429,9 @@ int g3n_audio_encoder_state_create(g3n_audio_encoder_state **out, const g3n_audi
     size_t patch0 = (size_t)s->t1_capacity * f0 * (size_t)(kt0 * a->sscp_kernel[0][1]);
     size_t patch1 = CONV1_PATCH_ROWS * f1 * c0 * (size_t)(kt1 * a->sscp_kernel[1][1]);
     size_t past = (size_t)a->past_keys, conv_past = (size_t)(a->conv_kernel_size - 1);
-    s->frames = malloc(sizeof(float) * (size_t)(s->frames_capacity * s->features_width));
+    s->frames = g3n_aligned_alloc(sizeof(float) * (size_t)(s->frames_capacity * s->features_width));
     s->frames_padding = malloc((size_t)s->frames_capacity);
-    s->block0 = malloc(sizeof(float) * (size_t)s->t1_capacity * f0 * c0);
+    s->block0 = g3n_aligned_alloc(sizeof(float) * (size_t)s->t1_capacity * f0 * c0);
     s->block0_padding = malloc((size_t)s->t1_capacity);
     s->patches = g3n_aligned_alloc(sizeof(float) * (patch0 > patch1 ? patch0 : patch1));
     s->conv_out = g3n_aligned_alloc(sizeof(float) * rows * f1 * c1);
@@ -618,8 +632,9 @@ static void feed_forward(g3n_audio_encoder_state *s, const g3n_audio_feed_forwar
     if (!fast_rows(s))
         memcpy(s->a, h, sizeof(float) * (size_t)(rows * d));
     clamp_norm_rows(s, fast_rows(s) ? h : s->a, f->pre_layer_norm, s->a, rows, d, (float)a->gradient_clipping);
-    g3n_gemm_packed(s->a, rows, (size_t)d, &f->ffw_layer_1, s->b, (size_t)(4 * d), NULL);
-    gate_rows(s->b, (size_t)(4 * d), s->b, (size_t)(4 * d), s->b, (size_t)(4 * d), rows, 4 * d); /* silu */
+    /* the SiLU is applied as the GEMM stores each block (the same sigmoid as gate_rows: same numbers) */
+    const g3n_gemm_epilogue silu = {.silu = 1};
+    g3n_gemm_packed(s->a, rows, (size_t)d, &f->ffw_layer_1, s->b, (size_t)(4 * d), &silu);
     g3n_gemm_packed(s->b, rows, (size_t)(4 * d), &f->ffw_layer_2, s->a, (size_t)d, NULL);
     clamp_norm_add_rows(s, s->a, f->post_layer_norm, h, scale, rows, d);
 }
@@ -979,15 +994,25 @@ int g3n_audio_encoder_encode(const g3n_audio_encoder *e, const float *features, 
     if (frames < 1)
         return g3n_error_set(err, "audio encoder: no feature frames");
     offline_sink o = {out, out_padding, g3n_audio_encoder_token_count(&e->config, frames), e->config.hidden_size};
-    g3n_audio_encoder_state *s;
-    if (g3n_audio_encoder_state_create(&s, e, collect_tokens, &o, err) != G3N_OK)
+    g3n_audio_encoder_state *s = e->spare ? atomic_exchange(&e->spare->state, NULL) : NULL;
+    if (s) {
+        s->sink = collect_tokens;
+        s->user = &o;
+    } else if (g3n_audio_encoder_state_create(&s, e, collect_tokens, &o, err) != G3N_OK) {
         return G3N_ERR;
+    }
     int rc = g3n_audio_encoder_state_push(s, features, padding, frames, err);
     if (rc == G3N_OK)
         rc = g3n_audio_encoder_state_finish(s, err);
     if (rc == G3N_OK && s->tokens != o.capacity)
         rc = g3n_error_set(err, "audio encoder: internal error: produced %lld tokens, expected %lld",
                            (long long)s->tokens, (long long)o.capacity);
-    g3n_audio_encoder_state_free(s);
+    /* back to the spare slot for the next clip, unless another encode put its own there first */
+    g3n_audio_encoder_state_reset(s);
+    s->sink = NULL;
+    s->user = NULL;
+    g3n_audio_encoder_state *empty = NULL;
+    if (!e->spare || !atomic_compare_exchange_strong(&e->spare->state, &empty, s))
+        g3n_audio_encoder_state_free(s);
     return rc;
 }

@@ -68,6 +68,10 @@ typedef struct g3n_audio_encoder {
     const float *conv_norm[2];     /* conv_i.norm.weight [C_out] */
     g3n_packed_matrix input_proj;  /* input_proj_linear [D, C1 * F1] */
     g3n_audio_layer *layers;       /* [num_layers], owned */
+    /* owned: one stream state kept between g3n_audio_encoder_encode calls (its
+     * ~60 MB of chunk buffers are not allocated and faulted in per clip); a
+     * concurrent encode that finds it taken makes its own */
+    struct g3n_audio_spare_state *spare;
 } g3n_audio_encoder;
 
 /* Every model.audio_tower.* tensor a checkpoint of this config holds. */

@@ -11,13 +11,10 @@
 
 void g3n_audio_gate_avx512(const float *a, const float *b, float *out, int64_t count)
 {
-    const __m512 one = _mm512_set1_ps(1.0f);
     for (int64_t i = 0; i < count; i += 16) {
         const int64_t left = count - i;
         const __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
-        const __m512 vb = _mm512_maskz_loadu_ps(m, b + i);
-        const __m512 sigmoid =
-            _mm512_div_ps(one, _mm512_add_ps(one, g3n_exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), vb))));
+        const __m512 sigmoid = g3n_sigmoid_avx512(_mm512_maskz_loadu_ps(m, b + i));
         _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, a + i), sigmoid));
     }
 }

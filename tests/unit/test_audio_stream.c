@@ -250,6 +250,66 @@ static void test_thirty_second_windows(void **state)
     free(wave);
 }
 
+/* The encoder keeps one stream state between offline encodes: a clip encoded
+ * after another (and two encoded at once, one of them on a state of its own)
+ * must come out bit for bit as from a freshly loaded encoder. */
+static void test_encoder_state_reuse_is_clean(void **state)
+{
+    fixture *f = *state;
+    g3n_error err = {{0}};
+    g3n_audio_encoder fresh;
+    assert_int_equal(g3n_audio_encoder_load(&fresh, &f->audio, f->weights, &err), G3N_OK);
+    const int64_t short_samples = f->samples / 2;
+    float *features[2];
+    uint8_t *mask[2];
+    int64_t frames[2];
+    const float *clips[1] = {f->wave};
+    int64_t lengths[2] = {f->samples, short_samples};
+    for (int c = 0; c < 2; c++)
+        assert_int_equal(g3n_audio_features_batch(f->features, clips, &lengths[c], 1, &features[c], &mask[c],
+                                                  &frames[c], &err),
+                         G3N_OK);
+    const int64_t width = f->audio.hidden_size;
+    int64_t tokens[2];
+    float *want[2], *got[2];
+    for (int c = 0; c < 2; c++) {
+        tokens[c] = g3n_audio_encoder_token_count(&f->audio, frames[c]);
+        want[c] = malloc(sizeof(float) * (size_t)(tokens[c] * width));
+        got[c] = malloc(sizeof(float) * (size_t)(tokens[c] * width));
+    }
+    /* the fresh encoder's first use of each clip is the reference */
+    for (int c = 1; c >= 0; c--) {
+        g3n_audio_encoder reference;
+        assert_int_equal(g3n_audio_encoder_load(&reference, &f->audio, f->weights, &err), G3N_OK);
+        assert_int_equal(g3n_audio_encoder_encode(&reference, features[c], NULL, frames[c], want[c], NULL, &err),
+                         G3N_OK);
+        g3n_audio_encoder_free(&reference);
+    }
+    /* long clip, then short clip on the kept state */
+    assert_int_equal(g3n_audio_encoder_encode(&fresh, features[0], NULL, frames[0], got[0], NULL, &err), G3N_OK);
+    assert_int_equal(g3n_audio_encoder_encode(&fresh, features[1], NULL, frames[1], got[1], NULL, &err), G3N_OK);
+    for (int c = 0; c < 2; c++)
+        assert_memory_equal(got[c], want[c], sizeof(float) * (size_t)(tokens[c] * width));
+    /* both at once: one takes the kept state, the other makes its own */
+    memset(got[0], 0, sizeof(float) * (size_t)(tokens[0] * width));
+    memset(got[1], 0, sizeof(float) * (size_t)(tokens[1] * width));
+    int rc[2] = {G3N_ERR, G3N_ERR};
+#pragma omp parallel for num_threads(2)
+    for (int c = 0; c < 2; c++) {
+        g3n_error thread_err = {{0}};
+        rc[c] = g3n_audio_encoder_encode(&fresh, features[c], NULL, frames[c], got[c], NULL, &thread_err);
+    }
+    for (int c = 0; c < 2; c++) {
+        assert_int_equal(rc[c], G3N_OK);
+        assert_memory_equal(got[c], want[c], sizeof(float) * (size_t)(tokens[c] * width));
+        free(want[c]);
+        free(got[c]);
+        free(features[c]);
+        free(mask[c]);
+    }
+    g3n_audio_encoder_free(&fresh);
+}
+
 static void test_too_short_clip_fails(void **state)
 {
     fixture *f = *state;
@@ -269,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_tokens_come_out_when_final),
         cmocka_unit_test(test_thirty_second_windows),
         cmocka_unit_test(test_too_short_clip_fails),
+        cmocka_unit_test(test_encoder_state_reuse_is_clean),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

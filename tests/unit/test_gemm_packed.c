@@ -1,7 +1,7 @@
 /* g3n_gemm_packed against a double-precision reference loop: every panel
  * format (f32 panels, bf16 panels widened, bf16 dot products), odd sizes
  * (row, column and K tails, odd K), strided rows, the row-block-parallel
- * and panel-split paths, the fused epilogue, re-packing into the same
+ * and panel-split paths, the fused epilogue and SiLU, re-packing into the same
  * storage, and the portable fallback. The exact formats must agree with the
  * reference to f32 rounding; the bf16 path within its stated budget. */
 #include <math.h>
@@ -301,6 +301,67 @@ static void test_fallback(void **state)
     g3n_isa_set(saved);
 }
 
+/* The fused SiLU: every output of every path (few-rows tiles, row blocks,
+ * with an `apply` after it, the portable fallback) equals silu() of the plain
+ * product, to the sigmoid's rounding (vrcp14 + Newton step: ~1e-7 relative). */
+static void check_silu(g3n_precision precision, int64_t m, int64_t k, int64_t n, int with_apply)
+{
+    float *x = malloc(sizeof(float) * (size_t)(m * k)), *w = malloc(sizeof(float) * (size_t)(n * k));
+    float *plain = malloc(sizeof(float) * (size_t)(m * n)), *fused = malloc(sizeof(float) * (size_t)(m * n));
+    g3n_test_random_floats(x, m * k, 41 + (uint64_t)m);
+    g3n_test_random_floats(w, n * k, 43 + (uint64_t)n);
+    for (int64_t i = 0; i < m * k; i++)
+        x[i] *= 4.0f; /* outputs well into both tails of the sigmoid */
+    g3n_matrix matrix = {G3N_DTYPE_F32, n, k, sizeof(float) * (size_t)k, w};
+    g3n_packed_matrix packed = {0};
+    g3n_error err = {{0}};
+    assert_int_equal(g3n_packed_matrix_pack(&packed, &matrix, precision, &err), G3N_OK);
+    g3n_gemm_packed(x, m, (size_t)k, &packed, plain, (size_t)n, NULL);
+    epilogue_check check = {0, (size_t)n};
+    const g3n_gemm_epilogue silu = {with_apply ? mark_rows : NULL, &check, 1};
+    g3n_gemm_packed(x, m, (size_t)k, &packed, fused, (size_t)n, &silu);
+    if (with_apply)
+        assert_int_equal(check.rows_seen, m);
+    double worst = 0.0;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            const double v = plain[i * n + j], want = v / (1.0 + exp(-v));
+            double got = fused[i * n + j];
+            if (with_apply)
+                got = (got - (double)i) / 2.0;
+            /* (with the apply, 2y + i in f32 keeps y only to ~1e-7 * i absolutely) */
+            const double slack = with_apply ? 2.4e-7 * (double)(i + 1) : 0.0;
+            const double error = (fabs(got - want) - slack) / (fabs(want) + 1e-30);
+            if (error > worst)
+                worst = error;
+        }
+    if (worst > 2e-6)
+        fail_msg("%s %lldx%lldx%lld silu%s: relative error %.3g", g3n_precision_name(precision), (long long)m,
+                 (long long)k, (long long)n, with_apply ? "+apply" : "", worst);
+    g3n_packed_matrix_free(&packed);
+    free(x);
+    free(w);
+    free(plain);
+    free(fused);
+}
+
+static void test_silu_epilogue(void **state)
+{
+    (void)state;
+    const g3n_precision precisions[3] = {G3N_PRECISION_F32, G3N_PRECISION_BF16, G3N_PRECISION_INT8};
+    for (int p = 0; p < 3; p++) {
+        check_silu(precisions[p], 37, 600, 300, 0);   /* few rows: panel tiles over all rows */
+        check_silu(precisions[p], 1000, 130, 70, 0);  /* row blocks */
+        check_silu(precisions[p], 200, 130, 70, 1);   /* row-block path, SiLU before the apply */
+        check_silu(precisions[p], 5, 33, 7, 0);       /* one short panel */
+    }
+    g3n_isa saved = g3n_isa_active();
+    g3n_isa_set(G3N_ISA_AVX2); /* the portable pass after g3n_matmul */
+    check_silu(G3N_PRECISION_F32, 37, 600, 300, 0);
+    check_silu(G3N_PRECISION_BF16, 200, 130, 70, 1);
+    g3n_isa_set(saved);
+}
+
 static void test_precision_names(void **state)
 {
     (void)state;
@@ -324,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_int8_budget),   cmocka_unit_test(test_bf16_is_used),
         cmocka_unit_test(test_repack),        cmocka_unit_test(test_int8_paths_agree),
         cmocka_unit_test(test_fallback),      cmocka_unit_test(test_precision_names),
+        cmocka_unit_test(test_silu_epilogue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
