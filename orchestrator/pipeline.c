@@ -324,8 +324,10 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
         g3n_reply_clear(&step);
         if (stop || s + 1 == params->max_new_tokens)
             break;
+        const double embed_start = g3n_now_seconds();
         if (embed(client, &token, 1, NULL, &embedded, err) != G3N_OK)
             goto done;
+        stats->decode_embed_seconds += g3n_now_seconds() - embed_start;
         G3n__Envelope env;
         G3n__DecodeStepRequest q;
         g3n__envelope__init(&env);

@@ -82,6 +82,8 @@ typedef struct g3n_pipeline_stats {
     double encode_seconds, embed_seconds, prefill_seconds, decode_seconds;
     double decoder_step_seconds;   /* of decode_seconds: the decoder's own time in its decode steps (as it
                                       reports them); the rest is the embedder, the transport and this side */
+    double decode_embed_seconds;   /* of decode_seconds: the embed calls of the decode steps, as this side
+                                      waits for them (the embedder's work and its transport) */
     int stopped_on_eos;
     char decoder[64];              /* the worker that held the session */
 } g3n_pipeline_stats;

@@ -104,6 +104,7 @@ typedef struct bench_setup {
     double *prefill_seconds;  /* [repeat] embed + prefill */
     double *step_seconds;     /* [repeat] decode time per step */
     double *decoder_seconds;  /* [repeat] the decoder's own time per step */
+    double *embed_seconds;    /* [repeat] the embed call per decode step, as the client waits for it */
     int32_t *tokens;          /* [decode] of the last generation */
     double cpu_seconds, wall_seconds; /* over the measured runs */
 } bench_setup;
@@ -500,6 +501,7 @@ static int generate_once(bench_setup *s, const bench_options *o, const g3n_model
     s->prefill_seconds[run] = stats.embed_seconds + stats.prefill_seconds;
     s->step_seconds[run] = stats.decode_seconds / steps;
     s->decoder_seconds[run] = stats.decoder_step_seconds / steps;
+    s->embed_seconds[run] = stats.decode_embed_seconds / steps;
     s->cpu_seconds += cpu;
     s->wall_seconds += wall;
     return G3N_OK;
@@ -511,9 +513,12 @@ static int setup_alloc(bench_setup *s, const bench_options *o)
     s->prefill_seconds = calloc((size_t)o->repeat, sizeof(double));
     s->step_seconds = calloc((size_t)o->repeat, sizeof(double));
     s->decoder_seconds = calloc((size_t)o->repeat, sizeof(double));
+    s->embed_seconds = calloc((size_t)o->repeat, sizeof(double));
     s->tokens = calloc((size_t)o->decode, sizeof(int32_t));
-    return s->decode_rates && s->prefill_seconds && s->step_seconds && s->decoder_seconds && s->tokens ? G3N_OK
-                                                                                                      : G3N_ERR;
+    return s->decode_rates && s->prefill_seconds && s->step_seconds && s->decoder_seconds && s->embed_seconds &&
+                   s->tokens
+               ? G3N_OK
+               : G3N_ERR;
 }
 
 static void setup_free(bench_setup *s)
@@ -522,11 +527,12 @@ static void setup_free(bench_setup *s)
     free(s->prefill_seconds);
     free(s->step_seconds);
     free(s->decoder_seconds);
+    free(s->embed_seconds);
     free(s->tokens);
 }
 
 typedef struct setup_summary {
-    double tok_s, tok_s_min, tok_s_max, prefill_ms, step_ms, decoder_ms, share;
+    double tok_s, tok_s_min, tok_s_max, prefill_ms, step_ms, decoder_ms, embed_ms, share;
 } setup_summary;
 
 static setup_summary summarise(const bench_setup *s, const bench_options *o)
@@ -536,6 +542,7 @@ static setup_summary summarise(const bench_setup *s, const bench_options *o)
     m.prefill_ms = 1e3 * median_of(s->prefill_seconds, o->repeat, NULL, NULL);
     m.step_ms = 1e3 * median_of(s->step_seconds, o->repeat, NULL, NULL);
     m.decoder_ms = 1e3 * median_of(s->decoder_seconds, o->repeat, NULL, NULL);
+    m.embed_ms = 1e3 * median_of(s->embed_seconds, o->repeat, NULL, NULL);
     m.share = s->wall_seconds > 0.0 ? s->cpu_seconds / (s->wall_seconds * (double)o->threads) : 0.0;
     return m;
 }
@@ -619,9 +626,9 @@ static void print_results(const bench_options *o, const bench_setup *setups, dou
         for (int i = 0; i < 2; i++)
             printf("%s{\"setup\":\"%s\",\"endpoint\":\"%s\",\"decode_tok_s\":%.3f,\"decode_tok_s_min\":%.3f,"
                    "\"decode_tok_s_max\":%.3f,\"prefill_ms\":%.3f,\"step_ms\":%.3f,\"decoder_step_ms\":%.3f,"
-                   "\"cpu_share\":%.3f}",
+                   "\"embed_step_ms\":%.3f,\"cpu_share\":%.3f}",
                    i ? "," : "", setups[i].name, setups[i].endpoint, m[i].tok_s, m[i].tok_s_min, m[i].tok_s_max,
-                   m[i].prefill_ms, m[i].step_ms, m[i].decoder_ms, m[i].share);
+                   m[i].prefill_ms, m[i].step_ms, m[i].decoder_ms, m[i].embed_ms, m[i].share);
         printf("],\"ratio\":%.4f,\"same_tokens\":%s,\"tokens\":[", ratio, same_tokens ? "true" : "false");
         for (int64_t t = 0; t < o->decode; t++)
             printf("%s%d", t ? "," : "", setups[0].tokens[t]);
@@ -633,14 +640,15 @@ static void print_results(const bench_options *o, const bench_setup *setups, dou
     printf("prompt %lld tokens, decode %lld tokens, median of %d runs per set-up (interleaved)\n",
            (long long)o->prompt_tokens, (long long)o->decode, o->repeat);
     printf("load average %.2f at the start; share = CPU time of the set-up's processes / (wall x decoder threads);\n"
-           "decoder ms = the decoder's own time per step, the rest of a step is the embedder and the transport\n",
+           "decoder ms = the decoder's own time per step; embed ms = the step's embed call as the client waits\n"
+           "for it (the embedder's work and its transport); the rest of a step is the decoder call's transport\n",
            load);
-    printf("%-12s %-24s %9s %9s %9s %11s %9s %11s %7s\n", "set-up", "endpoint", "tok/s", "min", "max", "prefill ms",
-           "step ms", "decoder ms", "share");
+    printf("%-12s %-24s %9s %9s %9s %11s %9s %11s %9s %7s\n", "set-up", "endpoint", "tok/s", "min", "max",
+           "prefill ms", "step ms", "decoder ms", "embed ms", "share");
     for (int i = 0; i < 2; i++)
-        printf("%-12s %-24s %9.2f %9.2f %9.2f %11.1f %9.2f %11.2f %7.2f\n", setups[i].name, setups[i].endpoint,
+        printf("%-12s %-24s %9.2f %9.2f %9.2f %11.1f %9.2f %11.2f %9.2f %7.2f\n", setups[i].name, setups[i].endpoint,
                m[i].tok_s, m[i].tok_s_min, m[i].tok_s_max, m[i].prefill_ms, m[i].step_ms, m[i].decoder_ms,
-               m[i].share);
+               m[i].embed_ms, m[i].share);
     printf("daemons / in-process: %.3f (%+.1f %% decode tok/s; %+.2f ms per step)\n", ratio, 100.0 * (ratio - 1.0),
            m[1].step_ms - m[0].step_ms);
     printf("greedy tokens: %s (%lld per run, every run of both set-ups)\n", same_tokens ? "identical" : "DIFFERENT",
