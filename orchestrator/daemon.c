@@ -33,14 +33,18 @@ static void print_help(FILE *out, int role, const char *program)
             "  --heartbeat-timeout-ms N  broker silence before reconnecting (default 5000)\n"
             "  --max-message-mb N      largest message accepted (default 512)\n"
             "Set OMP_WAIT_POLICY=passive when several daemons share a host's cores (the launcher does).\n"
-            "%s",
+            "%s%s",
             program, g3n_role_name(role), role == G3N_ROLE_DECODER ? "; sessions run in parallel" : "",
             role == G3N_ROLE_DECODER ? "  --max-sessions N        KV-cache sessions held at once (default 16)\n"
                                        "  --max-positions N       largest context per session (default: the model's)\n"
                                        "  --weights f32|bf16|q8|q4  what the layers compute with (default f32: as\n"
                                        "                          stored; q8/q4 cached in DIR/g3n-cache, as g3n generate)\n"
                                        "  --weight-cache FILE     that cache file instead\n"
-                                     : "");
+                                     : "",
+            role == G3N_ROLE_EMBEDDER ? "  --weights f32|bf16|q8|q4  the per-token projection (per_layer_model_projection):\n"
+                                        "                          q8/q4 quantise it at start as the decoder's cache does\n"
+                                        "                          (give the decoder's --weights; default f32: as stored)\n"
+                                      : "");
 }
 
 int g3n_daemon_main(int role, const char *program, int argc, char **argv)
@@ -88,7 +92,7 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
             max_sessions = atoi(v);
         else if (strcmp(a, "--max-positions") == 0 && role == G3N_ROLE_DECODER)
             max_positions = atoll(v);
-        else if (strcmp(a, "--weights") == 0 && role == G3N_ROLE_DECODER) {
+        else if (strcmp(a, "--weights") == 0 && (role == G3N_ROLE_DECODER || role == G3N_ROLE_EMBEDDER)) {
             if (g3n_weight_format_parse(v, &weight_format, &err) != G3N_OK) {
                 fprintf(stderr, "%s: error: %s\n", program, err.message);
                 return 2;

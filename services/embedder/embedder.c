@@ -191,3 +191,26 @@ int g3n_embedder_build(const g3n_embedder *e, const int32_t *ids, int64_t count,
     free(tokens);
     return G3N_OK;
 }
+
+int g3n_embedder_select_weights(g3n_embedder *e, g3n_weight_format format, g3n_error *err)
+{
+    const int dtype = g3n_weight_format_dtype(format);
+    g3n_matrix *projection = &e->text.per_layer_model_projection;
+    if (dtype < 0 || e->projection_storage || projection->data == NULL || projection->rows < 16 ||
+        !g3n_quant_supported((g3n_dtype)dtype, projection->cols))
+        return G3N_OK; /* as stored (the decoder's cache keeps a matrix it cannot quantise as stored, too) */
+    void *storage =
+        g3n_aligned_alloc(g3n_quant_row_bytes((g3n_dtype)dtype, projection->cols) * (size_t)projection->rows);
+    if (storage == NULL)
+        return g3n_error_set(err, "embedder: out of memory for the %s per_layer_model_projection",
+                             g3n_weight_format_name(format));
+    *projection = g3n_quantize_matrix(projection, (g3n_dtype)dtype, storage);
+    e->projection_storage = storage;
+    return G3N_OK;
+}
+
+void g3n_embedder_free(g3n_embedder *e)
+{
+    g3n_aligned_free(e->projection_storage);
+    e->projection_storage = NULL;
+}

@@ -16,7 +16,8 @@
  * NULL); the embedder applies embed_audio, replaces padded frames and fills up to
  * audio_soft_tokens_per_image with the embedding of the pad id (text vocab_size
  * - 1), and it fills the next run of audio_token_id placeholders.
- * The embedder owns no weights: it borrows them from a g3n_weights source. */
+ * The embedder borrows its weights from a g3n_weights source; the one thing it
+ * may own is a quantised copy of per_layer_model_projection (select_weights). */
 #ifndef G3N_EMBEDDER_H
 #define G3N_EMBEDDER_H
 
@@ -24,6 +25,7 @@
 
 #include "config.h"
 #include "multimodal_embedder.h"
+#include "quant.h"
 #include "status.h"
 #include "text_embedder.h"
 #include "weights.h"
@@ -47,10 +49,23 @@ typedef struct g3n_embedder {
     int32_t image_token_id, audio_token_id, audio_pad_id;
     int64_t vision_soft_tokens_per_image, audio_soft_tokens_per_image;
     float vision_token_scale; /* f32(sqrt(vision_hidden)) */
+    void *projection_storage; /* owned: the quantised per_layer_model_projection (NULL: as stored) */
 } g3n_embedder;
 
 /* Loads the text tables and, when the config has them, both multimodal embedders. */
 int g3n_embedder_load(g3n_embedder *embedder, g3n_weights *weights, const g3n_model_config *config, g3n_error *err);
+
+/* What the per-token projection (per_layer_model_projection, L*P x D: the
+ * embedder's one matrix product, 31 MB of bf16 read per decode step on E2B)
+ * computes with, as the decoder's --weights: q8 / q4 quantise it once into
+ * memory the embedder owns (the same rounding as the decoder's weight cache for
+ * that format, so the pipeline at q8/q4 computes what g3n generate does; 1/2 and
+ * 1/4 of the bytes per step); f32 and bf16 keep it as stored. Call once, after
+ * load. Errors: out of memory. */
+int g3n_embedder_select_weights(g3n_embedder *embedder, g3n_weight_format format, g3n_error *err);
+
+/* Frees what the embedder owns (the quantised copy); accepts a zeroed struct. */
+void g3n_embedder_free(g3n_embedder *embedder);
 
 /* Builds positions [begin, end) of a prompt of `count` ids with its media (the
  * whole prompt's ids and media are passed, so chunks can be built one after
