@@ -896,6 +896,8 @@ int g3n_role_open(g3n_role **out, int kind, g3n_weights *weights, const g3n_mode
         break;
     case G3N_ROLE_EMBEDDER:
         rc = g3n_embedder_load(&r->embedder, weights, config, err);
+        if (rc == G3N_OK) /* q8/q4: its projection quantised as the decoder's cache does */
+            rc = g3n_embedder_select_weights(&r->embedder, r->options.weight_format, err);
         break;
     case G3N_ROLE_DECODER:
         rc = g3n_text_model_load_layers_only(&r->model, weights, config, err); /* no per-layer table */
@@ -959,6 +961,7 @@ void g3n_role_close(g3n_role *r)
     free(r->sessions);
     if (r->model_loaded)
         g3n_text_model_free(&r->model);
+    g3n_embedder_free(&r->embedder);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->session_free);
     pthread_cond_destroy(&r->engine_work);

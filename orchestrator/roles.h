@@ -43,7 +43,8 @@ typedef struct g3n_role_options {
     int64_t max_positions;  /* decoder: largest context a session may ask for (default max_position_embeddings) */
     int64_t max_tokens;     /* embedder: ids per request (default max_position_embeddings) */
     g3n_weight_format weight_format; /* decoder: what it computes with (default G3N_WEIGHTS_EXACT, the stored
-                                        weights); bf16/q8/q4 as g3n_text_model_select_weights, cached */
+                                        weights); bf16/q8/q4 as g3n_text_model_select_weights, cached;
+                                        embedder: q8/q4 quantise its projection (g3n_embedder_select_weights) */
     const char *weight_cache;        /* decoder: that cache file, or NULL for the default place */
     int threads;                     /* OpenMP threads of this role's calls (0: the calling thread's default);
                                         lets roles sharing a process use different counts, as daemons do */
