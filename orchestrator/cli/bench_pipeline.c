@@ -59,7 +59,8 @@ static void usage(FILE *out)
             "\n"
             "  --model DIR           checkpoint folder (e.g. g3n synth's E2B)\n"
             "  --synth CONFIG:SEED   synthetic weights for a config.json\n"
-            "  --weights FORMAT      what the decoder computes with (default bf16; as g3n bench text)\n"
+            "  --weights FORMAT      what the decoder computes with, and the embedder its projection\n"
+            "                        (default bf16; as g3n bench text)\n"
             "  --weight-cache FILE   the q8/q4 cache file (default: DIR/g3n-cache or $G3N_CACHE_DIR)\n"
             "  --threads N           the decoder's OpenMP threads (default: all cores)\n"
             "  --embedder-threads N  the embedder's (default 1: its step is a row lookup and one\n"
@@ -388,9 +389,9 @@ static int start_daemons(bench_setup *s, const bench_options *o, const char *log
         argv[n++] = s->endpoint;
         argv[n++] = "--threads";
         argv[n++] = threads;
+        argv[n++] = "--weights"; /* (the embedder's per-token projection too, as in the in-process roles) */
+        argv[n++] = (char *)g3n_weight_format_name(o->format);
         if (decoder) {
-            argv[n++] = "--weights";
-            argv[n++] = (char *)g3n_weight_format_name(o->format);
             if (o->weight_cache) {
                 argv[n++] = "--weight-cache";
                 argv[n++] = (char *)o->weight_cache;
@@ -426,10 +427,9 @@ static int start_in_process(bench_setup *s, const bench_options *o, g3n_weights 
         memset(&ro, 0, sizeof(ro));
         ro.model_dir = o->model_dir;
         ro.threads = role == G3N_ROLE_DECODER ? o->threads : o->embedder_threads;
-        if (role == G3N_ROLE_DECODER) {
-            ro.weight_format = o->format;
+        ro.weight_format = o->format; /* the embedder: its projection quantised at q8/q4, as g3n run's */
+        if (role == G3N_ROLE_DECODER)
             ro.weight_cache = o->weight_cache;
-        }
         if (g3n_role_open(&s->local.roles[role], role, weights, config, &ro, err) != G3N_OK)
             return G3N_ERR;
         g3n_worker_options wo;
