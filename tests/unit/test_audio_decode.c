@@ -22,6 +22,7 @@
 #include "audio_decode.h"
 #include "audio_features.h"
 #include "json_util.h"
+#include "test_media_util.h"
 #include "test_util.h"
 
 typedef struct fixture {
@@ -86,23 +87,6 @@ static void put_sample(AVFrame *frame, int channel, int i, float v)
     }
 }
 
-static int write_packets(AVCodecContext *codec, AVFormatContext *format, AVStream *stream, AVFrame *frame)
-{
-    int rc = avcodec_send_frame(codec, frame);
-    if (rc < 0)
-        return rc;
-    AVPacket *packet = av_packet_alloc();
-    while ((rc = avcodec_receive_packet(codec, packet)) >= 0) {
-        av_packet_rescale_ts(packet, codec->time_base, stream->time_base);
-        packet->stream_index = stream->index;
-        rc = av_interleaved_write_frame(format, packet);
-        if (rc < 0)
-            break;
-    }
-    av_packet_free(&packet);
-    return rc == AVERROR(EAGAIN) || rc == AVERROR_EOF ? 0 : rc;
-}
-
 /* Encodes mono samples (each channel gets `samples` times gain[c]) into `path`
  * with encoder `codec_name`; returns 0, or 1 when this FFmpeg lacks the encoder. */
 static int encode_file(const char *path, const char *codec_name, int rate, int channels, const float *gain,
@@ -144,10 +128,10 @@ static int encode_file(const char *path, const char *codec_name, int rate, int c
             for (int ch = 0; ch < channels; ch++)
                 put_sample(frame, ch, i, at + i < count ? samples[at + i] * gain[ch] : 0.0f);
         frame->pts = at;
-        assert_int_equal(write_packets(c, format, stream, frame), 0);
+        assert_int_equal(g3n_test_write_packets(c, format, stream, frame), 0);
         av_frame_unref(frame);
     }
-    assert_int_equal(write_packets(c, format, stream, NULL), 0);
+    assert_int_equal(g3n_test_write_packets(c, format, stream, NULL), 0);
     assert_true(av_write_trailer(format) >= 0);
     av_frame_free(&frame);
     avio_closep(&format->pb);

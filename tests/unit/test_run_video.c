@@ -20,152 +20,16 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/channel_layout.h>
-#include <libswscale/swscale.h>
 
 #include "chat_template.h"
 #include "config.h"
 #include "media_prompt.h"
+#include "test_media_util.h"
 #include "test_util.h"
 #include "tokenizer.h"
 
-#define VIDEO_W 64
-#define VIDEO_H 48
-#define VIDEO_FPS 10
-#define VIDEO_SECONDS 3.5
-#define AUDIO_RATE 44100
-
-static const uint8_t colours[4][3] = {{220, 30, 30}, {30, 200, 40}, {40, 50, 210}, {235, 235, 235}};
-
-typedef struct fixture {
-    char dir[512];
-    char video[600];
-} fixture;
-
-static int write_packets(AVCodecContext *codec, AVFormatContext *format, AVStream *stream, AVFrame *frame)
-{
-    int rc = avcodec_send_frame(codec, frame);
-    if (rc < 0)
-        return rc;
-    AVPacket *packet = av_packet_alloc();
-    while ((rc = avcodec_receive_packet(codec, packet)) >= 0) {
-        av_packet_rescale_ts(packet, codec->time_base, stream->time_base);
-        packet->stream_index = stream->index;
-        rc = av_interleaved_write_frame(format, packet);
-        if (rc < 0)
-            break;
-    }
-    av_packet_free(&packet);
-    return rc == AVERROR(EAGAIN) || rc == AVERROR_EOF ? 0 : rc;
-}
-
-/* Second k shows colours[k]; the audio is a 440 Hz tone; both interleaved in time order. */
-static void make_video(const char *path)
-{
-    AVFormatContext *format = NULL;
-    assert_true(avformat_alloc_output_context2(&format, NULL, "matroska", path) >= 0);
-    const AVCodec *vcodec = avcodec_find_encoder(AV_CODEC_ID_FFV1);
-    const AVCodec *acodec = avcodec_find_encoder(AV_CODEC_ID_PCM_S16LE);
-    assert_non_null(vcodec);
-    assert_non_null(acodec);
-    AVStream *vs = avformat_new_stream(format, NULL), *as = avformat_new_stream(format, NULL);
-    AVCodecContext *v = avcodec_alloc_context3(vcodec), *a = avcodec_alloc_context3(acodec);
-    v->width = VIDEO_W;
-    v->height = VIDEO_H;
-    v->pix_fmt = AV_PIX_FMT_YUV444P;
-    v->time_base = (AVRational){1, VIDEO_FPS};
-    v->framerate = (AVRational){VIDEO_FPS, 1};
-    a->sample_rate = AUDIO_RATE;
-    a->sample_fmt = AV_SAMPLE_FMT_S16;
-    av_channel_layout_default(&a->ch_layout, 2);
-    a->time_base = (AVRational){1, AUDIO_RATE};
-    if (format->oformat->flags & AVFMT_GLOBALHEADER) {
-        v->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-        a->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    }
-    assert_true(avcodec_open2(v, vcodec, NULL) >= 0);
-    assert_true(avcodec_open2(a, acodec, NULL) >= 0);
-    assert_true(avcodec_parameters_from_context(vs->codecpar, v) >= 0);
-    assert_true(avcodec_parameters_from_context(as->codecpar, a) >= 0);
-    vs->time_base = v->time_base;
-    as->time_base = a->time_base;
-    assert_true(avio_open(&format->pb, path, AVIO_FLAG_WRITE) >= 0);
-    assert_true(avformat_write_header(format, NULL) >= 0);
-    struct SwsContext *sws = sws_getContext(VIDEO_W, VIDEO_H, AV_PIX_FMT_RGB24, VIDEO_W, VIDEO_H, AV_PIX_FMT_YUV444P,
-                                            SWS_BILINEAR | SWS_ACCURATE_RND, NULL, NULL, NULL);
-    assert_non_null(sws);
-    uint8_t rgb[VIDEO_W * VIDEO_H * 3];
-    AVFrame *frame = av_frame_alloc();
-    const int video_frames = (int)(VIDEO_SECONDS * VIDEO_FPS);
-    const int64_t audio_samples = (int64_t)(VIDEO_SECONDS * AUDIO_RATE);
-    int next_video = 0;
-    int64_t next_audio = 0;
-    while (next_video < video_frames || next_audio < audio_samples) {
-        double tv = next_video < video_frames ? (double)next_video / VIDEO_FPS : 1e9;
-        double ta = next_audio < audio_samples ? (double)next_audio / AUDIO_RATE : 1e9;
-        if (tv <= ta) {
-            const uint8_t *c = colours[next_video / VIDEO_FPS];
-            for (int y = 0; y < VIDEO_H; y++)
-                for (int x = 0; x < VIDEO_W; x++)
-                    for (int k = 0; k < 3; k++)
-                        rgb[(y * VIDEO_W + x) * 3 + k] = (x < 8 && y < 8) ? (uint8_t)(c[k] / 2) : c[k];
-            frame->format = AV_PIX_FMT_YUV444P;
-            frame->width = VIDEO_W;
-            frame->height = VIDEO_H;
-            assert_true(av_frame_get_buffer(frame, 0) >= 0);
-            const uint8_t *src[1] = {rgb};
-            int src_stride[1] = {VIDEO_W * 3};
-            sws_scale(sws, src, src_stride, 0, VIDEO_H, frame->data, frame->linesize);
-            frame->pts = next_video++;
-            assert_int_equal(write_packets(v, format, vs, frame), 0);
-        } else {
-            int n = (int)(audio_samples - next_audio < 1024 ? audio_samples - next_audio : 1024);
-            frame->format = AV_SAMPLE_FMT_S16;
-            frame->nb_samples = n;
-            frame->sample_rate = AUDIO_RATE;
-            av_channel_layout_copy(&frame->ch_layout, &a->ch_layout);
-            assert_true(av_frame_get_buffer(frame, 0) >= 0);
-            int16_t *pcm = (int16_t *)frame->data[0];
-            for (int i = 0; i < n; i++) {
-                double t = (double)(next_audio + i) / AUDIO_RATE;
-                pcm[2 * i] = pcm[2 * i + 1] = (int16_t)lrint(0.5 * 32767.0 * sin(2.0 * M_PI * 440.0 * t));
-            }
-            frame->pts = next_audio;
-            next_audio += n;
-            assert_int_equal(write_packets(a, format, as, frame), 0);
-        }
-        av_frame_unref(frame);
-    }
-    assert_int_equal(write_packets(v, format, vs, NULL), 0);
-    assert_int_equal(write_packets(a, format, as, NULL), 0);
-    assert_true(av_write_trailer(format) >= 0);
-    av_frame_free(&frame);
-    sws_freeContext(sws);
-    avio_closep(&format->pb);
-    avcodec_free_context(&v);
-    avcodec_free_context(&a);
-    avformat_free_context(format);
-}
-
-static int setup(void **state)
-{
-    fixture *f = calloc(1, sizeof(*f));
-    g3n_test_temp_dir(f->dir, sizeof(f->dir));
-    snprintf(f->video, sizeof(f->video), "%s/colours.mkv", f->dir);
-    make_video(f->video);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    g3n_test_remove_tree(f->dir);
-    free(f);
-    return 0;
-}
+/* the shared test video (dir, video = dir/colours.mkv), made once for the group */
+typedef g3n_test_video_fixture fixture;
 
 static char *slurp(const char *path)
 {
@@ -312,5 +176,5 @@ int main(void)
         cmocka_unit_test(test_run_video_through_roles),
         cmocka_unit_test(test_run_video_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, g3n_test_video_setup, g3n_test_video_teardown);
 }
