@@ -48,6 +48,16 @@ static void unload(loaded *l)
     g3n_config_free(&l->config);
 }
 
+/* Loads the config of mm-tiny's real-layout checkpoint into *config (zeroed
+ * first; the caller frees it with g3n_config_free) and leaves the checkpoint
+ * folder's path in path (size bytes), for opening its weights. */
+static void load_checkpoint_config(g3n_model_config *config, char *path, size_t size)
+{
+    g3n_error err = {{0}};
+    memset(config, 0, sizeof(*config));
+    ASSERT_OK(g3n_config_load(config, g3n_test_fixture("mm-tiny/hf-checkpoint", path, size), &err), err);
+}
+
 static double max_abs_diff(const float *a, const float *b, int64_t n)
 {
     double m = 0.0;
@@ -206,8 +216,7 @@ static void test_list_tensors_matches_checkpoint(void **state)
     char path[1024];
     g3n_error err = {{0}};
     g3n_model_config config;
-    memset(&config, 0, sizeof(config));
-    ASSERT_OK(g3n_config_load(&config, g3n_test_fixture("mm-tiny/hf-checkpoint", path, sizeof(path)), &err), err);
+    load_checkpoint_config(&config, path, sizeof(path));
     g3n_checkpoint *checkpoint = NULL;
     ASSERT_OK(g3n_checkpoint_open(&checkpoint, path, &err), err);
     g3n_tensor_list list = {0};
@@ -257,8 +266,7 @@ static void test_checkpoint_matches_synth(void **state)
     loaded from_synth, from_checkpoint;
     memset(&from_checkpoint, 0, sizeof(from_checkpoint));
     load_synth(&from_synth, "mm-tiny", 41);
-    g3n_test_fixture("mm-tiny/hf-checkpoint", path, sizeof(path));
-    ASSERT_OK(g3n_config_load(&from_checkpoint.config, path, &err), err);
+    load_checkpoint_config(&from_checkpoint.config, path, sizeof(path));
     ASSERT_OK(g3n_weights_open_checkpoint(&from_checkpoint.weights, path, &err), err);
     ASSERT_OK(g3n_text_model_load(&from_checkpoint.model, from_checkpoint.weights, &from_checkpoint.config, &err),
               err);
@@ -294,8 +302,7 @@ static void test_missing_tensor_is_named(void **state)
     char path[1024];
     g3n_error err = {{0}};
     g3n_model_config config;
-    memset(&config, 0, sizeof(config));
-    ASSERT_OK(g3n_config_load(&config, g3n_test_fixture("mm-tiny/hf-checkpoint", path, sizeof(path)), &err), err);
+    load_checkpoint_config(&config, path, sizeof(path));
     g3n_weights *weights = NULL;
     ASSERT_OK(g3n_weights_open_checkpoint(&weights, path, &err), err);
     config.text.hidden_size_per_layer_input *= 2; /* wrong shapes for the per-layer tables */
@@ -304,6 +311,19 @@ static void test_missing_tensor_is_named(void **state)
     assert_non_null(strstr(err.message, "model.language_model."));
     g3n_weights_close(weights);
     g3n_config_free(&config);
+}
+
+/* A sampler made from params over vocab ids picks expected in each of draws
+ * draws from logits; the sampler is created and freed here. */
+static void assert_sampler_always_picks(const g3n_sampling_params *params, int64_t vocab, const float *logits,
+                                        int draws, int32_t expected)
+{
+    g3n_error err = {{0}};
+    g3n_sampler *sampler = NULL;
+    ASSERT_OK(g3n_sampler_create(&sampler, params, vocab, &err), err);
+    for (int i = 0; i < draws; i++)
+        assert_int_equal(g3n_sampler_sample(sampler, logits, 0), expected);
+    g3n_sampler_free(sampler);
 }
 
 static void test_sampling(void **state)
@@ -324,16 +344,10 @@ static void test_sampling(void **state)
     /* top_k 1 is greedy; a tiny top_p keeps only the top id */
     p.do_sample = 1;
     p.top_k = 1;
-    ASSERT_OK(g3n_sampler_create(&s, &p, 6, &err), err);
-    for (int i = 0; i < 20; i++)
-        assert_int_equal(g3n_sampler_sample(s, logits, 0), 4);
-    g3n_sampler_free(s);
+    assert_sampler_always_picks(&p, 6, logits, 20, 4);
     p.top_k = 0;
     p.top_p = 0.01f;
-    ASSERT_OK(g3n_sampler_create(&s, &p, 6, &err), err);
-    for (int i = 0; i < 20; i++)
-        assert_int_equal(g3n_sampler_sample(s, logits, 0), 4);
-    g3n_sampler_free(s);
+    assert_sampler_always_picks(&p, 6, logits, 20, 4);
 
     /* two ids with p = 1/4, 3/4: frequencies follow, the seed repeats the draw */
     float two[2] = {0.0f, logf(3.0f)};
@@ -359,19 +373,13 @@ static void test_sampling(void **state)
 
     /* min_p 0.5 drops id 0 (probability 1/3 of the top's) */
     p.min_p = 0.5f;
-    ASSERT_OK(g3n_sampler_create(&s, &p, 2, &err), err);
-    for (int i = 0; i < 200; i++)
-        assert_int_equal(g3n_sampler_sample(s, two, 0), 1);
-    g3n_sampler_free(s);
+    assert_sampler_always_picks(&p, 2, two, 200, 1);
 
     /* temperature 0.05 sharpens to the top id */
     p = g3n_sampling_default_params();
     p.do_sample = 1;
     p.temperature = 0.05f;
-    ASSERT_OK(g3n_sampler_create(&s, &p, 6, &err), err);
-    for (int i = 0; i < 200; i++)
-        assert_int_equal(g3n_sampler_sample(s, logits, 0), 4);
-    g3n_sampler_free(s);
+    assert_sampler_always_picks(&p, 6, logits, 200, 4);
 
     /* bad parameters are refused */
     p.top_p = 0.0f;
