@@ -15,6 +15,7 @@
 
 #include "audio_decode.h"
 #include "http_codec.h"
+#include "http_reply.h"
 #include "http_request.h"
 #include "image_preprocess.h"
 #include "live_session.h"
@@ -82,58 +83,10 @@ int g3n_http_live_matches(const char *url)
 
 /* ------------------------------------------------------------- responses */
 
-static enum MHD_Result send_text(struct MHD_Connection *connection, int status, const char *type, char *body,
-                                 size_t length)
-{
-    struct MHD_Response *response = MHD_create_response_from_buffer(length, body, MHD_RESPMEM_MUST_FREE);
-    if (!response) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    enum MHD_Result rc = MHD_queue_response(connection, (unsigned)status, response);
-    MHD_destroy_response(response);
-    return rc;
-}
-
-static enum MHD_Result send_json(struct MHD_Connection *connection, int status, cJSON *json)
-{
-    char *text = cJSON_PrintUnformatted(json);
-    cJSON_Delete(json);
-    if (!text)
-        return MHD_NO;
-    size_t n = strlen(text);
-    char *body = realloc(text, n + 2);
-    if (!body) {
-        free(text);
-        return MHD_NO;
-    }
-    body[n] = '\n';
-    body[n + 1] = '\0';
-    return send_text(connection, status, "application/json", body, n + 1);
-}
-
-static cJSON *error_json(const g3n_http_error *e)
-{
-    cJSON *root = cJSON_CreateObject();
-    cJSON *error = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(error, "message", e->message);
-    cJSON_AddStringToObject(error, "type", e->type ? e->type : "server_error");
-    if (e->param[0])
-        cJSON_AddStringToObject(error, "param", e->param);
-    else
-        cJSON_AddNullToObject(error, "param");
-    if (e->code)
-        cJSON_AddStringToObject(error, "code", e->code);
-    else
-        cJSON_AddNullToObject(error, "code");
-    return root;
-}
-
 static enum MHD_Result send_error(struct MHD_Connection *connection, const g3n_http_error *e, int *status)
 {
     *status = e->status;
-    return send_json(connection, e->status, error_json(e));
+    return g3n_http_send_error(connection, e, 0);
 }
 
 #define INVALID "invalid_request_error"
@@ -373,7 +326,7 @@ static enum MHD_Result handle_create(g3n_http_live *live, struct MHD_Connection 
     cJSON *json = session_json(live, entry);
     pthread_mutex_unlock(&live->lock);
     *status = 200;
-    return send_json(connection, 200, json);
+    return g3n_http_send_json(connection, 200, json, 0);
 }
 
 static enum MHD_Result handle_list(g3n_http_live *live, struct MHD_Connection *connection, int *status)
@@ -395,7 +348,7 @@ static enum MHD_Result handle_list(g3n_http_live *live, struct MHD_Connection *c
     cJSON_AddNumberToObject(root, "max_sessions", live->options.max_sessions);
     pthread_mutex_unlock(&live->lock);
     *status = 200;
-    return send_json(connection, 200, root);
+    return g3n_http_send_json(connection, 200, root, 0);
 }
 
 static enum MHD_Result handle_delete(g3n_http_live *live, struct MHD_Connection *connection, live_entry *entry,
@@ -417,7 +370,7 @@ static enum MHD_Result handle_delete(g3n_http_live *live, struct MHD_Connection 
     cJSON_AddStringToObject(root, "object", "live.session.deleted");
     cJSON_AddBoolToObject(root, "deleted", 1);
     *status = 200;
-    return send_json(connection, 200, root);
+    return g3n_http_send_json(connection, 200, root, 0);
 }
 
 /* ------------------------------------------------------------- media */
@@ -818,14 +771,10 @@ static void job_answer(ask_job *j)
         if (rc != G3N_OK) {
             g3n_http_error e;
             g3n_http_error_set(&e, 500, "server_error", NULL, NULL, "%s", err.message);
-            cJSON *error = error_json(&e);
-            char *json = cJSON_PrintUnformatted(error);
-            cJSON_Delete(error);
-            if (json) {
-                out_append(j, "data: ", 6);
-                out_append(j, json, strlen(json));
-                out_append(j, "\n\n", 2);
-                free(json);
+            char *event = g3n_http_error_event(&e);
+            if (event) {
+                out_append(j, event, strlen(event));
+                free(event);
             }
         } else {
             out_chunk(j, NULL, NULL, 0, j->stopped_on_eos ? "stop" : "length");
@@ -1025,7 +974,7 @@ static enum MHD_Result handle_ask(g3n_http_live *live, struct MHD_Connection *co
         cJSON_AddNumberToObject(timing, "answer_seconds", g3n_now_seconds() - j->started);
         job_release(j);
         *status = 200;
-        return send_json(connection, 200, out);
+        return g3n_http_send_json(connection, 200, out, 0);
     }
 
     /* stream: the first chunk now, the answer on its own thread */
@@ -1137,7 +1086,7 @@ enum MHD_Result g3n_http_live_handle(g3n_http_live *live, struct MHD_Connection 
     cJSON *json = session_json(live, entry);
     release(live, entry);
     *status = 200;
-    return send_json(connection, 200, json);
+    return g3n_http_send_json(connection, 200, json, 0);
 }
 
 /* ------------------------------------------------------------- lifetime */

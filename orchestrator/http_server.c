@@ -26,6 +26,7 @@
 #include "chat_template.h"
 #include "http_metrics.h"
 #include "http_live.h"
+#include "http_reply.h"
 #include "http_request.h"
 #include "http_stop.h"
 #include "ops.h"
@@ -162,63 +163,10 @@ static int connection_fd(struct MHD_Connection *connection)
 
 /* ----------------------------------------------------------------- responses */
 
-static enum MHD_Result send_body(struct MHD_Connection *connection, int status, const char *content_type,
-                                 char *body, size_t length, int retry_after)
-{
-    struct MHD_Response *response = MHD_create_response_from_buffer(length, body, MHD_RESPMEM_MUST_FREE);
-    if (!response) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    if (retry_after > 0) {
-        char seconds[16];
-        snprintf(seconds, sizeof(seconds), "%d", retry_after);
-        MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
-    }
-    enum MHD_Result rc = MHD_queue_response(connection, (unsigned)status, response);
-    MHD_destroy_response(response);
-    return rc;
-}
-
-static enum MHD_Result send_json(struct MHD_Connection *connection, int status, cJSON *json, int retry_after)
-{
-    char *text = cJSON_PrintUnformatted(json);
-    cJSON_Delete(json);
-    if (!text)
-        return MHD_NO;
-    size_t n = strlen(text);
-    char *body = realloc(text, n + 2); /* a trailing newline, as curl users like */
-    if (!body) {
-        free(text);
-        return MHD_NO;
-    }
-    body[n] = '\n';
-    body[n + 1] = '\0';
-    return send_body(connection, status, "application/json", body, n + 1, retry_after);
-}
-
-static cJSON *error_object(const g3n_http_error *e)
-{
-    cJSON *root = cJSON_CreateObject();
-    cJSON *error = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(error, "message", e->message);
-    cJSON_AddStringToObject(error, "type", e->type ? e->type : "server_error");
-    if (e->param[0])
-        cJSON_AddStringToObject(error, "param", e->param);
-    else
-        cJSON_AddNullToObject(error, "param");
-    if (e->code)
-        cJSON_AddStringToObject(error, "code", e->code);
-    else
-        cJSON_AddNullToObject(error, "code");
-    return root;
-}
-
 static enum MHD_Result send_error(g3n_http_server *s, struct MHD_Connection *connection, const g3n_http_error *e)
 {
     int retry = e->status == 429 || e->status == 503 ? s->options.retry_after_seconds : 0;
-    return send_json(connection, e->status, error_object(e), retry);
+    return g3n_http_send_error(connection, e, retry);
 }
 
 /* ---------------------------------------------------------------- chat jobs */
@@ -493,14 +441,10 @@ static void *job_main(void *arg)
     }
     if (j->request.stream && j->token_seen) {
         if (rc != G3N_OK) {
-            cJSON *error = error_object(&e);
-            char *text = cJSON_PrintUnformatted(error);
-            cJSON_Delete(error);
-            if (text) {
-                buffer_puts(&j->out, "data: ");
-                buffer_puts(&j->out, text);
-                buffer_puts(&j->out, "\n\n");
-                free(text);
+            char *event = g3n_http_error_event(&e);
+            if (event) {
+                buffer_puts(&j->out, event);
+                free(event);
             }
         } else {
             append_chunk(j, NULL, NULL, 0, finish_reason(j));
@@ -610,7 +554,7 @@ static enum MHD_Result answer_complete(g3n_http_server *s, struct MHD_Connection
             memcpy(text, j->out.data ? j->out.data : "", j->out.length);
             text[j->out.length] = '\n';
             text[j->out.length + 1] = '\0';
-            return send_body(connection, 200, "text/plain; charset=utf-8", text, j->out.length + 1, 0);
+            return g3n_http_send_body(connection, 200, "text/plain; charset=utf-8", text, j->out.length + 1, 0);
         }
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "text", j->out.data ? j->out.data : "");
@@ -619,7 +563,7 @@ static enum MHD_Result answer_complete(g3n_http_server *s, struct MHD_Connection
         cJSON_AddNumberToObject(usage, "input_tokens", (double)j->stats.prompt_tokens);
         cJSON_AddNumberToObject(usage, "output_tokens", (double)j->stats.generated_tokens);
         cJSON_AddNumberToObject(usage, "total_tokens", (double)(j->stats.prompt_tokens + j->stats.generated_tokens));
-        return send_json(connection, 200, root, 0);
+        return g3n_http_send_json(connection, 200, root, 0);
     }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", j->id);
@@ -637,7 +581,7 @@ static enum MHD_Result answer_complete(g3n_http_server *s, struct MHD_Connection
     cJSON_AddStringToObject(choice, "finish_reason", finish_reason(j));
     cJSON_AddItemToArray(choices, choice);
     cJSON_AddItemToObject(root, "usage", usage_object(j));
-    return send_json(connection, 200, root, 0);
+    return g3n_http_send_json(connection, 200, root, 0);
 }
 
 /* Template, context check, admission, the job thread; then answers (waits for
@@ -854,7 +798,7 @@ static enum MHD_Result handle_health(g3n_http_server *s, struct MHD_Connection *
     cJSON_AddNumberToObject(root, "queue", s->options.queue);
     cJSON_AddNumberToObject(root, "context", (double)s->context);
     *status = ready ? 200 : 503;
-    return send_json(connection, *status, root, ready ? 0 : s->options.retry_after_seconds);
+    return g3n_http_send_json(connection, *status, root, ready ? 0 : s->options.retry_after_seconds);
 }
 
 static cJSON *model_object(g3n_http_server *s)
@@ -880,14 +824,14 @@ static enum MHD_Result handle_models(g3n_http_server *s, struct MHD_Connection *
             return send_error(s, connection, &e);
         }
         *status = 200;
-        return send_json(connection, 200, model_object(s), 0);
+        return g3n_http_send_json(connection, 200, model_object(s), 0);
     }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
     cJSON_AddItemToArray(data, model_object(s));
     *status = 200;
-    return send_json(connection, 200, root, 0);
+    return g3n_http_send_json(connection, 200, root, 0);
 }
 
 static enum MHD_Result handle_metrics(g3n_http_server *s, struct MHD_Connection *connection, int *status)
@@ -899,7 +843,7 @@ static enum MHD_Result handle_metrics(g3n_http_server *s, struct MHD_Connection 
     if (g3n_http_metrics_render(s->metrics, &g, &text, &size, NULL) != G3N_OK)
         return MHD_NO;
     *status = 200;
-    return send_body(connection, 200, "text/plain; version=0.0.4; charset=utf-8", text, size, 0);
+    return g3n_http_send_body(connection, 200, "text/plain; version=0.0.4; charset=utf-8", text, size, 0);
 }
 
 static g3n_http_endpoint route(const char *url)
