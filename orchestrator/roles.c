@@ -455,13 +455,17 @@ static void session_release(decoder_session *s)
     memset(s, 0, sizeof(*s));
 }
 
-static int check_session_id(const char *id, g3n_error *err)
+/* A decoder request's session_id; a bad one answers BAD_REQUEST, the message prefixed with `what`. */
+static int check_session_id(g3n_worker_call *call, const char *id, const char *what, g3n_error *err)
 {
     if (!id || !id[0])
-        return g3n_error_set(err, "session_id is empty");
-    if (strlen(id) > MAX_SESSION_ID)
-        return g3n_error_set(err, "session_id is longer than %d bytes", MAX_SESSION_ID);
-    return G3N_OK;
+        g3n_error_set(err, "session_id is empty");
+    else if (strlen(id) > MAX_SESSION_ID)
+        g3n_error_set(err, "session_id is longer than %d bytes", MAX_SESSION_ID);
+    else
+        return G3N_OK;
+    g3n_error_prefix(err, "%s", what);
+    return bad_request(call, err);
 }
 
 /* Checks inputs_embeds [T, D] and per_layer_inputs [T, L, P]. */
@@ -482,26 +486,52 @@ static int check_inputs(const g3n_text_model *m, const G3n__Tensor *embeds, cons
     return G3N_OK;
 }
 
+/* A prefill's or decode step's session_id and inputs (`what` names the request); bad ones answer BAD_REQUEST. */
+static int check_step_request(g3n_role *r, g3n_worker_call *call, const char *what, const char *session_id,
+                              const G3n__Tensor *embeds, const G3n__Tensor *per_layer, g3n_tensor *e, g3n_tensor *p,
+                              g3n_error *err)
+{
+    if (check_session_id(call, session_id, what, err) != G3N_OK)
+        return G3N_ERR;
+    if (check_inputs(&r->model, embeds, per_layer, what, r->options.max_positions, e, p, err) != G3N_OK)
+        return bad_request(call, err);
+    return G3N_OK;
+}
+
+/* Waits (r->lock held) until a session is freed or `milliseconds` (under 1000) pass. */
+static void wait_session_free(g3n_role *r, long milliseconds)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += milliseconds * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&r->session_free, &r->lock, &until);
+}
+
+/* The session `id` (r->lock held), once the request running on it is done: its previous step may still
+ * be sending its reply. Waits at most 30 s; NULL when there is no such session, busy still when it did
+ * not end in time. */
+static decoder_session *session_wait_idle(g3n_role *r, const char *id)
+{
+    decoder_session *s = session_find(r, id);
+    double deadline = g3n_now_seconds() + 30.0;
+    while (s && s->busy && g3n_now_seconds() < deadline) {
+        wait_session_free(r, 10);
+        s = session_find(r, id);
+    }
+    return s;
+}
+
 /* Takes the session (creating it for a prefill); marks it busy. */
 static int session_acquire(g3n_role *r, const char *id, int create, const G3n__PrefillRequest *prefill,
                            decoder_session **out, g3n_worker_call *call, g3n_error *err)
 {
     *out = NULL;
     pthread_mutex_lock(&r->lock);
-    decoder_session *s = session_find(r, id);
-    /* the previous step of this session may still be sending its reply: wait for it (bounded) */
-    double deadline = g3n_now_seconds() + 30.0;
-    while (s && s->busy && g3n_now_seconds() < deadline) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 10 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&r->session_free, &r->lock, &until);
-        s = session_find(r, id);
-    }
+    decoder_session *s = session_wait_idle(r, id);
     if (s && s->busy) {
         pthread_mutex_unlock(&r->lock);
         return g3n_error_set(err, "session '%s' is busy with another request", id), bad_request(call, err);
@@ -536,14 +566,7 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
             if (free_slot || now >= slot_deadline)
                 break;
             /* every slot holds a live session: wait for one to end (EndSession frees it) */
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 20 * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&r->session_free, &r->lock, &until);
+            wait_session_free(r, 20);
         }
         if (!free_slot) {
             pthread_mutex_unlock(&r->lock);
@@ -767,14 +790,10 @@ static int decoder_step(g3n_role *r, g3n_worker_call *call, decoder_session *s, 
 
 static int decoder_prefill(g3n_role *r, g3n_worker_call *call, const G3n__PrefillRequest *q, g3n_error *err)
 {
-    if (check_session_id(q->session_id, err) != G3N_OK) {
-        g3n_error_prefix(err, "prefill");
-        return bad_request(call, err);
-    }
     g3n_tensor e, p;
-    if (check_inputs(&r->model, q->inputs_embeds, q->per_layer_inputs, "prefill", r->options.max_positions, &e, &p,
-                     err) != G3N_OK)
-        return bad_request(call, err);
+    if (check_step_request(r, call, "prefill", q->session_id, q->inputs_embeds, q->per_layer_inputs, &e, &p, err) !=
+        G3N_OK)
+        return G3N_ERR;
     if (q->allowed_vocab > r->model.vocab_size)
         return g3n_error_set(err, "prefill.allowed_vocab %lld is over the vocabulary %lld", (long long)q->allowed_vocab,
                              (long long)r->model.vocab_size),
@@ -789,14 +808,10 @@ static int decoder_prefill(g3n_role *r, g3n_worker_call *call, const G3n__Prefil
 
 static int decoder_decode_step(g3n_role *r, g3n_worker_call *call, const G3n__DecodeStepRequest *q, g3n_error *err)
 {
-    if (check_session_id(q->session_id, err) != G3N_OK) {
-        g3n_error_prefix(err, "decode_step");
-        return bad_request(call, err);
-    }
     g3n_tensor e, p;
-    if (check_inputs(&r->model, q->inputs_embeds, q->per_layer_inputs, "decode_step", r->options.max_positions, &e,
-                     &p, err) != G3N_OK)
-        return bad_request(call, err);
+    if (check_step_request(r, call, "decode_step", q->session_id, q->inputs_embeds, q->per_layer_inputs, &e, &p,
+                           err) != G3N_OK)
+        return G3N_ERR;
     decoder_session *s;
     if (session_acquire(r, q->session_id, 0, NULL, &s, call, err) != G3N_OK)
         return G3N_ERR;
@@ -807,27 +822,13 @@ static int decoder_decode_step(g3n_role *r, g3n_worker_call *call, const G3n__De
 
 static int decoder_end_session(g3n_role *r, g3n_worker_call *call, const G3n__EndSession *q, g3n_error *err)
 {
-    if (check_session_id(q->session_id, err) != G3N_OK) {
-        g3n_error_prefix(err, "end_session");
-        return bad_request(call, err);
-    }
+    if (check_session_id(call, q->session_id, "end_session", err) != G3N_OK)
+        return G3N_ERR;
     pthread_mutex_lock(&r->lock);
-    decoder_session *s = session_find(r, q->session_id);
     /* the session's last step may still be sending its reply (the client already has it): wait for
-     * that (bounded), else the session would stay behind holding its KV cache until LRU eviction,
-     * which may then evict a live session between two of its steps */
-    double deadline = g3n_now_seconds() + 30.0;
-    while (s && s->busy && g3n_now_seconds() < deadline) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 10 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&r->session_free, &r->lock, &until);
-        s = session_find(r, q->session_id);
-    }
+     * that, else the session would stay behind holding its KV cache until LRU eviction, which may
+     * then evict a live session between two of its steps */
+    decoder_session *s = session_wait_idle(r, q->session_id);
     if (s && !s->busy) {
         session_release(s);
         pthread_cond_broadcast(&r->session_free); /* a new session may be waiting for the slot */
