@@ -11,8 +11,7 @@
 #include "chat_template.h"
 #include "ops.h"
 
-static void progress(g3n_progress_callback cb, void *user, const char *format, ...) G3N_PRINTF(3, 4);
-static void progress(g3n_progress_callback cb, void *user, const char *format, ...)
+void g3n_pipeline_progress(g3n_progress_callback cb, void *user, const char *format, ...)
 {
     if (!cb)
         return;
@@ -30,6 +29,18 @@ void g3n_pipeline_media_free(g3n_pipeline_media *media)
         g3n_wire_free(media->replies[i]);
     free(media->replies);
     memset(media, 0, sizeof(*media));
+}
+
+int g3n_pipeline_check_encode_reply(const G3n__Envelope *reply, int is_audio, const char *name, g3n_error *err)
+{
+    if (reply->body_case == G3N__ENVELOPE__BODY_ERROR)
+        return g3n_error_set(err, "encoding %s %s: %s: %s", is_audio ? "audio" : "image", name,
+                             g3n_wire_error_code_name(reply->error->code),
+                             reply->error->message ? reply->error->message : "");
+    int expected = is_audio ? G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY : G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
+    if ((int)reply->body_case != expected)
+        return g3n_error_set(err, "encoding %s: the worker answered %s", name, g3n_wire_body_name(reply->body_case));
+    return G3N_OK;
 }
 
 int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *requests, const char *const *names,
@@ -80,27 +91,20 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
         const G3n__Envelope *env = reply.envelope;
         int is_audio = requests[index]->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO;
         const char *name = names && names[index] ? names[index] : "";
-        if (env->body_case == G3N__ENVELOPE__BODY_ERROR) {
+        g3n_error reply_err;
+        if (g3n_pipeline_check_encode_reply(env, is_audio, name, &reply_err) != G3N_OK) {
             if (rc == G3N_OK)
-                rc = g3n_error_set(err, "encoding %s %s: %s: %s", is_audio ? "audio" : "image", name,
-                                   g3n_wire_error_code_name(env->error->code),
-                                   env->error->message ? env->error->message : "");
-            g3n_reply_clear(&reply);
-            continue;
-        }
-        int expected = is_audio ? G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY : G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
-        if ((int)env->body_case != expected) {
-            if (rc == G3N_OK)
-                rc = g3n_error_set(err, "encoding %s: the worker answered %s", name,
-                                   g3n_wire_body_name(env->body_case));
+                rc = g3n_error_set(err, "%s", reply_err.message); /* the first error is the one told */
             g3n_reply_clear(&reply);
             continue;
         }
         if (is_audio)
-            progress(cb, user, "encoded audio %s: %.2f s of audio in %.3f s on %s", name,
-                     env->encode_audio_reply->audio_seconds, env->encode_audio_reply->seconds, reply.worker);
+            g3n_pipeline_progress(cb, user, "encoded audio %s: %.2f s of audio in %.3f s on %s", name,
+                                  env->encode_audio_reply->audio_seconds, env->encode_audio_reply->seconds,
+                                  reply.worker);
         else
-            progress(cb, user, "encoded image %s: %.3f s on %s", name, env->encode_image_reply->seconds, reply.worker);
+            g3n_pipeline_progress(cb, user, "encoded image %s: %.3f s on %s", name, env->encode_image_reply->seconds,
+                                  reply.worker);
         out->replies[index] = reply.envelope;
         reply.envelope = NULL;
         g3n_reply_clear(&reply);
@@ -296,10 +300,11 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
     snprintf(stats->decoder, sizeof(stats->decoder), "%s", step.worker);
     g3n_reply_clear(&embedded);
     stats->prefill_seconds = g3n_now_seconds() - t1;
-    progress(params->progress, params->progress_user, "prefill: %lld tokens in %.3f s (%.1f tok/s; embed %.3f s) on %s",
-             (long long)count, stats->prefill_seconds + stats->embed_seconds,
-             (double)count / (stats->prefill_seconds + stats->embed_seconds + 1e-12), stats->embed_seconds,
-             stats->decoder);
+    g3n_pipeline_progress(params->progress, params->progress_user,
+                          "prefill: %lld tokens in %.3f s (%.1f tok/s; embed %.3f s) on %s", (long long)count,
+                          stats->prefill_seconds + stats->embed_seconds,
+                          (double)count / (stats->prefill_seconds + stats->embed_seconds + 1e-12),
+                          stats->embed_seconds, stats->decoder);
 
     /* decode: the picked token -> embedder -> the session's decoder */
     double t2 = g3n_now_seconds();
@@ -346,9 +351,9 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
     }
     stats->decode_seconds = g3n_now_seconds() - t2;
     if (stats->generated_tokens > 1)
-        progress(params->progress, params->progress_user, "decode: %lld tokens in %.3f s (%.1f tok/s)",
-                 (long long)stats->generated_tokens, stats->decode_seconds,
-                 (double)(stats->generated_tokens - 1) / (stats->decode_seconds + 1e-12));
+        g3n_pipeline_progress(params->progress, params->progress_user, "decode: %lld tokens in %.3f s (%.1f tok/s)",
+                              (long long)stats->generated_tokens, stats->decode_seconds,
+                              (double)(stats->generated_tokens - 1) / (stats->decode_seconds + 1e-12));
     rc = G3N_OK;
 done:
     g3n_reply_clear(&embedded);
@@ -370,18 +375,18 @@ done:
     return rc;
 }
 
-typedef struct chat_stream {
+typedef struct text_stream {
     g3n_detokenizer detokenizer;
     g3n_text_callback on_text;
     void *user;
     const g3n_pipeline_generate_params *outer;
     int failed;
     g3n_error err;
-} chat_stream;
+} text_stream;
 
-static int chat_on_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
+static int text_on_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
 {
-    chat_stream *s = user;
+    text_stream *s = user;
     const char *text;
     size_t length;
     if (g3n_detokenizer_push(&s->detokenizer, token, &text, &length, &s->err) != G3N_OK) {
@@ -394,6 +399,35 @@ static int chat_on_token(void *user, int64_t step, int32_t token, const float *l
     if (s->outer->on_token)
         stop |= s->outer->on_token(s->outer->user, step, token, logits, vocab);
     return stop;
+}
+
+int g3n_pipeline_generate_text(g3n_client *client, const g3n_tokenizer *tokenizer, const int32_t *ids, int64_t count,
+                               const g3n_pipeline_media *media, const g3n_pipeline_generate_params *params,
+                               g3n_text_callback on_text, void *text_user, g3n_pipeline_stats *stats,
+                               g3n_error *err)
+{
+    text_stream stream;
+    memset(&stream, 0, sizeof(stream));
+    g3n_detokenizer_init(&stream.detokenizer, tokenizer, 1);
+    stream.on_text = on_text;
+    stream.user = text_user;
+    stream.outer = params;
+    g3n_pipeline_generate_params p = *params;
+    p.on_token = text_on_token;
+    p.user = &stream;
+    int rc = g3n_pipeline_generate(client, ids, count, media, &p, stats, err);
+    if (rc == G3N_OK && stream.failed)
+        rc = g3n_error_set(err, "%s", stream.err.message);
+    if (rc == G3N_OK) {
+        const char *text;
+        size_t length;
+        if (g3n_detokenizer_flush(&stream.detokenizer, &text, &length, err) != G3N_OK)
+            rc = G3N_ERR;
+        else if (length && on_text)
+            on_text(text_user, text, length);
+    }
+    g3n_detokenizer_free(&stream.detokenizer);
+    return rc;
 }
 
 int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const g3n_tokenizer *tokenizer,
@@ -433,35 +467,17 @@ int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const 
         int audio_count = 0;
         for (int i = 0; i < input->media_count; i++)
             audio_count += input->media[i].is_audio != 0;
-        progress(params->progress, params->progress_user, "encoding %d image%s and %d audio clip%s in parallel",
-                 input->media_count - audio_count, input->media_count - audio_count == 1 ? "" : "s", audio_count,
-                 audio_count == 1 ? "" : "s");
+        g3n_pipeline_progress(params->progress, params->progress_user,
+                              "encoding %d image%s and %d audio clip%s in parallel", input->media_count - audio_count,
+                              input->media_count - audio_count == 1 ? "" : "s", audio_count,
+                              audio_count == 1 ? "" : "s");
         if (g3n_pipeline_encode_media(client, input->media, input->media_count, &media, params->progress,
                                       params->progress_user, err) != G3N_OK)
             goto done;
     }
-    chat_stream stream;
-    memset(&stream, 0, sizeof(stream));
-    g3n_detokenizer_init(&stream.detokenizer, tokenizer, 1);
-    stream.on_text = on_text;
-    stream.user = text_user;
-    stream.outer = params;
-    g3n_pipeline_generate_params p = *params;
-    p.on_token = chat_on_token;
-    p.user = &stream;
-    rc = g3n_pipeline_generate(client, prompt.ids.ids, prompt.ids.count, &media, &p, stats, err);
-    if (rc == G3N_OK && stream.failed)
-        rc = g3n_error_set(err, "%s", stream.err.message);
-    if (rc == G3N_OK) {
-        const char *text;
-        size_t length;
-        if (g3n_detokenizer_flush(&stream.detokenizer, &text, &length, err) != G3N_OK)
-            rc = G3N_ERR;
-        else if (length && on_text)
-            on_text(text_user, text, length);
-    }
+    rc = g3n_pipeline_generate_text(client, tokenizer, prompt.ids.ids, prompt.ids.count, &media, params, on_text,
+                                    text_user, stats, err);
     stats->encode_seconds = media.seconds;
-    g3n_detokenizer_free(&stream.detokenizer);
 done:
     g3n_pipeline_media_free(&media);
     g3n_chat_prompt_free(&prompt);

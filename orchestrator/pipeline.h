@@ -43,6 +43,9 @@ typedef struct g3n_media_file {
 
 typedef void (*g3n_progress_callback)(void *user, const char *line);
 
+/* Formats one progress line (at most 511 bytes) for cb; nothing when cb is NULL. */
+void g3n_pipeline_progress(g3n_progress_callback cb, void *user, const char *format, ...) G3N_PRINTF(3, 4);
+
 /* Sends every file to its encoder pool at once (retryable requests) and
  * collects the replies in the given order. */
 int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, int count, g3n_pipeline_media *out,
@@ -52,6 +55,12 @@ int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, i
 int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *requests, const char *const *names,
                                  int count, g3n_pipeline_media *out, g3n_progress_callback progress, void *user,
                                  g3n_error *err);
+
+/* An encoder's final reply to an EncodeImageRequest (is_audio 0) or an
+ * EncodeAudioRequest: G3N_OK when it carries the encoded tokens; else an
+ * error naming the request (`name`) with the worker's error or the body it
+ * answered instead. */
+int g3n_pipeline_check_encode_reply(const G3n__Envelope *reply, int is_audio, const char *name, g3n_error *err);
 
 /* Called for each generated token: logits may be NULL (when not asked for);
  * return nonzero to stop. */
@@ -101,6 +110,15 @@ typedef struct g3n_chat_input {
 
 /* on_text gets each complete UTF-8 piece as it is produced (length may be 0). */
 typedef int (*g3n_text_callback)(void *user, const char *text, size_t length);
+
+/* g3n_pipeline_generate with its tokens as text: each token is detokenized
+ * (tokenizer borrowed) and on_text gets each non-empty piece, then
+ * params->on_token the token; after the last one, what the detokenizer still
+ * holds. Either callback returning nonzero stops the generation. */
+int g3n_pipeline_generate_text(g3n_client *client, const g3n_tokenizer *tokenizer, const int32_t *ids, int64_t count,
+                               const g3n_pipeline_media *media, const g3n_pipeline_generate_params *params,
+                               g3n_text_callback on_text, void *text_user, g3n_pipeline_stats *stats,
+                               g3n_error *err);
 
 int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const g3n_tokenizer *tokenizer,
                       const g3n_chat_input *input, const g3n_pipeline_generate_params *params,

@@ -1,7 +1,6 @@
 /* pipeline_video.c - a video through the roles (pipeline_video.h). */
 #include "pipeline_video.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,19 +12,6 @@
 #include "media_prompt.h"
 #include "ops.h"
 #include "vision_encoder.h"
-
-static void progress(const g3n_pipeline_generate_params *p, const char *format, ...) G3N_PRINTF(2, 3);
-static void progress(const g3n_pipeline_generate_params *p, const char *format, ...)
-{
-    if (!p->progress)
-        return;
-    char line[512];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(line, sizeof(line), format, args);
-    va_end(args);
-    p->progress(p->progress_user, line);
-}
 
 /* One segment of the prompt: its request on an encoder pool and the reply. */
 typedef struct video_segment {
@@ -81,23 +67,17 @@ static int receive_one(video_run *r, int timeout_ms, int *got, g3n_error *err)
     s->answered = 1;
     r->received++;
     const G3n__Envelope *env = reply.envelope;
-    if (env->body_case == G3N__ENVELOPE__BODY_ERROR) {
-        int rc = g3n_error_set(err, "encoding %s %s: %s: %s", s->is_audio ? "audio" : "image", s->name,
-                               g3n_wire_error_code_name(env->error->code), env->error->message ? env->error->message : "");
+    if (g3n_pipeline_check_encode_reply(env, s->is_audio, s->name, err) != G3N_OK) {
         g3n_reply_clear(&reply);
-        return rc;
-    }
-    int expected = s->is_audio ? G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY : G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
-    if ((int)env->body_case != expected) {
-        int rc = g3n_error_set(err, "encoding %s: the worker answered %s", s->name, g3n_wire_body_name(env->body_case));
-        g3n_reply_clear(&reply);
-        return rc;
+        return G3N_ERR;
     }
     if (s->is_audio)
-        progress(r->params, "encoded %s: %.2f s of audio in %.3f s on %s", s->name,
-                 env->encode_audio_reply->audio_seconds, env->encode_audio_reply->seconds, reply.worker);
+        g3n_pipeline_progress(r->params->progress, r->params->progress_user,
+                              "encoded %s: %.2f s of audio in %.3f s on %s", s->name,
+                              env->encode_audio_reply->audio_seconds, env->encode_audio_reply->seconds, reply.worker);
     else
-        progress(r->params, "encoded %s: %.3f s on %s", s->name, env->encode_image_reply->seconds, reply.worker);
+        g3n_pipeline_progress(r->params->progress, r->params->progress_user, "encoded %s: %.3f s on %s", s->name,
+                              env->encode_image_reply->seconds, reply.worker);
     s->reply = reply.envelope;
     reply.envelope = NULL;
     g3n_reply_clear(&reply);
@@ -165,8 +145,9 @@ static int submit_audio(video_run *r, g3n_error *err)
     snprintf(r->segments[r->count].name, sizeof(r->segments[0].name), "audio %.2f-%.2f s", from, to);
     if (submit(r, &env, 1, err) != G3N_OK)
         return G3N_ERR;
-    progress(r->params, "audio segment %d: %.2f-%.2f s (%lld samples) -> audio encoder", r->count - 1, from, to,
-             (long long)r->audio_count);
+    g3n_pipeline_progress(r->params->progress, r->params->progress_user,
+                          "audio segment %d: %.2f-%.2f s (%lld samples) -> audio encoder", r->count - 1, from, to,
+                          (long long)r->audio_count);
     r->audio_count = 0;
     return drain(r, err);
 }
@@ -196,8 +177,9 @@ static int on_frame(void *user, int index, double seconds, const uint8_t *rgb, i
     snprintf(r->segments[r->count].name, sizeof(r->segments[0].name), "frame %d at %.2f s", index, seconds);
     if (submit(r, &env, 0, err) != G3N_OK)
         return G3N_ERR;
-    progress(r->params, "frame %d at %.2f s (%dx%d) -> vision encoder (segment %d, %.2f s into the ingest)", index,
-             seconds, width, height, r->count - 1, g3n_now_seconds() - r->start);
+    g3n_pipeline_progress(r->params->progress, r->params->progress_user,
+                          "frame %d at %.2f s (%dx%d) -> vision encoder (segment %d, %.2f s into the ingest)", index,
+                          seconds, width, height, r->count - 1, g3n_now_seconds() - r->start);
     return drain(r, err);
 }
 
@@ -229,32 +211,6 @@ static int on_audio(void *user, double seconds, const float *samples, int64_t co
             return G3N_ERR; /* the segment reached the placeholders' length */
     }
     return G3N_OK;
-}
-
-typedef struct video_stream {
-    g3n_detokenizer detokenizer;
-    g3n_text_callback on_text;
-    void *user;
-    const g3n_pipeline_generate_params *outer;
-    int failed;
-    g3n_error err;
-} video_stream;
-
-static int stream_on_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
-{
-    video_stream *s = user;
-    const char *text;
-    size_t length;
-    if (g3n_detokenizer_push(&s->detokenizer, token, &text, &length, &s->err) != G3N_OK) {
-        s->failed = 1;
-        return 1;
-    }
-    int stop = 0;
-    if (length && s->on_text)
-        stop = s->on_text(s->user, text, length);
-    if (s->outer->on_token)
-        stop |= s->outer->on_token(s->outer->user, step, token, logits, vocab);
-    return stop;
 }
 
 int g3n_pipeline_video_chat(g3n_client *client, const g3n_model_config *config, const g3n_tokenizer *tokenizer,
@@ -315,8 +271,9 @@ int g3n_pipeline_video_chat(g3n_client *client, const g3n_model_config *config, 
 
     /* ingest: every segment goes to its encoder as soon as it is complete */
     g3n_video_info info;
-    progress(params, "ingesting %s (%.3g frames/s, at most %d frames%s)", input->url, video.fps, video.max_frames,
-             video.want_audio ? ", audio at 16 kHz" : ", no audio");
+    g3n_pipeline_progress(params->progress, params->progress_user, "ingesting %s (%.3g frames/s, at most %d frames%s)",
+                          input->url, video.fps, video.max_frames,
+                          video.want_audio ? ", audio at 16 kHz" : ", no audio");
     if (g3n_video_ingest(input->url, &video, video.want_video ? on_frame : NULL, video.want_audio ? on_audio : NULL,
                          r, &info, err) != G3N_OK)
         goto done;
@@ -327,9 +284,11 @@ int g3n_pipeline_video_chat(g3n_client *client, const g3n_model_config *config, 
         g3n_error_set(err, "video: %s gave no frames and no audio", input->url);
         goto done;
     }
-    progress(params, "ingest done: %d frames, %lld audio samples (%.2f s) in %.2f s; waiting for %d of %d encodings",
-             info.frames, (long long)info.audio_samples, (double)info.audio_samples / r->sample_rate,
-             g3n_now_seconds() - r->start, r->count - r->received, r->count);
+    g3n_pipeline_progress(params->progress, params->progress_user,
+                          "ingest done: %d frames, %lld audio samples (%.2f s) in %.2f s; waiting for %d of %d "
+                          "encodings",
+                          info.frames, (long long)info.audio_samples, (double)info.audio_samples / r->sample_rate,
+                          g3n_now_seconds() - r->start, r->count - r->received, r->count);
     while (r->received < r->count) {
         int got;
         if (receive_one(r, -1, &got, err) != G3N_OK)
@@ -352,35 +311,17 @@ int g3n_pipeline_video_chat(g3n_client *client, const g3n_model_config *config, 
     if (g3n_media_prompt_render(tokenizer, &special, input->system, types, r->count, input->prompt, 1, 1, &prompt,
                                 err) != G3N_OK)
         goto done;
-    progress(params, "prompt: %d frames and %d audio segments in timestamp order + the question = %lld tokens",
-             stats->frames, stats->audio_segments, (long long)prompt.ids.count);
+    g3n_pipeline_progress(params->progress, params->progress_user,
+                          "prompt: %d frames and %d audio segments in timestamp order + the question = %lld tokens",
+                          stats->frames, stats->audio_segments, (long long)prompt.ids.count);
 
     G3n__Envelope *replies[G3N_VIDEO_MAX_SEGMENTS];
     for (int i = 0; i < r->count; i++)
         replies[i] = r->segments[i].reply;
     g3n_pipeline_media media = {replies, r->count, stats->ingest_seconds};
-    video_stream stream;
-    memset(&stream, 0, sizeof(stream));
-    g3n_detokenizer_init(&stream.detokenizer, tokenizer, 1);
-    stream.on_text = on_text;
-    stream.user = text_user;
-    stream.outer = params;
-    g3n_pipeline_generate_params p = *params;
-    p.on_token = stream_on_token;
-    p.user = &stream;
-    rc = g3n_pipeline_generate(client, prompt.ids.ids, prompt.ids.count, &media, &p, &stats->pipeline, err);
-    if (rc == G3N_OK && stream.failed)
-        rc = g3n_error_set(err, "%s", stream.err.message);
-    if (rc == G3N_OK) {
-        const char *text;
-        size_t length;
-        if (g3n_detokenizer_flush(&stream.detokenizer, &text, &length, err) != G3N_OK)
-            rc = G3N_ERR;
-        else if (length && on_text)
-            on_text(text_user, text, length);
-    }
+    rc = g3n_pipeline_generate_text(client, tokenizer, prompt.ids.ids, prompt.ids.count, &media, params, on_text,
+                                    text_user, &stats->pipeline, err);
     stats->pipeline.encode_seconds = stats->ingest_seconds;
-    g3n_detokenizer_free(&stream.detokenizer);
 done:
     /* every submitted request answered before the client is reused; after an
      * error, those still waiting in the broker's queue are cancelled */
