@@ -350,6 +350,7 @@ struct g3n_audio_encoder_state {
     uint8_t *key_valid;      /* [past + CHUNK_ROWS] */
     float *glu;              /* [kernel - 1 + CHUNK_ROWS][D] */
     float *token_rows;       /* [CHUNK_ROWS][D] */
+    int64_t *kept_rows;      /* [CHUNK_ROWS] chunk rows that become tokens */
     uint8_t *token_padding;  /* [CHUNK_ROWS] */
 };
 
@@ -383,6 +384,7 @@ void g3n_audio_encoder_state_free(g3n_audio_encoder_state *s)
     g3n_aligned_free(s->glu);
     g3n_aligned_free(s->token_rows);
     free(s->token_padding);
+    free(s->kept_rows);
     free(s);
 }
 
@@ -446,10 +448,11 @@ int g3n_audio_encoder_state_create(g3n_audio_encoder_state **out, const g3n_audi
     s->glu = g3n_aligned_alloc(sizeof(float) * (conv_past + rows) * d);
     s->token_rows = g3n_aligned_alloc(sizeof(float) * rows * d);
     s->token_padding = malloc(rows);
+    s->kept_rows = malloc(sizeof(int64_t) * rows);
     s->history = calloc((size_t)(a->num_layers > 0 ? a->num_layers : 1), sizeof(layer_history));
     int ok = s->frames && s->frames_padding && s->block0 && s->block0_padding && s->patches && s->conv_out &&
              s->hidden && s->row_padding && s->a && s->b && s->q && s->keys && s->values && s->key_valid &&
-             s->glu && s->token_rows && s->token_padding && s->history;
+             s->glu && s->token_rows && s->token_padding && s->kept_rows && s->history;
     for (int j = 0; ok && j < a->num_layers; j++) {
         layer_history *h = &s->history[j];
         h->keys = malloc(sizeof(float) * (past ? past : 1) * d);
@@ -749,9 +752,13 @@ static void conformer_attention(g3n_audio_encoder_state *s, const g3n_audio_laye
     memcpy(hist->valid, s->key_valid + rows, (size_t)past);
 }
 
-/* Gemma3nAudioConformerLightConv1d (causal depthwise conv with GLU). */
+/* Gemma3nAudioConformerLightConv1d (causal depthwise conv with GLU). With
+ * `kept` (the last block: only the rows that become tokens are needed), the
+ * GLU and its history still cover every row, but the depthwise conv and what
+ * follows run on the kept rows alone and out[j] = h[kept[j]] + conv (compact);
+ * otherwise h += conv in place (out, kept unused). */
 static void light_conv(g3n_audio_encoder_state *s, const g3n_audio_layer *layer, layer_history *hist, float *h,
-                       int64_t rows)
+                       int64_t rows, const int64_t *kept, int64_t kept_count, float *out_rows)
 {
     const g3n_audio_config *a = &s->encoder->config;
     int64_t d = a->hidden_size, kernel = a->conv_kernel_size, conv_past = kernel - 1;
@@ -764,10 +771,12 @@ static void light_conv(g3n_audio_encoder_state *s, const g3n_audio_layer *layer,
     memcpy(s->glu, hist->glu, sizeof(float) * (size_t)(conv_past * d));
     float *glu = s->glu + conv_past * d;
     gate_rows(s->b, (size_t)(2 * d), s->b + d, (size_t)(2 * d), glu, (size_t)d, rows, d); /* glu */
+    const int64_t conv_rows = kept ? kept_count : rows; /* output row j is input row kept[j] (or j) */
     if (fast_rows(s)) { /* tap-major weights: the channel loop is contiguous and vectorises (same sums) */
-#pragma omp parallel for schedule(static) if (rows * d > 65536)
-        for (int64_t i = 0; i < rows; i++) {
-            float *out = s->a + i * d;
+#pragma omp parallel for schedule(static) if (conv_rows * d > 65536)
+        for (int64_t j = 0; j < conv_rows; j++) {
+            const int64_t i = kept ? kept[j] : j;
+            float *out = s->a + j * d;
             for (int64_t c = 0; c < d; c++)
                 out[c] = 0.0f;
             for (int64_t k = 0; k < kernel; k++) {
@@ -778,28 +787,39 @@ static void light_conv(g3n_audio_encoder_state *s, const g3n_audio_layer *layer,
             }
         }
     } else {
-#pragma omp parallel for schedule(static) if (rows * d > 65536)
-        for (int64_t i = 0; i < rows; i++)
+#pragma omp parallel for schedule(static) if (conv_rows * d > 65536)
+        for (int64_t j = 0; j < conv_rows; j++) {
+            const int64_t i = kept ? kept[j] : j;
             for (int64_t c = 0; c < d; c++) {
                 const float *w = layer->depthwise + c * kernel;
                 float sum = 0.0f;
                 for (int64_t k = 0; k < kernel; k++) /* y[t] = sum_k W[k] * z[t - (kernel-1) + k] */
                     sum += w[k] * s->glu[(i + k) * d + c];
-                s->a[i * d + c] = sum;
+                s->a[j * d + c] = sum;
             }
+        }
     }
     memcpy(hist->glu, s->glu + rows * d, sizeof(float) * (size_t)(conv_past * d));
-    clamp_norm_rows(s, s->a, layer->conv_norm, s->a, rows, d, clip);
-    gate_rows(s->a, (size_t)d, s->a, (size_t)d, s->a, (size_t)d, rows, d); /* silu */
-    g3n_gemm_packed(s->a, rows, (size_t)d, &layer->linear_end, s->b, (size_t)d, NULL);
+    clamp_norm_rows(s, s->a, layer->conv_norm, s->a, conv_rows, d, clip);
+    gate_rows(s->a, (size_t)d, s->a, (size_t)d, s->a, (size_t)d, conv_rows, d); /* silu */
+    g3n_gemm_packed(s->a, conv_rows, (size_t)d, &layer->linear_end, s->b, (size_t)d, NULL);
+    if (kept) {
+        for (int64_t j = 0; j < kept_count; j++)
+            for (int64_t c = 0; c < d; c++)
+                out_rows[j * d + c] = s->b[j * d + c] + h[kept[j] * d + c];
+        return;
+    }
 #pragma omp parallel for simd schedule(static) if (rows * d > PARALLEL_ELEMENTS)
     for (int64_t i = 0; i < rows * d; i++)
         h[i] = s->b[i] + h[i];
 }
 
-/* Gemma3nAudioConformerBlock on one chunk. */
+/* Gemma3nAudioConformerBlock on one chunk. With `kept` (the last block) the
+ * rows after the light conv's depthwise conv are the kept ones only, written
+ * compact to out_rows (the rest of the block is per row: the same numbers). */
 static void conformer_block(g3n_audio_encoder_state *s, const g3n_audio_layer *layer, layer_history *hist,
-                            float *h, const uint8_t *padding, int64_t rows)
+                            float *h, const uint8_t *padding, int64_t rows, const int64_t *kept, int64_t kept_count,
+                            float *out_rows)
 {
     const g3n_audio_config *a = &s->encoder->config;
     int64_t d = a->hidden_size;
@@ -808,9 +828,13 @@ static void conformer_block(g3n_audio_encoder_state *s, const g3n_audio_layer *l
     for (int64_t i = 0; i < rows; i++) /* zero padded frames before the light conv */
         if (padding[i])
             memset(h + i * d, 0, sizeof(float) * (size_t)d);
-    light_conv(s, layer, hist, h, rows);
-    feed_forward(s, &layer->ffw_end, h, rows);
-    clamp_norm_rows(s, h, layer->norm, h, rows, d, (float)a->gradient_clipping);
+    light_conv(s, layer, hist, h, rows, kept, kept_count, out_rows);
+    float *rest = kept ? out_rows : h;
+    const int64_t rest_rows = kept ? kept_count : rows;
+    if (rest_rows == 0)
+        return;
+    feed_forward(s, &layer->ffw_end, rest, rest_rows);
+    clamp_norm_rows(s, rest, layer->norm, rest, rest_rows, d, (float)a->gradient_clipping);
 }
 
 /* Sub-sampled frames [t2_done, t2_done + rows) are in s->hidden: conformer, reduction, tokens. */
@@ -818,20 +842,25 @@ static int run_conformer(g3n_audio_encoder_state *s, int64_t rows, g3n_error *er
 {
     const g3n_audio_config *a = &s->encoder->config;
     int64_t d = a->hidden_size;
-    for (int j = 0; j < a->num_layers; j++)
-        conformer_block(s, &s->encoder->layers[j], &s->history[j], s->hidden, s->row_padding, rows);
-    /* audio_encodings[:, ::reduction_factor], masked_fill(mask, 0) */
+    /* audio_encodings[:, ::reduction_factor]: the rows that become tokens */
     int64_t count = 0;
-    for (int64_t i = 0; i < rows; i++) {
-        int64_t t = s->t2_done + i;
-        if (t % a->reduction_factor != 0)
-            continue;
-        if (s->row_padding[i])
-            memset(s->token_rows + count * d, 0, sizeof(float) * (size_t)d);
-        else
-            memcpy(s->token_rows + count * d, s->hidden + i * d, sizeof(float) * (size_t)d);
-        s->token_padding[count] = s->row_padding[i];
-        count++;
+    for (int64_t i = 0; i < rows; i++)
+        if ((s->t2_done + i) % a->reduction_factor == 0)
+            s->kept_rows[count++] = i;
+    /* the last block finishes only those rows, straight into token_rows */
+    for (int j = 0; j < a->num_layers; j++) {
+        const int last = j == a->num_layers - 1;
+        conformer_block(s, &s->encoder->layers[j], &s->history[j], s->hidden, s->row_padding, rows,
+                        last ? s->kept_rows : NULL, count, s->token_rows);
+    }
+    if (a->num_layers == 0)
+        for (int64_t k = 0; k < count; k++)
+            memcpy(s->token_rows + k * d, s->hidden + s->kept_rows[k] * d, sizeof(float) * (size_t)d);
+    /* masked_fill(mask, 0) */
+    for (int64_t k = 0; k < count; k++) {
+        s->token_padding[k] = s->row_padding[s->kept_rows[k]];
+        if (s->token_padding[k])
+            memset(s->token_rows + k * d, 0, sizeof(float) * (size_t)d);
     }
     s->t2_done += rows;
     if (count > 0) {
