@@ -21,12 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "commands.h"
 #include "config.h"
 #include "matmul.h"
@@ -110,44 +110,13 @@ typedef struct bench_setup {
     double cpu_seconds, wall_seconds; /* over the measured runs */
 } bench_setup;
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
+/* The median (and min, max) of a set-up's runs; values stay in run order (--repeat <= 256). */
 static double median_of(const double *values, int count, double *min, double *max)
 {
     double sorted[256];
     int n = count < 256 ? count : 256;
     memcpy(sorted, values, sizeof(double) * (size_t)n);
-    qsort(sorted, (size_t)n, sizeof(double), compare_doubles);
-    if (min)
-        *min = sorted[0];
-    if (max)
-        *max = sorted[n - 1];
-    return n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
-}
-
-static double load_average(void)
-{
-    double load = -1.0;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1)
-            load = -1.0;
-        fclose(f);
-    }
-    return load;
-}
-
-static double self_cpu_seconds(void)
-{
-    struct rusage u;
-    if (getrusage(RUSAGE_SELF, &u) != 0)
-        return 0.0;
-    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
-           1e-6 * (double)u.ru_stime.tv_usec;
+    return g3n_bench_median(sorted, n, min, max);
 }
 
 /* user + system CPU seconds of a child, from /proc/PID/stat (fields 14 and 15). */
@@ -171,7 +140,7 @@ static double child_cpu_seconds(pid_t pid)
 /* CPU seconds of the set-up: this process (its roles' threads, the client and the brokers) and its daemons. */
 static double setup_cpu_seconds(const bench_setup *s)
 {
-    double total = self_cpu_seconds();
+    double total = g3n_bench_process_cpu_seconds();
     for (int i = 0; i < CHILDREN; i++)
         if (s->children[i].pid > 0)
             total += child_cpu_seconds(s->children[i].pid);
@@ -709,7 +678,7 @@ int g3n_bench_pipeline(int argc, char **argv)
     }
     have_log_dir = 1;
 
-    const double load = load_average();
+    const double load = g3n_bench_load_average();
     if (start_in_process(&setups[0], &o, weights, &config, &err) != G3N_OK ||
         start_daemons(&setups[1], &o, log_dir, &err) != G3N_OK)
         goto done;

@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "audio_config.h"
 #include "audio_encoder.h"
 #include "audio_features.h"
+#include "bench_util.h"
 #include "commands.h"
 #include "config.h"
 #include "gemm_packed.h"
@@ -62,45 +62,18 @@ typedef struct run_meter {
     double wall, cpu;
 } run_meter;
 
-static double process_cpu_seconds(void)
-{
-    struct rusage u;
-    if (getrusage(RUSAGE_SELF, &u) != 0)
-        return 0.0;
-    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
-           1e-6 * (double)u.ru_stime.tv_usec;
-}
-
 static run_meter meter_start(void)
 {
-    run_meter m = {g3n_now_seconds(), process_cpu_seconds()};
+    run_meter m = {g3n_now_seconds(), g3n_bench_process_cpu_seconds()};
     return m;
 }
 
 /* Seconds since start; *share = CPU time / (wall x threads). */
 static double meter_stop(run_meter m, double *share)
 {
-    double wall = g3n_now_seconds() - m.wall, cpu = process_cpu_seconds() - m.cpu;
+    double wall = g3n_now_seconds() - m.wall, cpu = g3n_bench_process_cpu_seconds() - m.cpu;
     *share = wall > 0.0 ? cpu / (wall * g3n_get_threads()) : 0.0;
     return wall;
-}
-
-static double load_average(void)
-{
-    double load = -1.0;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1)
-            load = -1.0;
-        fclose(f);
-    }
-    return load;
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 typedef struct summary {
@@ -117,13 +90,11 @@ static summary summarise(double *seconds, double *shares, int count)
         share += shares[i];
     for (int i = 0; i < cpu_count; i++)
         cpu[i] = seconds[i] * (shares[i] < 1.0 ? shares[i] : 1.0);
-    qsort(cpu, (size_t)cpu_count, sizeof(double), compare_doubles);
-    qsort(seconds, (size_t)count, sizeof(double), compare_doubles);
-    summary s = {count % 2 ? seconds[count / 2] : 0.5 * (seconds[count / 2 - 1] + seconds[count / 2]), seconds[0],
-                 seconds[count - 1], share / count, 0.0};
+    summary s = {0};
+    s.median = g3n_bench_median(seconds, count, &s.min, &s.max);
+    s.share = share / count;
     s.projected = s.median * (s.share < 1.0 ? s.share : 1.0);
-    s.cpu_min = cpu[0];
-    s.cpu_median = cpu_count % 2 ? cpu[cpu_count / 2] : 0.5 * (cpu[cpu_count / 2 - 1] + cpu[cpu_count / 2]);
+    s.cpu_median = g3n_bench_median(cpu, cpu_count, &s.cpu_min, NULL);
     return s;
 }
 
@@ -225,7 +196,7 @@ static void print_header(const char *what, const bench_options *o, const g3n_wei
     if (!o->json)
         printf("%s (%s), %d threads, %s kernels, load average %.2f at start\n", what,
                weights ? g3n_weights_describe(weights) : "synthetic", g3n_get_threads(), g3n_isa_name(g3n_isa_active()),
-               load_average());
+               g3n_bench_load_average());
 }
 
 /* ---- vision ---- */
@@ -243,7 +214,7 @@ static int bench_vision(const bench_options *o)
     print_header("vision tower", o, weights);
     if (o->json)
         printf("{\"benchmark\":\"vision\",\"threads\":%d,\"load_average_start\":%.2f,\"runs\":[", g3n_get_threads(),
-               load_average());
+               g3n_bench_load_average());
     for (int pi = 0; pi < o->precision_count; pi++) {
         g3n_precision precision = o->precisions[pi];
         g3n_vision_encoder *encoder = NULL;
@@ -297,9 +268,9 @@ static int bench_vision(const bench_options *o)
         }
     }
     if (o->json)
-        printf("],\"load_average_end\":%.2f}\n", load_average());
+        printf("],\"load_average_end\":%.2f}\n", g3n_bench_load_average());
     else
-        printf("  load average %.2f at end\n", load_average());
+        printf("  load average %.2f at end\n", g3n_bench_load_average());
     status = 0;
 done:
     if (status != 0)
@@ -377,7 +348,8 @@ static int bench_audio(const bench_options *o)
     if (o->json)
         printf("{\"benchmark\":\"audio\",\"threads\":%d,\"audio_seconds\":%.2f,\"frames\":%lld,\"tokens\":%lld,"
                "\"features_seconds\":%.4f,\"load_average_start\":%.2f,\"runs\":[",
-               g3n_get_threads(), o->seconds, (long long)frames, (long long)tokens, feature_seconds, load_average());
+               g3n_get_threads(), o->seconds, (long long)frames, (long long)tokens, feature_seconds,
+               g3n_bench_load_average());
     else
         printf("  %.1f s of audio: %lld feature frames -> %lld tokens; features %.3f s\n", o->seconds,
                (long long)frames, (long long)tokens, feature_seconds);
@@ -420,9 +392,9 @@ static int bench_audio(const bench_options *o)
         }
     }
     if (o->json)
-        printf("],\"load_average_end\":%.2f}\n", load_average());
+        printf("],\"load_average_end\":%.2f}\n", g3n_bench_load_average());
     else
-        printf("  load average %.2f at end\n", load_average());
+        printf("  load average %.2f at end\n", g3n_bench_load_average());
     status = 0;
 done:
     if (status != 0)
@@ -544,9 +516,9 @@ static int bench_gemm(const bench_options *o)
         free(w);
     }
     if (o->json)
-        printf("],\"load_average\":%.2f}\n", load_average());
+        printf("],\"load_average\":%.2f}\n", g3n_bench_load_average());
     else
-        printf("  load average %.2f at end\n", load_average());
+        printf("  load average %.2f at end\n", g3n_bench_load_average());
     return 0;
 }
 

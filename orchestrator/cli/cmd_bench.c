@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "bench_pipeline.h"
 #include "bench_towers.h"
+#include "bench_util.h"
 #include "commands.h"
 #include "config.h"
 #include "generate.h"
@@ -50,12 +50,6 @@ static void usage(FILE *out)
                  "        (default the longest test + 1); the session's KV and scratch bytes are reported.\n");
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Current resident set (bytes), from /proc/self/statm. */
 static uint64_t current_rss_bytes(void)
 {
@@ -90,28 +84,6 @@ typedef struct bench_stat {
     double projected;        /* median / share (share < 1): tokens/s with the threads' cores to ourselves */
 } bench_stat;
 
-/* Process CPU seconds (user + system), for the share of a shared host we got. */
-static double cpu_seconds(void)
-{
-    struct rusage u;
-    if (getrusage(RUSAGE_SELF, &u) != 0)
-        return 0.0;
-    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
-           1e-6 * (double)u.ru_stime.tv_usec;
-}
-
-static double load_average(void)
-{
-    double load = -1.0;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1)
-            load = -1.0;
-        fclose(f);
-    }
-    return load;
-}
-
 static void add_share(bench_stat *s, double cpu, double wall)
 {
     const int threads = g3n_get_threads();
@@ -121,9 +93,8 @@ static void add_share(bench_stat *s, double cpu, double wall)
 
 static bench_stat summarise(double *rates, int count)
 {
-    qsort(rates, (size_t)count, sizeof(double), compare_doubles);
-    bench_stat s = {count % 2 ? rates[count / 2] : 0.5 * (rates[count / 2 - 1] + rates[count / 2]), rates[0],
-                    rates[count - 1], 1.0, 0.0};
+    bench_stat s = {0.0, 0.0, 0.0, 1.0, 0.0};
+    s.median = g3n_bench_median(rates, count, &s.min, &s.max);
     return s;
 }
 
@@ -263,14 +234,14 @@ static int bench_text(int argc, char **argv)
         goto done;
 
     bench_stat prefill_stats[16], decode_stat = {0, 0, 0, 0, 0};
-    const double load_before = load_average();
+    const double load_before = g3n_bench_load_average();
     double *rates = malloc(sizeof(double) * (size_t)repeat);
     if (!rates) {
         g3n_error_set(&err, "out of memory");
         goto done;
     }
     for (int p = 0; p < num_prefills; p++) {
-        const double cpu_start = cpu_seconds(), wall_start = g3n_now_seconds();
+        const double cpu_start = g3n_bench_process_cpu_seconds(), wall_start = g3n_now_seconds();
         for (int r = 0; r < repeat; r++) {
             g3n_text_session_reset(session);
             const double start = g3n_now_seconds();
@@ -281,11 +252,11 @@ static int bench_text(int argc, char **argv)
             rates[r] = (double)prefills[p] / (g3n_now_seconds() - start);
         }
         prefill_stats[p] = summarise(rates, repeat);
-        add_share(&prefill_stats[p], cpu_seconds() - cpu_start, g3n_now_seconds() - wall_start);
+        add_share(&prefill_stats[p], g3n_bench_process_cpu_seconds() - cpu_start, g3n_now_seconds() - wall_start);
     }
     if (decode > 0 && batch_rows > 1) {
         /* B sessions from an empty context, each its own greedy text (first tokens differ) */
-        const double cpu_start = cpu_seconds(), wall_start = g3n_now_seconds();
+        const double cpu_start = g3n_bench_process_cpu_seconds(), wall_start = g3n_now_seconds();
         int32_t tokens[256];
         for (int r = 0; r < repeat; r++) {
             for (int b = 0; b < batch_rows; b++) {
@@ -307,9 +278,9 @@ static int bench_text(int argc, char **argv)
             rates[r] = (double)(decode * batch_rows) / (g3n_now_seconds() - start);
         }
         decode_stat = summarise(rates, repeat);
-        add_share(&decode_stat, cpu_seconds() - cpu_start, g3n_now_seconds() - wall_start);
+        add_share(&decode_stat, g3n_bench_process_cpu_seconds() - cpu_start, g3n_now_seconds() - wall_start);
     } else if (decode > 0) {
-        const double cpu_start = cpu_seconds(), wall_start = g3n_now_seconds();
+        const double cpu_start = g3n_bench_process_cpu_seconds(), wall_start = g3n_now_seconds();
         for (int r = 0; r < repeat; r++) {
             g3n_text_session_reset(session);
             int32_t token = ids[0];
@@ -324,7 +295,7 @@ static int bench_text(int argc, char **argv)
             rates[r] = (double)decode / (g3n_now_seconds() - start);
         }
         decode_stat = summarise(rates, repeat);
-        add_share(&decode_stat, cpu_seconds() - cpu_start, g3n_now_seconds() - wall_start);
+        add_share(&decode_stat, g3n_bench_process_cpu_seconds() - cpu_start, g3n_now_seconds() - wall_start);
     }
     free(rates);
     const uint64_t rss = current_rss_bytes(), peak = g3n_peak_rss_bytes();
