@@ -199,87 +199,158 @@ static void print_header(const char *what, const bench_options *o, const g3n_wei
                g3n_bench_load_average());
 }
 
+/* ---- a tower at each precision ---- */
+
+/* A tower under test, for bench_precisions: state holds its encoder and the
+ * prepared input. */
+typedef struct tower_bench {
+    void *state;
+    int64_t output_count;                  /* floats one encode writes, compared across precisions */
+    const char *rel_l2_key, *rel_l2_label; /* that comparison's JSON key and text label */
+    int (*load)(void *state, g3n_precision precision, g3n_error *err);
+    int (*encode)(void *state, float *output, g3n_error *err);
+    void (*unload)(void *state);
+    /* the tower's own figures in a report row, between the precision and the load time */
+    void (*print_figures)(const void *state, const bench_options *o, const summary *s);
+} tower_bench;
+
+/* Each --precision in turn: loads the tower (timed), encodes once to warm up,
+ * then o->repeat measured times; prints a row per precision (later ones with
+ * their rel-L2 to the first's output) and the closing line. */
+static int bench_precisions(const bench_options *o, const tower_bench *t, g3n_error *err)
+{
+    float *outputs[3] = {NULL, NULL, NULL};
+    double *seconds = malloc(sizeof(double) * (size_t)o->repeat), *shares = malloc(sizeof(double) * (size_t)o->repeat);
+    int status = seconds && shares ? G3N_OK : g3n_error_set(err, "out of memory");
+    for (int pi = 0; status == G3N_OK && pi < o->precision_count; pi++) {
+        g3n_precision precision = o->precisions[pi];
+        double t0 = g3n_now_seconds();
+        status = t->load(t->state, precision, err);
+        if (status != G3N_OK)
+            break;
+        double load_seconds = g3n_now_seconds() - t0;
+        outputs[pi] = malloc(sizeof(float) * (size_t)t->output_count);
+        status = outputs[pi] ? t->encode(t->state, outputs[pi], err) : g3n_error_set(err, "out of memory");
+        for (int r = 0; status == G3N_OK && r < o->repeat; r++) {
+            run_meter m = meter_start();
+            status = t->encode(t->state, outputs[pi], err);
+            seconds[r] = meter_stop(m, &shares[r]);
+        }
+        t->unload(t->state);
+        if (status != G3N_OK)
+            break;
+        summary s = summarise(seconds, shares, o->repeat);
+        double accuracy = pi > 0 ? rel_l2(outputs[pi], outputs[0], t->output_count) : 0.0;
+        if (o->json) {
+            printf("%s{\"precision\":\"%s\"", pi ? "," : "", g3n_precision_name(precision));
+            t->print_figures(t->state, o, &s);
+            printf(",\"load_seconds\":%.2f,\"%s\":%.3e}", load_seconds, t->rel_l2_key, accuracy);
+        } else {
+            printf("  %-5s ", g3n_precision_name(precision));
+            t->print_figures(t->state, o, &s);
+            printf(", load/pack %.1f s", load_seconds);
+            if (pi > 0)
+                printf(", %s %.2e", t->rel_l2_label, accuracy);
+            printf("\n");
+        }
+    }
+    if (status == G3N_OK) {
+        if (o->json)
+            printf("],\"load_average_end\":%.2f}\n", g3n_bench_load_average());
+        else
+            printf("  load average %.2f at end\n", g3n_bench_load_average());
+    }
+    free(seconds);
+    free(shares);
+    for (int i = 0; i < 3; i++)
+        free(outputs[i]);
+    return status;
+}
+
 /* ---- vision ---- */
+
+typedef struct vision_bench {
+    const g3n_model_config *config;
+    g3n_weights *weights;
+    g3n_vision_encoder *encoder;
+    const float *pixels;
+    float *embeds;
+    int side;
+} vision_bench;
+
+static int load_vision(void *state, g3n_precision precision, g3n_error *err)
+{
+    vision_bench *v = state;
+    return g3n_vision_encoder_load_precision(&v->encoder, v->config, v->weights, precision, err);
+}
+
+static int encode_vision(void *state, float *output, g3n_error *err)
+{
+    vision_bench *v = state;
+    return g3n_vision_encoder_encode(v->encoder, v->pixels, 1, v->side, v->side, output, v->embeds, err);
+}
+
+static void unload_vision(void *state)
+{
+    vision_bench *v = state;
+    g3n_vision_encoder_free(v->encoder);
+    v->encoder = NULL;
+}
+
+static void print_vision_figures(const void *state, const bench_options *o, const summary *s)
+{
+    const vision_bench *v = state;
+    if (o->json)
+        printf(",\"image\":%d,\"seconds_median\":%.4f,\"seconds_min\":%.4f,\"seconds_max\":%.4f,\"cpu_share\":%.3f,"
+               "\"cpu_seconds_per_thread\":%.4f",
+               v->side, s->median, s->min, s->max, s->share, s->projected);
+    else
+        printf("%dx%d: %.3f s per image (median of %d; min %.3f, max %.3f), cpu share %.0f%% -> %.3f s with the cores "
+               "to itself",
+               v->side, v->side, s->median, o->repeat, s->min, s->max, 100.0 * s->share, s->projected);
+}
 
 static int bench_vision(const bench_options *o)
 {
     g3n_error err = {{0}};
     g3n_model_config config = {0};
     g3n_weights *weights = NULL;
-    float *pixels = NULL, *tower[3] = {NULL, NULL, NULL}, *embeds = NULL;
+    g3n_vision_config vc;
+    float *pixels = NULL, *embeds = NULL;
     int status = 1;
-    double *seconds = malloc(sizeof(double) * (size_t)o->repeat), *shares = malloc(sizeof(double) * (size_t)o->repeat);
-    if (!seconds || !shares || open_model(o, &config, &weights, &err) != G3N_OK)
+    if (open_model(o, &config, &weights, &err) != G3N_OK)
         goto done;
     print_header("vision tower", o, weights);
     if (o->json)
         printf("{\"benchmark\":\"vision\",\"threads\":%d,\"load_average_start\":%.2f,\"runs\":[", g3n_get_threads(),
                g3n_bench_load_average());
-    for (int pi = 0; pi < o->precision_count; pi++) {
-        g3n_precision precision = o->precisions[pi];
-        g3n_vision_encoder *encoder = NULL;
-        double t0 = g3n_now_seconds();
-        if (g3n_vision_encoder_load_precision(&encoder, &config, weights, precision, &err) != G3N_OK)
-            goto done;
-        double load_seconds = g3n_now_seconds() - t0;
-        const g3n_vision_config *vc = g3n_vision_encoder_config(encoder);
-        int side = (int)vc->image_size;
-        int64_t plane = (int64_t)side * side, tokens = vc->soft_tokens * vc->hidden_size;
-        int64_t embed_count = vc->soft_tokens * g3n_vision_encoder_text_hidden(encoder);
-        if (!pixels) {
-            pixels = malloc(sizeof(float) * (size_t)(3 * plane));
-            embeds = malloc(sizeof(float) * (size_t)embed_count);
-            if (!pixels || !embeds) {
-                g3n_vision_encoder_free(encoder);
-                g3n_error_set(&err, "out of memory");
-                goto done;
-            }
-            for (int64_t i = 0; i < 3 * plane; i++) /* smooth gradients + a little texture, in [0, 1] */
-                pixels[i] = 0.5f + 0.4f * sinf(0.013f * (float)(i % side) + 0.029f * (float)((i / side) % side) +
-                                               1.7f * (float)(i / plane)) * cosf(0.31f * (float)(i % 7));
-        }
-        tower[pi] = malloc(sizeof(float) * (size_t)tokens);
-        int ok = tower[pi] != NULL &&
-                 g3n_vision_encoder_encode(encoder, pixels, 1, side, side, tower[pi], embeds, &err) == G3N_OK;
-        for (int r = 0; ok && r < o->repeat; r++) {
-            run_meter m = meter_start();
-            ok = g3n_vision_encoder_encode(encoder, pixels, 1, side, side, tower[pi], embeds, &err) == G3N_OK;
-            seconds[r] = meter_stop(m, &shares[r]);
-        }
-        g3n_vision_encoder_free(encoder);
-        if (!ok)
-            goto done;
-        summary s = summarise(seconds, shares, o->repeat);
-        double accuracy = pi > 0 && tower[0] ? rel_l2(tower[pi], tower[0], tokens) : 0.0;
-        if (o->json)
-            printf("%s{\"precision\":\"%s\",\"image\":%d,\"seconds_median\":%.4f,\"seconds_min\":%.4f,"
-                   "\"seconds_max\":%.4f,\"cpu_share\":%.3f,\"cpu_seconds_per_thread\":%.4f,\"load_seconds\":%.2f,"
-                   "\"tower_rel_l2_vs_f32\":%.3e}",
-                   pi ? "," : "", g3n_precision_name(precision), side, s.median, s.min, s.max, s.share, s.projected,
-                   load_seconds, accuracy);
-        else {
-            printf("  %-5s %dx%d: %.3f s per image (median of %d; min %.3f, max %.3f), cpu share %.0f%% -> %.3f s "
-                   "with the cores to itself, load/pack %.1f s",
-                   g3n_precision_name(precision), side, side, s.median, o->repeat, s.min, s.max, 100.0 * s.share,
-                   s.projected, load_seconds);
-            if (pi > 0)
-                printf(", tower rel-L2 vs f32 %.2e", accuracy);
-            printf("\n");
-        }
+    if (g3n_vision_config_parse(&config, &vc, &err) != G3N_OK) {
+        g3n_error_prefix(&err, "vision encoder"); /* as loading the encoder says it */
+        goto done;
     }
-    if (o->json)
-        printf("],\"load_average_end\":%.2f}\n", g3n_bench_load_average());
-    else
-        printf("  load average %.2f at end\n", g3n_bench_load_average());
+    int side = (int)vc.image_size;
+    int64_t plane = (int64_t)side * side;
+    pixels = malloc(sizeof(float) * (size_t)(3 * plane));
+    embeds = malloc(sizeof(float) * (size_t)(vc.soft_tokens * config.text.hidden_size));
+    if (!pixels || !embeds) {
+        g3n_error_set(&err, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < 3 * plane; i++) /* smooth gradients + a little texture, in [0, 1] */
+        pixels[i] = 0.5f + 0.4f * sinf(0.013f * (float)(i % side) + 0.029f * (float)((i / side) % side) +
+                                       1.7f * (float)(i / plane)) * cosf(0.31f * (float)(i % 7));
+    vision_bench v = {&config, weights, NULL, pixels, embeds, side};
+    tower_bench tower = {.state = &v, .output_count = vc.soft_tokens * vc.hidden_size,
+                         .rel_l2_key = "tower_rel_l2_vs_f32", .rel_l2_label = "tower rel-L2 vs f32",
+                         .load = load_vision, .encode = encode_vision, .unload = unload_vision,
+                         .print_figures = print_vision_figures};
+    if (bench_precisions(o, &tower, &err) != G3N_OK)
+        goto done;
     status = 0;
 done:
     if (status != 0)
         fprintf(stderr, "g3n bench vision: error: %s\n", err.message);
-    free(seconds);
-    free(shares);
     free(pixels);
-    for (int i = 0; i < 3; i++)
-        free(tower[i]);
     free(embeds);
     g3n_weights_close(weights);
     g3n_config_free(&config);
@@ -287,6 +358,48 @@ done:
 }
 
 /* ---- audio ---- */
+
+typedef struct audio_bench {
+    const g3n_audio_config *config;
+    g3n_weights *weights;
+    g3n_audio_encoder encoder;
+    const float *features;
+    const uint8_t *padding;
+    int64_t frames;
+} audio_bench;
+
+static int load_audio(void *state, g3n_precision precision, g3n_error *err)
+{
+    audio_bench *a = state;
+    return g3n_audio_encoder_load_precision(&a->encoder, a->config, a->weights, precision, err);
+}
+
+static int encode_audio(void *state, float *output, g3n_error *err)
+{
+    audio_bench *a = state;
+    return g3n_audio_encoder_encode(&a->encoder, a->features, a->padding, a->frames, output, NULL, err);
+}
+
+static void unload_audio(void *state)
+{
+    audio_bench *a = state;
+    g3n_audio_encoder_free(&a->encoder);
+}
+
+static void print_audio_figures(const void *state, const bench_options *o, const summary *s)
+{
+    (void)state;
+    if (o->json)
+        printf(",\"seconds_median\":%.4f,\"seconds_min\":%.4f,\"seconds_max\":%.4f,\"real_time_factor\":%.4f,"
+               "\"cpu_share\":%.3f,\"cpu_seconds_per_thread\":%.4f,\"cpu_seconds_per_thread_min\":%.4f,"
+               "\"cpu_seconds_per_thread_median\":%.4f",
+               s->median, s->min, s->max, s->median / o->seconds, s->share, s->projected, s->cpu_min, s->cpu_median);
+    else
+        printf("encoder %.3f s (median of %d; min %.3f, max %.3f): real-time factor %.3f, cpu share %.0f%% -> %.3f s "
+               "with the cores to itself (per run CPU s/thread: min %.3f, median %.3f)",
+               s->median, o->repeat, s->min, s->max, s->median / o->seconds, 100.0 * s->share, s->projected,
+               s->cpu_min, s->cpu_median);
+}
 
 static int bench_audio(const bench_options *o)
 {
@@ -297,11 +410,10 @@ static int bench_audio(const bench_options *o)
     g3n_audio_feature_config fc;
     g3n_audio_feature_config_default(&fc);
     g3n_audio_features *extractor = NULL;
-    float *samples = NULL, *features = NULL, *out[3] = {NULL, NULL, NULL};
+    float *samples = NULL, *features = NULL;
     uint8_t *mask = NULL, *padding = NULL;
     int status = 1;
-    double *seconds = malloc(sizeof(double) * (size_t)o->repeat), *shares = malloc(sizeof(double) * (size_t)o->repeat);
-    if (!seconds || !shares || open_model(o, &config, &weights, &err) != G3N_OK)
+    if (open_model(o, &config, &weights, &err) != G3N_OK)
         goto done;
     if (o->model_dir) {
         char path[1200];
@@ -353,60 +465,21 @@ static int bench_audio(const bench_options *o)
     else
         printf("  %.1f s of audio: %lld feature frames -> %lld tokens; features %.3f s\n", o->seconds,
                (long long)frames, (long long)tokens, feature_seconds);
-    for (int pi = 0; pi < o->precision_count; pi++) {
-        g3n_precision precision = o->precisions[pi];
-        g3n_audio_encoder encoder;
-        double t0 = g3n_now_seconds();
-        if (g3n_audio_encoder_load_precision(&encoder, &audio, weights, precision, &err) != G3N_OK)
-            goto done;
-        double load_seconds = g3n_now_seconds() - t0;
-        out[pi] = malloc(sizeof(float) * (size_t)(tokens * audio.hidden_size));
-        int ok = out[pi] != NULL &&
-                 g3n_audio_encoder_encode(&encoder, features, padding, frames, out[pi], NULL, &err) == G3N_OK;
-        for (int r = 0; ok && r < o->repeat; r++) {
-            run_meter m = meter_start();
-            ok = g3n_audio_encoder_encode(&encoder, features, padding, frames, out[pi], NULL, &err) == G3N_OK;
-            seconds[r] = meter_stop(m, &shares[r]);
-        }
-        g3n_audio_encoder_free(&encoder);
-        if (!ok)
-            goto done;
-        summary s = summarise(seconds, shares, o->repeat);
-        double accuracy = pi > 0 && out[0] ? rel_l2(out[pi], out[0], tokens * audio.hidden_size) : 0.0;
-        if (o->json)
-            printf("%s{\"precision\":\"%s\",\"seconds_median\":%.4f,\"seconds_min\":%.4f,\"seconds_max\":%.4f,"
-                   "\"real_time_factor\":%.4f,\"cpu_share\":%.3f,\"cpu_seconds_per_thread\":%.4f,"
-                   "\"cpu_seconds_per_thread_min\":%.4f,\"cpu_seconds_per_thread_median\":%.4f,"
-                   "\"load_seconds\":%.2f,\"rel_l2_vs_f32\":%.3e}",
-                   pi ? "," : "", g3n_precision_name(precision), s.median, s.min, s.max, s.median / o->seconds,
-                   s.share, s.projected, s.cpu_min, s.cpu_median, load_seconds, accuracy);
-        else {
-            printf("  %-5s encoder %.3f s (median of %d; min %.3f, max %.3f): real-time factor %.3f, cpu share "
-                   "%.0f%% -> %.3f s with the cores to itself (per run CPU s/thread: min %.3f, median %.3f), "
-                   "load/pack %.1f s",
-                   g3n_precision_name(precision), s.median, o->repeat, s.min, s.max, s.median / o->seconds,
-                   100.0 * s.share, s.projected, s.cpu_min, s.cpu_median, load_seconds);
-            if (pi > 0)
-                printf(", rel-L2 vs f32 %.2e", accuracy);
-            printf("\n");
-        }
-    }
-    if (o->json)
-        printf("],\"load_average_end\":%.2f}\n", g3n_bench_load_average());
-    else
-        printf("  load average %.2f at end\n", g3n_bench_load_average());
+    audio_bench a = {.config = &audio, .weights = weights, .features = features, .padding = padding, .frames = frames};
+    tower_bench tower = {.state = &a, .output_count = tokens * audio.hidden_size,
+                         .rel_l2_key = "rel_l2_vs_f32", .rel_l2_label = "rel-L2 vs f32",
+                         .load = load_audio, .encode = encode_audio, .unload = unload_audio,
+                         .print_figures = print_audio_figures};
+    if (bench_precisions(o, &tower, &err) != G3N_OK)
+        goto done;
     status = 0;
 done:
     if (status != 0)
         fprintf(stderr, "g3n bench audio: error: %s\n", err.message);
-    free(seconds);
-    free(shares);
     free(samples);
     free(features);
     free(mask);
     free(padding);
-    for (int i = 0; i < 3; i++)
-        free(out[i]);
     g3n_audio_features_free(extractor);
     g3n_audio_feature_config_free(&fc);
     g3n_weights_close(weights);
