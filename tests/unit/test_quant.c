@@ -24,7 +24,10 @@ typedef struct shape {
 
 static const shape shapes[] = {{1, 64, 1},    {1, 64, 17},    {2, 128, 33},   {3, 192, 5},    {4, 256, 40},
                                {5, 64, 70},   {7, 512, 19},   {13, 320, 9},   {64, 128, 64},  {1, 2048, 100},
-                               {3, 1088, 37}, {9, 1536, 20},  {16, 640, 33},  {11, 1024, 17}, {8, 2112, 5}};
+                               {3, 1088, 37}, {9, 1536, 20},  {16, 640, 33},  {11, 1024, 17}, {8, 2112, 5},
+                               /* K > 4096 with 8-row slices: the AVX-512 kernel's K blocks (a short last
+                                * group, slices of 8 and of 4 rows, an output block of 32 rows and a tail) */
+                               {8, 4608, 3},  {9, 5184, 35},  {20, 8192, 40}};
 
 /* Activation value kk of row i (the group layout of quant.h), dequantised. */
 static double activation(const g3n_quant_activations *a, int64_t i, int64_t kk)
