@@ -1,10 +1,8 @@
 /* media_cli.c - shared parts of `g3n video` and `g3n live` (see media_cli.h). */
 #include "media_cli.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "matmul.h"
 #include "ops.h"
@@ -83,73 +81,25 @@ void g3n_media_cli_help(FILE *out)
             "  --quiet               no progress lines\n");
 }
 
-/* The repository (or install) folder holding scripts/demo-config.json. */
-static int find_home(char *out, size_t size)
-{
-    const char *env = getenv("G3N_HOME");
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = '\0';
-    char candidates[6][PATH_MAX + 32];
-    int k = 0;
-    if (env)
-        snprintf(candidates[k++], sizeof candidates[0], "%s", env);
-    snprintf(candidates[k++], sizeof candidates[0], ".");
-    snprintf(candidates[k++], sizeof candidates[0], "%s/../..", exe);
-    snprintf(candidates[k++], sizeof candidates[0], "%s/../../..", exe);
-    snprintf(candidates[k++], sizeof candidates[0], "%s/../share/g3n", exe);
-    for (int i = 0; i < k; i++) {
-        char probe[PATH_MAX + 96];
-        snprintf(probe, sizeof(probe), "%s/scripts/demo-config.json", candidates[i]);
-        if (access(probe, R_OK) == 0) {
-            snprintf(out, size, "%s", candidates[i]);
-            return 0;
-        }
-    }
-    return -1;
-}
-
 int g3n_media_cli_load(g3n_media_cli *c, const g3n_media_cli_options *o, int want_vision, int want_audio,
                        g3n_error *err)
 {
     memset(c, 0, sizeof(*c));
-    if ((o->model_dir != NULL) + (o->synth_spec != NULL) + o->demo != 1)
-        return g3n_error_set(err, "give one of --model, --synth, --demo (see --help)");
+    g3n_model_source *source = &c->source;
+    source->model_dir = o->model_dir;
+    source->synth_spec = o->synth_spec;
+    source->tokenizer_path = o->tokenizer_path;
+    source->demo = o->demo;
+    if (g3n_model_source_check(source, err) != G3N_OK)
+        return G3N_ERR;
     if (o->threads > 0)
         g3n_set_threads(o->threads);
-    char config_path[1200];
-    uint64_t seed = 1;
-    const char *tokenizer_path = o->tokenizer_path;
-    if (o->demo) {
-        if (find_home(c->home, sizeof c->home) != 0)
-            return g3n_error_set(err, "--demo needs scripts/demo-config.json: run from the repository or set "
-                                      "G3N_HOME");
-        snprintf(config_path, sizeof config_path, "%s/scripts/demo-config.json", c->home);
-        if (!tokenizer_path) {
-            snprintf(c->tokenizer_path, sizeof c->tokenizer_path, "%s/tests/fixtures/tokenizer/tokenizer.json",
-                     c->home);
-            tokenizer_path = c->tokenizer_path;
-        }
-    } else if (o->synth_spec) {
-        if (g3n_parse_synth_spec(o->synth_spec, config_path, sizeof config_path, &seed, err) != G3N_OK)
-            return G3N_ERR;
-        if (!tokenizer_path)
-            return g3n_error_set(err, "--synth needs --tokenizer");
-    } else {
-        snprintf(config_path, sizeof config_path, "%s", o->model_dir);
-        if (!tokenizer_path) {
-            snprintf(c->tokenizer_path, sizeof c->tokenizer_path, "%s/tokenizer.json", o->model_dir);
-            tokenizer_path = c->tokenizer_path;
-        }
-    }
-    if (g3n_config_load(&c->config, config_path, err) != G3N_OK ||
-        g3n_tokenizer_load(&c->tokenizer, tokenizer_path, err) != G3N_OK)
-        return G3N_ERR;
-    if (o->model_dir ? g3n_weights_open_checkpoint(&c->weights, o->model_dir, err)
-                     : g3n_weights_open_synth(&c->weights, seed, G3N_DTYPE_BF16, err))
+    const char *config_path = source->config_path;
+    if (g3n_model_source_find_demo(source, err) != G3N_OK || g3n_model_source_locate_config(source, err) != G3N_OK ||
+        g3n_model_source_default_tokenizer(source, err) != G3N_OK ||
+        g3n_config_load(&c->config, config_path, err) != G3N_OK ||
+        g3n_tokenizer_load(&c->tokenizer, source->tokenizer_path, err) != G3N_OK ||
+        g3n_model_source_open_weights(source, &c->weights, err) != G3N_OK)
         return G3N_ERR;
     char preprocessor[1200];
     const char *pre = NULL;

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "generate.h"
 #include "live_session.h"
+#include "model_source.h"
 #include "tokenizer.h"
 #include "weights.h"
 
@@ -26,8 +27,7 @@ typedef struct g3n_media_cli {
     g3n_weights *weights;
     g3n_tokenizer *tokenizer;
     g3n_live_model model;
-    char tokenizer_path[1200];
-    char home[1024];
+    g3n_model_source source;
 } g3n_media_cli;
 
 void g3n_media_cli_defaults(g3n_media_cli_options *options);
