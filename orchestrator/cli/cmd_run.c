@@ -12,7 +12,9 @@
 #include "commands.h"
 #include "front_door.h"
 #include "config.h"
+#include "local_pipeline.h"
 #include "matmul.h"
+#include "model_source.h"
 #include "ops.h"
 #include "pipeline.h"
 #include "pipeline_video.h"
@@ -100,39 +102,6 @@ static int read_file(const char *path, void **data, size_t *size)
     fclose(f);
     *size = (size_t)n;
     return 0;
-}
-
-/* The repository (or install) folder holding scripts/demo-config.json. */
-static int find_home(char *out, size_t size)
-{
-    const char *env = getenv("G3N_HOME");
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = '\0';
-    const char *candidates[6];
-    char c1[PATH_MAX + 16], c2[PATH_MAX + 16], c3[PATH_MAX + 16];
-    snprintf(c1, sizeof(c1), "%s/../..", exe);
-    snprintf(c2, sizeof(c2), "%s/../../..", exe);
-    snprintf(c3, sizeof(c3), "%s/../share/g3n", exe);
-    int k = 0;
-    if (env)
-        candidates[k++] = env;
-    candidates[k++] = ".";
-    candidates[k++] = c1;
-    candidates[k++] = c2;
-    candidates[k++] = c3;
-    for (int i = 0; i < k; i++) {
-        char probe[PATH_MAX + 64];
-        snprintf(probe, sizeof(probe), "%s/scripts/demo-config.json", candidates[i]);
-        if (access(probe, R_OK) == 0) {
-            snprintf(out, size, "%s", candidates[i]);
-            return 0;
-        }
-    }
-    return -1;
 }
 
 static void print_progress(void *user, const char *line)
@@ -251,11 +220,12 @@ int g3n_command_run(int argc, char **argv)
         print_help(stdout);
         return 0;
     }
-    const char *model_dir = NULL, *synth_spec = NULL, *tokenizer_path = NULL, *system = NULL, *prompt = NULL;
-    const char *bind = NULL, *connect = NULL, *video_url = NULL;
+    g3n_model_source source;
+    memset(&source, 0, sizeof(source));
+    const char *system = NULL, *prompt = NULL, *bind = NULL, *connect = NULL, *video_url = NULL;
     g3n_video_options video_options = g3n_video_default_options();
     const char *image_paths[MAX_MEDIA], *audio_paths[MAX_MEDIA];
-    int images = 0, audios = 0, demo = 0, remote = 0, quiet = 0, threads = 0, heartbeat_ms = 0,
+    int images = 0, audios = 0, remote = 0, quiet = 0, threads = 0, heartbeat_ms = 0,
         heartbeat_timeout_ms = 0, ignore_eos = 0;
     int64_t max_new = 64;
     double temperature = 0.0, top_p = 1.0, wait_seconds = 60.0;
@@ -280,11 +250,11 @@ int g3n_command_run(int argc, char **argv)
         if (takes)
             i++;
         if (strcmp(a, "--model") == 0)
-            model_dir = v;
+            source.model_dir = v;
         else if (strcmp(a, "--synth") == 0)
-            synth_spec = v;
+            source.synth_spec = v;
         else if (strcmp(a, "--tokenizer") == 0)
-            tokenizer_path = v;
+            source.tokenizer_path = v;
         else if (strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0) {
             int is_audio = a[2] == 'a';
             if ((is_audio ? audios : images) >= MAX_MEDIA) {
@@ -333,7 +303,7 @@ int g3n_command_run(int argc, char **argv)
         else if (strcmp(a, "--heartbeat-timeout-ms") == 0)
             heartbeat_timeout_ms = atoi(v);
         else if (strcmp(a, "--demo") == 0)
-            demo = 1;
+            source.demo = 1;
         else if (strcmp(a, "--remote") == 0)
             remote = 1;
         else if (strcmp(a, "--quiet") == 0)
@@ -363,8 +333,9 @@ int g3n_command_run(int argc, char **argv)
     if (connect)
         return run_connected(connect, system, prompt, image_paths, images, audio_paths, audios, max_new, temperature,
                              top_k, top_p, seed);
-    if ((model_dir != NULL) + (synth_spec != NULL) + demo != 1) {
-        fprintf(stderr, "g3n run: error: give one of --model, --synth, --demo (see --help)\n");
+    g3n_error err = {{0}};
+    if (g3n_model_source_check(&source, &err) != G3N_OK) {
+        fprintf(stderr, "g3n run: error: %s\n", err.message);
         return 2;
     }
     if (remote && !bind) {
@@ -375,20 +346,14 @@ int g3n_command_run(int argc, char **argv)
         fprintf(stderr, "g3n run: error: --max-new-tokens must be >= 1\n");
         return 2;
     }
-    char home[PATH_MAX], demo_config[PATH_MAX + 64], demo_tokenizer[PATH_MAX + 64], demo_image[PATH_MAX + 64],
-        demo_audio[PATH_MAX + 64], dir_tokenizer[PATH_MAX + 64];
-    if (demo) {
-        if (find_home(home, sizeof(home)) != 0) {
-            fprintf(stderr, "g3n run: error: --demo needs scripts/demo-config.json: run from the repository or set "
-                            "G3N_HOME\n");
+    char demo_image[PATH_MAX + 64], demo_audio[PATH_MAX + 64];
+    if (source.demo) {
+        if (g3n_model_source_find_demo(&source, &err) != G3N_OK) {
+            fprintf(stderr, "g3n run: error: %s\n", err.message);
             return 1;
         }
-        snprintf(demo_config, sizeof(demo_config), "%s/scripts/demo-config.json", home);
-        snprintf(demo_tokenizer, sizeof(demo_tokenizer), "%s/tests/fixtures/tokenizer/tokenizer.json", home);
-        snprintf(demo_image, sizeof(demo_image), "%s/assets/demo-image.jpg", home);
-        snprintf(demo_audio, sizeof(demo_audio), "%s/assets/demo-speech.wav", home);
-        if (!tokenizer_path)
-            tokenizer_path = demo_tokenizer;
+        snprintf(demo_image, sizeof(demo_image), "%s/assets/demo-image.jpg", source.home);
+        snprintf(demo_audio, sizeof(demo_audio), "%s/assets/demo-speech.wav", source.home);
         if (images == 0 && audios == 0 && !video_url) {
             image_paths[images++] = demo_image;
             audio_paths[audios++] = demo_audio;
@@ -403,41 +368,23 @@ int g3n_command_run(int argc, char **argv)
         fprintf(stderr, "g3n run: error: no PROMPT (see --help)\n");
         return 2;
     }
-    if (!tokenizer_path) {
-        if (!model_dir) {
-            fprintf(stderr, "g3n run: error: --synth needs --tokenizer\n");
-            return 2;
-        }
-        snprintf(dir_tokenizer, sizeof(dir_tokenizer), "%s/tokenizer.json", model_dir);
-        tokenizer_path = dir_tokenizer;
+    if (g3n_model_source_default_tokenizer(&source, &err) != G3N_OK) {
+        fprintf(stderr, "g3n run: error: %s\n", err.message);
+        return 2;
     }
     if (threads > 0)
         g3n_set_threads(threads);
 
-    g3n_error err = {{0}};
     int rc = 1;
-    g3n_model_config config;
-    memset(&config, 0, sizeof(config));
-    g3n_tokenizer *tokenizer = NULL;
-    g3n_weights *weights = NULL;
-    g3n_broker *broker = NULL;
-    g3n_client *client = NULL;
-    g3n_local_roles local;
+    g3n_local_pipeline local;
     memset(&local, 0, sizeof(local));
+    g3n_client *client = NULL;
     g3n_media_file media[2 * MAX_MEDIA];
     void *media_data[2 * MAX_MEDIA];
     int media_count = 0;
     double t_load = g3n_now_seconds();
 
-    char config_path[1024];
-    uint64_t synth_seed = 1;
-    if (demo)
-        snprintf(config_path, sizeof(config_path), "%s", demo_config);
-    else if (synth_spec && g3n_parse_synth_spec(synth_spec, config_path, sizeof(config_path), &synth_seed, &err) !=
-                               G3N_OK)
-        goto done;
-    if (g3n_config_load(&config, model_dir ? model_dir : config_path, &err) != G3N_OK ||
-        g3n_tokenizer_load(&tokenizer, tokenizer_path, &err) != G3N_OK)
+    if (g3n_local_pipeline_load(&local, &source, &err) != G3N_OK)
         goto done;
     for (int i = 0; i < images + audios; i++) {
         int is_audio = i >= images;
@@ -451,8 +398,6 @@ int g3n_command_run(int argc, char **argv)
         media_count++;
     }
 
-    const char *inproc = "inproc://g3n-run-workers";
-    const char *endpoints[2] = {inproc, bind};
     g3n_transport_options transport = g3n_transport_default_options();
     transport.verbose = !quiet && bind != NULL;
     transport.no_worker_wait_ms = (int)(wait_seconds * 1000);
@@ -460,40 +405,26 @@ int g3n_command_run(int argc, char **argv)
         transport.heartbeat_interval_ms = heartbeat_ms;
     if (heartbeat_timeout_ms > 0)
         transport.heartbeat_timeout_ms = heartbeat_timeout_ms;
-    if (g3n_broker_start(&broker, endpoints, bind ? 2 : 1, &transport, &err) != G3N_OK)
+    if (g3n_local_pipeline_start_broker(&local, "inproc://g3n-run-workers", bind, &transport, &err) != G3N_OK)
         goto done;
     unsigned mask = (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER);
     if (images || video_url)
         mask |= 1u << G3N_ROLE_VISION_ENCODER;
     if (audios || (video_url && video_options.want_audio))
         mask |= 1u << G3N_ROLE_AUDIO_ENCODER;
-    if (!remote) {
-        if (model_dir) {
-            if (g3n_weights_open_checkpoint(&weights, model_dir, &err) != G3N_OK)
-                goto done;
-        } else if (g3n_weights_open_synth(&weights, synth_seed, G3N_DTYPE_BF16, &err) != G3N_OK) {
-            goto done;
-        }
-        g3n_role_options ro;
-        memset(&ro, 0, sizeof(ro));
-        ro.model_dir = model_dir;
-        ro.weight_format = weight_format;
-        ro.threads = threads; /* each role thread's own OpenMP team size */
-        if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro, mask, &transport, &err) != G3N_OK)
-            goto done;
-    }
-    for (int role = 1; role < G3N_ROLE_COUNT; role++)
-        if ((mask & (1u << role)) &&
-            g3n_broker_wait_workers(broker, role, 1, remote ? (int)(wait_seconds * 1000) : 10000, &err) != G3N_OK)
-            goto done;
+    /* threads: each role thread's own OpenMP team size */
+    g3n_role_options ro = {.weight_format = weight_format, .threads = threads};
+    if ((!remote && g3n_local_pipeline_start_roles(&local, &source, ro, mask, &err) != G3N_OK) ||
+        g3n_local_pipeline_wait(&local, mask, remote ? (int)(wait_seconds * 1000) : 10000, &err) != G3N_OK)
+        goto done;
     if (!quiet)
         fprintf(stderr, "g3n run: ready in %.2f s (%s%s)\n", g3n_now_seconds() - t_load,
                 remote ? "remote workers at " : "every role in this process",
                 remote ? bind : "");
-    if (g3n_client_open(&client, broker, &err) != G3N_OK)
+    if (g3n_client_open(&client, local.broker, &err) != G3N_OK)
         goto done;
 
-    g3n_pipeline_generate_params params = g3n_pipeline_default_params(&config);
+    g3n_pipeline_generate_params params = g3n_pipeline_default_params(&local.config);
     params.max_new_tokens = max_new;
     if (ignore_eos)
         params.num_eos_ids = 0;
@@ -510,14 +441,14 @@ int g3n_command_run(int argc, char **argv)
     if (video_url) {
         char preprocessor[PATH_MAX + 64];
         g3n_video_chat_input vin = {system, prompt, video_url, video_options, NULL};
-        if (model_dir) {
-            snprintf(preprocessor, sizeof(preprocessor), "%s/preprocessor_config.json", model_dir);
+        if (source.model_dir) {
+            snprintf(preprocessor, sizeof(preprocessor), "%s/preprocessor_config.json", source.model_dir);
             if (access(preprocessor, R_OK) == 0)
                 vin.preprocessor_config = preprocessor;
         }
         g3n_video_chat_stats vstats;
-        if (g3n_pipeline_video_chat(client, &config, tokenizer, &vin, &params, print_text, NULL, &vstats, &err) !=
-            G3N_OK) {
+        if (g3n_pipeline_video_chat(client, &local.config, local.tokenizer, &vin, &params, print_text, NULL, &vstats,
+                                    &err) != G3N_OK) {
             fputc('\n', stdout);
             goto done;
         }
@@ -528,8 +459,8 @@ int g3n_command_run(int argc, char **argv)
                     vstats.ingest_seconds);
     } else {
         g3n_chat_input input = {system, prompt, media, media_count};
-        if (g3n_pipeline_chat(client, &config, tokenizer, &input, &params, print_text, NULL, &stats, &err) !=
-            G3N_OK) {
+        if (g3n_pipeline_chat(client, &local.config, local.tokenizer, &input, &params, print_text, NULL, &stats,
+                              &err) != G3N_OK) {
             fputc('\n', stdout);
             goto done;
         }
@@ -550,11 +481,7 @@ done:
     if (rc != 0)
         fprintf(stderr, "g3n run: error: %s\n", err.message);
     g3n_client_close(client);
-    g3n_local_roles_stop(&local);
-    g3n_broker_stop(broker);
-    g3n_weights_close(weights);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_local_pipeline_stop(&local);
     for (int i = 0; i < media_count; i++)
         free(media_data[i]);
     return rc;

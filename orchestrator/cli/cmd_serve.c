@@ -13,7 +13,9 @@
 #include "generate.h"
 #include "http_live.h"
 #include "http_server.h"
+#include "local_pipeline.h"
 #include "matmul.h"
+#include "model_source.h"
 #include "ops.h"
 #include "pipeline.h"
 #include "tokenizer.h"
@@ -70,35 +72,6 @@ static void print_help(FILE *out)
             (long long)(ld.max_media_bytes >> 20));
 }
 
-/* The repository (or install) folder holding scripts/demo-config.json. */
-static int find_home(char *out, size_t size)
-{
-    const char *env = getenv("G3N_HOME");
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = '\0';
-    char candidates[5][PATH_MAX + 32];
-    int k = 0;
-    if (env)
-        snprintf(candidates[k++], sizeof(candidates[0]), "%s", env);
-    snprintf(candidates[k++], sizeof(candidates[0]), ".");
-    snprintf(candidates[k++], sizeof(candidates[0]), "%s/../..", exe);
-    snprintf(candidates[k++], sizeof(candidates[0]), "%s/../../..", exe);
-    snprintf(candidates[k++], sizeof(candidates[0]), "%s/../share/g3n", exe);
-    for (int i = 0; i < k; i++) {
-        char probe[PATH_MAX + 64];
-        snprintf(probe, sizeof(probe), "%s/scripts/demo-config.json", candidates[i]);
-        if (access(probe, R_OK) == 0) {
-            snprintf(out, size, "%s", candidates[i]);
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static int positive(const char *flag, const char *value, long long *out)
 {
     char *end;
@@ -120,14 +93,16 @@ int g3n_command_serve(int argc, char **argv)
     g3n_http_options http = g3n_http_default_options();
     g3n_http_live_options live_options = g3n_http_live_default_options();
     long long live_sessions = live_options.max_sessions;
-    const char *model_dir = NULL, *synth_spec = NULL, *tokenizer_path = NULL, *bind = NULL, *port_file = NULL;
-    int demo = 0, threads = 0;
+    g3n_model_source source;
+    memset(&source, 0, sizeof(source));
+    const char *bind = NULL, *port_file = NULL;
+    int threads = 0;
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
     char model_name[256] = "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--demo") == 0) {
-            demo = 1;
+            source.demo = 1;
             continue;
         }
         if (strcmp(a, "--quiet") == 0) {
@@ -154,11 +129,11 @@ int g3n_command_serve(int argc, char **argv)
         if (numeric && positive(a, v, &n) != 0)
             return 2;
         if (strcmp(a, "--model") == 0)
-            model_dir = v;
+            source.model_dir = v;
         else if (strcmp(a, "--synth") == 0)
-            synth_spec = v;
+            source.synth_spec = v;
         else if (strcmp(a, "--tokenizer") == 0)
-            tokenizer_path = v;
+            source.tokenizer_path = v;
         else if (strcmp(a, "--host") == 0)
             http.host = v;
         else if (strcmp(a, "--port") == 0 && n <= 65535)
@@ -207,35 +182,26 @@ int g3n_command_serve(int argc, char **argv)
             return 2;
         }
     }
-    if ((model_dir != NULL) + (synth_spec != NULL) + demo != 1) {
-        fprintf(stderr, "g3n serve: error: give one of --model, --synth, --demo (see --help)\n");
+    g3n_error err = {{0}};
+    if (g3n_model_source_check(&source, &err) != G3N_OK) {
+        fprintf(stderr, "g3n serve: error: %s\n", err.message);
         return 2;
     }
-    char home[PATH_MAX], demo_config[PATH_MAX + 64], demo_tokenizer[PATH_MAX + 64], dir_tokenizer[PATH_MAX + 64];
-    if (demo) {
-        if (find_home(home, sizeof(home)) != 0) {
-            fprintf(stderr, "g3n serve: error: --demo needs scripts/demo-config.json: run from the repository or set "
-                            "G3N_HOME\n");
+    if (source.demo) {
+        if (g3n_model_source_find_demo(&source, &err) != G3N_OK) {
+            fprintf(stderr, "g3n serve: error: %s\n", err.message);
             return 1;
         }
-        snprintf(demo_config, sizeof(demo_config), "%s/scripts/demo-config.json", home);
-        snprintf(demo_tokenizer, sizeof(demo_tokenizer), "%s/tests/fixtures/tokenizer/tokenizer.json", home);
-        if (!tokenizer_path)
-            tokenizer_path = demo_tokenizer;
         if (!model_name[0])
             snprintf(model_name, sizeof(model_name), "gemma-3n-demo");
     }
-    if (!tokenizer_path) {
-        if (!model_dir) {
-            fprintf(stderr, "g3n serve: error: --synth needs --tokenizer\n");
-            return 2;
-        }
-        snprintf(dir_tokenizer, sizeof(dir_tokenizer), "%s/tokenizer.json", model_dir);
-        tokenizer_path = dir_tokenizer;
+    if (g3n_model_source_default_tokenizer(&source, &err) != G3N_OK) {
+        fprintf(stderr, "g3n serve: error: %s\n", err.message);
+        return 2;
     }
-    if (!model_name[0] && model_dir) {
+    if (!model_name[0] && source.model_dir) {
         char copy[PATH_MAX];
-        snprintf(copy, sizeof(copy), "%s", model_dir);
+        snprintf(copy, sizeof(copy), "%s", source.model_dir);
         size_t n = strlen(copy);
         while (n > 1 && copy[n - 1] == '/')
             copy[--n] = '\0';
@@ -249,60 +215,33 @@ int g3n_command_serve(int argc, char **argv)
         g3n_set_threads(threads);
 
     g3n_install_shutdown_handlers();
-    g3n_error err = {{0}};
     int rc = 1;
-    g3n_model_config config;
-    memset(&config, 0, sizeof(config));
-    g3n_tokenizer *tokenizer = NULL;
-    g3n_weights *weights = NULL;
-    g3n_broker *broker = NULL;
+    g3n_local_pipeline local;
+    memset(&local, 0, sizeof(local));
     g3n_http_server *server = NULL;
     g3n_http_live *live = NULL;
-    g3n_local_roles local;
-    memset(&local, 0, sizeof(local));
     double t_load = g3n_now_seconds();
-    char config_path[1024];
-    uint64_t synth_seed = 1;
-    if (demo)
-        snprintf(config_path, sizeof(config_path), "%s", demo_config);
-    else if (synth_spec &&
-             g3n_parse_synth_spec(synth_spec, config_path, sizeof(config_path), &synth_seed, &err) != G3N_OK)
+    if (g3n_local_pipeline_load(&local, &source, &err) != G3N_OK)
         goto done;
-    if (g3n_config_load(&config, model_dir ? model_dir : config_path, &err) != G3N_OK ||
-        g3n_tokenizer_load(&tokenizer, tokenizer_path, &err) != G3N_OK)
-        goto done;
-    if (model_dir) { /* the checkpoint's own sampling defaults, where a request gives none */
+    if (source.model_dir) { /* the checkpoint's own sampling defaults, where a request gives none */
         int eos[G3N_MAX_EOS_IDS], eos_count = 0, found = 0;
-        if (g3n_generation_config_load(model_dir, &http.sampling, eos, &eos_count, &found, &err) != G3N_OK)
+        if (g3n_generation_config_load(source.model_dir, &http.sampling, eos, &eos_count, &found, &err) != G3N_OK)
             goto done;
     }
-    const char *inproc = "inproc://g3n-serve-workers";
-    const char *endpoints[2] = {inproc, bind};
     g3n_transport_options transport = g3n_transport_default_options();
     transport.verbose = bind != NULL && !http.quiet;
-    if (g3n_broker_start(&broker, endpoints, bind ? 2 : 1, &transport, &err) != G3N_OK)
+    if (g3n_local_pipeline_start_broker(&local, "inproc://g3n-serve-workers", bind, &transport, &err) != G3N_OK)
         goto done;
-    if (model_dir) {
-        if (g3n_weights_open_checkpoint(&weights, model_dir, &err) != G3N_OK)
-            goto done;
-    } else if (g3n_weights_open_synth(&weights, synth_seed, G3N_DTYPE_BF16, &err) != G3N_OK) {
-        goto done;
-    }
-    g3n_role_options ro;
-    memset(&ro, 0, sizeof(ro));
-    ro.model_dir = model_dir;
-    ro.weight_format = weight_format;
-    ro.threads = threads; /* each role thread's own OpenMP team size */
-    /* headroom over the HTTP limit: the decoder evicts its least recently used idle session when
-     * full, and a session whose EndSession is still on its way must not push out a live one */
-    ro.max_sessions = 2 * http.max_sessions + 2;
+    /* threads: each role thread's own OpenMP team size; max_sessions: headroom over the HTTP limit (the
+     * decoder evicts its least recently used idle session when full, and a session whose EndSession is
+     * still on its way must not push out a live one) */
+    g3n_role_options ro = {.weight_format = weight_format, .threads = threads,
+                           .max_sessions = 2 * http.max_sessions + 2};
     unsigned mask = (1u << G3N_ROLE_VISION_ENCODER) | (1u << G3N_ROLE_AUDIO_ENCODER) | (1u << G3N_ROLE_EMBEDDER) |
                     (1u << G3N_ROLE_DECODER);
-    if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro, mask, &transport, &err) != G3N_OK)
+    if (g3n_local_pipeline_start_roles(&local, &source, ro, mask, &err) != G3N_OK ||
+        g3n_local_pipeline_wait(&local, mask, 10000, &err) != G3N_OK)
         goto done;
-    for (int role = 1; role < G3N_ROLE_COUNT; role++)
-        if ((mask & (1u << role)) && g3n_broker_wait_workers(broker, role, 1, 10000, &err) != G3N_OK)
-            goto done;
     if (live_sessions > 0) { /* the live endpoints: their model loads on the first session */
         char preprocessor[PATH_MAX + 64];
         live_options.max_sessions = (int)live_sessions;
@@ -311,21 +250,21 @@ int g3n_command_serve(int argc, char **argv)
         live_options.max_tokens = http.max_tokens;
         live_options.sampling = http.sampling;
         live_options.model_name = model_name;
-        if (model_dir) {
-            snprintf(preprocessor, sizeof(preprocessor), "%s/preprocessor_config.json", model_dir);
+        if (source.model_dir) {
+            snprintf(preprocessor, sizeof(preprocessor), "%s/preprocessor_config.json", source.model_dir);
             if (access(preprocessor, R_OK) == 0)
                 live_options.preprocessor_config = preprocessor;
         }
-        if (g3n_http_live_create(&live, &config, weights, tokenizer, &live_options, &err) != G3N_OK)
+        if (g3n_http_live_create(&live, &local.config, local.weights, local.tokenizer, &live_options, &err) != G3N_OK)
             goto done;
         http.live = live;
     }
-    if (g3n_http_server_start(&server, broker, &config, tokenizer, &http, &err) != G3N_OK)
+    if (g3n_http_server_start(&server, local.broker, &local.config, local.tokenizer, &http, &err) != G3N_OK)
         goto done;
     int port = g3n_http_server_port(server);
     fprintf(stderr, "g3n serve: listening on http://%s:%d (model '%s', ready in %.2f s; every role in this process)\n",
             http.host, port, model_name, g3n_now_seconds() - t_load);
-    if (demo)
+    if (source.demo)
         fprintf(stderr, "g3n serve --demo: a tiny Gemma 3n with SYNTHETIC (random) weights and the real tokenizer; "
                         "its words are random because its weights are.\n");
     if (port_file) {
@@ -346,10 +285,6 @@ done:
         fprintf(stderr, "g3n serve: error: %s\n", err.message);
     g3n_http_server_stop(server);
     g3n_http_live_free(live);
-    g3n_local_roles_stop(&local);
-    g3n_broker_stop(broker);
-    g3n_weights_close(weights);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_local_pipeline_stop(&local);
     return rc;
 }
