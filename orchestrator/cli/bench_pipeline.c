@@ -527,7 +527,6 @@ static int parse_options(int argc, char **argv, bench_options *o)
     o->decode = 64;
     o->prompt_tokens = 16;
     o->wait_seconds = 300;
-    g3n_error err = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--json") == 0) {
@@ -544,10 +543,8 @@ static int parse_options(int argc, char **argv, bench_options *o)
         else if (strcmp(argv[i - 1], "--synth") == 0)
             o->synth_spec = value;
         else if (strcmp(argv[i - 1], "--weights") == 0) {
-            if (g3n_weight_format_parse(value, &o->format, &err) != G3N_OK) {
-                fprintf(stderr, "g3n bench pipeline: error: %s\n", err.message);
+            if (g3n_parse_weights_option("bench pipeline", value, &o->format) != 0)
                 return 2;
-            }
         } else if (strcmp(argv[i - 1], "--weight-cache") == 0)
             o->weight_cache = value;
         else if (strcmp(argv[i - 1], "--threads") == 0)

@@ -110,10 +110,8 @@ static int bench_text(int argc, char **argv)
         if (strcmp(argv[i], "--model") == 0 && value)
             model_dir = argv[++i];
         else if (strcmp(argv[i], "--weights") == 0 && value) {
-            if (g3n_weight_format_parse(argv[++i], &format, &err) != G3N_OK) {
-                fprintf(stderr, "g3n bench text: error: %s\n", err.message);
+            if (g3n_parse_weights_option("bench text", argv[++i], &format) != 0)
                 return 2;
-            }
         } else if (strcmp(argv[i], "--threads") == 0 && value)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--prefill") == 0 && value)

@@ -163,11 +163,8 @@ int g3n_command_generate(int argc, char **argv)
             chunk = strtoll(v, NULL, 10);
         } else if (strcmp(a, "--weights") == 0) {
             NEED_VALUE();
-            g3n_error format_err = {{0}};
-            if (g3n_weight_format_parse(v, &weight_format, &format_err) != G3N_OK) {
-                fprintf(stderr, "g3n generate: error: %s\n", format_err.message);
+            if (g3n_parse_weights_option("generate", v, &weight_format) != 0)
                 return 2;
-            }
         } else if (strcmp(a, "--cache") == 0) {
             NEED_VALUE();
             cache_file = v;

@@ -286,13 +286,9 @@ int g3n_command_run(int argc, char **argv)
         else if (strcmp(a, "--threads") == 0)
             threads = atoi(v);
         else if (strcmp(a, "--weights") == 0) {
-            g3n_error parse_err = {{0}};
-            if (g3n_weight_format_parse(v, &weight_format, &parse_err) != G3N_OK) {
-                fprintf(stderr, "g3n run: error: %s\n", parse_err.message);
+            if (g3n_parse_weights_option("run", v, &weight_format) != 0)
                 return 2;
-            }
-        }
-        else if (strcmp(a, "--bind") == 0)
+        } else if (strcmp(a, "--bind") == 0)
             bind = v;
         else if (strcmp(a, "--connect") == 0)
             connect = v;

@@ -161,13 +161,9 @@ int g3n_command_serve(int argc, char **argv)
         else if (strcmp(a, "--threads") == 0)
             threads = (int)n;
         else if (strcmp(a, "--weights") == 0) {
-            g3n_error parse_err = {{0}};
-            if (g3n_weight_format_parse(v, &weight_format, &parse_err) != G3N_OK) {
-                fprintf(stderr, "g3n serve: error: %s\n", parse_err.message);
+            if (g3n_parse_weights_option("serve", v, &weight_format) != 0)
                 return 2;
-            }
-        }
-        else if (strcmp(a, "--bind") == 0)
+        } else if (strcmp(a, "--bind") == 0)
             bind = v;
         else if (strcmp(a, "--live-sessions") == 0 && n <= 1024)
             live_sessions = n;

@@ -4,6 +4,8 @@
 #ifndef G3N_COMMANDS_H
 #define G3N_COMMANDS_H
 
+#include "quant.h"
+
 int g3n_command_check(int argc, char **argv);        /* orchestrator/cli/cmd_check.c */
 int g3n_command_synth(int argc, char **argv);        /* orchestrator/cli/cmd_synth.c */
 int g3n_command_bench(int argc, char **argv);        /* orchestrator/cli/cmd_bench.c */
@@ -20,5 +22,8 @@ int g3n_command_serve(int argc, char **argv);        /* orchestrator/cli/cmd_ser
 
 /* Shared by commands: 1 if argv contains -h or --help. */
 int g3n_wants_help(int argc, char **argv);
+/* --weights' value (f32|bf16|q8|q4) into *format: 0, or 2 (the usage exit
+ * code) after "g3n COMMAND: error: ..." on stderr. */
+int g3n_parse_weights_option(const char *command, const char *value, g3n_weight_format *format);
 
 #endif

@@ -42,6 +42,16 @@ int g3n_wants_help(int argc, char **argv)
     return 0;
 }
 
+int g3n_parse_weights_option(const char *command, const char *value, g3n_weight_format *format)
+{
+    g3n_error err = {{0}};
+    if (g3n_weight_format_parse(value, format, &err) != G3N_OK) {
+        fprintf(stderr, "g3n %s: error: %s\n", command, err.message);
+        return 2;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     g3n_openmp_default_waits(argv); /* a short spin, then sleep: openmp_waits.h */
