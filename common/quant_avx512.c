@@ -44,19 +44,27 @@ static inline __attribute__((always_inline)) __m512 group_weight_scales(const ui
 #define K_BLOCK_GROUPS 4
 #define J_CHUNK 32
 
+/* What every weight row of a call shares (worked out once per call: the
+ * helpers are calls into quant.c, too dear per row of a one-token product). */
+typedef struct row_layout {
+    int64_t groups, full;  /* groups per row, of which full (512 weights) */
+    int64_t tail_bytes;    /* the last group's vector bytes */
+    size_t scales_bytes;   /* the f16 scales before the quants */
+    int64_t m;             /* rows of the prepared activations */
+} row_layout;
+
 /* The groups [g0, g1) of weight row j into acc[0..rows). */
 static inline __attribute__((always_inline)) void dot_groups(g3n_dtype dtype, int rows, const g3n_quant_activations *a,
-                                                             int64_t row0, const g3n_matrix *w, int64_t j, int64_t g0,
-                                                             int64_t g1, __m512 *acc)
+                                                             const row_layout *layout, int64_t row0,
+                                                             const g3n_matrix *w, int64_t j, int64_t g0, int64_t g1,
+                                                             __m512 *acc)
 {
-    const int64_t cols = w->cols, groups = a->groups, full = cols / G3N_QUANT_GROUP;
-    const int64_t tail_bytes = 4 * (int64_t)g3n_quant_group_blocks(cols, groups - 1);
-    const size_t sbytes = g3n_quant_scales_bytes(cols);
+    const int64_t full = layout->full, tail_bytes = layout->tail_bytes;
     /* group g, row r of this call: at (g·m + row0 + r) in the group-major arrays */
-    const int64_t m = a->rows;
+    const int64_t m = layout->m;
     const uint8_t *base = (const uint8_t *)w->data + (size_t)j * w->row_stride;
     const uint16_t *scales = (const uint16_t *)base;
-    const uint8_t *q = base + sbytes;
+    const uint8_t *q = base + layout->scales_bytes;
     for (int64_t g = g0; g < g1; g++) {
         __m512i wv[8];
         load_group(dtype, q, g, g < full ? 64 : tail_bytes, wv);
@@ -80,22 +88,14 @@ static inline __attribute__((always_inline)) void dot_groups(g3n_dtype dtype, in
     }
 }
 
-static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int rows, const g3n_quant_activations *a,
-                                                           int64_t row0, const g3n_matrix *w, float *y,
-                                                           size_t y_stride, int64_t j0, int64_t j1)
+/* K blocks over weight rows [j0, j1) (see K_BLOCK_GROUPS). */
+static inline __attribute__((always_inline)) void dot_rows_blocked(g3n_dtype dtype, int rows,
+                                                                   const g3n_quant_activations *a,
+                                                                   const row_layout *layout, int64_t row0,
+                                                                   const g3n_matrix *w, float *y, size_t y_stride,
+                                                                   int64_t j0, int64_t j1)
 {
-    const int64_t groups = a->groups;
-    if (groups <= 2 * K_BLOCK_GROUPS || (int64_t)rows * w->cols <= 32768) { /* (x's slice fits in L1) */
-        for (int64_t j = j0; j < j1; j++) {
-            __m512 acc[8];
-            for (int r = 0; r < rows; r++)
-                acc[r] = _mm512_setzero_ps();
-            dot_groups(dtype, rows, a, row0, w, j, 0, groups, acc);
-            for (int r = 0; r < rows; r++)
-                y[(size_t)r * y_stride + (size_t)j] = _mm512_reduce_add_ps(acc[r]);
-        }
-        return;
-    }
+    const int64_t groups = layout->groups;
     __m512 partial[J_CHUNK][8];
     for (int64_t jc = j0; jc < j1; jc += J_CHUNK) {
         const int64_t count = j1 - jc < J_CHUNK ? j1 - jc : J_CHUNK;
@@ -105,7 +105,7 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
                 __m512 acc[8];
                 for (int r = 0; r < rows; r++)
                     acc[r] = g0 == 0 ? _mm512_setzero_ps() : partial[i][r];
-                dot_groups(dtype, rows, a, row0, w, jc + i, g0, g1, acc);
+                dot_groups(dtype, rows, a, layout, row0, w, jc + i, g0, g1, acc);
                 if (g1 == groups) {
                     for (int r = 0; r < rows; r++)
                         y[(size_t)r * y_stride + (size_t)(jc + i)] = _mm512_reduce_add_ps(acc[r]);
@@ -115,6 +115,75 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
                 }
             }
         }
+    }
+}
+
+/* The K-blocked product of an x slice that leaves L1 (rows x cols > 32 KB with
+ * K > 4096: 5..8-row slices of prefill), out of line and chosen before the
+ * one-token kernels (dot_rows), which stay as they were. */
+static int wants_k_blocks(const g3n_quant_activations *a, int64_t rows, const g3n_matrix *w)
+{
+    return a->groups > 2 * K_BLOCK_GROUPS && rows * w->cols > 32768;
+}
+
+static __attribute__((noinline)) void dot_rows_k_blocks(g3n_dtype dtype, int rows, const g3n_quant_activations *a,
+                                                        int64_t row0, const g3n_matrix *w, float *y, size_t y_stride,
+                                                        int64_t j0, int64_t j1)
+{
+    const int64_t groups = a->groups;
+    const row_layout layout = {groups, w->cols / G3N_QUANT_GROUP,
+                               4 * (int64_t)g3n_quant_group_blocks(w->cols, groups - 1),
+                               g3n_quant_scales_bytes(w->cols), a->rows};
+#define G3N_BLOCKED_CASE(DTYPE, N)                                                                                 \
+    if (dtype == DTYPE && rows == N) {                                                                             \
+        dot_rows_blocked(DTYPE, N, a, &layout, row0, w, y, y_stride, j0, j1);                                      \
+        return;                                                                                                    \
+    }
+    G3N_BLOCKED_CASE(G3N_DTYPE_Q8, 8)
+    G3N_BLOCKED_CASE(G3N_DTYPE_Q4, 8)
+#undef G3N_BLOCKED_CASE
+    dot_rows_blocked(dtype, rows, a, &layout, row0, w, y, y_stride, j0, j1); /* (5-7 rows: a slice's tail) */
+}
+
+static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int rows, const g3n_quant_activations *a,
+                                                           int64_t row0, const g3n_matrix *w, float *y,
+                                                           size_t y_stride, int64_t j0, int64_t j1)
+{
+    const int64_t cols = w->cols, groups = a->groups, full = cols / G3N_QUANT_GROUP;
+    const int64_t tail_bytes = 4 * (int64_t)g3n_quant_group_blocks(cols, groups - 1);
+    const size_t sbytes = g3n_quant_scales_bytes(cols);
+    /* group g, row r of this call: at (g·m + row0 + r) in the group-major arrays */
+    const int64_t m = a->rows;
+    for (int64_t j = j0; j < j1; j++) {
+        const uint8_t *base = (const uint8_t *)w->data + (size_t)j * w->row_stride;
+        const uint16_t *scales = (const uint16_t *)base;
+        const uint8_t *q = base + sbytes;
+        __m512 acc[8];
+        for (int r = 0; r < rows; r++)
+            acc[r] = _mm512_setzero_ps();
+        for (int64_t g = 0; g < groups; g++) {
+            __m512i wv[8];
+            load_group(dtype, q, g, g < full ? 64 : tail_bytes, wv);
+            const __m512 ws = group_weight_scales(scales, g);
+            const size_t at = (size_t)(g * m + row0);
+            const int8_t *xg = a->values + at * G3N_QUANT_GROUP;
+            const int32_t *sg = a->start + at * G3N_QUANT_GROUP_BLOCKS;
+            const float *fg = a->block_scales + at * G3N_QUANT_GROUP_BLOCKS;
+            for (int r = 0; r < rows; r++) {
+                const int8_t *xr = xg + r * G3N_QUANT_GROUP;
+                __m512i sum = _mm512_loadu_si512((const void *)(sg + r * G3N_QUANT_GROUP_BLOCKS));
+                __m512i sum2 = _mm512_setzero_si512(); /* two chains for the latency */
+                for (int k = 0; k < 8; k += 2) {
+                    sum = _mm512_dpbusd_epi32(sum, wv[k], _mm512_loadu_si512((const void *)(xr + k * 64)));
+                    sum2 = _mm512_dpbusd_epi32(sum2, wv[k + 1], _mm512_loadu_si512((const void *)(xr + k * 64 + 64)));
+                }
+                sum = _mm512_add_epi32(sum, sum2);
+                const __m512 scale = _mm512_mul_ps(ws, _mm512_loadu_ps(fg + r * G3N_QUANT_GROUP_BLOCKS));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, acc[r]);
+            }
+        }
+        for (int r = 0; r < rows; r++)
+            y[(size_t)r * y_stride + (size_t)j] = _mm512_reduce_add_ps(acc[r]);
     }
 }
 
@@ -139,6 +208,10 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
 void g3n_quant_dot_avx512(const g3n_quant_activations *a, int64_t row0, int64_t rows, const g3n_matrix *w,
                           float *y, size_t y_stride, int64_t j0, int64_t j1)
 {
+    if (wants_k_blocks(a, rows, w)) {
+        dot_rows_k_blocks(w->dtype, (int)rows, a, row0, w, y, y_stride, j0, j1);
+        return;
+    }
     if (w->dtype == G3N_DTYPE_Q8) {
         G3N_DOT_CASES(G3N_DTYPE_Q8)
     } else {

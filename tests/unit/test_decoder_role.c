@@ -19,14 +19,24 @@
 #include "text_model.h"
 #include "weights.h"
 
+/* text-tiny's config (the caller frees it with g3n_config_free) */
+static void load_text_tiny_config(g3n_model_config *config)
+{
+    char path[1024];
+    g3n_error err = {{0}};
+    assert_int_equal(g3n_config_load(config, g3n_test_fixture("text-tiny/config.json", path, sizeof(path)), &err),
+                     G3N_OK);
+}
+
+/* the prompt both tests embed (ids of text-tiny's vocabulary) */
+static const int32_t prompt_ids[10] = {2, 17, 99, 4, 250, 3, 77, 1, 0, 42};
+
 static void test_layers_only_matches_full_model(void **state)
 {
     (void)state;
-    char path[1024];
     g3n_model_config config;
     g3n_error err = {{0}};
-    assert_int_equal(g3n_config_load(&config, g3n_test_fixture("text-tiny/config.json", path, sizeof(path)), &err),
-                     G3N_OK);
+    load_text_tiny_config(&config);
     g3n_weights *decoder_weights, *embedder_weights;
     assert_int_equal(g3n_weights_open_synth(&decoder_weights, 11, G3N_DTYPE_BF16, &err), G3N_OK);
     assert_int_equal(g3n_weights_open_synth(&embedder_weights, 11, G3N_DTYPE_BF16, &err), G3N_OK);
@@ -44,7 +54,7 @@ static void test_layers_only_matches_full_model(void **state)
     g3n_embedder embedder;
     assert_int_equal(g3n_embedder_load(&embedder, embedder_weights, &config, &err), G3N_OK);
     const int64_t T = 10, D = t->hidden_size, V = t->vocab_size, LP = embedder.per_layer_width;
-    int32_t ids[10] = {2, 17, 99, 4, 250, 3, 77, 1, 0, 42};
+    const int32_t *ids = prompt_ids;
     float *embeds = malloc(sizeof(float) * (size_t)(T * D));
     float *per_layer = malloc(sizeof(float) * (size_t)(T * LP));
     float *a = malloc(sizeof(float) * (size_t)(T * V));
@@ -83,11 +93,9 @@ static void test_layers_only_matches_full_model(void **state)
 static void test_quantised_pipeline_matches_full_model(void **state)
 {
     (void)state;
-    char path[1024];
     g3n_model_config config;
     g3n_error err = {{0}};
-    assert_int_equal(g3n_config_load(&config, g3n_test_fixture("text-tiny/config.json", path, sizeof(path)), &err),
-                     G3N_OK);
+    load_text_tiny_config(&config);
     const g3n_weight_format formats[3] = {G3N_WEIGHTS_Q8, G3N_WEIGHTS_Q4, G3N_WEIGHTS_BF16};
     for (int f = 0; f < 3; f++) {
         g3n_weights *weights;
@@ -108,7 +116,7 @@ static void test_quantised_pipeline_matches_full_model(void **state)
 
         const g3n_text_config *t = &config.text;
         const int64_t T = 10, D = t->hidden_size, V = t->vocab_size, LP = embedder.per_layer_width;
-        int32_t ids[10] = {2, 17, 99, 4, 250, 3, 77, 1, 0, 42};
+        const int32_t *ids = prompt_ids;
         float *embeds = malloc(sizeof(float) * (size_t)(T * D));
         float *per_layer = malloc(sizeof(float) * (size_t)(T * LP));
         float *per_layer_stored = malloc(sizeof(float) * (size_t)(T * LP));
