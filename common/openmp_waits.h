@@ -18,11 +18,22 @@
  * reads GOMP_SPINCOUNT once, when it is loaded, before main: so the binaries
  * set it and re-execute themselves once, unless the user chose
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT (those are kept as given) or set
- * G3N_OPENMP_KEEP=1. */
+ * G3N_OPENMP_KEEP=1.
+ *
+ * With it they set OMP_WAIT_POLICY=ACTIVE: libgomp spins only a "throttled"
+ * count in a process with more OpenMP threads than cores (the roles as threads
+ * of g3n run / serve: each role thread has its own team), and that count is
+ * 100 pauses unless the policy is ACTIVE (then min(1000, GOMP_SPINCOUNT)). At
+ * 100 the in-process decoder slept between regions that the daemon's decoder
+ * spun through: E2B q4 through the pipeline, decoder's own time per step
+ * 50.6 ms in-process vs 46.3 ms as a daemon (CPU share 0.81 vs 0.85); with
+ * ACTIVE + 600: 42.2 vs 41.9 ms (0.88 both), and g3n run's decode 23.6 -> 24.1
+ * tok/s. ACTIVE changes nothing else here: GOMP_SPINCOUNT bounds the spin. */
 #ifndef G3N_OPENMP_WAITS_H
 #define G3N_OPENMP_WAITS_H
 
 #define G3N_OPENMP_SPIN_COUNT "600"
+#define G3N_OPENMP_WAIT_POLICY "ACTIVE"
 
 /* Call first in main with main's argv. Returns only when no re-execution was
  * needed or it failed (then the process goes on with libgomp's defaults). */

@@ -1,6 +1,6 @@
 /* g3n_openmp_default_waits: a process started without OpenMP wait settings
- * re-executes itself once with GOMP_SPINCOUNT = G3N_OPENMP_SPIN_COUNT (and
- * libgomp then reads it); a second call does not loop; a user's
+ * re-executes itself once with GOMP_SPINCOUNT = G3N_OPENMP_SPIN_COUNT and
+ * OMP_WAIT_POLICY = G3N_OPENMP_WAIT_POLICY (libgomp then reads them); a second call does not loop; a user's
  * OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept as given. This program runs the
  * first step itself: it clears the variables and calls the function, which
  * re-executes it; the cmocka tests run in the re-executed process. */
@@ -24,9 +24,12 @@ static void test_reexecuted_with_short_spin(void **state)
     assert_non_null(getenv("G3N_TEST_OPENMP_STAGE")); /* we are the re-executed process */
     assert_non_null(getenv("GOMP_SPINCOUNT"));
     assert_string_equal(getenv("GOMP_SPINCOUNT"), G3N_OPENMP_SPIN_COUNT);
+    assert_non_null(getenv("OMP_WAIT_POLICY")); /* (libgomp's throttled spin count follows it) */
+    assert_string_equal(getenv("OMP_WAIT_POLICY"), G3N_OPENMP_WAIT_POLICY);
     assert_non_null(getenv("G3N_OPENMP_KEEP"));
     g3n_openmp_default_waits(program_argv); /* returns: no second re-execution */
     assert_string_equal(getenv("GOMP_SPINCOUNT"), G3N_OPENMP_SPIN_COUNT);
+    assert_string_equal(getenv("OMP_WAIT_POLICY"), G3N_OPENMP_WAIT_POLICY);
 }
 
 static void test_user_choice_is_kept(void **state)
@@ -34,6 +37,7 @@ static void test_user_choice_is_kept(void **state)
     (void)state;
     unsetenv("GOMP_SPINCOUNT");
     unsetenv("G3N_OPENMP_KEEP");
+    unsetenv("OMP_WAIT_POLICY");
     setenv("OMP_WAIT_POLICY", "passive", 1);
     g3n_openmp_default_waits(program_argv); /* returns at once */
     assert_null(getenv("GOMP_SPINCOUNT"));
