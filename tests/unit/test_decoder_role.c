@@ -31,6 +31,27 @@ static void load_text_tiny_config(g3n_model_config *config)
 /* the prompt both tests embed (ids of text-tiny's vocabulary) */
 static const int32_t prompt_ids[10] = {2, 17, 99, 4, 250, 3, 77, 1, 0, 42};
 
+/* The layers-only decoder on the embedder's inputs and the full model on the
+ * ids give the same logits, bit for bit. Returns the decoder's session (the
+ * caller frees it), positioned after the prompt. */
+static g3n_text_session *assert_same_logits(g3n_text_model *layers_only, g3n_text_model *full, const float *embeds,
+                                            const float *per_layer, const int32_t *ids, int64_t count, int64_t vocab)
+{
+    g3n_error err = {{0}};
+    float *a = malloc(sizeof(float) * (size_t)(count * vocab));
+    float *b = malloc(sizeof(float) * (size_t)(count * vocab));
+    g3n_text_session *decoder_session, *full_session;
+    assert_int_equal(g3n_text_session_create(&decoder_session, layers_only, NULL, &err), G3N_OK);
+    assert_int_equal(g3n_text_session_create(&full_session, full, NULL, &err), G3N_OK);
+    assert_int_equal(g3n_text_session_forward(decoder_session, embeds, per_layer, count, a, 1, &err), G3N_OK);
+    assert_int_equal(g3n_text_session_forward_ids(full_session, ids, count, b, 1, &err), G3N_OK);
+    assert_memory_equal(a, b, sizeof(float) * (size_t)(count * vocab));
+    g3n_text_session_free(full_session);
+    free(a);
+    free(b);
+    return decoder_session;
+}
+
 static void test_layers_only_matches_full_model(void **state)
 {
     (void)state;
@@ -58,27 +79,18 @@ static void test_layers_only_matches_full_model(void **state)
     float *embeds = malloc(sizeof(float) * (size_t)(T * D));
     float *per_layer = malloc(sizeof(float) * (size_t)(T * LP));
     float *a = malloc(sizeof(float) * (size_t)(T * V));
-    float *b = malloc(sizeof(float) * (size_t)(T * V));
     assert_int_equal(g3n_embedder_build(&embedder, ids, T, NULL, 0, 0, T, embeds, per_layer, &err), G3N_OK);
 
-    g3n_text_session *decoder_session, *full_session;
-    assert_int_equal(g3n_text_session_create(&decoder_session, &layers_only, NULL, &err), G3N_OK);
-    assert_int_equal(g3n_text_session_create(&full_session, &full, NULL, &err), G3N_OK);
-    assert_int_equal(g3n_text_session_forward(decoder_session, embeds, per_layer, T, a, 1, &err), G3N_OK);
-    assert_int_equal(g3n_text_session_forward_ids(full_session, ids, T, b, 1, &err), G3N_OK);
-    assert_memory_equal(a, b, sizeof(float) * (size_t)(T * V));
-
+    g3n_text_session *decoder_session = assert_same_logits(&layers_only, &full, embeds, per_layer, ids, T, V);
     g3n_text_session_reset(decoder_session);
     assert_int_equal(g3n_text_session_forward_ids(decoder_session, ids, T, a, 1, &err), G3N_ERR);
     assert_non_null(strstr(err.message, "per-layer tables"));
     assert_int_equal(g3n_text_session_position(decoder_session), 0);
 
     g3n_text_session_free(decoder_session);
-    g3n_text_session_free(full_session);
     free(embeds);
     free(per_layer);
     free(a);
-    free(b);
     g3n_text_model_free(&layers_only);
     g3n_text_model_free(&full);
     g3n_weights_close(decoder_weights);
@@ -120,8 +132,6 @@ static void test_quantised_pipeline_matches_full_model(void **state)
         float *embeds = malloc(sizeof(float) * (size_t)(T * D));
         float *per_layer = malloc(sizeof(float) * (size_t)(T * LP));
         float *per_layer_stored = malloc(sizeof(float) * (size_t)(T * LP));
-        float *a = malloc(sizeof(float) * (size_t)(T * V));
-        float *b = malloc(sizeof(float) * (size_t)(T * V));
         assert_int_equal(g3n_embedder_build(&stored, ids, T, NULL, 0, 0, T, embeds, per_layer_stored, &err), G3N_OK);
         assert_int_equal(g3n_embedder_build(&embedder, ids, T, NULL, 0, 0, T, embeds, per_layer, &err), G3N_OK);
         double rel, max_abs, mean_abs;
@@ -131,20 +141,10 @@ static void test_quantised_pipeline_matches_full_model(void **state)
         else
             assert_true(rel == 0.0);
 
-        g3n_text_session *decoder_session, *full_session;
-        assert_int_equal(g3n_text_session_create(&decoder_session, &layers_only, NULL, &err), G3N_OK);
-        assert_int_equal(g3n_text_session_create(&full_session, &full, NULL, &err), G3N_OK);
-        assert_int_equal(g3n_text_session_forward(decoder_session, embeds, per_layer, T, a, 1, &err), G3N_OK);
-        assert_int_equal(g3n_text_session_forward_ids(full_session, ids, T, b, 1, &err), G3N_OK);
-        assert_memory_equal(a, b, sizeof(float) * (size_t)(T * V));
-
-        g3n_text_session_free(decoder_session);
-        g3n_text_session_free(full_session);
+        g3n_text_session_free(assert_same_logits(&layers_only, &full, embeds, per_layer, ids, T, V));
         free(embeds);
         free(per_layer);
         free(per_layer_stored);
-        free(a);
-        free(b);
         g3n_embedder_free(&embedder);
         g3n_embedder_free(&stored);
         g3n_text_model_free(&layers_only);
