@@ -1,6 +1,7 @@
 /* memory_report.c - /proc/self/smaps grouped by mapped file; see memory_report.h. */
 #include "memory_report.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,53 @@ static int by_resident(const void *a, const void *b)
     return x->resident_bytes < y->resident_bytes ? 1 : x->resident_bytes > y->resident_bytes ? -1 : 0;
 }
 
+/* A mapping's header line "start-end perms offset dev inode [path]": 1 with
+ * its range and where the path starts. */
+static int parse_header(const char *line, unsigned long long *start, unsigned long long *end, const char **path)
+{
+    int consumed = 0;
+    if (sscanf(line, "%llx-%llx %*s %*s %*s %*s%n", start, end, &consumed) != 2 || consumed <= 0)
+        return 0;
+    *path = line + consumed;
+    while (**path == ' ' || **path == '\t')
+        (*path)++;
+    return 1;
+}
+
+/* The kB of a 2 MiB-page field (AnonHugePages, FilePmdMapped, ShmemPmdMapped). */
+static int parse_huge(const char *line, unsigned long long *kb)
+{
+    return sscanf(line, "AnonHugePages: %llu kB", kb) == 1 || sscanf(line, "FilePmdMapped: %llu kB", kb) == 1 ||
+           sscanf(line, "ShmemPmdMapped: %llu kB", kb) == 1;
+}
+
+int g3n_memory_at(const void *address, uint64_t *resident_bytes, uint64_t *huge_bytes)
+{
+    *resident_bytes = 0;
+    *huge_bytes = 0;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return 0;
+    const unsigned long long at = (unsigned long long)(uintptr_t)address;
+    int found = 0, inside = 0;
+    char line[1024];
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long start, end, kb;
+        const char *path;
+        if (parse_header(line, &start, &end, &path)) {
+            if (inside)
+                break; /* the next mapping: done */
+            inside = found = at >= start && at < end;
+        } else if (inside && sscanf(line, "Rss: %llu kB", &kb) == 1) {
+            *resident_bytes = (uint64_t)kb * 1024u;
+        } else if (inside && parse_huge(line, &kb)) {
+            *huge_bytes += (uint64_t)kb * 1024u;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 int g3n_memory_mappings(g3n_memory_mapping *entries, int max, uint64_t *total_resident)
 {
     if (total_resident)
@@ -42,12 +90,8 @@ int g3n_memory_mappings(g3n_memory_mapping *entries, int max, uint64_t *total_re
     char line[1024];
     while (fgets(line, sizeof(line), f)) {
         unsigned long long start, end, kb;
-        int consumed = 0;
-        if (sscanf(line, "%llx-%llx %*s %*s %*s %*s%n", &start, &end, &consumed) == 2 && consumed > 0) {
-            /* a mapping's header: "start-end perms offset dev inode [path]" */
-            const char *path = line + consumed;
-            while (*path == ' ' || *path == '\t')
-                path++;
+        const char *path;
+        if (parse_header(line, &start, &end, &path)) {
             char name[G3N_MEMORY_PATH_MAX];
             snprintf(name, sizeof(name), "%s", path);
             name[strcspn(name, "\n")] = '\0';
@@ -62,6 +106,9 @@ int g3n_memory_mappings(g3n_memory_mapping *entries, int max, uint64_t *total_re
                 groups[current].resident_bytes += (uint64_t)kb * 1024u;
             if (total_resident)
                 *total_resident += (uint64_t)kb * 1024u;
+        } else if (parse_huge(line, &kb)) {
+            if (current >= 0)
+                groups[current].huge_bytes += (uint64_t)kb * 1024u;
         }
     }
     fclose(f);

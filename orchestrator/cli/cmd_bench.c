@@ -74,7 +74,8 @@ static void print_resident_by_mapping(void)
         return;
     printf("resident by mapping (of %.2f GiB):\n", (double)total / 1073741824.0);
     for (int i = 0; i < n; i++)
-        printf("  %9.1f MiB resident of %9.1f MiB mapped  %s\n", (double)entries[i].resident_bytes / 1048576.0,
+        printf("  %9.1f MiB resident (%9.1f in 2 MiB pages) of %9.1f MiB mapped  %s\n",
+               (double)entries[i].resident_bytes / 1048576.0, (double)entries[i].huge_bytes / 1048576.0,
                (double)entries[i].mapped_bytes / 1048576.0, entries[i].path);
 }
 
@@ -300,11 +301,12 @@ static int bench_text(int argc, char **argv)
     const double gib = 1024.0 * 1024.0 * 1024.0;
     if (json) {
         printf("{\"model\":\"%s\",\"weights\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"repeat\":%d,"
-               "\"load_seconds\":%.3f,\"cache_built\":%d,\"cache_persisted\":%d,\"cache_bytes\":%llu,"
+               "\"load_seconds\":%.3f,\"cache_built\":%d,\"cache_persisted\":%d,\"cache_bytes\":%llu,\"cache_pages\":\"%s\","
                "\"rss_bytes\":%llu,\"peak_rss_bytes\":%llu,\"kv\":\"%s\",\"context\":%lld,"
                "\"session_kv_bytes\":%llu,\"session_scratch_bytes\":%llu,\"batch\":%d,\"results\":[",
                model_dir, g3n_weight_format_name(format), g3n_get_threads(), g3n_isa_name(g3n_isa_active()), repeat,
                load_seconds, cache_info.built, cache_info.persisted, (unsigned long long)cache_info.bytes,
+               cache_info.persisted ? g3n_file_pages_name(cache_info.pages) : "memory",
                (unsigned long long)rss, (unsigned long long)peak, params.kv_type == G3N_KV_F16 ? "f16" : "f32",
                (long long)params.max_positions, (unsigned long long)session_memory.kv_cache_bytes,
                (unsigned long long)session_memory.scratch_bytes, batch_rows);
@@ -323,9 +325,10 @@ static int bench_text(int argc, char **argv)
     } else {
         printf("text model %s, --weights %s, %d threads, isa %s, median of %d\n", model_dir,
                g3n_weight_format_name(format), g3n_get_threads(), g3n_isa_name(g3n_isa_active()), repeat);
-        printf("load %.2f s (weight cache: %s, %.2f GiB%s)\n", load_seconds,
+        printf("load %.2f s (weight cache: %s, %.2f GiB%s%s)\n", load_seconds,
                format == G3N_WEIGHTS_EXACT ? "none" : cache_info.built ? "built now" : "mapped",
-               (double)cache_info.bytes / gib, cache_info.persisted ? ", file" : ", memory");
+               (double)cache_info.bytes / gib, cache_info.persisted ? ", file in " : ", memory",
+               cache_info.persisted ? g3n_file_pages_name(cache_info.pages) : "");
         printf("session: context %lld, KV cache %s %.1f MiB, scratch %.1f MiB\n", (long long)params.max_positions,
                params.kv_type == G3N_KV_F16 ? "f16" : "f32", (double)session_memory.kv_cache_bytes / 1048576.0,
                (double)session_memory.scratch_bytes / 1048576.0);

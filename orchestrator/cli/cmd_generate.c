@@ -226,9 +226,10 @@ int g3n_command_generate(int argc, char **argv)
         g3n_quant_cache_info cache_info;
         if (g3n_text_model_select_weights(&model, weight_format, cache_file, &cache_info, &err) != G3N_OK)
             goto done;
-        fprintf(stderr, "weights %s: cache %s in %.2f s (%.2f GiB%s)\n", g3n_weight_format_name(weight_format),
+        fprintf(stderr, "weights %s: cache %s in %.2f s (%.2f GiB%s%s)\n", g3n_weight_format_name(weight_format),
                 cache_info.built ? "built" : "mapped", cache_info.seconds, (double)cache_info.bytes / (1u << 30),
-                cache_info.persisted ? ", file" : ", memory");
+                cache_info.persisted ? ", file in " : ", memory",
+                cache_info.persisted ? g3n_file_pages_name(cache_info.pages) : "");
     }
 
     g3n_generate_params gen = g3n_generate_default_params(&model);

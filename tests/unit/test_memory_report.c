@@ -1,6 +1,7 @@
 /* g3n_memory_mappings: a file mapped and partly read shows up under its path
  * with the pages read resident and the whole size mapped; anonymous memory is
- * one entry; entries come largest first and add up to at most the total. */
+ * one entry; entries come largest first and add up to at most the total.
+ * g3n_memory_at: the mapping that holds an address, none for an unmapped one. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,6 +60,17 @@ static void test_mapped_file_and_anonymous(void **state)
     assert_int_equal(entries[file].mapped_bytes, size);
     assert_true(entries[anonymous].resident_bytes >= (16u << 20));
     assert_true(listed <= total);
+    for (int i = 0; i < n; i++)
+        assert_true(entries[i].huge_bytes <= entries[i].resident_bytes);
+
+    /* the one mapping at an address: the file's, with what was read resident */
+    uint64_t resident = 0, huge = 0;
+    assert_int_equal(g3n_memory_at(map + 4096, &resident, &huge), 1);
+    assert_true(resident >= touched && resident <= size);
+    assert_true(huge <= resident);
+    assert_int_equal(g3n_memory_at((const void *)(uintptr_t)4096, &resident, &huge), 0); /* nothing mapped there */
+    assert_int_equal(resident, 0);
+    assert_int_equal(huge, 0);
 
     free(heap);
     munmap(map, size);
