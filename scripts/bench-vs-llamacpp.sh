@@ -18,11 +18,16 @@
 # milliseconds, then they sleep); G3N_OMP_ENV (e.g. "OMP_WAIT_POLICY=PASSIVE")
 # adds environment to g3n's runs. Passive waits cost g3n's decode ~25 % in
 # futex wake-ups (about ten parallel regions per layer and token).
+# Pages: g3n maps its weight cache in 2 MiB pages where the kernel can (common/
+# file_map.h); llama.cpp maps its GGUF in whatever folios the page cache holds.
+# So that both read from 2 MiB pages, each GGUF is dropped from the page cache
+# and read back through a MADV_HUGEPAGE mapping first (GGUF_PAGES=as-is skips
+# that; where the kernel keeps files in small folios it changes nothing).
 # llama.cpp stays outside the repository (see ../shared/tools/llamacpp/).
 set -euo pipefail
 
 if [[ $# -ne 3 || "$1" == "--help" || "$1" == "-h" ]]; then
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
     [[ $# -eq 3 ]] || exit 2
     exit 0
 fi
@@ -54,6 +59,18 @@ for format in $FORMATS; do
     if [[ ! -f "$gguf" ]]; then
         echo "skip $format: no $gguf" >&2
         continue
+    fi
+    if [[ "${GGUF_PAGES:-huge}" != "as-is" ]]; then
+        python3 - "$gguf" <<'EOF'
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+size = os.fstat(fd).st_size
+m = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+m.madvise(mmap.MADV_HUGEPAGE)  # read-ahead for this mapping comes in 2 MiB folios
+total = sum(m[offset] for offset in range(0, size, 4096))
+print(f"{sys.argv[1]}: read back through a MADV_HUGEPAGE mapping ({size / 2**30:.2f} GiB)")
+EOF
     fi
     # build or map g3n's weight cache once, outside the timed rounds
     env ${G3N_OMP_ENV:-} "$G3N" bench text --model "$CHECKPOINT" --weights "$format" --threads "$THREADS" \
