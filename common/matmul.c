@@ -382,6 +382,15 @@ void g3n_matmul_many(const float *x, int64_t m, size_t x_stride, const g3n_matmu
         g3n_matmul(x, m, x_stride, outputs[o].w, outputs[o].y, outputs[o].y_stride);
 }
 
+#define GATHER_AHEAD 4 /* rows */
+
+static inline void prefetch_row(const g3n_matrix *w, int64_t row)
+{
+    const char *p = (const char *)w->data + (size_t)row * w->row_stride;
+    for (size_t at = 0; at < w->row_stride; at += 64)
+        __builtin_prefetch(p + at, 0, 3);
+}
+
 void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows, int64_t count, float *y)
 {
     if (count <= 0)
@@ -393,6 +402,8 @@ void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows,
             const quant_kernel kernel = pick_quant_kernel();
 #pragma omp parallel for schedule(static) if (count * w->cols > QUANT_SERIAL_WORK)
             for (int64_t i = 0; i < count; i++) {
+                if (i + GATHER_AHEAD < count) /* scattered rows: no prefetcher sees the next one coming */
+                    prefetch_row(w, rows[i + GATHER_AHEAD]);
                 const g3n_matrix one = g3n_matrix_rows(w, rows[i], 1);
                 kernel(a, 0, 1, &one, y + i, 1, 0, 1);
             }

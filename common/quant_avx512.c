@@ -29,6 +29,21 @@ static inline __attribute__((always_inline)) void load_group(g3n_dtype dtype, co
     }
 }
 
+/* Decode streams every weight once: the hardware prefetcher alone left the
+ * q8 1x8192x8192 product at ~40 GB/s against ~55 for 1x2048x32768 (the same
+ * bytes in shorter rows), and decode steps at 18 tok/s. Fetching the lines
+ * PREFETCH_BYTES ahead of group g (rows are contiguous: past a row's end that
+ * is the next row's start) brings both to the stream rate: 1x8192x8192 1.27 ->
+ * 0.81-0.96 ms, E2B q8 decode +3-7 %. */
+#define PREFETCH_BYTES 2048
+static inline __attribute__((always_inline)) void prefetch_ahead(g3n_dtype dtype, const uint8_t *q, int64_t group)
+{
+    const int lines = dtype == G3N_DTYPE_Q8 ? G3N_QUANT_GROUP / 64 : G3N_QUANT_GROUP / 128;
+    const char *ahead = (const char *)q + group * lines * 64 + PREFETCH_BYTES;
+    for (int l = 0; l < lines; l++)
+        _mm_prefetch(ahead + 64 * l, _MM_HINT_T0);
+}
+
 static inline __attribute__((always_inline)) __m512 group_weight_scales(const uint16_t *scales, int64_t group)
 {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(scales + group * G3N_QUANT_GROUP_BLOCKS)));
@@ -167,6 +182,7 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
             acc[r] = _mm512_setzero_ps();
         for (int64_t g = 0; g < groups; g++) {
             __m512i wv[8];
+            prefetch_ahead(dtype, q, g);
             load_group(dtype, q, g, g < full ? 64 : tail_bytes, wv);
             const __m512 ws = group_weight_scales(scales, g);
             const size_t at = (size_t)(g * m + row0);
@@ -238,6 +254,8 @@ static inline __attribute__((always_inline)) __m128i quarter(__m512i v, int qq)
     }
 }
 
+#define COMBINE_AHEAD 4 /* rows */
+
 /* Sparse-MLP down_proj: Σ coefs[i] · W[rows[i]] over one group. The sum runs
  * in the interleaved order (vector k, byte b) with per-element scales
  * coef · d[block of b], and is put back in column order at the end. */
@@ -263,8 +281,16 @@ static inline __attribute__((always_inline)) void combine_group(g3n_dtype dtype,
         for (int qq = 0; qq < 4; qq++)
             acc[k][qq] = _mm512_setzero_ps();
     __m512 bias[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const int lines = (dtype == G3N_DTYPE_Q8 ? G3N_QUANT_GROUP : G3N_QUANT_GROUP / 2) / 64;
     for (int64_t i = 0; i < count; i++) {
         const uint8_t *base = (const uint8_t *)w->data + (size_t)rows[i] * w->row_stride;
+        if (i + COMBINE_AHEAD < count) {
+            /* the rows are scattered: no prefetcher sees them coming */
+            const char *ahead = (const char *)w->data + (size_t)rows[i + COMBINE_AHEAD] * w->row_stride;
+            _mm_prefetch(ahead + group * G3N_QUANT_GROUP_BLOCKS * 2, _MM_HINT_T0);
+            for (int l = 0; l < lines; l++)
+                _mm_prefetch(ahead + sbytes + group * lines * 64 + 64 * l, _MM_HINT_T0);
+        }
         __m512i wv[8];
         load_group(dtype, base + sbytes, group, vector_bytes, wv);
         const __m512 d = _mm512_mul_ps(group_weight_scales((const uint16_t *)base, group), _mm512_set1_ps(coefs[i]));
