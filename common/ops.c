@@ -8,17 +8,24 @@
 
 void g3n_rms_norm(const float *x, const float *weight, float *out, int64_t n, double eps)
 {
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++)
+    /* the sum of squares in double, in 8 running sums (one chain of 2048 dependent
+     * adds took ~2 us, and a decode layer has nine of these norms) */
+    double lanes[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            lanes[l] += (double)x[i + l] * (double)x[i + l];
+    double sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+    for (; i < n; i++)
         sum += (double)x[i] * (double)x[i];
     /* PyTorch: mean in f32, + eps in f32, pow(-0.5) in f32 */
     float mean_square = (float)(sum / (double)n);
     float inverse = 1.0f / sqrtf(mean_square + (float)eps);
     if (weight) {
-        for (int64_t i = 0; i < n; i++)
+        for (i = 0; i < n; i++)
             out[i] = (x[i] * inverse) * weight[i];
     } else {
-        for (int64_t i = 0; i < n; i++)
+        for (i = 0; i < n; i++)
             out[i] = x[i] * inverse;
     }
 }

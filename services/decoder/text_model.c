@@ -618,6 +618,8 @@ static void altup_router_modalities(const g3n_text_model *m, const g3n_text_laye
         modalities[i] = tanhf(modalities[i]);
 }
 
+#define ALTUP_SLICE 64 /* positions of the streams per step of altup_predict */
+
 /* Gemma3nTextAltUp.predict, in place on the streams. */
 static void altup_predict(const g3n_text_model *m, const g3n_text_layer *ly, float *streams, int64_t count,
                           int64_t stream_stride, float *scratch, float *modalities)
@@ -636,15 +638,25 @@ static void altup_predict(const g3n_text_model *m, const g3n_text_layer *ly, flo
                 acc += ly->prediction_coefs[q * N + k] * mod[k];
             coefs[q] = acc;
         }
-        float in[G3N_ALTUP_MAX_INPUTS];
-        for (int64_t d = 0; d < D; d++) {
+        /* in slices of the streams, with the innermost loop over the slice's
+         * positions (it vectorises; each element sums in the same order) */
+        for (int64_t d0 = 0; d0 < D; d0 += ALTUP_SLICE) {
+            const int64_t width = D - d0 < ALTUP_SLICE ? D - d0 : ALTUP_SLICE;
+            float in[G3N_ALTUP_MAX_INPUTS][ALTUP_SLICE];
             for (int j = 0; j < N; j++)
-                in[j] = streams[j * stream_stride + t * D + d];
+                memcpy(in[j], streams + j * stream_stride + t * D + d0, (size_t)width * sizeof(float));
             for (int i = 0; i < N; i++) {
-                float acc = 0.0f;
-                for (int j = 0; j < N; j++)
-                    acc += in[j] * coefs[N * i + j];
-                streams[i * stream_stride + t * D + d] = acc + in[i]; /* predictions += hidden_states */
+                float acc[ALTUP_SLICE];
+                for (int64_t e = 0; e < width; e++)
+                    acc[e] = 0.0f;
+                for (int j = 0; j < N; j++) {
+                    const float c = coefs[N * i + j];
+                    for (int64_t e = 0; e < width; e++)
+                        acc[e] += in[j][e] * c;
+                }
+                float *out = streams + i * stream_stride + t * D + d0;
+                for (int64_t e = 0; e < width; e++)
+                    out[e] = acc[e] + in[i][e]; /* predictions += hidden_states */
             }
         }
     }
@@ -669,16 +681,18 @@ static void altup_correct(const g3n_text_model *m, const g3n_text_layer *ly, flo
         }
         const float *act = activated + t * D;
         float *active = streams + (int64_t)m->altup_active * stream_stride + t * D;
-        for (int64_t d = 0; d < D; d++) {
-            float innovation = act[d] - active[d];
-            for (int i = 0; i < N; i++) {
-                if (i == m->altup_active)
-                    continue;
-                float *s = streams + i * stream_stride + t * D + d;
-                *s = innovation * coefs[i] + *s;
-            }
-            active[d] = innovation * coefs[m->altup_active] + active[d];
+        /* stream by stream (loops over positions vectorise), the active one last */
+        for (int i = 0; i < N; i++) {
+            if (i == m->altup_active)
+                continue;
+            float *s = streams + i * stream_stride + t * D;
+            const float c = coefs[i];
+            for (int64_t d = 0; d < D; d++)
+                s[d] = (act[d] - active[d]) * c + s[d];
         }
+        const float c = coefs[m->altup_active];
+        for (int64_t d = 0; d < D; d++)
+            active[d] = (act[d] - active[d]) * c + active[d];
     }
 }
 
