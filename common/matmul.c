@@ -301,6 +301,10 @@ static quant_kernel pick_quant_kernel(void)
  * calling thread: a parallel region costs more than they do (decode's small
  * LAuReL and per-layer products), and more so on a loaded host. */
 #define QUANT_SERIAL_WORK 262144
+/* What a weight row costs besides its multiply-adds (its sums reduced and
+ * stored, the row's set-up), in multiply-adds: short rows are dearer than their
+ * size says (LAuReL's 2048x64 linear_right took 26 us on one thread). */
+#define QUANT_ROW_WORK 192
 
 /* Every output's weight rows in blocks, all blocks of all outputs in one
  * parallel loop; the activations are already in a (prepared for the dtype). */
@@ -332,7 +336,7 @@ static void matmul_quant_blocks(const g3n_quant_activations *a, int64_t m, const
     first_block[0] = 0;
     for (int o = 0; o < count; o++) {
         first_block[o + 1] = first_block[o] + (outputs[o].w->rows + block - 1) / block;
-        work += m * outputs[o].w->rows * outputs[o].w->cols;
+        work += m * outputs[o].w->rows * (outputs[o].w->cols + QUANT_ROW_WORK);
     }
     const int64_t blocks = first_block[count];
     if (m <= 8) {
