@@ -75,7 +75,7 @@ static void test_maps_the_file(void **state)
         /* the kernel can: the written pages (small ones, unless the kernel
          * made them large on write) went and came back in 2 MiB ones */
         print_message("%s: %s\n", path, g3n_file_pages_name(first));
-        assert_true(huge >= (12u << 20));
+        assert_true(huge >= (8u << 20)); /* most of it (the kernel may fall back to small folios when memory is fragmented) */
     }
     assert_int_equal(munmap((void *)map, FILE_BYTES), 0);
 
@@ -87,7 +87,7 @@ static void test_maps_the_file(void **state)
     if (first != G3N_FILE_PAGES_SMALL) {
         assert_int_equal(second, G3N_FILE_PAGES_HUGE);
         assert_int_equal(g3n_memory_at(map, &resident, &huge), 1);
-        assert_true(huge >= (12u << 20));
+        assert_true(huge >= (8u << 20)); /* most of it (the kernel may fall back to small folios when memory is fragmented) */
     }
     assert_int_equal(munmap((void *)map, FILE_BYTES), 0);
     close(fd);
