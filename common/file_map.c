@@ -14,9 +14,9 @@
 
 /* bytes of fd from offset, read-only and shared, at a 2 MiB-aligned address
  * (a 2 MiB folio can only be mapped by one page-table entry there), marked
- * MADV_HUGEPAGE (so that what is read in for it comes in 2 MiB folios).
- * NULL with errno on failure. */
-static void *map_aligned(int fd, size_t bytes, off_t offset)
+ * MADV_HUGEPAGE when huge (so that what is read in for it comes in 2 MiB
+ * folios). NULL with errno on failure. */
+static void *map_aligned(int fd, size_t bytes, off_t offset, int huge)
 {
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     const size_t span = bytes + HUGE_PAGE_BYTES;
@@ -38,9 +38,32 @@ static void *map_aligned(int fd, size_t bytes, off_t offset)
     if (end < reserve + span)
         munmap(end, (size_t)(reserve + span - end));
 #ifdef MADV_HUGEPAGE
-    (void)madvise(map, bytes, MADV_HUGEPAGE); /* advice: without it, small pages */
+    if (huge) /* all of it (one mapping; advice on the whole 2 MiB pages alone would split it) */
+        (void)madvise(map, bytes, MADV_HUGEPAGE);
 #endif
     return map;
+}
+
+void g3n_file_advise_huge(const void *start, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    const uintptr_t first = ((uintptr_t)start + HUGE_PAGE_BYTES - 1) & ~(uintptr_t)(HUGE_PAGE_BYTES - 1);
+    const uintptr_t end = ((uintptr_t)start + bytes) & ~(uintptr_t)(HUGE_PAGE_BYTES - 1);
+    if (end > first)
+        (void)madvise((void *)first, end - first, MADV_HUGEPAGE); /* advice: without it, small pages */
+#else
+    (void)start;
+    (void)bytes;
+#endif
+}
+
+void *g3n_file_map_aligned(int fd, size_t bytes)
+{
+    if (bytes == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return map_aligned(fd, bytes, 0, 0);
 }
 
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
@@ -49,7 +72,7 @@ static void *map_aligned(int fd, size_t bytes, off_t offset)
  * -1 when that cannot be told. */
 static int window_in_huge_page(int fd, off_t offset)
 {
-    volatile const char *window = map_aligned(fd, HUGE_PAGE_BYTES, offset);
+    volatile const char *window = map_aligned(fd, HUGE_PAGE_BYTES, offset, 1);
     if (!window)
         return -1;
     (void)window[0]; /* one fault: a 2 MiB folio is mapped whole */
@@ -88,7 +111,7 @@ void *g3n_file_map_streamed(int fd, size_t bytes, g3n_file_pages *pages)
         }
     }
 #endif
-    void *map = map_aligned(fd, bytes, 0);
+    void *map = map_aligned(fd, bytes, 0, 1);
     if (map && pages)
         *pages = found;
     return map;

@@ -31,6 +31,19 @@ typedef enum g3n_file_pages {
     G3N_FILE_PAGES_RELOADED   /* small pages were dropped: the file reads back in 2 MiB folios */
 } g3n_file_pages;
 
+/* Maps bytes of fd read-only and shared at a 2 MiB-aligned address, with no
+ * advice: where parts are then marked with g3n_file_advise_huge, those can be
+ * mapped in 2 MiB pages (a checkpoint shard: its streamed matrices, not the
+ * per-layer table that is read a row at a time). NULL with errno on failure;
+ * release with munmap(map, bytes). */
+void *g3n_file_map_aligned(int fd, size_t bytes);
+
+/* MADV_HUGEPAGE on the whole 2 MiB pages inside [start, start + bytes) of a
+ * file mapping: what is read in there from now on comes in 2 MiB folios (pages
+ * the page cache already holds stay as they are). For ranges that are read
+ * whole every step; a range read sparsely would grow 2 MiB per read. */
+void g3n_file_advise_huge(const void *start, size_t bytes);
+
 /* "small pages", "2 MiB pages", "2 MiB pages, read back" (for reports). */
 const char *g3n_file_pages_name(g3n_file_pages pages);
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file_map.h"
 #include "json_util.h"
 
 /* ---- name -> index hash map (open addressing, FNV-1a) ---- */
@@ -169,10 +170,11 @@ int g3n_safetensors_open(g3n_safetensors_file **out, const char *path, g3n_error
         goto fail;
     }
     f->map_size = (size_t)st.st_size;
-    f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    /* 2 MiB-aligned, so that the matrices a decode step streams can be mapped in
+     * 2 MiB pages where their users ask for it (file_map.h) */
+    f->map = g3n_file_map_aligned(fd, f->map_size);
     close(fd);
-    if (f->map == MAP_FAILED) {
-        f->map = NULL;
+    if (!f->map) {
         g3n_error_set(err, "%s: mmap failed: %s", path, strerror(errno));
         goto fail;
     }

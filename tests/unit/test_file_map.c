@@ -1,7 +1,8 @@
 /* g3n_file_map_streamed: the mapping holds the file's bytes (all of them, up
  * to a last partial page); where the kernel keeps file data in 2 MiB folios,
  * the file ends up mapped in 2 MiB pages, small pages are dropped only once
- * (a second mapping finds the 2 MiB pages) and the data is still the same. */
+ * (a second mapping finds the 2 MiB pages) and the data is still the same.
+ * g3n_file_map_aligned + g3n_file_advise_huge: only the advised range. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -94,6 +95,55 @@ static void test_maps_the_file(void **state)
     g3n_test_remove_tree(dir);
 }
 
+/* A checkpoint shard's way: mapped without advice, only a streamed range
+ * advised. That range reads back in 2 MiB pages where the kernel can; a range
+ * read sparsely outside it (the per-layer table) grows by what is read, not by
+ * 2 MiB per read. */
+static void test_advised_range_only(void **state)
+{
+    (void)state;
+    char dir[1024], path[1200];
+    g3n_test_temp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/shard.bin", dir);
+    int fd = write_file(path);
+    /* can this kernel keep the file in 2 MiB folios? (drops the written pages when it can) */
+    g3n_file_pages pages = G3N_FILE_PAGES_SMALL;
+    void *probe = g3n_file_map_streamed(fd, FILE_BYTES, &pages);
+    assert_non_null(probe);
+    munmap(probe, FILE_BYTES);
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+
+    const uint8_t *map = g3n_file_map_aligned(fd, FILE_BYTES);
+    assert_non_null(map);
+    assert_int_equal((uintptr_t)map % (2u << 20), 0);
+    g3n_file_advise_huge(map + 1000, (8u << 20) - 1000); /* whole 2 MiB pages inside: [2, 8) MiB */
+    /* the advised range first (read-ahead from before it would bring it in small pages) */
+    for (size_t i = 2u << 20; i < (8u << 20); i += 4093)
+        assert_int_equal(map[i], pattern_byte(i));
+    const size_t sparse[4] = {(9u << 20) + 100, (11u << 20) + 200, (13u << 20) + 300, (15u << 20) + 400};
+    assert_contents(map);
+    uint64_t resident = 0, huge = 0;
+    assert_int_equal(g3n_memory_at(map + (4u << 20), &resident, &huge), 1);
+    assert_int_equal(resident, 6u << 20); /* the advised mapping is [2, 8) MiB, read whole */
+    if (pages != G3N_FILE_PAGES_SMALL)
+        assert_int_equal(huge, 6u << 20);
+    munmap((void *)map, FILE_BYTES);
+
+    /* out of the page cache and mapped again, the tail only read sparsely:
+     * four reads, not four 2 MiB pages */
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    map = g3n_file_map_aligned(fd, FILE_BYTES);
+    assert_non_null(map);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(map[sparse[i]], pattern_byte(sparse[i]));
+    assert_int_equal(g3n_memory_at(map, &resident, &huge), 1);
+    assert_true(resident < (8u << 20));
+    assert_true(huge <= resident);
+    munmap((void *)map, FILE_BYTES);
+    close(fd);
+    g3n_test_remove_tree(dir);
+}
+
 static void test_small_file_and_no_bytes(void **state)
 {
     (void)state;
@@ -118,7 +168,7 @@ static void test_small_file_and_no_bytes(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_maps_the_file),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_maps_the_file), cmocka_unit_test(test_advised_range_only),
                                        cmocka_unit_test(test_small_file_and_no_bytes)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
