@@ -76,6 +76,7 @@ static int name_index_get(const name_index *m, const char *key)
 
 struct g3n_safetensors_file {
     char *path;
+    int fd;    /* kept open for g3n_checkpoint_read_mapped; -1 when closed */
     void *map;
     size_t map_size;
     const unsigned char *data; /* start of the data section */
@@ -152,6 +153,7 @@ int g3n_safetensors_open(g3n_safetensors_file **out, const char *path, g3n_error
     if (!f)
         return g3n_error_set(err, "%s: out of memory", path);
     f->path = strdup(path);
+    f->fd = -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         g3n_error_set(err, "%s: %s", path, strerror(errno));
@@ -173,7 +175,7 @@ int g3n_safetensors_open(g3n_safetensors_file **out, const char *path, g3n_error
     /* 2 MiB-aligned, so that the matrices a decode step streams can be mapped in
      * 2 MiB pages where their users ask for it (file_map.h) */
     f->map = g3n_file_map_aligned(fd, f->map_size);
-    close(fd);
+    f->fd = fd;
     if (!f->map) {
         g3n_error_set(err, "%s: mmap failed: %s", path, strerror(errno));
         goto fail;
@@ -252,6 +254,8 @@ void g3n_safetensors_close(g3n_safetensors_file *f)
         return;
     if (f->map)
         munmap(f->map, f->map_size);
+    if (f->fd >= 0)
+        close(f->fd);
     for (int i = 0; i < f->count; i++)
         free(f->entries[i].name);
     free(f->entries);
@@ -451,6 +455,30 @@ void g3n_checkpoint_close(g3n_checkpoint *c)
     free(c->tensors);
     name_index_free(&c->index);
     free(c);
+}
+
+int g3n_checkpoint_read_mapped(const g3n_checkpoint *c, const void *mapped, size_t bytes, void *out)
+{
+    if (!c)
+        return 0;
+    const char *at = mapped;
+    for (int i = 0; i < c->file_count; i++) {
+        const g3n_safetensors_file *f = c->files[i];
+        const char *base = f->map;
+        if (f->fd < 0 || !base || at < base || at + bytes > base + f->map_size)
+            continue;
+        size_t done = 0;
+        while (done < bytes) {
+            const ssize_t n = pread(f->fd, (char *)out + done, bytes - done, (off_t)(at - base) + (off_t)done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return 0;
+            done += (size_t)n;
+        }
+        return 1;
+    }
+    return 0;
 }
 
 int g3n_checkpoint_count(const g3n_checkpoint *c)

@@ -54,6 +54,13 @@ int g3n_checkpoint_count(const g3n_checkpoint *checkpoint);
 const g3n_safetensors_entry *g3n_checkpoint_entry_at(const g3n_checkpoint *checkpoint, int index);
 const g3n_safetensors_entry *g3n_checkpoint_find(const g3n_checkpoint *checkpoint, const char *name);
 int g3n_checkpoint_get(const g3n_checkpoint *checkpoint, const char *name, g3n_tensor *view, g3n_error *err);
+/* Copies the bytes that the checkpoint maps at mapped (inside one of its files'
+ * mappings) into out with pread, leaving the mapping untouched: for tables read
+ * a row at a time (embeddings), whose mapped reads would make the page cache's
+ * whole folio resident (2 MiB where a file is held in 2 MiB folios). 1 when
+ * done; 0 when mapped is not in a file of checkpoint (may be NULL) or the read
+ * failed: read the mapping instead. */
+int g3n_checkpoint_read_mapped(const g3n_checkpoint *checkpoint, const void *mapped, size_t bytes, void *out);
 
 /* Streaming writer: declare every tensor first, then write each tensor's bytes in
  * declaration order. Never holds tensor data. */

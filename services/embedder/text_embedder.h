@@ -34,6 +34,7 @@ typedef struct g3n_text_embedder {
     g3n_matrix embed_tokens_per_layer;     /* ...embed_tokens_per_layer.weight [vocab_ple, >= L*P] */
     g3n_matrix per_layer_model_projection; /* ...per_layer_model_projection.weight [L*P, D] */
     const float *per_layer_projection_norm; /* ...per_layer_projection_norm.weight [P] */
+    const g3n_checkpoint *checkpoint;       /* the tables' files (rows read with pread), or NULL */
 } g3n_text_embedder;
 
 /* Borrows the tables from weights. A checkpoint whose embed_tokens_per_layer is

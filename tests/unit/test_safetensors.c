@@ -268,6 +268,37 @@ static void test_checkpoint_index_points_to_wrong_shard(void **state)
     assert_int_equal(g3n_checkpoint_open(&checkpoint, folder, &err), G3N_ERR);
 }
 
+/* g3n_checkpoint_read_mapped: a row of a tensor read with pread equals what the
+ * mapping holds there; a pointer outside every file, a range running past a
+ * file's end and no checkpoint read nothing. */
+static void test_read_mapped(void **state)
+{
+    (void)state;
+    char folder[1024], path[1200];
+    snprintf(folder, sizeof(folder), "%s/rows", temp_dir);
+    snprintf(path, sizeof(path), "mkdir -p %s", folder);
+    assert_int_equal(system(path), 0);
+    const char *header = "{\"table\":{\"dtype\":\"F32\",\"shape\":[4,3],\"data_offsets\":[0,48]}}";
+    const float data[12] = {0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32};
+    write_raw("rows/model.safetensors", strlen(header), header, data, sizeof(data));
+    g3n_checkpoint *checkpoint;
+    g3n_error err = {{0}};
+    assert_int_equal(g3n_checkpoint_open(&checkpoint, folder, &err), G3N_OK);
+    g3n_tensor t;
+    assert_int_equal(g3n_checkpoint_get(checkpoint, "table", &t, &err), G3N_OK);
+    const float *mapped = t.data;
+    float row[3] = {-1, -1, -1};
+    assert_int_equal(g3n_checkpoint_read_mapped(checkpoint, mapped + 6, sizeof(row), row), 1);
+    assert_memory_equal(row, data + 6, sizeof(row));
+    assert_int_equal(g3n_checkpoint_read_mapped(checkpoint, mapped + 9, sizeof(row), row), 1);
+    assert_memory_equal(row, data + 9, sizeof(row));
+    const float outside[3] = {0, 0, 0};
+    assert_int_equal(g3n_checkpoint_read_mapped(checkpoint, outside, sizeof(row), row), 0);
+    assert_int_equal(g3n_checkpoint_read_mapped(checkpoint, mapped + 11, sizeof(row), row), 0); /* past the end */
+    assert_int_equal(g3n_checkpoint_read_mapped(NULL, mapped, sizeof(row), row), 0);
+    g3n_checkpoint_close(checkpoint);
+}
+
 static void test_empty_folder(void **state)
 {
     (void)state;
@@ -281,6 +312,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writer_round_trip),
+        cmocka_unit_test(test_read_mapped),
         cmocka_unit_test(test_writer_refuses_short_data),
         cmocka_unit_test(test_good_hand_written_file),
         cmocka_unit_test(test_truncated_file),
