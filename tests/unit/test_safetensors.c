@@ -1,4 +1,5 @@
 /* The safetensors reader and writer: good files, and each kind of corruption. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -230,13 +232,18 @@ static void test_missing_file(void **state)
     expect_open_error(path, "No such file");
 }
 
+/* temp_dir/name, made, into folder. */
+static void make_folder(const char *name, char *folder, size_t size)
+{
+    snprintf(folder, size, "%s/%s", temp_dir, name);
+    assert_true(mkdir(folder, 0755) == 0 || errno == EEXIST);
+}
+
 static void test_checkpoint_index_points_to_wrong_shard(void **state)
 {
     (void)state;
     char folder[1024], path[1200];
-    snprintf(folder, sizeof(folder), "%s/sharded", temp_dir);
-    snprintf(path, sizeof(path), "mkdir -p %s", folder);
-    assert_int_equal(system(path), 0);
+    make_folder("sharded", folder, sizeof(folder));
     const char *header = "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
     const float data[1] = {3.0f};
     char name[64];
@@ -274,10 +281,8 @@ static void test_checkpoint_index_points_to_wrong_shard(void **state)
 static void test_read_mapped(void **state)
 {
     (void)state;
-    char folder[1024], path[1200];
-    snprintf(folder, sizeof(folder), "%s/rows", temp_dir);
-    snprintf(path, sizeof(path), "mkdir -p %s", folder);
-    assert_int_equal(system(path), 0);
+    char folder[1024];
+    make_folder("rows", folder, sizeof(folder));
     const char *header = "{\"table\":{\"dtype\":\"F32\",\"shape\":[4,3],\"data_offsets\":[0,48]}}";
     const float data[12] = {0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32};
     write_raw("rows/model.safetensors", strlen(header), header, data, sizeof(data));
