@@ -237,6 +237,10 @@ static int model_load(g3n_text_model *m, g3n_weights *weights, const g3n_model_c
                        : g3n_text_embedder_load_embed_tokens(&m->embedder, weights, c, err)) != G3N_OK)
         return g3n_error_prefix(err, "text model");
     m->lm_head = m->embedder.embed_tokens; /* tied (lm_head.weight = embed_tokens.weight) */
+    /* read whole at every step as the head (f32/bf16; q8/q4 quantise it): 2 MiB
+     * pages where the mapping allows, as the layers' matrices (get_matrix); the
+     * embedder reads its rows with pread, so this costs its lookups nothing */
+    g3n_file_advise_huge(m->lm_head.data, (size_t)m->lm_head.rows * m->lm_head.row_stride);
 
     m->layers = calloc((size_t)m->num_layers, sizeof(*m->layers));
     if (!m->layers)
