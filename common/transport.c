@@ -24,6 +24,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+/* SIGTERM/SIGINT count (g3n_install_shutdown_handlers); a drain reads it too. */
+static volatile sig_atomic_t shutdown_flag = 0;
+
 /* ------------------------------------------------------------------ common */
 
 static int64_t now_ms(void)
@@ -156,6 +159,7 @@ typedef struct worker_entry {
     int outstanding;
     int64_t last_seen;
     uint64_t incarnation;
+    int draining; /* 1: it is finishing its work before leaving; only requests pinned to it go there */
     char model_id[128];
 } worker_entry;
 
@@ -212,10 +216,12 @@ static void publish_stats(g3n_broker *b)
 {
     pthread_mutex_lock(&b->lock);
     for (int r = 0; r < G3N_ROLE_COUNT; r++)
-        b->stats.live_workers[r] = 0;
+        b->stats.live_workers[r] = b->stats.draining_workers[r] = 0;
     for (int i = 0; i < b->worker_count; i++)
-        if (b->workers[i].role > 0 && b->workers[i].role < G3N_ROLE_COUNT)
+        if (b->workers[i].role > 0 && b->workers[i].role < G3N_ROLE_COUNT) {
             b->stats.live_workers[b->workers[i].role]++;
+            b->stats.draining_workers[b->workers[i].role] += b->workers[i].draining;
+        }
     pthread_cond_broadcast(&b->changed);
     pthread_mutex_unlock(&b->lock);
 }
@@ -384,10 +390,11 @@ static void send_envelope_to_worker(g3n_broker *b, worker_entry *w, G3n__Envelop
     zmq_msg_close(&msg);
 }
 
+/* 1 when a worker of `role` can take new requests (a draining one cannot). */
 static int role_has_worker(g3n_broker *b, int role)
 {
     for (int i = 0; i < b->worker_count; i++)
-        if (b->workers[i].role == role)
+        if (b->workers[i].role == role && !b->workers[i].draining)
             return 1;
     return 0;
 }
@@ -409,6 +416,8 @@ static void dispatch(g3n_broker *b)
             if (w->role != r->role)
                 continue;
             if (r->pinned && strcmp(w->id, r->pin) != 0)
+                continue;
+            if (!r->pinned && w->draining)
                 continue;
             pinned_alive = 1;
             if (w->outstanding >= w->capacity)
@@ -517,6 +526,29 @@ done:
     zmq_msg_close(&payload);
 }
 
+/* A worker said it is draining: no new requests go to it (dispatch), and it
+ * gets an acknowledgement now (a Heartbeat with draining set), after which no
+ * request it has not already received will reach it. Acknowledged at every
+ * draining heartbeat, so that a lost one does not matter. */
+static void mark_draining(g3n_broker *b, worker_entry *w)
+{
+    if (!w->draining) {
+        w->draining = 1;
+        broker_log(b, "%s worker %s is draining: no new requests go to it", g3n_role_name(w->role), w->id);
+        publish_stats(b);
+    }
+    G3n__Envelope env;
+    G3n__Heartbeat hb;
+    g3n__envelope__init(&env);
+    g3n__heartbeat__init(&hb);
+    hb.role = G3N__ROLE__ROLE_ORCHESTRATOR;
+    hb.outstanding = (uint32_t)w->outstanding;
+    hb.draining = 1;
+    env.body_case = G3N__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    send_envelope_to_worker(b, w, &env);
+}
+
 static void handle_worker(g3n_broker *b)
 {
     zmq_msg_t identity, payload;
@@ -575,9 +607,12 @@ static void handle_worker(g3n_broker *b)
             int role = env->heartbeat->role;
             int capacity = (int)env->heartbeat->capacity;
             if (role > 0 && role < G3N_ROLE_COUNT && role != G3N_ROLE_ORCHESTRATOR && capacity >= 1 &&
-                capacity <= 4096)
-                add_worker(b, id, id_len, role, capacity, "(re-registered by heartbeat)");
+                capacity <= 4096 &&
+                add_worker(b, id, id_len, role, capacity, "(re-registered by heartbeat)") == G3N_OK)
+                w = &b->workers[b->worker_count - 1];
         }
+        if (w && env->heartbeat->draining)
+            mark_draining(b, w);
         break;
     case G3N__ENVELOPE__BODY_GOODBYE:
         if (w)
@@ -1024,6 +1059,9 @@ struct g3n_worker {
     int running;
     atomic_uint_fast64_t received, rejected;
     uint64_t incarnation;
+    atomic_int draining;            /* g3n_worker_drain was called */
+    atomic_int drain_acknowledged;  /* the broker answered a draining heartbeat */
+    atomic_int_fast64_t broker_seen_ms; /* when the broker last said anything (0: never) */
 };
 
 static void worker_log(g3n_worker *w, const char *format, ...) G3N_PRINTF(2, 3);
@@ -1085,6 +1123,7 @@ static void worker_heartbeat(g3n_worker *w, void *socket)
     pthread_mutex_lock(&w->lock);
     hb.outstanding = (uint32_t)(w->queued + w->running);
     pthread_mutex_unlock(&w->lock);
+    hb.draining = atomic_load(&w->draining) ? 1 : 0;
     env.body_case = G3N__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
     send_envelope(socket, &env, ZMQ_DONTWAIT, NULL);
@@ -1099,6 +1138,7 @@ static void worker_on_message(g3n_worker *w, void *socket, int64_t *last_broker_
     if (zmq_msg_recv(&id_frame, socket, 0) < 0)
         goto done;
     *last_broker_seen = now_ms();
+    atomic_store(&w->broker_seen_ms, *last_broker_seen);
     if (!has_more(socket)) {
         atomic_fetch_add(&w->rejected, 1);
         worker_log(w, "a one-frame message from the broker was dropped");
@@ -1136,6 +1176,8 @@ static void worker_on_message(g3n_worker *w, void *socket, int64_t *last_broker_
     }
     switch (env->body_case) {
     case G3N__ENVELOPE__BODY_HEARTBEAT:
+        if (env->heartbeat->draining && atomic_load(&w->draining))
+            atomic_store(&w->drain_acknowledged, 1);
         g3n_wire_free(env);
         break;
     case G3N__ENVELOPE__BODY_CANCEL:
@@ -1189,7 +1231,7 @@ static void *worker_socket_main(void *arg)
         tick = 5;
     if (tick > 100)
         tick = 100;
-    int stopping = 0;
+    int stopping = 0, drain_announced = 0;
     for (;;) {
         if (atomic_load(&w->killed) && socket) {
             zmq_close(socket); /* linger 0: nothing more leaves */
@@ -1228,6 +1270,10 @@ static void *worker_socket_main(void *arg)
             break;
         }
         int64_t now = now_ms();
+        if (socket && atomic_load(&w->draining) && !drain_announced) {
+            drain_announced = 1;
+            last_sent = now - o->heartbeat_interval_ms; /* tell the broker now */
+        }
         if (socket && now - last_sent >= o->heartbeat_interval_ms) {
             worker_heartbeat(w, socket);
             last_sent = now;
@@ -1530,14 +1576,51 @@ uint64_t g3n_worker_messages_rejected(g3n_worker *w)
     return atomic_load(&w->rejected);
 }
 
-/* ------------------------------------------------------------------ daemons */
+int g3n_worker_connected(g3n_worker *w)
+{
+    int64_t seen = atomic_load(&w->broker_seen_ms);
+    return seen > 0 && now_ms() - seen <= w->options.transport.heartbeat_timeout_ms;
+}
 
-static volatile sig_atomic_t shutdown_flag = 0;
+int g3n_worker_draining(g3n_worker *w)
+{
+    return atomic_load(&w->draining);
+}
+
+int g3n_worker_drain(g3n_worker *w, int timeout_ms, int (*busy)(void *user), void *busy_user, g3n_error *err)
+{
+    int64_t start = now_ms();
+    atomic_store(&w->draining, 1);
+    /* 1. the broker's acknowledgement: after it nothing new arrives (unless pinned to us). A broker that
+     * is silent cannot send anything either, so its silence counts as one. */
+    while (!atomic_load(&w->drain_acknowledged) && g3n_worker_connected(w) && now_ms() - start < timeout_ms &&
+           shutdown_flag < 2)
+        usleep(5000);
+    /* 2. what it holds: queued and running requests, and what `busy` reports (a decoder's sessions) */
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        int holding = w->queued + w->running;
+        pthread_mutex_unlock(&w->lock);
+        int other = busy ? busy(busy_user) : 0;
+        if (holding == 0 && other == 0)
+            return G3N_OK;
+        if (shutdown_flag >= 2)
+            return g3n_error_set(err, "drain cut short by a second signal with %d request(s) and %d session(s) held",
+                                 holding, other);
+        if (now_ms() - start >= timeout_ms)
+            return g3n_error_set(err, "drain timed out after %d ms with %d request(s) and %d session(s) still held",
+                                 timeout_ms, holding, other);
+        usleep(10000);
+    }
+}
+
+/* ------------------------------------------------------------------ daemons */
 
 static void on_signal(int sig)
 {
     (void)sig;
-    shutdown_flag = 1;
+    if (shutdown_flag < 1000)
+        shutdown_flag++;
 }
 
 void g3n_install_shutdown_handlers(void)
@@ -1552,5 +1635,5 @@ void g3n_install_shutdown_handlers(void)
 
 int g3n_shutdown_requested(void)
 {
-    return shutdown_flag != 0;
+    return shutdown_flag;
 }

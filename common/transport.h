@@ -67,7 +67,8 @@ void g3n_broker_stop(g3n_broker *broker);
 void *g3n_broker_context(g3n_broker *broker);
 
 typedef struct g3n_broker_stats {
-    int live_workers[G3N_ROLE_COUNT];
+    int live_workers[G3N_ROLE_COUNT];     /* connected, draining ones included */
+    int draining_workers[G3N_ROLE_COUNT]; /* of those, the ones finishing before they leave */
     uint64_t requests_dispatched, requests_retried, requests_failed, workers_lost, messages_rejected;
 } g3n_broker_stats;
 void g3n_broker_get_stats(g3n_broker *broker, g3n_broker_stats *stats);
@@ -150,6 +151,16 @@ const char *g3n_worker_name(const g3n_worker *worker);
 uint64_t g3n_worker_requests_received(g3n_worker *worker);
 /* Messages it rejected (malformed, other version, oversized). */
 uint64_t g3n_worker_messages_rejected(g3n_worker *worker);
+/* 1 while the broker has been heard from within heartbeat_timeout_ms (registered and reachable). */
+int g3n_worker_connected(g3n_worker *worker);
+/* Graceful drain (SIGTERM): tells the broker to send no new requests (only those
+ * pinned to this worker, i.e. its sessions' steps), waits for its acknowledgement,
+ * then until no request is queued or running and busy(busy_user) (may be NULL)
+ * returns 0, e.g. a decoder's open sessions. G3N_ERR (what was left, in err) after
+ * timeout_ms. Requests keep being served meanwhile; call g3n_worker_stop after. */
+int g3n_worker_drain(g3n_worker *worker, int timeout_ms, int (*busy)(void *user), void *busy_user, g3n_error *err);
+/* (A second SIGTERM/SIGINT, with g3n_install_shutdown_handlers, cuts the drain short too.) */
+int g3n_worker_draining(g3n_worker *worker);
 
 int g3n_worker_call_send(g3n_worker_call *call, G3n__Envelope *reply, int partial, g3n_error *err);
 /* Sends an Error as the final reply. */
@@ -160,7 +171,8 @@ int g3n_worker_call_cancelled(const g3n_worker_call *call);
 uint64_t g3n_worker_call_request_id(const g3n_worker_call *call);
 
 /* ---- daemons ---- */
-/* Installs SIGTERM/SIGINT handlers that set a flag; g3n_shutdown_requested() reads it. */
+/* Installs SIGTERM/SIGINT handlers that count the signals; g3n_shutdown_requested()
+ * returns that count (0: none). A second signal cuts a g3n_worker_drain short. */
 void g3n_install_shutdown_handlers(void);
 int g3n_shutdown_requested(void);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "health_file.h"
 #include "matmul.h"
 #include "openmp_waits.h"
 #include "ops.h"
@@ -32,9 +33,19 @@ static void print_help(FILE *out, int role, const char *program)
             "  --heartbeat-ms N        heartbeat interval (default 1000)\n"
             "  --heartbeat-timeout-ms N  broker silence before reconnecting (default 5000)\n"
             "  --max-message-mb N      largest message accepted (default 512)\n"
+            "  --drain-timeout-s N     on SIGTERM: stop taking requests, finish those held (a decoder: its\n"
+            "                          sessions) for at most N s, then exit (default 30; a second signal\n"
+            "                          stops at once). Exit status 0 when everything finished\n"
+            "  --health-file PATH      keep PATH rewritten every second with the state (starting, ready,\n"
+            "                          not-ready, draining) for --probe; removed at exit\n"
+            "  --probe live|ready      with --health-file: exit 0 if the daemon writing it is live\n"
+            "                          (rewritten within %d s) or ready (live, weights loaded, registered\n"
+            "                          with an orchestrator, not draining), else 1 (a cluster's exec probe)\n"
+            "  --check-args            check the arguments and exit (0 if the daemon would accept them)\n"
             "Set OMP_WAIT_POLICY=passive when several daemons share a host's cores (the launcher does).\n"
             "%s%s",
             program, g3n_role_name(role), role == G3N_ROLE_DECODER ? "; sessions run in parallel" : "",
+            G3N_HEALTH_MAX_AGE_SECONDS,
             role == G3N_ROLE_DECODER ? "  --max-sessions N        KV-cache sessions held at once (default 16)\n"
                                        "  --max-positions N       largest context per session (default: the model's)\n"
                                        "  --weights f32|bf16|q8|q4  what the layers compute with (default f32: as\n"
@@ -55,7 +66,9 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
     g3n_error err = {{0}};
     int threads = 0, capacity = 1, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000, max_sessions = 16;
-    long long max_message_mb = 512, max_positions = 0;
+    long long max_message_mb = 512, max_positions = 0, drain_timeout_s = 30;
+    const char *health_file = NULL, *probe = NULL;
+    int check_args = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             print_help(stdout, role, program);
@@ -64,6 +77,10 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--check-args") == 0) {
+            check_args = 1;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v || strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "%s: error: unknown or incomplete argument '%s' (see --help)\n", program, a);
@@ -88,6 +105,12 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
             heartbeat_timeout_ms = atoi(v);
         else if (strcmp(a, "--max-message-mb") == 0)
             max_message_mb = atoll(v);
+        else if (strcmp(a, "--drain-timeout-s") == 0)
+            drain_timeout_s = atoll(v);
+        else if (strcmp(a, "--health-file") == 0)
+            health_file = v;
+        else if (strcmp(a, "--probe") == 0)
+            probe = v;
         else if (strcmp(a, "--max-sessions") == 0 && role == G3N_ROLE_DECODER)
             max_sessions = atoi(v);
         else if (strcmp(a, "--max-positions") == 0 && role == G3N_ROLE_DECODER)
@@ -104,14 +127,29 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
             return 2;
         }
     }
+    if (probe) {
+        if (!health_file) {
+            fprintf(stderr, "%s: error: --probe needs --health-file PATH (the file the daemon writes)\n", program);
+            return 2;
+        }
+        char message[1024];
+        int probe_rc = g3n_health_probe(health_file, probe, G3N_HEALTH_MAX_AGE_SECONDS, message, sizeof(message));
+        fprintf(probe_rc == 0 ? stdout : stderr, "%s: %s\n", program, message);
+        return probe_rc;
+    }
     if ((model_dir == NULL) == (synth_spec == NULL)) {
         fprintf(stderr, "%s: error: give one of --model DIR or --synth CONFIG:SEED (see --help)\n", program);
         return 2;
     }
     if (capacity < 1 || capacity > 256 || heartbeat_ms < 10 || heartbeat_timeout_ms < 2 * heartbeat_ms ||
-        max_message_mb < 1 || max_message_mb > 4096 || max_sessions < 1) {
+        max_message_mb < 1 || max_message_mb > 4096 || max_sessions < 1 || drain_timeout_s < 0 ||
+        drain_timeout_s > 86400) {
         fprintf(stderr, "%s: error: a numeric option is out of range (see --help)\n", program);
         return 2;
+    }
+    if (check_args) {
+        printf("%s: arguments accepted (%s role, broker %s)\n", program, g3n_role_name(role), endpoint);
+        return 0;
     }
     if (threads > 0)
         g3n_set_threads(threads);
@@ -124,6 +162,8 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     g3n_worker *worker = NULL;
     int rc = 1;
     double t0 = g3n_now_seconds();
+    if (health_file && g3n_health_file_write(health_file, "starting", "loading the weights", &err) != G3N_OK)
+        goto done;
     char config_path[1024];
     uint64_t seed = 0;
     if (synth_spec) {
@@ -161,15 +201,38 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     fprintf(stderr, "%s: %s serving %s for %s (loaded in %.2f s, %.1f MB generated/converted)\n", program,
             g3n_worker_name(worker), g3n_role_name(role), endpoint, g3n_now_seconds() - t0,
             (double)g3n_weights_allocated_bytes(weights) / 1e6);
-    while (!g3n_shutdown_requested())
+    for (int tick = 0, last_connected = -1; !g3n_shutdown_requested(); tick++) {
+        int connected = g3n_worker_connected(worker);
+        if (health_file && (tick % 20 == 0 || connected != last_connected)) { /* each second, and at a change */
+            last_connected = connected;
+            char detail[640];
+            snprintf(detail, sizeof(detail), "%s %s %s the broker at %s", g3n_role_name(role),
+                     g3n_worker_name(worker), connected ? "registered with" : "not heard from", endpoint);
+            if (g3n_health_file_write(health_file, connected ? "ready" : "not-ready", detail, &err) != G3N_OK)
+                fprintf(stderr, "%s: warning: %s\n", program, err.message);
+        }
         usleep(50000);
+    }
+    fprintf(stderr, "%s: draining: no new requests; finishing those held (at most %lld s)\n", program,
+            drain_timeout_s);
+    if (health_file)
+        g3n_health_file_write(health_file, "draining", "finishing the requests held", NULL);
+    rc = 0;
+    if (g3n_worker_drain(worker, (int)(drain_timeout_s * 1000), role == G3N_ROLE_DECODER ? g3n_role_open_sessions : NULL,
+                         r, &err) != G3N_OK) {
+        fprintf(stderr, "%s: %s\n", program, err.message);
+        rc = 1;
+    }
     fprintf(stderr, "%s: shutting down (%llu requests served, %llu messages rejected)\n", program,
             (unsigned long long)g3n_worker_requests_received(worker),
             (unsigned long long)g3n_worker_messages_rejected(worker));
-    rc = 0;
-done:
     if (rc != 0)
+        err.message[0] = '\0';
+done:
+    if (rc != 0 && err.message[0])
         fprintf(stderr, "%s: error: %s\n", program, err.message);
+    if (health_file)
+        unlink(health_file);
     g3n_worker_stop(worker);
     g3n_role_close(r);
     g3n_weights_close(weights);

@@ -735,6 +735,23 @@ static int decoder_run(g3n_role *r, g3n_text_session *session, const float *embe
     return job.rc;
 }
 
+int g3n_role_open_sessions(void *role)
+{
+    g3n_role *r = role;
+    if (!r->sessions)
+        return 0;
+    int open = 0;
+    double now = g3n_now_seconds();
+    pthread_mutex_lock(&r->lock);
+    for (int i = 0; i < r->options.max_sessions; i++) {
+        const decoder_session *s = &r->sessions[i];
+        if (s->session && (s->busy || now - s->idle_since < DECODER_STALE_SESSION_SECONDS))
+            open++;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return open;
+}
+
 g3n_role_decoder_stats g3n_role_decoder_stats_get(g3n_role *r)
 {
     pthread_mutex_lock(&r->lock);

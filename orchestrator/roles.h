@@ -62,6 +62,10 @@ typedef struct g3n_role_decoder_stats {
     uint64_t largest_batch;
 } g3n_role_decoder_stats;
 g3n_role_decoder_stats g3n_role_decoder_stats_get(g3n_role *role);
+/* Decoder: sessions in use (busy, or used within the stale limit, so a client may
+ * still step them); 0 for the other roles. `role` is a g3n_role (void * so that
+ * it serves as g3n_worker_drain's busy callback). */
+int g3n_role_open_sessions(void *role);
 
 /* The transport handler (user = the g3n_role). */
 int g3n_role_handle(void *role, g3n_worker_call *call, const G3n__Envelope *request, g3n_error *err);

@@ -34,3 +34,10 @@ add_test(NAME pipeline_bench
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/bench_pipeline.sh $<TARGET_FILE:g3n>
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(pipeline_bench PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 300)
+
+# Issue 22: encoders and the decoder swapped under a multimodal load (graceful drain on SIGTERM, --probe ready):
+# zero failed chats, every answer as the undisturbed one, drained daemons exit 0.
+add_test(NAME pipeline_drain_swap
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/drain_swap.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pipeline_drain_swap PROPERTIES LABELS "pipeline;slow" ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 600)

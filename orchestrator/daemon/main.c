@@ -9,6 +9,7 @@
 #include "config.h"
 #include "front_door.h"
 #include "generate.h"
+#include "health_file.h"
 #include "http_server.h"
 #include "openmp_waits.h"
 #include "tokenizer.h"
@@ -40,7 +41,12 @@ static void print_help(FILE *out)
             "  --http-host ADDR          its address (default 127.0.0.1)\n"
             "  --http-max-sessions N     HTTP generations at once (default 4); --http-queue N waiting (default 16)\n"
             "  --allow-dir DIR           HTTP image_url/audio_url may name local files under DIR\n"
-            "  --model-name NAME         the model id HTTP clients name (default: the folder's name)\n");
+            "  --model-name NAME         the model id HTTP clients name (default: the folder's name)\n"
+            "  --health-file PATH        keep PATH rewritten every second with the state for --probe\n"
+            "                            (ready once the broker, client endpoint and HTTP API are up)\n"
+            "  --probe live|ready        with --health-file: exit 0 if the orchestrator writing it is\n"
+            "                            live / ready, else 1 (a cluster's exec probe)\n"
+            "  --check-args              check the arguments and exit (0 if they would be accepted)\n");
 }
 
 int main(int argc, char **argv)
@@ -48,7 +54,8 @@ int main(int argc, char **argv)
     g3n_openmp_default_waits(argv); /* a short spin, then sleep: openmp_waits.h */
     const char *model_dir = NULL, *config_path = NULL, *tokenizer_path = NULL, *listen = "tcp://0.0.0.0:5556";
     const char *binds[8];
-    int bind_count = 0, quiet = 0, max_chats = 16, http_port = -1;
+    int bind_count = 0, quiet = 0, max_chats = 16, http_port = -1, check_args = 0;
+    const char *health_file = NULL, *probe = NULL;
     g3n_http_options http = g3n_http_default_options();
     g3n_transport_options transport = g3n_transport_default_options();
     for (int i = 1; i < argc; i++) {
@@ -60,6 +67,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--quiet") == 0) {
             quiet = 1;
+            continue;
+        }
+        if (strcmp(a, "--check-args") == 0) {
+            check_args = 1;
             continue;
         }
         if (!v) {
@@ -99,10 +110,24 @@ int main(int argc, char **argv)
             http.model_name = v;
         else if (strcmp(a, "--max-message-mb") == 0)
             transport.max_message_bytes = (int64_t)atoll(v) << 20;
+        else if (strcmp(a, "--health-file") == 0)
+            health_file = v;
+        else if (strcmp(a, "--probe") == 0)
+            probe = v;
         else {
             fprintf(stderr, "g3n-orchestrator: error: unknown argument '%s' (see --help)\n", a);
             return 2;
         }
+    }
+    if (probe) {
+        if (!health_file) {
+            fprintf(stderr, "g3n-orchestrator: error: --probe needs --health-file PATH\n");
+            return 2;
+        }
+        char message[1024];
+        int probe_rc = g3n_health_probe(health_file, probe, G3N_HEALTH_MAX_AGE_SECONDS, message, sizeof(message));
+        fprintf(probe_rc == 0 ? stdout : stderr, "g3n-orchestrator: %s\n", message);
+        return probe_rc;
     }
     if (!model_dir && !config_path) {
         fprintf(stderr, "g3n-orchestrator: error: give --model DIR or --config FILE (see --help)\n");
@@ -119,6 +144,15 @@ int main(int argc, char **argv)
     }
     if (bind_count == 0)
         binds[bind_count++] = "tcp://0.0.0.0:5555";
+    if (max_chats < 1 || http_port > 65535 || transport.max_message_bytes < (1 << 20)) {
+        fprintf(stderr, "g3n-orchestrator: error: a numeric option is out of range (see --help)\n");
+        return 2;
+    }
+    if (check_args) {
+        printf("g3n-orchestrator: arguments accepted (workers on %s, clients on %s%s)\n", binds[0], listen,
+               http_port >= 0 ? ", HTTP API" : "");
+        return 0;
+    }
     transport.verbose = !quiet;
     g3n_install_shutdown_handlers();
     g3n_error err = {{0}};
@@ -159,8 +193,19 @@ int main(int argc, char **argv)
             goto done;
         fprintf(stderr, "g3n-orchestrator: HTTP API on http://%s:%d\n", http.host, g3n_http_server_port(http_server));
     }
-    while (!g3n_shutdown_requested())
+    for (int tick = 0; !g3n_shutdown_requested(); tick++) {
+        if (health_file && tick % 20 == 0) {
+            g3n_broker_stats stats;
+            g3n_broker_get_stats(broker, &stats);
+            char detail[256];
+            snprintf(detail, sizeof(detail), "workers: %d vision, %d audio, %d embedder, %d decoder",
+                     stats.live_workers[G3N_ROLE_VISION_ENCODER], stats.live_workers[G3N_ROLE_AUDIO_ENCODER],
+                     stats.live_workers[G3N_ROLE_EMBEDDER], stats.live_workers[G3N_ROLE_DECODER]);
+            if (g3n_health_file_write(health_file, "ready", detail, &err) != G3N_OK)
+                fprintf(stderr, "g3n-orchestrator: warning: %s\n", err.message);
+        }
         usleep(50000);
+    }
     fprintf(stderr, "g3n-orchestrator: shutting down\n");
     rc = 0;
 done:
@@ -171,5 +216,7 @@ done:
     g3n_broker_stop(broker);
     g3n_tokenizer_free(tokenizer);
     g3n_config_free(&config);
+    if (health_file)
+        unlink(health_file);
     return rc;
 }
