@@ -11,6 +11,8 @@ packages=(
   libcmocka-dev         # unit tests
   libmicrohttpd-dev     # HTTP API
   python3               # small test helpers only (no numerics)
+  python3-yaml          # the compose and Kubernetes manifest tests read YAML
+  python3-zmq python3-protobuf protobuf-compiler  # python/g3n_worker: a worker in Python (and its test)
 )
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -24,6 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "setup: all packages present"
+fi
+# kubectl renders deploy/kubernetes with its built-in kustomize (a test checks the manifests; no
+# cluster is used). Debian's kubernetes-client provides it where the machine has no kubectl.
+if ! command -v kubectl > /dev/null; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client
 fi
 # The HTTP API's end-to-end test drives the server with the official openai npm client,
 # pinned by tests/http/package-lock.json (node_modules is not committed).

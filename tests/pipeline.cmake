@@ -41,3 +41,8 @@ add_test(NAME pipeline_drain_swap
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/drain_swap.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(pipeline_drain_swap PROPERTIES LABELS "pipeline;slow" ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 600)
+# deploy/kubernetes renders (kubectl kustomize) and fits the binaries: command lines, probes, ports, rollouts.
+add_test(NAME deploy_kubernetes_manifests
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/kubernetes_manifests.sh $<TARGET_FILE_DIR:g3n-decoder>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(deploy_kubernetes_manifests PROPERTIES LABELS pipeline TIMEOUT 120)

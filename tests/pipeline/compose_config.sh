@@ -29,6 +29,8 @@ for name, binary in want.items():
     assert any(v.endswith(":/model:ro") for v in s["volumes"]), f"{name}: model folder must be mounted read-only"
     if name != "orchestrator":
         assert s["command"][s["command"].index("--connect") + 1] == "tcp://orchestrator:5555", name
+    health = s["command"][s["command"].index("--health-file") + 1]
+    assert s["healthcheck"]["test"] == ["CMD", binary, "--probe", "ready", "--health-file", health], name
 for name in ("vision-encoder", "audio-encoder"):
     assert services[name]["deploy"]["replicas"] >= 2, f"{name}: encoders run with replicas"
 orch = services["orchestrator"]["command"]
