@@ -2,6 +2,8 @@
 #include "health_file.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -65,4 +67,67 @@ int g3n_health_probe(const char *path, const char *what, int max_age_seconds, ch
     }
     snprintf(message, size, "%s (%s)%s%s", what, state, detail[0] ? ": " : "", detail);
     return 0;
+}
+
+struct g3n_health_keeper {
+    char path[4096], state[64], detail[512];
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int stop;
+};
+
+static void *keeper_main(void *arg)
+{
+    g3n_health_keeper *k = arg;
+    pthread_mutex_lock(&k->lock);
+    while (!k->stop) {
+        g3n_health_file_write(k->path, k->state, k->detail, NULL);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&k->wake, &k->lock, &until);
+    }
+    pthread_mutex_unlock(&k->lock);
+    return NULL;
+}
+
+int g3n_health_keeper_start(g3n_health_keeper **out, const char *path, const char *state, const char *detail,
+                            g3n_error *err)
+{
+    *out = NULL;
+    g3n_health_keeper *k = calloc(1, sizeof(*k));
+    if (!k)
+        return g3n_error_set(err, "health file: out of memory");
+    snprintf(k->path, sizeof(k->path), "%s", path);
+    snprintf(k->state, sizeof(k->state), "%s", state);
+    snprintf(k->detail, sizeof(k->detail), "%s", detail ? detail : "");
+    if (g3n_health_file_write(path, state, detail, err) != G3N_OK) {
+        free(k);
+        return G3N_ERR;
+    }
+    pthread_mutex_init(&k->lock, NULL);
+    pthread_cond_init(&k->wake, NULL);
+    if (pthread_create(&k->thread, NULL, keeper_main, k) != 0) {
+        pthread_mutex_destroy(&k->lock);
+        pthread_cond_destroy(&k->wake);
+        free(k);
+        return g3n_error_set(err, "health file: cannot start its thread");
+    }
+    *out = k;
+    return G3N_OK;
+}
+
+void g3n_health_keeper_stop(g3n_health_keeper *k)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&k->lock);
+    k->stop = 1;
+    pthread_cond_signal(&k->wake);
+    pthread_mutex_unlock(&k->lock);
+    pthread_join(k->thread, NULL);
+    pthread_mutex_destroy(&k->lock);
+    pthread_cond_destroy(&k->wake);
+    free(k);
 }

@@ -26,6 +26,15 @@
 /* Writes "state\ndetail\n" to path atomically. */
 int g3n_health_file_write(const char *path, const char *state, const char *detail, g3n_error *err);
 
+/* While a daemon loads its weights (seconds to minutes, building a quantised
+ * cache), its main loop does not turn yet: a thread keeps the file rewritten
+ * with `state`/`detail` so that a liveness probe passes meanwhile. Stop it
+ * (the file stays) before the main loop takes over the writing. */
+typedef struct g3n_health_keeper g3n_health_keeper;
+int g3n_health_keeper_start(g3n_health_keeper **out, const char *path, const char *state, const char *detail,
+                            g3n_error *err);
+void g3n_health_keeper_stop(g3n_health_keeper *keeper); /* accepts NULL */
+
 /* what: "live" or "ready". Returns 0 when the probe passes, 1 when it fails,
  * 2 for a bad `what`; message (size bytes) says why in one line. */
 int g3n_health_probe(const char *path, const char *what, int max_age_seconds, char *message, size_t size);

@@ -162,7 +162,8 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     g3n_worker *worker = NULL;
     int rc = 1;
     double t0 = g3n_now_seconds();
-    if (health_file && g3n_health_file_write(health_file, "starting", "loading the weights", &err) != G3N_OK)
+    g3n_health_keeper *keeper = NULL; /* keeps the file fresh while the weights load */
+    if (health_file && g3n_health_keeper_start(&keeper, health_file, "starting", "loading the weights", &err) != G3N_OK)
         goto done;
     char config_path[1024];
     uint64_t seed = 0;
@@ -198,6 +199,8 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     wo.transport.max_message_bytes = (int64_t)max_message_mb << 20;
     if (g3n_worker_start(&worker, &wo, g3n_role_handle, r, &err) != G3N_OK)
         goto done;
+    g3n_health_keeper_stop(keeper); /* the main loop writes it from here on */
+    keeper = NULL;
     fprintf(stderr, "%s: %s serving %s for %s (loaded in %.2f s, %.1f MB generated/converted)\n", program,
             g3n_worker_name(worker), g3n_role_name(role), endpoint, g3n_now_seconds() - t0,
             (double)g3n_weights_allocated_bytes(weights) / 1e6);
@@ -229,6 +232,7 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     if (rc != 0)
         err.message[0] = '\0';
 done:
+    g3n_health_keeper_stop(keeper);
     if (rc != 0 && err.message[0])
         fprintf(stderr, "%s: error: %s\n", program, err.message);
     if (health_file)

@@ -45,7 +45,10 @@ for name, dep in deployments.items():
         r = subprocess.run([local] + command[1:] + ["--check-args"], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, f"{name}: {binary} refuses its arguments: {r.stderr.strip()}"
         health = arg(command, "--health-file")
-        for probe, want in (("readinessProbe", "ready"), ("livenessProbe", "live")):
+        probes = [("readinessProbe", "ready"), ("livenessProbe", "live")]
+        if name != "g3n-orchestrator":
+            probes.append(("startupProbe", "ready"))
+        for probe, want in probes:
             p = c[probe]["exec"]["command"]
             assert p == [binary, "--probe", want, "--health-file", health], (name, probe, p)
             # the binary takes that probe (no daemon writes the file here: it must say not live/ready)
