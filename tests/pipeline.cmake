@@ -10,10 +10,9 @@ foreach(case_name text-tiny mm-tiny)
 endforeach()
 
 add_test(NAME pipeline_run_demo
-  COMMAND g3n run --demo --max-new-tokens 8 "Describe the image, then transcribe the audio."
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/run_demo.sh $<TARGET_FILE:g3n>
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
-set_tests_properties(pipeline_run_demo PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}"
-  PASS_REGULAR_EXPRESSION "decode: [0-9]+ tokens")
+set_tests_properties(pipeline_run_demo PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}")
 
 add_test(NAME pipeline_daemons_tcp
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/daemons_tcp.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
