@@ -47,3 +47,9 @@ add_test(NAME deploy_kubernetes_manifests
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/kubernetes_manifests.sh $<TARGET_FILE_DIR:g3n-decoder>
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(deploy_kubernetes_manifests PROPERTIES LABELS pipeline TIMEOUT 120)
+# Issue 22: python/g3n_worker's example as the only vision encoder (mm-tiny through C daemons), then swapped for
+# g3n-vision-encoder under load. Release only (a load test, as pipeline_drain_swap).
+add_test(NAME pipeline_python_worker
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/python_worker.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pipeline_python_worker PROPERTIES LABELS "pipeline;slow;release_only" ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 600)

@@ -12,6 +12,7 @@
 #include "image_preprocess.h"
 #include "matmul.h"
 #include "ops.h"
+#include "safetensors.h"
 #include "vision_encoder.h"
 #include "weights.h"
 
@@ -32,7 +33,71 @@ static void usage(FILE *out)
             "  --precision P        f32 (default: exact), bf16 (AVX512-BF16 products, ~2x faster; tower output\n"
             "                       within rel-L2 1e-2 of the goldens, tested) or int8 (AVX512-VNNI, faster\n"
             "                       still, coarse: within 1e-1); the default follows env G3N_TOWER_PRECISION\n"
+            "  --pixel-values F:T   instead of FILE: the preprocessed pixel_values [1, 3, S, S] f32 stored as\n"
+            "                       tensor T of the safetensors file F (e.g. a fixture's)\n"
+            "  --save-tower OUT     with one image: write its tower output (before embed_vision) to the\n"
+            "                       safetensors file OUT as the vision fixtures' tower_output: [1, hidden,\n"
+            "                       16, 16] f32 times sqrt(hidden), as the reference leaves it\n"
             "  -h, --help           this help\n");
+}
+
+/* --pixel-values FILE:TENSOR: [1, 3, side, side] f32 into pixels. */
+static int read_pixel_values(const char *spec, int64_t side, float *pixels, g3n_error *err)
+{
+    char path[1024];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(path))
+        return g3n_error_set(err, "--pixel-values wants FILE:TENSOR, got '%s'", spec);
+    memcpy(path, spec, (size_t)(colon - spec));
+    path[colon - spec] = '\0';
+    g3n_safetensors_file *file = NULL;
+    g3n_tensor view;
+    if (g3n_safetensors_open(&file, path, err) != G3N_OK)
+        return G3N_ERR;
+    int rc = g3n_safetensors_get(file, colon + 1, &view, err);
+    if (rc == G3N_OK && (view.dtype != G3N_DTYPE_F32 || g3n_tensor_numel(&view) != 3 * side * side))
+        rc = g3n_error_set(err, "%s: %s is not f32 [1, 3, %lld, %lld]", path, colon + 1, (long long)side,
+                           (long long)side);
+    if (rc == G3N_OK)
+        memcpy(pixels, view.data, sizeof(float) * (size_t)(3 * side * side));
+    g3n_safetensors_close(file);
+    return rc;
+}
+
+/* --save-tower OUT: the tower output of one image, token-major from the encoder, written as the fixtures'
+ * tower_output: channels-first [1, hidden, h, w] and times sqrt(hidden), as the reference's
+ * get_image_features leaves last_hidden_state (services/vision_encoder/vision_check.c). */
+static int write_tower(g3n_vision_encoder *encoder, const float *pixels, int side, const char *path, g3n_error *err)
+{
+    const g3n_vision_config *vc = g3n_vision_encoder_config(encoder);
+    int64_t tokens = vc->soft_tokens, hidden = vc->hidden_size, grid = (int64_t)sqrt((double)tokens);
+    float *token_major = malloc(sizeof(float) * (size_t)(tokens * hidden));
+    float *channels_first = malloc(sizeof(float) * (size_t)(tokens * hidden));
+    int rc = token_major && channels_first ? G3N_OK : g3n_error_set(err, "out of memory for the tower output");
+    if (rc == G3N_OK)
+        rc = g3n_vision_encoder_tower(encoder, pixels, 1, side, side, token_major, err);
+    if (rc == G3N_OK) {
+        const float scale = (float)sqrt((double)hidden);
+        for (int64_t t = 0; t < tokens; t++)
+            for (int64_t c = 0; c < hidden; c++)
+                channels_first[c * tokens + t] = token_major[t * hidden + c] * scale;
+        int64_t shape[4] = {1, hidden, grid, tokens / grid};
+        g3n_safetensors_writer *w = NULL;
+        rc = g3n_safetensors_writer_open(&w, path, err);
+        if (rc == G3N_OK && (g3n_safetensors_writer_declare(w, "tower_output", G3N_DTYPE_F32, 4, shape, err) != G3N_OK ||
+                             g3n_safetensors_writer_write(w, channels_first, sizeof(float) * (size_t)(tokens * hidden),
+                                                          err) != G3N_OK)) {
+            g3n_safetensors_writer_finish(w, NULL);
+            rc = G3N_ERR;
+        } else if (rc == G3N_OK)
+            rc = g3n_safetensors_writer_finish(w, err);
+    }
+    if (rc == G3N_OK)
+        printf("tower output [1, %lld, %lld, %lld] written to %s\n", (long long)hidden, (long long)grid,
+               (long long)(tokens / grid), path);
+    free(token_major);
+    free(channels_first);
+    return rc;
 }
 
 int g3n_command_encode_image(int argc, char **argv)
@@ -41,7 +106,7 @@ int g3n_command_encode_image(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    const char *model_dir = NULL, *synth_spec = NULL;
+    const char *model_dir = NULL, *synth_spec = NULL, *pixel_values = NULL, *save_tower = NULL;
     int threads = 0, batch = 0;
     g3n_precision precision = g3n_tower_precision_default();
     g3n_image_options options = g3n_image_default_options();
@@ -62,6 +127,10 @@ int g3n_command_encode_image(int argc, char **argv)
             options.max_pixels = strtoll(argv[++i], NULL, 10);
         else if (strcmp(a, "--batch") == 0 && has_value)
             batch = atoi(argv[++i]);
+        else if (strcmp(a, "--pixel-values") == 0 && has_value)
+            pixel_values = files[file_count++] = argv[++i];
+        else if (strcmp(a, "--save-tower") == 0 && has_value)
+            save_tower = argv[++i];
         else if (strcmp(a, "--precision") == 0 && has_value) {
             g3n_error perr = {{0}};
             if (g3n_precision_parse(argv[++i], &precision, &perr) != G3N_OK) {
@@ -81,6 +150,11 @@ int g3n_command_encode_image(int argc, char **argv)
     if ((model_dir == NULL) == (synth_spec == NULL) || file_count == 0 || options.max_pixels < 1) {
         fprintf(stderr, "g3n encode-image: error: give exactly one of --model or --synth, and at least one FILE\n");
         usage(stderr);
+        free(files);
+        return 2;
+    }
+    if ((save_tower || pixel_values) && file_count != 1) {
+        fprintf(stderr, "g3n encode-image: error: --save-tower and --pixel-values take exactly one image\n");
         free(files);
         return 2;
     }
@@ -133,8 +207,11 @@ int g3n_command_encode_image(int argc, char **argv)
         for (int i = 0; i < count; i++) {
             double t0 = g3n_now_seconds();
             g3n_error image_err = {{0}};
-            if (g3n_image_preprocess_file(files[first + i], &options, pixels + ok_count * image_floats, &image_err) !=
-                G3N_OK) {
+            if (pixel_values) {
+                if (read_pixel_values(pixel_values, side, pixels, &err) != G3N_OK)
+                    goto done;
+            } else if (g3n_image_preprocess_file(files[first + i], &options, pixels + ok_count * image_floats,
+                                                 &image_err) != G3N_OK) {
                 fprintf(stderr, "g3n encode-image: error: %s\n", image_err.message);
                 failed++;
                 continue;
@@ -145,6 +222,8 @@ int g3n_command_encode_image(int argc, char **argv)
         if (ok_count == 0)
             continue;
         double t0 = g3n_now_seconds();
+        if (save_tower && write_tower(encoder, pixels, (int)side, save_tower, &err) != G3N_OK)
+            goto done;
         if (g3n_vision_encoder_encode(encoder, pixels, ok_count, (int)side, (int)side, NULL, embeds, &err) != G3N_OK)
             goto done;
         double seconds = g3n_now_seconds() - t0;

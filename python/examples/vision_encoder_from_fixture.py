@@ -6,7 +6,7 @@ other image with a clear error. A real one would run its own tower (a GPU
 model, say) where this looks the answer up.
 
     python3 python/examples/vision_encoder_from_fixture.py --connect tcp://127.0.0.1:5555 \\
-        --tower-output tests/fixtures/mm-tiny-vision/golden.safetensors:tower_output \\
+        --tower-output tower.safetensors:tower_output \\
         --pixel-values tests/fixtures/image-preprocess/golden.safetensors:pixel_values_png \\
         --image tests/fixtures/image-preprocess/image.png
 """
@@ -14,6 +14,7 @@ import argparse
 import array
 import hashlib
 import json
+import math
 import os
 import struct
 import sys
@@ -39,7 +40,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--connect", default="tcp://127.0.0.1:5555", help="the orchestrator's worker endpoint")
     p.add_argument("--name", help="worker name (default vision-encoder-HOST-pyPID)")
-    p.add_argument("--tower-output", required=True, help="FILE:TENSOR, the tower output [1, hidden, 16, 16] f32")
+    p.add_argument("--tower-output", required=True,
+                   help="FILE:TENSOR, the tower output [1, hidden, 16, 16] f32 times sqrt(hidden), as the vision "
+                        "fixtures' tower_output and `g3n encode-image --save-tower` store it")
     p.add_argument("--pixel-values", help="FILE:TENSOR, the pixel_values [1, 3, S, S] it belongs to")
     p.add_argument("--image", help="the image file it belongs to (requests with its bytes)")
     p.add_argument("--heartbeat-ms", type=int, default=1000)
@@ -56,6 +59,10 @@ def main():
     if sys.byteorder != "little":
         channels_first.byteswap()
     # [hidden, tokens] -> token-major [tokens, hidden], as EncodeImageReply carries it
+    # the fixtures' tower_output is last_hidden_state * sqrt(hidden) (the reference scales it in place);
+    # the wire carries the tower's own output, which the embedder scales
+    scale = math.sqrt(hidden)
+    channels_first = array.array("f", (x / scale for x in channels_first))
     token_major = array.array("f", bytes(4 * hidden * tokens))
     for c in range(hidden):
         token_major[c::hidden] = channels_first[c * tokens:(c + 1) * tokens]
