@@ -28,6 +28,7 @@
 #include "http_live.h"
 #include "http_reply.h"
 #include "http_request.h"
+#include "http_static.h"
 #include "http_stop.h"
 #include "ops.h"
 #include "pipeline.h"
@@ -910,6 +911,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
                            "the request body is over the limit of %lld bytes", (long long)s->options.max_body_bytes);
         status = 413;
         rc = send_error(s, connection, &e);
+    } else if (st->endpoint == G3N_ENDPOINT_OTHER && g3n_http_static_find(url)) {
+        rc = g3n_http_static_handle(connection, method, g3n_http_static_find(url), &status); /* the web page */
     } else if (st->endpoint == G3N_ENDPOINT_OTHER) {
         g3n_http_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
                            "no such endpoint: %s %.200s (POST /v1/chat/completions, POST /v1/audio/transcriptions, "

@@ -7,6 +7,7 @@
  *   GET  /v1/models, /v1/models/ID  the one model served
  *   GET  /health                    live workers per role (503 while a needed role has none)
  *   GET  /metrics                   Prometheus text (http_metrics.h)
+ *   GET  /, /app.js, ...            the web page (http_static.h)
  *
  * Serving: each chat runs on its own thread with its own g3n_client and its
  * own decoder session (KV cache); at most max_sessions run at once, up to
