@@ -13,6 +13,7 @@ packages=(
   python3               # small test helpers only (no numerics)
   python3-yaml          # the compose and Kubernetes manifest tests read YAML
   python3-zmq python3-protobuf protobuf-compiler  # python/g3n_worker: a worker in Python (and its test)
+  chromium              # the web page's end-to-end test (tests/web), headless
 )
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -40,4 +41,10 @@ if command -v npm > /dev/null; then
     echo "setup: npm ci in tests/http failed; the http test will be skipped"
 else
   echo "setup: npm not found; the http test (tests/http) will be skipped"
+fi
+# The web page's end-to-end test drives Debian's chromium with playwright-core,
+# pinned by tests/web/package-lock.json (no browser download: it uses /usr/bin/chromium).
+if command -v npm > /dev/null; then
+  (cd "$(dirname "$0")/../tests/web" && npm ci --no-audit --no-fund --silent) ||
+    echo "setup: npm ci in tests/web failed; the web test will be skipped"
 fi
