@@ -2,7 +2,7 @@
 // is chat.js, the Live view live.js. No framework, nothing loaded from
 // elsewhere: every file comes from this server (web/ in the repository).
 
-import { api, auth } from './api.js';
+import { api, auth, headers } from './api.js';
 import { initChat, setModel } from './chat.js';
 import { initLive } from './live.js';
 import { $, showBanner, hideBanner } from './ui.js';
@@ -81,7 +81,7 @@ async function checkHealth() {
   let ok = false;
   let title;
   try {
-    const response = await fetch('health', { cache: 'no-store' });
+    const response = await fetch('health', { headers: headers(), cache: 'no-store' });
     const json = await response.json().catch(() => ({}));
     ok = response.ok;
     title = ok ? `server ok: ${json.active ?? 0} generating, ${json.queued ?? 0} waiting` : `server unavailable (${response.status})`;

@@ -98,6 +98,15 @@ try {
   check(rendered.images === 0 && rendered.scripts === 0 && rendered.text.includes('<img src=x'), 'markdown: HTML in model text stays text', JSON.stringify(rendered));
   check(rendered.strong === 1 && rendered.links.length === 1 && rendered.links[0] === 'https://example.com/', 'markdown: bold and only http(s) links');
 
+  // the API key goes out as a Bearer token (this server wants none; it ignores it)
+  await page.click('#settings-toggle');
+  await page.fill('#api-key', 'sk-web-test');
+  await page.click('#settings-toggle');
+  const authorizations = new Set();
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname.startsWith('/v1/')) authorizations.add(r.headers().authorization || '(none)');
+  });
+
   // ---------------------------------------------------------------- chat with an image
   await page.setInputFiles('#file-input', path.join(repo, 'assets/demo-image.jpg'));
   await page.waitForSelector('#attachments .chip[data-kind="image"]');
@@ -114,6 +123,8 @@ try {
   check(/tok\/s/.test(meta) && /first token \d/.test(meta), 'chat: tokens/s and time to first token shown', meta);
   check((await page.locator('#messages .message.user .media img').count()) === 1, 'chat: the image shows in the conversation');
   await shot('chat.png');
+
+  check(authorizations.size === 1 && authorizations.has('Bearer sk-web-test'), 'the API key is sent as Authorization: Bearer', [...authorizations].join(', '));
 
   // ---------------------------------------------------------------- a recording from the microphone
   await page.click('#new-chat'); // (the image would be encoded again with every later message)
