@@ -111,9 +111,10 @@ async function toggleRecording() {
 
 let recordings = 0;
 
+// Ends the recording and attaches it (resolves once attached).
 function stopRecording() {
   const state = recording;
-  if (!state) return;
+  if (!state) return Promise.resolve();
   recording = null;
   clearInterval(state.timer);
   state.capture.stop();
@@ -122,12 +123,12 @@ function stopRecording() {
   button.textContent = 'Record';
   if (state.samples < RATE / 10) {
     showBanner('The recording is empty: no sound came from the microphone.');
-    return;
+    return Promise.resolve();
   }
   const wav = toWav(concatSamples(state.pieces));
   recordings++;
   const name = `recording-${recordings}.wav (${(state.samples / RATE).toFixed(1)} s)`;
-  addFiles([new File([wav], name, { type: 'audio/wav' })]);
+  return addFiles([new File([wav], name, { type: 'audio/wav' })]);
 }
 
 // ------------------------------------------------------------ sending
@@ -157,9 +158,18 @@ function userBubble(text, sent) {
   if (!text) view.body.hidden = true;
 }
 
+let preparing = false;
+
 async function send() {
-  if (running) return;
-  if (recording) stopRecording();
+  if (running || preparing) return;
+  if (recording) {
+    preparing = true; // a recording still running goes with this message, once encoded
+    try {
+      await stopRecording();
+    } finally {
+      preparing = false;
+    }
+  }
   const text = $('prompt').value.trim();
   if (!text && !attachments.length) return;
   hideBanner();

@@ -131,11 +131,11 @@ try {
   await page.click('#record');
   await page.waitForFunction(() => document.getElementById('record').classList.contains('recording'));
   await page.waitForTimeout(1500);
-  await page.click('#record');
-  await page.waitForSelector('#attachments .chip[data-kind="audio"]');
-  check(/recording-1\.wav \([1-9]/.test(await page.textContent('#attachments')), 'chat: a microphone recording is attached', await page.textContent('#attachments'));
   await page.fill('#prompt', 'What is said in this recording?');
-  await page.click('#send');
+  await page.click('#send'); // while recording: the recording goes with the message
+  const recorded = await page.locator('#messages .message.user .media audio').first().getAttribute('title');
+  check(/^recording-1\.wav \([1-9]/.test(recorded || ''), 'chat: the microphone recording went with the message', recorded);
+  check(!(await page.locator('#record').evaluate((b) => b.classList.contains('recording'))), 'chat: the recording stopped');
   const heard = page.locator('#messages .message.assistant .body').nth(0);
   await heard.and(page.locator('[data-state="done"], [data-state="error"]')).waitFor();
   check((await heard.getAttribute('data-state')) === 'done', 'chat: the recording (WAV made by the page) is answered',
