@@ -126,8 +126,26 @@ try {
 
   check(authorizations.size === 1 && authorizations.has('Bearer sk-web-test'), 'the API key is sent as Authorization: Bearer', [...authorizations].join(', '));
 
-  // ---------------------------------------------------------------- a recording from the microphone
+  // ---------------------------------------------------------------- drop an image, pick a clip
   await page.click('#new-chat'); // (the image would be encoded again with every later message)
+  const jpeg = fs.readFileSync(path.join(repo, 'assets/demo-image.jpg')).toString('base64');
+  await page.evaluate(async (data) => {
+    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], 'dropped.jpg', { type: 'image/jpeg' }));
+    const view = document.getElementById('chat-view');
+    view.dispatchEvent(new DragEvent('dragenter', { dataTransfer: transfer, bubbles: true }));
+    view.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }, jpeg);
+  await page.waitForSelector('#attachments .chip[data-kind="image"]');
+  await page.setInputFiles('#file-input', path.join(repo, 'assets/demo-speech.wav'));
+  await page.waitForSelector('#attachments .chip[data-kind="audio"]');
+  const chips = await page.textContent('#attachments');
+  check(/dropped\.jpg/.test(chips) && /demo-speech\.wav/.test(chips), 'chat: an image dropped and an audio file picked are attached', chips);
+  check(await page.isHidden('#drop-hint'), 'chat: the drop hint goes away after the drop');
+  while (await page.locator('#attachments .chip button').count()) await page.locator('#attachments .chip button').first().click();
+
+  // ---------------------------------------------------------------- a recording from the microphone
   await page.click('#record');
   await page.waitForFunction(() => document.getElementById('record').classList.contains('recording'));
   await page.waitForTimeout(1500);
