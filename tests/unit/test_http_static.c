@@ -2,8 +2,9 @@
  * unknown and tricky paths find nothing, every embedded file equals its
  * source in web/ (the build embedded the current page), every file of web/ that
  * the page needs is embedded, and every file the page refers to (src=, href=,
- * module imports, the audio worklet) is served. The page itself in a browser:
- * tests/web/run.sh. */
+ * module imports, the audio worklet) is served; and the server answers GET,
+ * HEAD and other methods on them with the right headers (no workers needed).
+ * The page itself in a browser: tests/web/run.sh. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,8 +15,16 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "http_server.h"
 #include "http_static.h"
+#include "transport.h"
 
 static char *read_source(const char *name, size_t *size)
 {
@@ -122,12 +131,104 @@ static void test_references_resolve(void **state)
     assert_true(references >= 8); /* the stylesheet, the icon, app.js, the modules, the worklet */
 }
 
+/* One HTTP/1.1 request over a fresh connection; returns the status, the whole response in out. */
+static int http_request(int port, const char *request, char *out, size_t size, size_t *length)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof(address));
+    address.sin_family = AF_INET;
+    address.sin_port = htons((uint16_t)port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0)
+        return -1;
+    size_t sent = 0, n = strlen(request);
+    while (sent < n) {
+        ssize_t w = send(fd, request + sent, n - sent, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        sent += (size_t)w;
+    }
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < size && (r = recv(fd, out + got, size - 1 - got, 0)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fd);
+    *length = got;
+    int status = 0;
+    if (sscanf(out, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    return status;
+}
+
+static void test_served(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    memset(&config, 0, sizeof(config));
+    g3n_error err;
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    const char *endpoints[1] = {"inproc://test-http-static"};
+    g3n_broker *broker = NULL;
+    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_http_options options = g3n_http_default_options();
+    options.port = 0;
+    options.quiet = 1;
+    g3n_http_server *server = NULL;
+    /* no tokenizer: only chats use it (loading Gemma's takes seconds under the sanitizers) */
+    assert_int_equal(g3n_http_server_start(&server, broker, &config, NULL, &options, &err), G3N_OK);
+    int port = g3n_http_server_port(server);
+    static char response[1 << 20];
+    size_t length;
+
+    const g3n_web_asset *index = g3n_http_static_find("/");
+    assert_int_equal(http_request(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
+                                  sizeof(response), &length),
+                     200);
+    assert_non_null(strstr(response, "Content-Type: text/html; charset=utf-8\r\n"));
+    assert_non_null(strstr(response, "Content-Security-Policy: default-src 'none'; script-src 'self';"));
+    assert_non_null(strstr(response, "X-Content-Type-Options: nosniff\r\n"));
+    const char *body = strstr(response, "\r\n\r\n");
+    assert_non_null(body);
+    body += 4;
+    assert_int_equal(length - (size_t)(body - response), index->size);
+    assert_memory_equal(body, index->data, index->size);
+
+    assert_int_equal(http_request(port, "HEAD /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
+                                  sizeof(response), &length),
+                     200);
+    assert_non_null(strstr(response, "Content-Type: text/javascript; charset=utf-8\r\n"));
+    assert_true(strstr(response, "\r\n\r\n") + 4 == response + length); /* no body */
+
+    assert_int_equal(http_request(port, "GET /app.js?v=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                  response, sizeof(response), &length),
+                     200); /* a query string does not matter */
+    assert_int_equal(http_request(port,
+                                  "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+                                  response, sizeof(response), &length),
+                     405);
+    assert_non_null(strstr(response, "\"code\":\"method_not_allowed\""));
+    assert_int_equal(http_request(port, "GET /../web/app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                  response, sizeof(response), &length),
+                     404);
+    assert_int_equal(http_request(port, "GET /nope.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
+                                  sizeof(response), &length),
+                     404);
+    assert_non_null(strstr(response, "\"code\":\"not_found\""));
+    g3n_http_server_stop(server);
+    g3n_broker_stop(broker);
+    g3n_config_free(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_embedded_equals_sources),
         cmocka_unit_test(test_references_resolve),
+        cmocka_unit_test(test_served),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
