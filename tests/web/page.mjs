@@ -8,11 +8,11 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const [base, repo, artifacts, camera, microphone] = process.argv.slice(2);
-const WAIT = 120_000; // the longest any one step may take (a frame costs ~3 s on 2 busy cores, more under ASan)
+const WAIT = 150_000; // the longest any one step may take (a frame costs ~3 s on 2 busy cores, more under ASan)
 const watchdog = setTimeout(() => {
   console.log('FAIL web test: the watchdog fired (a step hung)');
   process.exit(1);
-}, 560_000);
+}, 570_000);
 
 let failures = 0;
 function check(condition, what, detail = '') {

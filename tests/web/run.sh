@@ -42,7 +42,7 @@ done
 base=http://127.0.0.1:$(cat "$work/port")
 echo "web test: server at $base (pid $server), screenshots in $artifacts"
 rc=0
-timeout -k 10 580 node "$here/page.mjs" "$base" "$repo" "$artifacts" "$work/camera.mjpeg" "$repo/assets/demo-speech.wav" || rc=1
+timeout -k 10 590 node "$here/page.mjs" "$base" "$repo" "$artifacts" "$work/camera.mjpeg" "$repo/assets/demo-speech.wav" || rc=1
 kill -0 "$server" 2> /dev/null || { echo "FAIL the server died"; rc=1; }
 kill -TERM "$server"
 wait "$server"
