@@ -478,7 +478,7 @@ static int check_inputs(const g3n_text_model *m, const G3n__Tensor *embeds, cons
     if (g3n_wire_tensor_view(embeds, name, G3N_DTYPE_F32, 2, eshape, max_count * m->hidden_size, e, err) != G3N_OK)
         return G3N_ERR;
     snprintf(name, sizeof(name), "%s.per_layer_inputs", what);
-    int64_t pshape[3] = {e->shape[0], m->num_layers, m->per_layer_dim};
+    int64_t pshape[3] = {e->shape[0], m->per_layer_input_layers, m->per_layer_dim};
     if (g3n_wire_tensor_view(per_layer, name, G3N_DTYPE_F32, 3, pshape, 0, p, err) != G3N_OK)
         return G3N_ERR;
     if (e->shape[0] < 1)
@@ -633,7 +633,7 @@ static void engine_run_one(decoder_job *j)
  * refused (a session's context is full), each runs alone for its own answer. */
 static void engine_run_batch(g3n_role *r, decoder_job **jobs, int count)
 {
-    const int64_t D = r->model.hidden_size, LP = (int64_t)r->model.num_layers * r->model.per_layer_dim;
+    const int64_t D = r->model.hidden_size, LP = g3n_text_model_per_layer_width(&r->model);
     const int64_t V = r->model.vocab_size;
     for (int i = 0; i < count; i++) {
         r->batch_rows[i] = jobs[i]->session;
@@ -866,7 +866,7 @@ static int decoder_end_session(g3n_role *r, g3n_worker_call *call, const G3n__En
 static int decoder_engine_start(g3n_role *r, g3n_error *err)
 {
     const int rows = r->options.max_sessions < DECODER_MAX_BATCH ? r->options.max_sessions : DECODER_MAX_BATCH;
-    const int64_t D = r->model.hidden_size, LP = (int64_t)r->model.num_layers * r->model.per_layer_dim;
+    const int64_t D = r->model.hidden_size, LP = g3n_text_model_per_layer_width(&r->model);
     if (g3n_text_batch_create(&r->batch, &r->model, rows, err) != G3N_OK)
         return G3N_ERR;
     r->batch_rows = calloc((size_t)rows, sizeof(*r->batch_rows));

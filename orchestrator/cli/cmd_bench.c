@@ -212,7 +212,7 @@ static int bench_text(int argc, char **argv)
     if (g3n_text_session_create(&session, &model, &params, &err) != G3N_OK)
         goto done;
     const g3n_text_session_memory session_memory = g3n_text_session_memory_usage(session);
-    const int64_t D = model.hidden_size, LP = (int64_t)model.num_layers * model.per_layer_dim;
+    const int64_t D = model.hidden_size, LP = g3n_text_model_per_layer_width(&model);
     if (batch_rows > 1) {
         others[0] = session;
         for (int r = 1; r < batch_rows; r++)
