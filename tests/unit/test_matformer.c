@@ -1,7 +1,8 @@
 /* test_matformer.c - MatFormer sub-models (issue 21): the spec and its
  * validation, g3n slice's checkpoint, and a sub-model served from the full
  * model's weights computing bit for bit what the sliced checkpoint computes
- * (exact path and q8, whose down_proj prefixes are re-quantised or viewed). */
+ * (exact path, bf16 with its transposed down_proj, q8 and q4, whose down_proj
+ * prefixes are re-quantised or viewed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -188,6 +189,38 @@ static void run_model(const g3n_text_model *m, float *out)
     g3n_text_session_free(s);
 }
 
+/* The sub-model as views into the full model vs the checkpoint sliced to it, in each weight format:
+ * the same logits, bit for bit. */
+static void compare_view_and_slice(const g3n_model_config *config, g3n_weights *synth, const g3n_submodel *s,
+                                   const g3n_model_config *sliced_config, g3n_weights *sliced,
+                                   const g3n_weight_format *formats, int format_count)
+{
+    g3n_error err = {{0}};
+    const int64_t V = config->text.vocab_size, rows = 21 + 4;
+    float *a = malloc(sizeof(float) * (size_t)(rows * V)), *b = malloc(sizeof(float) * (size_t)(rows * V));
+    for (int format = 0; format < format_count; format++) {
+        const g3n_weight_format f = formats[format];
+        g3n_text_model full, sub, own;
+        ASSERT_OK(g3n_text_model_load(&full, synth, config, &err), err);
+        ASSERT_OK(g3n_text_model_select_weights(&full, f, NULL, NULL, &err), err);
+        ASSERT_OK(g3n_text_model_derive(&sub, &full, s, &err), err);
+        assert_int_equal(g3n_text_model_select_weights(&sub, f, NULL, NULL, &err), G3N_ERR);
+        ASSERT_OK(g3n_text_model_load(&own, sliced, sliced_config, &err), err);
+        ASSERT_OK(g3n_text_model_select_weights(&own, f, NULL, NULL, &err), err);
+        assert_int_equal(sub.num_layers, own.num_layers);
+        assert_int_equal(g3n_text_model_per_layer_width(&sub), (int64_t)config->text.num_hidden_layers * 16);
+        assert_int_equal(g3n_text_model_per_layer_width(&own), (int64_t)s->num_layers * 16);
+        run_model(&sub, a);
+        run_model(&own, b);
+        assert_memory_equal(a, b, sizeof(float) * (size_t)(rows * V));
+        g3n_text_model_free(&sub);
+        g3n_text_model_free(&own);
+        g3n_text_model_free(&full);
+    }
+    free(a);
+    free(b);
+}
+
 static void test_view_equals_sliced_checkpoint(void **state)
 {
     (void)state;
@@ -225,29 +258,62 @@ static void test_view_equals_sliced_checkpoint(void **state)
     ASSERT_OK(g3n_weights_get(sliced, "model.language_model.embed_tokens_per_layer.weight", 2, ple_shape, &t, &err),
               err);
 
-    const int64_t V = config.text.vocab_size, rows = 21 + 4;
-    float *a = malloc(sizeof(float) * (size_t)(rows * V)), *b = malloc(sizeof(float) * (size_t)(rows * V));
-    for (int format = 0; format < 2; format++) {
-        const g3n_weight_format f = format ? G3N_WEIGHTS_Q8 : G3N_WEIGHTS_EXACT;
-        g3n_text_model full, sub, own;
-        ASSERT_OK(g3n_text_model_load(&full, synth, &config, &err), err);
-        ASSERT_OK(g3n_text_model_select_weights(&full, f, NULL, NULL, &err), err);
-        ASSERT_OK(g3n_text_model_derive(&sub, &full, &s, &err), err);
-        assert_int_equal(g3n_text_model_select_weights(&sub, f, NULL, NULL, &err), G3N_ERR);
-        ASSERT_OK(g3n_text_model_load(&own, sliced, &sliced_config, &err), err);
-        ASSERT_OK(g3n_text_model_select_weights(&own, f, NULL, NULL, &err), err);
-        assert_int_equal(sub.num_layers, own.num_layers);
-        assert_int_equal(g3n_text_model_per_layer_width(&sub), 30 * 16); /* inputs of the full model */
-        assert_int_equal(g3n_text_model_per_layer_width(&own), 24 * 16);
-        run_model(&sub, a);
-        run_model(&own, b);
-        assert_memory_equal(a, b, sizeof(float) * (size_t)(rows * V));
-        g3n_text_model_free(&sub);
-        g3n_text_model_free(&own);
-        g3n_text_model_free(&full);
-    }
-    free(a);
-    free(b);
+    const g3n_weight_format formats[4] = {G3N_WEIGHTS_EXACT, G3N_WEIGHTS_BF16, G3N_WEIGHTS_Q8, G3N_WEIGHTS_Q4};
+    compare_view_and_slice(&config, synth, &s, &sliced_config, sliced, formats, 4);
+    g3n_weights_close(sliced);
+    g3n_weights_close(synth);
+    g3n_config_free(&sliced_config);
+    g3n_submodel_free(&s);
+    g3n_config_free(&config);
+    g3n_test_remove_tree(temp);
+}
+
+/* text-tiny's layers at width 1024, cut to 512 and 256: the q8/q4 down_proj is viewed across its stored
+ * width (g3n_matrix.stored_cols) at 512 and re-quantised at 256; both as the sliced checkpoint. */
+static void test_group_prefix_views(void **state)
+{
+    (void)state;
+    char path[1024], *text = NULL;
+    size_t size = 0;
+    g3n_error err = {{0}};
+    ASSERT_OK(g3n_read_file(g3n_test_fixture("text-tiny/config.json", path, sizeof(path)), &text, &size, &err), err);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    assert_non_null(root);
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "text_config");
+    cJSON_ReplaceItemInObjectCaseSensitive(t, "intermediate_size", cJSON_CreateNumber(1024));
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    g3n_model_config config, sliced_config;
+    ASSERT_OK(g3n_config_parse(&config, text, &err), err);
+    free(text);
+    g3n_submodel s;
+    ASSERT_OK(g3n_submodel_parse(&s, "{\"layers_to_skip\": [20, 21], \"intermediate_size\": [512, 256, 1024, 512, "
+                                     "512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512, "
+                                     "512, 512, 512, 512, 512, 512, 512, 512]}",
+                                 &config.text, &err),
+              err);
+    char temp[1024], dir[1100];
+    g3n_test_temp_dir(temp, sizeof(temp));
+    snprintf(dir, sizeof(dir), "%s/sliced", temp);
+    g3n_weights *synth = NULL, *sliced = NULL;
+    ASSERT_OK(g3n_weights_open_synth(&synth, 3, G3N_DTYPE_BF16, &err), err);
+    ASSERT_OK(g3n_slice_checkpoint(synth, &config, &s, NULL, dir, 2000000000ull, NULL, &err), err);
+    ASSERT_OK(g3n_config_load(&sliced_config, dir, &err), err);
+    ASSERT_OK(g3n_weights_open_checkpoint(&sliced, dir, &err), err);
+    const g3n_weight_format formats[2] = {G3N_WEIGHTS_Q8, G3N_WEIGHTS_Q4};
+    compare_view_and_slice(&config, synth, &s, &sliced_config, sliced, formats, 2);
+    /* the 512-wide down_proj is a view of the model's cache, not a copy */
+    g3n_text_model full, sub;
+    ASSERT_OK(g3n_text_model_load(&full, synth, &config, &err), err);
+    ASSERT_OK(g3n_text_model_select_weights(&full, G3N_WEIGHTS_Q4, NULL, NULL, &err), err);
+    ASSERT_OK(g3n_text_model_derive(&sub, &full, &s, &err), err);
+    assert_ptr_equal(sub.layers[0].down_proj.data, full.layers[0].down_proj.data);
+    assert_int_equal(sub.layers[0].down_proj.stored_cols, 1024);
+    assert_ptr_not_equal(sub.layers[1].down_proj.data, full.layers[1].down_proj.data); /* 256: re-quantised */
+    assert_int_equal(sub.owned_block_count, 1);
+    g3n_text_model_free(&sub);
+    g3n_text_model_free(&full);
     g3n_weights_close(sliced);
     g3n_weights_close(synth);
     g3n_config_free(&sliced_config);
@@ -262,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_presets_and_validation),
         cmocka_unit_test(test_quant_column_prefix_view),
         cmocka_unit_test(test_view_equals_sliced_checkpoint),
+        cmocka_unit_test(test_group_prefix_views),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
