@@ -68,6 +68,20 @@ code=$(ask small)
 code=$(ask gemma-3n-demo)
 [ "$code" = 200 ] && [ "$(content)" = "$full" ] && pass "the full model again -> its same answer" ||
   fail "full model again -> $code $(cat "$work/answer.json")"
+# both sizes at once in the one decoder (each session bound to its model; steps batched per model)
+ask_to() { # MODEL FILE
+  curl -s -o "$2" "$base/v1/chat/completions" -H 'Content-Type: application/json' \
+    -d "{\"model\": \"$1\", \"max_tokens\": 12, \"messages\": [{\"role\": \"user\", \"content\": \"Name three rivers.\"}]}"
+}
+ask_to gemma-3n-demo "$work/a.json" &
+first=$!
+ask_to gemma-3n-demo:small "$work/b.json" &
+second=$!
+wait $first $second
+a=$(sed -e 's/.*"content":"\([^"]*\)".*/\1/' "$work/a.json")
+b=$(sed -e 's/.*"content":"\([^"]*\)".*/\1/' "$work/b.json")
+[ "$a" = "$full" ] && [ "$b" = "$small" ] && pass "both sizes at once -> each its own answer" ||
+  fail "concurrent: full '$a' (alone '$full'), small '$b' (alone '$small')"
 code=$(ask gemma-3n-demo:large)
 [ "$code" = 404 ] && grep -q '"code":"model_not_found"' "$work/answer.json" && pass "unknown sub-model -> 404" ||
   fail "unknown sub-model -> $code $(cat "$work/answer.json")"
