@@ -25,6 +25,8 @@ typedef struct g3n_check_case {
     char case_dir[1024];
     char fixtures_dir[1024];       /* resolves "other-case/golden.safetensors: name" */
     const char *tokenizer_path;    /* --tokenizer, or NULL */
+    const char *submodel_spec;     /* --submodel (text cases: run that MatFormer sub-model), or NULL */
+    const char *model_dir;         /* --model (text cases: weights and config from this checkpoint, not synth) */
     int threads;
     struct cJSON *case_json;       /* owned */
     const char *kind;              /* borrowed from case_json */

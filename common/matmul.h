@@ -34,6 +34,10 @@ typedef struct g3n_matrix {
      * weight format's prefill, with its tested budget). 0 (the default, the
      * exact path): x stays f32. */
     int bf16_products;
+    /* Q8/Q4 only: a view of the first `cols` columns of rows quantised at this
+     * width (a MatFormer sub-model's down_proj; cols a multiple of
+     * G3N_QUANT_GROUP); 0: the rows hold cols columns. */
+    int64_t stored_cols;
 } g3n_matrix;
 
 /* A matrix view of a 2-D tensor (contiguous rows), or of a tensor viewed as

@@ -193,7 +193,7 @@ void g3n_quant_row_slice_to_f32(const g3n_matrix *w, int64_t row, int64_t c0, in
 {
     const uint8_t *base = (const uint8_t *)w->data + (size_t)row * w->row_stride;
     const uint16_t *scales = (const uint16_t *)base;
-    const uint8_t *q = base + scales_bytes(w->cols);
+    const uint8_t *q = base + g3n_quant_matrix_scales_bytes(w);
     for (int64_t b = c0 / G3N_QUANT_BLOCK; b < c1 / G3N_QUANT_BLOCK; b++) {
         const float d = g3n_f16_to_f32(scales[b]);
         for (int64_t c = b * G3N_QUANT_BLOCK; c < (b + 1) * G3N_QUANT_BLOCK; c++)
@@ -273,7 +273,7 @@ void g3n_quant_dot_portable(const g3n_quant_activations *a, int64_t row0, int64_
                             float *y, size_t y_stride, int64_t j0, int64_t j1)
 {
     const int64_t cols = w->cols, blocks = cols / G3N_QUANT_BLOCK;
-    const size_t sbytes = scales_bytes(cols);
+    const size_t sbytes = g3n_quant_matrix_scales_bytes(w);
     for (int64_t j = j0; j < j1; j++) {
         const uint8_t *base = (const uint8_t *)w->data + (size_t)j * w->row_stride;
         const uint16_t *scales = (const uint16_t *)base;

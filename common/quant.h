@@ -127,6 +127,13 @@ static inline size_t g3n_quant_scales_bytes(int64_t cols)
     return ((size_t)(cols / G3N_QUANT_BLOCK) * 2 + 63) / 64 * 64;
 }
 
+/* Bytes of the scales at the start of each row of w (a column-prefix view's
+ * rows keep the scales of their stored width). */
+static inline size_t g3n_quant_matrix_scales_bytes(const g3n_matrix *w)
+{
+    return g3n_quant_scales_bytes(w->stored_cols > 0 ? w->stored_cols : w->cols);
+}
+
 /* Row `row` of a Q8/Q4 matrix dequantised to f32. */
 void g3n_quant_row_to_f32(const g3n_matrix *w, int64_t row, float *out);
 /* Dequantises columns [c0, c1) (multiples of 32) of a Q8/Q4 row. */

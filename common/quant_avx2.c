@@ -43,7 +43,7 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
 {
     const int64_t cols = w->cols, groups = a->groups, full = cols / G3N_QUANT_GROUP;
     const int64_t tail_bytes = 4 * (int64_t)g3n_quant_group_blocks(cols, groups - 1);
-    const size_t sbytes = g3n_quant_scales_bytes(cols);
+    const size_t sbytes = g3n_quant_matrix_scales_bytes(w);
     const __m256i ones = _mm256_set1_epi16(1);
     const int64_t m = a->rows;
     for (int64_t j = j0; j < j1; j++) {

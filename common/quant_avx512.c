@@ -148,7 +148,7 @@ static __attribute__((noinline)) void dot_rows_k_blocks(g3n_dtype dtype, int row
     const int64_t groups = a->groups;
     const row_layout layout = {groups, w->cols / G3N_QUANT_GROUP,
                                4 * (int64_t)g3n_quant_group_blocks(w->cols, groups - 1),
-                               g3n_quant_scales_bytes(w->cols), a->rows};
+                               g3n_quant_matrix_scales_bytes(w), a->rows};
 #define G3N_BLOCKED_CASE(DTYPE, N)                                                                                 \
     if (dtype == DTYPE && rows == N) {                                                                             \
         dot_rows_blocked(DTYPE, N, a, &layout, row0, w, y, y_stride, j0, j1);                                      \
@@ -170,7 +170,7 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int 
 {
     const int64_t cols = w->cols, groups = a->groups, full = cols / G3N_QUANT_GROUP;
     const int64_t tail_bytes = 4 * (int64_t)g3n_quant_group_blocks(cols, groups - 1);
-    const size_t sbytes = g3n_quant_scales_bytes(cols);
+    const size_t sbytes = g3n_quant_matrix_scales_bytes(w);
     /* group g, row r of this call: at (g·m + row0 + r) in the group-major arrays */
     const int64_t m = a->rows;
     for (int64_t j = j0; j < j1; j++) {
@@ -266,7 +266,7 @@ static inline __attribute__((always_inline)) void combine_group(g3n_dtype dtype,
     const int64_t cols = w->cols, full = cols / G3N_QUANT_GROUP;
     const int blocks = g3n_quant_group_blocks(cols, group);
     const int64_t vector_bytes = group < full ? 64 : 4 * (int64_t)blocks;
-    const size_t sbytes = g3n_quant_scales_bytes(cols);
+    const size_t sbytes = g3n_quant_matrix_scales_bytes(w);
     const __m512 offset = _mm512_set1_ps(dtype == G3N_DTYPE_Q8 ? 128.0f : 8.0f);
     /* element e of quarter qq of a vector belongs to block 4·qq + e/4 */
     __m512i quarter_index[4];

@@ -51,6 +51,9 @@ static void print_help(FILE *out, int role, const char *program)
                                        "  --weights f32|bf16|q8|q4  what the layers compute with (default f32: as\n"
                                        "                          stored; q8/q4 cached in DIR/g3n-cache, as g3n generate)\n"
                                        "  --weight-cache FILE     that cache file instead\n"
+                                       "  --submodel SPEC         also serve this MatFormer sub-model (repeatable; a preset,\n"
+                                       "                          JSON or @FILE.json: g3n slice --help): views into the same\n"
+                                       "                          weights; a PrefillRequest's model names it\n"
                                      : "",
             role == G3N_ROLE_EMBEDDER ? "  --weights f32|bf16|q8|q4  the per-token projection (per_layer_model_projection):\n"
                                         "                          q8/q4 quantise it at start as the decoder's cache does\n"
@@ -58,11 +61,15 @@ static void print_help(FILE *out, int role, const char *program)
                                       : "");
 }
 
+#define MAX_SUBMODELS 16
+
 int g3n_daemon_main(int role, const char *program, int argc, char **argv)
 {
     g3n_openmp_default_waits(argv); /* a short spin, then sleep: openmp_waits.h */
     const char *model_dir = NULL, *synth_spec = NULL, *endpoint = "tcp://127.0.0.1:5555", *name = NULL;
     const char *weight_cache = NULL;
+    const char *submodels[MAX_SUBMODELS];
+    int submodel_count = 0;
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
     g3n_error err = {{0}};
     int threads = 0, capacity = 1, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000, max_sessions = 16;
@@ -122,6 +129,13 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
             }
         } else if (strcmp(a, "--weight-cache") == 0 && role == G3N_ROLE_DECODER)
             weight_cache = v;
+        else if (strcmp(a, "--submodel") == 0 && role == G3N_ROLE_DECODER) {
+            if (submodel_count >= MAX_SUBMODELS) {
+                fprintf(stderr, "%s: error: at most %d --submodel\n", program, MAX_SUBMODELS);
+                return 2;
+            }
+            submodels[submodel_count++] = v;
+        }
         else {
             fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", program, a);
             return 2;
@@ -184,6 +198,8 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     ro.weight_format = weight_format;
     ro.threads = threads; /* omp_set_num_threads above reaches only this thread, not the handler threads */
     ro.weight_cache = weight_cache;
+    ro.submodels = submodels;
+    ro.submodel_count = submodel_count;
     if (g3n_role_open(&r, role, weights, &config, &ro, &err) != G3N_OK)
         goto done;
     g3n_worker_options wo;

@@ -40,6 +40,8 @@ struct g3n_http_server {
     const g3n_tokenizer *tokenizer;
     g3n_http_options options;
     char model_name[128];
+    char submodels[G3N_HTTP_MAX_SUBMODELS][64]; /* MatFormer sub-model names (options.submodels) */
+    int submodel_count;
     char allow_dir[1024];
     int64_t context;            /* prompt + completion tokens */
     g3n_http_metrics *metrics;
@@ -52,6 +54,9 @@ struct g3n_http_server {
     atomic_int stopping;
     atomic_uint_fast64_t next_id;
 };
+
+static int resolve_model(const g3n_http_server *s, const char *requested, char *id, size_t id_size,
+                         char submodel[64]);
 
 g3n_http_options g3n_http_default_options(void)
 {
@@ -185,6 +190,8 @@ typedef struct chat_job {
     int64_t max_new_tokens;
     g3n_sampling_params sampling;
     char id[48];
+    char model_id[200];       /* the id answers carry: model_name, or model_name:<sub-model> */
+    char submodel[64];        /* the decoder's sub-model ("": the full model) */
     time_t created;
     double arrived;
 
@@ -224,12 +231,11 @@ static void job_release(chat_job *j)
 /* data: {"id":..., "object":"chat.completion.chunk", ...}\n\n  (j->lock held) */
 static int append_chunk(chat_job *j, const char *role, const char *text, size_t length, const char *finish)
 {
-    g3n_http_server *s = j->server;
     char head[512];
     snprintf(head, sizeof(head),
              "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":\"%s\","
              "\"system_fingerprint\":null,\"choices\":[{\"index\":0,\"delta\":{",
-             j->id, (long long)j->created, s->model_name);
+             j->id, (long long)j->created, j->model_id);
     if (buffer_puts(&j->out, head) != G3N_OK)
         return G3N_ERR;
     int rc = G3N_OK;
@@ -360,6 +366,7 @@ static int job_run(chat_job *j, g3n_http_error *e)
     params.sampling = j->sampling;
     params.on_token = job_on_token;
     params.user = j;
+    params.model = j->submodel;
     if (g3n_pipeline_generate(client, j->prompt.ids.ids, j->prompt.ids.count, &media, &params, &j->stats, &err) !=
         G3N_OK) {
         classify_error(err.message, e);
@@ -455,7 +462,7 @@ static void *job_main(void *arg)
                          "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":\"%s\","
                          "\"system_fingerprint\":null,\"choices\":[],\"usage\":{\"prompt_tokens\":%lld,"
                          "\"completion_tokens\":%lld,\"total_tokens\":%lld}}\n\n",
-                         j->id, (long long)j->created, s->model_name, (long long)j->stats.prompt_tokens,
+                         j->id, (long long)j->created, j->model_id, (long long)j->stats.prompt_tokens,
                          (long long)j->stats.generated_tokens,
                          (long long)(j->stats.prompt_tokens + j->stats.generated_tokens));
                 buffer_puts(&j->out, usage);
@@ -547,6 +554,7 @@ static cJSON *usage_object(const chat_job *j)
 
 static enum MHD_Result answer_complete(g3n_http_server *s, struct MHD_Connection *connection, chat_job *j)
 {
+    (void)s; /* the answer names j->model_id */
     if (j->request.transcription) {
         if (j->request.response_text) {
             char *text = malloc(j->out.length + 2);
@@ -570,7 +578,7 @@ static enum MHD_Result answer_complete(g3n_http_server *s, struct MHD_Connection
     cJSON_AddStringToObject(root, "id", j->id);
     cJSON_AddStringToObject(root, "object", "chat.completion");
     cJSON_AddNumberToObject(root, "created", (double)j->created);
-    cJSON_AddStringToObject(root, "model", s->model_name);
+    cJSON_AddStringToObject(root, "model", j->model_id);
     cJSON_AddNullToObject(root, "system_fingerprint");
     cJSON *choices = cJSON_AddArrayToObject(root, "choices");
     cJSON *choice = cJSON_CreateObject();
@@ -619,10 +627,10 @@ static enum MHD_Result handle_generation(g3n_http_server *s, struct MHD_Connecti
     memset(&st->body, 0, sizeof(st->body));
     if (parsed != G3N_OK)
         goto fail;
-    if (j->request.model[0] && strcmp(j->request.model, s->model_name) != 0) {
+    if (resolve_model(s, j->request.model, j->model_id, sizeof(j->model_id), j->submodel) != G3N_OK) {
         g3n_http_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                           "the model '%.64s' does not exist: this server serves '%s' (GET /v1/models)",
-                           j->request.model, s->model_name);
+                           "the model '%.64s' does not exist: this server serves '%s'%s (GET /v1/models)",
+                           j->request.model, s->model_name, s->submodel_count ? " and its sub-models" : "");
         goto fail;
     }
     if (g3n_stop_init(&j->stop, j->request.stops, j->request.stop_count, NULL) != G3N_OK) {
@@ -802,10 +810,35 @@ static enum MHD_Result handle_health(g3n_http_server *s, struct MHD_Connection *
     return g3n_http_send_json(connection, *status, root, ready ? 0 : s->options.retry_after_seconds);
 }
 
-static cJSON *model_object(g3n_http_server *s)
+/* A request's model: "" or model_name -> the full model; "model_name:<sub>" or "<sub>" -> that MatFormer
+ * sub-model. Fills the id answers carry and the decoder's sub-model name ("" for the full model). */
+static int resolve_model(const g3n_http_server *s, const char *requested, char *id, size_t id_size,
+                         char submodel[64])
+{
+    submodel[0] = 0;
+    snprintf(id, id_size, "%s", s->model_name);
+    if (!requested[0] || strcmp(requested, s->model_name) == 0)
+        return G3N_OK;
+    const size_t base = strlen(s->model_name);
+    const char *name = strncmp(requested, s->model_name, base) == 0 && requested[base] == ':' ? requested + base + 1
+                                                                                               : requested;
+    for (int i = 0; i < s->submodel_count; i++)
+        if (strcmp(name, s->submodels[i]) == 0) {
+            snprintf(submodel, 64, "%s", s->submodels[i]);
+            snprintf(id, id_size, "%s:%s", s->model_name, s->submodels[i]);
+            return G3N_OK;
+        }
+    return G3N_ERR;
+}
+
+static cJSON *model_object(g3n_http_server *s, const char *id, const char *submodel)
 {
     cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "id", s->model_name);
+    cJSON_AddStringToObject(m, "id", id);
+    if (submodel[0]) { /* MatFormer: runs on the same weights */
+        cJSON_AddStringToObject(m, "parent", s->model_name);
+        cJSON_AddStringToObject(m, "submodel", submodel);
+    }
     cJSON_AddStringToObject(m, "object", "model");
     cJSON_AddNumberToObject(m, "created", (double)s->started);
     cJSON_AddStringToObject(m, "owned_by", "g3n");
@@ -816,8 +849,9 @@ static cJSON *model_object(g3n_http_server *s)
 static enum MHD_Result handle_models(g3n_http_server *s, struct MHD_Connection *connection, const char *url,
                                      int *status)
 {
+    char id[200], submodel[64];
     if (strncmp(url, "/v1/models/", 11) == 0) {
-        if (strcmp(url + 11, s->model_name) != 0) {
+        if (!url[11] || resolve_model(s, url + 11, id, sizeof(id), submodel) != G3N_OK) {
             g3n_http_error e;
             g3n_http_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
                                "the model '%.64s' does not exist: this server serves '%s'", url + 11, s->model_name);
@@ -825,12 +859,16 @@ static enum MHD_Result handle_models(g3n_http_server *s, struct MHD_Connection *
             return send_error(s, connection, &e);
         }
         *status = 200;
-        return g3n_http_send_json(connection, 200, model_object(s), 0);
+        return g3n_http_send_json(connection, 200, model_object(s, id, submodel), 0);
     }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
-    cJSON_AddItemToArray(data, model_object(s));
+    cJSON_AddItemToArray(data, model_object(s, s->model_name, ""));
+    for (int i = 0; i < s->submodel_count; i++) {
+        snprintf(id, sizeof(id), "%s:%s", s->model_name, s->submodels[i]);
+        cJSON_AddItemToArray(data, model_object(s, id, s->submodels[i]));
+    }
     *status = 200;
     return g3n_http_send_json(connection, 200, root, 0);
 }
@@ -997,6 +1035,9 @@ int g3n_http_server_start(g3n_http_server **out, g3n_broker *broker, const g3n_m
              s->options.model_name && s->options.model_name[0] ? s->options.model_name : d.model_name);
     if (s->options.allow_dir)
         snprintf(s->allow_dir, sizeof(s->allow_dir), "%s", s->options.allow_dir);
+    for (int i = 0; i < s->options.submodel_count && i < G3N_HTTP_MAX_SUBMODELS; i++)
+        snprintf(s->submodels[s->submodel_count++], sizeof(s->submodels[0]), "%s", s->options.submodels[i]);
+    s->options.submodels = NULL;
     s->options.host = NULL; /* borrowed strings are not kept */
     s->options.model_name = NULL;
     s->options.allow_dir = NULL;

@@ -45,6 +45,10 @@ typedef struct g3n_http_options {
     int64_t max_context;         /* prompt + completion tokens (default and cap: max_position_embeddings) */
     int64_t max_tokens;          /* completion tokens: default and cap (default 1024) */
     const char *model_name;      /* the id /v1/models lists and requests may name (default "gemma-3n") */
+    const char *const *submodels;/* MatFormer sub-models the decoders serve (their names, common/submodel.h):
+                                    each is listed as the model id "<model_name>:<name>"; a request naming
+                                    that id (or the bare name) runs on it. Copied */
+    int submodel_count;          /* at most G3N_HTTP_MAX_SUBMODELS */
     int max_connections;         /* open connections (default 256) */
     int retry_after_seconds;     /* Retry-After on 429/503 (default 1) */
     g3n_sampling_params sampling;/* used where a request gives no temperature (default greedy) */
@@ -52,6 +56,8 @@ typedef struct g3n_http_options {
     struct g3n_http_live *live;  /* /v1/live/... (http_live.h; borrowed, stop the server first);
                                     NULL: those answer 501 */
 } g3n_http_options;
+
+#define G3N_HTTP_MAX_SUBMODELS 16
 
 g3n_http_options g3n_http_default_options(void);
 

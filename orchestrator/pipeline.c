@@ -281,6 +281,7 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
         q.want_logits = params->want_logits;
         q.all_logits = params->want_prompt_logits;
         q.max_positions = count + params->max_new_tokens + 1;
+        q.model = (char *)(params->model ? params->model : "");
         env.body_case = G3N__ENVELOPE__BODY_PREFILL;
         env.prefill = &q;
         g3n_request_options ro = {G3N_ROLE_DECODER, 1, NULL};

@@ -77,6 +77,8 @@ typedef struct g3n_pipeline_generate_params {
     int want_prompt_logits;        /* every prompt row's logits go to on_prompt_logits */
     void (*on_prompt_logits)(void *user, const float *logits, int64_t rows, int64_t vocab);
     const char *session_id;        /* NULL: a fresh unique one */
+    const char *model;             /* MatFormer sub-model the decoder runs (its --submodel name); NULL or "":
+                                      the full model */
     g3n_pipeline_token_callback on_token;
     void *user;
     g3n_progress_callback progress;

@@ -16,6 +16,7 @@
 #include "generate.h"
 #include "image_preprocess.h"
 #include "ops.h"
+#include "submodel.h"
 #include "text_model.h"
 #include "vision_encoder.h"
 
@@ -88,6 +89,9 @@ struct g3n_role {
     /* decoder */
     g3n_text_model model;
     int model_loaded;
+    g3n_text_model *subs;          /* [sub_count] MatFormer sub-models of model (views), each with its batch */
+    g3n_text_batch **sub_batches;
+    int sub_count;
     decoder_session *sessions;
     uint64_t use_counter;
     /* decoder engine (decoder_job) */
@@ -478,7 +482,7 @@ static int check_inputs(const g3n_text_model *m, const G3n__Tensor *embeds, cons
     if (g3n_wire_tensor_view(embeds, name, G3N_DTYPE_F32, 2, eshape, max_count * m->hidden_size, e, err) != G3N_OK)
         return G3N_ERR;
     snprintf(name, sizeof(name), "%s.per_layer_inputs", what);
-    int64_t pshape[3] = {e->shape[0], m->num_layers, m->per_layer_dim};
+    int64_t pshape[3] = {e->shape[0], m->per_layer_input_layers, m->per_layer_dim};
     if (g3n_wire_tensor_view(per_layer, name, G3N_DTYPE_F32, 3, pshape, 0, p, err) != G3N_OK)
         return G3N_ERR;
     if (e->shape[0] < 1)
@@ -526,10 +530,60 @@ static decoder_session *session_wait_idle(g3n_role *r, const char *id)
 }
 
 /* Takes the session (creating it for a prefill); marks it busy. */
+/* MatFormer: the model a PrefillRequest's `model` names ("" or NULL: the full one), or NULL. */
+static const g3n_text_model *decoder_model_named(g3n_role *r, const char *name)
+{
+    if (!name || !name[0])
+        return &r->model;
+    for (int i = 0; i < r->sub_count; i++)
+        if (strcmp(r->subs[i].submodel_name, name) == 0)
+            return &r->subs[i];
+    return NULL;
+}
+
+static int decoder_unknown_model(g3n_role *r, const char *name, g3n_error *err)
+{
+    char served[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < r->sub_count && used < sizeof(served) - 80; i++)
+        used += (size_t)snprintf(served + used, sizeof(served) - used, ", '%s'", r->subs[i].submodel_name);
+    return g3n_error_set(err, "prefill.model: this decoder serves no sub-model '%.64s' (it serves the full model%s)",
+                         name, served);
+}
+
+/* The sub-models of options.submodels, as views into the loaded model (after its weights are selected). */
+static int decoder_submodels_open(g3n_role *r, g3n_error *err)
+{
+    if (r->options.submodel_count <= 0)
+        return G3N_OK;
+    r->subs = calloc((size_t)r->options.submodel_count, sizeof(*r->subs));
+    r->sub_batches = calloc((size_t)r->options.submodel_count, sizeof(*r->sub_batches));
+    if (!r->subs || !r->sub_batches)
+        return g3n_error_set(err, "decoder: out of memory");
+    for (int i = 0; i < r->options.submodel_count; i++) {
+        g3n_submodel spec;
+        if (g3n_submodel_parse(&spec, r->options.submodels[i], &r->config->text, err) != G3N_OK)
+            return G3N_ERR;
+        int clash = 0;
+        for (int j = 0; j < r->sub_count; j++)
+            clash |= strcmp(r->subs[j].submodel_name, spec.name) == 0;
+        int rc = clash ? g3n_error_set(err, "two sub-models are named '%s'", spec.name)
+                       : g3n_text_model_derive(&r->subs[r->sub_count], &r->model, &spec, err);
+        g3n_submodel_free(&spec);
+        if (rc != G3N_OK)
+            return G3N_ERR;
+        r->sub_count++;
+    }
+    return G3N_OK;
+}
+
 static int session_acquire(g3n_role *r, const char *id, int create, const G3n__PrefillRequest *prefill,
                            decoder_session **out, g3n_worker_call *call, g3n_error *err)
 {
     *out = NULL;
+    const g3n_text_model *model = create ? decoder_model_named(r, prefill->model) : NULL;
+    if (create && !model)
+        return decoder_unknown_model(r, prefill->model, err), bad_request(call, err);
     pthread_mutex_lock(&r->lock);
     decoder_session *s = session_wait_idle(r, id);
     if (s && s->busy) {
@@ -539,6 +593,13 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
     if (s && create && prefill->reset) {
         session_release(s);
         s = NULL;
+    }
+    if (s && create && g3n_text_session_model(s->session) != model) {
+        pthread_mutex_unlock(&r->lock);
+        return g3n_error_set(err, "session '%s' runs another sub-model than '%s' (a session stays bound to its "
+                                  "model; reset it to change)",
+                             id, prefill->model),
+               bad_request(call, err);
     }
     if (!s && !create) {
         pthread_mutex_unlock(&r->lock);
@@ -578,7 +639,7 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
         snprintf(s->id, sizeof(s->id), "%s", id);
         s->busy = 1; /* reserved while created outside the lock */
         pthread_mutex_unlock(&r->lock);
-        g3n_text_session_params sp = g3n_text_session_default_params(&r->model);
+        g3n_text_session_params sp = g3n_text_session_default_params(model);
         int64_t want = prefill->max_positions > 0 ? prefill->max_positions : r->options.max_positions;
         if (want > r->options.max_positions)
             want = r->options.max_positions;
@@ -595,7 +656,7 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
         }
         s->allowed_vocab = prefill->allowed_vocab;
         s->logits = malloc(sizeof(float) * (size_t)r->model.vocab_size);
-        if (!s->logits || g3n_text_session_create(&s->session, &r->model, &sp, err) != G3N_OK ||
+        if (!s->logits || g3n_text_session_create(&s->session, model, &sp, err) != G3N_OK ||
             g3n_sampler_create(&s->sampler, &sampling, r->model.vocab_size, err) != G3N_OK) {
             if (!s->logits)
                 g3n_error_set(err, "decoder: out of memory");
@@ -633,7 +694,7 @@ static void engine_run_one(decoder_job *j)
  * refused (a session's context is full), each runs alone for its own answer. */
 static void engine_run_batch(g3n_role *r, decoder_job **jobs, int count)
 {
-    const int64_t D = r->model.hidden_size, LP = (int64_t)r->model.num_layers * r->model.per_layer_dim;
+    const int64_t D = r->model.hidden_size, LP = g3n_text_model_per_layer_width(&r->model);
     const int64_t V = r->model.vocab_size;
     for (int i = 0; i < count; i++) {
         r->batch_rows[i] = jobs[i]->session;
@@ -641,7 +702,11 @@ static void engine_run_batch(g3n_role *r, decoder_job **jobs, int count)
         memcpy(r->batch_per_layer + i * LP, jobs[i]->per_layer, sizeof(float) * (size_t)LP);
     }
     g3n_error err;
-    if (g3n_text_batch_forward(r->batch, r->batch_rows, count, r->batch_embeds, r->batch_per_layer, r->batch_logits,
+    g3n_text_batch *batch = r->batch; /* the batch of the jobs' model (they share one: engine_main) */
+    for (int i = 0; i < r->sub_count; i++)
+        if (g3n_text_session_model(jobs[0]->session) == &r->subs[i])
+            batch = r->sub_batches[i];
+    if (g3n_text_batch_forward(batch, r->batch_rows, count, r->batch_embeds, r->batch_per_layer, r->batch_logits,
                                &err) != G3N_OK) {
         for (int i = 0; i < count; i++)
             engine_run_one(jobs[i]);
@@ -672,9 +737,10 @@ static void *engine_main(void *user)
             r->queue_head = r->queue_head->next;
         } else {
             decoder_job **link = &r->queue_head;
+            const g3n_text_model *batch_model = g3n_text_session_model(r->queue_head->session);
             while (*link && count < capacity) {
                 decoder_job *j = *link;
-                if (j->is_decode) {
+                if (j->is_decode && g3n_text_session_model(j->session) == batch_model) { /* one model per forward */
                     r->batch_jobs[count++] = j;
                     *link = j->next;
                 } else {
@@ -866,9 +932,12 @@ static int decoder_end_session(g3n_role *r, g3n_worker_call *call, const G3n__En
 static int decoder_engine_start(g3n_role *r, g3n_error *err)
 {
     const int rows = r->options.max_sessions < DECODER_MAX_BATCH ? r->options.max_sessions : DECODER_MAX_BATCH;
-    const int64_t D = r->model.hidden_size, LP = (int64_t)r->model.num_layers * r->model.per_layer_dim;
+    const int64_t D = r->model.hidden_size, LP = g3n_text_model_per_layer_width(&r->model);
     if (g3n_text_batch_create(&r->batch, &r->model, rows, err) != G3N_OK)
         return G3N_ERR;
+    for (int i = 0; i < r->sub_count; i++)
+        if (g3n_text_batch_create(&r->sub_batches[i], &r->subs[i], rows, err) != G3N_OK)
+            return G3N_ERR;
     r->batch_rows = calloc((size_t)rows, sizeof(*r->batch_rows));
     r->batch_jobs = calloc((size_t)rows, sizeof(*r->batch_jobs));
     r->batch_embeds = malloc(sizeof(float) * (size_t)(rows * D));
@@ -924,6 +993,8 @@ int g3n_role_open(g3n_role **out, int kind, g3n_weights *weights, const g3n_mode
             rc = g3n_text_model_select_weights(&r->model, r->options.weight_format, r->options.weight_cache, NULL,
                                                err);
         }
+        if (rc == G3N_OK)
+            rc = decoder_submodels_open(r, err);
         if (rc == G3N_OK) {
             r->sessions = calloc((size_t)r->options.max_sessions, sizeof(*r->sessions));
             if (!r->sessions)
@@ -977,6 +1048,12 @@ void g3n_role_close(g3n_role *r)
         for (int i = 0; i < r->options.max_sessions; i++)
             session_release(&r->sessions[i]);
     free(r->sessions);
+    for (int i = 0; i < r->sub_count; i++) {
+        g3n_text_batch_free(r->sub_batches ? r->sub_batches[i] : NULL);
+        g3n_text_model_free(&r->subs[i]);
+    }
+    free(r->subs);
+    free(r->sub_batches);
     if (r->model_loaded)
         g3n_text_model_free(&r->model);
     g3n_embedder_free(&r->embedder);

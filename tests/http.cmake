@@ -7,3 +7,8 @@ add_test(NAME http_api
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(http_api PROPERTIES LABELS http ENVIRONMENT "OMP_NUM_THREADS=1" SKIP_RETURN_CODE 77
   TIMEOUT 600)
+# MatFormer sub-models over HTTP (issue 21): curl only.
+add_test(NAME http_matformer
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/http/matformer.sh $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(http_matformer PROPERTIES LABELS http ENVIRONMENT "OMP_NUM_THREADS=1" TIMEOUT 300)

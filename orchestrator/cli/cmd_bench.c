@@ -16,6 +16,7 @@
 #include "memory_report.h"
 #include "ops.h"
 #include "quant.h"
+#include "submodel.h"
 #include "synth.h"
 #include "text_model.h"
 #include "weights.h"
@@ -27,7 +28,7 @@ static void usage(FILE *out)
                  "                        [--shapes MxKxN,...] [--repeat R] [--json]\n"
                  "       g3n bench text --model DIR [--weights f32|bf16|q8|q4] [--threads N] [--prefill 128,512]\n"
                  "                      [--decode 64] [--repeat R] [--chunk N] [--cache FILE] [--json]\n"
-                 "                      [--batch B] [--kv f16|f32] [--context N]\n"
+                 "                      [--batch B] [--kv f16|f32] [--context N] [--submodel SPEC]\n"
                  "       g3n bench vision|audio|gemm ... (the towers and their GEMM: g3n bench vision --help)\n"
                  "       g3n bench pipeline ... (decode in one process vs through the daemons over TCP: --help)\n"
                  "\n"
@@ -47,7 +48,9 @@ static void usage(FILE *out)
                  "        forward per step whose rows are the sessions); the decode figure is the\n"
                  "        aggregate B x steps / wall. --kv: the KV cache's element type (default f16\n"
                  "        with bf16/q8/q4, f32 with f32). --context N: the sessions' max_positions\n"
-                 "        (default the longest test + 1); the session's KV and scratch bytes are reported.\n");
+                 "        (default the longest test + 1); the session's KV and scratch bytes are reported.\n"
+                 "        --submodel SPEC: measure this MatFormer sub-model (g3n slice --help) of the model,\n"
+                 "        served as views into its weights.\n");
 }
 
 /* Current resident set (bytes), from /proc/self/statm. */
@@ -101,7 +104,7 @@ static bench_stat summarise(double *rates, int count)
 
 static int bench_text(int argc, char **argv)
 {
-    const char *model_dir = NULL, *prefill_list = "128,512", *cache_file = NULL;
+    const char *model_dir = NULL, *prefill_list = "128,512", *cache_file = NULL, *submodel_spec = NULL;
     int threads = 0, repeat = 3, json = 0, batch_rows = 1, kv_choice = -1;
     int64_t decode = 64, chunk = 0, context = 0;
     g3n_weight_format format = G3N_WEIGHTS_BF16;
@@ -127,6 +130,8 @@ static int bench_text(int argc, char **argv)
             cache_file = argv[++i];
         else if (strcmp(argv[i], "--json") == 0)
             json = 1;
+        else if (strcmp(argv[i], "--submodel") == 0 && value)
+            submodel_spec = argv[++i];
         else if (strcmp(argv[i], "--batch") == 0 && value)
             batch_rows = atoi(argv[++i]);
         else if (strcmp(argv[i], "--context") == 0 && value)
@@ -174,8 +179,10 @@ static int bench_text(int argc, char **argv)
     g3n_model_config config;
     memset(&config, 0, sizeof(config));
     g3n_weights *weights = NULL;
-    g3n_text_model model;
+    g3n_text_model model, sub;
     memset(&model, 0, sizeof(model));
+    memset(&sub, 0, sizeof(sub));
+    char submodel_line[512] = "";
     g3n_text_session *session = NULL;
     g3n_text_session *others[256] = {NULL}; /* --batch: sessions 1..B-1 (others[0] = session) */
     g3n_text_batch *batch = NULL;
@@ -190,16 +197,28 @@ static int bench_text(int argc, char **argv)
         g3n_text_model_select_weights(&model, format, cache_file, &cache_info, &err) != G3N_OK)
         goto done;
     const double load_seconds = g3n_now_seconds() - load_start;
+    const g3n_text_model *bm = &model; /* what is measured: the model, or its --submodel */
+    if (submodel_spec) {
+        g3n_submodel spec;
+        if (g3n_submodel_parse(&spec, submodel_spec, &config.text, &err) != G3N_OK)
+            goto done;
+        int derived = g3n_text_model_derive(&sub, &model, &spec, &err);
+        g3n_submodel_describe(&spec, &config.text, submodel_line, sizeof(submodel_line));
+        g3n_submodel_free(&spec);
+        if (derived != G3N_OK)
+            goto done;
+        bm = &sub;
+    }
     int64_t longest = decode;
     for (int i = 0; i < num_prefills; i++)
         longest = prefills[i] > longest ? prefills[i] : longest;
-    g3n_text_session_params params = g3n_text_session_default_params(&model);
+    g3n_text_session_params params = g3n_text_session_default_params(bm);
     params.max_positions = context > longest ? context : longest + 1;
     if (chunk > 0)
         params.chunk_tokens = chunk;
     if (kv_choice >= 0)
         params.kv_type = (g3n_kv_type)kv_choice;
-    const int64_t V = model.vocab_size;
+    const int64_t V = bm->vocab_size;
     logits = malloc(sizeof(float) * (size_t)V * (size_t)batch_rows);
     ids = malloc(sizeof(int32_t) * (size_t)longest);
     if (!logits || !ids) {
@@ -209,14 +228,14 @@ static int bench_text(int argc, char **argv)
     const int64_t text_vocab = config.text.vocab_size_per_layer_input > 0 ? config.text.vocab_size_per_layer_input : V;
     for (int64_t i = 0; i < longest; i++) /* fixed pseudo-random text ids */
         ids[i] = (int32_t)(((uint64_t)i * 2654435761u + 12345u) % (uint64_t)text_vocab);
-    if (g3n_text_session_create(&session, &model, &params, &err) != G3N_OK)
+    if (g3n_text_session_create(&session, bm, &params, &err) != G3N_OK)
         goto done;
     const g3n_text_session_memory session_memory = g3n_text_session_memory_usage(session);
-    const int64_t D = model.hidden_size, LP = (int64_t)model.num_layers * model.per_layer_dim;
+    const int64_t D = bm->hidden_size, LP = g3n_text_model_per_layer_width(bm);
     if (batch_rows > 1) {
         others[0] = session;
         for (int r = 1; r < batch_rows; r++)
-            if (g3n_text_session_create(&others[r], &model, &params, &err) != G3N_OK)
+            if (g3n_text_session_create(&others[r], bm, &params, &err) != G3N_OK)
                 goto done;
         batch_embeds = malloc(sizeof(float) * (size_t)(batch_rows * D));
         batch_per_layer = malloc(sizeof(float) * (size_t)(batch_rows * LP));
@@ -225,7 +244,7 @@ static int bench_text(int argc, char **argv)
             g3n_error_set(&err, "out of memory");
             goto done;
         }
-        if (g3n_text_batch_create(&batch, &model, batch_rows, &err) != G3N_OK)
+        if (g3n_text_batch_create(&batch, bm, batch_rows, &err) != G3N_OK)
             goto done;
     }
     /* warm-up: one short prefill and a decode step (page-in, thread pool) */
@@ -264,7 +283,7 @@ static int bench_text(int argc, char **argv)
             }
             const double start = g3n_now_seconds();
             for (int64_t i = 0; i < decode; i++) {
-                if (g3n_text_embedder_embed_ids(&model.embedder, tokens, batch_rows, batch_embeds, batch_per_layer,
+                if (g3n_text_embedder_embed_ids(&bm->embedder, tokens, batch_rows, batch_embeds, batch_per_layer,
                                                 batch_scratch, &err) != G3N_OK ||
                     g3n_text_batch_forward(batch, others, batch_rows, batch_embeds, batch_per_layer, logits, &err) !=
                         G3N_OK) {
@@ -300,7 +319,8 @@ static int bench_text(int argc, char **argv)
     const uint64_t rss = current_rss_bytes(), peak = g3n_peak_rss_bytes();
     const double gib = 1024.0 * 1024.0 * 1024.0;
     if (json) {
-        printf("{\"model\":\"%s\",\"weights\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"repeat\":%d,"
+        printf("{\"submodel\":\"%s\",", submodel_line);
+        printf("\"model\":\"%s\",\"weights\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"repeat\":%d,"
                "\"load_seconds\":%.3f,\"cache_built\":%d,\"cache_persisted\":%d,\"cache_bytes\":%llu,\"cache_pages\":\"%s\","
                "\"rss_bytes\":%llu,\"peak_rss_bytes\":%llu,\"kv\":\"%s\",\"context\":%lld,"
                "\"session_kv_bytes\":%llu,\"session_scratch_bytes\":%llu,\"batch\":%d,\"results\":[",
@@ -325,6 +345,8 @@ static int bench_text(int argc, char **argv)
     } else {
         printf("text model %s, --weights %s, %d threads, isa %s, median of %d\n", model_dir,
                g3n_weight_format_name(format), g3n_get_threads(), g3n_isa_name(g3n_isa_active()), repeat);
+        if (submodel_line[0])
+            printf("sub-model %s\n", submodel_line);
         printf("load %.2f s (weight cache: %s, %.2f GiB%s%s)\n", load_seconds,
                format == G3N_WEIGHTS_EXACT ? "none" : cache_info.built ? "built now" : "mapped",
                (double)cache_info.bytes / gib, cache_info.persisted ? ", file in " : ", memory",
@@ -368,6 +390,7 @@ done:
     free(batch_embeds);
     free(batch_per_layer);
     free(batch_scratch);
+    g3n_text_model_free(&sub);
     g3n_text_model_free(&model);
     g3n_weights_close(weights);
     g3n_config_free(&config);

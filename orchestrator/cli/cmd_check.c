@@ -26,7 +26,8 @@ static const check_kind kinds[] = {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: g3n check CASE_DIR... [--fixtures DIR] [--tokenizer FILE] [--threads N]\n"
+            "usage: g3n check CASE_DIR... [--fixtures DIR] [--tokenizer FILE] [--threads N] [--submodel SPEC]\n"
+            "                 [--model DIR]\n"
             "\n"
             "Runs each fixture case (a folder with case.json, config.json, golden.safetensors) through g3n's own\n"
             "code and compares with the reference goldens within the case's tolerances. Prints one line per\n"
@@ -36,6 +37,10 @@ static void usage(FILE *out)
             "                    'image-preprocess/golden.safetensors: pixel_values_png' (default: CASE_DIR/..)\n"
             "  --tokenizer FILE  tokenizer.json for cases that need one\n"
             "  --threads N       OpenMP threads (default: all cores)\n"
+            "  --submodel SPEC   text cases: run this MatFormer sub-model of the case's model (a preset, JSON or\n"
+            "                    @FILE; see g3n slice --help); default: the case.json's \"submodel\", if any\n"
+            "  --model DIR       text cases: the weights and config of this checkpoint folder instead of the\n"
+            "                    case's synthetic ones (e.g. g3n slice's output; no case sub-model applied)\n"
             "kinds: synth tokenizer text audio image-preprocess vision multimodal\n");
 }
 
@@ -45,7 +50,7 @@ int g3n_command_check(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    const char *fixtures = NULL, *tokenizer = NULL;
+    const char *fixtures = NULL, *tokenizer = NULL, *submodel = NULL, *model_dir = NULL;
     int threads = 0;
     const char **cases = calloc((size_t)argc, sizeof(char *));
     int case_count = 0;
@@ -58,6 +63,10 @@ int g3n_command_check(int argc, char **argv)
             tokenizer = argv[++i];
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--submodel") == 0 && i + 1 < argc)
+            submodel = argv[++i];
+        else if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
+            model_dir = argv[++i];
         else if (argv[i][0] == '-') {
             fprintf(stderr, "g3n check: error: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -83,6 +92,8 @@ int g3n_command_check(int argc, char **argv)
             continue;
         }
         c.tokenizer_path = tokenizer;
+        c.submodel_spec = submodel;
+        c.model_dir = model_dir;
         c.threads = threads;
         const check_kind *kind = NULL;
         for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)

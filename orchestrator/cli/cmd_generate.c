@@ -10,6 +10,7 @@
 #include "generate.h"
 #include "matmul.h"
 #include "ops.h"
+#include "submodel.h"
 #include "text_model.h"
 #include "weights.h"
 
@@ -39,6 +40,8 @@ static void print_help(FILE *out)
             "  --weights F           f32 (exact, default), bf16 (stored weights + sparse MLP), q8 or q4\n"
             "                        (block-quantised, cached next to the checkpoint on first use)\n"
             "  --cache FILE          the weight cache file for --weights bf16|q8|q4\n"
+            "  --submodel SPEC       generate with this MatFormer sub-model of the model (a preset: full,\n"
+            "                        e2b, e1.96b, e2.54b; a JSON object; @FILE.json: g3n slice --help)\n"
             "  --no-eos              do not stop on the eos ids\n"
             "  --all-vocab           allow every id (default: ids below vocab_size_per_layer_input,\n"
             "                        i.e. no multimodal hard tokens)\n");
@@ -102,6 +105,7 @@ int g3n_command_generate(int argc, char **argv)
         return 0;
     }
     const char *model_dir = NULL, *synth_spec = NULL, *prompt_text = NULL, *cache_file = NULL;
+    const char *submodel_spec = NULL;
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
     int64_t max_new = 32, context = 0, chunk = 0;
     int threads = 0, no_eos = 0, all_vocab = 0, greedy = 0;
@@ -168,6 +172,9 @@ int g3n_command_generate(int argc, char **argv)
         } else if (strcmp(a, "--cache") == 0) {
             NEED_VALUE();
             cache_file = v;
+        } else if (strcmp(a, "--submodel") == 0) {
+            NEED_VALUE();
+            submodel_spec = v;
         } else if (strcmp(a, "--greedy") == 0) {
             greedy = 1;
         } else if (strcmp(a, "--no-eos") == 0) {
@@ -202,8 +209,9 @@ int g3n_command_generate(int argc, char **argv)
     g3n_model_config config;
     memset(&config, 0, sizeof(config));
     g3n_weights *weights = NULL;
-    g3n_text_model model;
+    g3n_text_model model, sub;
     memset(&model, 0, sizeof(model));
+    memset(&sub, 0, sizeof(sub));
     g3n_text_session *session = NULL;
     int rc = 1;
     double t_load = g3n_now_seconds();
@@ -232,7 +240,22 @@ int g3n_command_generate(int argc, char **argv)
                 cache_info.persisted ? g3n_file_pages_name(cache_info.pages) : "");
     }
 
-    g3n_generate_params gen = g3n_generate_default_params(&model);
+    const g3n_text_model *gm = &model; /* the model, or its --submodel (views into its weights) */
+    if (submodel_spec) {
+        g3n_submodel spec;
+        if (g3n_submodel_parse(&spec, submodel_spec, &config.text, &err) != G3N_OK)
+            goto done;
+        char line[512];
+        g3n_submodel_describe(&spec, &config.text, line, sizeof(line));
+        int derived = g3n_text_model_derive(&sub, &model, &spec, &err);
+        g3n_submodel_free(&spec);
+        if (derived != G3N_OK)
+            goto done;
+        fprintf(stderr, "g3n generate: sub-model %s\n", line);
+        gm = &sub;
+    }
+
+    g3n_generate_params gen = g3n_generate_default_params(gm);
     if (model_dir) {
         int found = 0;
         if (g3n_generation_config_load(model_dir, &gen.sampling, gen.eos_ids, &gen.num_eos_ids, &found, &err) !=
@@ -260,11 +283,11 @@ int g3n_command_generate(int argc, char **argv)
         gen.allowed_vocab = 0;
     gen.on_token = print_token;
 
-    g3n_text_session_params sp = g3n_text_session_default_params(&model);
+    g3n_text_session_params sp = g3n_text_session_default_params(gm);
     sp.max_positions = context > 0 ? context : prompt_count + max_new + 1;
     if (chunk > 0)
         sp.chunk_tokens = chunk;
-    if (g3n_text_session_create(&session, &model, &sp, &err) != G3N_OK)
+    if (g3n_text_session_create(&session, gm, &sp, &err) != G3N_OK)
         goto done;
     t_load = g3n_now_seconds() - t_load;
 
@@ -301,6 +324,7 @@ done:
     if (rc != 0)
         fprintf(stderr, "g3n generate: error: %s\n", err.message);
     g3n_text_session_free(session);
+    g3n_text_model_free(&sub);
     g3n_text_model_free(&model);
     g3n_weights_close(weights);
     g3n_config_free(&config);

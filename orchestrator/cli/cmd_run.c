@@ -17,6 +17,7 @@
 #include "model_source.h"
 #include "ops.h"
 #include "pipeline.h"
+#include "submodel.h"
 #include "pipeline_video.h"
 #include "tokenizer.h"
 #include "transport.h"
@@ -66,6 +67,9 @@ static void print_help(FILE *out)
             "  --weights F           what the decoder computes with: f32 (default: the stored weights,\n"
             "                        f32 products, the reference's numbers), bf16, q8 or q4 (faster,\n"
             "                        quantised once into DIR/g3n-cache; see g3n bench text --help)\n"
+            "  --submodel SPEC       answer with this MatFormer sub-model of the model: a preset (full,\n"
+            "                        e2b, e1.96b, e2.54b), a JSON object or @FILE.json (g3n slice --help);\n"
+            "                        views into the loaded weights (with --remote: the decoders' --submodel)\n"
             "  --bind ENDPOINT       also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
             "                        (g3n-embedder, g3n-decoder, ...) can connect and share the work\n"
             "  --remote              start no local roles: use only daemons connected to --bind\n"
@@ -223,6 +227,7 @@ int g3n_command_run(int argc, char **argv)
     g3n_model_source source;
     memset(&source, 0, sizeof(source));
     const char *system = NULL, *prompt = NULL, *bind = NULL, *connect = NULL, *video_url = NULL;
+    const char *submodel_spec = NULL;
     g3n_video_options video_options = g3n_video_default_options();
     const char *image_paths[MAX_MEDIA], *audio_paths[MAX_MEDIA];
     int images = 0, audios = 0, remote = 0, quiet = 0, threads = 0, heartbeat_ms = 0,
@@ -241,7 +246,7 @@ int g3n_command_run(int argc, char **argv)
                     strcmp(a, "--top-k") == 0 || strcmp(a, "--top-p") == 0 || strcmp(a, "--seed") == 0 ||
                     strcmp(a, "--threads") == 0 || strcmp(a, "--bind") == 0 || strcmp(a, "--wait") == 0 ||
                     strcmp(a, "--connect") == 0 || strcmp(a, "--video") == 0 || strcmp(a, "--fps") == 0 ||
-                    strcmp(a, "--max-frames") == 0 || strcmp(a, "--weights") == 0 ||
+                    strcmp(a, "--max-frames") == 0 || strcmp(a, "--weights") == 0 || strcmp(a, "--submodel") == 0 ||
                     strcmp(a, "--heartbeat-ms") == 0 || strcmp(a, "--heartbeat-timeout-ms") == 0;
         if (takes && !v) {
             fprintf(stderr, "g3n run: error: %s needs a value\n", a);
@@ -288,7 +293,9 @@ int g3n_command_run(int argc, char **argv)
         else if (strcmp(a, "--weights") == 0) {
             if (g3n_parse_weights_option("run", v, &weight_format) != 0)
                 return 2;
-        } else if (strcmp(a, "--bind") == 0)
+        } else if (strcmp(a, "--submodel") == 0)
+            submodel_spec = v;
+        else if (strcmp(a, "--bind") == 0)
             bind = v;
         else if (strcmp(a, "--connect") == 0)
             connect = v;
@@ -317,6 +324,11 @@ int g3n_command_run(int argc, char **argv)
             fprintf(stderr, "g3n run: error: one PROMPT only (quote it); extra '%s'\n", a);
             return 2;
         }
+    }
+    if (submodel_spec && connect) {
+        fprintf(stderr, "g3n run: error: --submodel is not sent over --connect (start g3n-orchestrator's decoders "
+                        "with it instead)\n");
+        return 2;
     }
     if (video_url && (images || audios || connect)) {
         fprintf(stderr, "g3n run: error: --video goes alone: not with --image, --audio or --connect\n");
@@ -409,7 +421,16 @@ int g3n_command_run(int argc, char **argv)
     if (audios || (video_url && video_options.want_audio))
         mask |= 1u << G3N_ROLE_AUDIO_ENCODER;
     /* threads: each role thread's own OpenMP team size */
-    g3n_role_options ro = {.weight_format = weight_format, .threads = threads};
+    g3n_role_options ro = {.weight_format = weight_format, .threads = threads, .submodels = &submodel_spec,
+                           .submodel_count = submodel_spec ? 1 : 0};
+    char submodel_name[64] = "";
+    if (submodel_spec) { /* its name is what the prefill asks the decoder for */
+        g3n_submodel spec;
+        if (g3n_submodel_parse(&spec, submodel_spec, &local.config.text, &err) != G3N_OK)
+            goto done;
+        snprintf(submodel_name, sizeof(submodel_name), "%s", spec.name);
+        g3n_submodel_free(&spec);
+    }
     if ((!remote && g3n_local_pipeline_start_roles(&local, &source, ro, mask, &err) != G3N_OK) ||
         g3n_local_pipeline_wait(&local, mask, remote ? (int)(wait_seconds * 1000) : 10000, &err) != G3N_OK)
         goto done;
@@ -422,6 +443,7 @@ int g3n_command_run(int argc, char **argv)
 
     g3n_pipeline_generate_params params = g3n_pipeline_default_params(&local.config);
     params.max_new_tokens = max_new;
+    params.model = submodel_name;
     if (ignore_eos)
         params.num_eos_ids = 0;
     if (temperature > 0.0) {

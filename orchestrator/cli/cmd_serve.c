@@ -18,6 +18,7 @@
 #include "model_source.h"
 #include "ops.h"
 #include "pipeline.h"
+#include "submodel.h"
 #include "tokenizer.h"
 #include "transport.h"
 #include "weights.h"
@@ -57,6 +58,10 @@ static void print_help(FILE *out)
             "  --threads N            OpenMP threads (default: all)\n"
             "  --weights F            the decoder's weights: f32 (default, the reference's numbers),\n"
             "                         bf16, q8 or q4 (faster, quantised once into DIR/g3n-cache)\n"
+            "  --submodel SPEC        also serve this MatFormer sub-model of the model (repeatable): a preset\n"
+            "                         (full, e2b, e1.96b, e2.54b), a JSON object or @FILE.json (g3n slice\n"
+            "                         --help); listed as the model id NAME:<sub-model name>, chosen per\n"
+            "                         request by \"model\"; views into the same weights, no second copy\n"
             "  --bind ENDPOINT        also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
             "                         can connect and share the work\n"
             "  --quiet                no log line per request\n"
@@ -98,6 +103,10 @@ int g3n_command_serve(int argc, char **argv)
     const char *bind = NULL, *port_file = NULL;
     int threads = 0;
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
+    const char *submodel_specs[G3N_HTTP_MAX_SUBMODELS];
+    char submodel_names[G3N_HTTP_MAX_SUBMODELS][64];
+    const char *submodel_name_list[G3N_HTTP_MAX_SUBMODELS];
+    int submodel_count = 0;
     char model_name[256] = "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -163,6 +172,12 @@ int g3n_command_serve(int argc, char **argv)
         else if (strcmp(a, "--weights") == 0) {
             if (g3n_parse_weights_option("serve", v, &weight_format) != 0)
                 return 2;
+        } else if (strcmp(a, "--submodel") == 0) {
+            if (submodel_count >= G3N_HTTP_MAX_SUBMODELS) {
+                fprintf(stderr, "g3n serve: error: at most %d --submodel\n", G3N_HTTP_MAX_SUBMODELS);
+                return 2;
+            }
+            submodel_specs[submodel_count++] = v;
         } else if (strcmp(a, "--bind") == 0)
             bind = v;
         else if (strcmp(a, "--live-sessions") == 0 && n <= 1024)
@@ -232,7 +247,18 @@ int g3n_command_serve(int argc, char **argv)
      * decoder evicts its least recently used idle session when full, and a session whose EndSession is
      * still on its way must not push out a live one) */
     g3n_role_options ro = {.weight_format = weight_format, .threads = threads,
-                           .max_sessions = 2 * http.max_sessions + 2};
+                           .max_sessions = 2 * http.max_sessions + 2, .submodels = submodel_specs,
+                           .submodel_count = submodel_count};
+    for (int i = 0; i < submodel_count; i++) { /* checked here for a clear error; their names are the ids */
+        g3n_submodel spec;
+        if (g3n_submodel_parse(&spec, submodel_specs[i], &local.config.text, &err) != G3N_OK)
+            goto done;
+        snprintf(submodel_names[i], sizeof(submodel_names[i]), "%s", spec.name);
+        submodel_name_list[i] = submodel_names[i];
+        g3n_submodel_free(&spec);
+    }
+    http.submodels = submodel_name_list;
+    http.submodel_count = submodel_count;
     unsigned mask = (1u << G3N_ROLE_VISION_ENCODER) | (1u << G3N_ROLE_AUDIO_ENCODER) | (1u << G3N_ROLE_EMBEDDER) |
                     (1u << G3N_ROLE_DECODER);
     if (g3n_local_pipeline_start_roles(&local, &source, ro, mask, &err) != G3N_OK ||

@@ -19,6 +19,7 @@ static const g3n_command commands[] = {
     {"check", g3n_command_check, "run fixture cases through g3n and compare with the reference goldens"},
     {"check-pipeline", g3n_command_check_pipeline, "text/multimodal cases through the daemons' transport (threads or TCP)"},
     {"synth", g3n_command_synth, "write a synthetic checkpoint folder (Hugging Face layout) for a config"},
+    {"slice", g3n_command_slice, "write a MatFormer sub-model (fewer layers, narrower MLPs) as a checkpoint"},
     {"generate", g3n_command_generate, "generate token ids from prompt ids with the language model"},
     {"tokenize", g3n_command_tokenize, "text -> token ids and pieces"},
     {"detokenize", g3n_command_detokenize, "token ids -> text"},

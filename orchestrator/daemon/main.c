@@ -12,6 +12,7 @@
 #include "health_file.h"
 #include "http_server.h"
 #include "openmp_waits.h"
+#include "submodel.h"
 #include "tokenizer.h"
 #include "transport.h"
 
@@ -42,6 +43,8 @@ static void print_help(FILE *out)
             "  --http-max-sessions N     HTTP generations at once (default 4); --http-queue N waiting (default 16)\n"
             "  --allow-dir DIR           HTTP image_url/audio_url may name local files under DIR\n"
             "  --model-name NAME         the model id HTTP clients name (default: the folder's name)\n"
+            "  --submodel SPEC           a MatFormer sub-model the decoders serve (their --submodel; repeatable):\n"
+            "                            HTTP lists it as NAME:<its name> and runs requests naming it there\n"
             "  --health-file PATH        keep PATH rewritten every second with the state for --probe\n"
             "                            (ready once the broker, client endpoint and HTTP API are up)\n"
             "  --probe live|ready        with --health-file: exit 0 if the orchestrator writing it is\n"
@@ -56,6 +59,10 @@ int main(int argc, char **argv)
     const char *binds[8];
     int bind_count = 0, quiet = 0, max_chats = 16, http_port = -1, check_args = 0;
     const char *health_file = NULL, *probe = NULL;
+    const char *submodel_specs[G3N_HTTP_MAX_SUBMODELS];
+    char submodel_names[G3N_HTTP_MAX_SUBMODELS][64];
+    const char *submodel_name_list[G3N_HTTP_MAX_SUBMODELS];
+    int submodel_count = 0;
     g3n_http_options http = g3n_http_default_options();
     g3n_transport_options transport = g3n_transport_default_options();
     for (int i = 1; i < argc; i++) {
@@ -108,6 +115,8 @@ int main(int argc, char **argv)
             http.allow_dir = v;
         else if (strcmp(a, "--model-name") == 0)
             http.model_name = v;
+        else if (strcmp(a, "--submodel") == 0 && submodel_count < G3N_HTTP_MAX_SUBMODELS)
+            submodel_specs[submodel_count++] = v;
         else if (strcmp(a, "--max-message-mb") == 0)
             transport.max_message_bytes = (int64_t)atoll(v) << 20;
         else if (strcmp(a, "--health-file") == 0)
@@ -186,6 +195,16 @@ int main(int argc, char **argv)
         }
         http.port = http_port;
         http.quiet = quiet;
+        for (int i = 0; i < submodel_count; i++) { /* checked here; the decoders serve them by these names */
+            g3n_submodel spec;
+            if (g3n_submodel_parse(&spec, submodel_specs[i], &config.text, &err) != G3N_OK)
+                goto done;
+            snprintf(submodel_names[i], sizeof(submodel_names[i]), "%s", spec.name);
+            submodel_name_list[i] = submodel_names[i];
+            g3n_submodel_free(&spec);
+        }
+        http.submodels = submodel_name_list;
+        http.submodel_count = submodel_count;
         int eos[G3N_MAX_EOS_IDS], eos_count = 0, found = 0;
         if ((model_dir && g3n_generation_config_load(model_dir, &http.sampling, eos, &eos_count, &found, &err) !=
                               G3N_OK) ||

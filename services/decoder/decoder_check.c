@@ -12,8 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "check_kinds.h"
 #include "generate.h"
+#include "submodel.h"
 #include "text_model.h"
 
 typedef struct hidden_capture {
@@ -82,8 +85,13 @@ int g3n_check_kind_text(g3n_check_case *c, g3n_error *err)
         return G3N_ERR;
 
     g3n_weights *weights = NULL;
-    g3n_text_model model;
+    g3n_text_model model, sub;
     memset(&model, 0, sizeof(model));
+    memset(&sub, 0, sizeof(sub));
+    g3n_submodel submodel;
+    memset(&submodel, 0, sizeof(submodel));
+    g3n_model_config own_config;
+    memset(&own_config, 0, sizeof(own_config));
     g3n_text_session *session = NULL;
     int32_t *input_ids = NULL, *prompt_ids = NULL, *generated = NULL;
     float *logits = NULL, *step_logits = NULL;
@@ -107,11 +115,32 @@ int g3n_check_kind_text(g3n_check_case *c, g3n_error *err)
         goto done;
     }
 
-    if (g3n_weights_open_synth(&weights, seed, G3N_DTYPE_BF16, err) != G3N_OK)
+    const g3n_model_config *config = &c->config;
+    if (c->model_dir) { /* a checkpoint folder: its config and weights (g3n slice's output, say) */
+        if (g3n_config_load(&own_config, c->model_dir, err) != G3N_OK)
+            goto done;
+        config = &own_config;
+        if (g3n_weights_open_checkpoint(&weights, c->model_dir, err) != G3N_OK)
+            goto done;
+    } else if (g3n_weights_open_synth(&weights, seed, G3N_DTYPE_BF16, err) != G3N_OK) {
         goto done;
-    if (g3n_text_model_load(&model, weights, &c->config, err) != G3N_OK)
+    }
+    if (g3n_text_model_load(&model, weights, config, err) != G3N_OK)
         goto done;
-    const int64_t V = model.vocab_size;
+    const g3n_text_model *m = &model;
+    /* MatFormer: --submodel, else the case's own "submodel" (goldens of a sub-model of the synthetic model) */
+    const cJSON *case_submodel = c->model_dir ? NULL : cJSON_GetObjectItemCaseSensitive(c->case_json, "submodel");
+    if (c->submodel_spec || case_submodel) {
+        if ((c->submodel_spec ? g3n_submodel_parse(&submodel, c->submodel_spec, &config->text, err)
+                              : g3n_submodel_from_json(&submodel, case_submodel, &config->text, err)) != G3N_OK ||
+            g3n_text_model_derive(&sub, &model, &submodel, err) != G3N_OK)
+            goto done;
+        char line[512];
+        g3n_submodel_describe(&submodel, &config->text, line, sizeof(line));
+        fprintf(c->out, "# sub-model %s\n", line);
+        m = &sub;
+    }
+    const int64_t V = m->vocab_size;
     const double logits_rel = g3n_check_tolerance(c, "logits_rel_l2", 3e-3);
     const double logits_abs = g3n_check_tolerance(c, "logits_max_abs", 3e-2);
     const double steps_rel = g3n_check_tolerance(c, "decode_step_logits_rel_l2", 3e-3);
@@ -120,14 +149,14 @@ int g3n_check_kind_text(g3n_check_case *c, g3n_error *err)
     const double hidden_abs = g3n_check_tolerance(c, "prefill_hidden_max_abs", -1.0);
 
     /* 1. teacher-forced logits over input_ids */
-    g3n_text_session_params params = g3n_text_session_default_params(&model);
+    g3n_text_session_params params = g3n_text_session_default_params(m);
     params.max_positions = total + 1;
     logits = malloc((size_t)(total * V) * sizeof(float));
     if (!logits) {
         g3n_error_set(err, "out of memory for logits [%lld, %lld]", (long long)total, (long long)V);
         goto done;
     }
-    if (g3n_text_session_create(&session, &model, &params, err) != G3N_OK ||
+    if (g3n_text_session_create(&session, m, &params, err) != G3N_OK ||
         g3n_text_session_forward_ids(session, input_ids, total, logits, 1, err) != G3N_OK)
         goto done;
     g3n_check_compare_f32(c, "logits", logits, total * V, &golden_logits, logits_rel, logits_abs);
@@ -138,11 +167,11 @@ int g3n_check_kind_text(g3n_check_case *c, g3n_error *err)
     snprintf(name, sizeof(name), "prefill_hidden.%d", 0);
     int has_hidden = g3n_safetensors_find(c->golden, name) != NULL;
     if (has_hidden) {
-        hidden.num_layers = model.num_layers;
-        hidden.num_streams = model.altup_inputs;
+        hidden.num_layers = m->num_layers;
+        hidden.num_streams = m->altup_inputs;
         hidden.prompt_len = prompt_len;
-        hidden.hidden = model.hidden_size;
-        hidden.data = calloc((size_t)((model.num_layers + 1) * model.altup_inputs * prompt_len * model.hidden_size),
+        hidden.hidden = m->hidden_size;
+        hidden.data = calloc((size_t)((m->num_layers + 1) * m->altup_inputs * prompt_len * m->hidden_size),
                              sizeof(float));
         if (!hidden.data) {
             g3n_error_set(err, "out of memory for the layer outputs");
@@ -157,10 +186,10 @@ int g3n_check_kind_text(g3n_check_case *c, g3n_error *err)
         goto done;
     }
     decode_capture capture = {step_logits, steps};
-    g3n_generate_params gen = g3n_generate_default_params(&model);
+    g3n_generate_params gen = g3n_generate_default_params(m);
     gen.max_new_tokens = steps;
     gen.num_eos_ids = 0; /* the reference generated with eos_token_id=None */
-    gen.allowed_vocab = model.config->vocab_size_per_layer_input;
+    gen.allowed_vocab = m->config->vocab_size_per_layer_input;
     gen.on_logits = capture_logits;
     gen.user = &capture;
     int64_t produced = 0;
@@ -187,8 +216,8 @@ int g3n_check_kind_text(g3n_check_case *c, g3n_error *err)
                          (long long)expected_count);
 
     if (has_hidden) {
-        const int64_t per_layer = (int64_t)model.altup_inputs * prompt_len * model.hidden_size;
-        for (int l = 0; l <= model.num_layers; l++) {
+        const int64_t per_layer = (int64_t)m->altup_inputs * prompt_len * m->hidden_size;
+        for (int l = 0; l <= m->num_layers; l++) {
             g3n_tensor golden_hidden;
             snprintf(name, sizeof(name), "prefill_hidden.%d", l);
             if (g3n_check_golden(c, name, &golden_hidden, err) != G3N_OK)
@@ -206,7 +235,10 @@ int g3n_check_kind_text(g3n_check_case *c, g3n_error *err)
 
 done:
     g3n_text_session_free(session);
+    g3n_text_model_free(&sub);
     g3n_text_model_free(&model);
+    g3n_submodel_free(&submodel);
+    g3n_config_free(&own_config);
     g3n_weights_close(weights);
     free(input_ids);
     free(prompt_ids);

@@ -11,6 +11,7 @@
 
 #include "file_map.h"
 #include "kv_half.h"
+#include "submodel.h"
 #include "ops.h"
 #include "text_math.h"
 
@@ -159,6 +160,7 @@ static int load_layer(g3n_text_model *m, g3n_text_layer *ly, int l, g3n_error *e
     const int64_t NH = m->num_heads, NKV = m->num_kv_heads, N = m->altup_inputs, R = c->laurel_rank;
     const int64_t I = c->intermediate_size[l];
     ly->index = l;
+    ly->per_layer_slot = l;
     ly->type = c->layer_types[l];
     ly->kv_source = kv_source_layer(c, l);
     if (ly->kv_source < 0)
@@ -216,6 +218,7 @@ static int model_load(g3n_text_model *m, g3n_weights *weights, const g3n_model_c
     m->config = c;
     m->weights = weights;
     m->num_layers = c->num_hidden_layers;
+    m->per_layer_input_layers = c->num_hidden_layers;
     m->hidden_size = c->hidden_size;
     m->head_dim = c->head_dim;
     m->per_layer_dim = c->hidden_size_per_layer_input;
@@ -296,10 +299,127 @@ void g3n_text_model_free(g3n_text_model *m)
     if (!m)
         return;
     free(m->layers);
+    if (m->parent) { /* a sub-model: the rest is the model's */
+        for (int i = 0; i < m->owned_block_count; i++)
+            g3n_aligned_free(m->owned_blocks[i]);
+        free(m->owned_blocks);
+        g3n_text_config_free_arrays(m->owned_config);
+        free(m->owned_config);
+        memset(m, 0, sizeof(*m));
+        return;
+    }
     g3n_quant_cache_close(m->weight_cache);
     free(m->inv_freq_full);
     free(m->inv_freq_sliding);
     memset(m, 0, sizeof(*m));
+}
+
+/* One of a sub-model's MLP matrices at rows x cols (a prefix of the model's),
+ * in the dtype the selected format gives a matrix of that shape (as
+ * text_weights.c decides it: q8/q4 where the width is a multiple of 64 and
+ * there are 16 rows or more, else the stored dtype), so that the sub-model
+ * computes what a checkpoint sliced to it computes. Where the model's matrix
+ * already has that dtype it is a view: rows and columns of a stored matrix,
+ * the first rows of a quantised one, or its first columns up to a group
+ * boundary (stored_cols tells the kernels the rows' layout). Otherwise the
+ * stored weights' prefix (quantised again where needed: the same blocks, so
+ * the same numbers), owned by the sub-model. */
+static int narrow_matrix(g3n_text_model *sub, const g3n_text_model *model, const char *name, g3n_matrix *matrix,
+                         int64_t full_rows, int64_t full_cols, int64_t rows, int64_t cols, g3n_error *err)
+{
+    if (rows == full_rows && cols == full_cols)
+        return G3N_OK;
+    const int format_dtype = g3n_weight_format_dtype(model->weight_format);
+    const int want_quant = format_dtype >= 0 && g3n_quant_supported((g3n_dtype)format_dtype, cols) && rows >= 16;
+    const int is_quant = matrix->dtype == G3N_DTYPE_Q8 || matrix->dtype == G3N_DTYPE_Q4;
+    if (want_quant == is_quant && (!is_quant || cols == full_cols || cols % G3N_QUANT_GROUP == 0)) {
+        if (is_quant && cols != full_cols && matrix->stored_cols == 0)
+            matrix->stored_cols = matrix->cols;
+        matrix->rows = rows;
+        matrix->cols = cols;
+        return G3N_OK;
+    }
+    g3n_tensor t;
+    g3n_matrix stored;
+    int64_t shape[2] = {full_rows, full_cols};
+    if (g3n_weights_get(model->weights, name, 2, shape, &t, err) != G3N_OK ||
+        g3n_matrix_from_tensor(&stored, &t, err) != G3N_OK)
+        return G3N_ERR;
+    stored.rows = rows;
+    stored.cols = cols;
+    stored.bf16_products = matrix->bf16_products;
+    if (!want_quant) {
+        *matrix = stored;
+        return G3N_OK;
+    }
+    void **blocks = realloc(sub->owned_blocks, sizeof(void *) * (size_t)(sub->owned_block_count + 1));
+    if (!blocks)
+        return g3n_error_set(err, "out of memory");
+    sub->owned_blocks = blocks;
+    void *data = g3n_aligned_alloc(g3n_quant_row_bytes((g3n_dtype)format_dtype, cols) * (size_t)rows);
+    if (!data)
+        return g3n_error_set(err, "out of memory for %s at %lld x %lld", name, (long long)rows, (long long)cols);
+    sub->owned_blocks[sub->owned_block_count++] = data;
+    *matrix = g3n_quantize_matrix(&stored, (g3n_dtype)format_dtype, data);
+    return G3N_OK;
+}
+
+int g3n_text_model_derive(g3n_text_model *sub, const g3n_text_model *m, const g3n_submodel *spec, g3n_error *err)
+{
+    memset(sub, 0, sizeof(*sub));
+    if (m->parent)
+        return g3n_error_set(err, "sub-model '%s': derive it from the full model, not from a sub-model", spec->name);
+    g3n_text_config *config = calloc(1, sizeof(*config));
+    if (!config)
+        return g3n_error_set(err, "out of memory");
+    if (g3n_submodel_text_config(spec, m->config, config, err) != G3N_OK) {
+        free(config);
+        return G3N_ERR;
+    }
+    *sub = *m;
+    sub->parent = m;
+    sub->owned_config = config;
+    sub->config = config;
+    sub->owned_blocks = NULL;
+    sub->owned_block_count = 0;
+    snprintf(sub->submodel_name, sizeof(sub->submodel_name), "%s", spec->name);
+    sub->num_layers = spec->num_layers;
+    sub->max_intermediate_size = 0;
+    sub->layers = calloc((size_t)spec->num_layers, sizeof(*sub->layers));
+    if (!sub->layers) {
+        g3n_text_model_free(sub);
+        return g3n_error_set(err, "out of memory");
+    }
+    for (int i = 0; i < spec->num_layers; i++) {
+        const int l = spec->layers[i];
+        const int64_t k = spec->intermediate_size[i];
+        g3n_text_layer *ly = &sub->layers[i];
+        *ly = m->layers[l];
+        ly->index = i;
+        ly->kv_source = g3n_text_config_kv_source_layer(config, i);
+        ly->kv_shared = ly->kv_source != i;
+        ly->kv_source_of_shared = 0;
+        ly->intermediate_size = k;
+        if (ly->down_proj_t.data)
+            ly->down_proj_t.rows = k; /* [I, D]: a unit per row */
+        const int64_t D = m->hidden_size, I = m->layers[l].intermediate_size;
+        char gate[160], up[160], down[160];
+        snprintf(gate, sizeof(gate), PREFIX "layers.%d.mlp.gate_proj.weight", l);
+        snprintf(up, sizeof(up), PREFIX "layers.%d.mlp.up_proj.weight", l);
+        snprintf(down, sizeof(down), PREFIX "layers.%d.mlp.down_proj.weight", l);
+        if (narrow_matrix(sub, m, gate, &ly->gate_proj, I, D, k, D, err) != G3N_OK ||
+            narrow_matrix(sub, m, up, &ly->up_proj, I, D, k, D, err) != G3N_OK ||
+            narrow_matrix(sub, m, down, &ly->down_proj, D, I, D, k, err) != G3N_OK) {
+            g3n_text_model_free(sub);
+            return g3n_error_prefix(err, "sub-model '%s' layer %d", spec->name, l);
+        }
+        if (k > sub->max_intermediate_size)
+            sub->max_intermediate_size = k;
+    }
+    for (int i = 0; i < sub->num_layers; i++)
+        if (sub->layers[i].kv_shared)
+            sub->layers[sub->layers[i].kv_source].kv_source_of_shared = 1;
+    return G3N_OK;
 }
 
 /* ------------------------------------------------------------------ session */
@@ -445,7 +565,7 @@ int g3n_text_session_create(g3n_text_session **out, const g3n_text_model *m, con
     s->kv_elem = s->kv_half ? sizeof(uint16_t) : sizeof(float);
 
     const int64_t C = s->chunk, D = m->hidden_size, HD = m->head_dim, NKV = m->num_kv_heads, NH = m->num_heads;
-    const int64_t LP = (int64_t)m->num_layers * m->per_layer_dim;
+    const int64_t LP = g3n_text_model_per_layer_width(m);
     const int64_t kv_row = NKV * HD;
     int ok = 1;
     s->caches = calloc((size_t)m->num_layers, sizeof(*s->caches));
@@ -1194,7 +1314,7 @@ static void decoder_layer_forward(g3n_text_session *s, const g3n_text_layer *ly,
                                   int64_t chunk_start, int64_t count)
 {
     const g3n_text_model *m = s->model;
-    const int64_t D = m->hidden_size, P = m->per_layer_dim, LP = (int64_t)m->num_layers * P;
+    const int64_t D = m->hidden_size, P = m->per_layer_dim, LP = g3n_text_model_per_layer_width(m);
     const int64_t stride = s->chunk * D;
     const double eps = m->config->rms_norm_eps;
     const int N = m->altup_inputs;
@@ -1231,7 +1351,7 @@ static void decoder_layer_forward(g3n_text_session *s, const g3n_text_layer *ly,
     g3n_matmul(s->tmp, count, (size_t)D, &ly->per_layer_input_gate, s->ple, (size_t)P);
     g3n_gelu_tanh(s->ple, s->ple, count * P);
     for (int64_t t = 0; t < count; t++) {
-        const float *pli = per_layer_inputs + t * LP + (int64_t)ly->index * P;
+        const float *pli = per_layer_inputs + t * LP + (int64_t)ly->per_layer_slot * P;
         for (int64_t i = 0; i < P; i++)
             s->ple[t * P + i] *= pli[i];
     }
@@ -1312,7 +1432,7 @@ int g3n_text_session_forward(g3n_text_session *s, const float *inputs_embeds, co
 {
     const g3n_text_model *m = s->model;
     const int64_t D = m->hidden_size, HD = m->head_dim, V = m->vocab_size;
-    const int64_t LP = (int64_t)m->num_layers * m->per_layer_dim, kv_row = (int64_t)m->num_kv_heads * HD;
+    const int64_t LP = g3n_text_model_per_layer_width(m), kv_row = (int64_t)m->num_kv_heads * HD;
     if (count <= 0)
         return g3n_error_set(err, "text forward: no tokens");
     if (s->position + count > s->max_positions)

@@ -49,7 +49,9 @@ int g3n_text_model_list_tensors(const g3n_model_config *config, g3n_tensor_list 
 /* One decoder layer's weights (Gemma3nTextDecoderLayer), checkpoint names
  * model.language_model.layers.{index}.<field path>. */
 typedef struct g3n_text_layer {
-    int index;
+    int index;                  /* position in this model's stack (its KV cache slot) */
+    int per_layer_slot;         /* which slice of the per-layer inputs it reads (= index, except in a
+                                   sub-model: its layer's index in the full model) */
     g3n_layer_type type;
     int kv_shared;              /* 1: reads the cache of kv_source, has no K/V of its own */
     int kv_source;              /* layer whose cache this layer reads (itself if not shared) */
@@ -88,6 +90,13 @@ typedef struct g3n_text_model {
     int64_t hidden_size, head_dim, per_layer_dim, vocab_size;
     int num_heads, num_kv_heads, altup_inputs, altup_active;
     int64_t max_intermediate_size;
+    int per_layer_input_layers;    /* L of the per-layer inputs it takes [T, L, P]: num_layers, or the full
+                                      model's for a sub-model (the embedder computes them for every layer) */
+    const struct g3n_text_model *parent; /* a sub-model's full model (borrowed), else NULL */
+    g3n_text_config *owned_config; /* a sub-model's text config (config points here), owned */
+    void **owned_blocks;           /* a sub-model's own quantised down_proj prefixes (see derive), owned */
+    int owned_block_count;
+    char submodel_name[64];        /* "" for a model loaded from its config */
     g3n_text_embedder embedder;    /* embed_tokens, per-layer tables */
     int has_per_layer_tables;      /* 0: loaded for the decoder role (inputs from the embedder) */
     g3n_text_layer *layers;        /* [num_layers], owned */
@@ -111,6 +120,28 @@ int g3n_text_model_load(g3n_text_model *model, g3n_weights *weights, const g3n_m
 int g3n_text_model_load_layers_only(g3n_text_model *model, g3n_weights *weights, const g3n_model_config *config,
                                     g3n_error *err);
 void g3n_text_model_free(g3n_text_model *model); /* accepts a zeroed struct */
+
+struct g3n_submodel;
+/* MatFormer: a sub-model (common/submodel.h) of a loaded model, as views into
+ * its weights: the kept layers' matrices, gate/up narrowed to their first k
+ * rows and down_proj to its first k columns; the embedder, head, AltUp
+ * projections and weight cache are the model's. Select the weight format on
+ * the model first (a sub-model cannot select one). A q8/q4 down_proj whose
+ * prefix ends inside a 512-column group cannot be viewed (quant.h's group
+ * layout) and is quantised again at its width from the stored weights
+ * (owned by the sub-model; widths that are multiples of 512, as Google's
+ * configs use, need none). Sessions of the sub-model compute what a
+ * checkpoint sliced to it (g3n slice) computes, bit for bit; they take the
+ * same inputs as the model's (per-layer inputs of all its layers).
+ * The model must outlive the sub-model; free it with g3n_text_model_free. */
+int g3n_text_model_derive(g3n_text_model *sub, const g3n_text_model *model, const struct g3n_submodel *submodel,
+                          g3n_error *err);
+
+/* Floats of one token's per-layer inputs: per_layer_input_layers * per_layer_dim. */
+static inline int64_t g3n_text_model_per_layer_width(const g3n_text_model *m)
+{
+    return (int64_t)m->per_layer_input_layers * m->per_layer_dim;
+}
 
 /* Selects the weights the loaded model computes with (text_weights.c):
  *   G3N_WEIGHTS_EXACT (f32): nothing changes (stored dtype, f32 compute);

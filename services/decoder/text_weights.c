@@ -66,6 +66,9 @@ int g3n_text_model_select_weights(g3n_text_model *m, g3n_weight_format format, c
 {
     if (info)
         memset(info, 0, sizeof(*info));
+    if (m->parent)
+        return g3n_error_set(err, "sub-model '%s': select the weights on the full model, then derive the sub-model",
+                             m->submodel_name);
     if (m->weight_cache)
         return g3n_error_set(err, "text model: weights already selected (%s)", g3n_weight_format_name(m->weight_format));
     if (format == G3N_WEIGHTS_EXACT) {
