@@ -105,10 +105,12 @@ void g3n_quant_dot_avx512(const g3n_quant_activations *a, int64_t row0, int64_t 
 
 /* Σ_i coefs[i] · W[rows[i]] over the columns of group `group` (512 columns,
  * fewer in a short last group), written to out[0 .. columns of the group).
- * AVX-512 only; the sparse MLP's down_proj (matmul.c falls back to
- * g3n_quant_row_slice_to_f32 elsewhere). */
+ * AVX-512 and AVX2; the sparse MLP's down_proj (matmul.c falls back to
+ * g3n_quant_row_slice_to_f32 on the portable path). */
 void g3n_quant_combine_group_avx512(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count,
                                     int64_t group, float *out);
+void g3n_quant_combine_group_avx2(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count,
+                                  int64_t group, float *out);
 
 /* ---- the group layout (shared by the kernels) ---- */
 static inline int64_t g3n_quant_groups(int64_t cols)
