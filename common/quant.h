@@ -147,6 +147,9 @@ typedef struct g3n_quant_request {
     g3n_dtype dtype;    /* target: G3N_DTYPE_Q8/Q4, or the source dtype with transpose = 1 */
     int transpose;      /* store source transposed (F32/BF16/F16 targets only) */
     g3n_matrix result;  /* out: the view in the cache */
+    int release_source; /* 1: source lies in a read-only file mapping (a checkpoint shard): once stored,
+                           its pages are dropped from the process (madvise MADV_DONTNEED; a later read
+                           faults them back from the file), so building leaves no shard resident */
 } g3n_quant_request;
 
 typedef struct g3n_quant_cache g3n_quant_cache;
@@ -162,6 +165,14 @@ typedef struct g3n_quant_cache_info {
 /* path: the cache file (NULL: memory only). key: describes the source. */
 int g3n_quant_cache_open(g3n_quant_cache **out, const char *path, const char *key, g3n_quant_request *requests,
                          int count, g3n_quant_cache_info *info, g3n_error *err);
+/* Building progress: fraction of the source bytes stored so far (0 at the
+ * start, 1 at the end) and the seconds since the build began; called on the
+ * opening thread after each matrix, only when the cache is built. */
+typedef void (*g3n_quant_progress)(void *user, double fraction, double seconds);
+/* g3n_quant_cache_open that reports building progress (progress may be NULL). */
+int g3n_quant_cache_open_reporting(g3n_quant_cache **out, const char *path, const char *key,
+                                   g3n_quant_request *requests, int count, g3n_quant_cache_info *info,
+                                   g3n_quant_progress progress, void *user, g3n_error *err);
 void g3n_quant_cache_close(g3n_quant_cache *cache); /* accepts NULL */
 
 /* A key for a checkpoint folder: the names, sizes and modification times of
