@@ -55,8 +55,10 @@ static void print_help(FILE *out)
             "  --max-connections N    open connections (default %d)\n"
             "  --retry-after N        seconds in Retry-After on 429/503 (default %d)\n"
             "  --threads N            OpenMP threads (default: all)\n"
-            "  --weights F            the decoder's weights: f32 (default, the reference's numbers),\n"
-            "                         bf16, q8 or q4 (faster, quantised once into DIR/g3n-cache)\n"
+            "  --weights F            the decoder's weights: q8 (default with --model: block-quantised\n"
+            "                         once into DIR/g3n-cache, ~0.5 %% error per product), q4 (faster,\n"
+            "                         coarser), bf16, or f32 (the reference's numbers; the default\n"
+            "                         with --synth and --demo)\n"
             "  --bind ENDPOINT        also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
             "                         can connect and share the work\n"
             "  --quiet                no log line per request\n"
@@ -98,6 +100,7 @@ int g3n_command_serve(int argc, char **argv)
     const char *bind = NULL, *port_file = NULL;
     int threads = 0;
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
+    int weights_given = 0;
     char model_name[256] = "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -163,6 +166,7 @@ int g3n_command_serve(int argc, char **argv)
         else if (strcmp(a, "--weights") == 0) {
             if (g3n_parse_weights_option("serve", v, &weight_format) != 0)
                 return 2;
+            weights_given = 1;
         } else if (strcmp(a, "--bind") == 0)
             bind = v;
         else if (strcmp(a, "--live-sessions") == 0 && n <= 1024)
@@ -209,6 +213,9 @@ int g3n_command_serve(int argc, char **argv)
     http.model_name = model_name;
     if (threads > 0)
         g3n_set_threads(threads);
+    if (!weights_given)
+        weight_format = g3n_default_weight_format(source.model_dir != NULL);
+    g3n_report_weight_format("serve", weight_format, weights_given);
 
     g3n_install_shutdown_handlers();
     int rc = 1;

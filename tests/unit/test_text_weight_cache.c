@@ -4,7 +4,8 @@
  * maps the cache. Measured through common/memory_report on a checkpoint that
  * `g3n synth` writes for mm-tiny's config with a wider, shorter text model
  * (hidden 256, 5 layers: matrices of many pages, 9 MB of bf16 to quantise;
- * mm-tiny's own 64-wide tensors share pages with the norms the model reads). */
+ * mm-tiny's own 64-wide tensors share pages with the norms the model reads).
+ * And the default a user gets: g3n run on a checkpoint runs q8 and says so. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -124,8 +125,54 @@ static void test_shards_released_after_building(void **state)
     g3n_test_remove_tree(dir);
 }
 
+static int file_contains(const char *path, const char *needle)
+{
+    static char text[1 << 16];
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    const size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return strstr(text, needle) != NULL;
+}
+
+/* g3n run on a checkpoint folder: q8 unless told otherwise, said at start, the
+ * cache built once with progress; --weights f32 is the exact path, said too.
+ * (The demo config: the real vocabulary, so that the tokenizer's ids fit.) */
+static void test_run_defaults_to_q8_for_a_checkpoint(void **state)
+{
+    (void)state;
+    char dir[512], folder[600], tokenizer[1024], log[700], cache[700], command[4096];
+    g3n_test_temp_dir(dir, sizeof(dir));
+    snprintf(folder, sizeof(folder), "%s/demo", dir);
+    snprintf(log, sizeof(log), "%s/stderr.txt", dir);
+    g3n_test_fixture("tokenizer/tokenizer.json", tokenizer, sizeof(tokenizer));
+    snprintf(command, sizeof(command), "%s synth --config scripts/demo-config.json --seed 3 --out %s 2>/dev/null",
+             g3n_test_binary(), folder);
+    assert_int_equal(system(command), 0);
+    snprintf(command, sizeof(command), "%s run --model %s --tokenizer %s --max-new-tokens 1 Hi >/dev/null 2>%s",
+             g3n_test_binary(), folder, tokenizer, log);
+    assert_int_equal(system(command), 0);
+    assert_true(file_contains(log, "weights q8 (the default for a checkpoint; --weights f32 for the exact path)"));
+    assert_true(file_contains(log, "quantising the text weights to q8"));
+    assert_true(file_contains(log, "q8 weight cache 100 %"));
+    snprintf(cache, sizeof(cache), "%s/g3n-cache/text-q8.g3nq", folder);
+    FILE *f = fopen(cache, "rb");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(command, sizeof(command),
+             "%s run --model %s --tokenizer %s --weights f32 --max-new-tokens 1 Hi >/dev/null 2>%s",
+             g3n_test_binary(), folder, tokenizer, log);
+    assert_int_equal(system(command), 0);
+    assert_true(file_contains(log, "weights f32 (--weights)"));
+    assert_false(file_contains(log, "quantising"));
+    g3n_test_remove_tree(dir);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shards_released_after_building)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shards_released_after_building),
+                                       cmocka_unit_test(test_run_defaults_to_q8_for_a_checkpoint)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
