@@ -116,6 +116,7 @@ static void test_shards_released_after_building(void **state)
         shard_resident[start] = resident;
         g3n_text_model_free(&model);
         g3n_weights_close(weights);
+        g3n_config_free(&config);
     }
     /* right after building, about as much of the shards is resident as on a
      * start that maps the cache (what the model reads from them itself: norms,
