@@ -432,11 +432,16 @@ void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows,
 void g3n_matrix_combine_rows(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count, float *y)
 {
     const int64_t cols = w->cols;
-    if (is_quant(w->dtype) && g3n_isa_active() == G3N_ISA_AVX512) {
+    const g3n_isa isa = g3n_isa_active();
+    if (is_quant(w->dtype) && isa != G3N_ISA_PORTABLE) {
         const int64_t groups = g3n_quant_groups(cols);
 #pragma omp parallel for schedule(static) if (count * cols > 32768)
-        for (int64_t g = 0; g < groups; g++)
-            g3n_quant_combine_group_avx512(w, rows, coefs, count, g, y + g * G3N_QUANT_GROUP);
+        for (int64_t g = 0; g < groups; g++) {
+            if (isa == G3N_ISA_AVX512)
+                g3n_quant_combine_group_avx512(w, rows, coefs, count, g, y + g * G3N_QUANT_GROUP);
+            else
+                g3n_quant_combine_group_avx2(w, rows, coefs, count, g, y + g * G3N_QUANT_GROUP);
+        }
         return;
     }
     const int64_t slice = 256;

@@ -374,8 +374,38 @@ static void point_results(g3n_quant_request *requests, int count, const cache_en
     }
 }
 
-static int build_into(g3n_quant_request *requests, int count, const cache_entry *entries, char *base)
+typedef struct build_progress {
+    g3n_quant_progress report; /* may be NULL */
+    void *user;
+    double start;
+} build_progress;
+
+static size_t source_bytes(const g3n_quant_request *r)
 {
+    return (size_t)r->source.rows * r->source.row_stride;
+}
+
+/* The pages wholly inside a request's source, dropped from the process
+ * (g3n_quant_request.release_source). Pages shared with a neighbouring tensor
+ * go too: they fault back from the file if it is read again. */
+static void release_source(const g3n_quant_request *r)
+{
+    if (!r->release_source || !r->source.data)
+        return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t begin = (uintptr_t)r->source.data, end = begin + source_bytes(r);
+    const uintptr_t first = begin / page * page, last = (end + page - 1) / page * page;
+    (void)madvise((void *)first, last - first, MADV_DONTNEED); /* advice: on failure the pages just stay */
+}
+
+static int build_into(g3n_quant_request *requests, int count, const cache_entry *entries, char *base,
+                      const build_progress *progress)
+{
+    size_t total = 0, done = 0;
+    for (int i = 0; i < count; i++)
+        total += source_bytes(&requests[i]);
+    if (progress->report)
+        progress->report(progress->user, 0.0, g3n_now_seconds() - progress->start);
     for (int i = 0; i < count; i++) {
         if (requests[i].transpose && is_quant(requests[i].dtype)) {
             const g3n_matrix *src = &requests[i].source;
@@ -389,6 +419,11 @@ static int build_into(g3n_quant_request *requests, int count, const cache_entry 
             g3n_transpose_matrix(&requests[i].source, base + entries[i].offset);
         else
             g3n_quantize_matrix(&requests[i].source, requests[i].dtype, base + entries[i].offset);
+        release_source(&requests[i]);
+        done += source_bytes(&requests[i]);
+        if (progress->report)
+            progress->report(progress->user, total ? (double)done / (double)total : 1.0,
+                             g3n_now_seconds() - progress->start);
     }
     return G3N_OK;
 }
@@ -424,8 +459,16 @@ static int try_map_existing(const char *path, uint64_t key_hash, const cache_ent
 int g3n_quant_cache_open(g3n_quant_cache **out, const char *path, const char *key, g3n_quant_request *requests,
                          int count, g3n_quant_cache_info *info, g3n_error *err)
 {
+    return g3n_quant_cache_open_reporting(out, path, key, requests, count, info, NULL, NULL, err);
+}
+
+int g3n_quant_cache_open_reporting(g3n_quant_cache **out, const char *path, const char *key,
+                                   g3n_quant_request *requests, int count, g3n_quant_cache_info *info,
+                                   g3n_quant_progress report, void *user, g3n_error *err)
+{
     *out = NULL;
     const double start = g3n_now_seconds();
+    const build_progress progress = {report, user, start};
     for (int i = 0; i < count; i++) {
         const g3n_quant_request *r = &requests[i];
         const int float_source = r->source.dtype == G3N_DTYPE_F32 || r->source.dtype == G3N_DTYPE_BF16 ||
@@ -482,7 +525,7 @@ int g3n_quant_cache_open(g3n_quant_cache **out, const char *path, const char *ke
                 h.key_hash = key_hash;
                 h.data_offset = data_offset;
                 h.total_bytes = total;
-                int built = build_into(requests, count, entries, map) == G3N_OK;
+                int built = build_into(requests, count, entries, map, &progress) == G3N_OK;
                 memcpy((char *)map + sizeof(h), entries, sizeof(cache_entry) * (size_t)count);
                 memcpy(map, &h, sizeof(h)); /* header last: a valid magic means complete data */
                 if (built && msync(map, total, MS_SYNC) == 0 && rename(tmp, path) == 0) {
@@ -506,7 +549,7 @@ int g3n_quant_cache_open(g3n_quant_cache **out, const char *path, const char *ke
                 free(cache);
                 return g3n_error_set(err, "weight cache: out of memory (%zu bytes)", total);
             }
-            if (build_into(requests, count, entries, cache->base) != G3N_OK) {
+            if (build_into(requests, count, entries, cache->base, &progress) != G3N_OK) {
                 g3n_aligned_free(cache->base);
                 free(entries);
                 free(cache);

@@ -105,10 +105,12 @@ void g3n_quant_dot_avx512(const g3n_quant_activations *a, int64_t row0, int64_t 
 
 /* Σ_i coefs[i] · W[rows[i]] over the columns of group `group` (512 columns,
  * fewer in a short last group), written to out[0 .. columns of the group).
- * AVX-512 only; the sparse MLP's down_proj (matmul.c falls back to
- * g3n_quant_row_slice_to_f32 elsewhere). */
+ * AVX-512 and AVX2; the sparse MLP's down_proj (matmul.c falls back to
+ * g3n_quant_row_slice_to_f32 on the portable path). */
 void g3n_quant_combine_group_avx512(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count,
                                     int64_t group, float *out);
+void g3n_quant_combine_group_avx2(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count,
+                                  int64_t group, float *out);
 
 /* ---- the group layout (shared by the kernels) ---- */
 static inline int64_t g3n_quant_groups(int64_t cols)
@@ -152,6 +154,9 @@ typedef struct g3n_quant_request {
     g3n_dtype dtype;    /* target: G3N_DTYPE_Q8/Q4, or the source dtype with transpose = 1 */
     int transpose;      /* store source transposed (F32/BF16/F16 targets only) */
     g3n_matrix result;  /* out: the view in the cache */
+    int release_source; /* 1: source lies in a read-only file mapping (a checkpoint shard): once stored,
+                           its pages are dropped from the process (madvise MADV_DONTNEED; a later read
+                           faults them back from the file), so building leaves no shard resident */
 } g3n_quant_request;
 
 typedef struct g3n_quant_cache g3n_quant_cache;
@@ -167,6 +172,14 @@ typedef struct g3n_quant_cache_info {
 /* path: the cache file (NULL: memory only). key: describes the source. */
 int g3n_quant_cache_open(g3n_quant_cache **out, const char *path, const char *key, g3n_quant_request *requests,
                          int count, g3n_quant_cache_info *info, g3n_error *err);
+/* Building progress: fraction of the source bytes stored so far (0 at the
+ * start, 1 at the end) and the seconds since the build began; called on the
+ * opening thread after each matrix, only when the cache is built. */
+typedef void (*g3n_quant_progress)(void *user, double fraction, double seconds);
+/* g3n_quant_cache_open that reports building progress (progress may be NULL). */
+int g3n_quant_cache_open_reporting(g3n_quant_cache **out, const char *path, const char *key,
+                                   g3n_quant_request *requests, int count, g3n_quant_cache_info *info,
+                                   g3n_quant_progress progress, void *user, g3n_error *err);
 void g3n_quant_cache_close(g3n_quant_cache *cache); /* accepts NULL */
 
 /* A key for a checkpoint folder: the names, sizes and modification times of

@@ -10,6 +10,7 @@
 #include "health_file.h"
 #include "matmul.h"
 #include "openmp_waits.h"
+#include "pipeline.h"
 #include "ops.h"
 #include "roles.h"
 #include "transport.h"
@@ -44,7 +45,9 @@ static void print_help(FILE *out, int role, const char *program)
             "  --check-args            check the arguments and exit (0 if the daemon would accept them)\n"
             "Set OMP_WAIT_POLICY=passive when several daemons share a host's cores (the launcher does).\n"
             "%s%s",
-            program, g3n_role_name(role), role == G3N_ROLE_DECODER ? "; sessions run in parallel" : "",
+            program, g3n_role_name(role), role == G3N_ROLE_DECODER ? "; the decoder:\n"
+                                                          "                          --max-sessions, so that every session's step\n"
+                                                          "                          can join the batched forward" : "",
             G3N_HEALTH_MAX_AGE_SECONDS,
             role == G3N_ROLE_DECODER ? "  --max-sessions N        KV-cache sessions held at once (default 16)\n"
                                        "  --max-positions N       largest context per session (default: the model's)\n"
@@ -72,7 +75,8 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     int submodel_count = 0;
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
     g3n_error err = {{0}};
-    int threads = 0, capacity = 1, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000, max_sessions = 16;
+    int threads = 0, capacity = 1, capacity_given = 0, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000,
+        max_sessions = 16;
     long long max_message_mb = 512, max_positions = 0, drain_timeout_s = 30;
     const char *health_file = NULL, *probe = NULL;
     int check_args = 0;
@@ -104,8 +108,10 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
             name = v;
         else if (strcmp(a, "--threads") == 0)
             threads = atoi(v);
-        else if (strcmp(a, "--capacity") == 0)
+        else if (strcmp(a, "--capacity") == 0) {
             capacity = atoi(v);
+            capacity_given = 1;
+        }
         else if (strcmp(a, "--heartbeat-ms") == 0)
             heartbeat_ms = atoi(v);
         else if (strcmp(a, "--heartbeat-timeout-ms") == 0)
@@ -208,7 +214,8 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     wo.endpoint = endpoint;
     wo.name = name;
     wo.model_id = g3n_weights_describe(weights);
-    wo.capacity = capacity;
+    /* the decoder's handler threads only queue steps for its engine thread and wait (pipeline.h) */
+    wo.capacity = capacity_given || role != G3N_ROLE_DECODER ? capacity : g3n_local_role_capacity(role, &ro);
     wo.transport = g3n_transport_default_options();
     wo.transport.heartbeat_interval_ms = heartbeat_ms;
     wo.transport.heartbeat_timeout_ms = heartbeat_timeout_ms;

@@ -485,6 +485,15 @@ done:
     return rc;
 }
 
+int g3n_local_role_capacity(int role, const g3n_role_options *options)
+{
+    if (role == G3N_ROLE_DECODER) {
+        const int sessions = options && options->max_sessions > 0 ? options->max_sessions : 16;
+        return sessions < 2 ? 2 : sessions > 64 ? 64 : sessions;
+    }
+    return role == G3N_ROLE_EMBEDDER ? 2 : 1;
+}
+
 int g3n_local_roles_start(g3n_local_roles *local, g3n_broker *broker, const char *endpoint, g3n_weights *weights,
                           const g3n_model_config *config, const g3n_role_options *options, unsigned role_mask,
                           const g3n_transport_options *transport, g3n_error *err)
@@ -502,7 +511,7 @@ int g3n_local_roles_start(g3n_local_roles *local, g3n_broker *broker, const char
         wo.role = role;
         wo.endpoint = endpoint;
         wo.model_id = g3n_weights_describe(weights);
-        wo.capacity = role == G3N_ROLE_EMBEDDER || role == G3N_ROLE_DECODER ? 2 : 1;
+        wo.capacity = g3n_local_role_capacity(role, options);
         wo.zmq_context = g3n_broker_context(broker);
         if (transport)
             wo.transport = *transport;

@@ -13,6 +13,10 @@
 # Environment: THREADS (default 2), REPS (rounds, default 3), G3N_OMP_ENV, FORMATS
 # (default "q4 q8 bf16"), G3N (the g3n binary; default build/release/orchestrator/g3n
 # or the first g3n on PATH), OUT (folder for the raw JSON; default a temp dir).
+# G3N_ISA (portable|avx2; unset: the best the CPU has) caps g3n's instruction set.
+# LLAMA_AVX2_BUILD=DIR: a second, AVX2-only llama.cpp build (../shared/tools/llamacpp/
+# README.md); every round then also runs it against g3n with G3N_ISA=avx2, and the
+# table gets those rows ("avx2") and g3n's avx2 / native ratio per test.
 # Both engines run with their defaults, as a user gets them: llama.cpp's
 # threadpool spins between its ops, and so do libgomp's threads (for a few
 # milliseconds, then they sleep); G3N_OMP_ENV (e.g. "OMP_WAIT_POLICY=PASSIVE")
@@ -27,7 +31,7 @@
 set -euo pipefail
 
 if [[ $# -ne 3 || "$1" == "--help" || "$1" == "-h" ]]; then
-    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
     [[ $# -eq 3 ]] || exit 2
     exit 0
 fi
@@ -41,12 +45,26 @@ if [[ -z "$G3N" ]]; then
     done
 fi
 [[ -x "${G3N:-}" ]] || { echo "error: no g3n binary (set G3N=...)" >&2; exit 2; }
-LLAMA_BENCH=$LLAMA_BUILD/bin/llama-bench
-[[ -x "$LLAMA_BENCH" ]] || LLAMA_BENCH=$LLAMA_BUILD/llama-bench
-[[ -x "$LLAMA_BENCH" ]] || { echo "error: no llama-bench under $LLAMA_BUILD (bin/llama-bench)" >&2; exit 2; }
+llama_bench_in() {
+    local bench=$1/bin/llama-bench
+    [[ -x "$bench" ]] || bench=$1/llama-bench
+    [[ -x "$bench" ]] || { echo "error: no llama-bench under $1 (bin/llama-bench)" >&2; exit 2; }
+    echo "$bench"
+}
+LLAMA_BENCH=$(llama_bench_in "$LLAMA_BUILD")
+# variants: "native" (LLAMA_BUILD, g3n with G3N_ISA as given) and, with
+# LLAMA_AVX2_BUILD, "avx2" (that build, g3n with G3N_ISA=avx2)
+VARIANTS="native"
+LLAMA_BENCH_AVX2=
+if [[ -n "${LLAMA_AVX2_BUILD:-}" ]]; then
+    LLAMA_BENCH_AVX2=$(llama_bench_in "$LLAMA_AVX2_BUILD")
+    VARIANTS="native avx2"
+fi
+case "${G3N_ISA:-}" in ""|portable|avx2) ;; *) echo "error: G3N_ISA must be portable or avx2 (or unset)" >&2; exit 2 ;; esac
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
-echo "g3n: $G3N; llama-bench: $LLAMA_BENCH; threads $THREADS; $REPS rounds; raw JSON in $OUT"
+echo "g3n: $G3N (G3N_ISA=${G3N_ISA:-best}); llama-bench: $LLAMA_BENCH${LLAMA_BENCH_AVX2:+, AVX2 build $LLAMA_BENCH_AVX2}"
+echo "threads $THREADS; $REPS rounds; raw JSON in $OUT"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 gguf_of() {
@@ -76,33 +94,51 @@ EOF
     env ${G3N_OMP_ENV:-} "$G3N" bench text --model "$CHECKPOINT" --weights "$format" --threads "$THREADS" \
         --prefill 16 --decode 0 --repeat 1 --json > "$OUT/g3n-$format-cache.json"
     for round in $(seq 1 "$REPS"); do
-        "$LLAMA_BENCH" -m "$gguf" -t "$THREADS" -p 128,512 -n 64 -r 1 -o json > "$OUT/llama-$format-$round.json"
-        env ${G3N_OMP_ENV:-} "$G3N" bench text --model "$CHECKPOINT" --weights "$format" --threads "$THREADS" \
-            --prefill 128,512 --decode 64 --repeat 1 --json > "$OUT/g3n-$format-$round.json"
+        for variant in $VARIANTS; do
+            if [[ $variant == native ]]; then
+                bench=$LLAMA_BENCH isa=${G3N_ISA:-} tag=$format
+            else
+                bench=$LLAMA_BENCH_AVX2 isa=avx2 tag=$format.avx2
+            fi
+            "$bench" -m "$gguf" -t "$THREADS" -p 128,512 -n 64 -r 1 -o json > "$OUT/llama-$tag-$round.json"
+            env ${G3N_OMP_ENV:-} ${isa:+G3N_ISA=$isa} "$G3N" bench text --model "$CHECKPOINT" --weights "$format" \
+                --threads "$THREADS" --prefill 128,512 --decode 64 --repeat 1 --json > "$OUT/g3n-$tag-$round.json"
+        done
     done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$OUT" $FORMATS <<'EOF'
+python3 - "$OUT" "${G3N_ISA:-best}" $FORMATS <<'EOF'
 import glob, json, os, statistics, sys
-out, formats = sys.argv[1], sys.argv[2:]
+out, native_isa, formats = sys.argv[1], sys.argv[2], sys.argv[3:]
 names = {"q4": "Q4_0", "q8": "Q8_0", "bf16": "BF16"}
-print("| weights | test | llama.cpp tok/s (median, n) | g3n tok/s (median, n) | g3n / llama.cpp |")
-print("|---|---|---|---|---:|")
-for f in formats:
+
+def medians(tag):
     llama, g3n = {}, {}
-    for fn in sorted(glob.glob(os.path.join(out, f"llama-{f}-*.json"))):
+    for fn in sorted(glob.glob(os.path.join(out, f"llama-{tag}-[0-9]*.json"))):
         for r in json.load(open(fn)):
             test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
             llama.setdefault(test, []).extend(r["samples_ts"])
-    for fn in sorted(glob.glob(os.path.join(out, f"g3n-{f}-[0-9]*.json"))):
+    for fn in sorted(glob.glob(os.path.join(out, f"g3n-{tag}-[0-9]*.json"))):
         for r in json.load(open(fn))["results"]:
             g3n.setdefault(r["test"], []).append(r["tok_s"])
+    return llama, g3n
+
+print("| weights | path | test | llama.cpp tok/s (median, n) | g3n tok/s (median, n) | g3n / llama.cpp |")
+print("|---|---|---|---|---|---:|")
+for f in formats:
+    native = medians(f)
+    avx2 = medians(f + ".avx2")
+    for path, (llama, g3n) in ((f"native (g3n {native_isa})", native), ("avx2", avx2)):
+        for test in ("pp128", "pp512", "tg64"):
+            if test not in llama or test not in g3n:
+                continue
+            a, b = statistics.median(llama[test]), statistics.median(g3n[test])
+            print(f"| {f} vs {names[f]} | {path} | {test} | {a:.2f} ({len(llama[test])}) | {b:.2f} ({len(g3n[test])}) | {b / a:.2f}x |")
     for test in ("pp128", "pp512", "tg64"):
-        if test not in llama or test not in g3n:
-            continue
-        a, b = statistics.median(llama[test]), statistics.median(g3n[test])
-        print(f"| {f} vs {names[f]} | {test} | {a:.2f} ({len(llama[test])}) | {b:.2f} ({len(g3n[test])}) | {b / a:.2f}x |")
+        if test in native[1] and test in avx2[1]:
+            ratio = statistics.median(avx2[1][test]) / statistics.median(native[1][test])
+            print(f"|   | g3n avx2 / native | {test} | | | {ratio:.2f} |")
     cache = os.path.join(out, f"g3n-{f}-cache.json")
     if os.path.exists(cache):
         c = json.load(open(cache))

@@ -322,8 +322,8 @@ static int bench_vision(const bench_options *o)
         goto done;
     print_header("vision tower", o, weights);
     if (o->json)
-        printf("{\"benchmark\":\"vision\",\"threads\":%d,\"load_average_start\":%.2f,\"runs\":[", g3n_get_threads(),
-               g3n_bench_load_average());
+        printf("{\"benchmark\":\"vision\",\"threads\":%d,\"isa\":\"%s\",\"load_average_start\":%.2f,\"runs\":[",
+               g3n_get_threads(), g3n_isa_name(g3n_isa_active()), g3n_bench_load_average());
     if (g3n_vision_config_parse(&config, &vc, &err) != G3N_OK) {
         g3n_error_prefix(&err, "vision encoder"); /* as loading the encoder says it */
         goto done;
@@ -458,9 +458,9 @@ static int bench_audio(const bench_options *o)
     for (int64_t i = 0; i < frames; i++)
         padding[i] = !mask[i];
     if (o->json)
-        printf("{\"benchmark\":\"audio\",\"threads\":%d,\"audio_seconds\":%.2f,\"frames\":%lld,\"tokens\":%lld,"
-               "\"features_seconds\":%.4f,\"load_average_start\":%.2f,\"runs\":[",
-               g3n_get_threads(), o->seconds, (long long)frames, (long long)tokens, feature_seconds,
+        printf("{\"benchmark\":\"audio\",\"threads\":%d,\"isa\":\"%s\",\"audio_seconds\":%.2f,\"frames\":%lld,"
+               "\"tokens\":%lld,\"features_seconds\":%.4f,\"load_average_start\":%.2f,\"runs\":[",
+               g3n_get_threads(), g3n_isa_name(g3n_isa_active()), o->seconds, (long long)frames, (long long)tokens, feature_seconds,
                g3n_bench_load_average());
     else
         printf("  %.1f s of audio: %lld feature frames -> %lld tokens; features %.3f s\n", o->seconds,
@@ -527,7 +527,8 @@ static int bench_gemm(const bench_options *o)
     const char *shapes = o->shapes ? o->shapes : "2304x640x2560,2304x2560x640,9216x256x1024,96x1536x6144,96x6144x1536";
     print_header("gemm, bf16 weights", o, NULL);
     if (o->json)
-        printf("{\"benchmark\":\"gemm\",\"threads\":%d,\"shapes\":[", g3n_get_threads());
+        printf("{\"benchmark\":\"gemm\",\"threads\":%d,\"isa\":\"%s\",\"shapes\":[", g3n_get_threads(),
+               g3n_isa_name(g3n_isa_active()));
     else
         printf("  %-18s %14s %14s %14s %14s  (GFLOP/s, best of %d)\n", "M x K x N", "g3n_matmul", "packed f32",
                "packed bf16", "packed int8", o->repeat);

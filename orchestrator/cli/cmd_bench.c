@@ -503,8 +503,10 @@ static int bench_matmul(int argc, char **argv)
         }
         double gflops = 2.0 * (double)m * (double)k * (double)n / best / 1e9;
         if (json)
-            printf("%s{\"m\":%lld,\"k\":%lld,\"n\":%lld,\"dtype\":\"%s\",\"ms\":%.3f,\"gflops\":%.2f}",
-                   first ? "" : ",", m, k, n, g3n_matrix_dtype_name(dtype), best * 1e3, gflops);
+            printf("%s{\"m\":%lld,\"k\":%lld,\"n\":%lld,\"dtype\":\"%s\",\"isa\":\"%s\",\"threads\":%d,"
+                   "\"ms\":%.3f,\"gflops\":%.2f}",
+                   first ? "" : ",", m, k, n, g3n_matrix_dtype_name(dtype), g3n_isa_name(g3n_isa_active()),
+                   g3n_get_threads(), best * 1e3, gflops);
         else {
             char label[64];
             snprintf(label, sizeof(label), "%lldx%lldx%lld", m, k, n);

@@ -64,9 +64,10 @@ static void print_help(FILE *out)
             "  --top-k K, --top-p P  sampling filters (with --temperature)\n"
             "  --seed N              sampling seed\n"
             "  --threads N           OpenMP threads (default: all)\n"
-            "  --weights F           what the decoder computes with: f32 (default: the stored weights,\n"
-            "                        f32 products, the reference's numbers), bf16, q8 or q4 (faster,\n"
-            "                        quantised once into DIR/g3n-cache; see g3n bench text --help)\n"
+            "  --weights F           what the decoder computes with: q8 (default with --model: block-\n"
+            "                        quantised once into DIR/g3n-cache, ~0.5 %% error per product), q4\n"
+            "                        (faster, coarser), bf16, or f32 (the stored weights, f32 products,\n"
+            "                        the reference's numbers; the default with --synth and --demo)\n"
             "  --submodel SPEC       answer with this MatFormer sub-model of the model: a preset (full,\n"
             "                        e2b, e1.96b, e2.54b), a JSON object or @FILE.json (g3n slice --help);\n"
             "                        views into the loaded weights (with --remote: the decoders' --submodel)\n"
@@ -237,6 +238,7 @@ int g3n_command_run(int argc, char **argv)
     int top_k = 0;
     unsigned long long seed = 0;
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
+    int weights_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -293,6 +295,7 @@ int g3n_command_run(int argc, char **argv)
         else if (strcmp(a, "--weights") == 0) {
             if (g3n_parse_weights_option("run", v, &weight_format) != 0)
                 return 2;
+            weights_given = 1;
         } else if (strcmp(a, "--submodel") == 0)
             submodel_spec = v;
         else if (strcmp(a, "--bind") == 0)
@@ -382,6 +385,10 @@ int g3n_command_run(int argc, char **argv)
     }
     if (threads > 0)
         g3n_set_threads(threads);
+    if (!weights_given)
+        weight_format = g3n_default_weight_format(source.model_dir != NULL);
+    if (!remote && !quiet)
+        g3n_report_weight_format("run", weight_format, weights_given);
 
     int rc = 1;
     g3n_local_pipeline local;

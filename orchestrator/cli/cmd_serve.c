@@ -56,8 +56,10 @@ static void print_help(FILE *out)
             "  --max-connections N    open connections (default %d)\n"
             "  --retry-after N        seconds in Retry-After on 429/503 (default %d)\n"
             "  --threads N            OpenMP threads (default: all)\n"
-            "  --weights F            the decoder's weights: f32 (default, the reference's numbers),\n"
-            "                         bf16, q8 or q4 (faster, quantised once into DIR/g3n-cache)\n"
+            "  --weights F            the decoder's weights: q8 (default with --model: block-quantised\n"
+            "                         once into DIR/g3n-cache, ~0.5 %% error per product), q4 (faster,\n"
+            "                         coarser), bf16, or f32 (the reference's numbers; the default\n"
+            "                         with --synth and --demo)\n"
             "  --submodel SPEC        also serve this MatFormer sub-model of the model (repeatable): a preset\n"
             "                         (full, e2b, e1.96b, e2.54b), a JSON object or @FILE.json (g3n slice\n"
             "                         --help); listed as the model id NAME:<sub-model name>, chosen per\n"
@@ -107,6 +109,7 @@ int g3n_command_serve(int argc, char **argv)
     char submodel_names[G3N_HTTP_MAX_SUBMODELS][64];
     const char *submodel_name_list[G3N_HTTP_MAX_SUBMODELS];
     int submodel_count = 0;
+    int weights_given = 0;
     char model_name[256] = "";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -172,6 +175,7 @@ int g3n_command_serve(int argc, char **argv)
         else if (strcmp(a, "--weights") == 0) {
             if (g3n_parse_weights_option("serve", v, &weight_format) != 0)
                 return 2;
+            weights_given = 1;
         } else if (strcmp(a, "--submodel") == 0) {
             if (submodel_count >= G3N_HTTP_MAX_SUBMODELS) {
                 fprintf(stderr, "g3n serve: error: at most %d --submodel\n", G3N_HTTP_MAX_SUBMODELS);
@@ -224,6 +228,9 @@ int g3n_command_serve(int argc, char **argv)
     http.model_name = model_name;
     if (threads > 0)
         g3n_set_threads(threads);
+    if (!weights_given)
+        weight_format = g3n_default_weight_format(source.model_dir != NULL);
+    g3n_report_weight_format("serve", weight_format, weights_given);
 
     g3n_install_shutdown_handlers();
     int rc = 1;

@@ -26,5 +26,12 @@ int g3n_wants_help(int argc, char **argv);
 /* --weights' value (f32|bf16|q8|q4) into *format: 0, or 2 (the usage exit
  * code) after "g3n COMMAND: error: ..." on stderr. */
 int g3n_parse_weights_option(const char *command, const char *value, g3n_weight_format *format);
+/* The --weights of g3n run and g3n serve when none is given: q8 for a
+ * checkpoint folder (--model; README "Precision": its measured error budget),
+ * f32 for --synth and --demo (synthetic test models, held to the exact path). */
+g3n_weight_format g3n_default_weight_format(int checkpoint);
+/* "g3n COMMAND: weights q8 (the default for a checkpoint; --weights f32 for the
+ * exact path)" or "g3n COMMAND: weights q4 (--weights)" on stderr. */
+void g3n_report_weight_format(const char *command, g3n_weight_format format, int given);
 
 #endif

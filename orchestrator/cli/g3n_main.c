@@ -53,6 +53,23 @@ int g3n_parse_weights_option(const char *command, const char *value, g3n_weight_
     return 0;
 }
 
+g3n_weight_format g3n_default_weight_format(int checkpoint)
+{
+    return checkpoint ? G3N_WEIGHTS_Q8 : G3N_WEIGHTS_EXACT;
+}
+
+void g3n_report_weight_format(const char *command, g3n_weight_format format, int given)
+{
+    if (given)
+        fprintf(stderr, "g3n %s: weights %s (--weights)\n", command, g3n_weight_format_name(format));
+    else if (format == G3N_WEIGHTS_EXACT)
+        fprintf(stderr, "g3n %s: weights f32, the exact path (the default for synthetic weights; --weights q8|q4 "
+                        "for speed)\n", command);
+    else
+        fprintf(stderr, "g3n %s: weights %s (the default for a checkpoint; --weights f32 for the exact path)\n",
+                command, g3n_weight_format_name(format));
+}
+
 int main(int argc, char **argv)
 {
     g3n_openmp_default_waits(argv); /* a short spin, then sleep: openmp_waits.h */

@@ -15,5 +15,8 @@ void g3n_text_gelu_tanh(const float *x, float *out, int64_t n);
 /* AVX-512 bodies (text_math_avx512.c): whole vectors only, n a multiple of 16. */
 void g3n_text_softcap_avx512(float *x, int64_t n, float cap);
 void g3n_text_gelu_tanh_avx512(const float *x, float *out, int64_t n);
+/* AVX2 bodies (text_math_avx2.c): n a multiple of 8. */
+void g3n_text_softcap_avx2(float *x, int64_t n, float cap);
+void g3n_text_gelu_tanh_avx2(const float *x, float *out, int64_t n);
 
 #endif

@@ -1,6 +1,6 @@
 /* Continuous batching in the decoder role (issue 8, item 5): several chats
  * running at the same time through the pipeline (roles as threads over
- * inproc://, a decoder worker with 4 handler threads) have their decode steps
+ * inproc://, with g3n serve's handler threads: one per decoder session) have their decode steps
  * computed together - one batched forward for the steps pending at once - and
  * each chat's greedy tokens equal those of the same chat run alone. */
 #include <pthread.h>
@@ -96,6 +96,7 @@ static void test_concurrent_chats_batch_and_match_solo(void **state)
         g3n_role_options ro;
         memset(&ro, 0, sizeof(ro));
         ro.threads = 1;
+        ro.max_sessions = 4;
         if (g3n_role_open(&role[i], roles[i], weights, &c.config, &ro, &err) != G3N_OK)
             fail_msg("%s", err.message);
         g3n_worker_options wo;
@@ -103,7 +104,11 @@ static void test_concurrent_chats_batch_and_match_solo(void **state)
         wo.role = roles[i];
         wo.endpoint = endpoint;
         wo.model_id = g3n_weights_describe(weights);
-        wo.capacity = 4; /* four requests in at once: the decoder batches their steps */
+        /* as g3n serve's in-process roles: the decoder takes one request per session it may hold
+         * (with 2, a third concurrent chat's step waited in the broker's queue) */
+        wo.capacity = g3n_local_role_capacity(roles[i], &ro);
+        if (roles[i] == G3N_ROLE_DECODER)
+            assert_true(wo.capacity >= ro.max_sessions && wo.capacity >= CHATS);
         wo.zmq_context = g3n_broker_context(broker);
         wo.transport = transport;
         if (g3n_worker_start(&worker[i], &wo, g3n_role_handle, role[i], &err) != G3N_OK)
