@@ -63,7 +63,8 @@ static void print_help(FILE *out)
             "                         --help); listed as the model id NAME:<sub-model name>, chosen per\n"
             "                         request by \"model\"; views into the same weights, no second copy\n"
             "  --bind ENDPOINT        also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
-            "                         can connect and share the work\n"
+            "                         can connect and share the work; tcp:// needs:\n"
+            G3N_SECURITY_HELP_BIND
             "  --quiet                no log line per request\n"
             "  --live-sessions N      live sessions at once (default %d; 0: no live endpoints); the\n"
             "                         live model is loaded in this process on the first session\n"
@@ -108,8 +109,18 @@ int g3n_command_serve(int argc, char **argv)
     const char *submodel_name_list[G3N_HTTP_MAX_SUBMODELS];
     int submodel_count = 0;
     char model_name[256] = "";
+    g3n_security_flags security = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--insecure") == 0 || strcmp(a, "--keys") == 0) {
+            int uses_value;
+            if (g3n_security_flag(&security, a, i + 1 < argc ? argv[i + 1] : NULL, &uses_value) < 0) {
+                fprintf(stderr, "g3n serve: error: %s needs a value (see --help)\n", a);
+                return 2;
+            }
+            i += uses_value;
+            continue;
+        }
         if (strcmp(a, "--demo") == 0) {
             source.demo = 1;
             continue;
@@ -194,7 +205,10 @@ int g3n_command_serve(int argc, char **argv)
         }
     }
     g3n_error err = {{0}};
-    if (g3n_model_source_check(&source, &err) != G3N_OK) {
+    g3n_transport_options transport = g3n_transport_default_options();
+    if (g3n_model_source_check(&source, &err) != G3N_OK ||
+        g3n_security_apply(&security, "g3n serve", &transport.curve, &transport.insecure, &err) != G3N_OK ||
+        (bind && g3n_curve_check_endpoint(bind, &transport.curve, transport.insecure, &err) != G3N_OK)) {
         fprintf(stderr, "g3n serve: error: %s\n", err.message);
         return 2;
     }
@@ -239,7 +253,7 @@ int g3n_command_serve(int argc, char **argv)
         if (g3n_generation_config_load(source.model_dir, &http.sampling, eos, &eos_count, &found, &err) != G3N_OK)
             goto done;
     }
-    g3n_transport_options transport = g3n_transport_default_options();
+    g3n_curve_install_reload_handler();
     transport.verbose = bind != NULL && !http.quiet;
     if (g3n_local_pipeline_start_broker(&local, "inproc://g3n-serve-workers", bind, &transport, &err) != G3N_OK)
         goto done;

@@ -49,7 +49,8 @@ static void print_help(FILE *out)
             "                            (ready once the broker, client endpoint and HTTP API are up)\n"
             "  --probe live|ready        with --health-file: exit 0 if the orchestrator writing it is\n"
             "                            live / ready, else 1 (a cluster's exec probe)\n"
-            "  --check-args              check the arguments and exit (0 if they would be accepted)\n");
+            "  --check-args              check the arguments and exit (0 if they would be accepted)\n"
+            "Security (tcp:// needs one of these; README \"Security\"):\n" G3N_SECURITY_HELP_BIND);
 }
 
 int main(int argc, char **argv)
@@ -65,12 +66,23 @@ int main(int argc, char **argv)
     int submodel_count = 0;
     g3n_http_options http = g3n_http_default_options();
     g3n_transport_options transport = g3n_transport_default_options();
+    g3n_security_flags security = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             print_help(stdout);
             return 0;
+        }
+        int uses_value, security_flag = g3n_security_flag(&security, a, v, &uses_value);
+        if (security_flag < 0 || (security_flag == 1 && (strcmp(a, "--key") == 0 || strcmp(a, "--server-key") == 0))) {
+            fprintf(stderr, "g3n-orchestrator: error: %s %s (see --help)\n", a,
+                    security_flag < 0 ? "needs a value" : "is for workers and clients; the orchestrator takes --keys DIR");
+            return 2;
+        }
+        if (security_flag == 1) {
+            i += uses_value;
+            continue;
         }
         if (strcmp(a, "--quiet") == 0) {
             quiet = 1;
@@ -157,6 +169,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "g3n-orchestrator: error: a numeric option is out of range (see --help)\n");
         return 2;
     }
+    g3n_error err = {{0}};
+    int security_ok = g3n_security_apply(&security, "g3n-orchestrator", &transport.curve, &transport.insecure, &err) ==
+                      G3N_OK;
+    for (int i = 0; i <= bind_count && security_ok; i++) /* every bind, then the client endpoint */
+        security_ok = g3n_curve_check_endpoint(i < bind_count ? binds[i] : listen, &transport.curve,
+                                               transport.insecure, &err) == G3N_OK;
+    if (!security_ok) {
+        fprintf(stderr, "g3n-orchestrator: error: %s\n", err.message);
+        return 2;
+    }
     if (check_args) {
         printf("g3n-orchestrator: arguments accepted (workers on %s, clients on %s%s)\n", binds[0], listen,
                http_port >= 0 ? ", HTTP API" : "");
@@ -164,7 +186,7 @@ int main(int argc, char **argv)
     }
     transport.verbose = !quiet;
     g3n_install_shutdown_handlers();
-    g3n_error err = {{0}};
+    g3n_curve_install_reload_handler();
     g3n_model_config config;
     memset(&config, 0, sizeof(config));
     g3n_tokenizer *tokenizer = NULL;
