@@ -32,8 +32,7 @@ static void usage(FILE *out)
             "  --fixtures DIR    folder holding the cases (default: the case's parent)\n"
             "  --threads N       OpenMP threads for the local roles\n"
             "  --keys DIR        CurveZMQ on --bind tcp:// (the orchestrator's keys folder, see g3n keygen)\n"
-            "  --insecure        allow --bind tcp:// without keys (trusted networks only; warned)\n"
-            "  --capture FILE    tests: a copy of every worker message's bytes as the broker received them\n");
+            "  --insecure        allow --bind tcp:// without keys (trusted networks only; warned)\n");
 }
 
 int g3n_command_check_pipeline(int argc, char **argv)
