@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "http_auth.h"
 #include "config.h"
 #include "generate.h"
 #include "http_live.h"
@@ -72,7 +73,9 @@ static void print_help(FILE *out)
             "                         --context or max_position_embeddings); when media fill it, the\n"
             "                         oldest are dropped and the rest prefilled again\n"
             "  --live-idle-seconds N  a live session untouched this long is freed (default %.0f)\n"
-            "  --live-max-media-mb N  one frame or audio piece pushed to a session (default %lld)\n",
+            "  --live-max-media-mb N  one frame or audio piece pushed to a session (default %lld)\n"
+            "Security (docs/http-api.md): with keys, /v1/... needs Authorization: Bearer KEY\n"
+            G3N_HTTP_SECURITY_HELP,
             d.host, d.port, d.max_sessions, d.queue, (long long)d.max_tokens, (long long)(d.max_body_bytes >> 20),
             d.max_connections, d.retry_after_seconds, ld.max_sessions, ld.idle_seconds,
             (long long)(ld.max_media_bytes >> 20));
@@ -110,8 +113,20 @@ int g3n_command_serve(int argc, char **argv)
     int submodel_count = 0;
     char model_name[256] = "";
     g3n_security_flags security = {0};
+    g3n_http_security_flags http_security;
+    memset(&http_security, 0, sizeof(http_security));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int http_uses_value, http_flag =
+            g3n_http_security_flag(&http_security, a, i + 1 < argc ? argv[i + 1] : NULL, &http_uses_value);
+        if (http_flag < 0) {
+            fprintf(stderr, "g3n serve: error: %s needs a value (a number >= 1 for the limits; see --help)\n", a);
+            return 2;
+        }
+        if (http_flag == 1) {
+            i += http_uses_value;
+            continue;
+        }
         if (strcmp(a, "--insecure") == 0 || strcmp(a, "--keys") == 0) {
             int uses_value;
             if (g3n_security_flag(&security, a, i + 1 < argc ? argv[i + 1] : NULL, &uses_value) < 0) {
@@ -239,6 +254,15 @@ int g3n_command_serve(int argc, char **argv)
     if (threads > 0)
         g3n_set_threads(threads);
 
+    g3n_http_auth *auth = NULL;
+    char *tls_cert = NULL, *tls_key = NULL;
+    if (g3n_http_security_load(&http_security, &auth, &tls_cert, &tls_key, &err) != G3N_OK) {
+        fprintf(stderr, "g3n serve: error: %s\n", err.message);
+        return 2;
+    }
+    http.auth = auth;
+    http.tls_cert_pem = tls_cert;
+    http.tls_key_pem = tls_key;
     g3n_install_shutdown_handlers();
     int rc = 1;
     g3n_local_pipeline local;
@@ -298,8 +322,9 @@ int g3n_command_serve(int argc, char **argv)
     if (g3n_http_server_start(&server, local.broker, &local.config, local.tokenizer, &http, &err) != G3N_OK)
         goto done;
     int port = g3n_http_server_port(server);
-    fprintf(stderr, "g3n serve: listening on http://%s:%d (model '%s', ready in %.2f s; every role in this process)\n",
-            http.host, port, model_name, g3n_now_seconds() - t_load);
+    fprintf(stderr, "g3n serve: listening on %s://%s:%d (model '%s', ready in %.2f s; every role in this process%s)\n",
+            tls_cert ? "https" : "http", http.host, port, model_name, g3n_now_seconds() - t_load,
+            auth ? "; API keys required" : "");
     if (source.demo)
         fprintf(stderr, "g3n serve --demo: a tiny Gemma 3n with SYNTHETIC (random) weights and the real tokenizer; "
                         "its words are random because its weights are.\n");
@@ -322,5 +347,10 @@ done:
     g3n_http_server_stop(server);
     g3n_http_live_free(live);
     g3n_local_pipeline_stop(&local);
+    g3n_http_auth_free(auth);
+    free(tls_cert);
+    if (tls_key)
+        memset(tls_key, 0, strlen(tls_key));
+    free(tls_key);
     return rc;
 }
