@@ -1392,8 +1392,12 @@ static void *worker_socket_main(void *arg)
             last_sent = now;
         }
         if (socket && now - last_broker_seen > o->heartbeat_timeout_ms) {
-            worker_log(w, "broker at %s silent for %lld ms: reconnecting", w->endpoint,
-                       (long long)(now - last_broker_seen));
+            worker_log(w, "broker at %s silent for %lld ms: reconnecting%s", w->endpoint,
+                       (long long)(now - last_broker_seen),
+                       o->curve.enabled && strncmp(w->endpoint, "inproc://", 9) != 0
+                           ? " (CurveZMQ: if it never answers, is this worker's public key listed in the "
+                             "orchestrator's keys folder for its role, and --server-key the orchestrator's?)"
+                           : "");
             zmq_close(socket);
             socket = worker_connect(w);
             last_broker_seen = now;
