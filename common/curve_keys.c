@@ -281,15 +281,34 @@ int g3n_security_flag(g3n_security_flags *flags, const char *flag, const char *v
     return 1;
 }
 
+static int flags_consistent(const g3n_security_flags *flags, g3n_error *err)
+{
+    if (flags->insecure && (flags->keys_dir || flags->key_file || flags->server_key_file))
+        return g3n_error_set(err, "--insecure goes without --keys, --key and --server-key");
+    if (flags->keys_dir && (flags->key_file || flags->server_key_file))
+        return g3n_error_set(err, "give --keys DIR (this side binds) or --key + --server-key (this side connects)");
+    if ((flags->key_file != NULL) != (flags->server_key_file != NULL))
+        return g3n_error_set(err, "CURVE needs both --key (own .key_secret) and --server-key (the orchestrator's .key)");
+    return G3N_OK;
+}
+
+int g3n_security_check_flags(const g3n_security_flags *flags, const char *endpoint, g3n_error *err)
+{
+    if (flags_consistent(flags, err) != G3N_OK)
+        return G3N_ERR;
+    g3n_curve_options promised;
+    memset(&promised, 0, sizeof(promised));
+    promised.enabled = flags->keys_dir || flags->key_file;
+    return g3n_curve_check_endpoint(endpoint, &promised, flags->insecure, err);
+}
+
 int g3n_security_apply(const g3n_security_flags *flags, const char *program, g3n_curve_options *curve, int *insecure,
                        g3n_error *err)
 {
     memset(curve, 0, sizeof(*curve));
     *insecure = flags->insecure;
-    if (flags->insecure && (flags->keys_dir || flags->key_file || flags->server_key_file))
-        return g3n_error_set(err, "--insecure goes without --keys, --key and --server-key");
-    if (flags->keys_dir && (flags->key_file || flags->server_key_file))
-        return g3n_error_set(err, "give --keys DIR (this side binds) or --key + --server-key (this side connects)");
+    if (flags_consistent(flags, err) != G3N_OK)
+        return G3N_ERR;
     if (flags->insecure)
         fprintf(stderr,
                 "%s: WARNING: --insecure: tcp:// links run without CurveZMQ: anyone who can reach them can join as "

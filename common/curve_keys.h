@@ -97,6 +97,10 @@ typedef struct g3n_security_flags {
 /* Returns 1 if flag is one of them (*uses_value: 1 when it took value, which
  * may be NULL: then G3N_ERR through the return value -1), 0 if not. */
 int g3n_security_flag(g3n_security_flags *flags, const char *flag, const char *value, int *uses_value);
+/* --check-args: the flags are consistent and endpoint gets keys or
+ * --insecure; the key files are not read (they may live only where the
+ * binary runs). */
+int g3n_security_check_flags(const g3n_security_flags *flags, const char *endpoint, g3n_error *err);
 /* Loads the keys the flags name into curve and sets *insecure; with
  * --insecure writes the warning to stderr under program's name. */
 int g3n_security_apply(const g3n_security_flags *flags, const char *program, g3n_curve_options *curve, int *insecure,

@@ -175,8 +175,9 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     }
     g3n_curve_options curve;
     int insecure = 0;
-    if (g3n_security_apply(&security, program, &curve, &insecure, &err) != G3N_OK ||
-        g3n_curve_check_endpoint(endpoint, &curve, insecure, &err) != G3N_OK) {
+    if (check_args ? g3n_security_check_flags(&security, endpoint, &err) != G3N_OK
+                   : (g3n_security_apply(&security, program, &curve, &insecure, &err) != G3N_OK ||
+                      g3n_curve_check_endpoint(endpoint, &curve, insecure, &err) != G3N_OK)) {
         fprintf(stderr, "%s: error: %s\n", program, err.message);
         return 2;
     }

@@ -183,11 +183,14 @@ int main(int argc, char **argv)
         return 2;
     }
     g3n_error err = {{0}};
-    int security_ok = g3n_security_apply(&security, "g3n-orchestrator", &transport.curve, &transport.insecure, &err) ==
-                      G3N_OK;
-    for (int i = 0; i <= bind_count && security_ok; i++) /* every bind, then the client endpoint */
-        security_ok = g3n_curve_check_endpoint(i < bind_count ? binds[i] : listen, &transport.curve,
-                                               transport.insecure, &err) == G3N_OK;
+    int security_ok = check_args || g3n_security_apply(&security, "g3n-orchestrator", &transport.curve,
+                                                       &transport.insecure, &err) == G3N_OK;
+    for (int i = 0; i <= bind_count && security_ok; i++) { /* every bind, then the client endpoint */
+        const char *endpoint = i < bind_count ? binds[i] : listen;
+        security_ok = check_args ? g3n_security_check_flags(&security, endpoint, &err) == G3N_OK
+                                 : g3n_curve_check_endpoint(endpoint, &transport.curve, transport.insecure, &err) ==
+                                       G3N_OK;
+    }
     if (!security_ok) {
         fprintf(stderr, "g3n-orchestrator: error: %s\n", err.message);
         return 2;
