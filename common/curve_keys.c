@@ -217,10 +217,12 @@ int g3n_curve_load_client(g3n_curve_options *options, const char *secret_file, c
 
 int g3n_curve_check_endpoint(const char *endpoint, const g3n_curve_options *options, int insecure, g3n_error *err)
 {
-    if (strncmp(endpoint, "inproc://", 9) == 0 || (options && options->enabled) || insecure)
+    /* inproc:// is this process; ipc:// a local socket file guarded by its folder's permissions */
+    if (strncmp(endpoint, "inproc://", 9) == 0 || strncmp(endpoint, "ipc://", 6) == 0 || (options && options->enabled) ||
+        insecure)
         return G3N_OK;
     return g3n_error_set(err,
-                         "%s is not inproc:// and no CurveZMQ keys were given: give keys (--keys DIR on the "
+                         "%s is a network endpoint and no CurveZMQ keys were given: give keys (--keys DIR on the "
                          "orchestrator, --key FILE --server-key FILE on workers and clients) or, on a trusted "
                          "network only, --insecure",
                          endpoint);
@@ -231,15 +233,8 @@ int g3n_curve_prepare_socket(void *socket, const char *endpoint, const g3n_curve
 {
     if (strncmp(endpoint, "inproc://", 9) == 0)
         return G3N_OK;
-    if (!options || !options->enabled) {
-        if (insecure)
-            return G3N_OK;
-        return g3n_error_set(err,
-                             "%s is not inproc:// and no CurveZMQ keys were given: give keys (--keys DIR on the "
-                             "orchestrator, --key FILE --server-key FILE on workers and clients) or, on a trusted "
-                             "network only, --insecure",
-                             endpoint);
-    }
+    if (!options || !options->enabled)
+        return g3n_curve_check_endpoint(endpoint, options, insecure, err);
     int rc = 0;
     if (server) {
         int one = 1;

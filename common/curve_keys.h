@@ -70,8 +70,9 @@ int g3n_curve_load_client(g3n_curve_options *options, const char *secret_file, c
 
 /* Applies CURVE to a socket before its bind (server = 1, with the ZAP domain)
  * or connect (server = 0), when options->enabled and the endpoint is not
- * inproc://. Plain tcp:// (or ipc://) without CURVE is refused unless
- * insecure is 1 (g3n_curve_check_endpoint: that rule alone). */
+ * inproc://. A network endpoint (tcp://, ...) without CURVE is refused unless
+ * insecure is 1; inproc:// and ipc:// (a local socket file) are allowed
+ * (g3n_curve_check_endpoint: that rule alone). */
 int g3n_curve_check_endpoint(const char *endpoint, const g3n_curve_options *options, int insecure, g3n_error *err);
 int g3n_curve_prepare_socket(void *socket, const char *endpoint, const g3n_curve_options *options, int insecure,
                              int server, const char *domain, g3n_error *err);
