@@ -161,6 +161,8 @@ typedef struct worker_entry {
     uint64_t incarnation;
     int draining; /* 1: it is finishing its work before leaving; only requests pinned to it go there */
     char model_id[128];
+    char user_id[160];                   /* CURVE: "ROLE:KEYNAME" its messages carry ("" inproc) */
+    char key[G3N_CURVE_KEY_TEXT];        /* CURVE: its public key: the name is bound to it */
 } worker_entry;
 
 typedef struct request_entry {
@@ -197,6 +199,8 @@ struct g3n_broker {
     request_entry **requests;
     int request_count, request_capacity;
     int64_t last_heartbeat_sent;
+    g3n_zap *zap; /* CURVE on: the ZAP handler (curve_keys.h) */
+    unsigned zap_generation;
 };
 
 static void broker_log(g3n_broker *b, const char *format, ...) G3N_PRINTF(2, 3);
@@ -549,6 +553,72 @@ static void mark_draining(g3n_broker *b, worker_entry *w)
     send_envelope_to_worker(b, w, &env);
 }
 
+static void count_unauthorised(g3n_broker *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->stats.messages_unauthorised++;
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* CURVE: the sender's key must still be listed (a revoked key's connection
+ * gets nothing more), and a registered name answers only to the key that
+ * registered it (no one takes over another worker's name). */
+static int authorise_worker_message(g3n_broker *b, const char *id, size_t id_len, zmq_msg_t *payload, char *user_id,
+                                    size_t user_id_size, char *key, size_t key_size)
+{
+    if (!g3n_zap_check_message(b->zap, payload, NULL, user_id, user_id_size)) {
+        count_unauthorised(b);
+        broker_log(b, "message from %s (%s) refused: its key is no longer listed", id, user_id);
+        return 0;
+    }
+    g3n_zap_message_key(payload, key, key_size);
+    worker_entry *w = find_worker(b, id, id_len);
+    if (w && (strcmp(w->user_id, user_id) != 0 || strcmp(w->key, key) != 0)) {
+        count_unauthorised(b);
+        broker_log(b, "message from %s refused: that worker name belongs to key %s, not %s", id,
+                   w->user_id[0] ? w->user_id : "(inproc)", user_id[0] ? user_id : "(inproc)");
+        return 0;
+    }
+    return 1;
+}
+
+/* CURVE: a key listed for one role registers only as that role. */
+static int key_allows_role(g3n_broker *b, const char *id, const char *user_id, int role)
+{
+    if (!b->zap || !user_id[0])
+        return 1;
+    const char *name = g3n_role_name(role);
+    size_t n = strlen(name);
+    if (strncmp(user_id, name, n) == 0 && user_id[n] == ':')
+        return 1;
+    count_unauthorised(b);
+    broker_log(b, "worker %s refused: it says %s but its key is %s", id, name, user_id);
+    return 0;
+}
+
+static void bind_worker_key(worker_entry *w, const char *user_id, const char *key)
+{
+    snprintf(w->user_id, sizeof(w->user_id), "%s", user_id);
+    snprintf(w->key, sizeof(w->key), "%s", key);
+}
+
+/* CURVE: after the keys folder was read again, workers whose key went are dropped. */
+static void drop_revoked_workers(g3n_broker *b)
+{
+    unsigned generation = g3n_zap_generation(b->zap);
+    if (generation == b->zap_generation)
+        return;
+    b->zap_generation = generation;
+    for (int i = 0; i < b->worker_count;) {
+        worker_entry *w = &b->workers[i];
+        if (w->user_id[0] && !g3n_zap_user_allowed(b->zap, w->user_id, w->key)) {
+            drop_worker(b, w, "its key was revoked");
+            continue;
+        }
+        i++;
+    }
+}
+
 static void handle_worker(g3n_broker *b)
 {
     zmq_msg_t identity, payload;
@@ -567,6 +637,9 @@ static void handle_worker(g3n_broker *b)
     char id[64];
     memcpy(id, zmq_msg_data(&identity), id_len);
     id[id_len] = '\0';
+    char user_id[160] = "", key[G3N_CURVE_KEY_TEXT] = "";
+    if (b->zap && !authorise_worker_message(b, id, id_len, &payload, user_id, sizeof(user_id), key, sizeof(key)))
+        goto done;
     G3n__Envelope *env = NULL;
     int code;
     g3n_error err;
@@ -590,6 +663,8 @@ static void handle_worker(g3n_broker *b)
             broker_log(b, "worker %s: Hello with role %d, capacity %d rejected", id, role, capacity);
             break;
         }
+        if (!key_allows_role(b, id, user_id, role))
+            break;
         if (w && w->incarnation == env->hello->incarnation && w->role == role) {
             /* the same worker reconnected: its running requests are still running */
             broker_log(b, "%s worker %s reconnected", g3n_role_name(role), id);
@@ -598,8 +673,10 @@ static void handle_worker(g3n_broker *b)
         }
         if (w)
             drop_worker(b, w, "it started again (a new incarnation)");
-        if (add_worker(b, id, id_len, role, capacity, env->hello->model_id) == G3N_OK)
+        if (add_worker(b, id, id_len, role, capacity, env->hello->model_id) == G3N_OK) {
             b->workers[b->worker_count - 1].incarnation = env->hello->incarnation;
+            bind_worker_key(&b->workers[b->worker_count - 1], user_id, key);
+        }
         break;
     }
     case G3N__ENVELOPE__BODY_HEARTBEAT:
@@ -607,9 +684,11 @@ static void handle_worker(g3n_broker *b)
             int role = env->heartbeat->role;
             int capacity = (int)env->heartbeat->capacity;
             if (role > 0 && role < G3N_ROLE_COUNT && role != G3N_ROLE_ORCHESTRATOR && capacity >= 1 &&
-                capacity <= 4096 &&
-                add_worker(b, id, id_len, role, capacity, "(re-registered by heartbeat)") == G3N_OK)
+                capacity <= 4096 && key_allows_role(b, id, user_id, role) &&
+                add_worker(b, id, id_len, role, capacity, "(re-registered by heartbeat)") == G3N_OK) {
                 w = &b->workers[b->worker_count - 1];
+                bind_worker_key(w, user_id, key);
+            }
         }
         if (w && env->heartbeat->draining)
             mark_draining(b, w);
@@ -646,6 +725,8 @@ done:
 
 static void broker_timers(g3n_broker *b)
 {
+    if (b->zap)
+        drop_revoked_workers(b);
     int64_t now = now_ms();
     for (int i = 0; i < b->worker_count;) {
         worker_entry *w = &b->workers[i];
@@ -731,11 +812,25 @@ int g3n_broker_start(g3n_broker **out, const char *const *endpoints, int endpoin
         return g3n_error_set(err, "broker: cannot create sockets: %s", zmq_strerror(zmq_errno()));
     }
     set_common_options(b->back, b->options.max_message_bytes + 4096);
-    int handover = 1;
+    /* a new connection may take over a name (a restarted worker), except under
+     * CURVE: there a name stays with the connection that holds it */
+    int handover = b->options.curve.enabled ? 0 : 1;
     zmq_setsockopt(b->back, ZMQ_ROUTER_HANDOVER, &handover, sizeof(handover));
+    if (b->options.curve.enabled) { /* the ZAP handler first: no handshake runs without it */
+        if (g3n_zap_start(&b->zap, b->context, b->options.curve.keys_dir, b->options.verbose, err) != G3N_OK) {
+            g3n_broker_stop(b);
+            return G3N_ERR;
+        }
+        b->zap_generation = g3n_zap_generation(b->zap);
+    }
     int linger = 0;
     zmq_setsockopt(b->front, ZMQ_LINGER, &linger, sizeof(linger));
     for (int i = 0; i < endpoint_count; i++) {
+        if (g3n_curve_prepare_socket(b->back, endpoints[i], &b->options.curve, b->options.insecure, 1,
+                                     G3N_CURVE_DOMAIN_WORKERS, err) != G3N_OK) {
+            g3n_broker_stop(b);
+            return G3N_ERR;
+        }
         if (zmq_bind(b->back, endpoints[i]) != 0) {
             int e = zmq_errno();
             g3n_broker_stop(b);
@@ -774,6 +869,7 @@ void g3n_broker_stop(g3n_broker *b)
         zmq_close(b->back);
     if (b->front)
         zmq_close(b->front);
+    g3n_zap_stop(b->zap);
     if (b->context)
         zmq_ctx_term(b->context);
     pthread_mutex_destroy(&b->lock);
@@ -784,6 +880,16 @@ void g3n_broker_stop(g3n_broker *b)
 void *g3n_broker_context(g3n_broker *b)
 {
     return b->context;
+}
+
+int g3n_broker_secure_socket(g3n_broker *b, void *socket, const char *endpoint, const char *domain, g3n_error *err)
+{
+    return g3n_curve_prepare_socket(socket, endpoint, &b->options.curve, b->options.insecure, 1, domain, err);
+}
+
+g3n_zap *g3n_broker_zap(g3n_broker *b)
+{
+    return b->zap;
 }
 
 void g3n_broker_get_stats(g3n_broker *b, g3n_broker_stats *stats)
@@ -1082,6 +1188,13 @@ static void *worker_connect(g3n_worker *w)
         return NULL;
     set_common_options(s, w->options.transport.max_message_bytes + 4096);
     zmq_setsockopt(s, ZMQ_ROUTING_ID, w->name, strlen(w->name));
+    g3n_error curve_err;
+    if (g3n_curve_prepare_socket(s, w->endpoint, &w->options.transport.curve, w->options.transport.insecure, 0, NULL,
+                                 &curve_err) != G3N_OK) {
+        worker_log(w, "%s", curve_err.message);
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_connect(s, w->endpoint) != 0) {
         worker_log(w, "cannot connect to %s: %s", w->endpoint, zmq_strerror(zmq_errno()));
         zmq_close(s);
@@ -1279,8 +1392,12 @@ static void *worker_socket_main(void *arg)
             last_sent = now;
         }
         if (socket && now - last_broker_seen > o->heartbeat_timeout_ms) {
-            worker_log(w, "broker at %s silent for %lld ms: reconnecting", w->endpoint,
-                       (long long)(now - last_broker_seen));
+            worker_log(w, "broker at %s silent for %lld ms: reconnecting%s", w->endpoint,
+                       (long long)(now - last_broker_seen),
+                       o->curve.enabled && strncmp(w->endpoint, "inproc://", 9) != 0
+                           ? " (CurveZMQ: if it never answers, is this worker's public key listed in the "
+                             "orchestrator's keys folder for its role, and --server-key the orchestrator's?)"
+                           : "");
             zmq_close(socket);
             socket = worker_connect(w);
             last_broker_seen = now;
@@ -1462,6 +1579,9 @@ int g3n_worker_start(g3n_worker **out, const g3n_worker_options *options, g3n_wo
         return g3n_error_set(err, "worker: role %d cannot be served by a worker", options->role);
     if (!options->endpoint || !options->endpoint[0])
         return g3n_error_set(err, "worker: no broker endpoint");
+    if (g3n_curve_check_endpoint(options->endpoint, &options->transport.curve, options->transport.insecure, err) !=
+        G3N_OK)
+        return G3N_ERR;
     g3n_worker *w = calloc(1, sizeof(*w));
     if (!w)
         return g3n_error_set(err, "worker: out of memory");

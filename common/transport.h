@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "curve_keys.h"
 #include "status.h"
 #include "wire.h"
 
@@ -49,6 +50,12 @@ typedef struct g3n_transport_options {
     int max_retries;           /* re-sends of a retryable request after its worker died; default 1 */
     int64_t max_message_bytes; /* default G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES */
     int verbose;               /* 1: log worker joins/losses to stderr */
+    /* Security (curve_keys.h): every non-inproc endpoint speaks CURVE when
+     * curve.enabled (the broker then runs a ZAP handler on curve.keys_dir and
+     * checks each worker message's key and role); plain tcp:// is refused
+     * unless insecure is 1. */
+    int insecure;
+    g3n_curve_options curve;
 } g3n_transport_options;
 
 g3n_transport_options g3n_transport_default_options(void);
@@ -65,11 +72,19 @@ void g3n_broker_stop(g3n_broker *broker);
 /* The ZeroMQ context: in-process workers pass it to g3n_worker_start so that
  * they can use the broker's inproc:// endpoints. */
 void *g3n_broker_context(g3n_broker *broker);
+/* Secures another socket of the broker's context (the front door's ROUTER)
+ * as the broker's own: CURVE server with the given ZAP domain, or the
+ * insecure rule. Call before binding endpoint. */
+int g3n_broker_secure_socket(g3n_broker *broker, void *socket, const char *endpoint, const char *domain,
+                             g3n_error *err);
+/* The broker's ZAP handler (NULL when CURVE is off): g3n_zap_check_message. */
+g3n_zap *g3n_broker_zap(g3n_broker *broker);
 
 typedef struct g3n_broker_stats {
     int live_workers[G3N_ROLE_COUNT];     /* connected, draining ones included */
     int draining_workers[G3N_ROLE_COUNT]; /* of those, the ones finishing before they leave */
     uint64_t requests_dispatched, requests_retried, requests_failed, workers_lost, messages_rejected;
+    uint64_t messages_unauthorised; /* worker messages refused: key revoked, other role, name of another key */
 } g3n_broker_stats;
 void g3n_broker_get_stats(g3n_broker *broker, g3n_broker_stats *stats);
 /* Waits until at least `count` workers of `role` are live; G3N_ERR after timeout_ms. */

@@ -43,6 +43,7 @@ static void print_help(FILE *out, int role, const char *program)
             "                          (rewritten within %d s) or ready (live, weights loaded, registered\n"
             "                          with an orchestrator, not draining), else 1 (a cluster's exec probe)\n"
             "  --check-args            check the arguments and exit (0 if the daemon would accept them)\n"
+            G3N_SECURITY_HELP_CONNECT
             "Set OMP_WAIT_POLICY=passive when several daemons share a host's cores (the launcher does).\n"
             "%s%s",
             program, g3n_role_name(role), role == G3N_ROLE_DECODER ? "; the decoder:\n"
@@ -80,6 +81,7 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     long long max_message_mb = 512, max_positions = 0, drain_timeout_s = 30;
     const char *health_file = NULL, *probe = NULL;
     int check_args = 0;
+    g3n_security_flags security = {0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             print_help(stdout, role, program);
@@ -93,6 +95,16 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
             continue;
         }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int uses_value, security_flag = g3n_security_flag(&security, a, v, &uses_value);
+        if (security_flag < 0 || (security_flag == 1 && strcmp(a, "--keys") == 0)) {
+            fprintf(stderr, "%s: error: %s %s (see --help)\n", program, a,
+                    security_flag < 0 ? "needs a value" : "is for the orchestrator; a worker takes --key and --server-key");
+            return 2;
+        }
+        if (security_flag == 1) {
+            i += uses_value;
+            continue;
+        }
         if (!v || strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "%s: error: unknown or incomplete argument '%s' (see --help)\n", program, a);
             return 2;
@@ -167,6 +179,14 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
         fprintf(stderr, "%s: error: a numeric option is out of range (see --help)\n", program);
         return 2;
     }
+    g3n_curve_options curve;
+    int insecure = 0;
+    if (check_args ? g3n_security_check_flags(&security, endpoint, &err) != G3N_OK
+                   : (g3n_security_apply(&security, program, &curve, &insecure, &err) != G3N_OK ||
+                      g3n_curve_check_endpoint(endpoint, &curve, insecure, &err) != G3N_OK)) {
+        fprintf(stderr, "%s: error: %s\n", program, err.message);
+        return 2;
+    }
     if (check_args) {
         printf("%s: arguments accepted (%s role, broker %s)\n", program, g3n_role_name(role), endpoint);
         return 0;
@@ -220,6 +240,8 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     wo.transport.heartbeat_interval_ms = heartbeat_ms;
     wo.transport.heartbeat_timeout_ms = heartbeat_timeout_ms;
     wo.transport.max_message_bytes = (int64_t)max_message_mb << 20;
+    wo.transport.curve = curve;
+    wo.transport.insecure = insecure;
     if (g3n_worker_start(&worker, &wo, g3n_role_handle, r, &err) != G3N_OK)
         goto done;
     g3n_health_keeper_stop(keeper); /* the main loop writes it from here on */

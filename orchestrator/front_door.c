@@ -236,6 +236,13 @@ static void door_on_request(g3n_front_door *door)
         zmq_msg_recv(&extra, door->router, 0);
         zmq_msg_close(&extra);
     }
+    char user_id[160];
+    if (g3n_broker_zap(door->broker) &&
+        !g3n_zap_check_message(g3n_broker_zap(door->broker), &payload, G3N_CURVE_CLIENT_ROLE, user_id, sizeof(user_id))) {
+        fprintf(stderr, "g3n-orchestrator: a client message from %s was refused: its key is no longer listed\n",
+                user_id);
+        goto done; /* an unlisted key gets no answer */
+    }
     G3n__Envelope *env = NULL;
     int code;
     g3n_error err;
@@ -344,6 +351,11 @@ int g3n_front_door_start(g3n_front_door **out, g3n_broker *broker, const g3n_mod
     }
     if (door->pull)
         zmq_setsockopt(door->pull, ZMQ_LINGER, &linger, sizeof(linger));
+    if (door->router &&
+        g3n_broker_secure_socket(broker, door->router, options->endpoint, G3N_CURVE_DOMAIN_CLIENTS, err) != G3N_OK) {
+        g3n_front_door_stop(door);
+        return G3N_ERR;
+    }
     if (!door->router || !door->pull || zmq_bind(door->router, options->endpoint) != 0 ||
         zmq_bind(door->pull, door->pull_endpoint) != 0) {
         int e = zmq_errno();
@@ -378,8 +390,18 @@ void g3n_front_door_stop(g3n_front_door *door)
 int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int timeout_ms,
                         g3n_chat_event_callback on_event, void *user, g3n_error *err)
 {
+    g3n_transport_options insecure = g3n_transport_default_options();
+    insecure.insecure = 1;
+    return g3n_front_door_chat_secure(endpoint, &insecure, request, timeout_ms, on_event, user, err);
+}
+
+int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options *transport,
+                               G3n__ChatRequest *request, int timeout_ms, g3n_chat_event_callback on_event, void *user,
+                               g3n_error *err)
+{
     void *context = zmq_ctx_new();
     void *socket = context ? zmq_socket(context, ZMQ_DEALER) : NULL;
+    void *monitor = NULL;
     int rc = G3N_ERR;
     if (!socket) {
         g3n_error_set(err, "chat client: cannot create a socket");
@@ -387,6 +409,20 @@ int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int tim
     }
     int linger = 0;
     zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
+    if (g3n_curve_prepare_socket(socket, endpoint, &transport->curve, transport->insecure, 0, NULL, err) != G3N_OK)
+        goto done;
+    /* a refused key fails the handshake: watch for it rather than wait timeout_ms */
+    char monitor_endpoint[64];
+    snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://g3n-chat-monitor-%p", (void *)socket);
+    if (zmq_socket_monitor(socket, monitor_endpoint,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
+        monitor = zmq_socket(context, ZMQ_PAIR);
+        if (monitor && zmq_connect(monitor, monitor_endpoint) != 0) {
+            zmq_close(monitor);
+            monitor = NULL;
+        }
+    }
     if (zmq_connect(socket, endpoint) != 0) {
         g3n_error_set(err, "chat client: cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
         goto done;
@@ -407,10 +443,18 @@ int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int tim
         goto done;
     }
     for (;;) {
-        zmq_pollitem_t item = {socket, 0, ZMQ_POLLIN, 0};
-        int n = zmq_poll(&item, 1, timeout_ms);
+        zmq_pollitem_t items[2] = {{socket, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
+        int n = zmq_poll(items, monitor ? 2 : 1, timeout_ms);
         if (n <= 0) {
             g3n_error_set(err, "chat client: no answer from %s within %d ms", endpoint, timeout_ms);
+            goto done;
+        }
+        if (monitor && (items[1].revents & ZMQ_POLLIN) && !(items[0].revents & ZMQ_POLLIN)) {
+            g3n_error_set(err,
+                          "chat client: %s refused the connection's security handshake (CurveZMQ: this client's key "
+                          "is not listed in the orchestrator's keys/clients/, the server key is not the "
+                          "orchestrator's, or one side runs without keys)",
+                          endpoint);
             goto done;
         }
         zmq_msg_t msg;
@@ -443,6 +487,8 @@ int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int tim
     }
     rc = G3N_OK;
 done:
+    if (monitor)
+        zmq_close(monitor);
     if (socket)
         zmq_close(socket);
     if (context)

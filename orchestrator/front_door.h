@@ -34,5 +34,11 @@ void g3n_front_door_stop(g3n_front_door *door);
 typedef int (*g3n_chat_event_callback)(void *user, const G3n__TokenEvent *event);
 int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int timeout_ms,
                         g3n_chat_event_callback on_event, void *user, g3n_error *err);
+/* The same with the connection's security (transport->curve: own key pair and
+ * the orchestrator's public key; transport->insecure to allow plain tcp://).
+ * g3n_front_door_chat is this with insecure = 1 (tests, trusted links). */
+int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options *transport,
+                               G3n__ChatRequest *request, int timeout_ms, g3n_chat_event_callback on_event, void *user,
+                               g3n_error *err);
 
 #endif

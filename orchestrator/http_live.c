@@ -17,6 +17,7 @@
 #include "http_codec.h"
 #include "http_reply.h"
 #include "http_request.h"
+#include "http_auth.h"
 #include "image_preprocess.h"
 #include "live_session.h"
 #include "ops.h"
@@ -36,7 +37,14 @@ typedef struct live_entry {
     time_t created;
     double last_used;
     int64_t context;
+    char owner[64]; /* the API key name that made it ("" without keys): only it sees and uses it */
 } live_entry;
+
+/* 1 when a request made with the key `owner` (NULL: keys are off) may see e. */
+static int owned_by(const live_entry *e, const char *owner)
+{
+    return !owner || strcmp(e->owner, owner) == 0;
+}
 
 struct g3n_http_live {
     const g3n_model_config *config;
@@ -138,13 +146,13 @@ static void *reaper_main(void *arg)
 }
 
 /* Finds the session and waits until no other request runs on it. NULL: unknown (404 in e). */
-static live_entry *acquire(g3n_http_live *live, const char *id, g3n_http_error *e)
+static live_entry *acquire(g3n_http_live *live, const char *id, const char *owner, g3n_http_error *e)
 {
     pthread_mutex_lock(&live->lock);
     live_entry *found = NULL;
     for (int i = 0; i < live->count && !found; i++)
-        if (strcmp(live->entries[i]->id, id) == 0)
-            found = live->entries[i];
+        if (strcmp(live->entries[i]->id, id) == 0 && owned_by(live->entries[i], owner))
+            found = live->entries[i]; /* another key's session is as unknown as a missing one: 404 */
     if (found) {
         found->refs++;
         while (found->busy && !found->removed)
@@ -235,7 +243,8 @@ static cJSON *session_json(g3n_http_live *live, const live_entry *e)
 
 /* ------------------------------------------------------------- create, list, delete */
 
-static enum MHD_Result handle_create(g3n_http_live *live, struct MHD_Connection *connection, const char *body,
+static enum MHD_Result handle_create(g3n_http_live *live, struct MHD_Connection *connection, const char *owner,
+                                     const char *body,
                                      size_t length, int *status)
 {
     g3n_http_error e;
@@ -308,8 +317,11 @@ static enum MHD_Result handle_create(g3n_http_live *live, struct MHD_Connection 
     pthread_mutex_lock(&live->lock);
     live->reserved--;
     if (ok) {
-        snprintf(entry->id, sizeof(entry->id), "live-%llx%06llx", (unsigned long long)time(NULL),
-                 (unsigned long long)atomic_fetch_add(&live->next_id, 1));
+        /* 128 random bits: an id is not guessable from another */
+        if (g3n_http_random_id(entry->id, sizeof(entry->id), "live-") != G3N_OK)
+            snprintf(entry->id, sizeof(entry->id), "live-%llx%06llx", (unsigned long long)time(NULL),
+                     (unsigned long long)atomic_fetch_add(&live->next_id, 1));
+        snprintf(entry->owner, sizeof(entry->owner), "%s", owner ? owner : "");
         entry->created = time(NULL);
         entry->last_used = g3n_now_seconds();
         entry->context = context;
@@ -329,14 +341,17 @@ static enum MHD_Result handle_create(g3n_http_live *live, struct MHD_Connection 
     return g3n_http_send_json(connection, 200, json, 0);
 }
 
-static enum MHD_Result handle_list(g3n_http_live *live, struct MHD_Connection *connection, int *status)
+static enum MHD_Result handle_list(g3n_http_live *live, struct MHD_Connection *connection, const char *owner,
+                                   int *status)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
     pthread_mutex_lock(&live->lock);
     for (int i = 0; i < live->count; i++)
-        if (!live->entries[i]->busy)
+        if (!owned_by(live->entries[i], owner))
+            continue; /* only one's own */
+        else if (!live->entries[i]->busy)
             cJSON_AddItemToArray(data, session_json(live, live->entries[i]));
         else {
             cJSON *busy = cJSON_CreateObject();
@@ -1022,6 +1037,13 @@ static enum MHD_Result handle_ask(g3n_http_live *live, struct MHD_Connection *co
 enum MHD_Result g3n_http_live_handle(g3n_http_live *live, struct MHD_Connection *connection, const char *method,
                                      const char *url, const char *body, size_t length, int *status)
 {
+    return g3n_http_live_handle_owned(live, connection, method, url, NULL, body, length, status);
+}
+
+enum MHD_Result g3n_http_live_handle_owned(g3n_http_live *live, struct MHD_Connection *connection, const char *method,
+                                           const char *url, const char *owner, const char *body, size_t length,
+                                           int *status)
+{
     g3n_http_error e;
     memset(&e, 0, sizeof(e));
     int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
@@ -1038,9 +1060,9 @@ enum MHD_Result g3n_http_live_handle(g3n_http_live *live, struct MHD_Connection 
         rest++;
     if (!*rest) { /* /v1/live/sessions */
         if (is_post)
-            return handle_create(live, connection, body, length, status);
+            return handle_create(live, connection, owner, body, length, status);
         if (is_get)
-            return handle_list(live, connection, status);
+            return handle_list(live, connection, owner, status);
         g3n_http_error_set(&e, 405, INVALID, "method_not_allowed", NULL,
                            "%s is not allowed on %s (POST creates a session, GET lists them)", method, url);
         return send_error(connection, &e, status);
@@ -1067,7 +1089,7 @@ enum MHD_Result g3n_http_live_handle(g3n_http_live *live, struct MHD_Connection 
         g3n_http_error_set(&e, 405, INVALID, "method_not_allowed", NULL, "%s is not allowed on %.200s", method, url);
         return send_error(connection, &e, status);
     }
-    live_entry *entry = acquire(live, id, &e);
+    live_entry *entry = acquire(live, id, owner, &e);
     if (!entry)
         return send_error(connection, &e, status);
     if (!*action && is_delete)

@@ -74,6 +74,13 @@ int g3n_http_live_matches(const char *url);
 /* Answers one request (the whole body already read). *status: the HTTP status sent. */
 enum MHD_Result g3n_http_live_handle(g3n_http_live *live, struct MHD_Connection *connection, const char *method,
                                      const char *url, const char *body, size_t length, int *status);
+/* The same for a request made with an API key (http_auth.h): a session belongs
+ * to the key name that created it; GET lists only its owner's sessions and
+ * another key gets 404 for it (owner NULL: keys are off, all are shared).
+ * Session ids carry 128 random bits (getrandom). */
+enum MHD_Result g3n_http_live_handle_owned(g3n_http_live *live, struct MHD_Connection *connection, const char *method,
+                                           const char *url, const char *owner, const char *body, size_t length,
+                                           int *status);
 
 /* Sessions open now (tests, /health). */
 int g3n_http_live_count(g3n_http_live *live);

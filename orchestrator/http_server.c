@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <malloc.h>
 #include <microhttpd.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "chat_template.h"
+#include "http_auth.h"
 #include "http_metrics.h"
 #include "http_live.h"
 #include "http_reply.h"
@@ -47,6 +50,7 @@ struct g3n_http_server {
     g3n_http_metrics *metrics;
     int port;
     time_t started;
+    char *tls_cert, *tls_key; /* PEM copies (the daemon reads them at start) */
 
     pthread_mutex_t lock;       /* guards the counts below */
     pthread_cond_t changed;     /* a slot freed, a job ended, stopping */
@@ -491,7 +495,67 @@ typedef struct request_state {
     byte_buffer body;
     int too_large;
     double arrived;
+    int key;              /* API key index (http_auth.h); -1: none */
+    int refused;          /* answered at the headers (401, 429): the body is discarded */
+    int holds_generation; /* a per-key generation slot, given back in on_completed */
 } request_state;
+
+/* Which requests need an API key: /v1/... and, unless declared open, /metrics. */
+static int needs_key(const g3n_http_server *s, g3n_http_endpoint endpoint, const char *url)
+{
+    if (!s->options.auth || endpoint == G3N_ENDPOINT_HEALTH)
+        return 0;
+    if (endpoint == G3N_ENDPOINT_METRICS)
+        return !g3n_http_auth_metrics_open(s->options.auth);
+    return strncmp(url, "/v1/", 4) == 0 || strcmp(url, "/v1") == 0;
+}
+
+/* At the headers: a missing or unknown key gets 401 (OpenAI's invalid_api_key),
+ * a key over its requests per minute 429. Returns 1 when answered. */
+static int refuse_at_headers(g3n_http_server *s, struct MHD_Connection *connection, const char *url,
+                             request_state *st, enum MHD_Result *rc)
+{
+    st->key = -1;
+    if (!needs_key(s, st->endpoint, url))
+        return 0;
+    g3n_http_error e;
+    st->key = g3n_http_auth_identify(
+        s->options.auth, MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+    if (st->key < 0) {
+        g3n_http_error_set(&e, 401, "invalid_request_error", "invalid_api_key", NULL,
+                           "Incorrect or missing API key: send the header 'Authorization: Bearer YOUR_KEY' with a "
+                           "key this server was given (--api-key, --api-keys or G3N_API_KEY)");
+        cJSON *json = g3n_http_error_object(&e);
+        char *text = json ? cJSON_PrintUnformatted(json) : NULL;
+        cJSON_Delete(json);
+        size_t length = text ? strlen(text) : 0;
+        struct MHD_Response *response =
+            text ? MHD_create_response_from_buffer(length, text, MHD_RESPMEM_MUST_FREE) : NULL;
+        if (!response) {
+            free(text);
+            *rc = MHD_NO;
+        } else {
+            MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+            MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"g3n\"");
+            *rc = MHD_queue_response(connection, 401, response);
+            MHD_destroy_response(response);
+        }
+        st->refused = 1;
+        g3n_http_metrics_request(s->metrics, st->endpoint, 401);
+        return 1;
+    }
+    int wait = g3n_http_auth_admit_request(s->options.auth, st->key);
+    if (wait > 0) {
+        g3n_http_error_set(&e, 429, "rate_limit_exceeded", "rate_limit_exceeded", NULL,
+                           "the key '%s' is over its %s; retry in %d s", g3n_http_auth_key_name(s->options.auth, st->key),
+                           "requests per minute (--rate-limit)", wait);
+        *rc = g3n_http_send_error(connection, &e, wait);
+        st->refused = 1;
+        g3n_http_metrics_request(s->metrics, st->endpoint, 429);
+        return 1;
+    }
+    return 0;
+}
 
 static void waitable_deadline(struct timespec *until, long milliseconds)
 {
@@ -881,6 +945,16 @@ static enum MHD_Result handle_metrics(g3n_http_server *s, struct MHD_Connection 
     size_t size;
     if (g3n_http_metrics_render(s->metrics, &g, &text, &size, NULL) != G3N_OK)
         return MHD_NO;
+    if (s->options.auth) { /* per-key counters, by key name */
+        char *keys = g3n_http_auth_metrics(s->options.auth);
+        char *joined = keys ? realloc(text, size + strlen(keys) + 1) : NULL;
+        if (joined) {
+            memcpy(joined + size, keys, strlen(keys) + 1);
+            size += strlen(keys);
+            text = joined;
+        }
+        free(keys);
+    }
     *status = 200;
     return g3n_http_send_body(connection, 200, "text/plain; version=0.0.4; charset=utf-8", text, size, 0);
 }
@@ -902,6 +976,32 @@ static g3n_http_endpoint route(const char *url)
     return G3N_ENDPOINT_OTHER;
 }
 
+/* A generation (a chat, a transcription, a live question) takes one of its
+ * key's slots for its whole request; over --max-generations-per-key, 429. */
+static int generation_refused(g3n_http_server *s, struct MHD_Connection *connection, request_state *st,
+                              const char *method, const char *url, int *status, enum MHD_Result *rc)
+{
+    if (!s->options.auth || st->key < 0 || strcmp(method, "POST") != 0)
+        return 0;
+    size_t n = strlen(url);
+    int generation = st->endpoint == G3N_ENDPOINT_CHAT || st->endpoint == G3N_ENDPOINT_TRANSCRIPTIONS ||
+                     (st->endpoint == G3N_ENDPOINT_LIVE && n > 4 && strcmp(url + n - 4, "/ask") == 0);
+    if (!generation)
+        return 0;
+    if (g3n_http_auth_begin_generation(s->options.auth, st->key) == 0) {
+        st->holds_generation = 1;
+        return 0;
+    }
+    g3n_http_error e;
+    g3n_http_error_set(&e, 429, "rate_limit_exceeded", "rate_limit_exceeded", NULL,
+                       "the key '%s' is running its limit of generations at once (--max-generations-per-key); "
+                       "retry when one ends",
+                       g3n_http_auth_key_name(s->options.auth, st->key));
+    *status = 429;
+    *rc = g3n_http_send_error(connection, &e, s->options.retry_after_seconds);
+    return 1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -918,6 +1018,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         st->endpoint = route(url);
         st->arrived = now_seconds();
         *con_cls = st;
+        enum MHD_Result refused_rc;
+        if (refuse_at_headers(s, connection, url, st, &refused_rc))
+            return refused_rc;
         const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length && strtoll(length, NULL, 10) > s->options.max_body_bytes) {
             st->too_large = 1;
@@ -927,6 +1030,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
             g3n_http_metrics_request(s->metrics, st->endpoint, 413);
             return send_error(s, connection, &e);
         }
+        return MHD_YES;
+    }
+    if (st->refused) { /* answered at the headers: nothing of the body is kept */
+        *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size) { /* a piece of the body */
@@ -958,10 +1065,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
                            method, url);
         status = 404;
         rc = send_error(s, connection, &e);
+    } else if (generation_refused(s, connection, st, method, url, &status, &rc)) {
+        /* answered: the key has its generations at once */
     } else if (st->endpoint == G3N_ENDPOINT_LIVE) {
         if (s->options.live) {
-            rc = g3n_http_live_handle(s->options.live, connection, method, url, st->body.data ? st->body.data : "",
-                                      st->body.length, &status);
+            rc = g3n_http_live_handle_owned(s->options.live, connection, method, url,
+                                            st->key >= 0 ? g3n_http_auth_key_name(s->options.auth, st->key) : NULL,
+                                            st->body.data ? st->body.data : "", st->body.length, &status);
         } else {
             g3n_http_error_set(&e, 501, "invalid_request_error", "not_implemented", NULL,
                                "live sessions run where the model is loaded: use g3n serve (this server's roles are "
@@ -993,10 +1103,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)cls;
     (void)connection;
     (void)code;
+    g3n_http_server *s = cls;
     request_state *st = *con_cls;
+    if (st && st->holds_generation)
+        g3n_http_auth_end_generation(s->options.auth, st->key);
     if (st) {
         free(st->body.data);
         free(st);
@@ -1005,6 +1117,32 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 }
 
 /* ------------------------------------------------------------- start / stop */
+
+static int loopback_address(const struct sockaddr *address)
+{
+    if (address->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)address)->sin_addr.s_addr) >> 24) == 127;
+    if (address->sa_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)address)->sin6_addr);
+    return 0;
+}
+
+/* HTTPS (libmicrohttpd's GnuTLS): the PEM texts are copied into s. */
+static int tls_setup(g3n_http_server *s, const g3n_http_options *options, unsigned *flags, g3n_error *err)
+{
+    if (!options || (!options->tls_cert_pem && !options->tls_key_pem))
+        return G3N_OK;
+    if (!options->tls_cert_pem || !options->tls_key_pem)
+        return g3n_error_set(err, "http: TLS needs both --tls-cert and --tls-key");
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return g3n_error_set(err, "http: this libmicrohttpd was built without TLS (GnuTLS)");
+    s->tls_cert = strdup(options->tls_cert_pem);
+    s->tls_key = strdup(options->tls_key_pem);
+    if (!s->tls_cert || !s->tls_key)
+        return g3n_error_set(err, "http: out of memory");
+    *flags |= MHD_USE_TLS;
+    return G3N_OK;
+}
 
 int g3n_http_server_start(g3n_http_server **out, g3n_broker *broker, const g3n_model_config *config,
                           const g3n_tokenizer *tokenizer, const g3n_http_options *options, g3n_error *err)
@@ -1073,16 +1211,34 @@ int g3n_http_server_start(g3n_http_server **out, g3n_broker *broker, const g3n_m
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
     if (address->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (tls_setup(s, options, &flags, err) != G3N_OK) {
+        freeaddrinfo(address);
+        g3n_http_server_stop(s);
+        return G3N_ERR;
+    }
+    if (!s->options.auth && !loopback_address(address->ai_addr))
+        fprintf(stderr,
+                "g3n: WARNING: the HTTP API listens on %s with no API key: anyone who can reach it can use it "
+                "(give --api-key KEY, --api-keys FILE or G3N_API_KEY)\n",
+                host);
+    struct MHD_OptionItem tls_options[] = {
+        {s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, address->ai_addr,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->options.max_connections,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_completed, s, MHD_OPTION_END);
+                                 on_completed, s, MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
     freeaddrinfo(address);
     if (!s->daemon) {
         int saved = errno;
         g3n_http_server_stop(s);
         return g3n_error_set(err, "http: cannot listen on %s:%s (%s)", host, port,
-                             saved ? strerror(saved) : "libmicrohttpd refused");
+                             saved ? strerror(saved)
+                             : flags & MHD_USE_TLS ? "libmicrohttpd refused: check that --tls-cert and --tls-key "
+                                                     "are a PEM certificate and its key"
+                                                   : "libmicrohttpd refused");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : (options ? options->port : d.port);
@@ -1122,6 +1278,10 @@ void g3n_http_server_stop(g3n_http_server *s)
         pthread_cond_wait(&s->changed, &s->lock);
     pthread_mutex_unlock(&s->lock);
     g3n_http_metrics_free(s->metrics);
+    free(s->tls_cert);
+    if (s->tls_key)
+        memset(s->tls_key, 0, strlen(s->tls_key));
+    free(s->tls_key);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->changed);
     free(s);

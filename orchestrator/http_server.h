@@ -55,6 +55,12 @@ typedef struct g3n_http_options {
     int quiet;                   /* 1: no log line per request */
     struct g3n_http_live *live;  /* /v1/live/... (http_live.h; borrowed, stop the server first);
                                     NULL: those answer 501 */
+    /* Security (issue 17): API keys and per-key limits (http_auth.h; borrowed;
+     * NULL: the API is open, with a warning when host is not a loopback
+     * address), and HTTPS with a certificate chain and its key (PEM text,
+     * copied; NULL: plain HTTP). */
+    struct g3n_http_auth *auth;
+    const char *tls_cert_pem, *tls_key_pem;
 } g3n_http_options;
 
 #define G3N_HTTP_MAX_SUBMODELS 16

@@ -5,8 +5,15 @@
 #
 #   scripts/launch-daemons.sh start --connect tcp://127.0.0.1:5555 (--model DIR | --synth CONFIG:SEED)
 #       [--bin DIR] [--vision N] [--audio N] [--embedders N] [--decoders N] [--threads N]
-#       [--pidfile FILE] [--logs DIR] [--extra "ARGS"]
+#       [--pidfile FILE] [--logs DIR] [--extra "ARGS"] (--keys DIR | --insecure)
 #   scripts/launch-daemons.sh stop [--pidfile FILE]     SIGTERM to every daemon, waits for clean exits
+#
+# --keys DIR: CurveZMQ. DIR holds the orchestrator's public key (DIR/server.key,
+# from `g3n keygen --init DIR`); each daemon gets its own key pair,
+# DIR/secrets/HOST-ROLE-I.key_secret, made on first use with its public key
+# listed in DIR/ROLE/ (on the orchestrator's host that is its keys folder, read
+# at the next connection; on another host copy DIR/ROLE/*.key into the
+# orchestrator's folder). --insecure: plain tcp:// (trusted networks only).
 #
 # Defaults: one daemon of each role, binaries from build/release, pidfile
 # /tmp/g3n-daemons.pids, logs in /tmp/g3n-daemon-logs. On several hosts, run
@@ -16,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:-}
 shift || true
-bin=build/release connect=tcp://127.0.0.1:5555 source_flag="" source_value="" threads=""
+bin=build/release connect=tcp://127.0.0.1:5555 source_flag="" source_value="" threads="" keys="" insecure=""
 vision=1 audio=1 embedders=1 decoders=1 pidfile=/tmp/g3n-daemons.pids logs=/tmp/g3n-daemon-logs extra=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,7 +38,9 @@ while [ $# -gt 0 ]; do
     --pidfile) pidfile=$2; shift 2 ;;
     --logs) logs=$2; shift 2 ;;
     --extra) extra=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --keys) keys=$2; shift 2 ;;
+    --insecure) insecure=--insecure; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "launch-daemons: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -43,13 +52,29 @@ done
 case "$action" in
   start)
     [ -n "$source_flag" ] || { echo "launch-daemons: give --model DIR or --synth CONFIG:SEED" >&2; exit 2; }
+    case "$connect" in
+      inproc://*) ;;
+      *) [ -n "$keys" ] || [ -n "$insecure" ] || {
+           echo "launch-daemons: $connect needs --keys DIR (CurveZMQ) or, on a trusted network, --insecure" >&2; exit 2; } ;;
+    esac
+    if [ -n "$keys" ]; then
+      [ -f "$keys/server.key" ] || { echo "launch-daemons: no $keys/server.key (g3n keygen --init $keys)" >&2; exit 2; }
+      mkdir -p -m 700 "$keys/secrets"
+    fi
     mkdir -p "$logs"
     : > "$pidfile"
     start_role() { # role count
-      local role=$1 count=$2 i
+      local role=$1 count=$2 i security
       for ((i = 0; i < count; i++)); do
+        security=()
+        [ -z "$insecure" ] || security=(--insecure)
+        if [ -n "$keys" ]; then
+          local key="$keys/secrets/$(hostname -s)-$role-$i"
+          [ -f "$key.key_secret" ] || "$bin/orchestrator/g3n" keygen --keys "$keys" --role "$role" "$key" >/dev/null
+          security=(--key "$key.key_secret" --server-key "$keys/server.key")
+        fi
         # shellcheck disable=SC2086
-        "$bin/g3n-$role" "$source_flag" "$source_value" --connect "$connect" \
+        "$bin/g3n-$role" "$source_flag" "$source_value" --connect "$connect" "${security[@]}" \
           ${threads:+--threads "$threads"} $extra >"$logs/$role-$i.log" 2>&1 &
         echo "$! $role-$i" >> "$pidfile"
       done

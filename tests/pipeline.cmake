@@ -27,6 +27,12 @@ add_test(NAME pipeline_netns
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(pipeline_daemons_tcp pipeline_daemon_killed pipeline_compose_config pipeline_netns
   PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" SKIP_RETURN_CODE 77 TIMEOUT 600)
+# CurveZMQ (issue 17): a multimodal request's TCP bytes between the daemons, recorded by relays, hold
+# neither the prompt nor the image (and do hold both with --insecure: the control).
+add_test(NAME pipeline_curve_capture
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/curve_capture.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pipeline_curve_capture PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 300)
 
 # g3n bench pipeline: both set-ups (threads over inproc://, daemons over TCP), same tokens, no daemon left behind.
 add_test(NAME pipeline_bench

@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -42,7 +43,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: g3n bench pipeline (--model DIR | --synth CONFIG:SEED) [--weights f32|bf16|q8|q4] [--threads N]\n"
             "                          [--decode N] [--prompt-tokens P] [--repeat R] [--embedder-threads N]\n"
-            "                          [--daemon-dir DIR] [--wait SECONDS] [--json]\n"
+            "                          [--daemon-dir DIR] [--wait SECONDS] [--insecure] [--json]\n"
             "\n"
             "Greedy decode tokens/s through the orchestrator's pipeline (each step: the embedder embeds\n"
             "the picked token, the session's decoder runs one position and picks the next) in two set-ups\n"
@@ -51,7 +52,8 @@ static void usage(FILE *out)
             "              each serving one request at a time as the daemons do (one OpenMP pool per\n"
             "              process: libgomp spins less where a process has more OpenMP threads than cores)\n"
             "  daemons     the g3n-embedder and g3n-decoder executables as child processes of this\n"
-            "              benchmark, over TCP on 127.0.0.1 (a free port); stopped with SIGTERM at the end\n"
+            "              benchmark, over TCP on 127.0.0.1 (a free port); stopped with SIGTERM at the end;\n"
+            "              CurveZMQ on that link (keys made for the run), or plain TCP with --insecure\n"
             "After a warm-up generation in each, the R measured generations alternate between the set-ups.\n"
             "Reports the median, min and max decode tok/s ((generated - 1) / decode time: the first token\n"
             "comes from the prefill), the prefill time, the decoder's own share of a step, and the ratio\n"
@@ -79,7 +81,7 @@ static void usage(FILE *out)
 typedef struct bench_options {
     const char *model_dir, *synth_spec, *daemon_dir, *weight_cache;
     g3n_weight_format format;
-    int threads, embedder_threads, repeat, json;
+    int threads, embedder_threads, repeat, json, insecure;
     int64_t decode, prompt_tokens;
     double wait_seconds;
 } bench_options;
@@ -331,6 +333,15 @@ static int wait_registered(bench_setup *s, double wait_seconds, g3n_error *err)
     return G3N_OK;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    remove(path); /* best effort: keep going */
+    return 0;
+}
+
 static int start_daemons(bench_setup *s, const bench_options *o, const char *log_dir, g3n_error *err)
 {
     char dir[PATH_MAX];
@@ -341,15 +352,39 @@ static int start_daemons(bench_setup *s, const bench_options *o, const char *log
     const char *endpoints[1] = {s->endpoint};
     g3n_transport_options transport = g3n_transport_default_options();
     transport.no_worker_wait_ms = (int)(o->wait_seconds * 1000);
+    transport.insecure = o->insecure;
+    const char *programs[CHILDREN] = {"g3n-embedder", "g3n-decoder"};
+    char keys[PATH_MAX], secret_files[CHILDREN][PATH_MAX + 64], server_key[PATH_MAX + 32];
+    if (!o->insecure) { /* CurveZMQ as deployed: a keys folder for this run, one key pair per daemon */
+        const char *roles[CHILDREN] = {"embedder", "decoder"};
+        snprintf(keys, sizeof(keys), "%s/keys", log_dir);
+        snprintf(server_key, sizeof(server_key), "%s/server", keys);
+        if (mkdir(keys, 0700) != 0 || g3n_curve_keygen(server_key, err) != G3N_OK)
+            return g3n_error_prefix(err, "keys for the daemons in %s", keys);
+        snprintf(server_key, sizeof(server_key), "%s/server.key", keys);
+        for (int i = 0; i < CHILDREN; i++) {
+            char prefix[PATH_MAX + 32], listed[PATH_MAX + 64], public_file[PATH_MAX + 64];
+            snprintf(prefix, sizeof(prefix), "%s/%s", keys, roles[i]);
+            if (mkdir(prefix, 0700) != 0)
+                return g3n_error_set(err, "cannot create %s", prefix);
+            snprintf(prefix, sizeof(prefix), "%s/%s-daemon", keys, roles[i]);
+            snprintf(public_file, sizeof(public_file), "%s.key", prefix);
+            snprintf(listed, sizeof(listed), "%s/%s/daemon.key", keys, roles[i]);
+            snprintf(secret_files[i], sizeof(secret_files[i]), "%s.key_secret", prefix);
+            if (g3n_curve_keygen(prefix, err) != G3N_OK || link(public_file, listed) != 0)
+                return g3n_error_prefix(err, "keys for the daemons in %s", keys);
+        }
+        if (g3n_curve_load_server(&transport.curve, keys, err) != G3N_OK)
+            return G3N_ERR;
+    }
     if (g3n_broker_start(&s->broker, endpoints, 1, &transport, err) != G3N_OK)
         return G3N_ERR;
-    const char *programs[CHILDREN] = {"g3n-embedder", "g3n-decoder"};
     for (int i = 0; i < CHILDREN; i++) {
         const int decoder = i == 1;
         char path[PATH_MAX + 32], threads[32];
         snprintf(path, sizeof(path), "%s/%s", dir, programs[i]);
         snprintf(threads, sizeof(threads), "%d", decoder ? o->threads : o->embedder_threads);
-        char *argv[16];
+        char *argv[24];
         int n = 0;
         argv[n++] = path;
         argv[n++] = o->model_dir ? "--model" : "--synth";
@@ -365,6 +400,14 @@ static int start_daemons(bench_setup *s, const bench_options *o, const char *log
                 argv[n++] = "--weight-cache";
                 argv[n++] = (char *)o->weight_cache;
             }
+        }
+        if (o->insecure) {
+            argv[n++] = "--insecure";
+        } else {
+            argv[n++] = "--key";
+            argv[n++] = secret_files[i];
+            argv[n++] = "--server-key";
+            argv[n++] = server_key;
         }
         argv[n] = NULL;
         s->children[i].program = programs[i];
@@ -533,6 +576,10 @@ static int parse_options(int argc, char **argv, bench_options *o)
             o->json = 1;
             continue;
         }
+        if (strcmp(argv[i], "--insecure") == 0) {
+            o->insecure = 1;
+            continue;
+        }
         if (!value) {
             fprintf(stderr, "g3n bench pipeline: error: unknown or incomplete option '%s' (see --help)\n", argv[i]);
             return 2;
@@ -586,9 +633,11 @@ static void print_results(const bench_options *o, const bench_setup *setups, dou
     const char *model = o->model_dir ? o->model_dir : o->synth_spec;
     if (o->json) {
         printf("{\"model\":\"%s\",\"weights\":\"%s\",\"threads\":%d,\"embedder_threads\":%d,\"isa\":\"%s\","
-               "\"prompt_tokens\":%lld,\"decode_tokens\":%lld,\"repeat\":%d,\"load_average\":%.2f,\"setups\":[",
+               "\"prompt_tokens\":%lld,\"decode_tokens\":%lld,\"repeat\":%d,\"load_average\":%.2f,\"curve\":%s,"
+               "\"setups\":[",
                model, g3n_weight_format_name(o->format), o->threads, o->embedder_threads,
-               g3n_isa_name(g3n_isa_active()), (long long)o->prompt_tokens, (long long)o->decode, o->repeat, load);
+               g3n_isa_name(g3n_isa_active()), (long long)o->prompt_tokens, (long long)o->decode, o->repeat, load,
+               o->insecure ? "false" : "true");
         for (int i = 0; i < 2; i++)
             printf("%s{\"setup\":\"%s\",\"endpoint\":\"%s\",\"decode_tok_s\":%.3f,\"decode_tok_s_min\":%.3f,"
                    "\"decode_tok_s_max\":%.3f,\"prefill_ms\":%.3f,\"step_ms\":%.3f,\"decoder_step_ms\":%.3f,"
@@ -605,6 +654,7 @@ static void print_results(const bench_options *o, const bench_setup *setups, dou
            g3n_weight_format_name(o->format), o->threads, o->embedder_threads, g3n_isa_name(g3n_isa_active()));
     printf("prompt %lld tokens, decode %lld tokens, median of %d runs per set-up (interleaved)\n",
            (long long)o->prompt_tokens, (long long)o->decode, o->repeat);
+    printf("daemons' TCP link: %s\n", o->insecure ? "plain (--insecure)" : "CurveZMQ (keys made for this run)");
     printf("load average %.2f at the start; share = CPU time of the set-up's processes / (wall x decoder threads);\n"
            "decoder ms = the decoder's own time per step; embed ms = the step's embed call as the client waits\n"
            "for it (the embedder's work and its transport); the rest of a step is the decoder call's transport\n",
@@ -719,6 +769,9 @@ done:
             for (int i = 0; i < CHILDREN; i++)
                 if (setups[1].children[i].log[0])
                     unlink(setups[1].children[i].log);
+            char keys[sizeof(log_dir) + 8];
+            snprintf(keys, sizeof(keys), "%s/keys", log_dir);
+            nftw(keys, remove_entry, 8, FTW_DEPTH | FTW_PHYS); /* the run's key pairs */
             rmdir(log_dir);
         } else {
             fprintf(stderr, "g3n bench pipeline: the daemons' logs are in %s\n", log_dir);

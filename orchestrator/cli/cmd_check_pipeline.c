@@ -30,7 +30,9 @@ static void usage(FILE *out)
             "                    to --bind and do the work\n"
             "  --wait SECONDS    with --remote: how long to wait for the daemons (default 60)\n"
             "  --fixtures DIR    folder holding the cases (default: the case's parent)\n"
-            "  --threads N       OpenMP threads for the local roles\n");
+            "  --threads N       OpenMP threads for the local roles\n"
+            "  --keys DIR        CurveZMQ on --bind tcp:// (the orchestrator's keys folder, see g3n keygen)\n"
+            "  --insecure        allow --bind tcp:// without keys (trusted networks only; warned)\n");
 }
 
 int g3n_command_check_pipeline(int argc, char **argv)
@@ -41,6 +43,7 @@ int g3n_command_check_pipeline(int argc, char **argv)
     }
     const char *bind = NULL, *fixtures = NULL;
     int remote = 0, threads = 0;
+    g3n_security_flags security = {0};
     double wait_seconds = 60;
     const char **cases = calloc((size_t)argc, sizeof(char *));
     int case_count = 0;
@@ -57,6 +60,11 @@ int g3n_command_check_pipeline(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--remote") == 0)
             remote = 1;
+        else if ((strcmp(argv[i], "--keys") == 0 && i + 1 < argc) || strcmp(argv[i], "--insecure") == 0) {
+            int uses_value;
+            g3n_security_flag(&security, argv[i], i + 1 < argc ? argv[i + 1] : NULL, &uses_value);
+            i += uses_value;
+        }
         else if (argv[i][0] == '-') {
             fprintf(stderr, "g3n check-pipeline: error: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -78,6 +86,12 @@ int g3n_command_check_pipeline(int argc, char **argv)
     transport.no_worker_wait_ms = (int)(wait_seconds * 1000);
     g3n_broker *broker = NULL;
     g3n_error err = {{0}};
+    if (g3n_security_apply(&security, "g3n check-pipeline", &transport.curve, &transport.insecure, &err) != G3N_OK) {
+        fprintf(stderr, "g3n check-pipeline: error: %s\n", err.message);
+        free(cases);
+        return 2;
+    }
+    g3n_curve_install_reload_handler();
     if (g3n_broker_start(&broker, endpoints, bind ? 2 : 1, &transport, &err) != G3N_OK) {
         fprintf(stderr, "g3n check-pipeline: error: %s\n", err.message);
         free(cases);

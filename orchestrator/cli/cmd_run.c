@@ -80,7 +80,9 @@ static void print_help(FILE *out)
             "  --heartbeat-ms N      broker heartbeat interval (default 1000; match the daemons')\n"
             "  --heartbeat-timeout-ms N  a worker silent this long is lost (default 5000)\n"
             "  --ignore-eos          generate --max-new-tokens tokens even past an end-of-turn (benchmarks)\n"
-            "  --quiet               no progress lines\n");
+            "  --quiet               no progress lines\n"
+            "Security of tcp:// (README \"Security\"): with --bind,\n" G3N_SECURITY_HELP_BIND
+            "with --connect,\n" G3N_SECURITY_HELP_CONNECT);
 }
 
 static int read_file(const char *path, void **data, size_t *size)
@@ -147,7 +149,7 @@ static int print_event(void *user, const G3n__TokenEvent *event)
 /* --connect: a ChatRequest to g3n-orchestrator, token events to stdout. */
 static int run_connected(const char *endpoint, const char *system, const char *prompt, const char **image_paths,
                          int images, const char **audio_paths, int audios, int64_t max_new, double temperature,
-                         int top_k, double top_p, unsigned long long seed)
+                         int top_k, double top_p, unsigned long long seed, const g3n_transport_options *transport)
 {
     if (!prompt) {
         fprintf(stderr, "g3n run: error: no PROMPT (see --help)\n");
@@ -206,7 +208,7 @@ static int run_connected(const char *endpoint, const char *system, const char *p
     sampling.seed = seed;
     request.sampling = &sampling;
     g3n_error err = {{0}};
-    if (g3n_front_door_chat(endpoint, &request, 600000, print_event, NULL, &err) != G3N_OK) {
+    if (g3n_front_door_chat_secure(endpoint, transport, &request, 600000, print_event, NULL, &err) != G3N_OK) {
         fprintf(stderr, "g3n run: error: %s\n", err.message);
         goto done;
     }
@@ -239,9 +241,19 @@ int g3n_command_run(int argc, char **argv)
     unsigned long long seed = 0;
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
     int weights_given = 0;
+    g3n_security_flags security = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int uses_value, security_flag = g3n_security_flag(&security, a, v, &uses_value);
+        if (security_flag < 0) {
+            fprintf(stderr, "g3n run: error: %s needs a value\n", a);
+            return 2;
+        }
+        if (security_flag == 1) {
+            i += uses_value;
+            continue;
+        }
         int takes = strcmp(a, "--model") == 0 || strcmp(a, "--synth") == 0 || strcmp(a, "--tokenizer") == 0 ||
                     strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 || strcmp(a, "--system") == 0 ||
                     strcmp(a, "--max-new-tokens") == 0 || strcmp(a, "--temperature") == 0 ||
@@ -341,10 +353,21 @@ int g3n_command_run(int argc, char **argv)
         fprintf(stderr, "g3n run: error: --fps must be > 0 and --max-frames >= 1\n");
         return 2;
     }
+    g3n_error err = {{0}};
+    g3n_transport_options transport = g3n_transport_default_options();
+    if ((security.keys_dir && connect) || ((security.key_file || security.server_key_file) && !connect)) {
+        fprintf(stderr, "g3n run: error: --keys goes with --bind, --key and --server-key with --connect\n");
+        return 2;
+    }
+    if (g3n_security_apply(&security, "g3n run", &transport.curve, &transport.insecure, &err) != G3N_OK ||
+        g3n_curve_check_endpoint(connect ? connect : bind ? bind : "inproc://", &transport.curve, transport.insecure,
+                                 &err) != G3N_OK) {
+        fprintf(stderr, "g3n run: error: %s\n", err.message);
+        return 2;
+    }
     if (connect)
         return run_connected(connect, system, prompt, image_paths, images, audio_paths, audios, max_new, temperature,
-                             top_k, top_p, seed);
-    g3n_error err = {{0}};
+                             top_k, top_p, seed, &transport);
     if (g3n_model_source_check(&source, &err) != G3N_OK) {
         fprintf(stderr, "g3n run: error: %s\n", err.message);
         return 2;
@@ -413,7 +436,6 @@ int g3n_command_run(int argc, char **argv)
         media_count++;
     }
 
-    g3n_transport_options transport = g3n_transport_default_options();
     transport.verbose = !quiet && bind != NULL;
     transport.no_worker_wait_ms = (int)(wait_seconds * 1000);
     if (heartbeat_ms > 0)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "http_auth.h"
 #include "config.h"
 #include "generate.h"
 #include "http_live.h"
@@ -65,7 +66,8 @@ static void print_help(FILE *out)
             "                         --help); listed as the model id NAME:<sub-model name>, chosen per\n"
             "                         request by \"model\"; views into the same weights, no second copy\n"
             "  --bind ENDPOINT        also bind the broker here (e.g. tcp://0.0.0.0:5555) so daemons\n"
-            "                         can connect and share the work\n"
+            "                         can connect and share the work; tcp:// needs:\n"
+            G3N_SECURITY_HELP_BIND
             "  --quiet                no log line per request\n"
             "  --live-sessions N      live sessions at once (default %d; 0: no live endpoints); the\n"
             "                         live model is loaded in this process on the first session\n"
@@ -73,7 +75,9 @@ static void print_help(FILE *out)
             "                         --context or max_position_embeddings); when media fill it, the\n"
             "                         oldest are dropped and the rest prefilled again\n"
             "  --live-idle-seconds N  a live session untouched this long is freed (default %.0f)\n"
-            "  --live-max-media-mb N  one frame or audio piece pushed to a session (default %lld)\n",
+            "  --live-max-media-mb N  one frame or audio piece pushed to a session (default %lld)\n"
+            "Security (docs/http-api.md): with keys, /v1/... needs Authorization: Bearer KEY\n"
+            G3N_HTTP_SECURITY_HELP,
             d.host, d.port, d.max_sessions, d.queue, (long long)d.max_tokens, (long long)(d.max_body_bytes >> 20),
             d.max_connections, d.retry_after_seconds, ld.max_sessions, ld.idle_seconds,
             (long long)(ld.max_media_bytes >> 20));
@@ -111,8 +115,30 @@ int g3n_command_serve(int argc, char **argv)
     int submodel_count = 0;
     int weights_given = 0;
     char model_name[256] = "";
+    g3n_security_flags security = {0};
+    g3n_http_security_flags http_security;
+    memset(&http_security, 0, sizeof(http_security));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int http_uses_value, http_flag =
+            g3n_http_security_flag(&http_security, a, i + 1 < argc ? argv[i + 1] : NULL, &http_uses_value);
+        if (http_flag < 0) {
+            fprintf(stderr, "g3n serve: error: %s needs a value (a number >= 1 for the limits; see --help)\n", a);
+            return 2;
+        }
+        if (http_flag == 1) {
+            i += http_uses_value;
+            continue;
+        }
+        if (strcmp(a, "--insecure") == 0 || strcmp(a, "--keys") == 0) {
+            int uses_value;
+            if (g3n_security_flag(&security, a, i + 1 < argc ? argv[i + 1] : NULL, &uses_value) < 0) {
+                fprintf(stderr, "g3n serve: error: %s needs a value (see --help)\n", a);
+                return 2;
+            }
+            i += uses_value;
+            continue;
+        }
         if (strcmp(a, "--demo") == 0) {
             source.demo = 1;
             continue;
@@ -198,7 +224,10 @@ int g3n_command_serve(int argc, char **argv)
         }
     }
     g3n_error err = {{0}};
-    if (g3n_model_source_check(&source, &err) != G3N_OK) {
+    g3n_transport_options transport = g3n_transport_default_options();
+    if (g3n_model_source_check(&source, &err) != G3N_OK ||
+        g3n_security_apply(&security, "g3n serve", &transport.curve, &transport.insecure, &err) != G3N_OK ||
+        (bind && g3n_curve_check_endpoint(bind, &transport.curve, transport.insecure, &err) != G3N_OK)) {
         fprintf(stderr, "g3n serve: error: %s\n", err.message);
         return 2;
     }
@@ -232,6 +261,15 @@ int g3n_command_serve(int argc, char **argv)
         weight_format = g3n_default_weight_format(source.model_dir != NULL);
     g3n_report_weight_format("serve", weight_format, weights_given);
 
+    g3n_http_auth *auth = NULL;
+    char *tls_cert = NULL, *tls_key = NULL;
+    if (g3n_http_security_load(&http_security, &auth, &tls_cert, &tls_key, &err) != G3N_OK) {
+        fprintf(stderr, "g3n serve: error: %s\n", err.message);
+        return 2;
+    }
+    http.auth = auth;
+    http.tls_cert_pem = tls_cert;
+    http.tls_key_pem = tls_key;
     g3n_install_shutdown_handlers();
     int rc = 1;
     g3n_local_pipeline local;
@@ -246,7 +284,7 @@ int g3n_command_serve(int argc, char **argv)
         if (g3n_generation_config_load(source.model_dir, &http.sampling, eos, &eos_count, &found, &err) != G3N_OK)
             goto done;
     }
-    g3n_transport_options transport = g3n_transport_default_options();
+    g3n_curve_install_reload_handler();
     transport.verbose = bind != NULL && !http.quiet;
     if (g3n_local_pipeline_start_broker(&local, "inproc://g3n-serve-workers", bind, &transport, &err) != G3N_OK)
         goto done;
@@ -291,8 +329,9 @@ int g3n_command_serve(int argc, char **argv)
     if (g3n_http_server_start(&server, local.broker, &local.config, local.tokenizer, &http, &err) != G3N_OK)
         goto done;
     int port = g3n_http_server_port(server);
-    fprintf(stderr, "g3n serve: listening on http://%s:%d (model '%s', ready in %.2f s; every role in this process)\n",
-            http.host, port, model_name, g3n_now_seconds() - t_load);
+    fprintf(stderr, "g3n serve: listening on %s://%s:%d (model '%s', ready in %.2f s; every role in this process%s)\n",
+            tls_cert ? "https" : "http", http.host, port, model_name, g3n_now_seconds() - t_load,
+            auth ? "; API keys required" : "");
     if (source.demo)
         fprintf(stderr, "g3n serve --demo: a tiny Gemma 3n with SYNTHETIC (random) weights and the real tokenizer; "
                         "its words are random because its weights are.\n");
@@ -315,5 +354,10 @@ done:
     g3n_http_server_stop(server);
     g3n_http_live_free(live);
     g3n_local_pipeline_stop(&local);
+    g3n_http_auth_free(auth);
+    free(tls_cert);
+    if (tls_key)
+        memset(tls_key, 0, strlen(tls_key));
+    free(tls_key);
     return rc;
 }

@@ -20,6 +20,7 @@ int g3n_command_live(int argc, char **argv);         /* orchestrator/cli/cmd_liv
 int g3n_command_check_pipeline(int argc, char **argv); /* orchestrator/cli/cmd_check_pipeline.c */
 int g3n_command_serve(int argc, char **argv);        /* orchestrator/cli/cmd_serve.c */
 int g3n_command_slice(int argc, char **argv);        /* orchestrator/cli/cmd_slice.c */
+int g3n_command_keygen(int argc, char **argv);       /* orchestrator/cli/cmd_keygen.c */
 
 /* Shared by commands: 1 if argv contains -h or --help. */
 int g3n_wants_help(int argc, char **argv);

@@ -26,6 +26,7 @@ static const g3n_command commands[] = {
     {"encode-audio", g3n_command_encode_audio, "audio file -> soft tokens, with the real-time factor"},
     {"encode-image", g3n_command_encode_image, "image files -> soft tokens, with seconds per image"},
     {"bench", g3n_command_bench, "benchmarks (matmul, ...)"},
+    {"keygen", g3n_command_keygen, "CurveZMQ key pairs and the orchestrator's keys folder (secure tcp://)"},
 };
 
 static void print_usage(FILE *out)

@@ -10,6 +10,7 @@
 #include "front_door.h"
 #include "generate.h"
 #include "health_file.h"
+#include "http_auth.h"
 #include "http_server.h"
 #include "openmp_waits.h"
 #include "submodel.h"
@@ -49,7 +50,9 @@ static void print_help(FILE *out)
             "                            (ready once the broker, client endpoint and HTTP API are up)\n"
             "  --probe live|ready        with --health-file: exit 0 if the orchestrator writing it is\n"
             "                            live / ready, else 1 (a cluster's exec probe)\n"
-            "  --check-args              check the arguments and exit (0 if they would be accepted)\n");
+            "  --check-args              check the arguments and exit (0 if they would be accepted)\n"
+            "Security (tcp:// needs one of these; README \"Security\"):\n" G3N_SECURITY_HELP_BIND
+            "HTTP API security (docs/http-api.md):\n" G3N_HTTP_SECURITY_HELP);
 }
 
 int main(int argc, char **argv)
@@ -65,12 +68,34 @@ int main(int argc, char **argv)
     int submodel_count = 0;
     g3n_http_options http = g3n_http_default_options();
     g3n_transport_options transport = g3n_transport_default_options();
+    g3n_security_flags security = {0};
+    g3n_http_security_flags http_security;
+    memset(&http_security, 0, sizeof(http_security));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             print_help(stdout);
             return 0;
+        }
+        int http_uses_value, http_flag = g3n_http_security_flag(&http_security, a, v, &http_uses_value);
+        if (http_flag < 0) {
+            fprintf(stderr, "g3n-orchestrator: error: %s needs a value (a number >= 1 for the limits)\n", a);
+            return 2;
+        }
+        if (http_flag == 1) {
+            i += http_uses_value;
+            continue;
+        }
+        int uses_value, security_flag = g3n_security_flag(&security, a, v, &uses_value);
+        if (security_flag < 0 || (security_flag == 1 && (strcmp(a, "--key") == 0 || strcmp(a, "--server-key") == 0))) {
+            fprintf(stderr, "g3n-orchestrator: error: %s %s (see --help)\n", a,
+                    security_flag < 0 ? "needs a value" : "is for workers and clients; the orchestrator takes --keys DIR");
+            return 2;
+        }
+        if (security_flag == 1) {
+            i += uses_value;
+            continue;
         }
         if (strcmp(a, "--quiet") == 0) {
             quiet = 1;
@@ -157,6 +182,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "g3n-orchestrator: error: a numeric option is out of range (see --help)\n");
         return 2;
     }
+    g3n_error err = {{0}};
+    int security_ok = check_args || g3n_security_apply(&security, "g3n-orchestrator", &transport.curve,
+                                                       &transport.insecure, &err) == G3N_OK;
+    for (int i = 0; i <= bind_count && security_ok; i++) { /* every bind, then the client endpoint */
+        const char *endpoint = i < bind_count ? binds[i] : listen;
+        security_ok = check_args ? g3n_security_check_flags(&security, endpoint, &err) == G3N_OK
+                                 : g3n_curve_check_endpoint(endpoint, &transport.curve, transport.insecure, &err) ==
+                                       G3N_OK;
+    }
+    if (!security_ok) {
+        fprintf(stderr, "g3n-orchestrator: error: %s\n", err.message);
+        return 2;
+    }
     if (check_args) {
         printf("g3n-orchestrator: arguments accepted (workers on %s, clients on %s%s)\n", binds[0], listen,
                http_port >= 0 ? ", HTTP API" : "");
@@ -164,13 +202,22 @@ int main(int argc, char **argv)
     }
     transport.verbose = !quiet;
     g3n_install_shutdown_handlers();
-    g3n_error err = {{0}};
+    g3n_curve_install_reload_handler();
     g3n_model_config config;
     memset(&config, 0, sizeof(config));
     g3n_tokenizer *tokenizer = NULL;
     g3n_broker *broker = NULL;
     g3n_front_door *door = NULL;
     g3n_http_server *http_server = NULL;
+    g3n_http_auth *auth = NULL;
+    char *tls_cert = NULL, *tls_key = NULL;
+    if (http_port >= 0 && g3n_http_security_load(&http_security, &auth, &tls_cert, &tls_key, &err) != G3N_OK) {
+        fprintf(stderr, "g3n-orchestrator: error: %s\n", err.message);
+        return 2;
+    }
+    http.auth = auth;
+    http.tls_cert_pem = tls_cert;
+    http.tls_key_pem = tls_key;
     int rc = 1;
     if (g3n_config_load(&config, config_path ? config_path : model_dir, &err) != G3N_OK ||
         g3n_tokenizer_load(&tokenizer, tokenizer_path, &err) != G3N_OK ||
@@ -210,7 +257,8 @@ int main(int argc, char **argv)
                               G3N_OK) ||
             g3n_http_server_start(&http_server, broker, &config, tokenizer, &http, &err) != G3N_OK)
             goto done;
-        fprintf(stderr, "g3n-orchestrator: HTTP API on http://%s:%d\n", http.host, g3n_http_server_port(http_server));
+        fprintf(stderr, "g3n-orchestrator: HTTP API on %s://%s:%d%s\n", tls_cert ? "https" : "http", http.host,
+                g3n_http_server_port(http_server), auth ? " (API keys required)" : "");
     }
     for (int tick = 0; !g3n_shutdown_requested(); tick++) {
         if (health_file && tick % 20 == 0) {
@@ -237,5 +285,10 @@ done:
     g3n_config_free(&config);
     if (health_file)
         unlink(health_file);
+    g3n_http_auth_free(auth);
+    free(tls_cert);
+    if (tls_key)
+        memset(tls_key, 0, strlen(tls_key));
+    free(tls_key);
     return rc;
 }

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import struct
 import sys
 
@@ -48,8 +49,8 @@ def main():
     p.add_argument("--heartbeat-ms", type=int, default=1000)
     p.add_argument("--heartbeat-timeout-ms", type=int, default=5000)
     p.add_argument("--drain-timeout-s", type=float, default=30.0)
-    p.add_argument("--server-key", help="CurveZMQ: the orchestrator's public key file (Z85)")
-    p.add_argument("--key", help="CurveZMQ: this worker's key pair, FILE.pub / FILE.secret (Z85)")
+    p.add_argument("--server-key", help="CurveZMQ: the orchestrator's public key file (g3n keygen's server.key)")
+    p.add_argument("--key", help="CurveZMQ: this worker's secret key file (g3n keygen's NAME.key_secret, mode 0600)")
     a = p.parse_args()
     dtype, shape, data = read_tensor(a.tower_output)
     if dtype != "F32" or len(shape) != 4 or shape[0] != 1:
@@ -88,9 +89,14 @@ def main():
     if a.server_key or a.key:
         if not (a.server_key and a.key):
             raise SystemExit("--server-key and --key go together")
-        read = lambda path: open(path).read().split()[0]
-        curve = dict(server_public_key=read(a.server_key), public_key=read(a.key + ".pub"),
-                     secret_key=read(a.key + ".secret"))
+        def read(path, name):  # g3n keygen's files (ZeroMQ certificate text) or one bare Z85 key
+            text = open(path).read()
+            found = re.search(name + r'\s*=\s*"([^"]{40})"', text)
+            return found.group(1) if found else text.split()[0]
+        if os.stat(a.key).st_mode & 0o077:
+            raise SystemExit("%s is readable by group or others: chmod 600 it" % a.key)
+        curve = dict(server_public_key=read(a.server_key, "public-key"), public_key=read(a.key, "public-key"),
+                     secret_key=read(a.key, "secret-key"))
     worker = Worker("vision-encoder", a.connect, encode, name=a.name, model_id="python example (fixture)",
                     heartbeat_ms=a.heartbeat_ms, heartbeat_timeout_ms=a.heartbeat_timeout_ms,
                     drain_timeout_s=a.drain_timeout_s, **curve)

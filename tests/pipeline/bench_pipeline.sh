@@ -27,6 +27,7 @@ for s in setups.values():
 assert r["same_tokens"] is True
 assert len(r["tokens"]) == 6 and r["decode_tokens"] == 6 and r["threads"] == 1
 assert r["ratio"] > 0
+assert r["curve"] is True  # the daemons' link speaks CurveZMQ unless --insecure
 print("bench pipeline: both set-ups, same tokens", r["tokens"], "ratio %.3f" % r["ratio"])
 PY
 endpoint=$(python3 -c 'import json,sys; print([s["endpoint"] for s in json.load(open(sys.argv[1]))["setups"] if s["setup"] == "daemons"][0])' "$work/out.json")
@@ -41,8 +42,8 @@ fi
   --weights q8 --cache "$work/q8.g3nq" > /dev/null 2>&1
 inode=$(stat -c %i "$work/q8.g3nq")
 "$g3n" bench pipeline --synth "$root/tests/fixtures/text-tiny/config.json:11" --threads 1 --decode 4 --repeat 1 \
-  --weights q8 --weight-cache "$work/q8.g3nq" --json > "$work/q8.json"
-python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); assert r["same_tokens"] is True and r["weights"] == "q8", r' \
+  --weights q8 --weight-cache "$work/q8.g3nq" --insecure --json > "$work/q8.json"
+python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); assert r["same_tokens"] is True and r["weights"] == "q8" and r["curve"] is False, r' \
   "$work/q8.json"
 [ "$(stat -c %i "$work/q8.g3nq")" = "$inode" ] || { echo "the decoder role rebuilt the q8 cache" >&2; exit 1; }
 echo "bench pipeline --weights q8: both decoders mapped g3n generate's cache"

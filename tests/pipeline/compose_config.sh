@@ -27,14 +27,19 @@ for name, binary in want.items():
     assert s["command"][0] == binary, (name, s["command"])
     assert "--model" in s["command"], name
     assert any(v.endswith(":/model:ro") for v in s["volumes"]), f"{name}: model folder must be mounted read-only"
+    assert any(v.endswith(":/keys:ro") for v in s["volumes"]), f"{name}: keys folder must be mounted read-only"
     if name != "orchestrator":
         assert s["command"][s["command"].index("--connect") + 1] == "tcp://orchestrator:5555", name
+        assert s["command"][s["command"].index("--key") + 1] == f"/keys/secrets/{name}.key_secret", name
+        assert s["command"][s["command"].index("--server-key") + 1] == "/keys/server.key", name
+        assert "--insecure" not in s["command"], name
     health = s["command"][s["command"].index("--health-file") + 1]
     assert s["healthcheck"]["test"] == ["CMD", binary, "--probe", "ready", "--health-file", health], name
 for name in ("vision-encoder", "audio-encoder"):
     assert services[name]["deploy"]["replicas"] >= 2, f"{name}: encoders run with replicas"
 orch = services["orchestrator"]["command"]
 assert orch[orch.index("--bind") + 1].endswith(":5555") and orch[orch.index("--listen") + 1].endswith(":5556")
+assert orch[orch.index("--keys") + 1] == "/keys" and "--insecure" not in orch, "CurveZMQ on the orchestrator"
 print("compose.yaml: five services, encoders with replicas, model read-only: ok")
 PY
   checked="${checked:+$checked + }python yaml structure"

@@ -16,7 +16,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 synth="$root/scripts/demo-config.json:1"
-hb=(--heartbeat-ms 100 --heartbeat-timeout-ms 1000)
+hb=(--heartbeat-ms 100 --heartbeat-timeout-ms 1000 --insecure) # about retries: plain TCP (CURVE: daemons_tcp.sh)
 for role in embedder decoder audio-encoder; do
   "$build/g3n-$role" --synth "$synth" --connect "$endpoint" --threads 1 "${hb[@]}" >"$work/$role.log" 2>&1 &
   pids+=($!)
@@ -26,7 +26,7 @@ done
 first=$!
 pids+=($first)
 cd "$root"
-"$g3n" run --demo --remote --bind "$endpoint" --max-new-tokens 4 --wait 60 --heartbeat-ms 100 --heartbeat-timeout-ms 1000 "What is in the picture?" \
+"$g3n" run --demo --remote --bind "$endpoint" --max-new-tokens 4 --wait 60 --heartbeat-ms 100 --heartbeat-timeout-ms 1000 --insecure "What is in the picture?" \
   >"$work/answer.txt" 2>"$work/run.log" &
 run=$!
 pids+=($run)

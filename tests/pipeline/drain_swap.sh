@@ -21,7 +21,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-hb=(--heartbeat-ms 100 --heartbeat-timeout-ms 1000)
+hb=(--heartbeat-ms 100 --heartbeat-timeout-ms 1000 --insecure) # about the drain: plain TCP (CURVE: daemons_tcp.sh)
 synth="$root/scripts/demo-config.json:1"
 "$build/g3n-orchestrator" --config "$root/scripts/demo-config.json" \
   --tokenizer "$root/tests/fixtures/tokenizer/tokenizer.json" --bind "$workers" --listen "$clients" "${hb[@]}" \
@@ -60,7 +60,7 @@ for n in embedder:embedder decoder-first:decoder vision-first:vision-encoder aud
   wait_ready "${n%%:*}" "${n#*:}"
 done
 chat() { # chat OUTPUT
-  timeout 120 "$g3n" run --connect "$clients" --image "$root/assets/demo-image.jpg" \
+  timeout 120 "$g3n" run --connect "$clients" --insecure --image "$root/assets/demo-image.jpg" \
     --audio "$root/assets/demo-speech.wav" --max-new-tokens 6 --quiet "What do you see and hear?" >"$1"
 }
 chat "$work/reference.txt"

@@ -52,6 +52,7 @@ static void test_embedder_daemon_rejects_and_keeps_serving(void **state)
     o.heartbeat_interval_ms = 100;
     o.heartbeat_timeout_ms = 1000;
     o.no_worker_wait_ms = 2000;
+    o.insecure = 1; /* about message checks; the CURVE daemons: tests/pipeline/daemons_tcp.sh, test_curve.c */
     const char *bind = "tcp://127.0.0.1:45891";
     g3n_broker *broker;
     g3n_error err = {{0}};
@@ -60,7 +61,7 @@ static void test_embedder_daemon_rejects_and_keeps_serving(void **state)
         skip();
     }
     char *args[] = {binary,         "--synth", synth, "--connect", (char *)bind, "--threads", "1", "--heartbeat-ms",
-                    "100", "--heartbeat-timeout-ms", "1000", NULL};
+                    "100", "--heartbeat-timeout-ms", "1000", "--insecure", NULL};
     pid_t pid;
     assert_int_equal(posix_spawn(&pid, binary, NULL, NULL, args, environ), 0);
     if (g3n_broker_wait_workers(broker, G3N_ROLE_EMBEDDER, 1, 20000, &err) != G3N_OK) {

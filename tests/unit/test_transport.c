@@ -35,6 +35,7 @@ static g3n_transport_options fast_options(void)
     o.no_worker_wait_ms = 300;
     o.max_retries = 1;
     o.max_message_bytes = 1 << 20;
+    o.insecure = 1; /* plain tcp:// here: these tests are about routing (CURVE: test_curve.c) */
     return o;
 }
 
