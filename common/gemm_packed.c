@@ -1,5 +1,6 @@
 /* gemm_packed.c - packing and the tile driver of g3n_gemm_packed (see
- * gemm_packed.h); the micro-kernels are in gemm_packed_avx512.c. */
+ * gemm_packed.h); the micro-kernels are in gemm_packed_avx512.c and
+ * gemm_packed_avx2.c (the same panels), chosen per call by g3n_isa_active(). */
 #include "gemm_packed.h"
 
 #include <math.h>
@@ -17,6 +18,48 @@
 /* Panels per column chunk: a row block's outputs for one chunk (96 x 256 f32,
  * 96 KB) stay in L2 across the K blocks. */
 #define CHUNK_PANELS 8
+
+/* The kernels of one instruction set (gemm_packed_internal.h). */
+typedef struct tower_kernels {
+    g3n_gemm_packed_kernel f32, bf16_widen;
+    g3n_gemm_packed_kernel bf16_dot; /* NULL: none (AVX2: bf16 compute widens the weights, x stays f32) */
+    void (*i8)(const uint8_t *x, size_t x_stride, int rows, const int8_t *panel, int64_t quads, const float *x_scale,
+               const float *w_scale, const int32_t *w_sum, float *y, size_t y_stride, int columns);
+    void (*rows_to_u8)(const float *x, int64_t rows, size_t x_stride, int64_t k, uint8_t *out, int64_t depth,
+                       float *scale);
+    void (*silu_block)(float *y, size_t y_stride, int64_t rows, int columns);
+} tower_kernels;
+
+static const tower_kernels avx512_kernels = {
+    g3n_gemm_kernel_f32_avx512, g3n_gemm_kernel_bf16_widen_avx512, g3n_gemm_kernel_bf16_dot_avx512,
+    g3n_gemm_kernel_i8_avx512,  g3n_gemm_rows_to_u8_avx512,        g3n_gemm_silu_block_avx512,
+};
+static const tower_kernels avx2_kernels = {
+    g3n_gemm_kernel_f32_avx2, g3n_gemm_kernel_bf16_widen_avx2, NULL,
+    g3n_gemm_kernel_i8_avx2,  g3n_gemm_rows_to_u8_avx2,        g3n_gemm_silu_block_avx2,
+};
+
+/* NULL below AVX2 (nothing is packed there: calls go to g3n_matmul). */
+static const tower_kernels *active_kernels(void)
+{
+    const g3n_isa isa = g3n_isa_active();
+    return isa >= G3N_ISA_AVX512 ? &avx512_kernels : isa >= G3N_ISA_AVX2 ? &avx2_kernels : NULL;
+}
+
+const char *g3n_gemm_packed_kernel_name(g3n_precision precision)
+{
+    const g3n_isa isa = g3n_isa_active();
+    if (isa >= G3N_ISA_AVX512)
+        return precision == G3N_PRECISION_INT8   ? "avx512 (vpdpbusd)"
+               : precision == G3N_PRECISION_BF16 ? "avx512 (vdpbf16ps)"
+                                                 : "avx512 (f32 fma)";
+    if (isa >= G3N_ISA_AVX2)
+        return precision == G3N_PRECISION_INT8 ? (g3n_gemm_avx_vnni() ? "avx2 (avx-vnni vpdpbusd)"
+                                                                      : "avx2 (vpmaddubsw)")
+               : precision == G3N_PRECISION_BF16 ? "avx2 (bf16 weights, f32 fma)"
+                                                 : "avx2 (f32 fma)";
+    return "portable (g3n_matmul)";
+}
 
 int g3n_precision_parse(const char *text, g3n_precision *out, g3n_error *err)
 {
@@ -76,7 +119,7 @@ int g3n_packed_matrix_pack(g3n_packed_matrix *packed, const g3n_matrix *w, g3n_p
         precision = packed->precision = G3N_PRECISION_BF16; /* int32 sums of 255 * 127 per input would overflow */
     packed->depth = precision == G3N_PRECISION_INT8 ? (w->cols + 3) & ~(int64_t)3 : (w->cols + 1) & ~(int64_t)1;
     packed->format = G3N_PANELS_NONE;
-    if (g3n_isa_active() < G3N_ISA_AVX512 || w->rows <= 0 || w->cols <= 0)
+    if (!active_kernels() || w->rows <= 0 || w->cols <= 0)
         return G3N_OK; /* the fallback multiplies the source */
     /* bf16 weights stay bf16 (exact, half the bytes); f32/f16 ones are f32 unless bf16 compute asks to round */
     const g3n_panel_format format = precision == G3N_PRECISION_INT8 ? G3N_PANELS_I8
@@ -211,8 +254,8 @@ static uint16_t *row_buffer(size_t elements)
 }
 
 /* int8: the row block's x rows quantised once, then each panel over the whole K. */
-static int run_tile_int8(const float *x, size_t x_stride, const g3n_packed_matrix *w, float *y, size_t y_stride,
-                         int64_t r0, int64_t r1, int64_t p0, int64_t p1, int silu)
+static int run_tile_int8(const tower_kernels *kernels, const float *x, size_t x_stride, const g3n_packed_matrix *w,
+                         float *y, size_t y_stride, int64_t r0, int64_t r1, int64_t p0, int64_t p1, int silu)
 {
     const int64_t n = w->rows, k = w->cols, depth = w->depth;
     const int64_t panels = (n + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
@@ -222,7 +265,7 @@ static int run_tile_int8(const float *x, size_t x_stride, const g3n_packed_matri
         return G3N_ERR;
     uint8_t *x_u8 = (uint8_t *)buffer;
     float *x_scale = (float *)(buffer + (size_t)(r1 - r0) * (size_t)(depth / 2));
-    g3n_gemm_rows_to_u8_avx512(x + (size_t)r0 * x_stride, r1 - r0, x_stride, k, x_u8, depth, x_scale);
+    kernels->rows_to_u8(x + (size_t)r0 * x_stride, r1 - r0, x_stride, k, x_u8, depth, x_scale);
     const int8_t *panel0 = w->panels;
     const float *w_scale = (const float *)(panel0 + (size_t)panels * (size_t)depth * G3N_GEMM_PANEL);
     const int32_t *w_sum = (const int32_t *)(w_scale + panels * G3N_GEMM_PANEL);
@@ -231,25 +274,24 @@ static int run_tile_int8(const float *x, size_t x_stride, const g3n_packed_matri
             (int)(n - p * G3N_GEMM_PANEL < G3N_GEMM_PANEL ? n - p * G3N_GEMM_PANEL : G3N_GEMM_PANEL);
         for (int64_t i = r0; i < r1; i += G3N_GEMM_PACKED_MR) {
             const int rows = (int)(r1 - i < G3N_GEMM_PACKED_MR ? r1 - i : G3N_GEMM_PACKED_MR);
-            g3n_gemm_kernel_i8_avx512(x_u8 + (size_t)(i - r0) * (size_t)depth, (size_t)depth, rows,
-                                      panel0 + (size_t)p * (size_t)depth * G3N_GEMM_PANEL, depth / 4,
-                                      x_scale + (i - r0), w_scale + p * G3N_GEMM_PANEL, w_sum + p * G3N_GEMM_PANEL,
-                                      y + (size_t)i * y_stride + (size_t)(p * G3N_GEMM_PANEL), y_stride, columns);
+            kernels->i8(x_u8 + (size_t)(i - r0) * (size_t)depth, (size_t)depth, rows,
+                        panel0 + (size_t)p * (size_t)depth * G3N_GEMM_PANEL, depth / 4, x_scale + (i - r0),
+                        w_scale + p * G3N_GEMM_PANEL, w_sum + p * G3N_GEMM_PANEL,
+                        y + (size_t)i * y_stride + (size_t)(p * G3N_GEMM_PANEL), y_stride, columns);
             if (silu)
-                g3n_gemm_silu_block_avx512(y + (size_t)i * y_stride + (size_t)(p * G3N_GEMM_PANEL), y_stride, rows,
-                                           columns);
+                kernels->silu_block(y + (size_t)i * y_stride + (size_t)(p * G3N_GEMM_PANEL), y_stride, rows, columns);
         }
     }
     return G3N_OK;
 }
 
 /* y rows [r0, r1) x panels [p0, p1). */
-static void run_tile(const float *x, size_t x_stride, const g3n_packed_matrix *w, float *y, size_t y_stride,
-                     int64_t r0, int64_t r1, int64_t p0, int64_t p1, int silu)
+static void run_tile(const tower_kernels *kernels, const float *x, size_t x_stride, const g3n_packed_matrix *w,
+                     float *y, size_t y_stride, int64_t r0, int64_t r1, int64_t p0, int64_t p1, int silu)
 {
     const int64_t n = w->rows, k = w->cols, depth = w->depth;
     if (w->format == G3N_PANELS_I8) {
-        if (run_tile_int8(x, x_stride, w, y, y_stride, r0, r1, p0, p1, silu) != G3N_OK) { /* no memory: exact */
+        if (run_tile_int8(kernels, x, x_stride, w, y, y_stride, r0, r1, p0, p1, silu) != G3N_OK) { /* no memory */
             g3n_matrix part = g3n_matrix_rows(&w->source, p0 * G3N_GEMM_PANEL,
                                               (p1 * G3N_GEMM_PANEL < n ? p1 * G3N_GEMM_PANEL : n) - p0 * G3N_GEMM_PANEL);
             for (int64_t i = r0; i < r1; i++)
@@ -257,23 +299,23 @@ static void run_tile(const float *x, size_t x_stride, const g3n_packed_matrix *w
                     y[(size_t)i * y_stride + (size_t)(p0 * G3N_GEMM_PANEL + j)] =
                         g3n_matrix_row_dot(&part, j, x + (size_t)i * x_stride);
             if (silu)
-                g3n_gemm_silu_block_avx512(y + (size_t)r0 * y_stride + (size_t)(p0 * G3N_GEMM_PANEL), y_stride,
-                                           r1 - r0, (int)part.rows);
+                kernels->silu_block(y + (size_t)r0 * y_stride + (size_t)(p0 * G3N_GEMM_PANEL), y_stride, r1 - r0,
+                                    (int)part.rows);
         }
         return;
     }
-    g3n_gemm_packed_kernel kernel = g3n_gemm_kernel_f32_avx512;
+    g3n_gemm_packed_kernel kernel = kernels->f32;
     int64_t kc_block = KC_F32;
     const uint16_t *x_bf16 = NULL;
     if (w->format == G3N_PANELS_BF16) {
         kc_block = KC_BF16;
-        kernel = g3n_gemm_kernel_bf16_widen_avx512;
-        if (w->precision == G3N_PRECISION_BF16) {
+        kernel = kernels->bf16_widen;
+        if (w->precision == G3N_PRECISION_BF16 && kernels->bf16_dot) {
             uint16_t *rows = row_buffer((size_t)(r1 - r0) * (size_t)depth);
             if (rows) { /* (without memory the widening kernel is a more exact substitute) */
                 g3n_gemm_rows_to_bf16_avx512(x + (size_t)r0 * x_stride, r1 - r0, x_stride, k, rows, depth);
                 x_bf16 = rows;
-                kernel = g3n_gemm_kernel_bf16_dot_avx512;
+                kernel = kernels->bf16_dot;
             }
         }
     }
@@ -299,7 +341,7 @@ static void run_tile(const float *x, size_t x_stride, const g3n_packed_matrix *w
                         kernel(x + (size_t)i * x_stride + (size_t)k0, x_stride, rows, panel, kc,
                                y_panel + (size_t)i * y_stride, y_stride, columns, k0 > 0);
                     if (silu && k0 + kc >= k) /* the block's outputs are final */
-                        g3n_gemm_silu_block_avx512(y_panel + (size_t)i * y_stride, y_stride, rows, columns);
+                        kernels->silu_block(y_panel + (size_t)i * y_stride, y_stride, rows, columns);
                 }
             }
         }
@@ -318,8 +360,8 @@ static int64_t few_rows_group_panels(int64_t panels, int threads)
 }
 
 /* Returns G3N_ERR (nothing computed) when the quantised rows do not fit in memory. */
-static int few_rows(const float *x, int64_t m, size_t x_stride, const g3n_packed_matrix *const *ws,
-                         float *const *ys, const size_t *y_strides, int count, int silu)
+static int few_rows(const tower_kernels *kernels, const float *x, int64_t m, size_t x_stride,
+                    const g3n_packed_matrix *const *ws, float *const *ys, const size_t *y_strides, int count, int silu)
 {
     const int64_t k = ws[0]->cols, depth = ws[0]->depth;
     const int bf16 = ws[0]->format == G3N_PANELS_BF16; /* else int8 */
@@ -359,8 +401,8 @@ static int few_rows(const float *x, int64_t m, size_t x_stride, const g3n_packed
                 g3n_gemm_rows_to_bf16_avx512(x + (size_t)r0 * x_stride, rows, x_stride, k,
                                              x_bf16_rows + (size_t)r0 * (size_t)depth, depth);
             else
-                g3n_gemm_rows_to_u8_avx512(x + (size_t)r0 * x_stride, rows, x_stride, k,
-                                           x_u8 + (size_t)r0 * (size_t)depth, depth, x_scale + r0);
+                kernels->rows_to_u8(x + (size_t)r0 * x_stride, rows, x_stride, k, x_u8 + (size_t)r0 * (size_t)depth,
+                                    depth, x_scale + r0);
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < tiles; t++) {
@@ -389,7 +431,7 @@ static int few_rows(const float *x, int64_t m, size_t x_stride, const g3n_packed
                         }
                     }
                     if (silu) /* this panel's column strip is final (m x 32 floats, still in cache) */
-                        g3n_gemm_silu_block_avx512(ys[j] + (size_t)(p * G3N_GEMM_PANEL), y_strides[j], m, columns);
+                        kernels->silu_block(ys[j] + (size_t)(p * G3N_GEMM_PANEL), y_strides[j], m, columns);
                 }
                 continue;
             }
@@ -401,14 +443,14 @@ static int few_rows(const float *x, int64_t m, size_t x_stride, const g3n_packed
                     (int)(n - p * G3N_GEMM_PANEL < G3N_GEMM_PANEL ? n - p * G3N_GEMM_PANEL : G3N_GEMM_PANEL);
                 for (int64_t i = 0; i < m; i += G3N_GEMM_PACKED_MR) {
                     const int rows = (int)(m - i < G3N_GEMM_PACKED_MR ? m - i : G3N_GEMM_PACKED_MR);
-                    g3n_gemm_kernel_i8_avx512(x_u8 + (size_t)i * (size_t)depth, (size_t)depth, rows,
-                                              panel0 + (size_t)p * (size_t)depth * G3N_GEMM_PANEL, depth / 4,
-                                              x_scale + i, w_scale + p * G3N_GEMM_PANEL, w_sum + p * G3N_GEMM_PANEL,
-                                              ys[j] + (size_t)i * y_strides[j] + (size_t)(p * G3N_GEMM_PANEL),
-                                              y_strides[j], columns);
+                    kernels->i8(x_u8 + (size_t)i * (size_t)depth, (size_t)depth, rows,
+                                panel0 + (size_t)p * (size_t)depth * G3N_GEMM_PANEL, depth / 4, x_scale + i,
+                                w_scale + p * G3N_GEMM_PANEL, w_sum + p * G3N_GEMM_PANEL,
+                                ys[j] + (size_t)i * y_strides[j] + (size_t)(p * G3N_GEMM_PANEL), y_strides[j],
+                                columns);
                     if (silu)
-                        g3n_gemm_silu_block_avx512(ys[j] + (size_t)i * y_strides[j] + (size_t)(p * G3N_GEMM_PANEL),
-                                                   y_strides[j], rows, columns);
+                        kernels->silu_block(ys[j] + (size_t)i * y_strides[j] + (size_t)(p * G3N_GEMM_PANEL),
+                                            y_strides[j], rows, columns);
                 }
             }
         }
@@ -428,15 +470,15 @@ static void silu_rows(float *y, int64_t m, int64_t n, size_t y_stride)
 }
 
 /* The few-rows path applies (int8, or bf16 compute): the same row count criterion as the panel split below. */
-static int few_rows_applies(const g3n_packed_matrix *w, int64_t m)
+static int few_rows_applies(const tower_kernels *kernels, const g3n_packed_matrix *w, int64_t m)
 {
     const int64_t row_blocks = (m + G3N_GEMM_ROW_BLOCK - 1) / G3N_GEMM_ROW_BLOCK;
     const int threads = omp_get_max_threads();
-    const int fast = w->format == G3N_PANELS_I8 ||
-                     (w->format == G3N_PANELS_BF16 && w->precision == G3N_PRECISION_BF16); /* bf16 dot products */
+    const int fast = w->format == G3N_PANELS_I8 || (w->format == G3N_PANELS_BF16 &&
+                                                    w->precision == G3N_PRECISION_BF16 && kernels->bf16_dot);
     const int64_t panels = (w->rows + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
     /* (its tiles split only the panels: with fewer than 2 per thread the row blocks parallelise better) */
-    return fast && w->cols > 0 && g3n_isa_active() >= G3N_ISA_AVX512 && panels >= 2 * (int64_t)threads &&
+    return fast && w->cols > 0 && panels >= 2 * (int64_t)threads &&
            (row_blocks < 4 * threads || row_blocks <= 4);
 }
 
@@ -445,11 +487,12 @@ void g3n_gemm_packed_many(const float *x, int64_t m, size_t x_stride, const g3n_
 {
     if (m <= 0 || count <= 0)
         return;
-    int same = count <= 8;
+    const tower_kernels *kernels = active_kernels();
+    int same = count <= 8 && kernels;
     for (int j = 0; same && j < count; j++)
-        same = few_rows_applies(ws[j], m) && ws[j]->rows > 0 && ws[j]->cols == ws[0]->cols &&
+        same = few_rows_applies(kernels, ws[j], m) && ws[j]->rows > 0 && ws[j]->cols == ws[0]->cols &&
                ws[j]->depth == ws[0]->depth && ws[j]->format == ws[0]->format;
-    if (same && few_rows(x, m, x_stride, ws, ys, y_strides, count, 0) == G3N_OK)
+    if (same && few_rows(kernels, x, m, x_stride, ws, ys, y_strides, count, 0) == G3N_OK)
         return;
     for (int j = 0; j < count; j++)
         g3n_gemm_packed(x, m, x_stride, ws[j], ys[j], y_strides[j], NULL);
@@ -461,7 +504,8 @@ void g3n_gemm_packed(const float *x, int64_t m, size_t x_stride, const g3n_packe
     if (m <= 0 || w->rows <= 0)
         return;
     const int silu = epilogue && epilogue->silu;
-    if (w->format == G3N_PANELS_NONE || w->cols <= 0 || g3n_isa_active() < G3N_ISA_AVX512) {
+    const tower_kernels *kernels = active_kernels();
+    if (w->format == G3N_PANELS_NONE || w->cols <= 0 || !kernels) {
         g3n_matmul(x, m, x_stride, &w->source, y, y_stride);
         if (silu)
             silu_rows(y, m, w->rows, y_stride);
@@ -470,8 +514,8 @@ void g3n_gemm_packed(const float *x, int64_t m, size_t x_stride, const g3n_packe
         return;
     }
     /* (with an epilogue the row-block path runs it per block in parallel while the block is in cache) */
-    if (!(epilogue && epilogue->apply) && few_rows_applies(w, m) &&
-        few_rows(x, m, x_stride, &w, &y, &y_stride, 1, silu) == G3N_OK)
+    if (!(epilogue && epilogue->apply) && few_rows_applies(kernels, w, m) &&
+        few_rows(kernels, x, m, x_stride, &w, &y, &y_stride, 1, silu) == G3N_OK)
         return;
     const int64_t row_blocks = (m + G3N_GEMM_ROW_BLOCK - 1) / G3N_GEMM_ROW_BLOCK;
     const int64_t panels = (w->rows + G3N_GEMM_PANEL - 1) / G3N_GEMM_PANEL;
@@ -496,7 +540,7 @@ void g3n_gemm_packed(const float *x, int64_t m, size_t x_stride, const g3n_packe
         const int64_t r0 = block * G3N_GEMM_ROW_BLOCK, r1 = r0 + G3N_GEMM_ROW_BLOCK < m ? r0 + G3N_GEMM_ROW_BLOCK : m;
         const int64_t p0 = group * per_group, p1 = p0 + per_group < panels ? p0 + per_group : panels;
         if (p0 < p1)
-            run_tile(x, x_stride, w, y, y_stride, r0, r1, p0, p1, silu);
+            run_tile(kernels, x, x_stride, w, y, y_stride, r0, r1, p0, p1, silu);
         if (fused)
             epilogue->apply(epilogue->user, y + (size_t)r0 * y_stride, r0, r1 - r0, y_stride);
     }

@@ -25,9 +25,14 @@
  *                        stored +128 as u8), AVX512-VNNI vpdpbusd into int32
  *                        over the whole K, then y = sx * sw * (acc - 128 * sum w):
  *                        four times the f32 FMA rate; about 1% error per GEMM.
- * Where the CPU lacks AVX-512 (g3n_isa_active() < AVX512) nothing is packed
- * and the call goes through g3n_matmul on the source matrix (f32 compute, so a
- * bf16 request is then simply exact).
+ * With AVX2 but no AVX-512 the same panels go through AVX2 kernels
+ * (gemm_packed_avx2.c): f32 and bf16 panels with f32 FMAs (bf16 compute keeps
+ * x in f32 there: AVX2 has no bf16 dot product, so it is the exact product on
+ * bf16-rounded weights), int8 with the same exact integer sums (AVX-VNNI
+ * vpdpbusd on ymm where the CPU has it, else vpmaddubsw on |x| and sign(w, x)
+ * + vpmaddwd): bit for bit the AVX-512 int8 results. Below AVX2 nothing is
+ * packed and the call goes through g3n_matmul on the source matrix (f32
+ * compute, so a bf16 or int8 request is then simply exact).
  *
  * Ownership: a g3n_packed_matrix owns its panels; it keeps a view of the
  * source matrix (borrowed, used only by the fallback): the source must outlive
@@ -79,6 +84,10 @@ typedef struct g3n_packed_matrix {
     void *panels;             /* owned: ceil(n/32) panels of depth x 32 values */
     size_t capacity;          /* bytes allocated for panels */
 } g3n_packed_matrix;
+
+/* Which kernels g3n_gemm_packed runs for `precision` at the active ISA, e.g.
+ * "avx2 (avx-vnni vpdpbusd)" (static string; for benches and logs). */
+const char *g3n_gemm_packed_kernel_name(g3n_precision precision);
 
 /* Packs w for `precision` (allocates; re-packing a matrix into the same struct
  * reuses its storage when it is large enough: attention packs its keys and

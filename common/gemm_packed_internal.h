@@ -1,4 +1,4 @@
-/* gemm_packed_internal.h - what gemm_packed.c shares with its AVX-512 kernels. */
+/* gemm_packed_internal.h - what gemm_packed.c shares with its AVX-512 and AVX2 kernels. */
 #ifndef G3N_GEMM_PACKED_INTERNAL_H
 #define G3N_GEMM_PACKED_INTERNAL_H
 
@@ -31,5 +31,23 @@ void g3n_gemm_rows_to_u8_avx512(const float *x, int64_t rows, size_t x_stride, i
                                 int64_t depth, float *scale);
 /* y[r][c] = y[r][c] · sigmoid(y[r][c]) for r < rows, c < columns (g3n_sigmoid_avx512). */
 void g3n_gemm_silu_block_avx512(float *y, size_t y_stride, int64_t rows, int columns);
+
+/* The AVX2 twins (gemm_packed_avx2.c): the same contracts on the same panels (no bf16 dot product: the
+ * bf16 precision runs the widening kernel on f32 x). The int8 kernel's sums are exact integers, so its
+ * results are bit for bit the AVX-512 kernel's; it uses AVX-VNNI where g3n_gemm_avx_vnni() says so. */
+void g3n_gemm_kernel_f32_avx2(const void *x, size_t x_stride, int rows, const void *panel, int64_t kc, float *y,
+                              size_t y_stride, int columns, int accumulate);
+void g3n_gemm_kernel_bf16_widen_avx2(const void *x, size_t x_stride, int rows, const void *panel, int64_t kc,
+                                     float *y, size_t y_stride, int columns, int accumulate);
+void g3n_gemm_kernel_i8_avx2(const uint8_t *x, size_t x_stride, int rows, const int8_t *panel, int64_t quads,
+                             const float *x_scale, const float *w_scale, const int32_t *w_sum, float *y,
+                             size_t y_stride, int columns);
+void g3n_gemm_rows_to_u8_avx2(const float *x, int64_t rows, size_t x_stride, int64_t k, uint8_t *out, int64_t depth,
+                              float *scale);
+void g3n_gemm_silu_block_avx2(float *y, size_t y_stride, int64_t rows, int columns);
+/* Nonzero when the CPU has AVX-VNNI (vpdpbusd on ymm) and env G3N_AVX_VNNI is not "0". */
+int g3n_gemm_avx_vnni(void);
+/* Turns the AVX-VNNI kernel on (where the CPU has it) or off; returns whether it is on (tests). */
+int g3n_gemm_avx_vnni_set(int on);
 
 #endif

@@ -1,9 +1,12 @@
 /* g3n_gemm_packed against a double-precision reference loop: every panel
- * format (f32 panels, bf16 panels widened, bf16 dot products), odd sizes
- * (row, column and K tails, odd K), strided rows, the row-block-parallel
+ * format (f32 panels, bf16 panels widened, bf16 dot products, int8), odd
+ * sizes (row, column and K tails, odd K), strided rows, the row-block-parallel
  * and panel-split paths, the fused epilogue and SiLU, re-packing into the same
  * storage, and the portable fallback. The exact formats must agree with the
- * reference to f32 rounding; the bf16 path within its stated budget. */
+ * reference to f32 rounding; bf16 and int8 within their stated budgets.
+ * Every check runs on every kernel set this CPU has: portable (g3n_matmul),
+ * AVX2 (plain, and with AVX-VNNI where present) and AVX-512; the int8 results
+ * must be bit for bit the same on all the packed kernel sets. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +19,45 @@
 #include <cmocka.h>
 
 #include "gemm_packed.h"
+#include "gemm_packed_internal.h"
 #include "test_util.h"
+
+typedef struct kernel_set {
+    g3n_isa isa;
+    int vnni; /* AVX2: with AVX-VNNI */
+    const char *name;
+} kernel_set;
+
+static const kernel_set kernel_sets[] = {
+    {G3N_ISA_PORTABLE, 0, "portable"},
+    {G3N_ISA_AVX2, 0, "avx2"},
+    {G3N_ISA_AVX2, 1, "avx2+avx-vnni"},
+    {G3N_ISA_AVX512, 1, "avx512"},
+};
+#define KERNEL_SETS ((int)(sizeof kernel_sets / sizeof kernel_sets[0]))
+
+/* Selects kernel set i; 0 (and a note) when this CPU lacks it. */
+static int use_kernel_set(int i)
+{
+    const kernel_set *k = &kernel_sets[i];
+    if (g3n_isa_set(k->isa) != k->isa || (k->isa == G3N_ISA_AVX2 && g3n_gemm_avx_vnni_set(k->vnni) != k->vnni)) {
+        printf("  (this CPU lacks %s: skipped)\n", k->name);
+        return 0;
+    }
+    return 1;
+}
+
+static void restore_kernel_set(void)
+{
+    g3n_isa_set(g3n_isa_detect());
+    g3n_gemm_avx_vnni_set(1);
+}
+
+static const char *kernel_set_name(void)
+{
+    const g3n_isa isa = g3n_isa_active();
+    return isa == G3N_ISA_AVX2 ? (g3n_gemm_avx_vnni() ? "avx2+avx-vnni" : "avx2") : g3n_isa_name(isa);
+}
 
 typedef struct shape {
     int64_t m, k, n;
@@ -115,12 +156,12 @@ static void check_one(g3n_dtype dtype, g3n_precision precision, shape s, size_t 
     double rel = sqrt(diff / (norm > 0.0 ? norm : 1.0));
     if (precision == G3N_PRECISION_F32) {
         if (worst > 1.0)
-            fail_msg("%s f32 %lldx%lldx%lld: error %.3g x the f32 bound", g3n_matrix_dtype_name(dtype),
-                     (long long)s.m, (long long)s.k, (long long)s.n, worst);
+            fail_msg("[%s] %s f32 %lldx%lldx%lld: error %.3g x the f32 bound", kernel_set_name(),
+                     g3n_matrix_dtype_name(dtype), (long long)s.m, (long long)s.k, (long long)s.n, worst);
     } else {
         const double budget = precision == G3N_PRECISION_INT8 ? INT8_GEMM_BUDGET : BF16_GEMM_BUDGET;
         if (rel > budget)
-            fail_msg("%s %s %lldx%lldx%lld: rel-L2 %.3g > %.3g", g3n_matrix_dtype_name(dtype),
+            fail_msg("[%s] %s %s %lldx%lldx%lld: rel-L2 %.3g > %.3g", kernel_set_name(), g3n_matrix_dtype_name(dtype),
                      g3n_precision_name(precision), (long long)s.m, (long long)s.k, (long long)s.n, rel, budget);
     }
     g3n_packed_matrix_free(&packed);
@@ -133,29 +174,93 @@ static void check_one(g3n_dtype dtype, g3n_precision precision, shape s, size_t 
 static void test_exact_formats(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        check_one(G3N_DTYPE_F32, G3N_PRECISION_F32, shapes[i], 0, 0);
-        check_one(G3N_DTYPE_BF16, G3N_PRECISION_F32, shapes[i], 3, 0);
-        check_one(G3N_DTYPE_F32, G3N_PRECISION_F32, shapes[i], 5, 1);
+    for (int set = 0; set < KERNEL_SETS; set++) {
+        if (!use_kernel_set(set))
+            continue;
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            check_one(G3N_DTYPE_F32, G3N_PRECISION_F32, shapes[i], 0, 0);
+            check_one(G3N_DTYPE_BF16, G3N_PRECISION_F32, shapes[i], 3, 0);
+            check_one(G3N_DTYPE_F32, G3N_PRECISION_F32, shapes[i], 5, 1);
+        }
     }
+    restore_kernel_set();
 }
 
 static void test_bf16_budget(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        check_one(G3N_DTYPE_BF16, G3N_PRECISION_BF16, shapes[i], 0, 0);
-        check_one(G3N_DTYPE_F32, G3N_PRECISION_BF16, shapes[i], 1, 1);
+    for (int set = 0; set < KERNEL_SETS; set++) {
+        if (!use_kernel_set(set))
+            continue;
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            check_one(G3N_DTYPE_BF16, G3N_PRECISION_BF16, shapes[i], 0, 0);
+            check_one(G3N_DTYPE_F32, G3N_PRECISION_BF16, shapes[i], 1, 1);
+        }
     }
+    restore_kernel_set();
 }
 
 static void test_int8_budget(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        check_one(G3N_DTYPE_BF16, G3N_PRECISION_INT8, shapes[i], 0, 0);
-        check_one(G3N_DTYPE_F32, G3N_PRECISION_INT8, shapes[i], 2, 1);
+    for (int set = 0; set < KERNEL_SETS; set++) {
+        if (!use_kernel_set(set))
+            continue;
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            check_one(G3N_DTYPE_BF16, G3N_PRECISION_INT8, shapes[i], 0, 0);
+            check_one(G3N_DTYPE_F32, G3N_PRECISION_INT8, shapes[i], 2, 1);
+        }
     }
+    restore_kernel_set();
+}
+
+/* int8 sums are exact integers on every packed kernel set, and the quantiser
+ * and the scaling are the same operations: the outputs (through both the
+ * row-block and the few-rows paths) must agree bit for bit with the first
+ * packed set's (the fused SiLU's sigmoids differ in the last bits: checked
+ * against exp() in test_silu_epilogue). Values up to 4 so that with |x|, |w| quantised
+ * to 127 many pairs reach the int16 range that vpmaddubsw on x + 128 would
+ * saturate. */
+static void test_int8_same_on_every_kernel_set(void **state)
+{
+    (void)state;
+    const shape cases[] = {{300, 1031, 70}, {37, 600, 300}, {8, 64, 32}, {1, 5, 3}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const shape s = cases[c];
+        float *x = malloc(sizeof(float) * (size_t)(s.m * s.k)), *w = malloc(sizeof(float) * (size_t)(s.n * s.k));
+        float *first = malloc(sizeof(float) * (size_t)(s.m * s.n)), *y = malloc(sizeof(float) * (size_t)(s.m * s.n));
+        g3n_test_random_floats(x, s.m * s.k, 51 + (uint64_t)c);
+        g3n_test_random_floats(w, s.n * s.k, 52 + (uint64_t)c);
+        for (int64_t i = 0; i < s.m * s.k; i++)
+            x[i] = x[i] > 0.0f ? 4.0f * x[i] * x[i] : -4.0f * x[i] * x[i]; /* more values near the row's max */
+        g3n_matrix matrix = {G3N_DTYPE_F32, s.n, s.k, sizeof(float) * (size_t)s.k, w};
+        int compared = 0, have_first = 0;
+        for (int set = 1; set < KERNEL_SETS; set++) { /* (portable computes in f32) */
+            if (!use_kernel_set(set))
+                continue;
+            g3n_packed_matrix packed = {0};
+            g3n_error err = {{0}};
+            assert_int_equal(g3n_packed_matrix_pack(&packed, &matrix, G3N_PRECISION_INT8, &err), G3N_OK);
+            assert_int_equal(packed.format, G3N_PANELS_I8);
+            g3n_gemm_packed(x, s.m, (size_t)s.k, &packed, have_first ? y : first, (size_t)s.n, NULL);
+            if (have_first) {
+                for (int64_t i = 0; i < s.m * s.n; i++)
+                    if (memcmp(&y[i], &first[i], sizeof(float)) != 0)
+                        fail_msg("[%s] int8 %lldx%lldx%lld: y[%lld] = %.9g, first set %.9g", kernel_set_name(),
+                                 (long long)s.m, (long long)s.k, (long long)s.n, (long long)i, y[i], first[i]);
+                compared++;
+            }
+            have_first = 1;
+            g3n_packed_matrix_free(&packed);
+        }
+        if (!compared)
+            printf("  (one packed kernel set on this CPU: nothing to compare)\n");
+        free(x);
+        free(w);
+        free(first);
+        free(y);
+    }
+    restore_kernel_set();
 }
 
 /* The bf16 path really computes in bf16 where the CPU has it: its result
@@ -198,9 +303,8 @@ static void test_bf16_is_used(void **state)
  * bit for bit what the row-block path gives on a larger call, and
  * g3n_gemm_packed_many what one call per matrix gives; f32 panels through
  * g3n_gemm_packed_many are one g3n_gemm_packed each. */
-static void test_int8_paths_agree(void **state)
+static void check_paths_agree(void)
 {
-    (void)state;
     const int64_t big = 1100, k = 1200, ns[3] = {200, 130, 257}; /* k: several bf16 K blocks; n: >= 4 panels */
     const int64_t few[4] = {1, 9, 96, 300};
     float *x = malloc(sizeof(float) * (size_t)(big * (k + 3)));
@@ -249,6 +353,15 @@ static void test_int8_paths_agree(void **state)
     free(x);
 }
 
+static void test_int8_paths_agree(void **state)
+{
+    (void)state;
+    for (int set = 1; set < KERNEL_SETS; set++)
+        if (use_kernel_set(set))
+            check_paths_agree();
+    restore_kernel_set();
+}
+
 /* Re-packing into the same struct: a smaller matrix reuses the storage, a larger one grows it. */
 static void test_repack(void **state)
 {
@@ -281,12 +394,12 @@ static void test_repack(void **state)
     free(y);
 }
 
-/* Without AVX-512 nothing is packed and the call goes through g3n_matmul. */
+/* Without AVX2 nothing is packed and the call goes through g3n_matmul. */
 static void test_fallback(void **state)
 {
     (void)state;
     g3n_isa saved = g3n_isa_active();
-    g3n_isa_set(G3N_ISA_AVX2);
+    g3n_isa_set(G3N_ISA_PORTABLE);
     for (size_t i = 0; i < 6; i++) {
         check_one(G3N_DTYPE_BF16, G3N_PRECISION_F32, shapes[i * 2], 0, 1);
         check_one(G3N_DTYPE_BF16, G3N_PRECISION_BF16, shapes[i * 2], 0, 0);
@@ -355,11 +468,16 @@ static void test_silu_epilogue(void **state)
         check_silu(precisions[p], 200, 130, 70, 1);   /* row-block path, SiLU before the apply */
         check_silu(precisions[p], 5, 33, 7, 0);       /* one short panel */
     }
-    g3n_isa saved = g3n_isa_active();
-    g3n_isa_set(G3N_ISA_AVX2); /* the portable pass after g3n_matmul */
-    check_silu(G3N_PRECISION_F32, 37, 600, 300, 0);
-    check_silu(G3N_PRECISION_BF16, 200, 130, 70, 1);
-    g3n_isa_set(saved);
+    for (int set = 0; set < KERNEL_SETS - 1; set++) { /* the others: the portable pass after g3n_matmul, AVX2 */
+        if (!use_kernel_set(set))
+            continue;
+        for (int p = 0; p < 3; p++) {
+            check_silu(precisions[p], 37, 600, 300, 0);
+            check_silu(precisions[p], 200, 130, 70, 1);
+            check_silu(precisions[p], 5, 33, 7, 0);
+        }
+    }
+    restore_kernel_set();
 }
 
 static void test_precision_names(void **state)
@@ -385,7 +503,7 @@ int main(void)
         cmocka_unit_test(test_int8_budget),   cmocka_unit_test(test_bf16_is_used),
         cmocka_unit_test(test_repack),        cmocka_unit_test(test_int8_paths_agree),
         cmocka_unit_test(test_fallback),      cmocka_unit_test(test_precision_names),
-        cmocka_unit_test(test_silu_epilogue),
+        cmocka_unit_test(test_silu_epilogue), cmocka_unit_test(test_int8_same_on_every_kernel_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,334 @@
+/* gemm_packed_avx2.c - the micro-kernels of g3n_gemm_packed (gemm_packed.h)
+ * for CPUs with AVX2 + FMA but no AVX-512, on the same panels as the AVX-512
+ * kernels (gemm_packed_avx512.c); called only after g3n_isa_active() >= AVX2.
+ *
+ * Each call computes y[r][0..columns) (+)= x[r] · panel for r < rows (<= 8),
+ * as passes over the panel that fit AVX2's 16 ymm registers:
+ *   f32:        4 rows x 16 columns per pass (8 accumulators), f32 FMAs.
+ *   bf16_widen: the same on bf16 pairs widened exactly to f32 (the exact path
+ *               on bf16 weights, and the bf16 precision here: AVX2 has no bf16
+ *               dot product, so x stays f32 and only the weights are bf16).
+ *   int8:       the AVX-512 int8 scheme's integer sums exactly, so the results
+ *               are bit for bit those of the VNNI kernel: x u8 (quantised + 128),
+ *               int8 panel [quads][32][4], y = sx * sw * Σ x w.
+ *                - AVX-VNNI (Alder Lake and later, Zen 5): vpdpbusd on ymm, the
+ *                  AVX-512 kernel's instruction at half the width; 3 rows x 32
+ *                  columns per pass (12 accumulators).
+ *                - plain AVX2: vpmaddubsw(|x|, sign(w, x)) then vpmaddwd by ones:
+ *                  with |x|, |w| <= 127 a pair sums to at most 2 * 127 * 127 =
+ *                  32258, so the int16 step never saturates (with x + 128 it
+ *                  would); 2 rows x 32 columns per pass.
+ */
+#include <cpuid.h>
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm_packed_internal.h"
+#include "simd_exp_avx2.h"
+
+/* Stores (or adds into y) one row's 16 columns, of which `columns` are real (> 0). */
+static inline __attribute__((always_inline)) void store16(float *y, __m256 v0, __m256 v1, int columns, int accumulate)
+{
+    if (columns >= 16) {
+        if (accumulate) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(y));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(y + 8));
+        }
+        _mm256_storeu_ps(y, v0);
+        _mm256_storeu_ps(y + 8, v1);
+        return;
+    }
+    const __m256i m0 = g3n_lanes_avx2(columns), m1 = g3n_lanes_avx2(columns - 8);
+    if (accumulate) {
+        v0 = _mm256_add_ps(v0, _mm256_maskload_ps(y, m0));
+        v1 = _mm256_add_ps(v1, _mm256_maskload_ps(y + 8, m1));
+    }
+    _mm256_maskstore_ps(y, m0, v0);
+    _mm256_maskstore_ps(y + 8, m1, v1);
+}
+
+/* The 4 row pointers of the pass at row r0 (rows beyond `rows` repeat the last one and are not stored). */
+#define PASS_ROWS(type, x, x_stride, r0, rows)                                                                       \
+    const type *x0 = x + (size_t)(r0) * x_stride;                                                                   \
+    const type *x1 = (r0) + 1 < rows ? x0 + x_stride : x0;                                                         \
+    const type *x2 = (r0) + 2 < rows ? x1 + x_stride : x1;                                                         \
+    const type *x3 = (r0) + 3 < rows ? x2 + x_stride : x2
+
+#define FMA4(i, b0, b1)                                                                                              \
+    do {                                                                                                             \
+        __m256 a = _mm256_broadcast_ss(x0 + (i));                                                                    \
+        c0 = _mm256_fmadd_ps(a, b0, c0);                                                                             \
+        c1 = _mm256_fmadd_ps(a, b1, c1);                                                                             \
+        a = _mm256_broadcast_ss(x1 + (i));                                                                           \
+        c2 = _mm256_fmadd_ps(a, b0, c2);                                                                             \
+        c3 = _mm256_fmadd_ps(a, b1, c3);                                                                             \
+        a = _mm256_broadcast_ss(x2 + (i));                                                                           \
+        c4 = _mm256_fmadd_ps(a, b0, c4);                                                                             \
+        c5 = _mm256_fmadd_ps(a, b1, c5);                                                                             \
+        a = _mm256_broadcast_ss(x3 + (i));                                                                           \
+        c6 = _mm256_fmadd_ps(a, b0, c6);                                                                             \
+        c7 = _mm256_fmadd_ps(a, b1, c7);                                                                             \
+    } while (0)
+
+#define DECLARE8                                                                                                     \
+    __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps(), c3 = _mm256_setzero_ps(),  \
+           c4 = _mm256_setzero_ps(), c5 = _mm256_setzero_ps(), c6 = _mm256_setzero_ps(), c7 = _mm256_setzero_ps()
+
+#define STORE8(y, y_stride, r0, rows, columns, accumulate)                                                           \
+    do {                                                                                                             \
+        const __m256 c[8] = {c0, c1, c2, c3, c4, c5, c6, c7};                                                        \
+        for (int r = 0; r < 4 && (r0) + r < rows; r++)                                                               \
+            store16(y + (size_t)((r0) + r) * y_stride, c[2 * r], c[2 * r + 1], columns, accumulate);                 \
+    } while (0)
+
+void g3n_gemm_kernel_f32_avx2(const void *x_any, size_t x_stride, int rows, const void *panel_any, int64_t kc,
+                              float *y, size_t y_stride, int columns, int accumulate)
+{
+    const float *x = x_any;
+    for (int half = 0; half < 2 && columns > 16 * half; half++) {
+        const float *panel = (const float *)panel_any + 16 * half;
+        for (int r0 = 0; r0 < rows; r0 += 4) {
+            PASS_ROWS(float, x, x_stride, r0, rows);
+            DECLARE8;
+            for (int64_t kk = 0; kk < kc; kk++) {
+                const __m256 b0 = _mm256_load_ps(panel + kk * 32), b1 = _mm256_load_ps(panel + kk * 32 + 8);
+                FMA4(kk, b0, b1);
+            }
+            STORE8(y + 16 * half, y_stride, r0, rows, columns - 16 * half, accumulate);
+        }
+    }
+}
+
+void g3n_gemm_kernel_bf16_widen_avx2(const void *x_any, size_t x_stride, int rows, const void *panel_any, int64_t kc,
+                                     float *y, size_t y_stride, int columns, int accumulate)
+{
+    const float *x = x_any;
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    for (int half = 0; half < 2 && columns > 16 * half; half++) {
+        const uint16_t *panel = (const uint16_t *)panel_any + 32 * half; /* 16 columns x 2 inputs */
+        for (int r0 = 0; r0 < rows; r0 += 4) {
+            PASS_ROWS(float, x, x_stride, r0, rows);
+            DECLARE8;
+            int64_t kk = 0;
+            for (; kk + 2 <= kc; kk += 2) {
+                const __m256i p0 = _mm256_load_si256((const __m256i *)(panel + kk * 32));
+                const __m256i p1 = _mm256_load_si256((const __m256i *)(panel + kk * 32 + 16));
+                const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(p0, 16));
+                const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(p1, 16));
+                FMA4(kk, e0, e1);
+                const __m256 o0 = _mm256_castsi256_ps(_mm256_and_si256(p0, high));
+                const __m256 o1 = _mm256_castsi256_ps(_mm256_and_si256(p1, high));
+                FMA4(kk + 1, o0, o1);
+            }
+            if (kk < kc) { /* odd k: the last pair's second input is padding */
+                const __m256i p0 = _mm256_load_si256((const __m256i *)(panel + kk * 32));
+                const __m256i p1 = _mm256_load_si256((const __m256i *)(panel + kk * 32 + 16));
+                const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(p0, 16));
+                const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(p1, 16));
+                FMA4(kk, e0, e1);
+            }
+            STORE8(y + 16 * half, y_stride, r0, rows, columns - 16 * half, accumulate);
+        }
+    }
+}
+
+/* ---- int8 ---- */
+
+/* out[r][0..depth) = round(x[r][k] / scale[r]) + 128 (128 beyond k), scale = max|x[r]| / 127: the
+ * AVX-512 quantiser's operations in the same order (bit for bit the same bytes and scales). */
+void g3n_gemm_rows_to_u8_avx2(const float *x, int64_t rows, size_t x_stride, int64_t k, uint8_t *out, int64_t depth,
+                              float *scale)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *src = x + (size_t)r * x_stride;
+        uint8_t *dst = out + r * depth;
+        __m256 vmax = _mm256_setzero_ps();
+        int64_t i = 0;
+        for (; i + 8 <= k; i += 8)
+            vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(src + i)));
+        if (i < k)
+            vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_maskload_ps(src + i, g3n_lanes_avx2(k - i))));
+        const float max = g3n_max_avx2(vmax);
+        scale[r] = max > 0.0f ? max / 127.0f : 1.0f;
+        const __m256 inverse = _mm256_set1_ps(max > 0.0f ? 127.0f / max : 0.0f);
+        const __m256i low = _mm256_set1_epi32(-127), high = _mm256_set1_epi32(127), offset = _mm256_set1_epi32(128);
+        const __m256i gather = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8,
+                                                12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+        for (i = 0; i < k; i += 8) {
+            const __m256 v = i + 8 <= k ? _mm256_loadu_ps(src + i) : _mm256_maskload_ps(src + i, g3n_lanes_avx2(k - i));
+            __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(v, inverse));
+            q = _mm256_add_epi32(_mm256_max_epi32(_mm256_min_epi32(q, high), low), offset);
+            q = _mm256_shuffle_epi8(q, gather); /* bytes 0..3 of each 128-bit half */
+            const uint32_t lo = (uint32_t)_mm256_extract_epi32(q, 0), hi = (uint32_t)_mm256_extract_epi32(q, 4);
+            const uint64_t eight = (uint64_t)lo | (uint64_t)hi << 32;
+            if (i + 8 <= k)
+                memcpy(dst + i, &eight, 8);
+            else
+                memcpy(dst + i, &eight, (size_t)(k - i));
+        }
+        for (i = k; i < depth; i++)
+            dst[i] = 128;
+    }
+}
+
+static inline __m256i broadcast_quad(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
+}
+
+/* y row = x_scale * w_scale * float(acc), acc holding the exact Σ x w of 32 columns (4 x 8). */
+static inline __attribute__((always_inline)) void store_i8_row(const __m256i *acc, float x_scale, const float *w_scale,
+                                                               float *y, int columns)
+{
+    const __m256 xs = _mm256_set1_ps(x_scale);
+    for (int j = 0; j < 4 && 8 * j < columns; j++) {
+        const __m256i m = g3n_lanes_avx2(columns - 8 * j);
+        const __m256 ws = _mm256_maskload_ps(w_scale + 8 * j, m);
+        const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[j]), ws), xs);
+        _mm256_maskstore_ps(y + 8 * j, m, v);
+    }
+}
+
+/* 128 * Σ w of 8 columns (the + 128 of the u8 x). */
+static inline __m256i offset_sums(const int32_t *w_sum, int columns)
+{
+    return _mm256_slli_epi32(_mm256_maskload_epi32(w_sum, g3n_lanes_avx2(columns)), 7);
+}
+
+/* Plain AVX2: 2 rows x 32 columns per pass. */
+static void i8_kernel_madd(const uint8_t *x, size_t x_stride, int rows, const int8_t *panel, int64_t quads,
+                           const float *x_scale, const float *w_scale, float *y, size_t y_stride, int columns)
+{
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    for (int r0 = 0; r0 < rows; r0 += 2) {
+        const uint8_t *xa = x + (size_t)r0 * x_stride, *xb = r0 + 1 < rows ? xa + x_stride : xa;
+        __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256(), a2 = _mm256_setzero_si256(),
+                a3 = _mm256_setzero_si256(), b0 = _mm256_setzero_si256(), b1 = _mm256_setzero_si256(),
+                b2 = _mm256_setzero_si256(), b3 = _mm256_setzero_si256();
+        for (int64_t q = 0; q < quads; q++) {
+            const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + q * 128));
+            const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + q * 128 + 32));
+            const __m256i w2 = _mm256_load_si256((const __m256i *)(panel + q * 128 + 64));
+            const __m256i w3 = _mm256_load_si256((const __m256i *)(panel + q * 128 + 96));
+            __m256i s = _mm256_xor_si256(broadcast_quad(xa + 4 * q), flip); /* x as int8, |x| <= 127 */
+            __m256i m = _mm256_abs_epi8(s);
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w0, s)), ones));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w1, s)), ones));
+            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w2, s)), ones));
+            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w3, s)), ones));
+            s = _mm256_xor_si256(broadcast_quad(xb + 4 * q), flip);
+            m = _mm256_abs_epi8(s);
+            b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w0, s)), ones));
+            b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w1, s)), ones));
+            b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w2, s)), ones));
+            b3 = _mm256_add_epi32(b3, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w3, s)), ones));
+        }
+        const __m256i acc_a[4] = {a0, a1, a2, a3}, acc_b[4] = {b0, b1, b2, b3};
+        store_i8_row(acc_a, x_scale[r0], w_scale, y + (size_t)r0 * y_stride, columns);
+        if (r0 + 1 < rows)
+            store_i8_row(acc_b, x_scale[r0 + 1], w_scale, y + (size_t)(r0 + 1) * y_stride, columns);
+    }
+}
+
+/* AVX-VNNI: 3 rows x 32 columns per pass, weights as memory operands. */
+#define DPBUSD(acc, a, offset) acc = _mm256_dpbusd_avx_epi32(acc, a, _mm256_load_si256((const __m256i *)(w + offset)))
+__attribute__((target("avx2,fma,avxvnni"))) static void
+i8_kernel_vnni(const uint8_t *x, size_t x_stride, int rows, const int8_t *panel, int64_t quads, const float *x_scale,
+               const float *w_scale, const int32_t *w_sum, float *y, size_t y_stride, int columns)
+{
+    __m256i sums[4];
+    for (int j = 0; j < 4; j++)
+        sums[j] = offset_sums(w_sum + 8 * j, columns - 8 * j);
+    for (int r0 = 0; r0 < rows; r0 += 3) {
+        const uint8_t *xa = x + (size_t)r0 * x_stride, *xb = r0 + 1 < rows ? xa + x_stride : xa,
+                      *xc = r0 + 2 < rows ? xb + x_stride : xb;
+        __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256(), a2 = _mm256_setzero_si256(),
+                a3 = _mm256_setzero_si256(), b0 = _mm256_setzero_si256(), b1 = _mm256_setzero_si256(),
+                b2 = _mm256_setzero_si256(), b3 = _mm256_setzero_si256(), c0 = _mm256_setzero_si256(),
+                c1 = _mm256_setzero_si256(), c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
+        for (int64_t q = 0; q < quads; q++) {
+            const int8_t *w = panel + q * 128;
+            __m256i s = broadcast_quad(xa + 4 * q);
+            DPBUSD(a0, s, 0);
+            DPBUSD(a1, s, 32);
+            DPBUSD(a2, s, 64);
+            DPBUSD(a3, s, 96);
+            s = broadcast_quad(xb + 4 * q);
+            DPBUSD(b0, s, 0);
+            DPBUSD(b1, s, 32);
+            DPBUSD(b2, s, 64);
+            DPBUSD(b3, s, 96);
+            s = broadcast_quad(xc + 4 * q);
+            DPBUSD(c0, s, 0);
+            DPBUSD(c1, s, 32);
+            DPBUSD(c2, s, 64);
+            DPBUSD(c3, s, 96);
+        }
+        const __m256i acc[3][4] = {{a0, a1, a2, a3}, {b0, b1, b2, b3}, {c0, c1, c2, c3}};
+        for (int r = 0; r < 3 && r0 + r < rows; r++) {
+            __m256i exact[4];
+            for (int j = 0; j < 4; j++)
+                exact[j] = _mm256_sub_epi32(acc[r][j], sums[j]);
+            store_i8_row(exact, x_scale[r0 + r], w_scale, y + (size_t)(r0 + r) * y_stride, columns);
+        }
+    }
+}
+#undef DPBUSD
+
+static int cpu_has_avx_vnni(void)
+{
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 4) & 1u);
+}
+
+/* AVX-VNNI: CPUID.(EAX=7, ECX=1):EAX[4]; env G3N_AVX_VNNI=0 turns it off (to measure the plain AVX2 kernel). */
+static int vnni_choice = -1;
+
+int g3n_gemm_avx_vnni_set(int on)
+{
+    const int have = on && cpu_has_avx_vnni();
+    __atomic_store_n(&vnni_choice, have, __ATOMIC_RELAXED);
+    return have;
+}
+
+int g3n_gemm_avx_vnni(void)
+{
+    int known = __atomic_load_n(&vnni_choice, __ATOMIC_RELAXED);
+    if (known < 0) { /* (threads may race to fill it: they store the same value) */
+        const char *env = getenv("G3N_AVX_VNNI");
+        known = g3n_gemm_avx_vnni_set(!(env && strcmp(env, "0") == 0));
+    }
+    return known;
+}
+
+void g3n_gemm_kernel_i8_avx2(const uint8_t *x, size_t x_stride, int rows, const int8_t *panel, int64_t quads,
+                             const float *x_scale, const float *w_scale, const int32_t *w_sum, float *y,
+                             size_t y_stride, int columns)
+{
+    if (g3n_gemm_avx_vnni())
+        i8_kernel_vnni(x, x_stride, rows, panel, quads, x_scale, w_scale, w_sum, y, y_stride, columns);
+    else
+        i8_kernel_madd(x, x_stride, rows, panel, quads, x_scale, w_scale, y, y_stride, columns);
+}
+
+void g3n_gemm_silu_block_avx2(float *y, size_t y_stride, int64_t rows, int columns)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float *yr = y + (size_t)r * y_stride;
+        int c = 0;
+        for (; c + 8 <= columns; c += 8) {
+            const __m256 v = _mm256_loadu_ps(yr + c);
+            _mm256_storeu_ps(yr + c, _mm256_mul_ps(v, g3n_sigmoid_avx2(v)));
+        }
+        if (c < columns) {
+            const __m256i m = g3n_lanes_avx2(columns - c);
+            const __m256 v = _mm256_maskload_ps(yr + c, m);
+            _mm256_maskstore_ps(yr + c, m, _mm256_mul_ps(v, g3n_sigmoid_avx2(v)));
+        }
+    }
+}
