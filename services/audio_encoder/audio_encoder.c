@@ -493,20 +493,17 @@ static void clamp_rows(float *x, int64_t count, float limit)
 }
 
 /* out[i] = a[i] * sigmoid(b[i]) for rows of `width` (a, b, out with their own row strides; out may be a):
- * the SiLU (a == b) and the GLU of the light conv. Parallel over rows; AVX-512 where the CPU has it. */
+ * the SiLU (a == b) and the GLU of the light conv. Parallel over rows; AVX-512 or AVX2 where the CPU has it. */
 static void gate_rows(const float *a, size_t a_stride, const float *b, size_t b_stride, float *out,
                       size_t out_stride, int64_t rows, int64_t width)
 {
-    const int vector = g3n_isa_active() >= G3N_ISA_AVX512;
+    const g3n_isa isa = g3n_isa_active();
+    void (*gate)(const float *, const float *, float *, int64_t) = isa >= G3N_ISA_AVX512 ? g3n_audio_gate_avx512
+                                                                   : isa >= G3N_ISA_AVX2 ? g3n_audio_gate_avx2
+                                                                                          : g3n_audio_gate;
 #pragma omp parallel for schedule(static) if (rows * width > PARALLEL_ELEMENTS)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *ar = a + (size_t)r * a_stride, *br = b + (size_t)r * b_stride;
-        float *o = out + (size_t)r * out_stride;
-        if (vector)
-            g3n_audio_gate_avx512(ar, br, o, width);
-        else
-            g3n_audio_gate(ar, br, o, width);
-    }
+    for (int64_t r = 0; r < rows; r++)
+        gate(a + (size_t)r * a_stride, b + (size_t)r * b_stride, out + (size_t)r * out_stride, width);
 }
 
 /* The fast precisions (bf16, int8) fuse clamp + RMS norm (+ residual) into one
@@ -528,15 +525,15 @@ static void clamp_norm_rows(const g3n_audio_encoder_state *s, float *x, const fl
         g3n_rms_norm_rows(x, d, weight, out, d, rows, d, a->rms_norm_eps);
         return;
     }
-    const int vector = g3n_isa_active() >= G3N_ISA_AVX512;
+    const g3n_isa isa = g3n_isa_active();
+    void (*norm)(const float *, const float *, float *, int64_t, float, float) =
+        isa >= G3N_ISA_AVX512 ? g3n_audio_clamp_norm_avx512
+        : isa >= G3N_ISA_AVX2 ? g3n_audio_clamp_norm_avx2
+                              : g3n_audio_clamp_norm;
     const float eps = (float)a->rms_norm_eps;
 #pragma omp parallel for schedule(static) if (rows * d > PARALLEL_ELEMENTS)
-    for (int64_t r = 0; r < rows; r++) {
-        if (vector)
-            g3n_audio_clamp_norm_avx512(x + r * d, weight, out + r * d, d, clip, eps);
-        else
-            g3n_audio_clamp_norm(x + r * d, weight, out + r * d, d, clip, eps);
-    }
+    for (int64_t r = 0; r < rows; r++)
+        norm(x + r * d, weight, out + r * d, d, clip, eps);
 }
 
 /* h += rms_norm(clamp(x)) * weight * scale per row; exact path: clamp x in place, norm, then the sum. */
@@ -559,15 +556,15 @@ static void clamp_norm_add_rows(const g3n_audio_encoder_state *s, float *x, cons
         }
         return;
     }
-    const int vector = g3n_isa_active() >= G3N_ISA_AVX512;
+    const g3n_isa isa = g3n_isa_active();
+    void (*norm_add)(const float *, const float *, float *, int64_t, float, float, float) =
+        isa >= G3N_ISA_AVX512 ? g3n_audio_clamp_norm_add_avx512
+        : isa >= G3N_ISA_AVX2 ? g3n_audio_clamp_norm_add_avx2
+                              : g3n_audio_clamp_norm_add;
     const float eps = (float)a->rms_norm_eps;
 #pragma omp parallel for schedule(static) if (rows * d > PARALLEL_ELEMENTS)
-    for (int64_t r = 0; r < rows; r++) {
-        if (vector)
-            g3n_audio_clamp_norm_add_avx512(x + r * d, weight, h + r * d, d, clip, eps, scale);
-        else
-            g3n_audio_clamp_norm_add(x + r * d, weight, h + r * d, d, clip, eps, scale);
-    }
+    for (int64_t r = 0; r < rows; r++)
+        norm_add(x + r * d, weight, h + r * d, d, clip, eps, scale);
 }
 
 /* Gemma3nAudioCumulativeGroupNorm over `rows` rows of [F][C], then ReLU (Gemma3nAudioSSCPConvBlock). */
@@ -669,7 +666,10 @@ static void conformer_attention(g3n_audio_encoder_state *s, const g3n_audio_laye
     float cap = (float)a->logit_cap;
     const float min_logit = -FLT_MAX; /* torch.finfo(f32).min */
     if (fast_rows(s)) { /* vectorised per (frame, head), f32 sums in another order */
-        const int vector = g3n_isa_active() >= G3N_ISA_AVX512;
+        const g3n_isa isa = g3n_isa_active();
+        void (*attend)(const g3n_audio_attention_row *, float *) = isa >= G3N_ISA_AVX512 ? g3n_audio_attend_avx512
+                                                                   : isa >= G3N_ISA_AVX2 ? g3n_audio_attend_avx2
+                                                                                          : g3n_audio_attend;
 #pragma omp parallel for collapse(2) schedule(static)
         for (int64_t i = 0; i < rows; i++)
             for (int64_t n = 0; n < heads; n++) {
@@ -687,10 +687,7 @@ static void conformer_attention(g3n_audio_encoder_state *s, const g3n_audio_laye
                     .q_scale = q_scale,
                     .cap = cap,
                 };
-                if (vector)
-                    g3n_audio_attend_avx512(&row, s->b + i * d + n * dh);
-                else
-                    g3n_audio_attend(&row, s->b + i * d + n * dh);
+                attend(&row, s->b + i * d + n * dh);
             }
     } else {
 #pragma omp parallel for collapse(2) schedule(static)

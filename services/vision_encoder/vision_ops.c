@@ -7,15 +7,18 @@
 /* Vectorised gelu (vision_ops_avx2.c / vision_ops_avx512.c): run only after g3n_isa_active() says so. */
 void g3n_vision_gelu_avx2(float *x, int64_t count);
 void g3n_vision_gelu_avx512(float *x, int64_t count);
-/* x[i] = exp(x[i] - max), returns the sum (double accumulation). */
-double g3n_vision_exp_sum_avx2(float *x, int64_t count, float max);
-double g3n_vision_exp_sum_avx512(float *x, int64_t count, float max);
 /* AVX-512 depthwise conv and norm tail (vision_ops_avx512.c), same contracts as the portable ones. */
 void g3n_vision_depthwise_conv_avx512(const float *in, int height, int width, int channels, const float *packed,
                                       int kernel, int stride, float *out);
 void g3n_vision_rms_norm_rows_avx512(const float *x, int64_t rows, int channels, const float *weight, float eps,
                                      int gelu, const float *gamma, const float *residual, float *out);
 void g3n_vision_softmax_row_avx512(float *row, int64_t n);
+/* Their AVX2 twins (vision_ops_avx2.c). */
+void g3n_vision_depthwise_conv_avx2(const float *in, int height, int width, int channels, const float *packed,
+                                    int kernel, int stride, float *out);
+void g3n_vision_rms_norm_rows_avx2(const float *x, int64_t rows, int channels, const float *weight, float eps,
+                                   int gelu, const float *gamma, const float *residual, float *out);
+void g3n_vision_softmax_row_avx2(float *row, int64_t n);
 
 /* timm get_same_padding: pad_total = max((ceil(x/s) - 1)*s + k - x, 0); stride 1
  * with odd k is the static symmetric (k-1)/2, which the same formula gives. */
@@ -59,6 +62,10 @@ void g3n_vision_depthwise_conv(const float *in, int height, int width, int chann
 {
     if (g3n_isa_active() >= G3N_ISA_AVX512) {
         g3n_vision_depthwise_conv_avx512(in, height, width, channels, packed, kernel, stride, out);
+        return;
+    }
+    if (g3n_isa_active() >= G3N_ISA_AVX2) {
+        g3n_vision_depthwise_conv_avx2(in, height, width, channels, packed, kernel, stride, out);
         return;
     }
     int out_h = g3n_vision_same_output(height, kernel, stride);
@@ -217,23 +224,22 @@ void g3n_vision_softmax_rows(float *x, int64_t rows, int64_t n)
             g3n_vision_softmax_row_avx512(x + r * n, n);
         return;
     }
+    if (isa >= G3N_ISA_AVX2) {
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < rows; r++)
+            g3n_vision_softmax_row_avx2(x + r * n, n);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         float *row = x + r * n;
         float max = row[0];
         for (int64_t i = 1; i < n; i++)
             max = row[i] > max ? row[i] : max;
-        double sum;
-        if (isa >= G3N_ISA_AVX512)
-            sum = g3n_vision_exp_sum_avx512(row, n, max);
-        else if (isa >= G3N_ISA_AVX2)
-            sum = g3n_vision_exp_sum_avx2(row, n, max);
-        else {
-            sum = 0.0;
-            for (int64_t i = 0; i < n; i++) {
-                row[i] = expf(row[i] - max);
-                sum += row[i];
-            }
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            row[i] = expf(row[i] - max);
+            sum += row[i];
         }
         float inverse = (float)(1.0 / sum);
         for (int64_t i = 0; i < n; i++)
@@ -246,6 +252,10 @@ void g3n_vision_rms_norm_rows(const float *x, int64_t rows, int channels, const 
 {
     if (g3n_isa_active() >= G3N_ISA_AVX512) {
         g3n_vision_rms_norm_rows_avx512(x, rows, channels, weight, eps, gelu, gamma, residual, out);
+        return;
+    }
+    if (g3n_isa_active() >= G3N_ISA_AVX2) {
+        g3n_vision_rms_norm_rows_avx2(x, rows, channels, weight, eps, gelu, gamma, residual, out);
         return;
     }
 #pragma omp parallel for schedule(static)

@@ -9,7 +9,6 @@
 #include "simd_exp_avx512.h"
 
 void g3n_vision_gelu_avx512(float *x, int64_t count);
-double g3n_vision_exp_sum_avx512(float *x, int64_t count, float max);
 
 static inline __m512 gelu_avx512(__m512 v)
 {
@@ -28,30 +27,6 @@ void g3n_vision_gelu_avx512(float *x, int64_t count)
         __mmask16 mask = (__mmask16)((1u << (count - i)) - 1u);
         _mm512_mask_storeu_ps(x + i, mask, gelu_avx512(_mm512_maskz_loadu_ps(mask, x + i)));
     }
-}
-
-double g3n_vision_exp_sum_avx512(float *x, int64_t count, float max)
-{
-    __m512 m = _mm512_set1_ps(max), acc = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= count; i += 16) {
-        __m512 e = g3n_exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), m));
-        _mm512_storeu_ps(x + i, e);
-        acc = _mm512_add_ps(acc, e);
-    }
-    float lanes[16];
-    _mm512_storeu_ps(lanes, acc);
-    double sum = 0.0;
-    for (int j = 0; j < 16; j++)
-        sum += lanes[j];
-    for (; i < count; i++) {
-        float lane[16] = {0};
-        lane[0] = x[i] - max;
-        _mm512_storeu_ps(lane, g3n_exp_avx512(_mm512_loadu_ps(lane)));
-        x[i] = lane[0];
-        sum += lane[0];
-    }
-    return sum;
 }
 
 /* ---- depthwise conv, norm tail and softmax rows (vision_ops.h contracts) ---- */

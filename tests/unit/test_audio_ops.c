@@ -1,5 +1,5 @@
-/* audio_ops.h: each AVX-512 row kernel of the conformer against its portable
- * C version, and the portable versions against plain double-precision
+/* audio_ops.h: each row kernel of the conformer on every instruction set
+ * this CPU has (portable C, AVX2, AVX-512) against plain double-precision
  * formulas: gates (SiLU/GLU), fused clamp + RMS norm (+ residual), and the
  * local attention of one frame and head (valid and padded keys, head widths
  * with a tail, all keys padded). */
@@ -19,10 +19,29 @@
 #include "matmul.h"
 #include "test_util.h"
 
-static int have_avx512(void)
+static int have(g3n_isa isa)
 {
-    return g3n_isa_active() >= G3N_ISA_AVX512;
+    return g3n_isa_detect() >= isa;
 }
+
+/* The kernels of one instruction set. */
+typedef struct audio_kernels {
+    g3n_isa isa;
+    const char *name;
+    void (*gate)(const float *, const float *, float *, int64_t);
+    void (*clamp_norm)(const float *, const float *, float *, int64_t, float, float);
+    void (*clamp_norm_add)(const float *, const float *, float *, int64_t, float, float, float);
+    void (*attend)(const g3n_audio_attention_row *, float *);
+} audio_kernels;
+
+static const audio_kernels kernel_sets[] = {
+    {G3N_ISA_PORTABLE, "portable", g3n_audio_gate, g3n_audio_clamp_norm, g3n_audio_clamp_norm_add, g3n_audio_attend},
+    {G3N_ISA_AVX2, "avx2", g3n_audio_gate_avx2, g3n_audio_clamp_norm_avx2, g3n_audio_clamp_norm_add_avx2,
+     g3n_audio_attend_avx2},
+    {G3N_ISA_AVX512, "avx512", g3n_audio_gate_avx512, g3n_audio_clamp_norm_avx512, g3n_audio_clamp_norm_add_avx512,
+     g3n_audio_attend_avx512},
+};
+#define KERNEL_SETS ((int)(sizeof kernel_sets / sizeof kernel_sets[0]))
 
 static void assert_close(const float *got, const double *want, int64_t n, double tolerance, const char *what)
 {
@@ -43,11 +62,15 @@ static void test_gate(void **state)
         b[i] *= 40.0f; /* both tails of the sigmoid */
         want[i] = a[i] / (1.0 + exp(-(double)b[i]));
     }
-    g3n_audio_gate(a, b, out, n);
-    assert_close(out, want, n, 1e-6, "gate");
-    if (have_avx512()) {
-        g3n_audio_gate_avx512(a, b, out, n);
-        assert_close(out, want, n, 1e-6, "gate_avx512");
+    for (int set = 0; set < KERNEL_SETS; set++) {
+        if (!have(kernel_sets[set].isa))
+            continue;
+        char what[64];
+        snprintf(what, sizeof what, "gate [%s]", kernel_sets[set].name);
+        for (int64_t i = 0; i < n; i++)
+            out[i] = NAN;
+        kernel_sets[set].gate(a, b, out, n);
+        assert_close(out, want, n, 1e-6, what);
     }
     free(a);
     free(b);
@@ -80,19 +103,24 @@ static void test_clamp_norm(void **state)
             want[i] = fmax(-clip, fmin(clip, x[i])) * inverse * weight[i];
             want_h[i] = h0[i] + want[i] * scale;
         }
-        for (int vector = 0; vector < 2; vector++) {
-            if (vector && !have_avx512())
+        for (int set = 0; set < KERNEL_SETS; set++) {
+            const audio_kernels *k = &kernel_sets[set];
+            if (!have(k->isa))
                 continue;
-            (vector ? g3n_audio_clamp_norm_avx512 : g3n_audio_clamp_norm)(x, weight, out, n, clip, eps);
-            assert_close(out, want, n, 1e-5, vector ? "clamp_norm_avx512" : "clamp_norm");
+            char what[64];
+            snprintf(what, sizeof what, "clamp_norm [%s]", k->name);
+            k->clamp_norm(x, weight, out, n, clip, eps);
+            assert_close(out, want, n, 1e-5, what);
             memcpy(h, h0, sizeof(float) * n);
-            (vector ? g3n_audio_clamp_norm_add_avx512 : g3n_audio_clamp_norm_add)(x, weight, h, n, clip, eps, scale);
-            assert_close(h, want_h, n, 1e-5, vector ? "clamp_norm_add_avx512" : "clamp_norm_add");
+            k->clamp_norm_add(x, weight, h, n, clip, eps, scale);
+            snprintf(what, sizeof what, "clamp_norm_add [%s]", k->name);
+            assert_close(h, want_h, n, 1e-5, what);
             /* in place */
             float *copy = malloc(sizeof(float) * n);
             memcpy(copy, x, sizeof(float) * n);
-            (vector ? g3n_audio_clamp_norm_avx512 : g3n_audio_clamp_norm)(copy, weight, copy, n, clip, eps);
-            assert_close(copy, want, n, 1e-5, "clamp_norm in place");
+            k->clamp_norm(copy, weight, copy, n, clip, eps);
+            snprintf(what, sizeof what, "clamp_norm in place [%s]", k->name);
+            assert_close(copy, want, n, 1e-5, what);
             free(copy);
         }
         free(x);
@@ -172,13 +200,16 @@ static void test_attend(void **state)
                 .cap = 5.0f,
             };
             attend_reference(&row, want);
-            g3n_audio_attend(&row, out);
-            assert_close(out, want, dh, 1e-5, "attend");
-            if (have_avx512()) {
+            for (int set = 0; set < KERNEL_SETS; set++) {
+                if (!have(kernel_sets[set].isa))
+                    continue;
                 for (int64_t e = 0; e < dh; e++)
                     out[e] = NAN;
-                g3n_audio_attend_avx512(&row, out);
-                assert_close(out, want, dh, 1e-5, "attend_avx512");
+                kernel_sets[set].attend(&row, out);
+                char what[64];
+                snprintf(what, sizeof what, "attend [%s] dh %lld pattern %d", kernel_sets[set].name, (long long)dh,
+                         pattern);
+                assert_close(out, want, dh, 1e-5, what);
             }
         }
         free(q);
