@@ -106,6 +106,10 @@ void g3n_gemm_kernel_bf16_widen_avx2(const void *x_any, size_t x_stride, int row
 {
     const float *x = x_any;
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    /* input k of a pair (its low half) moved to the high half with vpshufb rather than vpslld: the shuffle
+     * runs on a port the FMAs do not use on Intel cores (vpslld competes with them: -25 %) */
+    const __m256i low_up = _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 4, 5, -1, -1, 8, 9, -1, -1, 12, 13, -1, -1, 0, 1, -1,
+                                            -1, 4, 5, -1, -1, 8, 9, -1, -1, 12, 13);
     for (int half = 0; half < 2 && columns > 16 * half; half++) {
         const uint16_t *panel = (const uint16_t *)panel_any + 32 * half; /* 16 columns x 2 inputs */
         for (int r0 = 0; r0 < rows; r0 += 4) {
@@ -115,8 +119,8 @@ void g3n_gemm_kernel_bf16_widen_avx2(const void *x_any, size_t x_stride, int row
             for (; kk + 2 <= kc; kk += 2) {
                 const __m256i p0 = _mm256_load_si256((const __m256i *)(panel + kk * 32));
                 const __m256i p1 = _mm256_load_si256((const __m256i *)(panel + kk * 32 + 16));
-                const __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(p0, 16));
-                const __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(p1, 16));
+                const __m256 e0 = _mm256_castsi256_ps(_mm256_shuffle_epi8(p0, low_up));
+                const __m256 e1 = _mm256_castsi256_ps(_mm256_shuffle_epi8(p1, low_up));
                 FMA4(kk, e0, e1);
                 const __m256 o0 = _mm256_castsi256_ps(_mm256_and_si256(p0, high));
                 const __m256 o1 = _mm256_castsi256_ps(_mm256_and_si256(p1, high));
@@ -181,104 +185,138 @@ static inline __m256i broadcast_quad(const uint8_t *p)
     return _mm256_set1_epi32(v);
 }
 
-/* y row = x_scale * w_scale * float(acc), acc holding the exact Σ x w of 32 columns (4 x 8). */
-static inline __attribute__((always_inline)) void store_i8_row(const __m256i *acc, float x_scale, const float *w_scale,
-                                                               float *y, int columns)
+/* Quads of inputs per K block of the int8 kernels: a 32-column panel block of
+ * 16 KB stays in L1 while every pass over the rows reuses it (without blocks a
+ * K = 6144 panel of 192 KB came from L2 once per pass: L2-bound). Partial sums
+ * wait in a small int32 block between K blocks (exact: the same integers). */
+#define I8_BLOCK_QUADS 128
+
+/* Partial sums of up to 9 rows (3 passes of 3) x 32 columns. */
+typedef struct i8_partial {
+    int32_t v[9][32] __attribute__((aligned(32)));
+} i8_partial;
+
+static inline __m256i partial_load(const i8_partial *p, int r, int j, int first)
 {
-    const __m256 xs = _mm256_set1_ps(x_scale);
+    return first ? _mm256_setzero_si256() : _mm256_load_si256((const __m256i *)&p->v[r][8 * j]);
+}
+
+/* y rows = x_scale * w_scale * float(Σ x w - offset), from the partial sums (offset: 128 * Σ w per column with u8
+ * x, or none). */
+static void store_i8_rows(const i8_partial *p, int rows, const float *x_scale, const float *w_scale,
+                          const int32_t *w_sum, float *y, size_t y_stride, int columns)
+{
     for (int j = 0; j < 4 && 8 * j < columns; j++) {
         const __m256i m = g3n_lanes_avx2(columns - 8 * j);
         const __m256 ws = _mm256_maskload_ps(w_scale + 8 * j, m);
-        const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[j]), ws), xs);
-        _mm256_maskstore_ps(y + 8 * j, m, v);
+        const __m256i offset = w_sum ? _mm256_slli_epi32(_mm256_maskload_epi32(w_sum + 8 * j, m), 7)
+                                     : _mm256_setzero_si256();
+        for (int r = 0; r < rows; r++) {
+            const __m256i exact = _mm256_sub_epi32(_mm256_load_si256((const __m256i *)&p->v[r][8 * j]), offset);
+            const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(exact), ws), _mm256_set1_ps(x_scale[r]));
+            _mm256_maskstore_ps(y + (size_t)r * y_stride + 8 * j, m, v);
+        }
     }
 }
 
-/* 128 * Σ w of 8 columns (the + 128 of the u8 x). */
-static inline __m256i offset_sums(const int32_t *w_sum, int columns)
-{
-    return _mm256_slli_epi32(_mm256_maskload_epi32(w_sum, g3n_lanes_avx2(columns)), 7);
-}
-
-/* Plain AVX2: 2 rows x 32 columns per pass. */
+/* Plain AVX2: 2 rows x 32 columns per pass; x as int8 (u8 ^ 0x80), no offset to remove. */
 static void i8_kernel_madd(const uint8_t *x, size_t x_stride, int rows, const int8_t *panel, int64_t quads,
                            const float *x_scale, const float *w_scale, float *y, size_t y_stride, int columns)
 {
     const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
-    for (int r0 = 0; r0 < rows; r0 += 2) {
-        const uint8_t *xa = x + (size_t)r0 * x_stride, *xb = r0 + 1 < rows ? xa + x_stride : xa;
-        __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256(), a2 = _mm256_setzero_si256(),
-                a3 = _mm256_setzero_si256(), b0 = _mm256_setzero_si256(), b1 = _mm256_setzero_si256(),
-                b2 = _mm256_setzero_si256(), b3 = _mm256_setzero_si256();
-        for (int64_t q = 0; q < quads; q++) {
-            const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + q * 128));
-            const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + q * 128 + 32));
-            const __m256i w2 = _mm256_load_si256((const __m256i *)(panel + q * 128 + 64));
-            const __m256i w3 = _mm256_load_si256((const __m256i *)(panel + q * 128 + 96));
-            __m256i s = _mm256_xor_si256(broadcast_quad(xa + 4 * q), flip); /* x as int8, |x| <= 127 */
-            __m256i m = _mm256_abs_epi8(s);
-            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w0, s)), ones));
-            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w1, s)), ones));
-            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w2, s)), ones));
-            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w3, s)), ones));
-            s = _mm256_xor_si256(broadcast_quad(xb + 4 * q), flip);
-            m = _mm256_abs_epi8(s);
-            b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w0, s)), ones));
-            b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w1, s)), ones));
-            b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w2, s)), ones));
-            b3 = _mm256_add_epi32(b3, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w3, s)), ones));
+    i8_partial partial;
+    for (int64_t q0 = 0; q0 < quads; q0 += I8_BLOCK_QUADS) {
+        const int64_t q1 = quads - q0 < I8_BLOCK_QUADS ? quads : q0 + I8_BLOCK_QUADS;
+        for (int r0 = 0; r0 < rows; r0 += 2) {
+            const uint8_t *xa = x + (size_t)r0 * x_stride, *xb = r0 + 1 < rows ? xa + x_stride : xa;
+            __m256i a0 = partial_load(&partial, r0, 0, q0 == 0), a1 = partial_load(&partial, r0, 1, q0 == 0),
+                    a2 = partial_load(&partial, r0, 2, q0 == 0), a3 = partial_load(&partial, r0, 3, q0 == 0),
+                    b0 = partial_load(&partial, r0 + 1, 0, q0 == 0), b1 = partial_load(&partial, r0 + 1, 1, q0 == 0),
+                    b2 = partial_load(&partial, r0 + 1, 2, q0 == 0), b3 = partial_load(&partial, r0 + 1, 3, q0 == 0);
+            for (int64_t q = q0; q < q1; q++) {
+                const __m256i w0 = _mm256_load_si256((const __m256i *)(panel + q * 128));
+                const __m256i w1 = _mm256_load_si256((const __m256i *)(panel + q * 128 + 32));
+                const __m256i w2 = _mm256_load_si256((const __m256i *)(panel + q * 128 + 64));
+                const __m256i w3 = _mm256_load_si256((const __m256i *)(panel + q * 128 + 96));
+                __m256i s = _mm256_xor_si256(broadcast_quad(xa + 4 * q), flip); /* x as int8, |x| <= 127 */
+                __m256i m = _mm256_abs_epi8(s);
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w0, s)), ones));
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w1, s)), ones));
+                a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w2, s)), ones));
+                a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w3, s)), ones));
+                s = _mm256_xor_si256(broadcast_quad(xb + 4 * q), flip);
+                m = _mm256_abs_epi8(s);
+                b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w0, s)), ones));
+                b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w1, s)), ones));
+                b2 = _mm256_add_epi32(b2, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w2, s)), ones));
+                b3 = _mm256_add_epi32(b3, _mm256_madd_epi16(_mm256_maddubs_epi16(m, _mm256_sign_epi8(w3, s)), ones));
+            }
+            _mm256_store_si256((__m256i *)&partial.v[r0][0], a0);
+            _mm256_store_si256((__m256i *)&partial.v[r0][8], a1);
+            _mm256_store_si256((__m256i *)&partial.v[r0][16], a2);
+            _mm256_store_si256((__m256i *)&partial.v[r0][24], a3);
+            _mm256_store_si256((__m256i *)&partial.v[r0 + 1][0], b0);
+            _mm256_store_si256((__m256i *)&partial.v[r0 + 1][8], b1);
+            _mm256_store_si256((__m256i *)&partial.v[r0 + 1][16], b2);
+            _mm256_store_si256((__m256i *)&partial.v[r0 + 1][24], b3);
         }
-        const __m256i acc_a[4] = {a0, a1, a2, a3}, acc_b[4] = {b0, b1, b2, b3};
-        store_i8_row(acc_a, x_scale[r0], w_scale, y + (size_t)r0 * y_stride, columns);
-        if (r0 + 1 < rows)
-            store_i8_row(acc_b, x_scale[r0 + 1], w_scale, y + (size_t)(r0 + 1) * y_stride, columns);
     }
+    store_i8_rows(&partial, rows, x_scale, w_scale, NULL, y, y_stride, columns);
 }
 
-/* AVX-VNNI: 3 rows x 32 columns per pass, weights as memory operands. */
+/* AVX-VNNI: 3 rows x 32 columns per pass (12 accumulators), weights as memory operands; u8 x. */
 #define DPBUSD(acc, a, offset) acc = _mm256_dpbusd_avx_epi32(acc, a, _mm256_load_si256((const __m256i *)(w + offset)))
+#define STORE_PARTIAL(r, c0, c1, c2, c3)                                                                              \
+    do {                                                                                                             \
+        _mm256_store_si256((__m256i *)&partial.v[r][0], c0);                                                          \
+        _mm256_store_si256((__m256i *)&partial.v[r][8], c1);                                                          \
+        _mm256_store_si256((__m256i *)&partial.v[r][16], c2);                                                         \
+        _mm256_store_si256((__m256i *)&partial.v[r][24], c3);                                                         \
+    } while (0)
 __attribute__((target("avx2,fma,avxvnni"))) static void
 i8_kernel_vnni(const uint8_t *x, size_t x_stride, int rows, const int8_t *panel, int64_t quads, const float *x_scale,
                const float *w_scale, const int32_t *w_sum, float *y, size_t y_stride, int columns)
 {
-    __m256i sums[4];
-    for (int j = 0; j < 4; j++)
-        sums[j] = offset_sums(w_sum + 8 * j, columns - 8 * j);
-    for (int r0 = 0; r0 < rows; r0 += 3) {
-        const uint8_t *xa = x + (size_t)r0 * x_stride, *xb = r0 + 1 < rows ? xa + x_stride : xa,
-                      *xc = r0 + 2 < rows ? xb + x_stride : xb;
-        __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256(), a2 = _mm256_setzero_si256(),
-                a3 = _mm256_setzero_si256(), b0 = _mm256_setzero_si256(), b1 = _mm256_setzero_si256(),
-                b2 = _mm256_setzero_si256(), b3 = _mm256_setzero_si256(), c0 = _mm256_setzero_si256(),
-                c1 = _mm256_setzero_si256(), c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
-        for (int64_t q = 0; q < quads; q++) {
-            const int8_t *w = panel + q * 128;
-            __m256i s = broadcast_quad(xa + 4 * q);
-            DPBUSD(a0, s, 0);
-            DPBUSD(a1, s, 32);
-            DPBUSD(a2, s, 64);
-            DPBUSD(a3, s, 96);
-            s = broadcast_quad(xb + 4 * q);
-            DPBUSD(b0, s, 0);
-            DPBUSD(b1, s, 32);
-            DPBUSD(b2, s, 64);
-            DPBUSD(b3, s, 96);
-            s = broadcast_quad(xc + 4 * q);
-            DPBUSD(c0, s, 0);
-            DPBUSD(c1, s, 32);
-            DPBUSD(c2, s, 64);
-            DPBUSD(c3, s, 96);
-        }
-        const __m256i acc[3][4] = {{a0, a1, a2, a3}, {b0, b1, b2, b3}, {c0, c1, c2, c3}};
-        for (int r = 0; r < 3 && r0 + r < rows; r++) {
-            __m256i exact[4];
-            for (int j = 0; j < 4; j++)
-                exact[j] = _mm256_sub_epi32(acc[r][j], sums[j]);
-            store_i8_row(exact, x_scale[r0 + r], w_scale, y + (size_t)(r0 + r) * y_stride, columns);
+    i8_partial partial;
+    for (int64_t q0 = 0; q0 < quads; q0 += I8_BLOCK_QUADS) {
+        const int64_t q1 = quads - q0 < I8_BLOCK_QUADS ? quads : q0 + I8_BLOCK_QUADS;
+        const int first = q0 == 0;
+        for (int r0 = 0; r0 < rows; r0 += 3) {
+            const uint8_t *xa = x + (size_t)r0 * x_stride, *xb = r0 + 1 < rows ? xa + x_stride : xa,
+                          *xc = r0 + 2 < rows ? xb + x_stride : xb;
+            __m256i a0 = partial_load(&partial, r0, 0, first), a1 = partial_load(&partial, r0, 1, first),
+                    a2 = partial_load(&partial, r0, 2, first), a3 = partial_load(&partial, r0, 3, first),
+                    b0 = partial_load(&partial, r0 + 1, 0, first), b1 = partial_load(&partial, r0 + 1, 1, first),
+                    b2 = partial_load(&partial, r0 + 1, 2, first), b3 = partial_load(&partial, r0 + 1, 3, first),
+                    c0 = partial_load(&partial, r0 + 2, 0, first), c1 = partial_load(&partial, r0 + 2, 1, first),
+                    c2 = partial_load(&partial, r0 + 2, 2, first), c3 = partial_load(&partial, r0 + 2, 3, first);
+            for (int64_t q = q0; q < q1; q++) {
+                const int8_t *w = panel + q * 128;
+                __m256i s = broadcast_quad(xa + 4 * q);
+                DPBUSD(a0, s, 0);
+                DPBUSD(a1, s, 32);
+                DPBUSD(a2, s, 64);
+                DPBUSD(a3, s, 96);
+                s = broadcast_quad(xb + 4 * q);
+                DPBUSD(b0, s, 0);
+                DPBUSD(b1, s, 32);
+                DPBUSD(b2, s, 64);
+                DPBUSD(b3, s, 96);
+                s = broadcast_quad(xc + 4 * q);
+                DPBUSD(c0, s, 0);
+                DPBUSD(c1, s, 32);
+                DPBUSD(c2, s, 64);
+                DPBUSD(c3, s, 96);
+            }
+            STORE_PARTIAL(r0, a0, a1, a2, a3);
+            STORE_PARTIAL(r0 + 1, b0, b1, b2, b3);
+            STORE_PARTIAL(r0 + 2, c0, c1, c2, c3);
         }
     }
+    store_i8_rows(&partial, rows, x_scale, w_scale, w_sum, y, y_stride, columns);
 }
 #undef DPBUSD
+#undef STORE_PARTIAL
 
 static int cpu_has_avx_vnni(void)
 {

@@ -42,7 +42,9 @@ static void usage(FILE *out)
             "        towers' (vision 1x1 convs at 48x48 and 96x96, audio conformer chunks).\n"
             "Each precision in --precision is measured (default f32,bf16; int8 too if asked: f32 = the\n"
             "exact path, bf16 = AVX512-BF16 products, int8 = AVX512-VNNI; later ones are compared with\n"
-            "the first as rel-L2).\n"
+            "the first as rel-L2). Without AVX-512 (or with G3N_ISA=avx2) the AVX2 kernels run: bf16 =\n"
+            "bf16 weights with f32 FMAs, int8 = AVX-VNNI where the CPU has it (G3N_AVX_VNNI=0: without),\n"
+            "else vpmaddubsw; each row names the ISA and the GEMM kernels that ran.\n"
             "The host is shared: the report gives the load average and the CPU share the run got\n"
             "(process CPU time / (wall time x threads)), and the median x that share: the CPU seconds per\n"
             "thread, i.e. the time with the cores to itself (an estimate: serial parts count only once).\n"
@@ -244,14 +246,15 @@ static int bench_precisions(const bench_options *o, const tower_bench *t, g3n_er
         if (o->json) {
             printf("%s{\"precision\":\"%s\"", pi ? "," : "", g3n_precision_name(precision));
             t->print_figures(t->state, o, &s);
-            printf(",\"load_seconds\":%.2f,\"%s\":%.3e}", load_seconds, t->rel_l2_key, accuracy);
+            printf(",\"load_seconds\":%.2f,\"%s\":%.3e,\"isa\":\"%s\",\"gemm_kernels\":\"%s\"}", load_seconds,
+                   t->rel_l2_key, accuracy, g3n_isa_name(g3n_isa_active()), g3n_gemm_packed_kernel_name(precision));
         } else {
             printf("  %-5s ", g3n_precision_name(precision));
             t->print_figures(t->state, o, &s);
             printf(", load/pack %.1f s", load_seconds);
             if (pi > 0)
                 printf(", %s %.2e", t->rel_l2_label, accuracy);
-            printf("\n");
+            printf(", GEMM kernels %s\n", g3n_gemm_packed_kernel_name(precision));
         }
     }
     if (status == G3N_OK) {
