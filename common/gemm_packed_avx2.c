@@ -158,20 +158,25 @@ void g3n_gemm_rows_to_u8_avx2(const float *x, int64_t rows, size_t x_stride, int
         const float max = g3n_max_avx2(vmax);
         scale[r] = max > 0.0f ? max / 127.0f : 1.0f;
         const __m256 inverse = _mm256_set1_ps(max > 0.0f ? 127.0f / max : 0.0f);
-        const __m256i low = _mm256_set1_epi32(-127), high = _mm256_set1_epi32(127), offset = _mm256_set1_epi32(128);
-        const __m256i gather = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8,
-                                                12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-        for (i = 0; i < k; i += 8) {
-            const __m256 v = i + 8 <= k ? _mm256_loadu_ps(src + i) : _mm256_maskload_ps(src + i, g3n_lanes_avx2(k - i));
-            __m256i q = _mm256_cvtps_epi32(_mm256_mul_ps(v, inverse));
-            q = _mm256_add_epi32(_mm256_max_epi32(_mm256_min_epi32(q, high), low), offset);
-            q = _mm256_shuffle_epi8(q, gather); /* bytes 0..3 of each 128-bit half */
-            const uint32_t lo = (uint32_t)_mm256_extract_epi32(q, 0), hi = (uint32_t)_mm256_extract_epi32(q, 4);
-            const uint64_t eight = (uint64_t)lo | (uint64_t)hi << 32;
-            if (i + 8 <= k)
-                memcpy(dst + i, &eight, 8);
-            else
-                memcpy(dst + i, &eight, (size_t)(k - i));
+        /* 32 at a time: int32 -> int16 -> int8 with saturation (so only -128 needs the clamp to -127),
+         * lanes put back in order, + 128 as a flip of the sign bit; the tail as the AVX-512 one */
+        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), low = _mm256_set1_epi8(-127);
+        const __m256i flip = _mm256_set1_epi8((char)0x80);
+        for (i = 0; i + 32 <= k; i += 32) {
+            const __m256i q0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(src + i), inverse));
+            const __m256i q1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(src + i + 8), inverse));
+            const __m256i q2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(src + i + 16), inverse));
+            const __m256i q3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(src + i + 24), inverse));
+            __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+            b = _mm256_permutevar8x32_epi32(_mm256_max_epi8(b, low), order);
+            _mm256_storeu_si256((__m256i *)(dst + i), _mm256_xor_si256(b, flip));
+        }
+        for (; i < k; i++) {
+            const float v = src[i] * (max > 0.0f ? 127.0f / max : 0.0f);
+            const __m128i q = _mm_cvtps_epi32(_mm_set_ss(v)); /* (the vector conversion's rounding: to nearest even) */
+            int32_t n = _mm_cvtsi128_si32(q);
+            n = n > 127 ? 127 : n < -127 ? -127 : n;
+            dst[i] = (uint8_t)(n + 128);
         }
         for (i = k; i < depth; i++)
             dst[i] = 128;
