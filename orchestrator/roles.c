@@ -255,7 +255,9 @@ static int audio_encode(g3n_role *r, g3n_worker_call *call, const G3n__EncodeAud
                                  r->feature_config.max_samples, &view, err) != G3N_OK)
             return bad_request(call, err);
         count = view.shape[0];
-        samples = malloc(sizeof(float) * (size_t)(count ? count : 1));
+        if (count < 1) /* shape [0]: no data at all (view.data is NULL) */
+            return g3n_error_set(err, "encode_audio.samples: empty (no samples)"), bad_request(call, err);
+        samples = malloc(sizeof(float) * (size_t)count);
         if (!samples)
             return g3n_error_set(err, "encode_audio: out of memory");
         memcpy(samples, view.data, sizeof(float) * (size_t)count);
