@@ -213,6 +213,9 @@ typedef struct chat_job {
     int64_t generated;
     double first_token;
     g3n_pipeline_stats stats;
+    g3n_pipeline_windows windows;         /* the media to encode: images, 30 s audio windows */
+    g3n_chat_message *windowed_messages;  /* the messages with one item per window */
+    g3n_chat_item *windowed_items;
 } chat_job;
 
 static void job_release(chat_job *j)
@@ -222,6 +225,9 @@ static void job_release(chat_job *j)
     g3n_http_chat_request_free(&j->request);
     g3n_chat_prompt_free(&j->prompt);
     g3n_stop_free(&j->stop);
+    g3n_pipeline_windows_free(&j->windows);
+    free(j->windowed_messages);
+    free(j->windowed_items);
     free(j->out.data);
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->changed);
@@ -343,8 +349,8 @@ static int job_run(chat_job *j, g3n_http_error *e)
         g3n_http_error_set(e, 503, "server_error", "service_unavailable", NULL, "%s", err.message);
         goto done;
     }
-    if (j->request.media_count > 0) {
-        if (g3n_pipeline_encode_media(client, j->request.media, j->request.media_count, &media, NULL, NULL, &err) !=
+    if (j->windows.count > 0) {
+        if (g3n_pipeline_encode_media(client, j->windows.files, j->windows.count, &media, NULL, NULL, &err) !=
             G3N_OK) {
             classify_error(err.message, e);
             goto done;
@@ -640,7 +646,15 @@ static enum MHD_Result handle_generation(g3n_http_server *s, struct MHD_Connecti
     g3n_chat_special_ids special;
     g3n_chat_special_ids_from_config(&special, s->config);
     g3n_error err;
-    if (g3n_chat_template_apply(s->tokenizer, &special, j->request.messages, j->request.message_count, 1, &j->prompt,
+    /* audio over 30 s: decoded here and cut into 30 s windows, each its own audio segment */
+    if (g3n_pipeline_window_media(j->request.media, j->request.media_count, &j->windows, &err) != G3N_OK ||
+        g3n_pipeline_expand_messages(j->request.messages, j->request.message_count, j->windows.segments,
+                                     j->windows.input_count, &j->windowed_messages, &j->windowed_items,
+                                     &err) != G3N_OK) {
+        classify_error(err.message, &e);
+        goto fail;
+    }
+    if (g3n_chat_template_apply(s->tokenizer, &special, j->windowed_messages, j->request.message_count, 1, &j->prompt,
                                 &err) != G3N_OK) {
         g3n_http_error_set(&e, 400, "invalid_request_error", "invalid_messages", "messages", "%s", err.message);
         goto fail;
