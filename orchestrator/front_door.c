@@ -169,7 +169,7 @@ static void *chat_main(void *arg)
         g3n_pipeline_stats stats;
         if (g3n_pipeline_chat(client, door->config, door->tokenizer, &input, &params, on_text, job, &stats, &err) !=
             G3N_OK) {
-            job_error(job, G3N__ERROR_CODE__ERROR_INTERNAL, err.message);
+            job_error(job, g3n_pipeline_error_code(err.message), err.message); /* the client's media: BAD_REQUEST */
         } else {
             G3n__Envelope env;
             G3n__TokenEvent event;

@@ -320,7 +320,14 @@ static int job_on_token(void *user, int64_t step, int32_t token, const float *lo
 /* A pipeline error -> the HTTP answer it deserves. */
 static void classify_error(const char *message, g3n_http_error *e)
 {
-    if (strstr(message, "ERROR_NO_WORKER") || strstr(message, "ERROR_WORKER_LOST") ||
+    const int code = g3n_pipeline_error_code(message);
+    if (strstr(message, "bad reply from the ")) /* a worker's fault, not the client's (pipeline.h) */
+        g3n_http_error_set(e, 502, "server_error", "bad_worker_reply", NULL, "a worker answered badly: %s", message);
+    else if ((strncmp(message, "encoding image", 14) == 0 || strncmp(message, "encoding audio", 14) == 0) &&
+             code != G3N__ERROR_CODE__ERROR_BAD_REQUEST && !strstr(message, "ERROR_NO_WORKER") &&
+             !strstr(message, "ERROR_WORKER_LOST"))
+        g3n_http_error_set(e, 500, "server_error", NULL, NULL, "%s", message); /* an encoder failed on its side */
+    else if (strstr(message, "ERROR_NO_WORKER") || strstr(message, "ERROR_WORKER_LOST") ||
         strstr(message, "busy sessions") || strstr(message, "ERROR_TOO_LARGE"))
         g3n_http_error_set(e, 503, "server_error", "service_unavailable", NULL, "the model is busy or unavailable: %s",
                            message);
@@ -351,7 +358,8 @@ static int job_run(chat_job *j, g3n_http_error *e)
     }
     if (j->windows.count > 0) {
         if (g3n_pipeline_encode_media(client, j->windows.files, j->windows.count, &media, NULL, NULL, &err) !=
-            G3N_OK) {
+                G3N_OK ||
+            g3n_pipeline_check_media(&media, s->config, &err) != G3N_OK) {
             classify_error(err.message, e);
             goto done;
         }

@@ -27,9 +27,10 @@ void g3n_pipeline_progress(g3n_progress_callback cb, void *user, const char *for
 
 void g3n_pipeline_media_free(g3n_pipeline_media *media)
 {
-    for (int i = 0; i < media->count; i++)
+    for (int i = 0; i < media->count && media->replies; i++)
         g3n_wire_free(media->replies[i]);
     free(media->replies);
+    free(media->workers);
     memset(media, 0, sizeof(*media));
 }
 
@@ -45,6 +46,91 @@ int g3n_pipeline_check_encode_reply(const G3n__Envelope *reply, int is_audio, co
     return G3N_OK;
 }
 
+/* A tensor from a worker: f32 (or u8 masks) of rank ndim, every value finite
+ * (allow_negative_infinity: logits may hold -inf for masked entries). */
+static int check_worker_tensor(const G3n__Tensor *m, const char *name, g3n_dtype dtype, int ndim,
+                               const int64_t *shape, int allow_negative_infinity, g3n_tensor *view, g3n_error *err)
+{
+    if (g3n_wire_tensor_view(m, name, dtype, ndim, shape, 0, view, err) != G3N_OK)
+        return G3N_ERR;
+    if (dtype != G3N_DTYPE_F32)
+        return G3N_OK;
+    const float *v = view->data;
+    const int64_t n = g3n_tensor_numel(view);
+    for (int64_t i = 0; i < n; i++) {
+        const float x = v[i];
+        if (x - x != 0.0f && !(allow_negative_infinity && x < 0.0f)) /* NaN or +-inf */
+            return g3n_error_set(err, "%s: value %lld is %s (not a finite number)", name, (long long)i,
+                                 x != x ? "NaN" : x > 0 ? "+inf" : "-inf");
+    }
+    return G3N_OK;
+}
+
+/* An encoder's tokens (and audio padding): f32 [n, width], finite; u8 [n]. */
+static int check_encode_tensors(const G3n__Envelope *env, int is_audio, const char *name, const char *worker,
+                                g3n_error *err)
+{
+    g3n_tensor tokens, padding;
+    g3n_error why = {{0}};
+    int64_t shape[2] = {-1, -1};
+    int rc = is_audio ? check_worker_tensor(env->encode_audio_reply->tokens, "encode_audio_reply.tokens",
+                                            G3N_DTYPE_F32, 2, shape, 0, &tokens, &why)
+                      : check_worker_tensor(env->encode_image_reply->tokens, "encode_image_reply.tokens",
+                                            G3N_DTYPE_F32, 2, shape, 0, &tokens, &why);
+    if (rc == G3N_OK && is_audio && env->encode_audio_reply->padding) {
+        int64_t pshape[1] = {tokens.shape[0]};
+        rc = check_worker_tensor(env->encode_audio_reply->padding, "encode_audio_reply.padding", G3N_DTYPE_U8, 1,
+                                 pshape, 0, &padding, &why);
+    }
+    if (rc != G3N_OK)
+        return g3n_error_set(err, "bad reply from the %s worker %s for %s %s: %s",
+                             g3n_role_name(is_audio ? G3N_ROLE_AUDIO_ENCODER : G3N_ROLE_VISION_ENCODER), worker,
+                             is_audio ? "audio" : "image", name, why.message);
+    return G3N_OK;
+}
+
+int g3n_pipeline_check_media(const g3n_pipeline_media *media, const g3n_model_config *config, g3n_error *err)
+{
+    for (int i = 0; media && i < media->count; i++) {
+        const G3n__Envelope *env = media->replies[i];
+        const int is_audio = env->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY;
+        const G3n__Tensor *t = is_audio ? env->encode_audio_reply->tokens : env->encode_image_reply->tokens;
+        const int64_t rows = t && t->n_shape == 2 ? t->shape[0] : -1, width = t && t->n_shape == 2 ? t->shape[1] : -1;
+        const int64_t want_width = is_audio ? config->audio_hidden_size : config->vision_hidden_size;
+        const int ok = is_audio ? rows >= 0 && rows <= config->audio_soft_tokens_per_image && width == want_width
+                                : rows == config->vision_soft_tokens_per_image && width == want_width;
+        if (!ok)
+            return g3n_error_set(err,
+                                 "bad reply from the %s worker %s: %s tokens of shape [%lld, %lld]; the model takes "
+                                 "%s%lld x %lld",
+                                 g3n_role_name(is_audio ? G3N_ROLE_AUDIO_ENCODER : G3N_ROLE_VISION_ENCODER),
+                                 media->workers ? media->workers[i] : "?", is_audio ? "audio" : "image",
+                                 (long long)rows, (long long)width, is_audio ? "at most " : "",
+                                 (long long)(is_audio ? config->audio_soft_tokens_per_image
+                                                      : config->vision_soft_tokens_per_image),
+                                 (long long)want_width);
+    }
+    return G3N_OK;
+}
+
+int g3n_pipeline_error_code(const char *message)
+{
+    if (strstr(message, "bad reply from the "))
+        return G3N__ERROR_CODE__ERROR_INTERNAL; /* a worker's fault, never the client's */
+    if ((strncmp(message, "encoding image", 14) == 0 || strncmp(message, "encoding audio", 14) == 0) &&
+        strstr(message, "ERROR_BAD_REQUEST"))
+        return G3N__ERROR_CODE__ERROR_BAD_REQUEST;
+    if (strstr(message, "ERROR_NO_WORKER"))
+        return G3N__ERROR_CODE__ERROR_NO_WORKER;
+    if (strstr(message, "ERROR_WORKER_LOST"))
+        return G3N__ERROR_CODE__ERROR_WORKER_LOST;
+    if (strstr(message, "ERROR_TOO_LARGE"))
+        return G3N__ERROR_CODE__ERROR_TOO_LARGE;
+    if (strncmp(message, "chat:", 5) == 0 || strncmp(message, "chat template", 13) == 0)
+        return G3N__ERROR_CODE__ERROR_BAD_REQUEST;
+    return G3N__ERROR_CODE__ERROR_INTERNAL;
+}
+
 int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *requests, const char *const *names,
                                  int count, g3n_pipeline_media *out, g3n_progress_callback cb, void *user,
                                  g3n_error *err)
@@ -53,11 +139,14 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
     if (count <= 0)
         return G3N_OK;
     out->replies = calloc((size_t)count, sizeof(*out->replies));
+    out->workers = calloc((size_t)count, sizeof(*out->workers));
     uint64_t *ids = calloc((size_t)count, sizeof(uint64_t));
-    if (!out->replies || !ids) {
+    if (!out->replies || !out->workers || !ids) {
         free(ids);
         free(out->replies);
+        free(out->workers);
         out->replies = NULL;
+        out->workers = NULL;
         return g3n_error_set(err, "pipeline: out of memory");
     }
     out->count = count;
@@ -94,7 +183,8 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
         int is_audio = requests[index]->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO;
         const char *name = names && names[index] ? names[index] : "";
         g3n_error reply_err;
-        if (g3n_pipeline_check_encode_reply(env, is_audio, name, &reply_err) != G3N_OK) {
+        if (g3n_pipeline_check_encode_reply(env, is_audio, name, &reply_err) != G3N_OK ||
+            check_encode_tensors(env, is_audio, name, reply.worker, &reply_err) != G3N_OK) {
             if (rc == G3N_OK)
                 rc = g3n_error_set(err, "%s", reply_err.message); /* the first error is the one told */
             g3n_reply_clear(&reply);
@@ -108,6 +198,7 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
             g3n_pipeline_progress(cb, user, "encoded image %s: %.3f s on %s", name, env->encode_image_reply->seconds,
                                   reply.worker);
         out->replies[index] = reply.envelope;
+        snprintf(out->workers[index], sizeof(out->workers[index]), "%s", reply.worker);
         reply.envelope = NULL;
         g3n_reply_clear(&reply);
     }
@@ -389,6 +480,14 @@ static int embed(g3n_client *client, const int32_t *ids, int64_t count, const g3
         return G3N_ERR;
     if (reply->envelope->body_case != G3N__ENVELOPE__BODY_EMBED_REPLY)
         return g3n_error_set(err, "embedder answered %s", g3n_wire_body_name(reply->envelope->body_case));
+    g3n_tensor e, p;
+    g3n_error why = {{0}};
+    int64_t eshape[2] = {count, -1}, pshape[3] = {count, -1, -1};
+    if (check_worker_tensor(reply->envelope->embed_reply->inputs_embeds, "embed_reply.inputs_embeds", G3N_DTYPE_F32,
+                            2, eshape, 0, &e, &why) != G3N_OK ||
+        check_worker_tensor(reply->envelope->embed_reply->per_layer_inputs, "embed_reply.per_layer_inputs",
+                            G3N_DTYPE_F32, 3, pshape, 0, &p, &why) != G3N_OK)
+        return g3n_error_set(err, "bad reply from the embedder worker %s: %s", reply->worker, why.message);
     return G3N_OK;
 }
 
@@ -398,6 +497,17 @@ static int check_step(const g3n_reply *reply, int want_logits, int64_t rows, con
 {
     if (reply->envelope->body_case != G3N__ENVELOPE__BODY_STEP_REPLY)
         return g3n_error_set(err, "decoder answered %s", g3n_wire_body_name(reply->envelope->body_case));
+    if (reply->envelope->step_reply->token < 0)
+        return g3n_error_set(err, "bad reply from the decoder worker %s: token %d", reply->worker,
+                             reply->envelope->step_reply->token);
+    if (reply->envelope->step_reply->logits) { /* NaN or +inf logits: a broken worker (-inf: masked entries) */
+        g3n_tensor any;
+        g3n_error why = {{0}};
+        const G3n__Tensor *t = reply->envelope->step_reply->logits;
+        if (check_worker_tensor(t, "step_reply.logits", G3N_DTYPE_F32, (int)t->n_shape, NULL, 1, &any, &why) !=
+            G3N_OK)
+            return g3n_error_set(err, "bad reply from the decoder worker %s: %s", reply->worker, why.message);
+    }
     *vocab = 0;
     *logits = NULL;
     if (want_logits || rows > 0) {
@@ -669,7 +779,8 @@ int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const 
                               "encoding %d image%s and %d audio segment%s in parallel", windows.count - audio_count,
                               windows.count - audio_count == 1 ? "" : "s", audio_count, audio_count == 1 ? "" : "s");
         if (g3n_pipeline_encode_media(client, windows.files, windows.count, &media, params->progress,
-                                      params->progress_user, err) != G3N_OK)
+                                      params->progress_user, err) != G3N_OK ||
+            g3n_pipeline_check_media(&media, config, err) != G3N_OK)
             goto done;
     }
     rc = g3n_pipeline_generate_text(client, tokenizer, prompt.ids.ids, prompt.ids.count, &media, params, on_text,

@@ -32,6 +32,7 @@ typedef struct g3n_pipeline_media {
     G3n__Envelope **replies; /* EncodeImageReply / EncodeAudioReply envelopes */
     int count;
     double seconds;          /* wall time of the parallel encoding */
+    char (*workers)[64];     /* [count]: the worker that answered each (NULL when not known) */
 } g3n_pipeline_media;
 void g3n_pipeline_media_free(g3n_pipeline_media *media); /* accepts a zeroed struct */
 
@@ -91,6 +92,20 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
  * error naming the request (`name`) with the worker's error or the body it
  * answered instead. */
 int g3n_pipeline_check_encode_reply(const G3n__Envelope *reply, int is_audio, const char *name, g3n_error *err);
+
+/* Workers' numbers are not trusted: every tensor a worker answers (soft
+ * tokens, embeddings, logits) is checked (dtype, rank, finite values) before
+ * use, and a bad one fails the request with "bad reply from the ROLE worker
+ * NAME: ..." (a server-side fault, not the client's). This checks encoded
+ * media against the config's widths (vision_soft_tokens_per_image x
+ * vision hidden size; at most audio_soft_tokens_per_image x audio hidden size). */
+int g3n_pipeline_check_media(const g3n_pipeline_media *media, const g3n_model_config *config, g3n_error *err);
+
+/* Who is at fault for a pipeline error message: the proto ErrorCode to answer
+ * a client with (ERROR_BAD_REQUEST for the client's own media or request,
+ * ERROR_NO_WORKER / ERROR_WORKER_LOST / ERROR_TOO_LARGE as the transport said,
+ * else ERROR_INTERNAL: a worker's bad reply or a server fault). */
+int g3n_pipeline_error_code(const char *message);
 
 /* Called for each generated token: logits may be NULL (when not asked for);
  * return nonzero to stop. */

@@ -145,6 +145,9 @@ static int vision_encode_image(g3n_role *r, g3n_worker_call *call, const G3n__En
             g3n_error_prefix(err, "encode_image.image");
             rc = bad_request(call, err);
         }
+    } else if (!q->pixel_values) { /* an empty image file, or nothing at all */
+        rc = g3n_error_set(err, "encode_image: the image is empty (0 bytes) and no pixel_values were given");
+        bad_request(call, err);
     } else {
         int64_t shape[3] = {3, side, side};
         g3n_tensor view;

@@ -29,6 +29,7 @@
 #include "test_util.h"
 #include "tokenizer.h"
 #include "transport.h"
+#include "wire.h"
 
 static void decode_ok(const char *text, const char *expected, size_t expected_size)
 {
@@ -479,6 +480,93 @@ static void test_server_without_workers(void **state)
     g3n_config_free(&config);
 }
 
+/* A vision worker that answers tokens of the wrong shape (finite numbers). */
+static int wrong_shape_vision(void *user, g3n_worker_call *call, const G3n__Envelope *request, g3n_error *err)
+{
+    (void)user;
+    (void)request;
+    static const float values[4 * 8] = {0.5f};
+    G3n__Envelope env;
+    G3n__EncodeImageReply reply;
+    g3n__envelope__init(&env);
+    g3n__encode_image_reply__init(&reply);
+    g3n_wire_tensor tokens;
+    const int64_t shape[2] = {4, 8};
+    g3n_wire_tensor_borrow(&tokens, G3N_DTYPE_F32, 2, shape, values);
+    reply.tokens = &tokens.message;
+    env.body_case = G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
+    env.encode_image_reply = &reply;
+    return g3n_worker_call_send(call, &env, 0, err);
+}
+
+/* A bad tensor from a worker is the server's fault: 502 naming the worker's
+ * role (it reached the client as 400 invalid_request_error); an empty image
+ * is the client's: 400 saying so. */
+static void test_server_with_rogue_worker(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    g3n_error err;
+    char path[1024];
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_tokenizer *tokenizer = NULL;
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
+                                        &err),
+                     G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    transport.no_worker_wait_ms = 300;
+    const char *endpoints[1] = {"inproc://test-http-rogue"};
+    g3n_broker *broker = NULL;
+    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_worker_options wo;
+    memset(&wo, 0, sizeof(wo));
+    wo.role = G3N_ROLE_VISION_ENCODER;
+    wo.endpoint = endpoints[0];
+    wo.model_id = "rogue";
+    wo.capacity = 1;
+    wo.zmq_context = g3n_broker_context(broker);
+    wo.transport = transport;
+    g3n_worker *worker = NULL;
+    assert_int_equal(g3n_worker_start(&worker, &wo, wrong_shape_vision, NULL, &err), G3N_OK);
+    assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_VISION_ENCODER, 1, 5000, &err), G3N_OK);
+    g3n_http_options options = g3n_http_default_options();
+    options.port = 0;
+    options.quiet = 1;
+    g3n_http_server *server = NULL;
+    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
+    int port = g3n_http_server_port(server);
+    static char response[65536];
+    const char *bodies[2] = {
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":"
+        "{\"url\":\"data:image/png;base64,AQID\"}},{\"type\":\"text\",\"text\":\"hi\"}]}],\"max_tokens\":2}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":"
+        "{\"url\":\"data:image/png;base64,\"}},{\"type\":\"text\",\"text\":\"hi\"}]}],\"max_tokens\":2}"};
+    for (int i = 0; i < 2; i++) {
+        char chat[1024];
+        snprintf(chat, sizeof(chat),
+                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(bodies[i]), bodies[i]);
+        int status = http_request(port, chat, response, sizeof(response));
+        if (i == 0 && (status != 502 || !strstr(response, "vision-encoder") || !strstr(response, "server_error")))
+            fail_msg("a worker's bad tokens: %d %s", status, response);
+        if (i == 1 && (status != 400 || !strstr(response, "no bytes")))
+            fail_msg("an empty image: %d %s", status, response);
+    }
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int active, queued, jobs;
+        g3n_http_server_counts(server, &active, &queued, &jobs);
+        if (active + queued + jobs == 0)
+            break;
+        usleep(10000);
+    }
+    g3n_http_server_stop(server);
+    g3n_worker_stop(worker);
+    g3n_broker_stop(broker);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_parse_transcription),
         cmocka_unit_test(test_metrics_text),
         cmocka_unit_test(test_server_without_workers),
+        cmocka_unit_test(test_server_with_rogue_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
