@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -314,6 +315,53 @@ static void test_parse_chat(void **state)
     assert_string_equal(e.code, "too_many_media");
 }
 
+/* A path outside --allow-dir gets the same answer whether it exists or not
+ * (different answers were an existence oracle); a file inside is read. */
+static void test_allow_dir_no_oracle(void **state)
+{
+    (void)state;
+    char dir[1024], allowed[1100], inside[1200], outside[1200], missing[1200], message[2][1024];
+    g3n_test_temp_dir(dir, sizeof(dir));
+    snprintf(allowed, sizeof(allowed), "%s/allowed", dir);
+    assert_int_equal(mkdir(allowed, 0700), 0);
+    snprintf(inside, sizeof(inside), "%s/in.png", allowed);
+    snprintf(outside, sizeof(outside), "%s/secret.png", dir);
+    snprintf(missing, sizeof(missing), "%s/nothing.png", dir);
+    FILE *f = fopen(inside, "wb");
+    fputs("x", f);
+    fclose(f);
+    f = fopen(outside, "wb");
+    fputs("x", f);
+    fclose(f);
+    g3n_http_limits limits = {allowed, 1 << 20, 16, 256};
+    const char *paths[3] = {outside, missing, inside};
+    for (int i = 0; i < 3; i++) {
+        char json[2048];
+        snprintf(json, sizeof(json),
+                 "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":"
+                 "{\"url\":\"%s\"}}]}]}",
+                 paths[i]);
+        g3n_http_chat_request r;
+        g3n_http_error e;
+        memset(&e, 0, sizeof(e));
+        int rc = g3n_http_parse_chat(json, strlen(json), &limits, &r, &e);
+        if (i == 2) {
+            assert_int_equal(rc, G3N_OK);
+            g3n_http_chat_request_free(&r);
+            break;
+        }
+        assert_int_equal(rc, G3N_ERR);
+        assert_int_equal(e.status, 400);
+        /* the message without the path itself */
+        char *at = strstr(e.message, paths[i]);
+        assert_non_null(at);
+        memmove(at, at + strlen(paths[i]), strlen(at + strlen(paths[i])) + 1);
+        snprintf(message[i], sizeof(message[i]), "%s|%s", e.code ? e.code : "", e.message);
+    }
+    assert_string_equal(message[0], message[1]);
+    g3n_test_remove_tree(dir);
+}
+
 static void test_parse_transcription(void **state)
 {
     (void)state;
@@ -576,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_stop_strings),
         cmocka_unit_test(test_parse_chat),
         cmocka_unit_test(test_parse_transcription),
+        cmocka_unit_test(test_allow_dir_no_oracle),
         cmocka_unit_test(test_metrics_text),
         cmocka_unit_test(test_server_without_workers),
         cmocka_unit_test(test_server_with_rogue_worker),
