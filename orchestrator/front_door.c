@@ -8,6 +8,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "ops.h"
 #include "pipeline.h"
 
 struct g3n_front_door {
@@ -375,20 +376,55 @@ void g3n_front_door_stop(g3n_front_door *door)
     free(door);
 }
 
+/* The client's view of its connection (a socket monitor): whether it got
+ * connected, and whether that connection went away. */
+typedef struct chat_connection {
+    int connected, lost, retries;
+} chat_connection;
+
+static void read_monitor(void *monitor, chat_connection *c)
+{
+    for (;;) {
+        zmq_msg_t event, address;
+        zmq_msg_init(&event);
+        if (zmq_msg_recv(&event, monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&event);
+            return;
+        }
+        uint16_t id = 0;
+        if (zmq_msg_size(&event) >= 2)
+            memcpy(&id, zmq_msg_data(&event), 2);
+        zmq_msg_close(&event);
+        zmq_msg_init(&address);
+        zmq_msg_recv(&address, monitor, 0); /* the endpoint frame */
+        zmq_msg_close(&address);
+        if (id == ZMQ_EVENT_CONNECTED || id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            c->connected = 1;
+        else if (id == ZMQ_EVENT_DISCONNECTED && c->connected)
+            c->lost = 1;
+        else if (id == ZMQ_EVENT_CONNECT_RETRIED)
+            c->retries++;
+    }
+}
+
 int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int timeout_ms,
                         g3n_chat_event_callback on_event, void *user, g3n_error *err)
 {
+    /* Bounded waits, each with its own error naming the endpoint: connected
+     * within connect_ms; then any message (or the connection's heartbeats, ZMTP
+     * PING/PONG every second, dead after 5 s of silence) at least every
+     * timeout_ms; a lost connection (the orchestrator killed, restarted, or
+     * dropping a message over its --max-message-mb) fails at once, never waits. */
+    const int connect_ms = timeout_ms > 0 && timeout_ms < G3N_FRONT_DOOR_CONNECT_MS ? timeout_ms
+                                                                                    : G3N_FRONT_DOOR_CONNECT_MS;
     void *context = zmq_ctx_new();
     void *socket = context ? zmq_socket(context, ZMQ_DEALER) : NULL;
+    void *monitor = NULL;
     int rc = G3N_ERR;
+    uint8_t *data = NULL;
+    size_t size = 0;
     if (!socket) {
         g3n_error_set(err, "chat client: cannot create a socket");
-        goto done;
-    }
-    int linger = 0;
-    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
-    if (zmq_connect(socket, endpoint) != 0) {
-        g3n_error_set(err, "chat client: cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
         goto done;
     }
     G3n__Envelope env;
@@ -396,23 +432,72 @@ int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int tim
     env.request_id = 1;
     env.body_case = G3N__ENVELOPE__BODY_CHAT;
     env.chat = request;
-    uint8_t *data;
-    size_t size;
     if (g3n_wire_pack(&env, &data, &size, err) != G3N_OK)
         goto done;
+    if ((int64_t)size > G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES) { /* ZeroMQ would drop it, and nobody would hear */
+        g3n_error_set(err, "chat client: the request is %.1f MiB, over the %lld MiB a message may have", size / 1048576.0,
+                      (long long)(G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES >> 20));
+        goto done;
+    }
+    int linger = 0, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000;
+    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(socket, ZMQ_HEARTBEAT_IVL, &heartbeat_ms, sizeof(heartbeat_ms));
+    zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout_ms, sizeof(heartbeat_timeout_ms));
+    char monitor_endpoint[64];
+    snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://g3n-chat-monitor-%p", socket);
+    if (zmq_socket_monitor(socket, monitor_endpoint,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_CONNECT_RETRIED) != 0 ||
+        !(monitor = zmq_socket(context, ZMQ_PAIR)) || zmq_connect(monitor, monitor_endpoint) != 0) {
+        g3n_error_set(err, "chat client: cannot monitor the connection: %s", zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    if (zmq_connect(socket, endpoint) != 0) {
+        g3n_error_set(err, "chat client: cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    chat_connection connection = {0, 0, 0};
     int sent = zmq_send(socket, data, size, 0);
-    free(data);
     if (sent < 0) {
         g3n_error_set(err, "chat client: send failed: %s", zmq_strerror(zmq_errno()));
         goto done;
     }
+    double started = g3n_now_seconds(), last = started;
     for (;;) {
-        zmq_pollitem_t item = {socket, 0, ZMQ_POLLIN, 0};
-        int n = zmq_poll(&item, 1, timeout_ms);
-        if (n <= 0) {
-            g3n_error_set(err, "chat client: no answer from %s within %d ms", endpoint, timeout_ms);
+        const double now = g3n_now_seconds();
+        const double deadline = connection.connected ? last + timeout_ms / 1000.0 : started + connect_ms / 1000.0;
+        if (timeout_ms >= 0 && now >= deadline) {
+            if (!connection.connected)
+                g3n_error_set(err,
+                              "chat client: cannot reach the orchestrator at %s: no connection within %.1f s "
+                              "(%d attempts refused; is g3n-orchestrator listening there?)",
+                              endpoint, connect_ms / 1000.0, connection.retries + 1);
+            else
+                g3n_error_set(err, "chat client: no answer from the orchestrator at %s for %d ms", endpoint,
+                              timeout_ms);
             goto done;
         }
+        zmq_pollitem_t items[2] = {{socket, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
+        long wait = timeout_ms < 0 ? 1000 : (long)((deadline - now) * 1000.0) + 1;
+        int n = zmq_poll(items, 2, wait);
+        if (n < 0) {
+            g3n_error_set(err, "chat client: poll failed: %s", zmq_strerror(zmq_errno()));
+            goto done;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            read_monitor(monitor, &connection);
+        if (!(items[0].revents & ZMQ_POLLIN)) {
+            if (connection.lost) {
+                g3n_error_set(err,
+                              "chat client: the connection to the orchestrator at %s was lost before the answer "
+                              "ended (it stopped or restarted, or dropped this request of %zu bytes as over its "
+                              "--max-message-mb)",
+                              endpoint, size);
+                goto done;
+            }
+            continue;
+        }
+        last = g3n_now_seconds();
         zmq_msg_t msg;
         zmq_msg_init(&msg);
         if (zmq_msg_recv(&msg, socket, 0) < 0) {
@@ -443,8 +528,13 @@ int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int tim
     }
     rc = G3N_OK;
 done:
-    if (socket)
+    free(data);
+    if (socket) {
+        zmq_socket_monitor(socket, NULL, 0);
         zmq_close(socket);
+    }
+    if (monitor)
+        zmq_close(monitor);
     if (context)
         zmq_ctx_term(context);
     return rc;
