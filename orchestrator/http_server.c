@@ -924,6 +924,18 @@ static g3n_http_endpoint route(const char *url)
     return G3N_ENDPOINT_OTHER;
 }
 
+/* libmicrohttpd's %HH decoding, but a URL or argument holding %00 is left
+ * undecoded: a NUL ended the C string early, so "ID%00junk" named session ID. */
+static size_t unescape_refusing_nul(void *cls, struct MHD_Connection *connection, char *text)
+{
+    (void)cls;
+    (void)connection;
+    for (const char *p = text; (p = strchr(p, '%')) != NULL; p++)
+        if (p[1] == '0' && p[2] == '0')
+            return strlen(text);
+    return MHD_http_unescape(text);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -941,6 +953,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         st->arrived = now_seconds();
         *con_cls = st;
         const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        /* a body over the limit by at most G3N_HTTP_DRAIN_BYTES is read and dropped, then answered 413: a
+         * client that writes its whole body before reading (the openai client) saw its connection reset by
+         * an early answer ("Connection error") and retried the upload; a larger one is refused at once */
+        if (length && strtoll(length, NULL, 10) > s->options.max_body_bytes &&
+            strtoll(length, NULL, 10) - s->options.max_body_bytes <= G3N_HTTP_DRAIN_BYTES) {
+            st->too_large = 1;
+            return MHD_YES;
+        }
         if (length && strtoll(length, NULL, 10) > s->options.max_body_bytes) {
             st->too_large = 1;
             g3n_http_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
@@ -1098,7 +1118,8 @@ int g3n_http_server_start(g3n_http_server **out, g3n_broker *broker, const g3n_m
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, address->ai_addr,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->options.max_connections,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_completed, s, MHD_OPTION_END);
+                                 on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_refusing_nul, NULL,
+                                 MHD_OPTION_END);
     freeaddrinfo(address);
     if (!s->daemon) {
         int saved = errno;

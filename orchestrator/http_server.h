@@ -71,4 +71,8 @@ void g3n_http_server_stop(g3n_http_server *server);
 /* For tests and /health: generations running, waiting, and chat threads alive. */
 void g3n_http_server_counts(g3n_http_server *server, int *active, int *queued, int *jobs);
 
+/* A body over --max-body-mb by at most this much is read (and dropped) before
+ * the 413, so that clients that send before they read get the answer. */
+#define G3N_HTTP_DRAIN_BYTES ((int64_t)64 << 20)
+
 #endif

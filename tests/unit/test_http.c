@@ -615,6 +615,57 @@ static void test_server_with_rogue_worker(void **state)
     g3n_config_free(&config);
 }
 
+/* HTTP edges: a body over the limit that the client sends whole before
+ * reading gets its 413 (it saw a reset: "Connection error"); a URL with %00
+ * does not resolve to the URL before it. */
+static void test_server_edges(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    g3n_error err;
+    char path[1024];
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_tokenizer *tokenizer = NULL;
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
+                                        &err),
+                     G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    transport.no_worker_wait_ms = 300;
+    const char *endpoints[1] = {"inproc://test-http-edges"};
+    g3n_broker *broker = NULL;
+    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_http_options options = g3n_http_default_options();
+    options.port = 0;
+    options.quiet = 1;
+    options.max_body_bytes = 64 << 10;
+    g3n_http_server *server = NULL;
+    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
+    int port = g3n_http_server_port(server);
+    static char response[65536];
+    const size_t body = 4u << 20;
+    char *request = malloc(body + 512);
+    int head = snprintf(request, 512,
+                        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                        "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                        body);
+    memset(request + head, 'x', body);
+    request[head + (int)body] = '\0';
+    int status = http_request(port, request, response, sizeof(response));
+    if (status != 413 || !strstr(response, "request_too_large"))
+        fail_msg("a 4 MiB body over a 64 KiB limit: %d %.300s", status, response);
+    free(request);
+    assert_int_equal(http_request(port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
+                                  sizeof(response)),
+                     503);
+    assert_int_equal(http_request(port, "GET /health%00junk HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                  response, sizeof(response)),
+                     404);
+    g3n_http_server_stop(server);
+    g3n_broker_stop(broker);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -628,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_metrics_text),
         cmocka_unit_test(test_server_without_workers),
         cmocka_unit_test(test_server_with_rogue_worker),
+        cmocka_unit_test(test_server_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
