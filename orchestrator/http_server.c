@@ -53,10 +53,26 @@ struct g3n_http_server {
     int active, queued, jobs;
     atomic_int stopping;
     atomic_uint_fast64_t next_id;
+
+    /* request deadlines (a reaper thread cuts off connections past theirs) */
+    pthread_mutex_t connections_lock;
+    struct open_connection *connections; /* every open connection */
+    pthread_t reaper;
+    int reaper_started;
+    atomic_int reaper_stop;
 };
 
 static int resolve_model(const g3n_http_server *s, const char *requested, char *id, size_t id_size,
                          char submodel[64]);
+
+/* An open connection and where its current request stands. */
+typedef struct open_connection {
+    int fd;
+    int receiving;     /* 1: waiting for (or reading) a request; 0: answering it */
+    double deadline;   /* g3n_now_seconds() by which the request must be in */
+    int64_t body;      /* declared body bytes (Content-Length), for the deadline */
+    struct open_connection *next, *previous;
+} open_connection;
 
 g3n_http_options g3n_http_default_options(void)
 {
@@ -72,6 +88,7 @@ g3n_http_options g3n_http_default_options(void)
     o.model_name = "gemma-3n";
     o.max_connections = 256;
     o.retry_after_seconds = 1;
+    o.request_seconds = 30;
     o.sampling = g3n_sampling_default_params();
     o.sampling.do_sample = 0;
     return o;
@@ -924,6 +941,79 @@ static g3n_http_endpoint route(const char *url)
     return G3N_ENDPOINT_OTHER;
 }
 
+/* ------------------------------------------------- connections and deadlines */
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    g3n_http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        open_connection *c = calloc(1, sizeof(*c));
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!c || !info) {
+            free(c);
+            return;
+        }
+        c->fd = info->connect_fd;
+        c->receiving = 1;
+        c->deadline = now_seconds() + s->options.request_seconds;
+        pthread_mutex_lock(&s->connections_lock);
+        c->next = s->connections;
+        if (s->connections)
+            s->connections->previous = c;
+        s->connections = c;
+        pthread_mutex_unlock(&s->connections_lock);
+        *socket_context = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        open_connection *c = *socket_context;
+        pthread_mutex_lock(&s->connections_lock);
+        if (c->previous)
+            c->previous->next = c->next;
+        else
+            s->connections = c->next;
+        if (c->next)
+            c->next->previous = c->previous;
+        pthread_mutex_unlock(&s->connections_lock);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* The connection's request is in (answering: no deadline) or a new one may come (keep-alive). */
+static void connection_receiving(g3n_http_server *s, struct MHD_Connection *connection, int receiving, int64_t body)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (!info || !info->socket_context)
+        return;
+    open_connection *c = info->socket_context;
+    pthread_mutex_lock(&s->connections_lock);
+    c->receiving = receiving;
+    if (receiving && body >= 0) /* the headers are in: the body's deadline, by its size */
+        c->deadline = now_seconds() + s->options.request_seconds + (double)body / G3N_HTTP_MIN_BODY_RATE;
+    else if (receiving) /* waiting for the next request on a kept-alive connection */
+        c->deadline = now_seconds() + s->options.request_seconds;
+    pthread_mutex_unlock(&s->connections_lock);
+}
+
+/* Every 200 ms: a connection still receiving its request past its deadline is
+ * shut down (its thread's read ends, libmicrohttpd closes it). */
+static void *reaper_main(void *arg)
+{
+    g3n_http_server *s = arg;
+    while (!atomic_load(&s->reaper_stop)) {
+        usleep(200000);
+        const double now = now_seconds();
+        pthread_mutex_lock(&s->connections_lock);
+        for (open_connection *c = s->connections; c; c = c->next)
+            if (c->receiving && now > c->deadline) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->receiving = 0;
+            }
+        pthread_mutex_unlock(&s->connections_lock);
+    }
+    return NULL;
+}
+
 /* libmicrohttpd's %HH decoding, but a URL or argument holding %00 is left
  * undecoded: a NUL ended the C string early, so "ID%00junk" named session ID. */
 static size_t unescape_refusing_nul(void *cls, struct MHD_Connection *connection, char *text)
@@ -953,6 +1043,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         st->arrived = now_seconds();
         *con_cls = st;
         const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        connection_receiving(s, connection, 1, length ? strtoll(length, NULL, 10) : 0);
         /* a body over the limit by at most G3N_HTTP_DRAIN_BYTES is read and dropped, then answered 413: a
          * client that writes its whole body before reading (the openai client) saw its connection reset by
          * an early answer ("Connection error") and retried the upload; a larger one is refused at once */
@@ -982,6 +1073,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    connection_receiving(s, connection, 0, 0); /* the request is in: answering has no deadline here */
     int status = 500;
     enum MHD_Result rc;
     int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
@@ -1035,9 +1127,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)cls;
-    (void)connection;
     (void)code;
+    connection_receiving(cls, connection, 1, -1); /* kept alive: the next request's headers have a deadline */
     request_state *st = *con_cls;
     if (st) {
         free(st->body.data);
@@ -1115,8 +1206,23 @@ int g3n_http_server_start(g3n_http_server **out, g3n_broker *broker, const g3n_m
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
     if (address->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (s->options.request_seconds <= 0)
+        s->options.request_seconds = d.request_seconds;
+    if (s->options.max_connections_per_address <= 0)
+        s->options.max_connections_per_address = s->options.max_connections - s->options.max_connections / 4;
+    if (s->options.max_connections_per_address < 1)
+        s->options.max_connections_per_address = 1;
+    pthread_mutex_init(&s->connections_lock, NULL);
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        freeaddrinfo(address);
+        g3n_http_server_stop(s);
+        return g3n_error_set(err, "http: cannot start a thread");
+    }
+    s->reaper_started = 1;
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, address->ai_addr,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->options.max_connections,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->options.max_connections_per_address,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED,
                                  on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_refusing_nul, NULL,
                                  MHD_OPTION_END);
@@ -1160,6 +1266,11 @@ void g3n_http_server_stop(g3n_http_server *s)
     pthread_mutex_unlock(&s->lock);
     if (s->daemon)
         MHD_stop_daemon(s->daemon); /* joins the connection threads (their waits see `stopping`) */
+    if (s->reaper_started) {
+        atomic_store(&s->reaper_stop, 1);
+        pthread_join(s->reaper, NULL);
+        pthread_mutex_destroy(&s->connections_lock);
+    }
     pthread_mutex_lock(&s->lock);
     while (s->jobs > 0)
         pthread_cond_wait(&s->changed, &s->lock);

@@ -55,9 +55,17 @@ typedef struct g3n_http_options {
     int quiet;                   /* 1: no log line per request */
     struct g3n_http_live *live;  /* /v1/live/... (http_live.h; borrowed, stop the server first);
                                     NULL: those answer 501 */
+    int request_seconds;         /* a request's headers must arrive within this (default 30), and its body
+                                    within this plus one second per G3N_HTTP_MIN_BODY_RATE bytes: slow or
+                                    stalled senders are cut off (each byte used to reset an idle timeout) */
+    int max_connections_per_address; /* open connections from one client address (default 3/4 of
+                                    max_connections: one client cannot take them all) */
 } g3n_http_options;
 
 #define G3N_HTTP_MAX_SUBMODELS 16
+
+/* The slowest body accepted, bytes per second (after request_seconds). */
+#define G3N_HTTP_MIN_BODY_RATE (16 << 10)
 
 g3n_http_options g3n_http_default_options(void);
 

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/time.h>
+#include <time.h>
+#include <errno.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -666,6 +669,111 @@ static void test_server_edges(void **state)
     g3n_config_free(&config);
 }
 
+/* A socket to the server from `source` (127.0.0.x), with a receive timeout. */
+static int open_from(const char *source, int port, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof(address));
+    address.sin_family = AF_INET;
+    inet_pton(AF_INET, source, &address.sin_addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&address, sizeof(address)) != 0)
+        return -1;
+    address.sin_port = htons((uint16_t)port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* 1 when the server has closed fd (EOF or reset) within timeout_ms. */
+static int closed_by_server(int fd, int timeout_ms)
+{
+    char byte;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t n = recv(fd, &byte, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/* Slow clients: 70 sockets from one address that never finish their headers
+ * took every connection slot (--max-connections 64) and /health timed out;
+ * now one address holds at most 3/4 of the slots and a request must be in
+ * within its deadline (request_seconds, plus time for its body at a minimum
+ * rate), so the half-sent sockets are cut off and a short body does not hold
+ * its connection for the idle timeout. */
+static void test_server_slow_clients(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    g3n_error err;
+    char path[1024];
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_tokenizer *tokenizer = NULL;
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
+                                        &err),
+                     G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    transport.no_worker_wait_ms = 300;
+    const char *endpoints[1] = {"inproc://test-http-slow"};
+    g3n_broker *broker = NULL;
+    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_http_options options = g3n_http_default_options();
+    options.port = 0;
+    options.quiet = 1;
+    options.max_connections = 64;
+    options.request_seconds = 2;
+    g3n_http_server *server = NULL;
+    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
+    int port = g3n_http_server_port(server);
+    enum { SLOW = 70 };
+    int slow[SLOW];
+    const char partial[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n";
+    for (int i = 0; i < SLOW; i++) {
+        slow[i] = open_from("127.0.0.1", port, 1000);
+        if (slow[i] >= 0)
+            send(slow[i], partial, sizeof(partial) - 1, MSG_NOSIGNAL);
+    }
+    usleep(200000);
+    /* another client still gets its answer */
+    int fd = open_from("127.0.0.2", port, 5000);
+    assert_true(fd >= 0);
+    const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    send(fd, health, sizeof(health) - 1, MSG_NOSIGNAL);
+    char response[4096];
+    ssize_t n = recv(fd, response, sizeof(response) - 1, 0);
+    close(fd);
+    response[n > 0 ? n : 0] = '\0';
+    if (n <= 0 || strncmp(response, "HTTP/1.1 503", 12) != 0)
+        fail_msg("/health with 70 half-sent sockets open: '%.100s'", response);
+    /* the half-sent sockets are cut off at their deadline (2 s) */
+    for (int i = 0; i < SLOW; i++)
+        if (slow[i] >= 0) {
+            if (!closed_by_server(slow[i], 4000))
+                fail_msg("half-sent socket %d still open after its deadline", i);
+            close(slow[i]);
+        }
+    /* a body shorter than its Content-Length: cut off at its deadline, not the idle timeout */
+    fd = open_from("127.0.0.1", port, 5000);
+    const char short_body[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              "Content-Length: 100\r\n\r\n{\"messages\"";
+    send(fd, short_body, sizeof(short_body) - 1, MSG_NOSIGNAL);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_true(closed_by_server(fd, 6000));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    close(fd);
+    assert_true((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) < 4.0);
+    g3n_http_server_stop(server);
+    g3n_broker_stop(broker);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -680,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_server_without_workers),
         cmocka_unit_test(test_server_with_rogue_worker),
         cmocka_unit_test(test_server_edges),
+        cmocka_unit_test(test_server_slow_clients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
