@@ -1,6 +1,7 @@
 /* front_door.c - chats in, token events out (front_door.h). */
 #include "front_door.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@ struct g3n_front_door {
     atomic_int active;
     pthread_mutex_t lock;
     pthread_cond_t idle;
+    struct chat_job *jobs; /* running chats (lock), so a client gone can cancel its own */
 };
 
 typedef struct chat_job {
@@ -36,6 +38,8 @@ typedef struct chat_job {
     void *push;
     char pending[4096];
     size_t pending_len;
+    atomic_int cancelled; /* its client is gone: stop generating (the decoder is freed at once) */
+    struct chat_job *next;
 } chat_job;
 
 static void free_buffer(void *data, void *hint)
@@ -98,7 +102,7 @@ static int on_token(void *user, int64_t step, int32_t token, const float *logits
     env.partial = 1;
     job_send(job, &env);
     job->pending_len = 0;
-    return atomic_load(&job->door->stop) ? 1 : 0;
+    return atomic_load(&job->door->stop) || atomic_load(&job->cancelled) ? 1 : 0;
 }
 
 static void *chat_main(void *arg)
@@ -199,8 +203,13 @@ static void *chat_main(void *arg)
     g3n_client_close(client);
     zmq_close(job->push);
     g3n_wire_free(job->request);
-    free(job);
     pthread_mutex_lock(&door->lock);
+    for (chat_job **at = &door->jobs; *at; at = &(*at)->next)
+        if (*at == job) {
+            *at = job->next;
+            break;
+        }
+    free(job);
     atomic_fetch_sub(&door->active, 1);
     pthread_cond_broadcast(&door->idle);
     pthread_mutex_unlock(&door->lock);
@@ -268,9 +277,17 @@ static void door_on_request(g3n_front_door *door)
     memcpy(job->identity, zmq_msg_data(&identity), zmq_msg_size(&identity));
     job->identity_len = zmq_msg_size(&identity);
     job->request = env;
+    atomic_init(&job->cancelled, 0);
     atomic_fetch_add(&door->active, 1);
+    pthread_mutex_lock(&door->lock);
+    job->next = door->jobs;
+    door->jobs = job;
+    pthread_mutex_unlock(&door->lock);
     pthread_t thread;
     if (pthread_create(&thread, NULL, chat_main, job) != 0) {
+        pthread_mutex_lock(&door->lock);
+        door->jobs = job->next;
+        pthread_mutex_unlock(&door->lock);
         atomic_fetch_sub(&door->active, 1);
         reply_error(door, &identity, env->request_id, G3N__ERROR_CODE__ERROR_INTERNAL, "cannot start a chat thread");
         g3n_wire_free(env);
@@ -281,6 +298,15 @@ static void door_on_request(g3n_front_door *door)
 done:
     zmq_msg_close(&identity);
     zmq_msg_close(&payload);
+}
+
+static void door_cancel_client(g3n_front_door *door, const void *identity, size_t size)
+{
+    pthread_mutex_lock(&door->lock);
+    for (chat_job *job = door->jobs; job; job = job->next)
+        if (job->identity_len == size && memcmp(job->identity, identity, size) == 0)
+            atomic_store(&job->cancelled, 1);
+    pthread_mutex_unlock(&door->lock);
 }
 
 static void *door_main(void *arg)
@@ -300,8 +326,13 @@ static void *door_main(void *arg)
                     break;
                 }
                 zmq_msg_recv(&payload, door->pull, 0);
-                zmq_msg_send(&identity, door->router, ZMQ_SNDMORE);
-                zmq_msg_send(&payload, door->router, 0);
+                if (zmq_msg_send(&identity, door->router, ZMQ_SNDMORE) < 0 && zmq_errno() == EHOSTUNREACH) {
+                    /* ZMQ_ROUTER_MANDATORY: its client disconnected: cancel that chat, which
+                     * would otherwise keep a decoder busy for all its tokens */
+                    door_cancel_client(door, zmq_msg_data(&identity), zmq_msg_size(&identity));
+                } else {
+                    zmq_msg_send(&payload, door->router, 0);
+                }
                 zmq_msg_close(&identity);
                 zmq_msg_close(&payload);
             }
@@ -340,6 +371,8 @@ int g3n_front_door_start(g3n_front_door **out, g3n_broker *broker, const g3n_mod
     int linger = 0;
     int64_t max_bytes = door->options.max_message_bytes;
     if (door->router) {
+        int mandatory = 1; /* a send to a client that is gone fails (EHOSTUNREACH): its chat is cancelled */
+        zmq_setsockopt(door->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof(mandatory));
         zmq_setsockopt(door->router, ZMQ_LINGER, &linger, sizeof(linger));
         zmq_setsockopt(door->router, ZMQ_MAXMSGSIZE, &max_bytes, sizeof(max_bytes));
     }

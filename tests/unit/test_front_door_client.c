@@ -18,7 +18,13 @@
 #include <cmocka.h>
 #include <zmq.h>
 
+#include "config.h"
 #include "front_door.h"
+#include "pipeline.h"
+#include "roles.h"
+#include "test_util.h"
+#include "tokenizer.h"
+#include "weights.h"
 #include "wire.h"
 
 #ifndef G3N_FRONT_DOOR_CONNECT_MS
@@ -183,12 +189,97 @@ static void test_message_over_the_limit(void **state)
     pthread_join(thread, NULL);
 }
 
+/* A chat whose ZeroMQ client disconnects is cancelled (issue 18, item 3):
+ * abandoned chats kept the decoder busy for all their tokens (16 of them made
+ * the next client wait ~20 s). The door's ROUTER is mandatory-routing: the
+ * next event for a client that is gone fails, and that chat stops. */
+static void test_abandoned_chat_cancelled(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    g3n_error err = {{0}};
+    char path[1024];
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_tokenizer *tokenizer = NULL;
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
+                                        &err),
+                     G3N_OK);
+    g3n_weights *weights;
+    assert_int_equal(g3n_weights_open_synth(&weights, 5, G3N_DTYPE_BF16, &err), G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    const char *inproc = "inproc://g3n-test-door-cancel";
+    g3n_broker *broker;
+    assert_int_equal(g3n_broker_start(&broker, &inproc, 1, &transport, &err), G3N_OK);
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    g3n_local_roles local;
+    if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro,
+                              (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), &transport, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_DECODER, 1, 10000, &err), G3N_OK);
+    g3n_front_door_options fo;
+    memset(&fo, 0, sizeof(fo));
+    char endpoint[64];
+    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", free_port());
+    fo.endpoint = endpoint;
+    g3n_front_door *door;
+    assert_int_equal(g3n_front_door_start(&door, broker, &config, tokenizer, &fo, &err), G3N_OK);
+
+    /* a client asks for 200 tokens, reads the first event, and goes away */
+    void *context = zmq_ctx_new();
+    void *dealer = zmq_socket(context, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(dealer, ZMQ_LINGER, &linger, sizeof(linger));
+    assert_int_equal(zmq_connect(dealer, endpoint), 0);
+    G3n__Envelope env;
+    G3n__ChatRequest request;
+    G3n__ChatMessage message, *messages[1] = {&message};
+    g3n__envelope__init(&env);
+    g3n__chat_request__init(&request);
+    g3n__chat_message__init(&message);
+    message.role = "user";
+    message.text = "Tell me a long story.";
+    request.n_messages = 1;
+    request.messages = messages;
+    request.max_new_tokens = 200;
+    env.body_case = G3N__ENVELOPE__BODY_CHAT;
+    env.chat = &request;
+    env.request_id = 1;
+    uint8_t *data;
+    size_t size;
+    assert_int_equal(g3n_wire_pack(&env, &data, &size, NULL), G3N_OK);
+    assert_int_equal(zmq_send(dealer, data, size, 0), (int)size);
+    free(data);
+    zmq_pollitem_t item = {dealer, 0, ZMQ_POLLIN, 0};
+    assert_int_equal(zmq_poll(&item, 1, 30000), 1);
+    zmq_close(dealer);
+    zmq_ctx_term(context);
+
+    /* the decoder stops soon after: far fewer than 200 steps */
+    uint64_t steps = 0, last = (uint64_t)-1;
+    for (int i = 0; i < 150 && steps != last; i++) {
+        last = steps;
+        usleep(300000);
+        steps = g3n_role_decoder_stats_get(local.roles[G3N_ROLE_DECODER]).decode_steps;
+    }
+    print_message("decode steps after the client left: %llu\n", (unsigned long long)steps);
+    assert_true(steps < 100);
+    g3n_front_door_stop(door);
+    g3n_local_roles_stop(&local);
+    g3n_broker_stop(broker);
+    g3n_weights_close(weights);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_listens),
         cmocka_unit_test(test_orchestrator_dies_mid_answer),
         cmocka_unit_test(test_message_over_the_limit),
+        cmocka_unit_test(test_abandoned_chat_cancelled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
