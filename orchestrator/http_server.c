@@ -522,6 +522,8 @@ typedef struct request_state {
     byte_buffer body;
     int too_large;
     double arrived;
+    int streaming;          /* an SSE answer was queued: logged when it ends (200, or 499 if the client left) */
+    char method[8], url[120];
 } request_state;
 
 static void waitable_deadline(struct timespec *until, long milliseconds)
@@ -804,6 +806,7 @@ static enum MHD_Result handle_generation(g3n_http_server *s, struct MHD_Connecti
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(response, "X-Accel-Buffering", "no");
+    st->streaming = 1;
     enum MHD_Result rc = MHD_queue_response(connection, 200, response);
     MHD_destroy_response(response); /* the connection holds it (and our reference, freed in stream_free) */
     *status = 200;
@@ -1118,6 +1121,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     } else {
         rc = handle_generation(s, connection, st, &status);
     }
+    if (st->streaming && rc == MHD_YES) { /* counted and logged when the stream ends (on_completed) */
+        snprintf(st->method, sizeof(st->method), "%s", method);
+        snprintf(st->url, sizeof(st->url), "%s", url);
+        return rc;
+    }
+    st->streaming = 0;
     g3n_http_metrics_request(s->metrics, st->endpoint, status);
     if (!s->options.quiet && st->endpoint != G3N_ENDPOINT_HEALTH && st->endpoint != G3N_ENDPOINT_METRICS)
         fprintf(stderr, "g3n serve: %s %s -> %d (%.3f s)\n", method, url, status, now_seconds() - st->arrived);
@@ -1127,9 +1136,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)code;
+    g3n_http_server *s = cls;
     connection_receiving(cls, connection, 1, -1); /* kept alive: the next request's headers have a deadline */
     request_state *st = *con_cls;
+    if (st && st->streaming) { /* a client that left mid-stream is 499, not the 200 its headers said */
+        const int status = code == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
+        g3n_http_metrics_request(s->metrics, st->endpoint, status);
+        if (!s->options.quiet)
+            fprintf(stderr, "g3n serve: %s %s -> %d%s (%.3f s)\n", st->method, st->url, status,
+                    status == 499 ? " (the client left mid-stream)" : "", now_seconds() - st->arrived);
+    }
     if (st) {
         free(st->body.data);
         free(st);

@@ -30,9 +30,11 @@
 #include "http_request.h"
 #include "http_server.h"
 #include "http_stop.h"
+#include "pipeline.h"
 #include "test_util.h"
 #include "tokenizer.h"
 #include "transport.h"
+#include "weights.h"
 #include "wire.h"
 
 static void decode_ok(const char *text, const char *expected, size_t expected_size)
@@ -774,6 +776,72 @@ static void test_server_slow_clients(void **state)
     g3n_config_free(&config);
 }
 
+/* A client that leaves mid-stream is counted and logged 499, not 200. */
+static void test_stream_client_gone(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    g3n_error err = {{0}};
+    char path[1024];
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_tokenizer *tokenizer = NULL;
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
+                                        &err),
+                     G3N_OK);
+    g3n_weights *weights;
+    assert_int_equal(g3n_weights_open_synth(&weights, 5, G3N_DTYPE_BF16, &err), G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    const char *inproc = "inproc://test-http-gone";
+    g3n_broker *broker = NULL;
+    assert_int_equal(g3n_broker_start(&broker, &inproc, 1, &transport, &err), G3N_OK);
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    g3n_local_roles local;
+    if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro,
+                              (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), &transport, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_DECODER, 1, 10000, &err), G3N_OK);
+    g3n_http_options options = g3n_http_default_options();
+    options.port = 0;
+    options.quiet = 1;
+    g3n_http_server *server = NULL;
+    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
+    int port = g3n_http_server_port(server);
+    const char *body = "{\"stream\":true,\"max_tokens\":300,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    char request[512];
+    snprintf(request, sizeof(request),
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    int fd = open_from("127.0.0.1", port, 30000);
+    assert_true(fd >= 0);
+    send(fd, request, strlen(request), MSG_NOSIGNAL);
+    char first[256];
+    assert_true(recv(fd, first, sizeof(first), 0) > 0); /* the stream began */
+    close(fd);
+    for (int attempt = 0; attempt < 300; attempt++) {
+        int active, queued, jobs;
+        g3n_http_server_counts(server, &active, &queued, &jobs);
+        if (active + queued + jobs == 0)
+            break;
+        usleep(100000);
+    }
+    static char metrics[65536];
+    assert_int_equal(http_request(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", metrics,
+                                  sizeof(metrics)),
+                     200);
+    if (!strstr(metrics, "g3n_http_requests_total{endpoint=\"/v1/chat/completions\",code=\"499\"} 1") ||
+        strstr(metrics, "g3n_http_requests_total{endpoint=\"/v1/chat/completions\",code=\"200\"}"))
+        fail_msg("a stream the client left is not counted 499:\n%s", metrics);
+    g3n_http_server_stop(server);
+    g3n_local_roles_stop(&local);
+    g3n_broker_stop(broker);
+    g3n_weights_close(weights);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -789,6 +857,7 @@ int main(void)
         cmocka_unit_test(test_server_with_rogue_worker),
         cmocka_unit_test(test_server_edges),
         cmocka_unit_test(test_server_slow_clients),
+        cmocka_unit_test(test_stream_client_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
