@@ -265,6 +265,15 @@ static void test_abandoned_chat_cancelled(void **state)
     }
     print_message("decode steps after the client left: %llu\n", (unsigned long long)steps);
     assert_true(steps < 100);
+    /* the client's own bad media is ERROR_BAD_REQUEST on this port (it came back as ERROR_INTERNAL) */
+    ProtobufCBinaryData empty_image = {0, NULL};
+    message.n_images = 1;
+    message.images = &empty_image;
+    request.max_new_tokens = 2;
+    assert_int_equal(g3n_front_door_chat(endpoint, &request, 30000, NULL, NULL, &err), G3N_ERR);
+    print_message("a 0-byte image: %s\n", err.message);
+    assert_non_null(strstr(err.message, "ERROR_BAD_REQUEST"));
+    assert_non_null(strstr(err.message, "empty"));
     g3n_front_door_stop(door);
     g3n_local_roles_stop(&local);
     g3n_broker_stop(broker);
