@@ -90,6 +90,14 @@ static int parse_text(const cJSON *text, g3n_text_config *t, g3n_error *err)
                              layers);
     if (t->altup_num_inputs < 1 || t->altup_active_idx < 0 || t->altup_active_idx >= t->altup_num_inputs)
         return g3n_error_set(err, "bad altup_num_inputs / altup_active_idx");
+    /* values that loaded and failed only later (or gave empty text): refused here, the field named */
+    if (!(t->rms_norm_eps > 0) || t->rms_norm_eps > 1)
+        return g3n_error_set(err, "rms_norm_eps %g must be in (0, 1]", t->rms_norm_eps);
+    if (t->sliding_window <= 0)
+        return g3n_error_set(err, "sliding_window %lld must be positive", (long long)t->sliding_window);
+    if (t->max_position_embeddings <= 0)
+        return g3n_error_set(err, "max_position_embeddings %lld must be positive",
+                             (long long)t->max_position_embeddings);
 
     t->intermediate_size = calloc((size_t)layers, sizeof(int64_t));
     t->layer_types = calloc((size_t)layers, sizeof(g3n_layer_type));
@@ -216,6 +224,16 @@ static int parse_root(g3n_model_config *c, g3n_error *err)
     GET_INT(audio, "vocab_size", 128, c->audio_vocab_size);
     GET_INT(audio, "vocab_offset", 262272, c->audio_vocab_offset);
     GET_DOUBLE(audio, "rms_norm_eps", 1e-6, c->audio_rms_norm_eps);
+    if (c->vision_soft_tokens_per_image < 0)
+        return g3n_error_set(err, "vision_soft_tokens_per_image %lld must not be negative",
+                             (long long)c->vision_soft_tokens_per_image);
+    if (c->audio_soft_tokens_per_image < 0)
+        return g3n_error_set(err, "audio_soft_tokens_per_image %lld must not be negative",
+                             (long long)c->audio_soft_tokens_per_image);
+    if (!(c->vision_rms_norm_eps > 0) || c->vision_rms_norm_eps > 1)
+        return g3n_error_set(err, "vision_config.rms_norm_eps %g must be in (0, 1]", c->vision_rms_norm_eps);
+    if (!(c->audio_rms_norm_eps > 0) || c->audio_rms_norm_eps > 1)
+        return g3n_error_set(err, "audio_config.rms_norm_eps %g must be in (0, 1]", c->audio_rms_norm_eps);
     return G3N_OK;
 }
 

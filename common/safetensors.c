@@ -82,6 +82,7 @@ struct g3n_safetensors_file {
     const unsigned char *data; /* start of the data section */
     uint64_t data_size;
     g3n_safetensors_entry *entries;
+    void **copies; /* [count]: an aligned copy of each tensor whose bytes are not aligned in the file, else NULL */
     int count;
     name_index index;
     cJSON *metadata;
@@ -136,9 +137,6 @@ static int parse_entry(g3n_safetensors_file *f, const cJSON *item, g3n_safetenso
                              path, e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
                              (unsigned long long)f->data_size);
     uint64_t element = g3n_dtype_size(e->dtype);
-    if (((uintptr_t)(f->data + e->begin)) % element != 0)
-        return g3n_error_set(err, "%s: tensor '%s': data is not aligned to its %llu-byte elements", path, e->name,
-                             (unsigned long long)element);
     if (numel > UINT64_MAX / element || e->end - e->begin != numel * element)
         return g3n_error_set(err, "%s: tensor '%s': %llu bytes of data for %llu elements of %s", path, e->name,
                              (unsigned long long)(e->end - e->begin), (unsigned long long)numel,
@@ -199,7 +197,8 @@ int g3n_safetensors_open(g3n_safetensors_file **out, const char *path, g3n_error
     }
     int total = cJSON_GetArraySize(header);
     f->entries = calloc((size_t)(total ? total : 1), sizeof(*f->entries));
-    if (!f->entries || name_index_init(&f->index, (size_t)total) != G3N_OK) {
+    f->copies = calloc((size_t)(total ? total : 1), sizeof(*f->copies));
+    if (!f->entries || !f->copies || name_index_init(&f->index, (size_t)total) != G3N_OK) {
         cJSON_Delete(header);
         g3n_error_set(err, "%s: out of memory", path);
         goto fail;
@@ -241,6 +240,22 @@ int g3n_safetensors_open(g3n_safetensors_file **out, const char *path, g3n_error
         }
         free(sorted);
     }
+    /* The format does not pad the header or place tensors on element boundaries
+     * (writers pad the header to 8 bytes, but a file whose header is not padded
+     * is still valid): a tensor whose bytes are not aligned for its elements is
+     * read through an aligned copy (malloc aligns to 16 bytes). */
+    for (int i = 0; i < f->count; i++) {
+        const g3n_safetensors_entry *e = &f->entries[i];
+        if (((uintptr_t)(f->data + e->begin)) % g3n_dtype_size(e->dtype) == 0)
+            continue;
+        f->copies[i] = malloc(e->end > e->begin ? (size_t)(e->end - e->begin) : 1);
+        if (!f->copies[i]) {
+            g3n_error_set(err, "%s: tensor '%s': out of memory for an aligned copy of its unaligned data", path,
+                          e->name);
+            goto fail;
+        }
+        memcpy(f->copies[i], f->data + e->begin, (size_t)(e->end - e->begin));
+    }
     *out = f;
     return G3N_OK;
 fail:
@@ -256,9 +271,13 @@ void g3n_safetensors_close(g3n_safetensors_file *f)
         munmap(f->map, f->map_size);
     if (f->fd >= 0)
         close(f->fd);
-    for (int i = 0; i < f->count; i++)
+    for (int i = 0; i < f->count; i++) {
         free(f->entries[i].name);
+        if (f->copies)
+            free(f->copies[i]);
+    }
     free(f->entries);
+    free(f->copies);
     name_index_free(&f->index);
     cJSON_Delete(f->metadata);
     free(f->path);
@@ -288,7 +307,8 @@ const g3n_safetensors_entry *g3n_safetensors_find(const g3n_safetensors_file *f,
 
 static void entry_view(const g3n_safetensors_file *f, const g3n_safetensors_entry *e, g3n_tensor *view)
 {
-    g3n_tensor_view(view, e->dtype, e->ndim, e->shape, (void *)(f->data + e->begin));
+    const void *copy = f->copies[e - f->entries];
+    g3n_tensor_view(view, e->dtype, e->ndim, e->shape, copy ? (void *)copy : (void *)(f->data + e->begin));
 }
 
 int g3n_safetensors_get(const g3n_safetensors_file *f, const char *name, g3n_tensor *view, g3n_error *err)

@@ -30,4 +30,9 @@ int g3n_error_set(g3n_error *err, const char *format, ...) G3N_PRINTF(2, 3);
 /* Prepends "context: " to the message already in err; returns G3N_ERR. */
 int g3n_error_prefix(g3n_error *err, const char *format, ...) G3N_PRINTF(2, 3);
 
+/* Makes the message one line: control bytes (newlines from a quoted piece of
+ * a file, say) become escapes (\n, \t, \xHH), cut with "..." if they no
+ * longer fit; returns G3N_ERR. */
+int g3n_error_one_line(g3n_error *err);
+
 #endif

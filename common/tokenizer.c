@@ -1449,7 +1449,7 @@ int g3n_tokenizer_load_from_memory(g3n_tokenizer **out, const char *json, size_t
     load_state_free(&st);
     if (status != G3N_OK) {
         g3n_tokenizer_free(t);
-        return G3N_ERR;
+        return g3n_error_one_line(err); /* pieces quoted in the message may hold newlines */
     }
     *out = t;
     return G3N_OK;

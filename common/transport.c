@@ -45,6 +45,7 @@ g3n_transport_options g3n_transport_default_options(void)
     o.no_worker_wait_ms = 10000;
     o.max_retries = 1;
     o.max_message_bytes = G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES;
+    o.request_timeout_ms = 600000;
     return o;
 }
 
@@ -63,6 +64,8 @@ static void fill_defaults(g3n_transport_options *o)
         o->max_retries = 0;
     if (o->max_message_bytes <= 0)
         o->max_message_bytes = d.max_message_bytes;
+    if (o->request_timeout_ms <= 0)
+        o->request_timeout_ms = d.request_timeout_ms;
 }
 
 static void free_buffer(void *data, void *hint)
@@ -133,7 +136,7 @@ static atomic_uint_fast64_t next_request_id = 1;
 
 /* ------------------------------------------------------------------ broker */
 
-enum { CONTROL_SUBMIT = 1, CONTROL_CANCEL = 2 };
+enum { CONTROL_SUBMIT = 1, CONTROL_CANCEL = 2, CONTROL_BYE = 3 /* the client closes: forget its requests */ };
 
 typedef struct client_control {
     uint32_t kind;
@@ -179,6 +182,8 @@ typedef struct request_entry {
     int tries;
     int streamed;       /* an event was delivered: no retry any more */
     int64_t waiting_since;
+    int64_t last_activity; /* assignment or the worker's last message: the deadline counts from here */
+    int orphaned;       /* its client is gone: cancelled on its worker, never retried or answered */
 } request_entry;
 
 struct g3n_broker {
@@ -318,6 +323,10 @@ static void drop_worker(g3n_broker *b, worker_entry *w, const char *why)
             i++;
             continue;
         }
+        if (r->orphaned) { /* nobody waits for it: never re-run */
+            remove_request(b, i);
+            continue;
+        }
         if (r->retryable && !r->streamed && !r->pinned && r->tries <= b->options.max_retries) {
             r->assigned = 0;
             r->worker[0] = '\0';
@@ -448,6 +457,7 @@ static void dispatch(g3n_broker *b)
             continue;
         }
         r->assigned = 1;
+        r->last_activity = now;
         r->tries++;
         snprintf(r->worker, sizeof(r->worker), "%s", best->id);
         best->outstanding++;
@@ -455,6 +465,45 @@ static void dispatch(g3n_broker *b)
         pthread_mutex_lock(&b->lock);
         b->stats.requests_dispatched++;
         pthread_mutex_unlock(&b->lock);
+        i++;
+    }
+}
+
+/* Sends a Cancel for assigned request r to its worker. */
+static void cancel_on_worker(g3n_broker *b, request_entry *r)
+{
+    worker_entry *w = find_worker(b, r->worker, strlen(r->worker));
+    if (!w)
+        return;
+    G3n__Envelope env;
+    G3n__Cancel cancel;
+    g3n__envelope__init(&env);
+    g3n__cancel__init(&cancel);
+    env.request_id = r->id;
+    env.body_case = G3N__ENVELOPE__BODY_CANCEL;
+    env.cancel = &cancel;
+    send_envelope_to_worker(b, w, &env);
+}
+
+/* A client closed: its queued requests are dropped, its running ones
+ * cancelled on their workers (and never retried). */
+static void forget_client(g3n_broker *b, const void *client, size_t client_len)
+{
+    for (int i = 0; i < b->request_count;) {
+        request_entry *r = b->requests[i];
+        if (r->client_len != client_len || memcmp(r->client, client, client_len) != 0) {
+            i++;
+            continue;
+        }
+        if (!r->assigned) {
+            broker_log(b, "request %llu dropped: its client is gone", (unsigned long long)r->id);
+            remove_request(b, i);
+            continue;
+        }
+        if (!r->orphaned) {
+            r->orphaned = 1;
+            cancel_on_worker(b, r);
+        }
         i++;
     }
 }
@@ -475,6 +524,11 @@ static void handle_client(g3n_broker *b)
     }
     client_control ctl;
     memcpy(&ctl, zmq_msg_data(&control), sizeof(ctl));
+    if (ctl.kind == CONTROL_BYE) {
+        drain_parts(b->front);
+        forget_client(b, zmq_msg_data(&identity), zmq_msg_size(&identity));
+        goto done;
+    }
     if (ctl.kind == CONTROL_CANCEL) {
         drain_parts(b->front);
         int index;
@@ -521,6 +575,7 @@ static void handle_client(g3n_broker *b)
     memcpy(r->pin, ctl.pin, sizeof(r->pin));
     r->pin[sizeof(r->pin) - 1] = '\0';
     r->waiting_since = now_ms();
+    r->last_activity = r->waiting_since;
     zmq_msg_init(&r->payload);
     zmq_msg_move(&r->payload, &payload);
     b->requests[b->request_count++] = r;
@@ -706,7 +761,9 @@ static void handle_worker(g3n_broker *b)
             break;
         }
         int final = !env->partial;
-        reply_to_client(b, r, final, id, &payload);
+        r->last_activity = now_ms();
+        if (!r->orphaned)
+            reply_to_client(b, r, final, id, &payload);
         if (final) {
             if (w && w->outstanding > 0)
                 w->outstanding--;
@@ -723,11 +780,46 @@ done:
     zmq_msg_close(&payload);
 }
 
+/* Requests past their deadline: queued too long while workers exist (the
+ * no-worker case is dispatch's), or running with no word from their worker. */
+static void request_deadlines(g3n_broker *b, int64_t now)
+{
+    const int64_t limit = b->options.request_timeout_ms;
+    for (int i = 0; i < b->request_count;) {
+        request_entry *r = b->requests[i];
+        char message[320];
+        if (r->assigned && now - r->last_activity > limit) {
+            worker_entry *w = find_worker(b, r->worker, strlen(r->worker));
+            cancel_on_worker(b, r);
+            if (w && w->outstanding > 0)
+                w->outstanding--;
+            if (r->orphaned) {
+                remove_request(b, i);
+                continue;
+            }
+            snprintf(message, sizeof(message),
+                     "%s worker %s sent nothing for request %llu in %d ms (its deadline; the worker still "
+                     "heartbeats: stuck or overloaded); cancelled there",
+                     g3n_role_name(r->role), r->worker, (unsigned long long)r->id, b->options.request_timeout_ms);
+            fail_request(b, i, G3N__ERROR_CODE__ERROR_WORKER_LOST, message);
+            continue;
+        }
+        if (!r->assigned && role_has_worker(b, r->role) && now - r->waiting_since > limit) {
+            snprintf(message, sizeof(message), "request %llu waited %d ms for a free %s worker (its deadline)",
+                     (unsigned long long)r->id, b->options.request_timeout_ms, g3n_role_name(r->role));
+            fail_request(b, i, G3N__ERROR_CODE__ERROR_NO_WORKER, message);
+            continue;
+        }
+        i++;
+    }
+}
+
 static void broker_timers(g3n_broker *b)
 {
     if (b->zap)
         drop_revoked_workers(b);
     int64_t now = now_ms();
+    request_deadlines(b, now);
     for (int i = 0; i < b->worker_count;) {
         worker_entry *w = &b->workers[i];
         if (now - w->last_seen > b->options.heartbeat_timeout_ms) {
@@ -958,6 +1050,12 @@ void g3n_client_close(g3n_client *c)
 {
     if (!c)
         return;
+    client_control bye; /* the broker forgets this client's requests: none is re-run for nobody */
+    memset(&bye, 0, sizeof(bye));
+    bye.kind = CONTROL_BYE;
+    int linger = 200; /* time for the goodbye to reach the broker */
+    zmq_setsockopt(c->socket, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_send(c->socket, &bye, sizeof(bye), ZMQ_DONTWAIT);
     zmq_close(c->socket);
     free(c);
 }

@@ -26,6 +26,11 @@
  * Transport failures reach the client as Error envelopes, so a caller always
  * gets an answer: nothing waits forever.
  *
+ * Deadlines: every request has request_timeout_ms in the broker (waiting for a
+ * worker, then between a worker's messages); a client that closes takes its
+ * requests with it (queued ones are dropped, running ones cancelled, none is
+ * retried for a client that is gone).
+ *
  * Limits: max_message_bytes bounds every message (ZMQ_MAXMSGSIZE on the
  * sockets, and the envelope checks in wire.h).
  *
@@ -56,6 +61,10 @@ typedef struct g3n_transport_options {
      * unless insecure is 1. */
     int insecure;
     g3n_curve_options curve;
+    int request_timeout_ms;    /* a request's deadline in the broker (default 600000: 10 min): a worker that
+                                  heartbeats but sends nothing (no reply, no streamed event) for this long,
+                                  or a queue that did not free a worker for it, fails it (and the worker
+                                  gets a Cancel) instead of holding it for ever */
 } g3n_transport_options;
 
 g3n_transport_options g3n_transport_default_options(void);

@@ -1,6 +1,7 @@
 /* front_door.c - chats in, token events out (front_door.h). */
 #include "front_door.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "ops.h"
 #include "pipeline.h"
 
 struct g3n_front_door {
@@ -25,6 +27,7 @@ struct g3n_front_door {
     atomic_int active;
     pthread_mutex_t lock;
     pthread_cond_t idle;
+    struct chat_job *jobs; /* running chats (lock), so a client gone can cancel its own */
 };
 
 typedef struct chat_job {
@@ -35,6 +38,8 @@ typedef struct chat_job {
     void *push;
     char pending[4096];
     size_t pending_len;
+    atomic_int cancelled; /* its client is gone: stop generating (the decoder is freed at once) */
+    struct chat_job *next;
 } chat_job;
 
 static void free_buffer(void *data, void *hint)
@@ -97,7 +102,7 @@ static int on_token(void *user, int64_t step, int32_t token, const float *logits
     env.partial = 1;
     job_send(job, &env);
     job->pending_len = 0;
-    return atomic_load(&job->door->stop) ? 1 : 0;
+    return atomic_load(&job->door->stop) || atomic_load(&job->cancelled) ? 1 : 0;
 }
 
 static void *chat_main(void *arg)
@@ -169,7 +174,7 @@ static void *chat_main(void *arg)
         g3n_pipeline_stats stats;
         if (g3n_pipeline_chat(client, door->config, door->tokenizer, &input, &params, on_text, job, &stats, &err) !=
             G3N_OK) {
-            job_error(job, G3N__ERROR_CODE__ERROR_INTERNAL, err.message);
+            job_error(job, g3n_pipeline_error_code(err.message), err.message); /* the client's media: BAD_REQUEST */
         } else {
             G3n__Envelope env;
             G3n__TokenEvent event;
@@ -198,8 +203,13 @@ static void *chat_main(void *arg)
     g3n_client_close(client);
     zmq_close(job->push);
     g3n_wire_free(job->request);
-    free(job);
     pthread_mutex_lock(&door->lock);
+    for (chat_job **at = &door->jobs; *at; at = &(*at)->next)
+        if (*at == job) {
+            *at = job->next;
+            break;
+        }
+    free(job);
     atomic_fetch_sub(&door->active, 1);
     pthread_cond_broadcast(&door->idle);
     pthread_mutex_unlock(&door->lock);
@@ -274,9 +284,17 @@ static void door_on_request(g3n_front_door *door)
     memcpy(job->identity, zmq_msg_data(&identity), zmq_msg_size(&identity));
     job->identity_len = zmq_msg_size(&identity);
     job->request = env;
+    atomic_init(&job->cancelled, 0);
     atomic_fetch_add(&door->active, 1);
+    pthread_mutex_lock(&door->lock);
+    job->next = door->jobs;
+    door->jobs = job;
+    pthread_mutex_unlock(&door->lock);
     pthread_t thread;
     if (pthread_create(&thread, NULL, chat_main, job) != 0) {
+        pthread_mutex_lock(&door->lock);
+        door->jobs = job->next;
+        pthread_mutex_unlock(&door->lock);
         atomic_fetch_sub(&door->active, 1);
         reply_error(door, &identity, env->request_id, G3N__ERROR_CODE__ERROR_INTERNAL, "cannot start a chat thread");
         g3n_wire_free(env);
@@ -287,6 +305,15 @@ static void door_on_request(g3n_front_door *door)
 done:
     zmq_msg_close(&identity);
     zmq_msg_close(&payload);
+}
+
+static void door_cancel_client(g3n_front_door *door, const void *identity, size_t size)
+{
+    pthread_mutex_lock(&door->lock);
+    for (chat_job *job = door->jobs; job; job = job->next)
+        if (job->identity_len == size && memcmp(job->identity, identity, size) == 0)
+            atomic_store(&job->cancelled, 1);
+    pthread_mutex_unlock(&door->lock);
 }
 
 static void *door_main(void *arg)
@@ -306,8 +333,13 @@ static void *door_main(void *arg)
                     break;
                 }
                 zmq_msg_recv(&payload, door->pull, 0);
-                zmq_msg_send(&identity, door->router, ZMQ_SNDMORE);
-                zmq_msg_send(&payload, door->router, 0);
+                if (zmq_msg_send(&identity, door->router, ZMQ_SNDMORE) < 0 && zmq_errno() == EHOSTUNREACH) {
+                    /* ZMQ_ROUTER_MANDATORY: its client disconnected: cancel that chat, which
+                     * would otherwise keep a decoder busy for all its tokens */
+                    door_cancel_client(door, zmq_msg_data(&identity), zmq_msg_size(&identity));
+                } else {
+                    zmq_msg_send(&payload, door->router, 0);
+                }
                 zmq_msg_close(&identity);
                 zmq_msg_close(&payload);
             }
@@ -346,6 +378,8 @@ int g3n_front_door_start(g3n_front_door **out, g3n_broker *broker, const g3n_mod
     int linger = 0;
     int64_t max_bytes = door->options.max_message_bytes;
     if (door->router) {
+        int mandatory = 1; /* a send to a client that is gone fails (EHOSTUNREACH): its chat is cancelled */
+        zmq_setsockopt(door->router, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof(mandatory));
         zmq_setsockopt(door->router, ZMQ_LINGER, &linger, sizeof(linger));
         zmq_setsockopt(door->router, ZMQ_MAXMSGSIZE, &max_bytes, sizeof(max_bytes));
     }
@@ -387,6 +421,40 @@ void g3n_front_door_stop(g3n_front_door *door)
     free(door);
 }
 
+/* The client's view of its connection (a socket monitor): whether it got
+ * connected, and whether that connection went away. */
+typedef struct chat_connection {
+    int connected, lost, retries, refused; /* refused: a CurveZMQ handshake failed */
+} chat_connection;
+
+static void read_monitor(void *monitor, chat_connection *c)
+{
+    for (;;) {
+        zmq_msg_t event, address;
+        zmq_msg_init(&event);
+        if (zmq_msg_recv(&event, monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&event);
+            return;
+        }
+        uint16_t id = 0;
+        if (zmq_msg_size(&event) >= 2)
+            memcpy(&id, zmq_msg_data(&event), 2);
+        zmq_msg_close(&event);
+        zmq_msg_init(&address);
+        zmq_msg_recv(&address, monitor, 0); /* the endpoint frame */
+        zmq_msg_close(&address);
+        if (id == ZMQ_EVENT_CONNECTED || id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            c->connected = 1;
+        else if (id == ZMQ_EVENT_DISCONNECTED && c->connected)
+            c->lost = 1;
+        else if (id == ZMQ_EVENT_CONNECT_RETRIED)
+            c->retries++;
+        else if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                 id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            c->refused = 1;
+    }
+}
+
 int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int timeout_ms,
                         g3n_chat_event_callback on_event, void *user, g3n_error *err)
 {
@@ -399,32 +467,21 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
                                G3n__ChatRequest *request, int timeout_ms, g3n_chat_event_callback on_event, void *user,
                                g3n_error *err)
 {
+    /* Bounded waits, each with its own error naming the endpoint: connected
+     * within connect_ms; then any message (or the connection's heartbeats, ZMTP
+     * PING/PONG every second, dead after 5 s of silence) at least every
+     * timeout_ms; a lost connection (the orchestrator killed, restarted, or
+     * dropping a message over its --max-message-mb) fails at once, never waits. */
+    const int connect_ms = timeout_ms > 0 && timeout_ms < G3N_FRONT_DOOR_CONNECT_MS ? timeout_ms
+                                                                                    : G3N_FRONT_DOOR_CONNECT_MS;
     void *context = zmq_ctx_new();
     void *socket = context ? zmq_socket(context, ZMQ_DEALER) : NULL;
     void *monitor = NULL;
     int rc = G3N_ERR;
+    uint8_t *data = NULL;
+    size_t size = 0;
     if (!socket) {
         g3n_error_set(err, "chat client: cannot create a socket");
-        goto done;
-    }
-    int linger = 0;
-    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
-    if (g3n_curve_prepare_socket(socket, endpoint, &transport->curve, transport->insecure, 0, NULL, err) != G3N_OK)
-        goto done;
-    /* a refused key fails the handshake: watch for it rather than wait timeout_ms */
-    char monitor_endpoint[64];
-    snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://g3n-chat-monitor-%p", (void *)socket);
-    if (zmq_socket_monitor(socket, monitor_endpoint,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0) {
-        monitor = zmq_socket(context, ZMQ_PAIR);
-        if (monitor && zmq_connect(monitor, monitor_endpoint) != 0) {
-            zmq_close(monitor);
-            monitor = NULL;
-        }
-    }
-    if (zmq_connect(socket, endpoint) != 0) {
-        g3n_error_set(err, "chat client: cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
         goto done;
     }
     G3n__Envelope env;
@@ -432,24 +489,65 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
     env.request_id = 1;
     env.body_case = G3N__ENVELOPE__BODY_CHAT;
     env.chat = request;
-    uint8_t *data;
-    size_t size;
     if (g3n_wire_pack(&env, &data, &size, err) != G3N_OK)
         goto done;
+    if ((int64_t)size > G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES) { /* ZeroMQ would drop it, and nobody would hear */
+        g3n_error_set(err, "chat client: the request is %.1f MiB, over the %lld MiB a message may have", size / 1048576.0,
+                      (long long)(G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES >> 20));
+        goto done;
+    }
+    int linger = 0, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000;
+    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(socket, ZMQ_HEARTBEAT_IVL, &heartbeat_ms, sizeof(heartbeat_ms));
+    zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout_ms, sizeof(heartbeat_timeout_ms));
+    if (g3n_curve_prepare_socket(socket, endpoint, &transport->curve, transport->insecure, 0, NULL, err) != G3N_OK)
+        goto done;
+    /* the connection's life (connected, lost, retried) and a refused key (a failed handshake) */
+    char monitor_endpoint[64];
+    snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://g3n-chat-monitor-%p", socket);
+    if (zmq_socket_monitor(socket, monitor_endpoint,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
+        !(monitor = zmq_socket(context, ZMQ_PAIR)) || zmq_connect(monitor, monitor_endpoint) != 0) {
+        g3n_error_set(err, "chat client: cannot monitor the connection: %s", zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    if (zmq_connect(socket, endpoint) != 0) {
+        g3n_error_set(err, "chat client: cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    chat_connection connection = {0, 0, 0, 0};
     int sent = zmq_send(socket, data, size, 0);
-    free(data);
     if (sent < 0) {
         g3n_error_set(err, "chat client: send failed: %s", zmq_strerror(zmq_errno()));
         goto done;
     }
+    double started = g3n_now_seconds(), last = started;
     for (;;) {
-        zmq_pollitem_t items[2] = {{socket, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
-        int n = zmq_poll(items, monitor ? 2 : 1, timeout_ms);
-        if (n <= 0) {
-            g3n_error_set(err, "chat client: no answer from %s within %d ms", endpoint, timeout_ms);
+        const double now = g3n_now_seconds();
+        const double deadline = connection.connected ? last + timeout_ms / 1000.0 : started + connect_ms / 1000.0;
+        if (timeout_ms >= 0 && now >= deadline) {
+            if (!connection.connected)
+                g3n_error_set(err,
+                              "chat client: cannot reach the orchestrator at %s: no connection within %.1f s "
+                              "(%d attempts refused; is g3n-orchestrator listening there?)",
+                              endpoint, connect_ms / 1000.0, connection.retries + 1);
+            else
+                g3n_error_set(err, "chat client: no answer from the orchestrator at %s for %d ms", endpoint,
+                              timeout_ms);
             goto done;
         }
-        if (monitor && (items[1].revents & ZMQ_POLLIN) && !(items[0].revents & ZMQ_POLLIN)) {
+        zmq_pollitem_t items[2] = {{socket, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
+        long wait = timeout_ms < 0 ? 1000 : (long)((deadline - now) * 1000.0) + 1;
+        int n = zmq_poll(items, 2, wait);
+        if (n < 0) {
+            g3n_error_set(err, "chat client: poll failed: %s", zmq_strerror(zmq_errno()));
+            goto done;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            read_monitor(monitor, &connection);
+        if (connection.refused && !(items[0].revents & ZMQ_POLLIN)) {
             g3n_error_set(err,
                           "chat client: %s refused the connection's security handshake (CurveZMQ: this client's key "
                           "is not listed in the orchestrator's keys/clients/, the server key is not the "
@@ -457,6 +555,18 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
                           endpoint);
             goto done;
         }
+        if (!(items[0].revents & ZMQ_POLLIN)) {
+            if (connection.lost) {
+                g3n_error_set(err,
+                              "chat client: the connection to the orchestrator at %s was lost before the answer "
+                              "ended (it stopped or restarted, or dropped this request of %zu bytes as over its "
+                              "--max-message-mb)",
+                              endpoint, size);
+                goto done;
+            }
+            continue;
+        }
+        last = g3n_now_seconds();
         zmq_msg_t msg;
         zmq_msg_init(&msg);
         if (zmq_msg_recv(&msg, socket, 0) < 0) {
@@ -487,10 +597,13 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
     }
     rc = G3N_OK;
 done:
+    free(data);
+    if (socket) {
+        zmq_socket_monitor(socket, NULL, 0);
+        zmq_close(socket);
+    }
     if (monitor)
         zmq_close(monitor);
-    if (socket)
-        zmq_close(socket);
     if (context)
         zmq_ctx_term(context);
     return rc;

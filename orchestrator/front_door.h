@@ -30,7 +30,13 @@ int g3n_front_door_start(g3n_front_door **out, g3n_broker *broker, const g3n_mod
 void g3n_front_door_stop(g3n_front_door *door);
 
 /* Client side: sends a ChatRequest to a front door and calls on_event for every
- * TokenEvent until the final one (or an Error, returned as G3N_ERR). */
+ * TokenEvent until the final one (or an Error, returned as G3N_ERR). Never
+ * waits unbounded: no connection within G3N_FRONT_DOOR_CONNECT_MS (or
+ * timeout_ms if less), no message for timeout_ms, a connection lost mid-answer
+ * (the orchestrator killed or restarted; ZMTP heartbeats find a silent one
+ * within 5 s) or a request over the message limit each fail at once with an
+ * error naming the endpoint. */
+#define G3N_FRONT_DOOR_CONNECT_MS 5000
 typedef int (*g3n_chat_event_callback)(void *user, const G3n__TokenEvent *event);
 int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int timeout_ms,
                         g3n_chat_event_callback on_event, void *user, g3n_error *err);

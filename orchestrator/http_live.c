@@ -442,8 +442,13 @@ static int push_frame(g3n_http_live *live, struct MHD_Connection *connection, li
     const void *bytes = body;
     double seconds = -1.0;
     const char *at = query(connection, "seconds");
-    if (at)
-        seconds = strtod(at, NULL);
+    if (at) {
+        char *end = NULL;
+        seconds = strtod(at, &end);
+        if (end == at || *end != '\0' || !isfinite(seconds) || seconds < 0.0)
+            return g3n_http_error_set(e, 400, INVALID, "invalid_value", "seconds",
+                                      "seconds must be a finite number >= 0 (the frame's time in the stream)");
+    }
     if (is_json(connection)) {
         cJSON *root = parse_object(body, length, e);
         if (!root)
@@ -454,6 +459,11 @@ static int push_frame(g3n_http_live *live, struct MHD_Connection *connection, li
         const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "seconds");
         if (cJSON_IsNumber(ts))
             seconds = ts->valuedouble;
+        if (cJSON_IsNumber(ts) && (!isfinite(seconds) || seconds < 0.0)) {
+            cJSON_Delete(root);
+            return g3n_http_error_set(e, 400, INVALID, "invalid_value", "seconds",
+                                      "seconds must be a finite number >= 0 (the frame's time in the stream)");
+        }
         if (!cJSON_IsString(url) || strncmp(url->valuestring, "data:", 5) != 0) {
             cJSON_Delete(root);
             return g3n_http_error_set(e, 400, INVALID, "invalid_image", "image_url",

@@ -115,15 +115,14 @@ static int read_allowed_file(const char *path, const g3n_http_limits *l, const c
     if (!realpath(l->allow_dir, root))
         return g3n_http_error_set(e, 500, "server_error", NULL, param, "the allowed folder %s does not exist",
                                   l->allow_dir);
-    if (!realpath(path, real))
-        return g3n_http_error_set(e, 400, INVALID, "invalid_url", param, "%s: no such file: %s", param, path);
+    /* one answer for missing, outside and not-a-file alike: different ones told a
+     * client which paths exist outside the folder (an existence oracle) */
     size_t n = strlen(root);
-    if (strncmp(real, root, n) != 0 || (real[n] != '/' && !(n == 1 && root[0] == '/')))
-        return g3n_http_error_set(e, 400, INVALID, "invalid_url", param,
-                                  "%s: %s is outside the allowed folder (--allow-dir)", param, path);
     struct stat st;
-    if (stat(real, &st) != 0 || !S_ISREG(st.st_mode))
-        return g3n_http_error_set(e, 400, INVALID, "invalid_url", param, "%s: %s is not a regular file", param, path);
+    if (!realpath(path, real) || strncmp(real, root, n) != 0 || (real[n] != '/' && !(n == 1 && root[0] == '/')) ||
+        stat(real, &st) != 0 || !S_ISREG(st.st_mode))
+        return g3n_http_error_set(e, 400, INVALID, "invalid_url", param,
+                                  "%s: %s is not a file under the allowed folder (--allow-dir)", param, path);
     if (st.st_size > l->max_media_bytes)
         return g3n_http_error_set(e, 413, INVALID, "media_too_large", param, "%s: %s is %lld bytes (limit %lld)",
                                   param, path, (long long)st.st_size, (long long)l->max_media_bytes);

@@ -57,10 +57,26 @@ struct g3n_http_server {
     int active, queued, jobs;
     atomic_int stopping;
     atomic_uint_fast64_t next_id;
+
+    /* request deadlines (a reaper thread cuts off connections past theirs) */
+    pthread_mutex_t connections_lock;
+    struct open_connection *connections; /* every open connection */
+    pthread_t reaper;
+    int reaper_started;
+    atomic_int reaper_stop;
 };
 
 static int resolve_model(const g3n_http_server *s, const char *requested, char *id, size_t id_size,
                          char submodel[64]);
+
+/* An open connection and where its current request stands. */
+typedef struct open_connection {
+    int fd;
+    int receiving;     /* 1: waiting for (or reading) a request; 0: answering it */
+    double deadline;   /* g3n_now_seconds() by which the request must be in */
+    int64_t body;      /* declared body bytes (Content-Length), for the deadline */
+    struct open_connection *next, *previous;
+} open_connection;
 
 g3n_http_options g3n_http_default_options(void)
 {
@@ -76,6 +92,7 @@ g3n_http_options g3n_http_default_options(void)
     o.model_name = "gemma-3n";
     o.max_connections = 256;
     o.retry_after_seconds = 1;
+    o.request_seconds = 30;
     o.sampling = g3n_sampling_default_params();
     o.sampling.do_sample = 0;
     return o;
@@ -217,6 +234,9 @@ typedef struct chat_job {
     int64_t generated;
     double first_token;
     g3n_pipeline_stats stats;
+    g3n_pipeline_windows windows;         /* the media to encode: images, 30 s audio windows */
+    g3n_chat_message *windowed_messages;  /* the messages with one item per window */
+    g3n_chat_item *windowed_items;
 } chat_job;
 
 static void job_release(chat_job *j)
@@ -226,6 +246,9 @@ static void job_release(chat_job *j)
     g3n_http_chat_request_free(&j->request);
     g3n_chat_prompt_free(&j->prompt);
     g3n_stop_free(&j->stop);
+    g3n_pipeline_windows_free(&j->windows);
+    free(j->windowed_messages);
+    free(j->windowed_items);
     free(j->out.data);
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->changed);
@@ -318,7 +341,14 @@ static int job_on_token(void *user, int64_t step, int32_t token, const float *lo
 /* A pipeline error -> the HTTP answer it deserves. */
 static void classify_error(const char *message, g3n_http_error *e)
 {
-    if (strstr(message, "ERROR_NO_WORKER") || strstr(message, "ERROR_WORKER_LOST") ||
+    const int code = g3n_pipeline_error_code(message);
+    if (strstr(message, "bad reply from the ")) /* a worker's fault, not the client's (pipeline.h) */
+        g3n_http_error_set(e, 502, "server_error", "bad_worker_reply", NULL, "a worker answered badly: %s", message);
+    else if ((strncmp(message, "encoding image", 14) == 0 || strncmp(message, "encoding audio", 14) == 0) &&
+             code != G3N__ERROR_CODE__ERROR_BAD_REQUEST && !strstr(message, "ERROR_NO_WORKER") &&
+             !strstr(message, "ERROR_WORKER_LOST"))
+        g3n_http_error_set(e, 500, "server_error", NULL, NULL, "%s", message); /* an encoder failed on its side */
+    else if (strstr(message, "ERROR_NO_WORKER") || strstr(message, "ERROR_WORKER_LOST") ||
         strstr(message, "busy sessions") || strstr(message, "ERROR_TOO_LARGE"))
         g3n_http_error_set(e, 503, "server_error", "service_unavailable", NULL, "the model is busy or unavailable: %s",
                            message);
@@ -347,9 +377,10 @@ static int job_run(chat_job *j, g3n_http_error *e)
         g3n_http_error_set(e, 503, "server_error", "service_unavailable", NULL, "%s", err.message);
         goto done;
     }
-    if (j->request.media_count > 0) {
-        if (g3n_pipeline_encode_media(client, j->request.media, j->request.media_count, &media, NULL, NULL, &err) !=
-            G3N_OK) {
+    if (j->windows.count > 0) {
+        if (g3n_pipeline_encode_media(client, j->windows.files, j->windows.count, &media, NULL, NULL, &err) !=
+                G3N_OK ||
+            g3n_pipeline_check_media(&media, s->config, &err) != G3N_OK) {
             classify_error(err.message, e);
             goto done;
         }
@@ -498,6 +529,8 @@ typedef struct request_state {
     int key;              /* API key index (http_auth.h); -1: none */
     int refused;          /* answered at the headers (401, 429): the body is discarded */
     int holds_generation; /* a per-key generation slot, given back in on_completed */
+    int streaming;          /* an SSE answer was queued: logged when it ends (200, or 499 if the client left) */
+    char method[8], url[120];
 } request_state;
 
 /* Which requests need an API key: /v1/... and, unless declared open, /metrics. */
@@ -704,7 +737,15 @@ static enum MHD_Result handle_generation(g3n_http_server *s, struct MHD_Connecti
     g3n_chat_special_ids special;
     g3n_chat_special_ids_from_config(&special, s->config);
     g3n_error err;
-    if (g3n_chat_template_apply(s->tokenizer, &special, j->request.messages, j->request.message_count, 1, &j->prompt,
+    /* audio over 30 s: decoded here and cut into 30 s windows, each its own audio segment */
+    if (g3n_pipeline_window_media(j->request.media, j->request.media_count, &j->windows, &err) != G3N_OK ||
+        g3n_pipeline_expand_messages(j->request.messages, j->request.message_count, j->windows.segments,
+                                     j->windows.input_count, &j->windowed_messages, &j->windowed_items,
+                                     &err) != G3N_OK) {
+        classify_error(err.message, &e);
+        goto fail;
+    }
+    if (g3n_chat_template_apply(s->tokenizer, &special, j->windowed_messages, j->request.message_count, 1, &j->prompt,
                                 &err) != G3N_OK) {
         g3n_http_error_set(&e, 400, "invalid_request_error", "invalid_messages", "messages", "%s", err.message);
         goto fail;
@@ -829,6 +870,7 @@ static enum MHD_Result handle_generation(g3n_http_server *s, struct MHD_Connecti
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     MHD_add_response_header(response, "X-Accel-Buffering", "no");
+    st->streaming = 1;
     enum MHD_Result rc = MHD_queue_response(connection, 200, response);
     MHD_destroy_response(response); /* the connection holds it (and our reference, freed in stream_free) */
     *status = 200;
@@ -1002,6 +1044,91 @@ static int generation_refused(g3n_http_server *s, struct MHD_Connection *connect
     return 1;
 }
 
+/* ------------------------------------------------- connections and deadlines */
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    g3n_http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        open_connection *c = calloc(1, sizeof(*c));
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!c || !info) {
+            free(c);
+            return;
+        }
+        c->fd = info->connect_fd;
+        c->receiving = 1;
+        c->deadline = now_seconds() + s->options.request_seconds;
+        pthread_mutex_lock(&s->connections_lock);
+        c->next = s->connections;
+        if (s->connections)
+            s->connections->previous = c;
+        s->connections = c;
+        pthread_mutex_unlock(&s->connections_lock);
+        *socket_context = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        open_connection *c = *socket_context;
+        pthread_mutex_lock(&s->connections_lock);
+        if (c->previous)
+            c->previous->next = c->next;
+        else
+            s->connections = c->next;
+        if (c->next)
+            c->next->previous = c->previous;
+        pthread_mutex_unlock(&s->connections_lock);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* The connection's request is in (answering: no deadline) or a new one may come (keep-alive). */
+static void connection_receiving(g3n_http_server *s, struct MHD_Connection *connection, int receiving, int64_t body)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (!info || !info->socket_context)
+        return;
+    open_connection *c = info->socket_context;
+    pthread_mutex_lock(&s->connections_lock);
+    c->receiving = receiving;
+    if (receiving && body >= 0) /* the headers are in: the body's deadline, by its size */
+        c->deadline = now_seconds() + s->options.request_seconds + (double)body / G3N_HTTP_MIN_BODY_RATE;
+    else if (receiving) /* waiting for the next request on a kept-alive connection */
+        c->deadline = now_seconds() + s->options.request_seconds;
+    pthread_mutex_unlock(&s->connections_lock);
+}
+
+/* Every 200 ms: a connection still receiving its request past its deadline is
+ * shut down (its thread's read ends, libmicrohttpd closes it). */
+static void *reaper_main(void *arg)
+{
+    g3n_http_server *s = arg;
+    while (!atomic_load(&s->reaper_stop)) {
+        usleep(200000);
+        const double now = now_seconds();
+        pthread_mutex_lock(&s->connections_lock);
+        for (open_connection *c = s->connections; c; c = c->next)
+            if (c->receiving && now > c->deadline) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->receiving = 0;
+            }
+        pthread_mutex_unlock(&s->connections_lock);
+    }
+    return NULL;
+}
+
+/* libmicrohttpd's %HH decoding, but a URL or argument holding %00 is left
+ * undecoded: a NUL ended the C string early, so "ID%00junk" named session ID. */
+static size_t unescape_refusing_nul(void *cls, struct MHD_Connection *connection, char *text)
+{
+    (void)cls;
+    (void)connection;
+    for (const char *p = text; (p = strchr(p, '%')) != NULL; p++)
+        if (p[1] == '0' && p[2] == '0')
+            return strlen(text);
+    return MHD_http_unescape(text);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -1022,6 +1149,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         if (refuse_at_headers(s, connection, url, st, &refused_rc))
             return refused_rc;
         const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        connection_receiving(s, connection, 1, length ? strtoll(length, NULL, 10) : 0);
+        /* a body over the limit by at most G3N_HTTP_DRAIN_BYTES is read and dropped, then answered 413: a
+         * client that writes its whole body before reading (the openai client) saw its connection reset by
+         * an early answer ("Connection error") and retried the upload; a larger one is refused at once */
+        if (length && strtoll(length, NULL, 10) > s->options.max_body_bytes &&
+            strtoll(length, NULL, 10) - s->options.max_body_bytes <= G3N_HTTP_DRAIN_BYTES) {
+            st->too_large = 1;
+            return MHD_YES;
+        }
         if (length && strtoll(length, NULL, 10) > s->options.max_body_bytes) {
             st->too_large = 1;
             g3n_http_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
@@ -1047,6 +1183,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    connection_receiving(s, connection, 0, 0); /* the request is in: answering has no deadline here */
     int status = 500;
     enum MHD_Result rc;
     int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
@@ -1094,6 +1231,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     } else {
         rc = handle_generation(s, connection, st, &status);
     }
+    if (st->streaming && rc == MHD_YES) { /* counted and logged when the stream ends (on_completed) */
+        snprintf(st->method, sizeof(st->method), "%s", method);
+        snprintf(st->url, sizeof(st->url), "%s", url);
+        return rc;
+    }
+    st->streaming = 0;
     g3n_http_metrics_request(s->metrics, st->endpoint, status);
     if (!s->options.quiet && st->endpoint != G3N_ENDPOINT_HEALTH && st->endpoint != G3N_ENDPOINT_METRICS)
         fprintf(stderr, "g3n serve: %s %s -> %d (%.3f s)\n", method, url, status, now_seconds() - st->arrived);
@@ -1103,12 +1246,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)connection;
-    (void)code;
     g3n_http_server *s = cls;
+    connection_receiving(cls, connection, 1, -1); /* kept alive: the next request's headers have a deadline */
     request_state *st = *con_cls;
     if (st && st->holds_generation)
         g3n_http_auth_end_generation(s->options.auth, st->key);
+    if (st && st->streaming) { /* a client that left mid-stream is 499, not the 200 its headers said */
+        const int status = code == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
+        g3n_http_metrics_request(s->metrics, st->endpoint, status);
+        if (!s->options.quiet)
+            fprintf(stderr, "g3n serve: %s %s -> %d%s (%.3f s)\n", st->method, st->url, status,
+                    status == 499 ? " (the client left mid-stream)" : "", now_seconds() - st->arrived);
+    }
     if (st) {
         free(st->body.data);
         free(st);
@@ -1226,10 +1375,26 @@ int g3n_http_server_start(g3n_http_server **out, g3n_broker *broker, const g3n_m
         {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
         {MHD_OPTION_END, 0, NULL},
     };
+    if (s->options.request_seconds <= 0)
+        s->options.request_seconds = d.request_seconds;
+    if (s->options.max_connections_per_address <= 0)
+        s->options.max_connections_per_address = s->options.max_connections - s->options.max_connections / 4;
+    if (s->options.max_connections_per_address < 1)
+        s->options.max_connections_per_address = 1;
+    pthread_mutex_init(&s->connections_lock, NULL);
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        freeaddrinfo(address);
+        g3n_http_server_stop(s);
+        return g3n_error_set(err, "http: cannot start a thread");
+    }
+    s->reaper_started = 1;
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, address->ai_addr,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->options.max_connections,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->options.max_connections_per_address,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED,
-                                 on_completed, s, MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
+                                 on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_refusing_nul, NULL,
+                                 MHD_OPTION_ARRAY, tls_options, MHD_OPTION_END);
     freeaddrinfo(address);
     if (!s->daemon) {
         int saved = errno;
@@ -1273,6 +1438,11 @@ void g3n_http_server_stop(g3n_http_server *s)
     pthread_mutex_unlock(&s->lock);
     if (s->daemon)
         MHD_stop_daemon(s->daemon); /* joins the connection threads (their waits see `stopping`) */
+    if (s->reaper_started) {
+        atomic_store(&s->reaper_stop, 1);
+        pthread_join(s->reaper, NULL);
+        pthread_mutex_destroy(&s->connections_lock);
+    }
     pthread_mutex_lock(&s->lock);
     while (s->jobs > 0)
         pthread_cond_wait(&s->changed, &s->lock);

@@ -61,9 +61,17 @@ typedef struct g3n_http_options {
      * copied; NULL: plain HTTP). */
     struct g3n_http_auth *auth;
     const char *tls_cert_pem, *tls_key_pem;
+    int request_seconds;         /* a request's headers must arrive within this (default 30), and its body
+                                    within this plus one second per G3N_HTTP_MIN_BODY_RATE bytes: slow or
+                                    stalled senders are cut off (each byte used to reset an idle timeout) */
+    int max_connections_per_address; /* open connections from one client address (default 3/4 of
+                                    max_connections: one client cannot take them all) */
 } g3n_http_options;
 
 #define G3N_HTTP_MAX_SUBMODELS 16
+
+/* The slowest body accepted, bytes per second (after request_seconds). */
+#define G3N_HTTP_MIN_BODY_RATE (16 << 10)
 
 g3n_http_options g3n_http_default_options(void);
 
@@ -76,5 +84,9 @@ void g3n_http_server_stop(g3n_http_server *server);
 
 /* For tests and /health: generations running, waiting, and chat threads alive. */
 void g3n_http_server_counts(g3n_http_server *server, int *active, int *queued, int *jobs);
+
+/* A body over --max-body-mb by at most this much is read (and dropped) before
+ * the 413, so that clients that send before they read get the answer. */
+#define G3N_HTTP_DRAIN_BYTES ((int64_t)64 << 20)
 
 #endif

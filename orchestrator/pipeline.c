@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audio_config.h"
+#include "audio_decode.h"
 #include "chat_template.h"
 #include "ops.h"
 
@@ -25,9 +27,10 @@ void g3n_pipeline_progress(g3n_progress_callback cb, void *user, const char *for
 
 void g3n_pipeline_media_free(g3n_pipeline_media *media)
 {
-    for (int i = 0; i < media->count; i++)
+    for (int i = 0; i < media->count && media->replies; i++)
         g3n_wire_free(media->replies[i]);
     free(media->replies);
+    free(media->workers);
     memset(media, 0, sizeof(*media));
 }
 
@@ -43,6 +46,91 @@ int g3n_pipeline_check_encode_reply(const G3n__Envelope *reply, int is_audio, co
     return G3N_OK;
 }
 
+/* A tensor from a worker: f32 (or u8 masks) of rank ndim, every value finite
+ * (allow_negative_infinity: logits may hold -inf for masked entries). */
+static int check_worker_tensor(const G3n__Tensor *m, const char *name, g3n_dtype dtype, int ndim,
+                               const int64_t *shape, int allow_negative_infinity, g3n_tensor *view, g3n_error *err)
+{
+    if (g3n_wire_tensor_view(m, name, dtype, ndim, shape, 0, view, err) != G3N_OK)
+        return G3N_ERR;
+    if (dtype != G3N_DTYPE_F32)
+        return G3N_OK;
+    const float *v = view->data;
+    const int64_t n = g3n_tensor_numel(view);
+    for (int64_t i = 0; i < n; i++) {
+        const float x = v[i];
+        if (x - x != 0.0f && !(allow_negative_infinity && x < 0.0f)) /* NaN or +-inf */
+            return g3n_error_set(err, "%s: value %lld is %s (not a finite number)", name, (long long)i,
+                                 x != x ? "NaN" : x > 0 ? "+inf" : "-inf");
+    }
+    return G3N_OK;
+}
+
+/* An encoder's tokens (and audio padding): f32 [n, width], finite; u8 [n]. */
+static int check_encode_tensors(const G3n__Envelope *env, int is_audio, const char *name, const char *worker,
+                                g3n_error *err)
+{
+    g3n_tensor tokens, padding;
+    g3n_error why = {{0}};
+    int64_t shape[2] = {-1, -1};
+    int rc = is_audio ? check_worker_tensor(env->encode_audio_reply->tokens, "encode_audio_reply.tokens",
+                                            G3N_DTYPE_F32, 2, shape, 0, &tokens, &why)
+                      : check_worker_tensor(env->encode_image_reply->tokens, "encode_image_reply.tokens",
+                                            G3N_DTYPE_F32, 2, shape, 0, &tokens, &why);
+    if (rc == G3N_OK && is_audio && env->encode_audio_reply->padding) {
+        int64_t pshape[1] = {tokens.shape[0]};
+        rc = check_worker_tensor(env->encode_audio_reply->padding, "encode_audio_reply.padding", G3N_DTYPE_U8, 1,
+                                 pshape, 0, &padding, &why);
+    }
+    if (rc != G3N_OK)
+        return g3n_error_set(err, "bad reply from the %s worker %s for %s %s: %s",
+                             g3n_role_name(is_audio ? G3N_ROLE_AUDIO_ENCODER : G3N_ROLE_VISION_ENCODER), worker,
+                             is_audio ? "audio" : "image", name, why.message);
+    return G3N_OK;
+}
+
+int g3n_pipeline_check_media(const g3n_pipeline_media *media, const g3n_model_config *config, g3n_error *err)
+{
+    for (int i = 0; media && i < media->count; i++) {
+        const G3n__Envelope *env = media->replies[i];
+        const int is_audio = env->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY;
+        const G3n__Tensor *t = is_audio ? env->encode_audio_reply->tokens : env->encode_image_reply->tokens;
+        const int64_t rows = t && t->n_shape == 2 ? t->shape[0] : -1, width = t && t->n_shape == 2 ? t->shape[1] : -1;
+        const int64_t want_width = is_audio ? config->audio_hidden_size : config->vision_hidden_size;
+        const int ok = is_audio ? rows >= 0 && rows <= config->audio_soft_tokens_per_image && width == want_width
+                                : rows == config->vision_soft_tokens_per_image && width == want_width;
+        if (!ok)
+            return g3n_error_set(err,
+                                 "bad reply from the %s worker %s: %s tokens of shape [%lld, %lld]; the model takes "
+                                 "%s%lld x %lld",
+                                 g3n_role_name(is_audio ? G3N_ROLE_AUDIO_ENCODER : G3N_ROLE_VISION_ENCODER),
+                                 media->workers ? media->workers[i] : "?", is_audio ? "audio" : "image",
+                                 (long long)rows, (long long)width, is_audio ? "at most " : "",
+                                 (long long)(is_audio ? config->audio_soft_tokens_per_image
+                                                      : config->vision_soft_tokens_per_image),
+                                 (long long)want_width);
+    }
+    return G3N_OK;
+}
+
+int g3n_pipeline_error_code(const char *message)
+{
+    if (strstr(message, "bad reply from the "))
+        return G3N__ERROR_CODE__ERROR_INTERNAL; /* a worker's fault, never the client's */
+    if ((strncmp(message, "encoding image", 14) == 0 || strncmp(message, "encoding audio", 14) == 0) &&
+        strstr(message, "ERROR_BAD_REQUEST"))
+        return G3N__ERROR_CODE__ERROR_BAD_REQUEST;
+    if (strstr(message, "ERROR_NO_WORKER"))
+        return G3N__ERROR_CODE__ERROR_NO_WORKER;
+    if (strstr(message, "ERROR_WORKER_LOST"))
+        return G3N__ERROR_CODE__ERROR_WORKER_LOST;
+    if (strstr(message, "ERROR_TOO_LARGE"))
+        return G3N__ERROR_CODE__ERROR_TOO_LARGE;
+    if (strncmp(message, "chat:", 5) == 0 || strncmp(message, "chat template", 13) == 0)
+        return G3N__ERROR_CODE__ERROR_BAD_REQUEST;
+    return G3N__ERROR_CODE__ERROR_INTERNAL;
+}
+
 int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *requests, const char *const *names,
                                  int count, g3n_pipeline_media *out, g3n_progress_callback cb, void *user,
                                  g3n_error *err)
@@ -51,11 +139,14 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
     if (count <= 0)
         return G3N_OK;
     out->replies = calloc((size_t)count, sizeof(*out->replies));
+    out->workers = calloc((size_t)count, sizeof(*out->workers));
     uint64_t *ids = calloc((size_t)count, sizeof(uint64_t));
-    if (!out->replies || !ids) {
+    if (!out->replies || !out->workers || !ids) {
         free(ids);
         free(out->replies);
+        free(out->workers);
         out->replies = NULL;
+        out->workers = NULL;
         return g3n_error_set(err, "pipeline: out of memory");
     }
     out->count = count;
@@ -92,7 +183,8 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
         int is_audio = requests[index]->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO;
         const char *name = names && names[index] ? names[index] : "";
         g3n_error reply_err;
-        if (g3n_pipeline_check_encode_reply(env, is_audio, name, &reply_err) != G3N_OK) {
+        if (g3n_pipeline_check_encode_reply(env, is_audio, name, &reply_err) != G3N_OK ||
+            check_encode_tensors(env, is_audio, name, reply.worker, &reply_err) != G3N_OK) {
             if (rc == G3N_OK)
                 rc = g3n_error_set(err, "%s", reply_err.message); /* the first error is the one told */
             g3n_reply_clear(&reply);
@@ -106,6 +198,7 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
             g3n_pipeline_progress(cb, user, "encoded image %s: %.3f s on %s", name, env->encode_image_reply->seconds,
                                   reply.worker);
         out->replies[index] = reply.envelope;
+        snprintf(out->workers[index], sizeof(out->workers[index]), "%s", reply.worker);
         reply.envelope = NULL;
         g3n_reply_clear(&reply);
     }
@@ -127,10 +220,18 @@ int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, i
     G3n__Envelope envelopes[64], *pointers[64];
     G3n__EncodeImageRequest images[64];
     G3n__EncodeAudioRequest audios[64];
+    g3n_wire_tensor sample_tensors[64];
     const char *names[64];
     for (int i = 0; i < count; i++) {
         g3n__envelope__init(&envelopes[i]);
-        if (files[i].is_audio) {
+        if (files[i].is_audio && files[i].samples) {
+            g3n__encode_audio_request__init(&audios[i]);
+            int64_t shape[1] = {files[i].sample_count};
+            g3n_wire_tensor_borrow(&sample_tensors[i], G3N_DTYPE_F32, 1, shape, files[i].samples);
+            audios[i].samples = &sample_tensors[i].message;
+            envelopes[i].body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO;
+            envelopes[i].encode_audio = &audios[i];
+        } else if (files[i].is_audio) {
             g3n__encode_audio_request__init(&audios[i]);
             audios[i].audio.data = (uint8_t *)files[i].bytes;
             audios[i].audio.len = files[i].size;
@@ -147,6 +248,182 @@ int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, i
         names[i] = files[i].name;
     }
     return g3n_pipeline_encode_requests(client, pointers, names, count, out, cb, user, err);
+}
+
+typedef struct window_sink {
+    float *samples;
+    int64_t count, capacity, limit;
+} window_sink;
+
+static int window_collect(void *user, const float *samples, int64_t count, g3n_error *err)
+{
+    window_sink *w = user;
+    if (w->count + count > w->limit)
+        return g3n_error_set(err, "longer than %lld windows of 30 s (%lld minutes) in one request",
+                             (long long)G3N_PIPELINE_MAX_SEGMENTS, (long long)G3N_PIPELINE_MAX_SEGMENTS / 2);
+    if (w->count + count > w->capacity) {
+        int64_t capacity = w->capacity ? w->capacity : 1 << 16;
+        while (capacity < w->count + count)
+            capacity *= 2;
+        float *grown = realloc(w->samples, sizeof(float) * (size_t)capacity);
+        if (!grown)
+            return g3n_error_set(err, "out of memory for %lld samples", (long long)capacity);
+        w->samples = grown;
+        w->capacity = capacity;
+    }
+    memcpy(w->samples + w->count, samples, sizeof(float) * (size_t)count);
+    w->count += count;
+    return G3N_OK;
+}
+
+void g3n_pipeline_windows_free(g3n_pipeline_windows *w)
+{
+    for (int i = 0; i < w->input_count && w->buffers; i++)
+        free(w->buffers[i]);
+    free(w->buffers);
+    free(w->files);
+    free(w->segments);
+    free(w->names);
+    memset(w, 0, sizeof(*w));
+}
+
+int g3n_pipeline_window_media(const g3n_media_file *files, int count, g3n_pipeline_windows *out, g3n_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    g3n_audio_feature_config fc; /* the released preprocessor's window (16 kHz, 480000 samples, 512-sample frames) */
+    g3n_audio_feature_config_default(&fc);
+    const int64_t window = fc.max_samples, shortest = fc.frame_length + 1;
+    out->input_count = count;
+    out->segments = calloc((size_t)(count ? count : 1), sizeof(int));
+    out->buffers = calloc((size_t)(count ? count : 1), sizeof(float *));
+    out->files = calloc(G3N_PIPELINE_MAX_SEGMENTS, sizeof(g3n_media_file));
+    out->names = calloc(G3N_PIPELINE_MAX_SEGMENTS, sizeof(*out->names));
+    if (!out->segments || !out->buffers || !out->files || !out->names) {
+        g3n_pipeline_windows_free(out);
+        return g3n_error_set(err, "pipeline: out of memory");
+    }
+    for (int i = 0; i < count; i++) {
+        const g3n_media_file *f = &files[i];
+        const char *name = f->name ? f->name : "";
+        const int room = G3N_PIPELINE_MAX_SEGMENTS - out->count;
+        if (room < 1) {
+            g3n_pipeline_windows_free(out);
+            return g3n_error_set(err,
+                                 "encoding %s %s: ERROR_BAD_REQUEST: more than %d media segments in one request "
+                                 "(images and 30 s audio windows)",
+                                 f->is_audio ? "audio" : "image", name, G3N_PIPELINE_MAX_SEGMENTS);
+        }
+        if (!f->is_audio || f->samples) {
+            if (!f->is_audio && f->size == 0) {
+                g3n_pipeline_windows_free(out);
+                return g3n_error_set(err, "encoding image %s: ERROR_BAD_REQUEST: the image is empty (0 bytes)", name);
+            }
+            out->files[out->count] = *f;
+            snprintf(out->names[out->count], sizeof(out->names[0]), "%s", name);
+            out->files[out->count].name = out->names[out->count];
+            out->count++;
+            out->segments[i] = 1;
+            continue;
+        }
+        if (f->size == 0) {
+            g3n_pipeline_windows_free(out);
+            return g3n_error_set(err, "encoding audio %s: ERROR_BAD_REQUEST: the clip is empty (0 bytes)", name);
+        }
+        window_sink sink = {NULL, 0, 0, (int64_t)room * window};
+        g3n_error decode_err = {{0}};
+        if (g3n_audio_decode_memory_pieces(f->bytes, f->size, name, fc.sampling_rate, window_collect, &sink,
+                                           &decode_err) != G3N_OK) {
+            free(sink.samples);
+            g3n_pipeline_windows_free(out);
+            return g3n_error_set(err, "encoding audio %s: ERROR_BAD_REQUEST: %s", name, decode_err.message);
+        }
+        if (sink.count < shortest) {
+            free(sink.samples);
+            g3n_pipeline_windows_free(out);
+            return g3n_error_set(err,
+                                 "encoding audio %s: ERROR_BAD_REQUEST: %lld samples at %d Hz: too short, at least "
+                                 "%lld are needed",
+                                 name, (long long)sink.count, fc.sampling_rate, (long long)shortest);
+        }
+        /* room for the last window's padding to one frame */
+        int64_t last = sink.count % window;
+        if (last > 0 && last < shortest) {
+            float *grown = realloc(sink.samples, sizeof(float) * (size_t)(sink.count - last + shortest));
+            if (!grown) {
+                free(sink.samples);
+                g3n_pipeline_windows_free(out);
+                return g3n_error_set(err, "pipeline: out of memory");
+            }
+            sink.samples = grown;
+            memset(sink.samples + sink.count, 0, sizeof(float) * (size_t)(shortest - last));
+        }
+        out->buffers[i] = sink.samples;
+        const int windows = (int)((sink.count + window - 1) / window);
+        for (int k = 0; k < windows; k++) {
+            const int64_t first = (int64_t)k * window;
+            int64_t length = sink.count - first < window ? sink.count - first : window;
+            if (length < shortest)
+                length = shortest; /* a short last window becomes one frame (zeros after the clip) */
+            g3n_media_file *w = &out->files[out->count];
+            w->is_audio = 1;
+            w->samples = sink.samples + first;
+            w->sample_count = length;
+            if (windows > 1)
+                snprintf(out->names[out->count], sizeof(out->names[0]), "%.60s [%d-%d s]", name,
+                         (int)(first / fc.sampling_rate), (int)((first + length) / fc.sampling_rate));
+            else
+                snprintf(out->names[out->count], sizeof(out->names[0]), "%s", name);
+            w->name = out->names[out->count];
+            out->count++;
+        }
+        out->segments[i] = windows;
+    }
+    return G3N_OK;
+}
+
+int g3n_pipeline_expand_messages(const g3n_chat_message *messages, int count, const int *segments, int input_count,
+                                 g3n_chat_message **messages_out, g3n_chat_item **items_out, g3n_error *err)
+{
+    *messages_out = NULL;
+    *items_out = NULL;
+    int total = 0, media = 0;
+    for (int m = 0; m < count; m++)
+        for (int i = 0; i < messages[m].item_count; i++) {
+            const g3n_chat_item_type type = messages[m].items[i].type;
+            if (type == G3N_CHAT_IMAGE || type == G3N_CHAT_AUDIO) {
+                if (media >= input_count)
+                    return g3n_error_set(err, "pipeline: the messages hold more media items than %d inputs",
+                                         input_count);
+                total += segments[media++];
+            } else {
+                total++;
+            }
+        }
+    if (count < 0 || total < 0)
+        return g3n_error_set(err, "pipeline: bad message count");
+    g3n_chat_message *out_messages = malloc(sizeof(*out_messages) * (size_t)(count > 0 ? count : 1));
+    g3n_chat_item *out_items = malloc(sizeof(*out_items) * (size_t)(total > 0 ? total : 1));
+    if (!out_messages || !out_items) {
+        free(out_messages);
+        free(out_items);
+        return g3n_error_set(err, "pipeline: out of memory");
+    }
+    int n = 0;
+    media = 0;
+    for (int m = 0; m < count; m++) {
+        out_messages[m] = messages[m];
+        out_messages[m].items = out_items + n;
+        for (int i = 0; i < messages[m].item_count; i++) {
+            const g3n_chat_item *item = &messages[m].items[i];
+            const int copies = item->type == G3N_CHAT_IMAGE || item->type == G3N_CHAT_AUDIO ? segments[media++] : 1;
+            for (int k = 0; k < copies; k++)
+                out_items[n++] = *item;
+        }
+        out_messages[m].item_count = (int)(out_items + n - out_messages[m].items);
+    }
+    *messages_out = out_messages;
+    *items_out = out_items;
+    return G3N_OK;
 }
 
 g3n_pipeline_generate_params g3n_pipeline_default_params(const g3n_model_config *config)
@@ -203,6 +480,14 @@ static int embed(g3n_client *client, const int32_t *ids, int64_t count, const g3
         return G3N_ERR;
     if (reply->envelope->body_case != G3N__ENVELOPE__BODY_EMBED_REPLY)
         return g3n_error_set(err, "embedder answered %s", g3n_wire_body_name(reply->envelope->body_case));
+    g3n_tensor e, p;
+    g3n_error why = {{0}};
+    int64_t eshape[2] = {count, -1}, pshape[3] = {count, -1, -1};
+    if (check_worker_tensor(reply->envelope->embed_reply->inputs_embeds, "embed_reply.inputs_embeds", G3N_DTYPE_F32,
+                            2, eshape, 0, &e, &why) != G3N_OK ||
+        check_worker_tensor(reply->envelope->embed_reply->per_layer_inputs, "embed_reply.per_layer_inputs",
+                            G3N_DTYPE_F32, 3, pshape, 0, &p, &why) != G3N_OK)
+        return g3n_error_set(err, "bad reply from the embedder worker %s: %s", reply->worker, why.message);
     return G3N_OK;
 }
 
@@ -212,6 +497,17 @@ static int check_step(const g3n_reply *reply, int want_logits, int64_t rows, con
 {
     if (reply->envelope->body_case != G3N__ENVELOPE__BODY_STEP_REPLY)
         return g3n_error_set(err, "decoder answered %s", g3n_wire_body_name(reply->envelope->body_case));
+    if (reply->envelope->step_reply->token < 0)
+        return g3n_error_set(err, "bad reply from the decoder worker %s: token %d", reply->worker,
+                             reply->envelope->step_reply->token);
+    if (reply->envelope->step_reply->logits) { /* NaN or +inf logits: a broken worker (-inf: masked entries) */
+        g3n_tensor any;
+        g3n_error why = {{0}};
+        const G3n__Tensor *t = reply->envelope->step_reply->logits;
+        if (check_worker_tensor(t, "step_reply.logits", G3N_DTYPE_F32, (int)t->n_shape, NULL, 1, &any, &why) !=
+            G3N_OK)
+            return g3n_error_set(err, "bad reply from the decoder worker %s: %s", reply->worker, why.message);
+    }
     *vocab = 0;
     *logits = NULL;
     if (want_logits || rows > 0) {
@@ -438,10 +734,19 @@ int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const 
     memset(stats, 0, sizeof(*stats));
     if (input->media_count > 62)
         return g3n_error_set(err, "chat: %d media items (at most 62)", input->media_count);
+    /* audio over 30 s: one segment per window, each its own placeholder block */
+    g3n_pipeline_windows windows;
+    if (g3n_pipeline_window_media(input->media, input->media_count, &windows, err) != G3N_OK)
+        return G3N_ERR;
+    if (windows.count > 62) {
+        g3n_pipeline_windows_free(&windows);
+        return g3n_error_set(err, "chat: %d media segments (images and 30 s audio windows; at most 62)",
+                             windows.count);
+    }
     g3n_chat_item items[64];
     int n = 0;
-    for (int i = 0; i < input->media_count; i++) {
-        items[n].type = input->media[i].is_audio ? G3N_CHAT_AUDIO : G3N_CHAT_IMAGE;
+    for (int i = 0; i < windows.count; i++) {
+        items[n].type = windows.files[i].is_audio ? G3N_CHAT_AUDIO : G3N_CHAT_IMAGE;
         items[n].text = NULL;
         n++;
     }
@@ -458,22 +763,24 @@ int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const 
     g3n_chat_special_ids_from_config(&special, config);
     g3n_chat_prompt prompt;
     memset(&prompt, 0, sizeof(prompt));
-    if (g3n_chat_template_apply(tokenizer, &special, messages, m, 1, &prompt, err) != G3N_OK)
+    if (g3n_chat_template_apply(tokenizer, &special, messages, m, 1, &prompt, err) != G3N_OK) {
+        g3n_pipeline_windows_free(&windows);
         return G3N_ERR;
+    }
 
     g3n_pipeline_media media;
     memset(&media, 0, sizeof(media));
     int rc = G3N_ERR;
-    if (input->media_count > 0) {
+    if (windows.count > 0) {
         int audio_count = 0;
-        for (int i = 0; i < input->media_count; i++)
-            audio_count += input->media[i].is_audio != 0;
+        for (int i = 0; i < windows.count; i++)
+            audio_count += windows.files[i].is_audio != 0;
         g3n_pipeline_progress(params->progress, params->progress_user,
-                              "encoding %d image%s and %d audio clip%s in parallel", input->media_count - audio_count,
-                              input->media_count - audio_count == 1 ? "" : "s", audio_count,
-                              audio_count == 1 ? "" : "s");
-        if (g3n_pipeline_encode_media(client, input->media, input->media_count, &media, params->progress,
-                                      params->progress_user, err) != G3N_OK)
+                              "encoding %d image%s and %d audio segment%s in parallel", windows.count - audio_count,
+                              windows.count - audio_count == 1 ? "" : "s", audio_count, audio_count == 1 ? "" : "s");
+        if (g3n_pipeline_encode_media(client, windows.files, windows.count, &media, params->progress,
+                                      params->progress_user, err) != G3N_OK ||
+            g3n_pipeline_check_media(&media, config, err) != G3N_OK)
             goto done;
     }
     rc = g3n_pipeline_generate_text(client, tokenizer, prompt.ids.ids, prompt.ids.count, &media, params, on_text,
@@ -482,6 +789,7 @@ int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const 
 done:
     g3n_pipeline_media_free(&media);
     g3n_chat_prompt_free(&prompt);
+    g3n_pipeline_windows_free(&windows);
     return rc;
 }
 

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chat_template.h"
 #include "config.h"
 #include "generate.h"
 #include "roles.h"
@@ -31,6 +32,7 @@ typedef struct g3n_pipeline_media {
     G3n__Envelope **replies; /* EncodeImageReply / EncodeAudioReply envelopes */
     int count;
     double seconds;          /* wall time of the parallel encoding */
+    char (*workers)[64];     /* [count]: the worker that answered each (NULL when not known) */
 } g3n_pipeline_media;
 void g3n_pipeline_media_free(g3n_pipeline_media *media); /* accepts a zeroed struct */
 
@@ -39,7 +41,36 @@ typedef struct g3n_media_file {
     const void *bytes;      /* the file's contents, borrowed */
     size_t size;
     const char *name;       /* for messages */
+    const float *samples;   /* audio given as 16 kHz mono samples instead of file bytes (one window at most:
+                               g3n_pipeline_window_media), borrowed; NULL: bytes */
+    int64_t sample_count;
 } g3n_media_file;
+
+/* Audio longer than the audio encoder's window (the feature extractor's
+ * max_samples: 30 s at 16 kHz) is not cut: as g3n's offline encoding does
+ * (audio_stream.h), every audio file is decoded here (FFmpeg, 16 kHz mono) and
+ * split into windows of max_samples, each encoded on its own and each its own
+ * audio segment in the prompt; a last window shorter than one frame is
+ * zero-padded to one frame. Images pass through (bytes borrowed). At most
+ * G3N_PIPELINE_MAX_SEGMENTS entries in all (64 windows: 32 minutes). */
+#define G3N_PIPELINE_MAX_SEGMENTS 64
+typedef struct g3n_pipeline_windows {
+    g3n_media_file *files;  /* what to encode, in prompt order (samples and names owned here) */
+    int count;
+    int *segments;          /* [input count]: how many entries of files each input became */
+    int input_count;
+    float **buffers;        /* [input count]: the decoded audio of each audio input (owned), else NULL */
+    char (*names)[96];      /* [count] */
+} g3n_pipeline_windows;
+/* Errors name the input as "encoding audio NAME: ERROR_BAD_REQUEST: ..." (the
+ * client's media, as an encoder's refusal reads). */
+int g3n_pipeline_window_media(const g3n_media_file *files, int count, g3n_pipeline_windows *out, g3n_error *err);
+void g3n_pipeline_windows_free(g3n_pipeline_windows *windows); /* accepts a zeroed struct */
+/* The messages with every image or audio item repeated as many times as its
+ * input became segments (segments[k] for the k-th media item in message
+ * order). *messages_out and *items_out are malloc'd (free both); texts borrowed. */
+int g3n_pipeline_expand_messages(const g3n_chat_message *messages, int count, const int *segments, int input_count,
+                                 g3n_chat_message **messages_out, g3n_chat_item **items_out, g3n_error *err);
 
 typedef void (*g3n_progress_callback)(void *user, const char *line);
 
@@ -61,6 +92,20 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
  * error naming the request (`name`) with the worker's error or the body it
  * answered instead. */
 int g3n_pipeline_check_encode_reply(const G3n__Envelope *reply, int is_audio, const char *name, g3n_error *err);
+
+/* Workers' numbers are not trusted: every tensor a worker answers (soft
+ * tokens, embeddings, logits) is checked (dtype, rank, finite values) before
+ * use, and a bad one fails the request with "bad reply from the ROLE worker
+ * NAME: ..." (a server-side fault, not the client's). This checks encoded
+ * media against the config's widths (vision_soft_tokens_per_image x
+ * vision hidden size; at most audio_soft_tokens_per_image x audio hidden size). */
+int g3n_pipeline_check_media(const g3n_pipeline_media *media, const g3n_model_config *config, g3n_error *err);
+
+/* Who is at fault for a pipeline error message: the proto ErrorCode to answer
+ * a client with (ERROR_BAD_REQUEST for the client's own media or request,
+ * ERROR_NO_WORKER / ERROR_WORKER_LOST / ERROR_TOO_LARGE as the transport said,
+ * else ERROR_INTERNAL: a worker's bad reply or a server fault). */
+int g3n_pipeline_error_code(const char *message);
 
 /* Called for each generated token: logits may be NULL (when not asked for);
  * return nonzero to stop. */

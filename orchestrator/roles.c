@@ -145,6 +145,9 @@ static int vision_encode_image(g3n_role *r, g3n_worker_call *call, const G3n__En
             g3n_error_prefix(err, "encode_image.image");
             rc = bad_request(call, err);
         }
+    } else if (!q->pixel_values) { /* an empty image file, or nothing at all */
+        rc = g3n_error_set(err, "encode_image: the image is empty (0 bytes) and no pixel_values were given");
+        bad_request(call, err);
     } else {
         int64_t shape[3] = {3, side, side};
         g3n_tensor view;
@@ -193,8 +196,10 @@ static int audio_open(g3n_role *r, g3n_error *err)
     return G3N_OK;
 }
 
-/* EncodeAudioRequest (a whole clip) -> EncodeAudioReply, as the reference's
- * feature extractor (batch of one, truncated at max_samples) and audio tower. */
+/* EncodeAudioRequest (a whole clip of at most one window, max_samples: longer
+ * clips are refused, never cut; the pipeline sends each 30 s window as its own
+ * request) -> EncodeAudioReply, as the reference's feature extractor (batch of
+ * one) and audio tower. */
 static int audio_encode(g3n_role *r, g3n_worker_call *call, const G3n__EncodeAudioRequest *q, g3n_error *err)
 {
     double t0 = g3n_now_seconds();
@@ -249,13 +254,24 @@ static int audio_encode(g3n_role *r, g3n_worker_call *call, const G3n__EncodeAud
         if (g3n_audio_decode_memory(q->audio.data, q->audio.len, "encode_audio.audio", rate, &samples, &count, err) !=
             G3N_OK)
             return bad_request(call, err);
+        if (count > r->feature_config.max_samples) { /* never cut silently: the orchestrator sends windows */
+            free(samples);
+            return g3n_error_set(err,
+                                 "encode_audio.audio: a clip of %.1f s is longer than one window of %.0f s "
+                                 "(%lld samples): send it as windows (the pipeline splits longer clips)",
+                                 (double)count / rate, (double)r->feature_config.max_samples / rate,
+                                 (long long)r->feature_config.max_samples),
+                   bad_request(call, err);
+        }
     } else {
         g3n_tensor view;
         if (g3n_wire_tensor_view(q->samples, "encode_audio.samples", G3N_DTYPE_F32, 1, NULL,
                                  r->feature_config.max_samples, &view, err) != G3N_OK)
             return bad_request(call, err);
         count = view.shape[0];
-        samples = malloc(sizeof(float) * (size_t)(count ? count : 1));
+        if (count < 1) /* shape [0]: no data at all (view.data is NULL) */
+            return g3n_error_set(err, "encode_audio.samples: empty (no samples)"), bad_request(call, err);
+        samples = malloc(sizeof(float) * (size_t)count);
         if (!samples)
             return g3n_error_set(err, "encode_audio: out of memory");
         memcpy(samples, view.data, sizeof(float) * (size_t)count);

@@ -716,7 +716,7 @@ g3n_live_params g3n_live_default_params(const g3n_live_model *model)
     g3n_live_params p;
     memset(&p, 0, sizeof(p));
     p.max_positions = model->config->text.max_position_embeddings;
-    p.reserve_positions = 512;
+    p.reserve_positions = -1; /* scales to max_positions (g3n_live_session_create) */
     p.chunk_tokens = 64;
     p.min_prefill = 16;
     p.audio_batch_samples = 16000;
@@ -752,7 +752,9 @@ int g3n_live_session_create(g3n_live_session **out, g3n_live_model *model, const
         s->params.audio_batch_samples = 1;
     if (s->params.max_positions < 1 || s->params.max_positions > config->text.max_position_embeddings)
         s->params.max_positions = config->text.max_position_embeddings;
-    if (s->params.reserve_positions < 0 || s->params.reserve_positions >= s->params.max_positions / 2) {
+    if (s->params.reserve_positions < 0) /* the default: 512, at most a quarter of the context */
+        s->params.reserve_positions = s->params.max_positions / 4 < 512 ? s->params.max_positions / 4 : 512;
+    if (s->params.reserve_positions >= s->params.max_positions / 2 || s->params.max_positions < 4) {
         long long reserve = (long long)s->params.reserve_positions, positions = (long long)s->params.max_positions;
         free(s);
         return g3n_error_set(err, "live session: reserve of %lld positions in a context of %lld", reserve, positions);

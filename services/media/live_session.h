@@ -89,7 +89,9 @@ void g3n_live_model_free(g3n_live_model *model); /* accepts a zeroed struct */
 
 typedef struct g3n_live_params {
     int64_t max_positions;     /* KV cache positions (default: max_position_embeddings) */
-    int64_t reserve_positions; /* kept free for a question and its answer (default 512) */
+    int64_t reserve_positions; /* kept free for a question and its answer; < 0 (the default): 512, or a
+                                  quarter of max_positions when that is less (a context of 1024 made
+                                  the fixed 512 fail every session) */
     int64_t chunk_tokens;      /* prefill rows per forward (default 64) */
     int64_t min_prefill;       /* media positions gathered before a prefill (default 16; a question or
                                   the end of the audio prefills whatever waits). Batches use the

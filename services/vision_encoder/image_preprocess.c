@@ -15,6 +15,17 @@ static const char *const blocked_loaders[] = {
     "VipsForeignLoadAnalyze",
 };
 
+/* Untrusted bytes reach only these loaders (an MP4 sent as an image reached
+ * ImageMagick's TGA reader through magickload): every other loader is blocked,
+ * libvips' "untrusted" operations included, and open_image checks the loader
+ * it found by name too. PPM and BMP have no safe loader in libvips (ppmload is
+ * marked untrusted, BMP goes through ImageMagick): refused. */
+static const char *const allowed_loaders[] = {
+    "VipsForeignLoadJpeg", "VipsForeignLoadPng", "VipsForeignLoadWebp",
+    "VipsForeignLoadNsgif", "VipsForeignLoadTiff", "VipsForeignLoadHeif",
+};
+static const char *const allowed_nicknames[] = {"jpegload", "pngload", "webpload", "gifload", "tiffload", "heifload"};
+
 static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
 static int vips_ready;
 
@@ -23,9 +34,42 @@ static void vips_start(void)
     if (VIPS_INIT("g3n") != 0)
         return;
     vips_cache_set_max(0); /* files may change between calls; nothing to reuse */
+    vips_block_untrusted_set(TRUE);
+    vips_operation_block_set("VipsForeignLoad", TRUE); /* every loader ... */
+    for (size_t i = 0; i < sizeof allowed_loaders / sizeof allowed_loaders[0]; i++)
+        vips_operation_block_set(allowed_loaders[i], FALSE); /* ... but these */
     for (size_t i = 0; i < sizeof blocked_loaders / sizeof blocked_loaders[0]; i++)
         vips_operation_block_set(blocked_loaders[i], TRUE);
     vips_ready = 1;
+}
+
+/* The loader libvips found ("VipsForeignLoadPngFile", or a nickname such as
+ * "pngload_buffer"): allowed when it is one of allowed_loaders' File / Buffer
+ * / Source classes (or their nicknames). */
+static int loader_allowed(const char *loader)
+{
+    static const char *const suffixes[] = {"", "File", "Buffer", "Source"};
+    for (size_t i = 0; i < sizeof allowed_loaders / sizeof allowed_loaders[0]; i++) {
+        size_t n = strlen(allowed_loaders[i]);
+        if (strncmp(loader, allowed_loaders[i], n) == 0)
+            for (size_t k = 0; k < sizeof suffixes / sizeof suffixes[0]; k++)
+                if (strcmp(loader + n, suffixes[k]) == 0)
+                    return 1;
+    }
+    for (size_t i = 0; i < sizeof allowed_nicknames / sizeof allowed_nicknames[0]; i++) {
+        size_t n = strlen(allowed_nicknames[i]);
+        if (strncmp(loader, allowed_nicknames[i], n) == 0 &&
+            (loader[n] == '\0' || strcmp(loader + n, "_buffer") == 0 || strcmp(loader + n, "_source") == 0))
+            return 1;
+    }
+    return 0;
+}
+
+static int refuse_loader(g3n_error *err, const char *what, const char *loader)
+{
+    return g3n_error_set(err, "%s: not an image format g3n accepts (libvips would use %s); send JPEG, PNG, WebP, GIF, "
+                              "TIFF or HEIF/AVIF",
+                         what, loader);
 }
 
 g3n_image_options g3n_image_default_options(void)
@@ -67,6 +111,8 @@ static int open_image(const char *path, const void *data, size_t size, VipsImage
         const char *loader = vips_foreign_find_load(path);
         if (!loader)
             return vips_failure(err, what, "not an image libvips can read");
+        if (!loader_allowed(loader))
+            return refuse_loader(err, what, loader);
         *image = vips_image_new_from_file(path, "fail_on", VIPS_FAIL_ON_ERROR, NULL);
     } else {
         if (!data || size == 0)
@@ -74,10 +120,22 @@ static int open_image(const char *path, const void *data, size_t size, VipsImage
         const char *loader = vips_foreign_find_load_buffer(data, size);
         if (!loader)
             return vips_failure(err, what, "not an image libvips can read");
+        if (!loader_allowed(loader))
+            return refuse_loader(err, what, loader);
         *image = vips_image_new_from_buffer(data, size, "", "fail_on", VIPS_FAIL_ON_ERROR, NULL);
     }
     if (!*image)
         return vips_failure(err, what, "cannot read image");
+    /* the EXIF orientation applied, as the reference's load_image does
+     * (PIL.ImageOps.exif_transpose): a photo taken sideways reaches the tower upright */
+    VipsImage *upright = NULL;
+    if (vips_autorot(*image, &upright, NULL) != 0) {
+        g_object_unref(*image);
+        *image = NULL;
+        return vips_failure(err, what, "cannot apply the EXIF orientation");
+    }
+    g_object_unref(*image);
+    *image = upright;
     return G3N_OK;
 }
 

@@ -1,7 +1,8 @@
 /* image_preprocess.h - image bytes -> pixel_values, as Gemma 3n's image
  * processor makes them (spec-vision.md §6.1), with libvips:
- *   decode (JPEG, PNG, WebP, GIF first frame, TIFF, HEIF, BMP and the rest
- *   ImageMagick reads, ...) -> 8-bit sRGB (grey replicated, alpha dropped as
+ *   decode (JPEG, PNG, WebP, GIF first frame, TIFF, HEIF/AVIF only) -> the
+ *   EXIF orientation applied (as transformers' load_image: exif_transpose)
+ *   -> 8-bit sRGB (grey replicated, alpha dropped as
  *   PIL's convert("RGB") does) -> resize to size x size (Pillow BILINEAR:
  *   libvips reduce when shrinking an axis, an affine with half-pixel centres
  *   and copied edges when enlarging it; untouched when already that size)
@@ -9,9 +10,10 @@
  *
  * Safety: the header is read first and an image of more than max_pixels
  * decoded pixels is refused before decoding (decompression bombs); truncated
- * or corrupt data fail (libvips fail_on = truncated); loaders for non-image
- * formats (csv, matrix, raw, vips, fits, pdf, svg, openslide, analyze) are
- * blocked. Errors name the file (or "buffer") and the reason.
+ * or corrupt data fail (libvips fail_on = truncated); every libvips loader but
+ * those six is blocked (ImageMagick, PDF, SVG, raw, csv, ... and all that
+ * libvips marks untrusted), and the loader found is checked by name too.
+ * Errors name the file (or "buffer") and the reason.
  *
  * libvips is initialised once per process (thread-safe) by the first call.
  */

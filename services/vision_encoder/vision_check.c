@@ -1,8 +1,9 @@
 /* vision_check.c - `g3n check` kinds "image-preprocess" and "vision".
  *
- * image-preprocess: image.png / image.jpg in the case folder -> pixel_values
- *   [1,3,768,768], compared with pixel_values_png / pixel_values_jpg by
- *   mean-abs and max-abs.
+ * image-preprocess: image.png / image.jpg (and image-rotated.jpg, EXIF
+ *   orientation 6, where the case has it) in the case folder -> pixel_values
+ *   [1,3,768,768], compared with pixel_values_png / pixel_values_jpg /
+ *   pixel_values_jpg_rotated by mean-abs and max-abs.
  * vision: pixel_values (case.json "pixel_values" points at another case) ->
  *   tower output [1,2048,16,16] (golden NCHW; ours is token-major NHWC, so it
  *   is transposed for the comparison) -> image_embeds [1,256,text_hidden], with
@@ -55,6 +56,12 @@ int g3n_check_kind_image_preprocess(g3n_check_case *c, g3n_error *err)
     double max_abs = g3n_check_tolerance(c, "max_abs", 0.012);
     if (preprocess_one(c, "image.png", "pixel_values_png", mean_abs, max_abs, err) != G3N_OK ||
         preprocess_one(c, "image.jpg", "pixel_values_jpg", mean_abs, max_abs, err) != G3N_OK)
+        return G3N_ERR;
+    /* a photo stored sideways with EXIF orientation 6: the reference's load_image turns it upright
+     * (checked where the case has it: make_fixtures.py's image-rotated.jpg) */
+    const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(c->case_json, "tensors");
+    if (cJSON_GetObjectItemCaseSensitive(tensors, "pixel_values_jpg_rotated") &&
+        preprocess_one(c, "image-rotated.jpg", "pixel_values_jpg_rotated", mean_abs, max_abs, err) != G3N_OK)
         return G3N_ERR;
     return G3N_OK;
 }

@@ -120,5 +120,14 @@ try {
   check(e instanceof OpenAI.BadRequestError && e.param === 'messages[0].content[0]', `unknown part type -> ${e.status}: ${e.message}`);
 }
 
+// a body over --max-body-mb (4 in run.sh) is answered 413, and the client reads it (it saw "Connection error")
+try {
+  await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'x'.repeat(5 << 20) }] });
+  check(false, 'a body over --max-body-mb is refused');
+} catch (e) {
+  check(e instanceof OpenAI.APIError && e.status === 413 && e.code === 'request_too_large',
+    `a body over --max-body-mb -> ${e.status} ${e.code ?? e.message}`);
+}
+
 console.log(failures === 0 ? 'client: all checks passed' : `client: ${failures} checks failed`);
 process.exit(failures === 0 ? 0 : 1);

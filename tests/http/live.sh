@@ -61,6 +61,13 @@ expect create object live.session
 expect create frames 0
 call frame1 200 -X POST "$base/$id/frames?seconds=0" -H 'Content-Type: image/jpeg' \
   --data-binary @"$repo/assets/demo-image.jpg"
+# a frame's time must be a finite number; the session id must match exactly (no NUL appended)
+for bad in nan inf -1 1x; do
+  call "frame_seconds_$bad" 400 -X POST "$base/$id/frames?seconds=$bad" -H 'Content-Type: image/jpeg' \
+    --data-binary @"$repo/assets/demo-image.jpg"
+done
+call state_nul 404 "$base/$id%00junk"
+call frame_nul 404 -X POST "$base/$id%00/frames" -H 'Content-Type: image/jpeg' --data-binary @"$repo/assets/demo-image.jpg"
 expect frame1 frames 1
 positions1=$(field frame1 positions)
 [ "${positions1:-0}" -gt 256 ] || fail "a frame prefilled only ${positions1:-0} positions (256 soft tokens expected)"

@@ -130,6 +130,17 @@ static void test_errors(void **state)
     expect_parse_error("{\"text_config\": {\"hidden_size\": \"big\"}}", "hidden_size");
     expect_parse_error("{\"text_config\": {\"rope_scaling\": {\"rope_type\": \"yarn\"}}}", "yarn");
     expect_parse_error("{\"text_config\": ", "JSON");
+    /* fields that loaded and failed later (or gave empty text): refused at load, the field named */
+    expect_parse_error("{\"text_config\": {\"sliding_window\": 0}}", "sliding_window");
+    expect_parse_error("{\"text_config\": {\"sliding_window\": -4}}", "sliding_window");
+    expect_parse_error("{\"text_config\": {\"rms_norm_eps\": 0}}", "rms_norm_eps");
+    expect_parse_error("{\"text_config\": {\"rms_norm_eps\": -1e-6}}", "rms_norm_eps");
+    expect_parse_error("{\"text_config\": {\"max_position_embeddings\": 0}}", "max_position_embeddings");
+    expect_parse_error("{\"text_config\": {\"max_position_embeddings\": -32}}", "max_position_embeddings");
+    expect_parse_error("{\"vision_soft_tokens_per_image\": -1, \"text_config\": {}}", "vision_soft_tokens_per_image");
+    expect_parse_error("{\"audio_soft_tokens_per_image\": -1, \"text_config\": {}}", "audio_soft_tokens_per_image");
+    expect_parse_error("{\"vision_config\": {\"rms_norm_eps\": 0}, \"text_config\": {}}", "vision_config.rms_norm_eps");
+    expect_parse_error("{\"audio_config\": {\"rms_norm_eps\": -1}, \"text_config\": {}}", "audio_config.rms_norm_eps");
     g3n_model_config c;
     g3n_error err = {{0}};
     assert_int_equal(g3n_config_load(&c, "/nonexistent/config.json", &err), G3N_ERR);

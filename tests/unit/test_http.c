@@ -12,10 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/time.h>
+#include <time.h>
+#include <errno.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -26,9 +30,12 @@
 #include "http_request.h"
 #include "http_server.h"
 #include "http_stop.h"
+#include "pipeline.h"
 #include "test_util.h"
 #include "tokenizer.h"
 #include "transport.h"
+#include "weights.h"
+#include "wire.h"
 
 static void decode_ok(const char *text, const char *expected, size_t expected_size)
 {
@@ -313,6 +320,53 @@ static void test_parse_chat(void **state)
     assert_string_equal(e.code, "too_many_media");
 }
 
+/* A path outside --allow-dir gets the same answer whether it exists or not
+ * (different answers were an existence oracle); a file inside is read. */
+static void test_allow_dir_no_oracle(void **state)
+{
+    (void)state;
+    char dir[1024], allowed[1100], inside[1200], outside[1200], missing[1200], message[2][1024];
+    g3n_test_temp_dir(dir, sizeof(dir));
+    snprintf(allowed, sizeof(allowed), "%s/allowed", dir);
+    assert_int_equal(mkdir(allowed, 0700), 0);
+    snprintf(inside, sizeof(inside), "%s/in.png", allowed);
+    snprintf(outside, sizeof(outside), "%s/secret.png", dir);
+    snprintf(missing, sizeof(missing), "%s/nothing.png", dir);
+    FILE *f = fopen(inside, "wb");
+    fputs("x", f);
+    fclose(f);
+    f = fopen(outside, "wb");
+    fputs("x", f);
+    fclose(f);
+    g3n_http_limits limits = {allowed, 1 << 20, 16, 256};
+    const char *paths[3] = {outside, missing, inside};
+    for (int i = 0; i < 3; i++) {
+        char json[2048];
+        snprintf(json, sizeof(json),
+                 "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":"
+                 "{\"url\":\"%s\"}}]}]}",
+                 paths[i]);
+        g3n_http_chat_request r;
+        g3n_http_error e;
+        memset(&e, 0, sizeof(e));
+        int rc = g3n_http_parse_chat(json, strlen(json), &limits, &r, &e);
+        if (i == 2) {
+            assert_int_equal(rc, G3N_OK);
+            g3n_http_chat_request_free(&r);
+            break;
+        }
+        assert_int_equal(rc, G3N_ERR);
+        assert_int_equal(e.status, 400);
+        /* the message without the path itself */
+        char *at = strstr(e.message, paths[i]);
+        assert_non_null(at);
+        memmove(at, at + strlen(paths[i]), strlen(at + strlen(paths[i])) + 1);
+        snprintf(message[i], sizeof(message[i]), "%s|%s", e.code ? e.code : "", e.message);
+    }
+    assert_string_equal(message[0], message[1]);
+    g3n_test_remove_tree(dir);
+}
+
 static void test_parse_transcription(void **state)
 {
     (void)state;
@@ -479,6 +533,315 @@ static void test_server_without_workers(void **state)
     g3n_config_free(&config);
 }
 
+/* A vision worker that answers tokens of the wrong shape (finite numbers). */
+static int wrong_shape_vision(void *user, g3n_worker_call *call, const G3n__Envelope *request, g3n_error *err)
+{
+    (void)user;
+    (void)request;
+    static const float values[4 * 8] = {0.5f};
+    G3n__Envelope env;
+    G3n__EncodeImageReply reply;
+    g3n__envelope__init(&env);
+    g3n__encode_image_reply__init(&reply);
+    g3n_wire_tensor tokens;
+    const int64_t shape[2] = {4, 8};
+    g3n_wire_tensor_borrow(&tokens, G3N_DTYPE_F32, 2, shape, values);
+    reply.tokens = &tokens.message;
+    env.body_case = G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
+    env.encode_image_reply = &reply;
+    return g3n_worker_call_send(call, &env, 0, err);
+}
+
+/* A bad tensor from a worker is the server's fault: 502 naming the worker's
+ * role (it reached the client as 400 invalid_request_error); an empty image
+ * is the client's: 400 saying so. */
+static void test_server_with_rogue_worker(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    g3n_error err;
+    char path[1024];
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_tokenizer *tokenizer = NULL;
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
+                                        &err),
+                     G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    transport.no_worker_wait_ms = 300;
+    const char *endpoints[1] = {"inproc://test-http-rogue"};
+    g3n_broker *broker = NULL;
+    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_worker_options wo;
+    memset(&wo, 0, sizeof(wo));
+    wo.role = G3N_ROLE_VISION_ENCODER;
+    wo.endpoint = endpoints[0];
+    wo.model_id = "rogue";
+    wo.capacity = 1;
+    wo.zmq_context = g3n_broker_context(broker);
+    wo.transport = transport;
+    g3n_worker *worker = NULL;
+    assert_int_equal(g3n_worker_start(&worker, &wo, wrong_shape_vision, NULL, &err), G3N_OK);
+    assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_VISION_ENCODER, 1, 5000, &err), G3N_OK);
+    g3n_http_options options = g3n_http_default_options();
+    options.port = 0;
+    options.quiet = 1;
+    g3n_http_server *server = NULL;
+    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
+    int port = g3n_http_server_port(server);
+    static char response[65536];
+    const char *bodies[2] = {
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":"
+        "{\"url\":\"data:image/png;base64,AQID\"}},{\"type\":\"text\",\"text\":\"hi\"}]}],\"max_tokens\":2}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":"
+        "{\"url\":\"data:image/png;base64,\"}},{\"type\":\"text\",\"text\":\"hi\"}]}],\"max_tokens\":2}"};
+    for (int i = 0; i < 2; i++) {
+        char chat[1024];
+        snprintf(chat, sizeof(chat),
+                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(bodies[i]), bodies[i]);
+        int status = http_request(port, chat, response, sizeof(response));
+        if (i == 0 && (status != 502 || !strstr(response, "vision-encoder") || !strstr(response, "server_error")))
+            fail_msg("a worker's bad tokens: %d %s", status, response);
+        if (i == 1 && (status != 400 || !strstr(response, "no bytes")))
+            fail_msg("an empty image: %d %s", status, response);
+    }
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int active, queued, jobs;
+        g3n_http_server_counts(server, &active, &queued, &jobs);
+        if (active + queued + jobs == 0)
+            break;
+        usleep(10000);
+    }
+    g3n_http_server_stop(server);
+    g3n_worker_stop(worker);
+    g3n_broker_stop(broker);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
+/* HTTP edges: a body over the limit that the client sends whole before
+ * reading gets its 413 (it saw a reset: "Connection error"); a URL with %00
+ * does not resolve to the URL before it. */
+static void test_server_edges(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    g3n_error err;
+    char path[1024];
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_tokenizer *tokenizer = NULL;
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
+                                        &err),
+                     G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    transport.no_worker_wait_ms = 300;
+    const char *endpoints[1] = {"inproc://test-http-edges"};
+    g3n_broker *broker = NULL;
+    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_http_options options = g3n_http_default_options();
+    options.port = 0;
+    options.quiet = 1;
+    options.max_body_bytes = 64 << 10;
+    g3n_http_server *server = NULL;
+    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
+    int port = g3n_http_server_port(server);
+    static char response[65536];
+    const size_t body = 4u << 20;
+    char *request = malloc(body + 512);
+    int head = snprintf(request, 512,
+                        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                        "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                        body);
+    memset(request + head, 'x', body);
+    request[head + (int)body] = '\0';
+    int status = http_request(port, request, response, sizeof(response));
+    if (status != 413 || !strstr(response, "request_too_large"))
+        fail_msg("a 4 MiB body over a 64 KiB limit: %d %.300s", status, response);
+    free(request);
+    assert_int_equal(http_request(port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
+                                  sizeof(response)),
+                     503);
+    assert_int_equal(http_request(port, "GET /health%00junk HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                                  response, sizeof(response)),
+                     404);
+    g3n_http_server_stop(server);
+    g3n_broker_stop(broker);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
+/* A socket to the server from `source` (127.0.0.x), with a receive timeout. */
+static int open_from(const char *source, int port, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in address;
+    memset(&address, 0, sizeof(address));
+    address.sin_family = AF_INET;
+    inet_pton(AF_INET, source, &address.sin_addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&address, sizeof(address)) != 0)
+        return -1;
+    address.sin_port = htons((uint16_t)port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* 1 when the server has closed fd (EOF or reset) within timeout_ms. */
+static int closed_by_server(int fd, int timeout_ms)
+{
+    char byte;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t n = recv(fd, &byte, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/* Slow clients: 70 sockets from one address that never finish their headers
+ * took every connection slot (--max-connections 64) and /health timed out;
+ * now one address holds at most 3/4 of the slots and a request must be in
+ * within its deadline (request_seconds, plus time for its body at a minimum
+ * rate), so the half-sent sockets are cut off and a short body does not hold
+ * its connection for the idle timeout. */
+static void test_server_slow_clients(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    g3n_error err;
+    char path[1024];
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_tokenizer *tokenizer = NULL;
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
+                                        &err),
+                     G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    transport.no_worker_wait_ms = 300;
+    const char *endpoints[1] = {"inproc://test-http-slow"};
+    g3n_broker *broker = NULL;
+    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_http_options options = g3n_http_default_options();
+    options.port = 0;
+    options.quiet = 1;
+    options.max_connections = 64;
+    options.request_seconds = 2;
+    g3n_http_server *server = NULL;
+    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
+    int port = g3n_http_server_port(server);
+    enum { SLOW = 70 };
+    int slow[SLOW];
+    const char partial[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n";
+    for (int i = 0; i < SLOW; i++) {
+        slow[i] = open_from("127.0.0.1", port, 1000);
+        if (slow[i] >= 0)
+            send(slow[i], partial, sizeof(partial) - 1, MSG_NOSIGNAL);
+    }
+    usleep(200000);
+    /* another client still gets its answer */
+    int fd = open_from("127.0.0.2", port, 5000);
+    assert_true(fd >= 0);
+    const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    send(fd, health, sizeof(health) - 1, MSG_NOSIGNAL);
+    char response[4096];
+    ssize_t n = recv(fd, response, sizeof(response) - 1, 0);
+    close(fd);
+    response[n > 0 ? n : 0] = '\0';
+    if (n <= 0 || strncmp(response, "HTTP/1.1 503", 12) != 0)
+        fail_msg("/health with 70 half-sent sockets open: '%.100s'", response);
+    /* the half-sent sockets are cut off at their deadline (2 s) */
+    for (int i = 0; i < SLOW; i++)
+        if (slow[i] >= 0) {
+            if (!closed_by_server(slow[i], 4000))
+                fail_msg("half-sent socket %d still open after its deadline", i);
+            close(slow[i]);
+        }
+    /* a body shorter than its Content-Length: cut off at its deadline, not the idle timeout */
+    fd = open_from("127.0.0.1", port, 5000);
+    const char short_body[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              "Content-Length: 100\r\n\r\n{\"messages\"";
+    send(fd, short_body, sizeof(short_body) - 1, MSG_NOSIGNAL);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_true(closed_by_server(fd, 6000));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    close(fd);
+    assert_true((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) < 4.0);
+    g3n_http_server_stop(server);
+    g3n_broker_stop(broker);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
+/* A client that leaves mid-stream is counted and logged 499, not 200. */
+static void test_stream_client_gone(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    g3n_error err = {{0}};
+    char path[1024];
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    g3n_tokenizer *tokenizer = NULL;
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
+                                        &err),
+                     G3N_OK);
+    g3n_weights *weights;
+    assert_int_equal(g3n_weights_open_synth(&weights, 5, G3N_DTYPE_BF16, &err), G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    const char *inproc = "inproc://test-http-gone";
+    g3n_broker *broker = NULL;
+    assert_int_equal(g3n_broker_start(&broker, &inproc, 1, &transport, &err), G3N_OK);
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    g3n_local_roles local;
+    if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro,
+                              (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), &transport, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_DECODER, 1, 10000, &err), G3N_OK);
+    g3n_http_options options = g3n_http_default_options();
+    options.port = 0;
+    options.quiet = 1;
+    g3n_http_server *server = NULL;
+    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
+    int port = g3n_http_server_port(server);
+    const char *body = "{\"stream\":true,\"max_tokens\":300,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    char request[512];
+    snprintf(request, sizeof(request),
+             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    int fd = open_from("127.0.0.1", port, 30000);
+    assert_true(fd >= 0);
+    send(fd, request, strlen(request), MSG_NOSIGNAL);
+    char first[256];
+    assert_true(recv(fd, first, sizeof(first), 0) > 0); /* the stream began */
+    close(fd);
+    for (int attempt = 0; attempt < 300; attempt++) {
+        int active, queued, jobs;
+        g3n_http_server_counts(server, &active, &queued, &jobs);
+        if (active + queued + jobs == 0)
+            break;
+        usleep(100000);
+    }
+    static char metrics[65536];
+    assert_int_equal(http_request(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", metrics,
+                                  sizeof(metrics)),
+                     200);
+    if (!strstr(metrics, "g3n_http_requests_total{endpoint=\"/v1/chat/completions\",code=\"499\"} 1") ||
+        strstr(metrics, "g3n_http_requests_total{endpoint=\"/v1/chat/completions\",code=\"200\"}"))
+        fail_msg("a stream the client left is not counted 499:\n%s", metrics);
+    g3n_http_server_stop(server);
+    g3n_local_roles_stop(&local);
+    g3n_broker_stop(broker);
+    g3n_weights_close(weights);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -488,8 +851,13 @@ int main(void)
         cmocka_unit_test(test_stop_strings),
         cmocka_unit_test(test_parse_chat),
         cmocka_unit_test(test_parse_transcription),
+        cmocka_unit_test(test_allow_dir_no_oracle),
         cmocka_unit_test(test_metrics_text),
         cmocka_unit_test(test_server_without_workers),
+        cmocka_unit_test(test_server_with_rogue_worker),
+        cmocka_unit_test(test_server_edges),
+        cmocka_unit_test(test_server_slow_clients),
+        cmocka_unit_test(test_stream_client_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -358,6 +358,21 @@ static void test_context_policy(void **state)
     assert_memory_equal(prompt.ids.ids, ids, sizeof(int32_t) * (size_t)count);
     assert_int_equal(kept, stats.audio_segments - stats.dropped_items);
     g3n_chat_prompt_free(&prompt);
+    /* the default reserve scales to the context: `g3n serve --context 1024` made every live session fail
+     * ("reserve of 512 positions in a context of 1024") */
+    const int64_t contexts[3] = {1024, 600, 4096};
+    const int64_t reserves[3] = {256, 150, 512};
+    for (int i = 0; i < 3; i++) {
+        g3n_live_params defaults = g3n_live_default_params(&f->model);
+        defaults.max_positions = contexts[i];
+        g3n_live_session *scaled = NULL;
+        if (g3n_live_session_create(&scaled, &f->model, f->tokenizer, &defaults, &err) != G3N_OK)
+            fail_msg("context %lld: %s", (long long)contexts[i], err.message);
+        assert_int_equal(g3n_live_add_audio(scaled, audio, n, &err), G3N_OK);
+        assert_int_equal(g3n_live_end_audio(scaled, &err), G3N_OK);
+        assert_true(g3n_live_session_stats(scaled).positions <= contexts[i] - reserves[i]);
+        g3n_live_session_free(scaled);
+    }
     /* a context too small for one segment is an error, not a crash */
     g3n_live_session *small = NULL;
     params.max_positions = 250;

@@ -435,6 +435,16 @@ static void test_malformed_files(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         expect_load_error(cases[i][0], strlen(cases[i][0]), cases[i][1]);
+    /* a piece with newlines quoted in the message: still one line, the newlines escaped */
+    const char *lines = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, "
+                        "\"merges\": [[\"\\n\\n\\n\\n\", \"\\n\\n\\u0001\"]]}}";
+    g3n_tokenizer *bad = NULL;
+    g3n_error bad_err = {{0}};
+    assert_int_equal(g3n_tokenizer_load_from_memory(&bad, lines, strlen(lines), "lines.json", &bad_err), G3N_ERR);
+    if (strchr(bad_err.message, '\n') || strchr(bad_err.message, '\x01'))
+        fail_msg("the message spans lines: %s", bad_err.message);
+    assert_non_null(strstr(bad_err.message, "model.merges[0] ('\\n\\n\\n\\n'"));
+    assert_non_null(strstr(bad_err.message, "\\x01"));
     /* a missing file */
     g3n_tokenizer *t = NULL;
     g3n_error err = {{0}};

@@ -99,6 +99,8 @@ static int teardown(void **state)
     return 0;
 }
 
+static void write_bytes(const char *path, const void *data, size_t size);
+
 /* Every format decodes; the lossless ones give exactly the PNG's pixel_values. */
 static void test_formats(void **state)
 {
@@ -107,7 +109,7 @@ static void test_formats(void **state)
     char path[1200];
     save_picture(picture, W, H, 3, "picture.png", path, sizeof path);
     float *reference = preprocess(path, 96, 1);
-    const char *lossless[] = {"picture.tif", "picture.bmp", "picture.webp[lossless]", "picture.ppm"};
+    const char *lossless[] = {"picture.tif", "picture.webp[lossless]"};
     for (size_t i = 0; i < sizeof lossless / sizeof lossless[0]; i++) {
         save_picture(picture, W, H, 3, lossless[i], path, sizeof path);
         char *bracket = strchr(path, '[');
@@ -151,8 +153,127 @@ static void test_formats(void **state)
         assert_true(mean < 0.03);
         free(out);
     }
+    /* BMP (ImageMagick) and PPM (a loader libvips marks untrusted) have no safe loader: refused, named */
+    const char *refused[] = {"picture.bmp", "picture.ppm"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if (i == 0) { /* written here: libvips' BMP saver is ImageMagick's, blocked in this process */
+            const uint32_t row = (uint32_t)((W * 3 + 3) & ~3), data = row * H, file = 54 + data;
+            uint8_t *bmp = calloc(1, file);
+            const uint32_t fields[] = {file, 0, 54, 40, W, H};
+            bmp[0] = 'B', bmp[1] = 'M';
+            memcpy(bmp + 2, &fields[0], 4);
+            memcpy(bmp + 10, &fields[2], 4);
+            memcpy(bmp + 14, &fields[3], 4);
+            memcpy(bmp + 18, &fields[4], 4);
+            memcpy(bmp + 22, &fields[5], 4);
+            bmp[26] = 1, bmp[28] = 24;
+            memcpy(bmp + 34, &data, 4);
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    for (int c = 0; c < 3; c++)
+                        bmp[54 + (size_t)(H - 1 - y) * row + (size_t)x * 3 + (size_t)c] =
+                            picture[((size_t)y * W + (size_t)x) * 3 + (size_t)(2 - c)];
+            snprintf(path, sizeof path, "%s/%s", temp_dir, refused[i]);
+            write_bytes(path, bmp, file);
+            free(bmp);
+        } else {
+            save_picture(picture, W, H, 3, refused[i], path, sizeof path);
+        }
+        float *out = malloc(sizeof(float) * 3 * 96 * 96);
+        g3n_image_options options = g3n_image_default_options();
+        options.size = 96;
+        g3n_error err = {{0}};
+        assert_int_equal(g3n_image_preprocess_file(path, &options, out, &err), G3N_ERR);
+        if (!strstr(err.message, "not an image format g3n accepts") && !strstr(err.message, "not an image libvips"))
+            fail_msg("%s: %s", refused[i], err.message);
+        free(out);
+    }
     free(reference);
     free(picture);
+}
+
+/* The EXIF orientation is applied as the reference's load_image does
+ * (ImageOps.exif_transpose): a picture stored sideways with orientation 6
+ * ("rotate 90 clockwise to display") gives the upright picture's pixel_values
+ * (exactly for lossless TIFF; within JPEG's loss for JPEG). The golden case is
+ * image-preprocess's image-rotated.jpg. */
+static void test_exif_orientation(void **state)
+{
+    (void)state;
+    uint8_t *picture = make_picture(W, H, 3);
+    char path[1200];
+    save_picture(picture, W, H, 3, "upright.tif", path, sizeof path);
+    float *upright = preprocess(path, 96, 1);
+    save_picture(picture, W, H, 3, "upright.jpg", path, sizeof path);
+    float *upright_jpeg = preprocess(path, 96, 1);
+    VipsImage *image = vips_image_new_from_memory_copy(picture, (size_t)W * H * 3, W, H, 3, VIPS_FORMAT_UCHAR);
+    image->Type = VIPS_INTERPRETATION_sRGB;
+    VipsImage *stored = NULL;
+    assert_int_equal(vips_rot(image, &stored, VIPS_ANGLE_D270, NULL), 0); /* 90 counter-clockwise */
+    assert_int_equal(stored->Xsize, H);
+    vips_image_set_int(stored, "orientation", 6);
+    const char *names[2] = {"sideways.tif", "sideways.jpg"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", temp_dir, names[i]);
+        assert_int_equal(vips_image_write_to_file(stored, path, NULL), 0);
+        float *out = preprocess(path, 96, 1);
+        double max;
+        double mean = mean_abs_difference(out, i == 0 ? upright : upright_jpeg, 3 * 96 * 96, &max);
+        if (i == 0 ? max != 0.0 : mean > 0.03)
+            fail_msg("%s: mean %g max %g from the upright picture", names[i], mean, max);
+        free(out);
+    }
+    g_object_unref(stored);
+    g_object_unref(image);
+    free(upright);
+    free(upright_jpeg);
+    free(picture);
+}
+
+/* Untrusted bytes reach only the allowed loaders: an MP4 sent as an image went
+ * to ImageMagick (magickload, its TGA reader); now refused before any loader
+ * runs, the same for a buffer and a file. */
+static void test_only_allowed_loaders(void **state)
+{
+    (void)state;
+    uint8_t mp4[256];
+    memset(mp4, 0, sizeof mp4);
+    const uint8_t box[] = {0, 0, 0, 0x18, 'f', 't', 'y', 'p', 'm', 'p', '4', '2', 0, 0, 0, 0,
+                           'i', 's', 'o', 'm', 'm', 'p', '4', '2', 0, 0, 0, 8, 'm', 'd', 'a', 't'};
+    memcpy(mp4, box, sizeof box);
+    for (size_t i = sizeof box; i < sizeof mp4; i++)
+        mp4[i] = (uint8_t)(i * 7);
+    /* a TGA header (no magic number: ImageMagick guesses) */
+    uint8_t tga[18 + 4 * 4 * 3];
+    memset(tga, 0x40, sizeof tga);
+    memset(tga, 0, 18);
+    tga[2] = 2;
+    tga[12] = 4;
+    tga[14] = 4;
+    tga[16] = 24;
+    const struct {
+        const uint8_t *data;
+        size_t size;
+        const char *name;
+    } cases[] = {{mp4, sizeof mp4, "video.mp4"}, {tga, sizeof tga, "picture.tga"}};
+    float *out = malloc(sizeof(float) * 3 * 64 * 64);
+    g3n_image_options options = g3n_image_default_options();
+    options.size = 64;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        g3n_error err = {{0}};
+        assert_int_equal(g3n_image_preprocess_buffer(cases[i].data, cases[i].size, &options, out, &err), G3N_ERR);
+        if (strstr(err.message, "magick") || (!strstr(err.message, "not an image format g3n accepts") &&
+                                               !strstr(err.message, "not an image libvips can read")))
+            fail_msg("%s (buffer): %s", cases[i].name, err.message);
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", temp_dir, cases[i].name);
+        write_bytes(path, cases[i].data, cases[i].size);
+        assert_int_equal(g3n_image_preprocess_file(path, &options, out, &err), G3N_ERR);
+        if (strstr(err.message, "magick") || (!strstr(err.message, "not an image format g3n accepts") &&
+                                               !strstr(err.message, "not an image libvips can read")))
+            fail_msg("%s (file): %s", cases[i].name, err.message);
+    }
+    free(out);
 }
 
 /* Alpha is dropped as PIL's convert("RGB") does: the RGB bands unchanged, not composited. */
@@ -448,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_tiny_and_wide),  cmocka_unit_test(test_resize_matches_pillow),
         cmocka_unit_test(test_gif_first_frame), cmocka_unit_test(test_buffer),
         cmocka_unit_test(test_bad_files),      cmocka_unit_test(test_pixel_bomb),
+        cmocka_unit_test(test_only_allowed_loaders), cmocka_unit_test(test_exif_orientation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
