@@ -207,6 +207,7 @@ static void test_abandoned_chat_cancelled(void **state)
     g3n_weights *weights;
     assert_int_equal(g3n_weights_open_synth(&weights, 5, G3N_DTYPE_BF16, &err), G3N_OK);
     g3n_transport_options transport = g3n_transport_default_options();
+    transport.insecure = 1; /* the door's tcp:// endpoint without keys (the client speaks plain ZeroMQ) */
     const char *inproc = "inproc://g3n-test-door-cancel";
     g3n_broker *broker;
     assert_int_equal(g3n_broker_start(&broker, &inproc, 1, &transport, &err), G3N_OK);
