@@ -6,6 +6,7 @@
 #include <libavutil/channel_layout.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,10 @@ static int convert_and_emit(decoder *d, const AVFrame *frame, g3n_error *err)
                 for (int c = 1; c < d->channels; c++)
                     sum += d->planes[c][i];
                 d->mono[i] = d->channels == 1 ? sum : sum * scale;
+                /* floating-point sources can hold NaN or infinity: they would reach the tower */
+                if (!isfinite(d->mono[i]))
+                    return g3n_error_set(err, "%s: sample %lld is not a finite number (corrupt audio)", d->name,
+                                         (long long)(d->emitted + i));
             }
             if (d->sink(d->user, d->mono, got, err) != G3N_OK)
                 return G3N_ERR;
