@@ -1272,7 +1272,8 @@ static void worker_on_message(g3n_worker *w, void *socket, int64_t *last_broker_
     if (g3n_wire_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload), w->options.transport.max_message_bytes, &env,
                         &code, &err) != G3N_OK) {
         atomic_fetch_add(&w->rejected, 1);
-        uint64_t id = env && env->request_id ? env->request_id : frame_id;
+        /* the broker routes the answer by the routing frame's id: the envelope's own (if it parsed) may differ */
+        uint64_t id = frame_id ? frame_id : env && env->request_id ? env->request_id : 0;
         worker_log(w, "request %llu rejected: %s", (unsigned long long)id, err.message);
         worker_send_error(w, socket, id, code, err.message);
         g3n_wire_free(env);
