@@ -1028,11 +1028,13 @@ void g3n_reply_clear(g3n_reply *reply)
 int g3n_client_receive(g3n_client *c, int timeout_ms, g3n_reply *reply, g3n_error *err)
 {
     memset(reply, 0, sizeof(*reply));
+    int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
         zmq_pollitem_t item = {c->socket, 0, ZMQ_POLLIN, 0};
-        int n = zmq_poll(&item, 1, timeout_ms < 0 ? -1 : timeout_ms);
+        int64_t left = deadline - now_ms();
+        int n = zmq_poll(&item, 1, timeout_ms < 0 ? -1 : left > 0 ? (long)left : 0);
         if (n < 0) {
-            if (zmq_errno() == EINTR && timeout_ms < 0)
+            if (zmq_errno() == EINTR) /* a signal (a timer, SIGCHLD): wait out the rest of the time */
                 continue;
             return g3n_error_set(err, "client: poll failed: %s", zmq_strerror(zmq_errno()));
         }
