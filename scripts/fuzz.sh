@@ -8,13 +8,13 @@
 # the fix).
 #
 # Usage: scripts/fuzz.sh [--seconds N] [--replay] [--no-build] [NAME ...]
-#   --seconds N  fuzzing time per harness (default 25: CI's whole step ~10 min on 2 cores)
+#   --seconds N  fuzzing time per harness (default 20: 13 harnesses, the whole CI step with its build ~10 min on 2 cores)
 #   --replay     only replay the regressions and the seed corpus (no fuzzing)
 #   NAME ...     only these harnesses (default: all, e.g. fuzz_wire)
 # New inputs that widen coverage go to build/fuzz/corpus/NAME (kept between runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=25
+seconds=20
 replay=0
 build=1
 names=()
