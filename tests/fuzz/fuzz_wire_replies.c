@@ -53,6 +53,28 @@ static G3n__Envelope *take_piece(int *more)
             g3n_wire_free(env);
             env = NULL;
         }
+        /* Packed again (protobuf-c keeps unknown fields, even a field number 0) it must still unpack:
+         * a reply the broker cannot read is dropped, and the broker has no deadline per request
+         * (issue 18, defect 3), so its client would wait for ever
+         * (regressions/wire_replies/unreadable-reply-never-answered). Sent as an Error instead. */
+        uint8_t *packed = NULL;
+        size_t packed_size = 0;
+        G3n__Envelope *again = NULL;
+        if (env && (g3n_wire_pack(env, &packed, &packed_size, &err) != G3N_OK ||
+                    g3n_wire_unpack(packed, packed_size, 0, &again, &code, &err) != G3N_OK)) {
+            g3n_wire_free(env);
+            env = NULL;
+        }
+        g3n_wire_free(again);
+        free(packed);
+        /* The broker's own control bodies are taken as such (a Hello re-registers the worker), not as
+         * the reply: the request would wait for ever, defect 3 again
+         * (regressions/wire_replies/control-body-as-reply). */
+        if (env && (env->body_case == G3N__ENVELOPE__BODY_HELLO || env->body_case == G3N__ENVELOPE__BODY_HEARTBEAT ||
+                    env->body_case == G3N__ENVELOPE__BODY_GOODBYE || env->body_case == G3N__ENVELOPE__BODY_CANCEL)) {
+            g3n_wire_free(env);
+            env = NULL;
+        }
     }
     pthread_mutex_unlock(&lock);
     return env;
