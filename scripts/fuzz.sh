@@ -8,7 +8,7 @@
 # the fix).
 #
 # Usage: scripts/fuzz.sh [--seconds N] [--replay] [--no-build] [NAME ...]
-#   --seconds N  fuzzing time per harness (default 20: 13 harnesses, the whole CI step with its build ~10 min on 2 cores)
+#   --seconds N  fuzzing time per harness (default 20: 14 harnesses, the whole CI step with its build ~10 min on 2 cores)
 #   --replay     only replay the regressions and the seed corpus (no fuzzing)
 #   NAME ...     only these harnesses (default: all, e.g. fuzz_wire)
 # New inputs that widen coverage go to build/fuzz/corpus/NAME (kept between runs).

@@ -80,6 +80,10 @@ def field(number, value):
     return varint(number << 3 | 2) + varint(len(value)) + value
 
 
+def fixed32(number, value):
+    return varint(number << 3 | 5) + struct.pack("<f", value)
+
+
 def tensor(dtype, shape, data):
     packed = b"".join(varint(d) for d in shape)
     return field(1, dtype) + field(2, packed) + field(3, data)
@@ -145,6 +149,13 @@ def main():
     put("wire_replies", "chat", SEP.join(steps))
     put("wire_replies", "errors", SEP.join([w["error"], b"junk", w["ack"]]))
     put("wire_replies", "partial", SEP.join([envelope(21, field(2, b"\0" * 8), partial=True), w["encode_image_reply"]]))
+    # the front door: a client's message, then the rogue workers' replies
+    put("front_door", "chat-image", SEP.join([w["chat"], w["encode_image_reply"], w["embed_reply"], w["step_reply"],
+                                              w["embed_reply"], w["step_reply"]]))
+    text_chat = envelope(31, field(1, field(1, "system") + field(2, "Be brief.")) + field(1, field(1, "user") + field(2, "Hi")) +
+                         field(2, field(1, 1) + fixed32(2, 0.7) + field(3, 5) + field(6, 9)) + field(3, 3))
+    put("front_door", "chat-text", SEP.join([text_chat, w["embed_reply"], w["step_reply"], w["error"]]))
+    put("front_door", "not-a-chat", w["embed"])
     # config.json
     for file in ("scripts/demo-config.json", "tests/fixtures/mm-tiny/hf-checkpoint/config.json"):
         with open(os.path.join(ROOT, file), "rb") as f:
