@@ -130,6 +130,11 @@ static int ensure_capacity(decoder *d, int samples, g3n_error *err)
 /* Sets up swresample for the first frame's format (source layout kept, planar f32, target rate). */
 static int setup_resampler(decoder *d, const AVFrame *frame, g3n_error *err)
 {
+    /* A header can claim any rate: swresample's filter for 16 kHz from 1.4 GHz took minutes to build
+     * (a 1 KB WAV). Audio is sampled between 1 kHz and 768 kHz. */
+    if (frame->sample_rate < G3N_AUDIO_MIN_INPUT_RATE || frame->sample_rate > G3N_AUDIO_MAX_INPUT_RATE)
+        return g3n_error_set(err, "%s: a sample rate of %d Hz is not audio g3n reads (%d to %d Hz)", d->name,
+                             frame->sample_rate, G3N_AUDIO_MIN_INPUT_RATE, G3N_AUDIO_MAX_INPUT_RATE);
     AVChannelLayout layout;
     memset(&layout, 0, sizeof(layout));
     if (frame->ch_layout.nb_channels > 0) {
