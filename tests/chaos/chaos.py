@@ -42,9 +42,9 @@ CONFIG = os.path.join(ROOT, "scripts", "demo-config.json")
 TOKENIZER = os.path.join(ROOT, "tests", "fixtures", "tokenizer", "tokenizer.json")
 ROLES = ["vision-encoder", "audio-encoder", "embedder", "decoder"]
 WORKERS_PER_ROLE = 2
-# Flags every daemon gets for plain tcp:// (one place: e.g. ["--insecure"] once
-# CurveZMQ keys are the default, issue 17).
-TRANSPORT_FLAGS = []
+# Flags every daemon and client gets for plain tcp:// on loopback (CurveZMQ keys are the
+# default since issue 17; one place to change).
+TRANSPORT_FLAGS = ["--insecure"]
 HEARTBEAT = ["--heartbeat-ms", "100", "--heartbeat-timeout-ms", "1000"]
 BOUND_SECONDS = 60          # every request is answered (text or error) within this
 RECOVERY_SECONDS = 30       # the daemons are back this long after the last fault
