@@ -69,8 +69,9 @@ int g3n_json_get_int(const cJSON *obj, const char *key, int64_t fallback, int64_
     if (!cJSON_IsNumber(item))
         return g3n_error_set(err, "\"%s\" must be a number", key);
     double v = item->valuedouble;
-    if (v != (double)(int64_t)v)
-        return g3n_error_set(err, "\"%s\" must be an integer, got %g", key, v);
+    /* range first: converting a double outside int64_t (or NaN) is undefined behaviour */
+    if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0) || v != (double)(int64_t)v)
+        return g3n_error_set(err, "\"%s\" must be an integer (64-bit), got %g", key, v);
     *out = (int64_t)v;
     return G3N_OK;
 }

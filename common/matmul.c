@@ -1,5 +1,6 @@
 #include "matmul.h"
 
+#include <cpuid.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,13 @@
 
 static g3n_isa active_isa = (g3n_isa)-1;
 
+/* CPUID leaf 1, ECX bit 29: clang 14's __builtin_cpu_supports does not know "f16c". */
+static int cpu_has_f16c(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+}
+
 g3n_isa g3n_isa_detect(void)
 {
     __builtin_cpu_init();
@@ -21,7 +29,7 @@ g3n_isa g3n_isa_detect(void)
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni"))
         return G3N_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
         return G3N_ISA_AVX2;
     return G3N_ISA_PORTABLE;
 }

@@ -205,6 +205,11 @@ int g3n_safetensors_open(g3n_safetensors_file **out, const char *path, g3n_error
     }
     for (cJSON *item = header->child; item; item = item->next) {
         if (strcmp(item->string, "__metadata__") == 0) {
+            if (f->metadata) { /* a second one would leak the first (and which one counts?) */
+                g3n_error_set(err, "%s: the header has two \"__metadata__\" entries", path);
+                cJSON_Delete(header);
+                goto fail;
+            }
             f->metadata = cJSON_Duplicate(item, 1);
             continue;
         }

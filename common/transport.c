@@ -1126,11 +1126,13 @@ void g3n_reply_clear(g3n_reply *reply)
 int g3n_client_receive(g3n_client *c, int timeout_ms, g3n_reply *reply, g3n_error *err)
 {
     memset(reply, 0, sizeof(*reply));
+    int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
         zmq_pollitem_t item = {c->socket, 0, ZMQ_POLLIN, 0};
-        int n = zmq_poll(&item, 1, timeout_ms < 0 ? -1 : timeout_ms);
+        int64_t left = deadline - now_ms();
+        int n = zmq_poll(&item, 1, timeout_ms < 0 ? -1 : left > 0 ? (long)left : 0);
         if (n < 0) {
-            if (zmq_errno() == EINTR && timeout_ms < 0)
+            if (zmq_errno() == EINTR) /* a signal (a timer, SIGCHLD): wait out the rest of the time */
                 continue;
             return g3n_error_set(err, "client: poll failed: %s", zmq_strerror(zmq_errno()));
         }
@@ -1370,7 +1372,8 @@ static void worker_on_message(g3n_worker *w, void *socket, int64_t *last_broker_
     if (g3n_wire_unpack(zmq_msg_data(&payload), zmq_msg_size(&payload), w->options.transport.max_message_bytes, &env,
                         &code, &err) != G3N_OK) {
         atomic_fetch_add(&w->rejected, 1);
-        uint64_t id = env && env->request_id ? env->request_id : frame_id;
+        /* the broker routes the answer by the routing frame's id: the envelope's own (if it parsed) may differ */
+        uint64_t id = frame_id ? frame_id : env && env->request_id ? env->request_id : 0;
         worker_log(w, "request %llu rejected: %s", (unsigned long long)id, err.message);
         worker_send_error(w, socket, id, code, err.message);
         g3n_wire_free(env);

@@ -15,6 +15,7 @@ packages=(
   python3-zmq python3-protobuf protobuf-compiler  # python/g3n_worker: a worker in Python (and its test)
   chromium              # the web page's end-to-end test (tests/web), headless
   openssl curl          # security tests: a test CA and HTTPS requests (libsodium comes with libzmq: CURVE)
+  clang libclang-rt-14-dev libomp-dev  # the libFuzzer harnesses (scripts/fuzz.sh)
 )
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

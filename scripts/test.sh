@@ -16,4 +16,6 @@ echo "== Release build: all tests"
 ctest --test-dir build/release --output-on-failure -j "$jobs" || status=1
 echo "== Sanitizer build: unit tests and small fixture cases (not the full-size cases nor the release_only load tests)"
 ctest --test-dir build/sanitize --output-on-failure -j "$jobs" -LE "full|release_only" || status=1
+echo "== Fuzzers: every parser's regressions replayed, then fuzzed 20 s each (scripts/fuzz.sh)"
+scripts/fuzz.sh --seconds 20 || status=1
 exit $status

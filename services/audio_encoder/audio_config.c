@@ -8,6 +8,13 @@
 
 #include "json_util.h"
 
+/* 1 if v is a whole number within [-2^31, 2^31) (the sizes these lists hold; anything else,
+ * converted as it is, would be undefined behaviour). */
+static int is_int32(double v)
+{
+    return v >= -2147483648.0 && v < 2147483648.0 && v == (double)(int64_t)v;
+}
+
 /* Reads a [a, b] integer pair (list of two numbers). */
 static int read_int_pair(const cJSON *obj, const char *key, int fallback0, int fallback1, int64_t out[2],
                          g3n_error *err)
@@ -22,8 +29,8 @@ static int read_int_pair(const cJSON *obj, const char *key, int fallback0, int f
         return g3n_error_set(err, "audio_config.%s: expected a list of two numbers", key);
     for (int i = 0; i < 2; i++) {
         const cJSON *v = cJSON_GetArrayItem(item, i);
-        if (!cJSON_IsNumber(v))
-            return g3n_error_set(err, "audio_config.%s[%d]: expected a number", key, i);
+        if (!cJSON_IsNumber(v) || !is_int32(v->valuedouble))
+            return g3n_error_set(err, "audio_config.%s[%d]: expected a whole number", key, i);
         out[i] = (int64_t)v->valuedouble;
     }
     return G3N_OK;
@@ -47,8 +54,8 @@ static int read_int_pairs(const cJSON *obj, const char *key, int fallback, int o
             return g3n_error_set(err, "audio_config.%s[%d]: expected a [time, freq] pair", key, b);
         for (int i = 0; i < 2; i++) {
             const cJSON *v = cJSON_GetArrayItem(row, i);
-            if (!cJSON_IsNumber(v))
-                return g3n_error_set(err, "audio_config.%s[%d][%d]: expected a number", key, b, i);
+            if (!cJSON_IsNumber(v) || !is_int32(v->valuedouble))
+                return g3n_error_set(err, "audio_config.%s[%d][%d]: expected a whole number", key, b, i);
             pair[i] = (int64_t)v->valuedouble;
         }
         out[b][0] = (int)pair[0];

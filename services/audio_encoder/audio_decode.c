@@ -6,6 +6,7 @@
 #include <libavutil/channel_layout.h>
 #include <libavutil/opt.h>
 #include <libswresample/swresample.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,11 @@ static int ensure_capacity(decoder *d, int samples, g3n_error *err)
 /* Sets up swresample for the first frame's format (source layout kept, planar f32, target rate). */
 static int setup_resampler(decoder *d, const AVFrame *frame, g3n_error *err)
 {
+    /* A header can claim any rate: swresample's filter for 16 kHz from 1.4 GHz took minutes to build
+     * (a 1 KB WAV). Audio is sampled between 1 kHz and 768 kHz. */
+    if (frame->sample_rate < G3N_AUDIO_MIN_INPUT_RATE || frame->sample_rate > G3N_AUDIO_MAX_INPUT_RATE)
+        return g3n_error_set(err, "%s: a sample rate of %d Hz is not audio g3n reads (%d to %d Hz)", d->name,
+                             frame->sample_rate, G3N_AUDIO_MIN_INPUT_RATE, G3N_AUDIO_MAX_INPUT_RATE);
     AVChannelLayout layout;
     memset(&layout, 0, sizeof(layout));
     if (frame->ch_layout.nb_channels > 0) {
@@ -186,6 +192,10 @@ static int convert_and_emit(decoder *d, const AVFrame *frame, g3n_error *err)
                 for (int c = 1; c < d->channels; c++)
                     sum += d->planes[c][i];
                 d->mono[i] = d->channels == 1 ? sum : sum * scale;
+                /* floating-point sources can hold NaN or infinity: they would reach the tower */
+                if (!isfinite(d->mono[i]))
+                    return g3n_error_set(err, "%s: sample %lld is not a finite number (corrupt audio)", d->name,
+                                         (long long)(d->emitted + i));
             }
             if (d->sink(d->user, d->mono, got, err) != G3N_OK)
                 return G3N_ERR;

@@ -19,6 +19,10 @@
 
 #include "status.h"
 
+/* Source sample rates accepted (others are an error naming the rate). */
+#define G3N_AUDIO_MIN_INPUT_RATE 1000
+#define G3N_AUDIO_MAX_INPUT_RATE 768000
+
 /* Receives decoded samples as they come (count >= 1, mono, at the requested
  * rate; the buffer is only valid during the call). Returns G3N_OK to go on,
  * G3N_ERR (with err set) to stop decoding with that error. */

@@ -4,12 +4,14 @@
  * malformed / wrong-version / oversized messages rejected while the worker
  * keeps serving, no worker at all, sticky pinning, streamed events, cancel. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -380,6 +382,16 @@ static void test_malformed_and_version_rejected_worker_keeps_serving(void **stat
     assert_non_null(strstr(r.envelope->error->message, "malformed"));
     g3n_reply_clear(&r);
 
+    /* an envelope without a body whose request_id is not the broker's: answered all the same (under the
+     * routing id), not lost */
+    const uint8_t no_body[] = {0x08, 0x01, 0x10, 0xb9, 0x60}; /* protocol_version 1, request_id 12345 */
+    assert_int_equal(g3n_client_submit_bytes(client, &ro, no_body, sizeof(no_body), &id, &err), G3N_OK);
+    assert_int_equal(g3n_client_receive(client, 2000, &r, &err), G3N_OK);
+    assert_int_equal(r.request_id, id);
+    assert_int_equal(r.envelope->error->code, G3N__ERROR_CODE__ERROR_BAD_REQUEST);
+    assert_non_null(strstr(r.envelope->error->message, "no body"));
+    g3n_reply_clear(&r);
+
     /* another protocol version: ERROR_VERSION_MISMATCH naming both versions */
     G3n__Envelope env;
     G3n__EmbedRequest embed;
@@ -432,6 +444,53 @@ static void test_malformed_and_version_rejected_worker_keeps_serving(void **stat
     g3n_reply_clear(&r);
     assert_true(g3n_worker_messages_rejected(w) >= 2);
 
+    g3n_client_close(client);
+    g3n_worker_stop(w);
+    g3n_broker_stop(broker);
+}
+
+static volatile sig_atomic_t alarms;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+/* A process's signals (a timer here) interrupt the client's wait: it waits out its time all the same. */
+static void test_receive_survives_signals(void **state)
+{
+    (void)state;
+    const char *endpoint = "inproc://test-signals";
+    g3n_transport_options o = fast_options();
+    g3n_broker *broker;
+    g3n_error err = {{0}};
+    assert_int_equal(g3n_broker_start(&broker, &endpoint, 1, &o, &err), G3N_OK);
+    g3n_worker *w = start_worker(broker, endpoint, G3N_ROLE_EMBEDDER, "echo", echo_handler, NULL, 1);
+    assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_EMBEDDER, 1, 2000, &err), G3N_OK);
+    g3n_client *client;
+    assert_int_equal(g3n_client_open(&client, broker, &err), G3N_OK);
+    struct sigaction action, previous;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = on_alarm;
+    assert_int_equal(sigaction(SIGALRM, &action, &previous), 0);
+    struct itimerval every_5ms = {{0, 5000}, {0, 5000}}, off = {{0, 0}, {0, 0}};
+    assert_int_equal(setitimer(ITIMER_REAL, &every_5ms, NULL), 0);
+    G3n__Envelope env;
+    G3n__Ping ping;
+    ping_envelope(&env, &ping, 200);
+    g3n_request_options ro = {G3N_ROLE_EMBEDDER, 0, NULL};
+    uint64_t id;
+    assert_int_equal(g3n_client_submit(client, &ro, &env, &id, &err), G3N_OK);
+    g3n_reply r;
+    int rc = g3n_client_receive(client, 3000, &r, &err);
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &previous, NULL);
+    if (rc != G3N_OK)
+        fail_msg("%s", err.message);
+    assert_true(alarms > 0);
+    assert_int_equal(r.request_id, id);
+    assert_int_equal(r.envelope->body_case, G3N__ENVELOPE__BODY_PONG);
+    g3n_reply_clear(&r);
     g3n_client_close(client);
     g3n_worker_stop(w);
     g3n_broker_stop(broker);
@@ -510,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_no_worker_fails_in_time),
         cmocka_unit_test(test_malformed_and_version_rejected_worker_keeps_serving),
         cmocka_unit_test(test_tcp_pinning_and_cancel),
+        cmocka_unit_test(test_receive_survives_signals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
