@@ -61,6 +61,8 @@ typedef struct g3n_http_options {
      * copied; NULL: plain HTTP). */
     struct g3n_http_auth *auth;
     const char *tls_cert_pem, *tls_key_pem;
+    struct g3n_prefix_cache *prefix_cache; /* decoder sessions kept for prefix reuse (prefix_cache.h; borrowed,
+                                    stop the server first); NULL: every chat prefills its whole prompt */
 } g3n_http_options;
 
 #define G3N_HTTP_MAX_SUBMODELS 16

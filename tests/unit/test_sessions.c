@@ -1,0 +1,349 @@
+/* Decoder sessions that outlive a request (issue 16, item 1) and the
+ * orchestrator's prefix cache (item 3), with the roles as threads over
+ * inproc:// on text-tiny's synthetic weights:
+ *   - the decoder's wire checks: an append to a session it does not hold is
+ *     ERROR_NOT_FOUND, an append that expects another position count is
+ *     ERROR_BAD_REQUEST, a session over the memory bound ERROR_TOO_LARGE, a
+ *     session idle past the timeout is gone;
+ *   - a session continued with a record prefills only the suffix and gives
+ *     the greedy tokens of the whole prompt prefilled at once;
+ *   - its decoder killed, the next continuation is rebuilt on another decoder
+ *     with the same tokens; with no decoder left the error names the session;
+ *   - the prefix cache's matching (ids and media keys, longest prefix) and
+ *     bounds (least recently used evicted first). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "check.h"
+#include "pipeline.h"
+#include "prefix_cache.h"
+#include "roles.h"
+#include "session_record.h"
+#include "test_util.h"
+#include "transport.h"
+
+#define STEPS 8
+
+typedef struct fixture {
+    g3n_check_case c;
+    g3n_weights *weights;
+    g3n_broker *broker;
+    g3n_role *embedder, *decoder[2];
+    g3n_worker *embedder_worker, *decoder_worker[2];
+    g3n_client *client;
+    const int32_t *ids;
+    int64_t id_count;
+} fixture;
+
+static void start_worker(fixture *f, int role, g3n_role **out_role, g3n_worker **out_worker,
+                         const g3n_role_options *ro, const char *name)
+{
+    g3n_error err = {{0}};
+    if (g3n_role_open(out_role, role, f->weights, &f->c.config, ro, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    g3n_worker_options wo;
+    memset(&wo, 0, sizeof(wo));
+    wo.role = role;
+    wo.endpoint = "inproc://g3n-test-sessions";
+    wo.name = name;
+    wo.model_id = g3n_weights_describe(f->weights);
+    wo.capacity = 2;
+    wo.zmq_context = g3n_broker_context(f->broker);
+    wo.transport = g3n_transport_default_options();
+    wo.transport.heartbeat_interval_ms = 50;
+    wo.transport.heartbeat_timeout_ms = 400;
+    if (g3n_worker_start(out_worker, &wo, g3n_role_handle, *out_role, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+}
+
+static void fixture_open(fixture *f, const g3n_role_options *decoder_options)
+{
+    memset(f, 0, sizeof(*f));
+    char fixtures[1024], dir[1024];
+    g3n_test_fixture("", fixtures, sizeof(fixtures));
+    g3n_test_fixture("text-tiny", dir, sizeof(dir));
+    g3n_error err = {{0}};
+    if (g3n_check_case_open(&f->c, dir, fixtures, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    uint64_t seed;
+    assert_int_equal(g3n_check_seed(&f->c, &seed, &err), G3N_OK);
+    g3n_tensor input;
+    assert_int_equal(g3n_check_golden(&f->c, "input_ids", &input, &err), G3N_OK);
+    assert_true(input.dtype == G3N_DTYPE_I32 && input.shape[0] >= 30);
+    f->ids = input.data;
+    f->id_count = input.shape[0];
+    assert_int_equal(g3n_weights_open_synth(&f->weights, seed, G3N_DTYPE_BF16, &err), G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    transport.heartbeat_interval_ms = 50;
+    transport.heartbeat_timeout_ms = 400;
+    transport.no_worker_wait_ms = 500;
+    const char *endpoint = "inproc://g3n-test-sessions";
+    assert_int_equal(g3n_broker_start(&f->broker, &endpoint, 1, &transport, &err), G3N_OK);
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    start_worker(f, G3N_ROLE_EMBEDDER, &f->embedder, &f->embedder_worker, &ro, "embedder-1");
+    start_worker(f, G3N_ROLE_DECODER, &f->decoder[0], &f->decoder_worker[0], decoder_options, "decoder-1");
+    assert_int_equal(g3n_broker_wait_workers(f->broker, G3N_ROLE_EMBEDDER, 1, 10000, &err), G3N_OK);
+    assert_int_equal(g3n_broker_wait_workers(f->broker, G3N_ROLE_DECODER, 1, 10000, &err), G3N_OK);
+    assert_int_equal(g3n_client_open(&f->client, f->broker, &err), G3N_OK);
+}
+
+static void fixture_close(fixture *f)
+{
+    g3n_client_close(f->client);
+    for (int i = 0; i < 2; i++) {
+        g3n_worker_stop(f->decoder_worker[i]);
+        g3n_role_close(f->decoder[i]);
+    }
+    g3n_worker_stop(f->embedder_worker);
+    g3n_role_close(f->embedder);
+    g3n_broker_stop(f->broker);
+    g3n_weights_close(f->weights);
+    g3n_check_case_close(&f->c);
+}
+
+typedef struct tokens {
+    int32_t ids[STEPS];
+    int64_t count;
+} tokens;
+
+static int keep_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
+{
+    tokens *t = user;
+    (void)logits;
+    (void)vocab;
+    if (step < STEPS)
+        t->ids[step] = token;
+    t->count = step + 1;
+    return 0;
+}
+
+/* Greedy tokens of ids[0..count) (continuing record when not NULL). */
+static int generate(fixture *f, const int32_t *ids, int64_t count, g3n_session_record *record, int64_t steps,
+                    tokens *out, g3n_pipeline_stats *stats, g3n_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    g3n_pipeline_generate_params p = g3n_pipeline_default_params(&f->c.config);
+    p.max_new_tokens = steps;
+    p.num_eos_ids = 0;
+    p.on_token = keep_token;
+    p.user = out;
+    p.record = record;
+    p.session_positions = 128;
+    return g3n_pipeline_generate(f->client, ids, count, NULL, &p, stats, err);
+}
+
+/* A raw PrefillRequest of `count` positions (zeros) to the decoder; returns the reply's error code (0: ok). */
+static int raw_prefill(fixture *f, const char *session, int append, int64_t expect, int64_t count, char *message,
+                       size_t size)
+{
+    const g3n_text_config *t = &f->c.config.text;
+    const int64_t D = t->hidden_size, LP = (int64_t)t->num_hidden_layers * t->hidden_size_per_layer_input;
+    float *embeds = calloc((size_t)(count * D), sizeof(float));
+    float *per_layer = calloc((size_t)(count * LP), sizeof(float));
+    assert_non_null(embeds);
+    assert_non_null(per_layer);
+    g3n_wire_tensor te, tp;
+    int64_t eshape[2] = {count, D}, pshape[3] = {count, t->num_hidden_layers, t->hidden_size_per_layer_input};
+    g3n_wire_tensor_borrow(&te, G3N_DTYPE_F32, 2, eshape, embeds);
+    g3n_wire_tensor_borrow(&tp, G3N_DTYPE_F32, 3, pshape, per_layer);
+    G3n__Envelope env;
+    G3n__PrefillRequest q;
+    g3n__envelope__init(&env);
+    g3n__prefill_request__init(&q);
+    q.session_id = (char *)session;
+    q.append = append;
+    q.expect_position = expect;
+    q.inputs_embeds = &te.message;
+    q.per_layer_inputs = &tp.message;
+    q.max_positions = 64;
+    env.body_case = G3N__ENVELOPE__BODY_PREFILL;
+    env.prefill = &q;
+    g3n_request_options ro = {G3N_ROLE_DECODER, 0, NULL};
+    g3n_reply reply;
+    memset(&reply, 0, sizeof(reply));
+    g3n_error err = {{0}};
+    int rc = g3n_client_call(f->client, &ro, &env, NULL, NULL, &reply, &err);
+    int code = 0;
+    if (rc != G3N_OK) {
+        code = reply.envelope && reply.envelope->body_case == G3N__ENVELOPE__BODY_ERROR
+                   ? (int)reply.envelope->error->code
+                   : -1;
+        snprintf(message, size, "%s", err.message);
+    }
+    g3n_reply_clear(&reply);
+    free(embeds);
+    free(per_layer);
+    return code;
+}
+
+static void test_decoder_session_checks_and_bounds(void **state)
+{
+    (void)state;
+    fixture f;
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    ro.session_idle_seconds = 0.3;
+    fixture_open(&f, &ro);
+    char message[1024];
+    /* an append to a session the decoder does not hold: never a silent fresh start */
+    assert_int_equal(raw_prefill(&f, "s-absent", 1, 5, 2, message, sizeof(message)),
+                     G3N__ERROR_CODE__ERROR_NOT_FOUND);
+    assert_non_null(strstr(message, "s-absent"));
+    /* open with 3 positions, then an append expecting 4 */
+    assert_int_equal(raw_prefill(&f, "s-open", 0, 0, 3, message, sizeof(message)), 0);
+    assert_int_equal(raw_prefill(&f, "s-open", 1, 4, 1, message, sizeof(message)),
+                     G3N__ERROR_CODE__ERROR_BAD_REQUEST);
+    assert_non_null(strstr(message, "holds 3 positions, not 4"));
+    assert_int_equal(raw_prefill(&f, "s-open", 1, 3, 2, message, sizeof(message)), 0);
+    /* idle past the timeout: closed */
+    usleep(500000);
+    assert_int_equal(raw_prefill(&f, "s-open", 1, 5, 1, message, sizeof(message)),
+                     G3N__ERROR_CODE__ERROR_NOT_FOUND);
+    assert_non_null(strstr(message, "idle for over"));
+    fixture_close(&f);
+
+    /* the memory bound: a session that does not fit is refused, naming the limit */
+    ro.session_idle_seconds = 0;
+    ro.max_session_bytes = 1024;
+    fixture_open(&f, &ro);
+    assert_int_equal(raw_prefill(&f, "s-big", 0, 0, 2, message, sizeof(message)), G3N__ERROR_CODE__ERROR_TOO_LARGE);
+    assert_non_null(strstr(message, "session memory limit"));
+    fixture_close(&f);
+}
+
+static void test_continued_session_equals_whole_prompt_and_survives_its_decoder(void **state)
+{
+    (void)state;
+    fixture f;
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    fixture_open(&f, &ro);
+    g3n_error err = {{0}};
+    g3n_pipeline_stats stats;
+    tokens whole, part, continued;
+    /* reference: 24 prompt ids at once */
+    if (generate(&f, f.ids, 24, NULL, STEPS, &whole, &stats, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    /* the same as 10 ids kept in a session, then 14 more appended */
+    g3n_session_record *rec = g3n_session_record_new();
+    assert_non_null(rec);
+    if (generate(&f, f.ids, 10, rec, 1, &part, &stats, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(rec->count, 10); /* the one generated token was never fed back */
+    assert_string_equal(rec->decoder, "decoder-1");
+    if (generate(&f, f.ids + 10, 14, rec, STEPS, &continued, &stats, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(stats.reused_tokens, 10);
+    assert_int_equal(stats.rebuilds, 0);
+    assert_int_equal(continued.count, whole.count);
+    assert_memory_equal(continued.ids, whole.ids, sizeof(int32_t) * STEPS);
+    assert_int_equal(rec->count, 24 + STEPS - 1);
+
+    /* a second decoder joins, the first dies: the continuation is rebuilt there, the same tokens as the whole
+     * prompt at once */
+    start_worker(&f, G3N_ROLE_DECODER, &f.decoder[1], &f.decoder_worker[1], &ro, "decoder-2");
+    assert_int_equal(g3n_broker_wait_workers(f.broker, G3N_ROLE_DECODER, 2, 10000, &err), G3N_OK);
+    int32_t prompt[64];
+    const int64_t held = rec->count;
+    memcpy(prompt, rec->ids, sizeof(int32_t) * (size_t)held);
+    memcpy(prompt + held, f.ids + 24, sizeof(int32_t) * 4);
+    tokens reference, rebuilt;
+    if (generate(&f, prompt, held + 4, NULL, STEPS, &reference, &stats, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    g3n_worker_kill(f.decoder_worker[0]);
+    if (generate(&f, f.ids + 24, 4, rec, STEPS, &rebuilt, &stats, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(stats.rebuilds, 1);
+    assert_int_equal(stats.reused_tokens, 0);
+    assert_string_equal(rec->decoder, "decoder-2");
+    assert_memory_equal(rebuilt.ids, reference.ids, sizeof(int32_t) * STEPS);
+
+    /* no decoder left: a clear error naming the session */
+    g3n_worker_kill(f.decoder_worker[1]);
+    assert_int_equal(generate(&f, f.ids, 2, rec, 2, &rebuilt, &stats, &err), G3N_ERR);
+    assert_non_null(strstr(err.message, rec->session_id));
+    assert_non_null(strstr(err.message, "could not be rebuilt"));
+    g3n_session_record_free(rec);
+    fixture_close(&f);
+}
+
+static g3n_session_record *record_of(const int32_t *ids, int64_t count, const uint64_t *keys, int key_count)
+{
+    g3n_session_record *r = g3n_session_record_new();
+    assert_non_null(r);
+    g3n_error err;
+    assert_int_equal(g3n_session_record_append_ids(r, ids, count, &err), G3N_OK);
+    G3n__Envelope *media[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < key_count; i++) {
+        media[i] = calloc(1, sizeof(G3n__Envelope)); /* an empty envelope stands for the encoder's reply */
+        g3n__envelope__init(media[i]);
+    }
+    assert_int_equal(g3n_session_record_adopt_media(r, media, keys, key_count, &err), G3N_OK);
+    snprintf(r->decoder, sizeof(r->decoder), "decoder-x");
+    return r;
+}
+
+static void test_prefix_cache_matches_and_bounds(void **state)
+{
+    (void)state;
+    g3n_prefix_cache_options o = g3n_prefix_cache_default_options();
+    o.max_entries = 2;
+    g3n_prefix_cache *cache;
+    g3n_error err;
+    assert_int_equal(g3n_prefix_cache_create(&cache, &o, &err), G3N_OK);
+    const int32_t ids[8] = {2, 10, 11, 12, 13, 14, 15, 16};
+    const uint64_t keys[2] = {0x1111, 0x2222};
+    g3n_prefix_cache_put(cache, NULL, record_of(ids, 3, NULL, 0));
+    g3n_prefix_cache_put(cache, NULL, record_of(ids, 5, keys, 1));
+    /* the longest held prefix with the same media wins, and is taken out */
+    g3n_session_record *r = g3n_prefix_cache_take(cache, ids, 8, keys, 2);
+    assert_non_null(r);
+    assert_int_equal(r->count, 5);
+    g3n_prefix_cache_put(cache, NULL, r);
+    /* another medium in its place: only the text-only prefix matches */
+    const uint64_t other[2] = {0x9999, 0x2222};
+    r = g3n_prefix_cache_take(cache, ids, 8, other, 2);
+    assert_non_null(r);
+    assert_int_equal(r->count, 3);
+    g3n_prefix_cache_put(cache, NULL, r);
+    /* a prompt equal to what a session holds is no proper extension: nothing to prefill, no match */
+    assert_null(g3n_prefix_cache_take(cache, ids, 3, NULL, 0));
+    /* a third entry: the least recently used (the 5-id one, put back first) is evicted */
+    g3n_prefix_cache_put(cache, NULL, record_of(ids, 7, NULL, 0));
+    g3n_prefix_cache_stats st;
+    g3n_prefix_cache_get_stats(cache, &st);
+    assert_int_equal(st.entries, 2);
+    assert_int_equal(st.evictions, 1);
+    r = g3n_prefix_cache_take(cache, ids, 8, keys, 2);
+    assert_non_null(r);
+    assert_int_equal(r->count, 7);
+    g3n_session_record_free(r);
+    r = g3n_prefix_cache_take(cache, ids, 8, keys, 2);
+    assert_non_null(r);
+    assert_int_equal(r->count, 3);
+    g3n_session_record_free(r);
+    assert_null(g3n_prefix_cache_take(cache, ids, 8, keys, 2));
+    g3n_prefix_cache_free(cache, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prefix_cache_matches_and_bounds),
+        cmocka_unit_test(test_decoder_session_checks_and_bounds),
+        cmocka_unit_test(test_continued_session_equals_whole_prompt_and_survives_its_decoder),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
