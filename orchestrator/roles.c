@@ -963,6 +963,8 @@ static int decoder_prefill(g3n_role *r, g3n_worker_call *call, const G3n__Prefil
         return g3n_error_set(err, "prefill.allowed_vocab %lld is over the vocabulary %lld", (long long)q->allowed_vocab,
                              (long long)r->model.vocab_size),
                bad_request(call, err);
+    if (q->append && q->reset)
+        return g3n_error_set(err, "prefill: append and reset exclude each other"), bad_request(call, err);
     decoder_session *s;
     if (session_acquire(r, q->session_id, 1, q, &s, call, err) != G3N_OK)
         return G3N_ERR;

@@ -142,7 +142,8 @@ static int generate(fixture *f, const int32_t *ids, int64_t count, g3n_session_r
     return g3n_pipeline_generate(f->client, ids, count, NULL, &p, stats, err);
 }
 
-/* A raw PrefillRequest of `count` positions (zeros) to the decoder; returns the reply's error code (0: ok). */
+/* A raw PrefillRequest of `count` positions (zeros) to the decoder (append 1: append, 2: append and reset);
+ * returns the reply's error code (0: ok). */
 static int raw_prefill(fixture *f, const char *session, int append, int64_t expect, int64_t count, char *message,
                        size_t size)
 {
@@ -161,7 +162,8 @@ static int raw_prefill(fixture *f, const char *session, int append, int64_t expe
     g3n__envelope__init(&env);
     g3n__prefill_request__init(&q);
     q.session_id = (char *)session;
-    q.append = append;
+    q.append = append != 0;
+    q.reset = append == 2;
     q.expect_position = expect;
     q.inputs_embeds = &te.message;
     q.per_layer_inputs = &tp.message;
@@ -206,6 +208,9 @@ static void test_decoder_session_checks_and_bounds(void **state)
                      G3N__ERROR_CODE__ERROR_BAD_REQUEST);
     assert_non_null(strstr(message, "holds 3 positions, not 4"));
     assert_int_equal(raw_prefill(&f, "s-open", 1, 3, 2, message, sizeof(message)), 0);
+    assert_int_equal(raw_prefill(&f, "s-open", 2, 5, 1, message, sizeof(message)),
+                     G3N__ERROR_CODE__ERROR_BAD_REQUEST); /* 2: append and reset at once */
+    assert_non_null(strstr(message, "exclude each other"));
     /* idle past the timeout: closed */
     usleep(500000);
     assert_int_equal(raw_prefill(&f, "s-open", 1, 5, 1, message, sizeof(message)),
