@@ -11,6 +11,7 @@
 #include "audio_config.h"
 #include "audio_decode.h"
 #include "audio_encoder.h"
+#include "audio_stream_table.h"
 #include "audio_features.h"
 #include "embedder.h"
 #include "generate.h"
@@ -87,6 +88,7 @@ struct g3n_role {
     g3n_audio_features *features;
     g3n_audio_encoder audio;
     int audio_loaded;
+    g3n_audio_stream_table *audio_streams;
     /* embedder */
     g3n_embedder embedder;
     scratch_slot scratch[SCRATCH_SLOTS];
@@ -207,9 +209,17 @@ static int audio_encode(g3n_role *r, g3n_worker_call *call, const G3n__EncodeAud
     int64_t count = 0, frames = 0;
     int rc = G3N_ERR;
     const int rate = r->feature_config.sampling_rate;
-    if (q->stream_id && q->stream_id[0]) {
-        g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_UNSUPPORTED);
-        return g3n_error_set(err, "encode_audio: streams (stream_id) are not served yet; send whole clips");
+    if (q->stream_id && q->stream_id[0]) { /* a piece of a stream kept on this worker (audio_stream_table.h) */
+        pthread_mutex_lock(&r->lock);
+        int rc_stream = r->audio_streams ? G3N_OK
+                                         : g3n_audio_stream_table_create(
+                                               &r->audio_streams, r->features, &r->audio, r->audio_config.hidden_size,
+                                               16, 600.0, r->feature_config.max_samples,
+                                               r->feature_config.sampling_rate, err);
+        if (rc_stream == G3N_OK)
+            rc_stream = g3n_audio_stream_table_handle(r->audio_streams, call, q, err);
+        pthread_mutex_unlock(&r->lock);
+        return rc_stream;
     }
     if ((q->audio.len > 0) + (q->samples != NULL) + (q->features != NULL) != 1)
         return g3n_error_set(err, "encode_audio: give exactly one of audio bytes, samples, features"),
@@ -1123,6 +1133,7 @@ void g3n_role_close(g3n_role *r)
     g3n_vision_encoder_free(r->vision);
     free(r->pixels);
     free(r->tower);
+    g3n_audio_stream_table_free(r->audio_streams);
     if (r->audio_loaded)
         g3n_audio_encoder_free(&r->audio);
     g3n_audio_features_free(r->features);

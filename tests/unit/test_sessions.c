@@ -10,7 +10,9 @@
  *   - its decoder killed, the next continuation is rebuilt on another decoder
  *     with the same tokens; with no decoder left the error names the session;
  *   - the prefix cache's matching (ids and media keys, longest prefix) and
- *     bounds (least recently used evicted first). */
+ *     bounds (least recently used evicted first);
+ *   - an audio stream pushed in pieces to an audio-encoder worker (its state
+ *     kept there) gives the offline encoding's tokens. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -343,12 +345,160 @@ static void test_prefix_cache_matches_and_bounds(void **state)
     g3n_prefix_cache_free(cache, NULL);
 }
 
+/* EncodeAudioRequest for the audio-encoder worker; returns the final reply (owned) and each partial one to
+ * `collect` (tokens appended). */
+typedef struct gathered {
+    float *tokens;
+    int64_t rows, width;
+    int replies;
+} gathered;
+
+static void gather(gathered *g, const G3n__Envelope *env)
+{
+    assert_int_equal(env->body_case, G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY);
+    const G3n__EncodeAudioReply *r = env->encode_audio_reply;
+    assert_int_equal(r->segment, 0);
+    assert_int_equal(r->first_token, r->tokens->shape[0] ? g->rows : r->first_token);
+    g3n_tensor view;
+    g3n_error err;
+    int64_t shape[2] = {-1, -1};
+    assert_int_equal(g3n_wire_tensor_view(r->tokens, "tokens", G3N_DTYPE_F32, 2, shape, 0, &view, &err), G3N_OK);
+    g->width = view.shape[1];
+    g->tokens = realloc(g->tokens, sizeof(float) * (size_t)((g->rows + view.shape[0]) * g->width + 1));
+    assert_non_null(g->tokens);
+    memcpy(g->tokens + g->rows * g->width, view.data, sizeof(float) * (size_t)(view.shape[0] * g->width));
+    g->rows += view.shape[0];
+    g->replies++;
+}
+
+static int on_partial(void *user, const G3n__Envelope *event)
+{
+    gather(user, event);
+    return 0;
+}
+
+static int audio_call(g3n_client *client, const char *stream, int start, int flush, const float *samples,
+                      int64_t count, const char *pin, gathered *g, char *worker, g3n_error *err)
+{
+    G3n__Envelope env;
+    G3n__EncodeAudioRequest q;
+    g3n__envelope__init(&env);
+    g3n__encode_audio_request__init(&q);
+    g3n_wire_tensor t;
+    int64_t shape[1] = {count};
+    g3n_wire_tensor_borrow(&t, G3N_DTYPE_F32, 1, shape, samples);
+    q.samples = count > 0 || !flush ? &t.message : NULL;
+    q.stream_id = (char *)stream;
+    q.start = start;
+    q.flush = flush;
+    env.body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO;
+    env.encode_audio = &q;
+    g3n_request_options ro = {G3N_ROLE_AUDIO_ENCODER, 0, pin};
+    g3n_reply reply;
+    memset(&reply, 0, sizeof(reply));
+    int rc = g3n_client_call(client, &ro, &env, on_partial, g, &reply, err);
+    if (rc == G3N_OK) {
+        gather(g, reply.envelope);
+        if (worker)
+            snprintf(worker, 64, "%s", reply.worker);
+    }
+    g3n_reply_clear(&reply);
+    return rc;
+}
+
+static void test_audio_stream_on_the_encoder_equals_offline(void **state)
+{
+    (void)state;
+    char fixtures[1024], dir[1024];
+    g3n_test_fixture("", fixtures, sizeof(fixtures));
+    g3n_test_fixture("mm-tiny", dir, sizeof(dir));
+    g3n_check_case c;
+    g3n_error err = {{0}};
+    if (g3n_check_case_open(&c, dir, fixtures, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    uint64_t seed;
+    assert_int_equal(g3n_check_seed(&c, &seed, &err), G3N_OK);
+    g3n_weights *weights;
+    assert_int_equal(g3n_weights_open_synth(&weights, seed, G3N_DTYPE_BF16, &err), G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    const char *endpoint = "inproc://g3n-test-audio-streams";
+    g3n_broker *broker;
+    assert_int_equal(g3n_broker_start(&broker, &endpoint, 1, &transport, &err), G3N_OK);
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    g3n_role *role;
+    if (g3n_role_open(&role, G3N_ROLE_AUDIO_ENCODER, weights, &c.config, &ro, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    g3n_worker_options wo;
+    memset(&wo, 0, sizeof(wo));
+    wo.role = G3N_ROLE_AUDIO_ENCODER;
+    wo.endpoint = endpoint;
+    wo.capacity = 1;
+    wo.zmq_context = g3n_broker_context(broker);
+    wo.transport = transport;
+    g3n_worker *worker;
+    assert_int_equal(g3n_worker_start(&worker, &wo, g3n_role_handle, role, &err), G3N_OK);
+    assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_AUDIO_ENCODER, 1, 10000, &err), G3N_OK);
+    g3n_client *client;
+    assert_int_equal(g3n_client_open(&client, broker, &err), G3N_OK);
+
+    const int64_t count = 28000; /* 1.75 s */
+    float *samples = malloc(sizeof(float) * (size_t)count);
+    assert_non_null(samples);
+    g3n_test_random_floats(samples, count, 7);
+    for (int64_t i = 0; i < count; i++)
+        samples[i] *= 0.3f;
+    /* offline: the whole clip */
+    gathered offline = {0};
+    if (audio_call(client, "", 0, 0, samples, count, NULL, &offline, NULL, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    /* streamed: pieces of 3001 samples, the last with flush, pinned to the worker of the first */
+    gathered streamed = {0};
+    char pin[64] = "";
+    const int64_t piece = 3001;
+    for (int64_t at = 0; at < count; at += piece) {
+        const int64_t n = count - at < piece ? count - at : piece;
+        if (audio_call(client, "mic-1", at == 0, at + n == count, samples + at, n, at ? pin : NULL, &streamed,
+                       at ? NULL : pin, &err) != G3N_OK)
+            fail_msg("piece at %lld: %s", (long long)at, err.message);
+    }
+    assert_true(streamed.replies >= (int)((count + piece - 1) / piece));
+    assert_true(streamed.rows > 0);
+    assert_int_equal(streamed.rows, offline.rows); /* this clip's tokens are all valid (no padded frames) */
+    assert_int_equal(streamed.width, offline.width);
+    double diff = 0.0, norm = 0.0;
+    for (int64_t i = 0; i < streamed.rows * streamed.width; i++) {
+        const double d = (double)streamed.tokens[i] - offline.tokens[i];
+        diff += d * d;
+        norm += (double)offline.tokens[i] * offline.tokens[i];
+    }
+    assert_true(norm > 0.0);
+    if (!(diff <= 1e-10 * norm))
+        fail_msg("streamed tokens differ from the offline ones: rel-L2^2 %g", diff / norm);
+    /* the stream is done after its flush: a further piece without start is refused */
+    gathered more = {0};
+    assert_int_equal(audio_call(client, "mic-1", 0, 0, samples, 100, pin, &more, NULL, &err), G3N_ERR);
+    assert_non_null(strstr(err.message, "no audio stream 'mic-1'"));
+    free(more.tokens);
+    free(offline.tokens);
+    free(streamed.tokens);
+    free(samples);
+    g3n_client_close(client);
+    g3n_worker_stop(worker);
+    g3n_role_close(role);
+    g3n_broker_stop(broker);
+    g3n_weights_close(weights);
+    g3n_check_case_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prefix_cache_matches_and_bounds),
         cmocka_unit_test(test_decoder_session_checks_and_bounds),
         cmocka_unit_test(test_continued_session_equals_whole_prompt_and_survives_its_decoder),
+        cmocka_unit_test(test_audio_stream_on_the_encoder_equals_offline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
