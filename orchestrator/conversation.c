@@ -50,8 +50,8 @@ int g3n_pipeline_conversation(g3n_client *client, const g3n_conversation_options
     const int skip = hit ? rec->media_count : 0;
     if (hit)
         g3n_pipeline_progress(params->progress, params->progress_user,
-                              "continuing session %s on %s: %lld of the %lld prompt positions are held", rec->session_id,
-                              rec->decoder, (long long)held, (long long)count);
+                              "continuing session %s on %s: %lld of the %lld prompt positions are held",
+                              rec->session_id, rec->decoder, (long long)held, (long long)count);
     g3n_pipeline_media media;
     memset(&media, 0, sizeof(media));
     int rc = G3N_OK;
@@ -61,7 +61,8 @@ int g3n_pipeline_conversation(g3n_client *client, const g3n_conversation_options
             audio_count += files[i].is_audio != 0;
         g3n_pipeline_progress(params->progress, params->progress_user,
                               "encoding %d image%s and %d audio clip%s in parallel", file_count - skip - audio_count,
-                              file_count - skip - audio_count == 1 ? "" : "s", audio_count, audio_count == 1 ? "" : "s");
+                              file_count - skip - audio_count == 1 ? "" : "s", audio_count,
+                              audio_count == 1 ? "" : "s");
         rc = g3n_pipeline_encode_media(client, files + skip, file_count - skip, &media, params->progress,
                                        params->progress_user, err);
         if (rc == G3N_OK && options && options->on_encoded)

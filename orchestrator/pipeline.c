@@ -240,8 +240,9 @@ static atomic_uint_fast64_t session_counter = 0;
 
 static int reply_error_code(const g3n_reply *reply)
 {
-    return reply->envelope && reply->envelope->body_case == G3N__ENVELOPE__BODY_ERROR ? (int)reply->envelope->error->code
-                                                                                       : 0;
+    if (!reply->envelope || reply->envelope->body_case != G3N__ENVELOPE__BODY_ERROR)
+        return 0;
+    return (int)reply->envelope->error->code;
 }
 
 /* A session request failed because the session is gone: its decoder was lost, or the decoder no longer
@@ -441,7 +442,8 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
                           "prefill: %lld tokens in %.3f s (%.1f tok/s; embed %.3f s) on %s%s", (long long)count,
                           stats->prefill_seconds + stats->embed_seconds,
                           (double)count / (stats->prefill_seconds + stats->embed_seconds + 1e-12),
-                          stats->embed_seconds, stats->decoder, stats->reused_tokens ? " (continuing its session)" : "");
+                          stats->embed_seconds, stats->decoder,
+                          stats->reused_tokens ? " (continuing its session)" : "");
 
     /* decode: the picked token -> embedder -> the session's decoder */
     double t2 = g3n_now_seconds();

@@ -231,7 +231,7 @@ int g3n_prefix_cache_append_metrics(g3n_prefix_cache *c, char **text, size_t *si
                      "# HELP g3n_prefix_cache_sessions Decoder sessions kept now.\n"
                      "# TYPE g3n_prefix_cache_sessions gauge\n"
                      "g3n_prefix_cache_sessions %d\n"
-                     "# HELP g3n_session_rebuilds_total Sessions re-prefilled on another decoder after theirs was lost.\n"
+                     "# HELP g3n_session_rebuilds_total Sessions prefilled again on another decoder (theirs lost).\n"
                      "# TYPE g3n_session_rebuilds_total counter\n"
                      "g3n_session_rebuilds_total %llu\n",
                      (unsigned long long)st.hits, (unsigned long long)st.misses,

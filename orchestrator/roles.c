@@ -671,7 +671,9 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
     if (!s && (!create || prefill->append)) {
         pthread_mutex_unlock(&r->lock);
         g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_NOT_FOUND);
-        return g3n_error_set(err, "no session '%s' on this decoder (never opened, closed, or idle for over %.0f s)",
+        return g3n_error_set(err,
+                             "no session '%s' on this decoder (never opened, closed, evicted for room, or idle for "
+                             "over %.0f s)",
                              id, r->options.session_idle_seconds);
     }
     if (s && create && prefill->append && g3n_text_session_position(s->session) != prefill->expect_position) {

@@ -363,7 +363,8 @@ int g3n_bench_chat(int argc, char **argv)
                 goto done;
             }
         const turn_result *off = &runs[0].turns[t], *on = &runs[1].turns[t];
-        const int same = off->count == on->count && memcmp(off->ids, on->ids, sizeof(int32_t) * (size_t)off->count) == 0;
+        const int same =
+            off->count == on->count && memcmp(off->ids, on->ids, sizeof(int32_t) * (size_t)off->count) == 0;
         same_all &= same;
         if (t > 0 && on->reused_tokens <= 0)
             reuse_all = 0;
@@ -387,6 +388,9 @@ int g3n_bench_chat(int argc, char **argv)
            (long long)on->prompt_tokens, off->first_token_seconds / (on->first_token_seconds + 1e-12));
     printf("tokens with and without reuse: %s\n", same_all ? "identical in every turn" : "DIFFERENT");
     if (!same_all) {
+        printf("note: the f32 path (the stored weights, --weights f32) gives the same tokens; the bf16/q8/q4 paths\n"
+               "round a position's products by how many rows share its forward (an answer token fed by a decode\n"
+               "step, with reuse, vs inside a prefill chunk, without), which can flip a near-tied greedy pick\n");
         g3n_error_set(&err, "the greedy tokens with reuse differ from those without it");
         goto done;
     }
