@@ -105,4 +105,7 @@ wait_joined decoder-c
 "$g3n" bench chat --connect "$clients" --turns 2 --answer-tokens 4 --turn-words 6 --require-reuse | tee "$work/after.out"
 grep -q "identical in every turn" "$work/after.out"
 curl -sf "http://127.0.0.1:$http_port/metrics" | grep "^g3n_session_rebuilds_total [1-9]"
+# a clean stop (exit status 0: under the sanitizers also no leak), its kept sessions ended on the decoder
+kill -TERM "$orchestrator"
+wait "$orchestrator"
 echo "sessions: reuse gives the same tokens; a lost session is rebuilt; with no decoder a clear error"
