@@ -12,7 +12,10 @@
  *   - the prefix cache's matching (ids and media keys, longest prefix) and
  *     bounds (least recently used evicted first);
  *   - an audio stream pushed in pieces to an audio-encoder worker (its state
- *     kept there) gives the offline encoding's tokens. */
+ *     kept there) gives the offline encoding's tokens;
+ *   - a conversation with an image in its first turn: the next turn continues
+ *     the kept session (the image neither encoded nor prefilled again) with
+ *     the tokens of the same conversation asked without reuse. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +28,8 @@
 #include <cmocka.h>
 
 #include "check.h"
+#include "conversation.h"
+#include "json_util.h"
 #include "pipeline.h"
 #include "prefix_cache.h"
 #include "roles.h"
@@ -492,6 +497,127 @@ static void test_audio_stream_on_the_encoder_equals_offline(void **state)
     g3n_check_case_close(&c);
 }
 
+typedef struct chat_turn {
+    int32_t ids[STEPS];
+    int count;
+} chat_turn;
+
+static int keep_chat_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
+{
+    chat_turn *t = user;
+    (void)logits;
+    (void)vocab;
+    if (step < STEPS)
+        t->ids[step] = token;
+    t->count = (int)step + 1;
+    return 0;
+}
+
+/* One ChatRequest through the front door's conversation code (conversation.h), greedy, STEPS tokens. */
+static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const g3n_model_config *config,
+                             const g3n_tokenizer *tokenizer, G3n__ChatRequest *request, chat_turn *out,
+                             g3n_pipeline_stats *stats)
+{
+    g3n_chat_prompt prompt;
+    g3n_media_file *files = NULL;
+    int file_count = 0;
+    g3n_error err = {{0}};
+    if (g3n_conversation_render(request, config, tokenizer, 64, &prompt, &files, &file_count, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    g3n_pipeline_generate_params p = g3n_pipeline_default_params(config);
+    p.max_new_tokens = STEPS;
+    p.num_eos_ids = 0;
+    p.on_token = keep_chat_token;
+    p.user = out;
+    memset(out, 0, sizeof(*out));
+    g3n_conversation_options co = {cache, NULL, NULL};
+    if (g3n_pipeline_conversation(client, &co, NULL, prompt.ids.ids, prompt.ids.count, files, file_count, &p, NULL,
+                                  NULL, stats, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    g3n_chat_prompt_free(&prompt);
+    free(files);
+}
+
+static void test_multimodal_conversation_reuses_its_image(void **state)
+{
+    (void)state;
+    g3n_model_config config;
+    memset(&config, 0, sizeof(config));
+    g3n_tokenizer *tokenizer = NULL;
+    g3n_error err = {{0}};
+    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
+    assert_int_equal(g3n_tokenizer_load(&tokenizer, "tests/fixtures/tokenizer/tokenizer.json", &err), G3N_OK);
+    g3n_weights *weights;
+    assert_int_equal(g3n_weights_open_synth(&weights, 1, G3N_DTYPE_BF16, &err), G3N_OK);
+    char *image = NULL;
+    size_t image_size = 0;
+    assert_int_equal(g3n_read_file("assets/demo-image.jpg", &image, &image_size, &err), G3N_OK);
+    g3n_transport_options transport = g3n_transport_default_options();
+    const char *endpoint = "inproc://g3n-test-sessions-mm";
+    g3n_broker *broker;
+    assert_int_equal(g3n_broker_start(&broker, &endpoint, 1, &transport, &err), G3N_OK);
+    g3n_local_roles local;
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    const unsigned mask = (1u << G3N_ROLE_VISION_ENCODER) | (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER);
+    if (g3n_local_roles_start(&local, broker, endpoint, weights, &config, &ro, mask, &transport, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    g3n_client *client;
+    assert_int_equal(g3n_client_open(&client, broker, &err), G3N_OK);
+    g3n_prefix_cache *cache;
+    assert_int_equal(g3n_prefix_cache_create(&cache, NULL, &err), G3N_OK);
+
+    /* turn 1: an image and a question; turn 2: the answer (its ids) and another question */
+    G3n__ChatMessage m[3], *pointers[3];
+    for (int i = 0; i < 3; i++) {
+        g3n__chat_message__init(&m[i]);
+        pointers[i] = &m[i];
+    }
+    ProtobufCBinaryData picture = {image_size, (uint8_t *)image};
+    m[0].role = "user";
+    m[0].text = "What is in the picture?";
+    m[0].images = &picture;
+    m[0].n_images = 1;
+    G3n__ChatRequest request;
+    g3n__chat_request__init(&request);
+    request.messages = pointers;
+    request.n_messages = 1;
+    chat_turn first, reused, fresh;
+    g3n_pipeline_stats stats;
+    ask_conversation(client, cache, &config, tokenizer, &request, &first, &stats);
+    assert_int_equal(stats.reused_tokens, 0);
+    const uint64_t encodes = g3n_worker_requests_received(local.workers[G3N_ROLE_VISION_ENCODER]);
+    m[1].role = "assistant";
+    m[1].text = "(its token ids stand for it)";
+    m[1].token_ids = first.ids;
+    m[1].n_token_ids = (size_t)first.count;
+    m[2].role = "user";
+    m[2].text = "And the colours?";
+    request.n_messages = 3;
+    ask_conversation(client, cache, &config, tokenizer, &request, &reused, &stats);
+    assert_true(stats.reused_tokens > config.vision_soft_tokens_per_image); /* the image's positions too */
+    assert_int_equal(g3n_worker_requests_received(local.workers[G3N_ROLE_VISION_ENCODER]), encodes); /* not again */
+    ask_conversation(client, NULL, &config, tokenizer, &request, &fresh, &stats); /* no reuse */
+    assert_int_equal(stats.reused_tokens, 0);
+    assert_int_equal(g3n_worker_requests_received(local.workers[G3N_ROLE_VISION_ENCODER]), encodes + 1);
+    assert_int_equal(reused.count, fresh.count);
+    assert_memory_equal(reused.ids, fresh.ids, sizeof(int32_t) * STEPS);
+    g3n_prefix_cache_stats st;
+    g3n_prefix_cache_get_stats(cache, &st);
+    assert_int_equal(st.hits, 1);
+    assert_int_equal(st.entries, 1);
+
+    g3n_prefix_cache_free(cache, client);
+    g3n_client_close(client);
+    g3n_local_roles_stop(&local);
+    g3n_broker_stop(broker);
+    free(image);
+    g3n_weights_close(weights);
+    g3n_tokenizer_free(tokenizer);
+    g3n_config_free(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_decoder_session_checks_and_bounds),
         cmocka_unit_test(test_continued_session_equals_whole_prompt_and_survives_its_decoder),
         cmocka_unit_test(test_audio_stream_on_the_encoder_equals_offline),
+        cmocka_unit_test(test_multimodal_conversation_reuses_its_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
