@@ -57,7 +57,6 @@ static void print_help(FILE *out)
             "                            next turn, prefills only the new suffix; proto/README.md)\n"
             "  --prefix-cache-sessions N sessions kept (default 8), least recently used evicted first\n"
             "  --prefix-cache-positions N  positions they hold together (default 65536)\n"
-
             "Security (tcp:// needs one of these; README \"Security\"):\n" G3N_SECURITY_HELP_BIND
             "HTTP API security (docs/http-api.md):\n" G3N_HTTP_SECURITY_HELP);
 }

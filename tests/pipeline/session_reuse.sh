@@ -27,7 +27,7 @@ cleanup() { for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done;
 trap cleanup EXIT
 synth="$root/scripts/demo-config.json:1"
 hb=(--heartbeat-ms 100 --heartbeat-timeout-ms 1000)
-insecure=() # plain tcp:// (a one-line change once the transport asks for --insecure)
+insecure=(--insecure) # plain tcp:// on loopback (README "Security")
 
 starts=0
 start_orchestrator() { # extra flags...
