@@ -17,7 +17,7 @@
 #include "status.h"
 #include "tensor.h"
 
-#define G3N_PROTOCOL_VERSION 1u
+#define G3N_PROTOCOL_VERSION 2u
 /* Default largest message a peer accepts (ZMQ_MAXMSGSIZE and our own checks). */
 #define G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES ((int64_t)512 << 20)
 

@@ -52,6 +52,9 @@ static void print_help(FILE *out, int role, const char *program)
             G3N_HEALTH_MAX_AGE_SECONDS,
             role == G3N_ROLE_DECODER ? "  --max-sessions N        KV-cache sessions held at once (default 16)\n"
                                        "  --max-positions N       largest context per session (default: the model's)\n"
+                                       "  --session-idle-s N      a session unused this long is closed (default 600)\n"
+                                       "  --max-session-mb N      KV caches of all sessions together (default: half the\n"
+                                       "                          memory); a session beyond it is refused\n"
                                        "  --weights f32|bf16|q8|q4  what the layers compute with (default f32: as\n"
                                        "                          stored; q8/q4 cached in DIR/g3n-cache, as g3n generate)\n"
                                        "  --weight-cache FILE     that cache file instead\n"
@@ -78,7 +81,8 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     g3n_error err = {{0}};
     int threads = 0, capacity = 1, capacity_given = 0, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000,
         max_sessions = 16;
-    long long max_message_mb = 512, max_positions = 0, drain_timeout_s = 30;
+    long long max_message_mb = 512, max_positions = 0, drain_timeout_s = 30, max_session_mb = 0;
+    double session_idle_s = 600.0;
     const char *health_file = NULL, *probe = NULL;
     int check_args = 0;
     g3n_security_flags security = {0};
@@ -140,6 +144,10 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
             max_sessions = atoi(v);
         else if (strcmp(a, "--max-positions") == 0 && role == G3N_ROLE_DECODER)
             max_positions = atoll(v);
+        else if (strcmp(a, "--session-idle-s") == 0 && role == G3N_ROLE_DECODER)
+            session_idle_s = atof(v);
+        else if (strcmp(a, "--max-session-mb") == 0 && role == G3N_ROLE_DECODER)
+            max_session_mb = atoll(v);
         else if (strcmp(a, "--weights") == 0 && (role == G3N_ROLE_DECODER || role == G3N_ROLE_EMBEDDER)) {
             if (g3n_weight_format_parse(v, &weight_format, &err) != G3N_OK) {
                 fprintf(stderr, "%s: error: %s\n", program, err.message);
@@ -175,7 +183,7 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     }
     if (capacity < 1 || capacity > 256 || heartbeat_ms < 10 || heartbeat_timeout_ms < 2 * heartbeat_ms ||
         max_message_mb < 1 || max_message_mb > 4096 || max_sessions < 1 || drain_timeout_s < 0 ||
-        drain_timeout_s > 86400) {
+        drain_timeout_s > 86400 || !(session_idle_s > 0.0) || max_session_mb < 0) {
         fprintf(stderr, "%s: error: a numeric option is out of range (see --help)\n", program);
         return 2;
     }
@@ -221,6 +229,10 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     ro.model_dir = model_dir;
     ro.max_sessions = max_sessions;
     ro.max_positions = max_positions;
+    ro.session_idle_seconds = session_idle_s;
+    if (max_session_mb == 0) /* half the memory */
+        max_session_mb = (long long)((double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / 2.0 / 1048576.0);
+    ro.max_session_bytes = (int64_t)max_session_mb << 20;
     ro.weight_format = weight_format;
     ro.threads = threads; /* omp_set_num_threads above reaches only this thread, not the handler threads */
     ro.weight_cache = weight_cache;

@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "ops.h"
+#include "conversation.h"
 #include "pipeline.h"
 
 struct g3n_front_door {
@@ -116,40 +117,16 @@ static void *chat_main(void *arg)
     const G3n__ChatRequest *q = job->request->chat;
     g3n_client *client = NULL;
     g3n_error err = {{0}};
-    g3n_media_file media[64];
+    g3n_media_file *media = NULL;
     int media_count = 0;
-    const char *system = NULL;
-    const G3n__ChatMessage *user_message = NULL;
+    g3n_chat_prompt prompt;
     int ok = 1;
-    for (size_t i = 0; i < q->n_messages && ok; i++) {
-        const G3n__ChatMessage *m = q->messages[i];
-        const char *role = m->role ? m->role : "";
-        if (strcmp(role, "system") == 0 && i == 0 && (m->n_images + m->n_audios) == 0)
-            system = m->text;
-        else if (strcmp(role, "user") == 0 && !user_message)
-            user_message = m;
-        else {
-            job_error(job, G3N__ERROR_CODE__ERROR_UNSUPPORTED,
-                      "chat.messages: an optional system message and one user message are served "
-                      "(multi-turn history is not yet)");
-            ok = 0;
-        }
-    }
-    if (ok && !user_message) {
-        job_error(job, G3N__ERROR_CODE__ERROR_BAD_REQUEST, "chat.messages: no user message");
+    if (g3n_conversation_render(q, door->config, door->tokenizer, 64, &prompt, &media, &media_count, &err) !=
+        G3N_OK) {
+        job_error(job, strstr(err.message, "at most") ? G3N__ERROR_CODE__ERROR_TOO_LARGE
+                                                      : G3N__ERROR_CODE__ERROR_BAD_REQUEST,
+                  err.message);
         ok = 0;
-    }
-    if (ok && user_message->n_images + user_message->n_audios > 64) {
-        job_error(job, G3N__ERROR_CODE__ERROR_TOO_LARGE, "chat.messages: more than 64 images and clips");
-        ok = 0;
-    }
-    if (ok) {
-        for (size_t i = 0; i < user_message->n_images; i++)
-            media[media_count++] = (g3n_media_file){0, user_message->images[i].data, user_message->images[i].len,
-                                                    "image"};
-        for (size_t i = 0; i < user_message->n_audios; i++)
-            media[media_count++] = (g3n_media_file){1, user_message->audios[i].data, user_message->audios[i].len,
-                                                    "audio"};
     }
     if (ok && g3n_client_open(&client, door->broker, &err) != G3N_OK) {
         job_error(job, G3N__ERROR_CODE__ERROR_INTERNAL, err.message);
@@ -170,10 +147,11 @@ static void *chat_main(void *arg)
         }
         params.on_token = on_token;
         params.user = job;
-        g3n_chat_input input = {system, user_message->text ? user_message->text : "", media, media_count};
+        g3n_conversation_options co = {q->no_prefix_cache ? NULL : door->options.prefix_cache, NULL, NULL,
+                                       door->config};
         g3n_pipeline_stats stats;
-        if (g3n_pipeline_chat(client, door->config, door->tokenizer, &input, &params, on_text, job, &stats, &err) !=
-            G3N_OK) {
+        if (g3n_pipeline_conversation(client, &co, door->tokenizer, prompt.ids.ids, prompt.ids.count, media,
+                                      media_count, &params, on_text, job, &stats, &err) != G3N_OK) {
             job_error(job, g3n_pipeline_error_code(err.message), err.message); /* the client's media: BAD_REQUEST */
         } else {
             G3n__Envelope env;
@@ -194,6 +172,10 @@ static void *chat_main(void *arg)
             timings.decode_seconds = stats.decode_seconds;
             timings.prompt_tokens = stats.prompt_tokens;
             timings.generated_tokens = stats.generated_tokens;
+            timings.reused_tokens = stats.reused_tokens;
+            timings.rebuilds = (uint32_t)stats.rebuilds;
+            timings.first_token_seconds = stats.first_token_seconds;
+            timings.decoder = stats.decoder;
             event.timings = &timings;
             env.body_case = G3N__ENVELOPE__BODY_TOKEN;
             env.token = &event;
@@ -201,6 +183,8 @@ static void *chat_main(void *arg)
         }
     }
     g3n_client_close(client);
+    g3n_chat_prompt_free(&prompt);
+    free(media);
     zmq_close(job->push);
     g3n_wire_free(job->request);
     pthread_mutex_lock(&door->lock);

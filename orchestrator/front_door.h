@@ -22,6 +22,7 @@ typedef struct g3n_front_door_options {
     int max_chats;                /* chats at once (default 16); more are refused with ERROR_TOO_LARGE */
     uint32_t max_new_tokens;      /* cap on a request's max_new_tokens (default 1024) */
     int64_t max_message_bytes;    /* default G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES */
+    struct g3n_prefix_cache *prefix_cache; /* kept sessions reused across chats (borrowed); NULL: none */
 } g3n_front_door_options;
 
 int g3n_front_door_start(g3n_front_door **out, g3n_broker *broker, const g3n_model_config *config,

@@ -27,6 +27,7 @@
 
 #include "chat_template.h"
 #include "http_auth.h"
+#include "conversation.h"
 #include "http_metrics.h"
 #include "http_live.h"
 #include "http_reply.h"
@@ -364,33 +365,25 @@ static void classify_error(const char *message, g3n_http_error *e)
         g3n_http_error_set(e, 500, "server_error", NULL, NULL, "%s", message);
 }
 
+static void encoded_metrics(void *user, const G3n__Envelope *m)
+{
+    g3n_http_metrics *metrics = user;
+    if (m->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY)
+        g3n_http_metrics_stage(metrics, G3N_STAGE_AUDIO_ENCODE, m->encode_audio_reply->seconds);
+    else if (m->body_case == G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY)
+        g3n_http_metrics_stage(metrics, G3N_STAGE_VISION_ENCODE, m->encode_image_reply->seconds);
+}
+
 /* Encodes the media, prefills, decodes: the body of the job thread. */
 static int job_run(chat_job *j, g3n_http_error *e)
 {
     g3n_http_server *s = j->server;
     g3n_error err = {{0}};
     g3n_client *client = NULL;
-    g3n_pipeline_media media;
-    memset(&media, 0, sizeof(media));
     int rc = G3N_ERR;
     if (g3n_client_open(&client, s->broker, &err) != G3N_OK) {
         g3n_http_error_set(e, 503, "server_error", "service_unavailable", NULL, "%s", err.message);
         goto done;
-    }
-    if (j->windows.count > 0) {
-        if (g3n_pipeline_encode_media(client, j->windows.files, j->windows.count, &media, NULL, NULL, &err) !=
-                G3N_OK ||
-            g3n_pipeline_check_media(&media, s->config, &err) != G3N_OK) {
-            classify_error(err.message, e);
-            goto done;
-        }
-        for (int i = 0; i < media.count; i++) {
-            const G3n__Envelope *m = media.replies[i];
-            if (m->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY)
-                g3n_http_metrics_stage(s->metrics, G3N_STAGE_AUDIO_ENCODE, m->encode_audio_reply->seconds);
-            else if (m->body_case == G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY)
-                g3n_http_metrics_stage(s->metrics, G3N_STAGE_VISION_ENCODE, m->encode_image_reply->seconds);
-        }
     }
     if (atomic_load(&j->cancelled) || s->stopping) {
         g3n_http_error_set(e, 499, "invalid_request_error", "cancelled", NULL, "the request was cancelled");
@@ -402,8 +395,11 @@ static int job_run(chat_job *j, g3n_http_error *e)
     params.on_token = job_on_token;
     params.user = j;
     params.model = j->submodel;
-    if (g3n_pipeline_generate(client, j->prompt.ids.ids, j->prompt.ids.count, &media, &params, &j->stats, &err) !=
-        G3N_OK) {
+    /* media encoded there (those a continued session already holds are not), prefix reuse (conversation.h) */
+    g3n_conversation_options co = {s->options.prefix_cache, encoded_metrics, s->metrics, s->config};
+    /* the media as windowed at the request (images, 30 s audio windows: the prompt's placeholders) */
+    if (g3n_pipeline_conversation(client, &co, NULL, j->prompt.ids.ids, j->prompt.ids.count, j->windows.files,
+                                  j->windows.count, &params, NULL, NULL, &j->stats, &err) != G3N_OK) {
         classify_error(err.message, e);
         goto done;
     }
@@ -425,7 +421,6 @@ static int job_run(chat_job *j, g3n_http_error *e)
     g3n_http_metrics_duration(s->metrics, now_seconds() - j->arrived);
     rc = G3N_OK;
 done:
-    g3n_pipeline_media_free(&media);
     g3n_client_close(client);
     return rc;
 }
@@ -996,6 +991,10 @@ static enum MHD_Result handle_metrics(g3n_http_server *s, struct MHD_Connection 
             text = joined;
         }
         free(keys);
+    }
+    if (s->options.prefix_cache && g3n_prefix_cache_append_metrics(s->options.prefix_cache, &text, &size) != G3N_OK) {
+        free(text);
+        return MHD_NO;
     }
     *status = 200;
     return g3n_http_send_body(connection, 200, "text/plain; version=0.0.4; charset=utf-8", text, size, 0);

@@ -66,6 +66,8 @@ typedef struct g3n_http_options {
                                     stalled senders are cut off (each byte used to reset an idle timeout) */
     int max_connections_per_address; /* open connections from one client address (default 3/4 of
                                     max_connections: one client cannot take them all) */
+    struct g3n_prefix_cache *prefix_cache; /* decoder sessions kept for prefix reuse (prefix_cache.h; borrowed,
+                                    stop the server first); NULL: every chat prefills its whole prompt */
 } g3n_http_options;
 
 #define G3N_HTTP_MAX_SUBMODELS 16

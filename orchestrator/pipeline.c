@@ -12,6 +12,8 @@
 #include "audio_decode.h"
 #include "chat_template.h"
 #include "ops.h"
+#include "prefix_cache.h"
+#include "session_record.h"
 
 void g3n_pipeline_progress(g3n_progress_callback cb, void *user, const char *format, ...)
 {
@@ -532,59 +534,195 @@ static int check_step(const g3n_reply *reply, int want_logits, int64_t rows, con
 
 static atomic_uint_fast64_t session_counter = 0;
 
+static int reply_error_code(const g3n_reply *reply)
+{
+    if (!reply->envelope || reply->envelope->body_case != G3N__ENVELOPE__BODY_ERROR)
+        return 0;
+    return (int)reply->envelope->error->code;
+}
+
+/* A session request failed because the session is gone: its decoder was lost, or the decoder no longer
+ * has it (restarted, idle timeout, memory bound). Then it is rebuilt elsewhere. */
+static int session_lost(int code)
+{
+    return code == G3N__ERROR_CODE__ERROR_WORKER_LOST || code == G3N__ERROR_CODE__ERROR_NOT_FOUND;
+}
+
+/* One PrefillRequest of embedded positions (append: continue the session where it lives). */
+static int prefill_call(g3n_client *client, const g3n_pipeline_generate_params *params, g3n_session_record *rec,
+                        const g3n_reply *embedded, int append, int all_logits, int64_t max_positions, g3n_reply *step,
+                        g3n_error *err)
+{
+    G3n__Envelope env;
+    G3n__PrefillRequest q;
+    G3n__SamplingParams sampling;
+    g3n__envelope__init(&env);
+    g3n__prefill_request__init(&q);
+    g3n__sampling_params__init(&sampling);
+    sampling.do_sample = params->sampling.do_sample;
+    sampling.temperature = params->sampling.temperature;
+    sampling.top_k = params->sampling.top_k;
+    sampling.top_p = params->sampling.top_p;
+    sampling.min_p = params->sampling.min_p;
+    sampling.seed = params->sampling.seed;
+    q.session_id = rec->session_id;
+    q.reset = !append;
+    q.append = append;
+    q.expect_position = append ? rec->count : 0;
+    q.inputs_embeds = embedded->envelope->embed_reply->inputs_embeds;
+    q.per_layer_inputs = embedded->envelope->embed_reply->per_layer_inputs;
+    q.sampling = &sampling;
+    q.allowed_vocab = params->allowed_vocab;
+    q.want_logits = params->want_logits;
+    q.all_logits = all_logits;
+    q.max_positions = max_positions;
+    q.model = (char *)(params->model ? params->model : "");
+    env.body_case = G3N__ENVELOPE__BODY_PREFILL;
+    env.prefill = &q;
+    g3n_request_options ro = {G3N_ROLE_DECODER, !append, append ? rec->decoder : NULL};
+    return g3n_client_call(client, &ro, &env, NULL, NULL, step, err);
+}
+
+/* Prefills ids[0..count) (their media: media->replies[media_from..]) into the session of rec: appended on
+ * the decoder that holds it when it holds positions; else opened on any decoder with everything (rec->ids,
+ * then ids; media->replies[0..] in order). A session found lost (or lost_why given) is rebuilt that way and
+ * told in progress and stats. On success rec->ids holds the new positions, rec->decoder the worker and
+ * *step the decoder's StepReply. */
+static int session_prefill(g3n_client *client, const g3n_pipeline_generate_params *params, g3n_session_record *rec,
+                           const g3n_pipeline_media *media, int media_from, const int32_t *ids, int64_t count,
+                           int all_logits, int64_t max_positions, const char *lost_why, g3n_reply *step,
+                           g3n_pipeline_stats *stats, g3n_error *err)
+{
+    g3n_reply embedded;
+    memset(&embedded, 0, sizeof(embedded));
+    char lost[640] = "";
+    if (lost_why)
+        snprintf(lost, sizeof(lost), "%s", lost_why);
+    double t0 = g3n_now_seconds();
+    if (!lost[0] && rec->count > 0 && rec->decoder[0]) {
+        g3n_pipeline_media suffix = {media ? media->replies + media_from : NULL, media ? media->count - media_from : 0,
+                                     0.0};
+        if (embed(client, ids, count, &suffix, &embedded, err) != G3N_OK) {
+            g3n_reply_clear(&embedded);
+            return G3N_ERR;
+        }
+        stats->embed_seconds += g3n_now_seconds() - t0;
+        g3n_error call_err;
+        int rc = prefill_call(client, params, rec, &embedded, 1, 0, 0, step, &call_err);
+        g3n_reply_clear(&embedded);
+        if (rc == G3N_OK) {
+            stats->reused_tokens += rec->count;
+            return g3n_session_record_append_ids(rec, ids, count, err);
+        }
+        if (!session_lost(reply_error_code(step))) {
+            *err = call_err;
+            return G3N_ERR;
+        }
+        snprintf(lost, sizeof(lost), "%s", call_err.message);
+        g3n_reply_clear(step);
+    }
+    /* open (or rebuild) the session with every position it should hold */
+    const int rebuild = lost[0] != '\0';
+    if (rebuild)
+        g3n_pipeline_progress(params->progress, params->progress_user,
+                              "session %s lost (%s); rebuilding it on another decoder: %lld positions to prefill again",
+                              rec->session_id, lost, (long long)(rec->count + count));
+    int32_t *whole = malloc(sizeof(int32_t) * (size_t)(rec->count + count));
+    if (!whole)
+        return g3n_error_set(err, "session %s: out of memory", rec->session_id);
+    if (rec->count)
+        memcpy(whole, rec->ids, sizeof(int32_t) * (size_t)rec->count);
+    memcpy(whole + rec->count, ids, sizeof(int32_t) * (size_t)count);
+    const int64_t total = rec->count + count;
+    t0 = g3n_now_seconds();
+    int rc = embed(client, whole, total, media, &embedded, err);
+    stats->embed_seconds += g3n_now_seconds() - t0;
+    for (int attempt = 0; rc == G3N_OK; attempt++) {
+        if (max_positions < total + 1)
+            max_positions = total + 1;
+        g3n_error call_err;
+        rc = prefill_call(client, params, rec, &embedded, 0, all_logits, max_positions, step, &call_err);
+        if (rc == G3N_OK)
+            break;
+        /* the decoders are full: a session kept for prefix reuse makes room */
+        if (reply_error_code(step) == G3N__ERROR_CODE__ERROR_TOO_LARGE && attempt < 8 &&
+            g3n_prefix_cache_evict_one(params->prefix_cache, client)) {
+            g3n_reply_clear(step);
+            rc = G3N_OK;
+            continue;
+        }
+        if (rebuild)
+            g3n_error_set(err, "session %s was lost (%s) and could not be rebuilt on another decoder: %s",
+                          rec->session_id, lost, call_err.message);
+        else
+            *err = call_err;
+    }
+    g3n_reply_clear(&embedded);
+    if (rc == G3N_OK) {
+        snprintf(rec->decoder, sizeof(rec->decoder), "%s", step->worker);
+        rec->max_positions = max_positions;
+        rc = g3n_session_record_set_ids(rec, whole, total, err);
+        if (rebuild) {
+            stats->rebuilds++;
+            g3n_pipeline_progress(params->progress, params->progress_user,
+                                  "session %s rebuilt on %s: %lld positions prefilled again", rec->session_id,
+                                  rec->decoder, (long long)total);
+        }
+    } else {
+        rec->decoder[0] = '\0';
+    }
+    free(whole);
+    return rc;
+}
+
 int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count, const g3n_pipeline_media *media,
                           const g3n_pipeline_generate_params *params, g3n_pipeline_stats *stats, g3n_error *err)
 {
     memset(stats, 0, sizeof(*stats));
     stats->prompt_tokens = count;
-    char session_id[128];
-    if (params->session_id)
-        snprintf(session_id, sizeof(session_id), "%s", params->session_id);
-    else
-        snprintf(session_id, sizeof(session_id), "session-%d-%llu", (int)getpid(),
-                 (unsigned long long)atomic_fetch_add(&session_counter, 1));
+    if (count < 1)
+        return g3n_error_set(err, "pipeline: an empty prompt");
+    g3n_session_record *rec = params->record;
+    if (rec && params->want_prompt_logits)
+        return g3n_error_set(err, "pipeline: prompt logits are not given when a session is continued");
+    if (!rec) {
+        rec = g3n_session_record_new();
+        if (!rec)
+            return g3n_error_set(err, "pipeline: out of memory");
+        if (params->session_id)
+            snprintf(rec->session_id, sizeof(rec->session_id), "%s", params->session_id);
+        else
+            snprintf(rec->session_id, sizeof(rec->session_id), "session-%d-%llu", (int)getpid(),
+                     (unsigned long long)atomic_fetch_add(&session_counter, 1));
+    }
+    /* every medium of the session, in order: the record's, then this call's */
+    const int call_media = media ? media->count : 0;
+    g3n_pipeline_media all = {NULL, rec->media_count + call_media, 0.0};
+    if (all.count > 0) {
+        all.replies = malloc(sizeof(*all.replies) * (size_t)all.count);
+        if (!all.replies) {
+            if (rec != params->record)
+                g3n_session_record_free(rec);
+            return g3n_error_set(err, "pipeline: out of memory");
+        }
+        for (int i = 0; i < rec->media_count; i++)
+            all.replies[i] = rec->media[i];
+        for (int i = 0; i < call_media; i++)
+            all.replies[rec->media_count + i] = media->replies[i];
+    }
     g3n_reply embedded, step;
     memset(&embedded, 0, sizeof(embedded));
     memset(&step, 0, sizeof(step));
     int rc = G3N_ERR;
-    int session_open = 0;
 
-    /* prefill: embedder merge, then the decoder (a fresh session may go to any decoder) */
-    double t0 = g3n_now_seconds();
-    if (embed(client, ids, count, media, &embedded, err) != G3N_OK)
-        goto done;
+    /* prefill: the embedder's merge, then the decoder (a new session may go to any decoder) */
     double t1 = g3n_now_seconds();
-    stats->embed_seconds = t1 - t0;
-    {
-        G3n__Envelope env;
-        G3n__PrefillRequest q;
-        G3n__SamplingParams sampling;
-        g3n__envelope__init(&env);
-        g3n__prefill_request__init(&q);
-        g3n__sampling_params__init(&sampling);
-        sampling.do_sample = params->sampling.do_sample;
-        sampling.temperature = params->sampling.temperature;
-        sampling.top_k = params->sampling.top_k;
-        sampling.top_p = params->sampling.top_p;
-        sampling.min_p = params->sampling.min_p;
-        sampling.seed = params->sampling.seed;
-        q.session_id = session_id;
-        q.reset = 1;
-        q.inputs_embeds = embedded.envelope->embed_reply->inputs_embeds;
-        q.per_layer_inputs = embedded.envelope->embed_reply->per_layer_inputs;
-        q.sampling = &sampling;
-        q.allowed_vocab = params->allowed_vocab;
-        q.want_logits = params->want_logits;
-        q.all_logits = params->want_prompt_logits;
-        q.max_positions = count + params->max_new_tokens + 1;
-        q.model = (char *)(params->model ? params->model : "");
-        env.body_case = G3N__ENVELOPE__BODY_PREFILL;
-        env.prefill = &q;
-        g3n_request_options ro = {G3N_ROLE_DECODER, 1, NULL};
-        if (g3n_client_call(client, &ro, &env, NULL, NULL, &step, err) != G3N_OK)
-            goto done;
-    }
-    session_open = 1;
+    int64_t max_positions = rec->count + count + params->max_new_tokens + 1;
+    if (params->record && params->session_positions > max_positions)
+        max_positions = params->session_positions;
+    if (session_prefill(client, params, rec, &all, rec->media_count, ids, count, params->want_prompt_logits,
+                        max_positions, NULL, &step, stats, err) != G3N_OK)
+        goto done;
     if (params->want_prompt_logits && step.envelope->body_case == G3N__ENVELOPE__BODY_STEP_REPLY) {
         g3n_tensor view;
         int64_t shape[2] = {count, -1};
@@ -594,14 +732,14 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
         if (params->on_prompt_logits)
             params->on_prompt_logits(params->user, view.data, count, view.shape[1]);
     }
-    snprintf(stats->decoder, sizeof(stats->decoder), "%s", step.worker);
-    g3n_reply_clear(&embedded);
-    stats->prefill_seconds = g3n_now_seconds() - t1;
+    snprintf(stats->decoder, sizeof(stats->decoder), "%s", rec->decoder);
+    stats->prefill_seconds = g3n_now_seconds() - t1 - stats->embed_seconds;
     g3n_pipeline_progress(params->progress, params->progress_user,
-                          "prefill: %lld tokens in %.3f s (%.1f tok/s; embed %.3f s) on %s", (long long)count,
+                          "prefill: %lld tokens in %.3f s (%.1f tok/s; embed %.3f s) on %s%s", (long long)count,
                           stats->prefill_seconds + stats->embed_seconds,
                           (double)count / (stats->prefill_seconds + stats->embed_seconds + 1e-12),
-                          stats->embed_seconds, stats->decoder);
+                          stats->embed_seconds, stats->decoder,
+                          stats->reused_tokens ? " (continuing its session)" : "");
 
     /* decode: the picked token -> embedder -> the session's decoder */
     double t2 = g3n_now_seconds();
@@ -634,17 +772,33 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
         G3n__DecodeStepRequest q;
         g3n__envelope__init(&env);
         g3n__decode_step_request__init(&q);
-        q.session_id = session_id;
+        q.session_id = rec->session_id;
         q.inputs_embeds = embedded.envelope->embed_reply->inputs_embeds;
         q.per_layer_inputs = embedded.envelope->embed_reply->per_layer_inputs;
         q.want_logits = params->want_logits;
         env.body_case = G3N__ENVELOPE__BODY_DECODE_STEP;
         env.decode_step = &q;
-        g3n_request_options ro = {G3N_ROLE_DECODER, 0, stats->decoder}; /* sticky: the KV cache is there */
-        int call_rc = g3n_client_call(client, &ro, &env, NULL, NULL, &step, err);
+        g3n_request_options ro = {G3N_ROLE_DECODER, 0, rec->decoder}; /* sticky: the KV cache is there */
+        g3n_error step_err;
+        int call_rc = g3n_client_call(client, &ro, &env, NULL, NULL, &step, &step_err);
         g3n_reply_clear(&embedded);
-        if (call_rc != G3N_OK)
+        if (call_rc == G3N_OK) {
+            if (g3n_session_record_append_ids(rec, &token, 1, err) != G3N_OK)
+                goto done;
+            continue;
+        }
+        if (!session_lost(reply_error_code(&step))) {
+            *err = step_err;
             goto done;
+        }
+        /* its decoder is gone: the same positions and this token on another one */
+        g3n_reply_clear(&step);
+        rec->decoder[0] = '\0';
+        if (session_prefill(client, params, rec, &all, all.count, &token, 1, 0,
+                            rec->max_positions > 0 ? rec->max_positions : max_positions, step_err.message, &step,
+                            stats, err) != G3N_OK)
+            goto done;
+        snprintf(stats->decoder, sizeof(stats->decoder), "%s", rec->decoder);
     }
     stats->decode_seconds = g3n_now_seconds() - t2;
     if (stats->generated_tokens > 1)
@@ -655,19 +809,10 @@ int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count,
 done:
     g3n_reply_clear(&embedded);
     g3n_reply_clear(&step);
-    if (session_open) {
-        G3n__Envelope env;
-        G3n__EndSession q;
-        g3n__envelope__init(&env);
-        g3n__end_session__init(&q);
-        q.session_id = session_id;
-        env.body_case = G3N__ENVELOPE__BODY_END_SESSION;
-        env.end_session = &q;
-        g3n_request_options ro = {G3N_ROLE_DECODER, 0, stats->decoder};
-        g3n_reply r;
-        g3n_error ignored;
-        g3n_client_call(client, &ro, &env, NULL, NULL, &r, &ignored);
-        g3n_reply_clear(&r);
+    free(all.replies);
+    if (rec != params->record) { /* a session of its own: ended */
+        g3n_session_record_end(rec, client);
+        g3n_session_record_free(rec);
     }
     return rc;
 }

@@ -121,9 +121,21 @@ typedef struct g3n_pipeline_generate_params {
     int want_logits;               /* the step logits go to on_token */
     int want_prompt_logits;        /* every prompt row's logits go to on_prompt_logits */
     void (*on_prompt_logits)(void *user, const float *logits, int64_t rows, int64_t vocab);
-    const char *session_id;        /* NULL: a fresh unique one */
+    const char *session_id;        /* NULL: a fresh unique one (without record) */
     const char *model;             /* MatFormer sub-model the decoder runs (its --submodel name); NULL or "":
                                       the full model */
+    struct g3n_session_record *record; /* NULL: a session of its own, ended on return. Else the session to
+                                      continue and keep (session_record.h): its cache holds record->ids (and
+                                      record->media), the call's ids and media follow them; it is continued on
+                                      record->decoder (an append), or opened there first when it holds nothing,
+                                      or rebuilt on another decoder when that one or the session is lost. On
+                                      G3N_OK the session stays open and the record holds the prompt and the
+                                      tokens fed back (the caller adopts the call's media into it); on G3N_ERR
+                                      end and free it. Prompt logits are not given then. */
+    int64_t session_positions;     /* with record: the context a new session is opened with (at least what
+                                      the call needs) */
+    struct g3n_prefix_cache *prefix_cache; /* decoders out of room: its least recently used kept session is
+                                      ended and the prefill tried again (NULL: none) */
     g3n_pipeline_token_callback on_token;
     void *user;
     g3n_progress_callback progress;
@@ -142,6 +154,9 @@ typedef struct g3n_pipeline_stats {
                                       waits for them (the embedder's work and its transport) */
     int stopped_on_eos;
     char decoder[64];              /* the worker that held the session */
+    int64_t reused_tokens;         /* prompt positions a continued session already held (not prefilled) */
+    int rebuilds;                  /* times the session was rebuilt on another decoder (its own was lost) */
+    double first_token_seconds;    /* g3n_pipeline_conversation: its start to the first token */
 } g3n_pipeline_stats;
 
 /* Prompt ids (with image/audio placeholders) + encoded media -> generated tokens. */

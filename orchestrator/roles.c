@@ -11,6 +11,7 @@
 #include "audio_config.h"
 #include "audio_decode.h"
 #include "audio_encoder.h"
+#include "audio_stream_table.h"
 #include "audio_features.h"
 #include "embedder.h"
 #include "generate.h"
@@ -31,13 +32,17 @@ typedef struct decoder_session {
     int busy;
     uint64_t last_used;
     double idle_since; /* g3n_now_seconds() when its last request ended */
+    uint64_t bytes;    /* its KV cache and scratch (g3n_text_session_memory_usage) */
 } decoder_session;
 
-/* A decoder session nobody has used for this long is taken to be abandoned (a
- * client that never sent EndSession) and may be evicted to make room. A live
- * session between two of its steps is never evicted: a new session waits for a
- * slot instead (bounded), then fails with a clear error. */
-#define DECODER_STALE_SESSION_SECONDS 30.0
+/* A decoder session nobody has used for this long is taken to be idle (a
+ * session the orchestrator keeps for prefix reuse, or a client that never sent
+ * EndSession) and may be evicted to make room (count or memory), least
+ * recently used first. A session between two of its steps (milliseconds) is
+ * not: a new session waits for a slot instead (bounded), then fails with a
+ * clear error. An evicted session is answered ERROR_NOT_FOUND, and the
+ * orchestrator rebuilds it from its record (pipeline.h). */
+#define DECODER_STALE_SESSION_SECONDS 2.0
 #define DECODER_SLOT_WAIT_SECONDS 10.0
 
 /* The decoder's compute runs on one engine thread (one OpenMP pool however
@@ -83,6 +88,7 @@ struct g3n_role {
     g3n_audio_features *features;
     g3n_audio_encoder audio;
     int audio_loaded;
+    g3n_audio_stream_table *audio_streams;
     /* embedder */
     g3n_embedder embedder;
     scratch_slot scratch[SCRATCH_SLOTS];
@@ -208,9 +214,17 @@ static int audio_encode(g3n_role *r, g3n_worker_call *call, const G3n__EncodeAud
     int64_t count = 0, frames = 0;
     int rc = G3N_ERR;
     const int rate = r->feature_config.sampling_rate;
-    if (q->stream_id && q->stream_id[0]) {
-        g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_UNSUPPORTED);
-        return g3n_error_set(err, "encode_audio: streams (stream_id) are not served yet; send whole clips");
+    if (q->stream_id && q->stream_id[0]) { /* a piece of a stream kept on this worker (audio_stream_table.h) */
+        pthread_mutex_lock(&r->lock);
+        int rc_stream = r->audio_streams ? G3N_OK
+                                         : g3n_audio_stream_table_create(
+                                               &r->audio_streams, r->features, &r->audio, r->audio_config.hidden_size,
+                                               16, 600.0, r->feature_config.max_samples,
+                                               r->feature_config.sampling_rate, err);
+        if (rc_stream == G3N_OK)
+            rc_stream = g3n_audio_stream_table_handle(r->audio_streams, call, q, err);
+        pthread_mutex_unlock(&r->lock);
+        return rc_stream;
     }
     if ((q->audio.len > 0) + (q->samples != NULL) + (q->features != NULL) != 1)
         return g3n_error_set(err, "encode_audio: give exactly one of audio bytes, samples, features"),
@@ -545,6 +559,58 @@ static decoder_session *session_wait_idle(g3n_role *r, const char *id)
     return s;
 }
 
+static g3n_sampling_params sampling_from_wire(const G3n__SamplingParams *q)
+{
+    g3n_sampling_params sampling = g3n_sampling_default_params();
+    if (q) {
+        sampling.do_sample = q->do_sample && q->temperature > 0.0f;
+        sampling.temperature = q->temperature > 0.0f ? q->temperature : 1.0f;
+        sampling.top_k = q->top_k > 0 ? q->top_k : 0;
+        sampling.top_p = q->top_p > 0.0f && q->top_p <= 1.0f ? q->top_p : 1.0f;
+        sampling.min_p = q->min_p > 0.0f && q->min_p < 1.0f ? q->min_p : 0.0f;
+        sampling.seed = q->seed;
+    }
+    return sampling;
+}
+
+/* Closes (r->lock held) every session idle for longer than the idle timeout. */
+static void session_expire_idle(g3n_role *r)
+{
+    const double now = g3n_now_seconds();
+    for (int i = 0; i < r->options.max_sessions; i++) {
+        decoder_session *c = &r->sessions[i];
+        if (c->session && !c->busy && now - c->idle_since > r->options.session_idle_seconds)
+            session_release(c);
+    }
+}
+
+/* Makes room (r->lock held) for `bytes` more session memory: evicts abandoned (stale) sessions, least
+ * recently used first, except `keep`. G3N_ERR when the sessions still in use leave no room. */
+static int session_memory_room(g3n_role *r, const decoder_session *keep, uint64_t bytes)
+{
+    for (;;) {
+        uint64_t used = 0;
+        decoder_session *oldest_stale = NULL;
+        const double now = g3n_now_seconds();
+        for (int i = 0; i < r->options.max_sessions; i++) {
+            decoder_session *c = &r->sessions[i];
+            if (!c->session || c == keep)
+                continue;
+            used += c->bytes;
+            if (!c->busy && now - c->idle_since >= DECODER_STALE_SESSION_SECONDS &&
+                (!oldest_stale || c->last_used < oldest_stale->last_used))
+                oldest_stale = c;
+        }
+        if (used + bytes <= (uint64_t)r->options.max_session_bytes)
+            return G3N_OK;
+        if (!oldest_stale)
+            return G3N_ERR;
+        session_release(oldest_stale);
+    }
+}
+
+static void session_done(g3n_role *r, decoder_session *s);
+
 /* Takes the session (creating it for a prefill); marks it busy. */
 /* MatFormer: the model a PrefillRequest's `model` names ("" or NULL: the full one), or NULL. */
 static const g3n_text_model *decoder_model_named(g3n_role *r, const char *name)
@@ -601,6 +667,7 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
     if (create && !model)
         return decoder_unknown_model(r, prefill->model, err), bad_request(call, err);
     pthread_mutex_lock(&r->lock);
+    session_expire_idle(r);
     decoder_session *s = session_wait_idle(r, id);
     if (s && s->busy) {
         pthread_mutex_unlock(&r->lock);
@@ -617,10 +684,19 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
                              id, prefill->model),
                bad_request(call, err);
     }
-    if (!s && !create) {
+    if (!s && (!create || prefill->append)) {
         pthread_mutex_unlock(&r->lock);
         g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_NOT_FOUND);
-        return g3n_error_set(err, "no session '%s' on this decoder", id);
+        return g3n_error_set(err,
+                             "no session '%s' on this decoder (never opened, closed, evicted for room, or idle for "
+                             "over %.0f s)",
+                             id, r->options.session_idle_seconds);
+    }
+    if (s && create && prefill->append && g3n_text_session_position(s->session) != prefill->expect_position) {
+        pthread_mutex_unlock(&r->lock);
+        return g3n_error_set(err, "prefill.expect_position: session '%s' holds %lld positions, not %lld", id,
+                             (long long)g3n_text_session_position(s->session), (long long)prefill->expect_position),
+               bad_request(call, err);
     }
     if (!s) {
         decoder_session *free_slot = NULL;
@@ -660,16 +736,7 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
         if (want > r->options.max_positions)
             want = r->options.max_positions;
         sp.max_positions = want;
-        g3n_sampling_params sampling = g3n_sampling_default_params();
-        const G3n__SamplingParams *q = prefill->sampling;
-        if (q) {
-            sampling.do_sample = q->do_sample && q->temperature > 0.0f;
-            sampling.temperature = q->temperature > 0.0f ? q->temperature : 1.0f;
-            sampling.top_k = q->top_k > 0 ? q->top_k : 0;
-            sampling.top_p = q->top_p > 0.0f && q->top_p <= 1.0f ? q->top_p : 1.0f;
-            sampling.min_p = q->min_p > 0.0f && q->min_p < 1.0f ? q->min_p : 0.0f;
-            sampling.seed = q->seed;
-        }
+        g3n_sampling_params sampling = sampling_from_wire(prefill->sampling);
         s->allowed_vocab = prefill->allowed_vocab;
         s->logits = malloc(sizeof(float) * (size_t)r->model.vocab_size);
         if (!s->logits || g3n_text_session_create(&s->session, model, &sp, err) != G3N_OK ||
@@ -681,11 +748,38 @@ static int session_acquire(g3n_role *r, const char *id, int create, const G3n__P
             pthread_mutex_unlock(&r->lock);
             return G3N_ERR;
         }
+        g3n_text_session_memory usage = g3n_text_session_memory_usage(s->session);
+        const uint64_t bytes = usage.kv_cache_bytes + usage.scratch_bytes;
+        pthread_mutex_lock(&r->lock);
+        if (session_memory_room(r, s, bytes) != G3N_OK) {
+            session_release(s);
+            pthread_cond_broadcast(&r->session_free);
+            pthread_mutex_unlock(&r->lock);
+            g3n_worker_call_set_code(call, G3N__ERROR_CODE__ERROR_TOO_LARGE);
+            return g3n_error_set(err,
+                                 "session '%s' needs %.1f MiB (%lld positions), but the decoder's other sessions "
+                                 "hold the rest of its session memory limit (%.1f MiB)",
+                                 id, (double)bytes / 1048576.0, (long long)want,
+                                 (double)r->options.max_session_bytes / 1048576.0);
+        }
+        s->bytes = bytes;
+        pthread_mutex_unlock(&r->lock);
         *out = s;
         return G3N_OK;
     }
     s->busy = 1;
     pthread_mutex_unlock(&r->lock);
+    if (create && prefill->append && prefill->sampling) { /* the continuing request's own sampling */
+        g3n_sampling_params sampling = sampling_from_wire(prefill->sampling);
+        g3n_sampler *sampler = NULL;
+        if (g3n_sampler_create(&sampler, &sampling, r->model.vocab_size, err) != G3N_OK) {
+            session_done(r, s);
+            return G3N_ERR;
+        }
+        g3n_sampler_free(s->sampler);
+        s->sampler = sampler;
+        s->allowed_vocab = prefill->allowed_vocab;
+    }
     *out = s;
     return G3N_OK;
 }
@@ -897,6 +991,8 @@ static int decoder_prefill(g3n_role *r, g3n_worker_call *call, const G3n__Prefil
         return g3n_error_set(err, "prefill.allowed_vocab %lld is over the vocabulary %lld", (long long)q->allowed_vocab,
                              (long long)r->model.vocab_size),
                bad_request(call, err);
+    if (q->append && q->reset)
+        return g3n_error_set(err, "prefill: append and reset exclude each other"), bad_request(call, err);
     decoder_session *s;
     if (session_acquire(r, q->session_id, 1, q, &s, call, err) != G3N_OK)
         return G3N_ERR;
@@ -985,6 +1081,10 @@ int g3n_role_open(g3n_role **out, int kind, g3n_weights *weights, const g3n_mode
         r->options.max_positions = config->text.max_position_embeddings;
     if (r->options.max_tokens <= 0)
         r->options.max_tokens = config->text.max_position_embeddings;
+    if (r->options.session_idle_seconds <= 0)
+        r->options.session_idle_seconds = 600.0;
+    if (r->options.max_session_bytes <= 0)
+        r->options.max_session_bytes = INT64_MAX;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->session_free, NULL);
     pthread_cond_init(&r->engine_work, NULL);
@@ -1051,6 +1151,7 @@ void g3n_role_close(g3n_role *r)
     g3n_vision_encoder_free(r->vision);
     free(r->pixels);
     free(r->tower);
+    g3n_audio_stream_table_free(r->audio_streams);
     if (r->audio_loaded)
         g3n_audio_encoder_free(&r->audio);
     g3n_audio_features_free(r->features);

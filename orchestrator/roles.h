@@ -52,6 +52,9 @@ typedef struct g3n_role_options {
                                         full model, as views into its weights; a PrefillRequest's `model` names
                                         one (its spec name); borrowed for g3n_role_open only */
     int submodel_count;
+    double session_idle_seconds;     /* decoder: a session idle this long is closed (default 600) */
+    int64_t max_session_bytes;       /* decoder: KV caches + scratch of all sessions (default: no limit; a
+                                        session that does not fit is refused with ERROR_TOO_LARGE) */
 } g3n_role_options;
 
 /* role: G3N_ROLE_VISION_ENCODER, ..._AUDIO_ENCODER, ..._EMBEDDER, ..._DECODER. */

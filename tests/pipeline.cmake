@@ -59,3 +59,10 @@ add_test(NAME pipeline_python_worker
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/python_worker.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(pipeline_python_worker PROPERTIES LABELS "pipeline;slow;release_only" ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 600)
+
+# Sessions through g3n-orchestrator (issue 16): 10-turn chats with prefix reuse on and off (front door and HTTP,
+# the same tokens), a decoder holding a session killed (rebuilt elsewhere), none left (an error naming it).
+add_test(NAME pipeline_session_reuse
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/session_reuse.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pipeline_session_reuse PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 300)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_chat.h"
 #include "bench_pipeline.h"
 #include "bench_towers.h"
 #include "bench_util.h"
@@ -31,6 +32,8 @@ static void usage(FILE *out)
                  "                      [--batch B] [--kv f16|f32] [--context N] [--submodel SPEC]\n"
                  "       g3n bench vision|audio|gemm ... (the towers and their GEMM: g3n bench vision --help)\n"
                  "       g3n bench pipeline ... (decode in one process vs through the daemons over TCP: --help)\n"
+                 "       g3n bench chat ... (time to first token of a multi-turn chat with and without prefix\n"
+                 "                          reuse, same tokens: --help)\n"
                  "\n"
                  "matmul: GFLOP/s of y = x·Wᵀ (x: M×K f32, W: N×K in --dtype) for each shape\n"
                  "        (default 1x2048x8192,512x2048x8192, bf16), best of R runs (default 5).\n"
@@ -540,6 +543,8 @@ int g3n_command_bench(int argc, char **argv)
         return g3n_bench_towers(argc - 1, argv + 1);
     if (strcmp(argv[1], "pipeline") == 0) /* bench_pipeline.c */
         return g3n_bench_pipeline(argc - 1, argv + 1);
+    if (strcmp(argv[1], "chat") == 0) /* bench_chat.c */
+        return g3n_bench_chat(argc - 1, argv + 1);
     if (strcmp(argv[1], "text") == 0) {
         if (g3n_wants_help(argc - 1, argv + 1)) {
             usage(stdout);

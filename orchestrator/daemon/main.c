@@ -14,6 +14,7 @@
 #include "http_server.h"
 #include "openmp_waits.h"
 #include "submodel.h"
+#include "prefix_cache.h"
 #include "tokenizer.h"
 #include "transport.h"
 
@@ -51,6 +52,11 @@ static void print_help(FILE *out)
             "  --probe live|ready        with --health-file: exit 0 if the orchestrator writing it is\n"
             "                            live / ready, else 1 (a cluster's exec probe)\n"
             "  --check-args              check the arguments and exit (0 if they would be accepted)\n"
+            "  --no-prefix-cache         no decoder sessions kept between chats: every chat prefills its whole\n"
+            "                            prompt (default: a chat that extends a kept session's tokens, e.g. the\n"
+            "                            next turn, prefills only the new suffix; proto/README.md)\n"
+            "  --prefix-cache-sessions N sessions kept (default 8), least recently used evicted first\n"
+            "  --prefix-cache-positions N  positions they hold together (default 65536)\n"
             "Security (tcp:// needs one of these; README \"Security\"):\n" G3N_SECURITY_HELP_BIND
             "HTTP API security (docs/http-api.md):\n" G3N_HTTP_SECURITY_HELP);
 }
@@ -60,12 +66,13 @@ int main(int argc, char **argv)
     g3n_openmp_default_waits(argv); /* a short spin, then sleep: openmp_waits.h */
     const char *model_dir = NULL, *config_path = NULL, *tokenizer_path = NULL, *listen = "tcp://0.0.0.0:5556";
     const char *binds[8];
-    int bind_count = 0, quiet = 0, max_chats = 16, http_port = -1, check_args = 0;
+    int bind_count = 0, quiet = 0, max_chats = 16, http_port = -1, check_args = 0, prefix_cache_on = 1;
     const char *health_file = NULL, *probe = NULL;
     const char *submodel_specs[G3N_HTTP_MAX_SUBMODELS];
     char submodel_names[G3N_HTTP_MAX_SUBMODELS][64];
     const char *submodel_name_list[G3N_HTTP_MAX_SUBMODELS];
     int submodel_count = 0;
+    g3n_prefix_cache_options cache_options = g3n_prefix_cache_default_options();
     g3n_http_options http = g3n_http_default_options();
     g3n_transport_options transport = g3n_transport_default_options();
     g3n_security_flags security = {0};
@@ -105,6 +112,10 @@ int main(int argc, char **argv)
             check_args = 1;
             continue;
         }
+        if (strcmp(a, "--no-prefix-cache") == 0) {
+            prefix_cache_on = 0;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "g3n-orchestrator: error: %s needs a value (see --help)\n", a);
             return 2;
@@ -142,6 +153,10 @@ int main(int argc, char **argv)
             http.model_name = v;
         else if (strcmp(a, "--submodel") == 0 && submodel_count < G3N_HTTP_MAX_SUBMODELS)
             submodel_specs[submodel_count++] = v;
+        else if (strcmp(a, "--prefix-cache-sessions") == 0 && atoi(v) > 0)
+            cache_options.max_entries = atoi(v);
+        else if (strcmp(a, "--prefix-cache-positions") == 0 && atoll(v) > 0)
+            cache_options.max_positions = atoll(v);
         else if (strcmp(a, "--max-message-mb") == 0)
             transport.max_message_bytes = (int64_t)atoll(v) << 20;
         else if (strcmp(a, "--health-file") == 0)
@@ -218,16 +233,19 @@ int main(int argc, char **argv)
     http.auth = auth;
     http.tls_cert_pem = tls_cert;
     http.tls_key_pem = tls_key;
+    g3n_prefix_cache *cache = NULL;
     int rc = 1;
     if (g3n_config_load(&config, config_path ? config_path : model_dir, &err) != G3N_OK ||
         g3n_tokenizer_load(&tokenizer, tokenizer_path, &err) != G3N_OK ||
-        g3n_broker_start(&broker, binds, bind_count, &transport, &err) != G3N_OK)
+        g3n_broker_start(&broker, binds, bind_count, &transport, &err) != G3N_OK ||
+        (prefix_cache_on && g3n_prefix_cache_create(&cache, &cache_options, &err) != G3N_OK))
         goto done;
     g3n_front_door_options fo;
     memset(&fo, 0, sizeof(fo));
     fo.endpoint = listen;
     fo.max_chats = max_chats;
     fo.max_message_bytes = transport.max_message_bytes;
+    fo.prefix_cache = cache;
     if (g3n_front_door_start(&door, broker, &config, tokenizer, &fo, &err) != G3N_OK)
         goto done;
     fprintf(stderr, "g3n-orchestrator: workers connect to %s, clients to %s\n", binds[0], listen);
@@ -241,6 +259,7 @@ int main(int argc, char **argv)
             http.model_name = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
         }
         http.port = http_port;
+        http.prefix_cache = cache;
         http.quiet = quiet;
         for (int i = 0; i < submodel_count; i++) { /* checked here; the decoders serve them by these names */
             g3n_submodel spec;
@@ -280,6 +299,14 @@ done:
         fprintf(stderr, "g3n-orchestrator: error: %s\n", err.message);
     g3n_http_server_stop(http_server);
     g3n_front_door_stop(door);
+    if (cache) { /* the kept sessions end on their decoders */
+        g3n_client *client = NULL;
+        g3n_error ignored;
+        if (g3n_client_open(&client, broker, &ignored) != G3N_OK)
+            client = NULL;
+        g3n_prefix_cache_free(cache, client);
+        g3n_client_close(client);
+    }
     g3n_broker_stop(broker);
     g3n_tokenizer_free(tokenizer);
     g3n_config_free(&config);
