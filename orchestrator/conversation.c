@@ -55,7 +55,14 @@ int g3n_pipeline_conversation(g3n_client *client, const g3n_conversation_options
     g3n_pipeline_media media;
     memset(&media, 0, sizeof(media));
     int rc = G3N_OK;
-    if (file_count - skip > 0) {
+    for (int i = skip; i < file_count; i++) /* the client's mistake, said as such (not an encoder's failure) */
+        if (!files[i].samples && files[i].size == 0) {
+            rc = g3n_error_set(err, "encoding %s %s: ERROR_BAD_REQUEST: the %s is empty (0 bytes)",
+                               files[i].is_audio ? "audio" : "image", files[i].name ? files[i].name : "",
+                               files[i].is_audio ? "clip" : "image");
+            break;
+        }
+    if (rc == G3N_OK && file_count - skip > 0) {
         int audio_count = 0;
         for (int i = skip; i < file_count; i++)
             audio_count += files[i].is_audio != 0;

@@ -384,7 +384,7 @@ static void test_malformed_and_version_rejected_worker_keeps_serving(void **stat
 
     /* an envelope without a body whose request_id is not the broker's: answered all the same (under the
      * routing id), not lost */
-    const uint8_t no_body[] = {0x08, 0x01, 0x10, 0xb9, 0x60}; /* protocol_version 1, request_id 12345 */
+    const uint8_t no_body[] = {0x08, G3N_PROTOCOL_VERSION, 0x10, 0xb9, 0x60}; /* this protocol_version, request_id 12345 */
     assert_int_equal(g3n_client_submit_bytes(client, &ro, no_body, sizeof(no_body), &id, &err), G3N_OK);
     assert_int_equal(g3n_client_receive(client, 2000, &r, &err), G3N_OK);
     assert_int_equal(r.request_id, id);
