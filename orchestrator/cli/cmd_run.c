@@ -125,9 +125,11 @@ static int print_text(void *user, const char *text, size_t length)
     return 0;
 }
 
+/* user: an int that gets the final event's finish reason */
 static int print_event(void *user, const G3n__TokenEvent *event)
 {
-    (void)user;
+    if (event->finish != G3N__FINISH_REASON__FINISH_NONE)
+        *(int *)user = (int)event->finish;
     if (event->text && event->text[0]) {
         fputs(event->text, stdout);
         fflush(stdout);
@@ -208,8 +210,14 @@ static int run_connected(const char *endpoint, const char *system, const char *p
     sampling.seed = seed;
     request.sampling = &sampling;
     g3n_error err = {{0}};
-    if (g3n_front_door_chat_secure(endpoint, transport, &request, 600000, print_event, NULL, &err) != G3N_OK) {
+    int finish = G3N__FINISH_REASON__FINISH_NONE;
+    if (g3n_front_door_chat_secure(endpoint, transport, &request, 600000, print_event, &finish, &err) != G3N_OK) {
         fprintf(stderr, "g3n run: error: %s\n", err.message);
+        goto done;
+    }
+    if (finish == G3N__FINISH_REASON__FINISH_CANCELLED) { /* an answer cut short is not a success */
+        fprintf(stderr, "\ng3n run: error: the orchestrator at %s cancelled the chat before its answer ended (it is "
+                        "stopping); the text above is incomplete\n", endpoint);
         goto done;
     }
     rc = 0;
