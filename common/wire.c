@@ -56,6 +56,39 @@ int g3n_wire_pack(G3n__Envelope *envelope, uint8_t **data, size_t *size, g3n_err
     return G3N_OK;
 }
 
+/* 1 when m or a message inside it kept an unknown field numbered 0. Protobuf has no field 0, yet
+ * protobuf-c accepts one whose tag is written in more bytes than it needs, and packs it back in one
+ * byte that it then refuses: such a message would not survive being forwarded (found by fuzz_wire). */
+static int holds_field_zero(const ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return 1;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned f = 0; f < d->n_fields; f++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[f];
+        if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *at = (const char *)m + fd->offset;
+        if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) { /* only the member that is set lives in the union */
+            if (*(const uint32_t *)((const char *)m + fd->quantifier_offset) != fd->id)
+                continue;
+        }
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)m + fd->quantifier_offset);
+            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)at;
+            for (size_t k = 0; k < n; k++)
+                if (items && items[k] && holds_field_zero(items[k]))
+                    return 1;
+        } else {
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)at;
+            if (sub && holds_field_zero(sub))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 int g3n_wire_unpack(const uint8_t *data, size_t size, int64_t max_bytes, G3n__Envelope **out, int *error_code,
                     g3n_error *err)
 {
@@ -73,6 +106,11 @@ int g3n_wire_unpack(const uint8_t *data, size_t size, int64_t max_bytes, G3n__En
         return g3n_error_set(err, "malformed message: %zu bytes that are not a g3n.Envelope protobuf", size);
     }
     *out = env;
+    if (holds_field_zero(&env->base)) {
+        *error_code = G3N__ERROR_CODE__ERROR_BAD_REQUEST;
+        return g3n_error_set(err, "malformed message: %zu bytes holding a field numbered 0, which protobuf has not",
+                             size);
+    }
     if (env->protocol_version != G3N_PROTOCOL_VERSION) {
         *error_code = G3N__ERROR_CODE__ERROR_VERSION_MISMATCH;
         return g3n_error_set(err, "protocol version %u is not supported (this peer speaks version %u)",
