@@ -3,6 +3,7 @@
 #include "roles.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "embedder.h"
 #include "generate.h"
 #include "image_preprocess.h"
+#include "image_preprocess_rgb.h"
 #include "ops.h"
 #include "submodel.h"
 #include "text_model.h"
@@ -141,9 +143,26 @@ static int vision_encode_image(g3n_role *r, g3n_worker_call *call, const G3n__En
     double t0 = g3n_now_seconds();
     pthread_mutex_lock(&r->lock);
     int rc = G3N_OK;
-    if (q->image.len > 0 && q->pixel_values) {
-        rc = g3n_error_set(err, "encode_image: give image bytes or pixel_values, not both");
+    if ((q->image.len > 0) + (q->pixel_values != NULL) + (q->rgb != NULL) > 1) {
+        rc = g3n_error_set(err, "encode_image: give one of image bytes, pixel_values or rgb");
         bad_request(call, err);
+    } else if (q->rgb) { /* a decoded video frame: preprocessed here, as an image file's pixels */
+        int64_t shape[3] = {-1, -1, 3};
+        g3n_tensor view;
+        g3n_image_options options = g3n_image_default_options();
+        options.size = (int)side;
+        if (g3n_wire_tensor_view(q->rgb, "encode_image.rgb", G3N_DTYPE_U8, 3, shape, 0, &view, err) != G3N_OK) {
+            rc = bad_request(call, err);
+        } else if (view.shape[0] < 1 || view.shape[1] < 1 || view.shape[1] > INT32_MAX / 3 ||
+                   view.shape[0] > INT32_MAX) {
+            rc = g3n_error_set(err, "encode_image.rgb: a frame of %lld x %lld pixels", (long long)view.shape[1],
+                               (long long)view.shape[0]);
+            bad_request(call, err);
+        } else if (g3n_image_preprocess_rgb(view.data, (int)view.shape[1], (int)view.shape[0],
+                                            (int)view.shape[1] * 3, &options, r->pixels, err) != G3N_OK) {
+            g3n_error_prefix(err, "encode_image.rgb");
+            rc = bad_request(call, err);
+        }
     } else if (q->image.len > 0) {
         g3n_image_options options = g3n_image_default_options();
         options.size = (int)side;
