@@ -20,16 +20,19 @@ target_compile_options(g3n_proto PRIVATE -Wno-unused-parameter)
 # common/transport.c and common/wire.c speak ZeroMQ and the generated protocol.
 target_link_libraries(g3n_common PUBLIC g3n_proto PkgConfig::ZMQ)
 
-# g3n_daemon(NAME SOURCE): one daemon executable linked with all of g3n.
-function(g3n_daemon name source)
+# g3n_daemon(NAME SOURCE LIBRARY): one daemon executable. A role daemon links
+# only its own role's library (and what that library needs: g3n_common); the
+# linker takes from the static libraries only the objects it refers to
+# (tests/daemon_symbols.cmake checks that with nm and ldd).
+function(g3n_daemon name source library)
   if(EXISTS ${CMAKE_SOURCE_DIR}/${source})
     add_executable(${name} ${CMAKE_SOURCE_DIR}/${source})
-    target_link_libraries(${name} PRIVATE g3n_orchestrator)
+    target_link_libraries(${name} PRIVATE ${library})
   endif()
 endfunction()
 
-g3n_daemon(g3n-vision-encoder services/vision_encoder/daemon/main.c)
-g3n_daemon(g3n-audio-encoder services/audio_encoder/daemon/main.c)
-g3n_daemon(g3n-embedder services/embedder/daemon/main.c)
-g3n_daemon(g3n-decoder services/decoder/daemon/main.c)
-g3n_daemon(g3n-orchestrator orchestrator/daemon/main.c)
+g3n_daemon(g3n-vision-encoder services/vision_encoder/daemon/main.c g3n_vision)
+g3n_daemon(g3n-audio-encoder services/audio_encoder/daemon/main.c g3n_audio)
+g3n_daemon(g3n-embedder services/embedder/daemon/main.c g3n_embedder)
+g3n_daemon(g3n-decoder services/decoder/daemon/main.c g3n_decoder)
+g3n_daemon(g3n-orchestrator orchestrator/daemon/main.c g3n_orchestrator)

@@ -940,11 +940,8 @@ done:
 
 int g3n_local_role_capacity(int role, const g3n_role_options *options)
 {
-    if (role == G3N_ROLE_DECODER) {
-        const int sessions = options && options->max_sessions > 0 ? options->max_sessions : 16;
-        return sessions < 2 ? 2 : sessions > 64 ? 64 : sessions;
-    }
-    return role == G3N_ROLE_EMBEDDER ? 2 : 1;
+    const g3n_role_ops *ops = g3n_role_ops_for(role);
+    return ops ? ops->capacity(options) : 1;
 }
 
 int g3n_local_roles_start(g3n_local_roles *local, g3n_broker *broker, const char *endpoint, g3n_weights *weights,

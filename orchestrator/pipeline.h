@@ -192,13 +192,9 @@ typedef struct g3n_local_roles {
     g3n_role *roles[G3N_ROLE_COUNT];
     g3n_worker *workers[G3N_ROLE_COUNT];
 } g3n_local_roles;
-/* Handler threads (requests served at once) of a role's worker there: the
- * decoder's only queue positions for its one engine thread and wait, so one
- * per session it may hold (options->max_sessions; 16 without options; at most
- * 64), and every concurrent chat's step can join the engine's batch (with 2,
- * a third and fourth chat's steps waited in the broker's queue: four clients
- * of g3n serve got no more tokens/s than one); the embedder computes on its
- * handler threads, each an OpenMP pool: 2; the towers: 1. */
+/* Handler threads (requests served at once) of a role's worker there
+ * (g3n_role_ops.capacity: the decoder's one per session it may hold, the
+ * embedder's 2, the towers' 1). */
 int g3n_local_role_capacity(int role, const g3n_role_options *options);
 /* role_mask: bit (1 << role) for each role to start. */
 int g3n_local_roles_start(g3n_local_roles *local, g3n_broker *broker, const char *endpoint, g3n_weights *weights,

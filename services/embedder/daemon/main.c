@@ -1,8 +1,8 @@
-/* g3n-embedder - the embedder role as a daemon (orchestrator/daemon.h). */
-#include "daemon.h"
-#include "wire.h"
+/* g3n-embedder - the embedder role as a daemon (common/role_daemon.h). */
+#include "role_daemon.h"
+#include "embedder_role.h"
 
 int main(int argc, char **argv)
 {
-    return g3n_daemon_main(G3N_ROLE_EMBEDDER, "g3n-embedder", argc, argv);
+    return g3n_role_daemon_main(&g3n_embedder_role_ops, "g3n-embedder", argc, argv);
 }

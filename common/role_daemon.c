@@ -1,5 +1,5 @@
-/* daemon.c - the worker daemons' main (daemon.h). */
-#include "daemon.h"
+/* role_daemon.c - the worker daemons' main (role_daemon.h). */
+#include "role_daemon.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,14 +10,16 @@
 #include "health_file.h"
 #include "matmul.h"
 #include "openmp_waits.h"
-#include "pipeline.h"
 #include "ops.h"
-#include "roles.h"
+#include "role.h"
 #include "transport.h"
 #include "weights.h"
+#include "wire.h"
 
-static void print_help(FILE *out, int role, const char *program)
+static void print_help(FILE *out, const g3n_role_ops *ops, const char *program)
 {
+    const int sessions = (ops->daemon_options & G3N_ROLE_TAKES_SESSIONS) != 0;
+    const int submodels = (ops->daemon_options & G3N_ROLE_TAKES_SUBMODELS) != 0;
     fprintf(out,
             "usage: %s (--model DIR | --synth CONFIG:SEED) [--connect ENDPOINT] [options]\n"
             "\n"
@@ -45,33 +47,34 @@ static void print_help(FILE *out, int role, const char *program)
             "  --check-args            check the arguments and exit (0 if the daemon would accept them)\n"
             G3N_SECURITY_HELP_CONNECT
             "Set OMP_WAIT_POLICY=passive when several daemons share a host's cores (the launcher does).\n"
-            "%s%s",
-            program, g3n_role_name(role), role == G3N_ROLE_DECODER ? "; the decoder:\n"
+            "%s%s%s%s%s",
+            program, g3n_role_name(ops->role), sessions ? "; the decoder:\n"
                                                           "                          --max-sessions, so that every session's step\n"
                                                           "                          can join the batched forward" : "",
             G3N_HEALTH_MAX_AGE_SECONDS,
-            role == G3N_ROLE_DECODER ? "  --max-sessions N        KV-cache sessions held at once (default 16)\n"
-                                       "  --max-positions N       largest context per session (default: the model's)\n"
-                                       "  --session-idle-s N      a session unused this long is closed (default 600)\n"
-                                       "  --max-session-mb N      KV caches of all sessions together (default: half the\n"
-                                       "                          memory); a session beyond it is refused\n"
-                                       "  --weights f32|bf16|q8|q4  what the layers compute with (default f32: as\n"
-                                       "                          stored; q8/q4 cached in DIR/g3n-cache, as g3n generate)\n"
-                                       "  --weight-cache FILE     that cache file instead\n"
-                                       "  --submodel SPEC         also serve this MatFormer sub-model (repeatable; a preset,\n"
-                                       "                          JSON or @FILE.json: g3n slice --help): views into the same\n"
-                                       "                          weights; a PrefillRequest's model names it\n"
-                                     : "",
-            role == G3N_ROLE_EMBEDDER ? "  --weights f32|bf16|q8|q4  the per-token projection (per_layer_model_projection):\n"
-                                        "                          q8/q4 quantise it at start as the decoder's cache does\n"
-                                        "                          (give the decoder's --weights; default f32: as stored)\n"
-                                      : "");
+            sessions ? "  --max-sessions N        KV-cache sessions held at once (default 16)\n"
+                       "  --max-positions N       largest context per session (default: the model's)\n"
+                       "  --session-idle-s N      a session unused this long is closed (default 600)\n"
+                       "  --max-session-mb N      KV caches of all sessions together (default: half the\n"
+                       "                          memory); a session beyond it is refused\n"
+                     : "",
+            ops->weights_help ? "  --weights f32|bf16|q8|q4  " : "", ops->weights_help ? ops->weights_help : "",
+            ops->weights_help ? ".\n"
+                                "                          Default f32: as stored\n"
+                              : "",
+            submodels ? "  --weight-cache FILE     that q8/q4 cache file instead of DIR/g3n-cache\n"
+                        "  --submodel SPEC         also serve this MatFormer sub-model (repeatable; a preset,\n"
+                        "                          JSON or @FILE.json: g3n slice --help): views into the same\n"
+                        "                          weights; a PrefillRequest's model names it\n"
+                      : "");
 }
 
 #define MAX_SUBMODELS 16
 
-int g3n_daemon_main(int role, const char *program, int argc, char **argv)
+int g3n_role_daemon_main(const g3n_role_ops *ops, const char *program, int argc, char **argv)
 {
+    const int role = ops->role;
+    const unsigned takes = ops->daemon_options;
     g3n_openmp_default_waits(argv); /* a short spin, then sleep: openmp_waits.h */
     const char *model_dir = NULL, *synth_spec = NULL, *endpoint = "tcp://127.0.0.1:5555", *name = NULL;
     const char *weight_cache = NULL;
@@ -88,7 +91,7 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     g3n_security_flags security = {0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            print_help(stdout, role, program);
+            print_help(stdout, ops, program);
             return 0;
         }
     }
@@ -140,22 +143,22 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
             health_file = v;
         else if (strcmp(a, "--probe") == 0)
             probe = v;
-        else if (strcmp(a, "--max-sessions") == 0 && role == G3N_ROLE_DECODER)
+        else if (strcmp(a, "--max-sessions") == 0 && (takes & G3N_ROLE_TAKES_SESSIONS))
             max_sessions = atoi(v);
-        else if (strcmp(a, "--max-positions") == 0 && role == G3N_ROLE_DECODER)
+        else if (strcmp(a, "--max-positions") == 0 && (takes & G3N_ROLE_TAKES_SESSIONS))
             max_positions = atoll(v);
-        else if (strcmp(a, "--session-idle-s") == 0 && role == G3N_ROLE_DECODER)
+        else if (strcmp(a, "--session-idle-s") == 0 && (takes & G3N_ROLE_TAKES_SESSIONS))
             session_idle_s = atof(v);
-        else if (strcmp(a, "--max-session-mb") == 0 && role == G3N_ROLE_DECODER)
+        else if (strcmp(a, "--max-session-mb") == 0 && (takes & G3N_ROLE_TAKES_SESSIONS))
             max_session_mb = atoll(v);
-        else if (strcmp(a, "--weights") == 0 && (role == G3N_ROLE_DECODER || role == G3N_ROLE_EMBEDDER)) {
+        else if (strcmp(a, "--weights") == 0 && (takes & G3N_ROLE_TAKES_WEIGHTS)) {
             if (g3n_weight_format_parse(v, &weight_format, &err) != G3N_OK) {
                 fprintf(stderr, "%s: error: %s\n", program, err.message);
                 return 2;
             }
-        } else if (strcmp(a, "--weight-cache") == 0 && role == G3N_ROLE_DECODER)
+        } else if (strcmp(a, "--weight-cache") == 0 && (takes & G3N_ROLE_TAKES_SUBMODELS))
             weight_cache = v;
-        else if (strcmp(a, "--submodel") == 0 && role == G3N_ROLE_DECODER) {
+        else if (strcmp(a, "--submodel") == 0 && (takes & G3N_ROLE_TAKES_SUBMODELS)) {
             if (submodel_count >= MAX_SUBMODELS) {
                 fprintf(stderr, "%s: error: at most %d --submodel\n", program, MAX_SUBMODELS);
                 return 2;
@@ -238,7 +241,7 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     ro.weight_cache = weight_cache;
     ro.submodels = submodels;
     ro.submodel_count = submodel_count;
-    if (g3n_role_open(&r, role, weights, &config, &ro, &err) != G3N_OK)
+    if (g3n_role_open_ops(&r, ops, weights, &config, &ro, &err) != G3N_OK)
         goto done;
     g3n_worker_options wo;
     memset(&wo, 0, sizeof(wo));
@@ -246,8 +249,8 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     wo.endpoint = endpoint;
     wo.name = name;
     wo.model_id = g3n_weights_describe(weights);
-    /* the decoder's handler threads only queue steps for its engine thread and wait (pipeline.h) */
-    wo.capacity = capacity_given || role != G3N_ROLE_DECODER ? capacity : g3n_local_role_capacity(role, &ro);
+    /* the decoder's handler threads only queue steps for its engine thread and wait: one per session */
+    wo.capacity = capacity_given || !(takes & G3N_ROLE_TAKES_SESSIONS) ? capacity : ops->capacity(&ro);
     wo.transport = g3n_transport_default_options();
     wo.transport.heartbeat_interval_ms = heartbeat_ms;
     wo.transport.heartbeat_timeout_ms = heartbeat_timeout_ms;
@@ -278,7 +281,7 @@ int g3n_daemon_main(int role, const char *program, int argc, char **argv)
     if (health_file)
         g3n_health_file_write(health_file, "draining", "finishing the requests held", NULL);
     rc = 0;
-    if (g3n_worker_drain(worker, (int)(drain_timeout_s * 1000), role == G3N_ROLE_DECODER ? g3n_role_open_sessions : NULL,
+    if (g3n_worker_drain(worker, (int)(drain_timeout_s * 1000), ops->open_sessions ? g3n_role_open_sessions : NULL,
                          r, &err) != G3N_OK) {
         fprintf(stderr, "%s: %s\n", program, err.message);
         rc = 1;
