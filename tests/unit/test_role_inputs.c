@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "image_preprocess.h"
 #include "pipeline.h"
 #include "roles.h"
 #include "test_util.h"
@@ -142,6 +143,95 @@ static void test_vision_empty_image(void **state)
     expect_error(f, G3N_ROLE_VISION_ENCODER, &env, G3N__ERROR_CODE__ERROR_BAD_REQUEST, "the image is empty");
 }
 
+/* Calls the vision encoder; the reply's tokens, malloc'd (*count floats). */
+static float *encode_image_tokens(fixture *f, G3n__Envelope *env, int64_t *count)
+{
+    g3n_request_options ro = {G3N_ROLE_VISION_ENCODER, 0, NULL};
+    g3n_reply r;
+    g3n_error err = {{0}};
+    if (g3n_client_call(f->client, &ro, env, NULL, NULL, &r, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(r.envelope->body_case, G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY);
+    g3n_tensor tokens;
+    int64_t shape[2] = {-1, -1};
+    assert_int_equal(g3n_wire_tensor_view(r.envelope->encode_image_reply->tokens, "tokens", G3N_DTYPE_F32, 2, shape, 0,
+                                          &tokens, &err),
+                     G3N_OK);
+    *count = tokens.shape[0] * tokens.shape[1];
+    assert_true(*count > 0);
+    float *copy = malloc(sizeof(float) * (size_t)*count);
+    memcpy(copy, tokens.data, sizeof(float) * (size_t)*count);
+    g3n_reply_clear(&r);
+    return copy;
+}
+
+/* EncodeImageRequest.rgb (a decoded video frame, preprocessed in the vision
+ * role): the same picture sent as its file's bytes and as its decoded RGB gives
+ * the same tower tokens, bit for bit; malformed frames are refused with
+ * ERROR_BAD_REQUEST naming the field. */
+static void test_vision_rgb(void **state)
+{
+    fixture *f = *state;
+    char path[1024];
+    g3n_error err = {{0}};
+    g3n_test_fixture("image-preprocess/image.jpg", path, sizeof(path));
+    FILE *file = fopen(path, "rb");
+    assert_non_null(file);
+    uint8_t *bytes = malloc(1 << 22);
+    size_t size = fread(bytes, 1, 1 << 22, file);
+    fclose(file);
+    assert_true(size > 0 && size < (1 << 22));
+    uint8_t *rgb = NULL;
+    int width = 0, height = 0;
+    g3n_image_options options = g3n_image_default_options();
+    if (g3n_image_decode_file(path, &options, &rgb, &width, &height, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+
+    G3n__Envelope env;
+    G3n__EncodeImageRequest q;
+    g3n__envelope__init(&env);
+    g3n__encode_image_request__init(&q);
+    env.body_case = G3N__ENVELOPE__BODY_ENCODE_IMAGE;
+    env.encode_image = &q;
+    q.image.data = bytes;
+    q.image.len = size;
+    int64_t from_file_count = 0, from_rgb_count = 0;
+    float *from_file = encode_image_tokens(f, &env, &from_file_count);
+    q.image.data = NULL;
+    q.image.len = 0;
+    g3n_wire_tensor frame;
+    int64_t shape[3] = {height, width, 3};
+    g3n_wire_tensor_borrow(&frame, G3N_DTYPE_U8, 3, shape, rgb);
+    q.rgb = &frame.message;
+    float *from_rgb = encode_image_tokens(f, &env, &from_rgb_count);
+    assert_int_equal(from_rgb_count, from_file_count);
+    assert_memory_equal(from_rgb, from_file, sizeof(float) * (size_t)from_file_count);
+
+    /* both the file and the frame */
+    q.image.data = bytes;
+    q.image.len = size;
+    expect_error(f, G3N_ROLE_VISION_ENCODER, &env, G3N__ERROR_CODE__ERROR_BAD_REQUEST, "give one of");
+    q.image.data = NULL;
+    q.image.len = 0;
+    /* the frame as f32 */
+    g3n_wire_tensor_borrow(&frame, G3N_DTYPE_F32, 3, (int64_t[]){1, 1, 3}, (float[]){0.5f, 0.5f, 0.5f});
+    expect_error(f, G3N_ROLE_VISION_ENCODER, &env, G3N__ERROR_CODE__ERROR_BAD_REQUEST, "encode_image.rgb");
+    /* two dimensions: [H, W * 3] */
+    g3n_wire_tensor_borrow(&frame, G3N_DTYPE_U8, 2, (int64_t[]){height, (int64_t)width * 3}, rgb);
+    expect_error(f, G3N_ROLE_VISION_ENCODER, &env, G3N__ERROR_CODE__ERROR_BAD_REQUEST, "encode_image.rgb");
+    /* zero width */
+    g3n_wire_tensor_borrow(&frame, G3N_DTYPE_U8, 3, (int64_t[]){height, 0, 3}, NULL);
+    expect_error(f, G3N_ROLE_VISION_ENCODER, &env, G3N__ERROR_CODE__ERROR_BAD_REQUEST, "encode_image.rgb");
+    /* four channels */
+    g3n_wire_tensor_borrow(&frame, G3N_DTYPE_U8, 3, (int64_t[]){1, 2, 4}, (uint8_t[8]){0});
+    expect_error(f, G3N_ROLE_VISION_ENCODER, &env, G3N__ERROR_CODE__ERROR_BAD_REQUEST, "encode_image.rgb");
+
+    free(from_rgb);
+    free(from_file);
+    free(rgb);
+    free(bytes);
+}
+
 /* ---- rogue workers: well-formed replies with bad numbers ---- */
 
 typedef struct rogue {
@@ -264,6 +354,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_audio_empty_samples),
         cmocka_unit_test(test_vision_empty_image),
+        cmocka_unit_test(test_vision_rgb),
         cmocka_unit_test(test_rogue_workers),
         cmocka_unit_test(test_error_codes),
     };
