@@ -60,7 +60,9 @@ static void print_help(FILE *out, const g3n_role_ops *ops, const char *program)
                      : "",
             ops->weights_help ? "  --weights f32|bf16|q8|q4  " : "", ops->weights_help ? ops->weights_help : "",
             ops->weights_help ? ".\n"
-                                "                          Default f32: as stored\n"
+                                "                          Default q8 with --model (block-quantised once, ~0.5 % error\n"
+                                "                          per product; printed at start), f32 with --synth; f32 is the\n"
+                                "                          exact path (the stored weights, the reference's numbers)\n"
                               : "",
             submodels ? "  --weight-cache FILE     that q8/q4 cache file instead of DIR/g3n-cache\n"
                         "  --submodel SPEC         also serve this MatFormer sub-model (repeatable; a preset,\n"
@@ -81,6 +83,7 @@ int g3n_role_daemon_main(const g3n_role_ops *ops, const char *program, int argc,
     const char *submodels[MAX_SUBMODELS];
     int submodel_count = 0;
     g3n_weight_format weight_format = G3N_WEIGHTS_EXACT;
+    int weights_given = 0;
     g3n_error err = {{0}};
     int threads = 0, capacity = 1, capacity_given = 0, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000,
         max_sessions = 16;
@@ -152,6 +155,7 @@ int g3n_role_daemon_main(const g3n_role_ops *ops, const char *program, int argc,
         else if (strcmp(a, "--max-session-mb") == 0 && (takes & G3N_ROLE_TAKES_SESSIONS))
             max_session_mb = atoll(v);
         else if (strcmp(a, "--weights") == 0 && (takes & G3N_ROLE_TAKES_WEIGHTS)) {
+            weights_given = 1;
             if (g3n_weight_format_parse(v, &weight_format, &err) != G3N_OK) {
                 fprintf(stderr, "%s: error: %s\n", program, err.message);
                 return 2;
@@ -198,13 +202,25 @@ int g3n_role_daemon_main(const g3n_role_ops *ops, const char *program, int argc,
         fprintf(stderr, "%s: error: %s\n", program, err.message);
         return 2;
     }
+    if (!weights_given) /* as g3n run/serve: a fast precision for a checkpoint, the exact path for synthetic weights */
+        weight_format = model_dir ? G3N_WEIGHTS_Q8 : G3N_WEIGHTS_EXACT;
+    char weights_said[160] = ""; /* what the role computes with, and why (said at start, as g3n run does) */
+    if (takes & G3N_ROLE_TAKES_WEIGHTS)
+        snprintf(weights_said, sizeof(weights_said), "weights %s (%s)", g3n_weight_format_name(weight_format),
+                 weights_given                          ? "--weights"
+                 : weight_format == G3N_WEIGHTS_EXACT ? "the exact path, the default for synthetic weights; "
+                                                        "--weights q8|q4 for speed"
+                                                      : "the default for a checkpoint; --weights f32 for the exact path");
     if (check_args) {
-        printf("%s: arguments accepted (%s role, broker %s)\n", program, g3n_role_name(role), endpoint);
+        printf("%s: arguments accepted (%s role, broker %s%s%s)\n", program, g3n_role_name(role), endpoint,
+               weights_said[0] ? ", " : "", weights_said);
         return 0;
     }
     if (threads > 0)
         g3n_set_threads(threads);
     g3n_install_shutdown_handlers();
+    if (weights_said[0])
+        fprintf(stderr, "%s: %s\n", program, weights_said);
 
     g3n_model_config config;
     memset(&config, 0, sizeof(config));
