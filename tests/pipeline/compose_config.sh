@@ -37,6 +37,11 @@ for name, binary in want.items():
     assert s["healthcheck"]["test"] == ["CMD", binary, "--probe", "ready", "--health-file", health], name
 for name in ("vision-encoder", "audio-encoder"):
     assert services[name]["deploy"]["replicas"] >= 2, f"{name}: encoders run with replicas"
+decoder = services["decoder"]
+cache = decoder["command"][decoder["command"].index("--weight-cache") + 1]
+assert any(v.endswith(":" + cache.rsplit("/", 1)[0]) for v in decoder["volumes"]), \
+    "decoder: its weight cache must be on a writable volume (the model folder is read-only)"
+assert cache.startswith("/cache/") and "g3n-cache" in doc.get("volumes", {}), "decoder: a named cache volume"
 orch = services["orchestrator"]["command"]
 assert orch[orch.index("--bind") + 1].endswith(":5555") and orch[orch.index("--listen") + 1].endswith(":5556")
 assert orch[orch.index("--keys") + 1] == "/keys" and "--insecure" not in orch, "CurveZMQ on the orchestrator"
