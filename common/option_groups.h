@@ -17,7 +17,7 @@ int g3n_option_parse_weight_format(const char *value, void *format, g3n_error *e
 #define G3N_OPTION_MODEL_DEFAULT(field) G3N_OPTION_MODEL(field, "checkpoint folder (config.json, safetensors shards)")
 #define G3N_OPTION_SYNTH(field) \
     G3N_STRING("synth", field, "CONFIG:SEED", "synthetic bf16 weights for a config.json instead (tests)")
-#define G3N_OPTION_TOKENIZER(field) G3N_STRING("tokenizer", field, "FILE", "tokenizer.json")
+#define G3N_OPTION_TOKENIZER(field, help_text) G3N_STRING("tokenizer", field, "FILE", help_text)
 /* format: g3n_weight_format *; given: int * (or NULL) set when --weights was given. */
 #define G3N_OPTION_WEIGHTS(format, given_field, help_text)                                                 \
     {.name = "weights", .kind = G3N_OPTION_CUSTOM, .value = (format), .parse = g3n_option_parse_weight_format, \

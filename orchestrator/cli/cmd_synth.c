@@ -4,6 +4,7 @@
  * flat whatever the model size. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,20 +15,9 @@
 #include "json_util.h"
 #include "model_tensors.h"
 #include "ops.h"
+#include "options.h"
 #include "safetensors.h"
 #include "synth.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: g3n synth --config CONFIG.json --seed N --out DIR [--dtype bf16|f32] [--shard-size BYTES]\n"
-            "\n"
-            "Writes a checkpoint folder in the Hugging Face layout (config.json, sharded safetensors and\n"
-            "model.safetensors.index.json) holding synth(name, shape, seed) for every tensor the config implies\n"
-            "(text model, multimodal embedders, audio and vision towers). Streams tensor by tensor.\n"
-            "  --dtype        stored dtype (default bf16; the values are exact in bf16)\n"
-            "  --shard-size   maximum bytes per shard (default 2000000000)\n");
-}
 
 #define CHUNK_ELEMENTS (1 << 20)
 
@@ -167,49 +157,47 @@ done:
     return status;
 }
 
+static const char *const dtype_names[] = {"bf16", "f32", NULL};
+
+typedef struct synth_args {
+    const char *config, *out;
+    uint64_t seed, shard_size;
+    int dtype; /* index into dtype_names */
+} synth_args;
+
+/* -1 to go on, else the exit code. */
+static int parse_args(synth_args *args, int argc, char **argv)
+{
+    args->shard_size = 2000000000ull;
+    g3n_option options[] = {
+        G3N_STRING("config", &args->config, "CONFIG.json", "the model's config.json"),
+        G3N_UINT64("seed", &args->seed, 0, 0, "N", "the seed of synth(name, shape, seed)"),
+        G3N_STRING("out", &args->out, "DIR", "the folder to write (created if missing)"),
+        G3N_ENUM("dtype", &args->dtype, dtype_names, "stored dtype (default bf16; the values are exact in bf16)"),
+        G3N_UINT64("shard-size", &args->shard_size, 1, LLONG_MAX, "BYTES", "maximum bytes per shard (default 2000000000)"),
+    };
+    for (int i = 0; i < 3; i++)
+        options[i].required = 1;
+    const g3n_command_spec spec = {
+        .name = "g3n synth",
+        .usage = "g3n synth --config CONFIG.json --seed N --out DIR [--dtype bf16|f32] [--shard-size BYTES]",
+        .about = "Writes a checkpoint folder in the Hugging Face layout (config.json, sharded safetensors and\n"
+                 "model.safetensors.index.json) holding synth(name, shape, seed) for every tensor the config implies\n"
+                 "(text model, multimodal embedders, audio and vision towers). Streams tensor by tensor.\n",
+        .help_column = 28,
+    };
+    return g3n_options_main(&spec, options, G3N_OPTION_COUNT(options), argc, argv);
+}
+
 int g3n_command_synth(int argc, char **argv)
 {
-    if (g3n_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
-    const char *config = NULL, *out = NULL;
-    uint64_t seed = 0, shard_size = 2000000000ull;
-    int have_seed = 0;
-    g3n_dtype dtype = G3N_DTYPE_BF16;
-    for (int i = 1; i < argc; i++) {
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--config") == 0 && value)
-            config = argv[++i];
-        else if (strcmp(argv[i], "--seed") == 0 && value) {
-            seed = strtoull(argv[++i], NULL, 10);
-            have_seed = 1;
-        } else if (strcmp(argv[i], "--out") == 0 && value)
-            out = argv[++i];
-        else if (strcmp(argv[i], "--shard-size") == 0 && value)
-            shard_size = strtoull(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--dtype") == 0 && value) {
-            i++;
-            if (strcmp(value, "bf16") == 0)
-                dtype = G3N_DTYPE_BF16;
-            else if (strcmp(value, "f32") == 0)
-                dtype = G3N_DTYPE_F32;
-            else {
-                fprintf(stderr, "g3n synth: error: --dtype must be bf16 or f32\n");
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "g3n synth: error: unknown or incomplete option '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!config || !out || !have_seed || shard_size == 0) {
-        usage(stderr);
-        return 2;
-    }
+    synth_args args = {0};
+    int rc = parse_args(&args, argc, argv);
+    if (rc >= 0)
+        return rc;
+    g3n_dtype dtype = args.dtype == 1 ? G3N_DTYPE_F32 : G3N_DTYPE_BF16;
     g3n_error err = {{0}};
-    if (run_synth(config, seed, out, dtype, shard_size, &err) != G3N_OK) {
+    if (run_synth(args.config, args.seed, args.out, dtype, args.shard_size, &err) != G3N_OK) {
         fprintf(stderr, "g3n synth: error: %s\n", err.message);
         return 1;
     }
