@@ -208,8 +208,6 @@ static int parse_one(const g3n_option *options, size_t count, int argc, char **a
                      g3n_error *err)
 {
     const char *arg = argv[*index];
-    if (strncmp(arg, "--", 2) != 0 || !arg[2])
-        return unknown_option(options, count, arg, err);
     const char *name = arg + 2, *equals = strchr(name, '=');
     size_t name_length = equals ? (size_t)(equals - name) : strlen(name);
     const g3n_option *o = find_option(options, count, name, name_length);
@@ -263,8 +261,10 @@ g3n_options_result g3n_options_parse(const g3n_command_spec *spec, const g3n_opt
         const char *arg = argv[i];
         if (!only_positionals && strcmp(arg, "--") == 0)
             only_positionals = 1;
-        else if (!only_positionals && arg[0] == '-' && arg[1])
+        else if (!only_positionals && strncmp(arg, "--", 2) == 0)
             status = parse_one(options, count, argc, argv, &i, seen, err);
+        else if (!only_positionals && arg[0] == '-' && arg[1] && !spec->positionals)
+            status = unknown_option(options, count, arg, err);
         else
             status = add_positional(spec, arg, err);
     }

@@ -11,7 +11,9 @@
  * the model source and the transport), defined once.
  *
  * Syntax: --name VALUE or --name=VALUE; a flag takes no value; "--" ends the
- * options; -h and --help anywhere before "--" ask for help. An option given
+ * options; -h and --help anywhere before "--" ask for help. Any other word
+ * (also "-", "-5", "-x") is a positional argument where the command takes
+ * them, else an error. An option given
  * twice is an error unless it is a G3N_OPTION_LIST (every value kept, in
  * order). A value may begin with '-' (a negative number) but is never one of
  * the command's own options (`--model --threads 4` is "--model needs a value").

@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "json_util.h"
+#include "option_groups.h"
 #include "tokenizer.h"
 
 static double seconds_now(void)
@@ -15,34 +16,6 @@ static double seconds_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void tokenize_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: g3n tokenize --tokenizer FILE [options] [TEXT...]\n"
-            "Encodes TEXT (the arguments joined by spaces; stdin when none and no --file) as the\n"
-            "Hugging Face tokenizer does, and prints the ids on one line, then one line per token:\n"
-            "its index, id and piece (control characters escaped).\n"
-            "options:\n"
-            "  --tokenizer FILE  tokenizer.json (required)\n"
-            "  --file PATH       read the text from PATH\n"
-            "  --no-bos          add_special_tokens=False (no <bos>)\n"
-            "  --ids-only        print only the ids line\n"
-            "  --time            print load time and encode speed (MB/s) to stderr\n");
-}
-
-static void detokenize_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: g3n detokenize --tokenizer FILE [options] ID[,ID...] [ID...]\n"
-            "Decodes token ids (separated by commas or spaces) to text, as the Hugging Face\n"
-            "tokenizer does, and prints it.\n"
-            "options:\n"
-            "  --tokenizer FILE  tokenizer.json (required)\n"
-            "  --skip-special    drop special tokens (<bos>, <eos>, <start_of_turn>, ...)\n"
-            "  --stream          decode one id at a time with the streaming detokenizer and\n"
-            "                    print each chunk as it is released, one per line, quoted\n");
 }
 
 /* Prints a piece with control characters escaped and the "▁" kept. */
@@ -89,70 +62,89 @@ static char *read_stream(FILE *f, size_t *size)
     return data;
 }
 
+typedef struct tokenize_args {
+    const char *tokenizer_path, *file;
+    int no_bos, ids_only, timing;
+    g3n_option_list words; /* TEXT... */
+} tokenize_args;
+
+/* -1 to go on, else the exit code (args->words.items: argc entries, the caller's). */
+static int parse_tokenize_args(tokenize_args *args, int argc, char **argv)
+{
+    g3n_option options[] = {
+        G3N_OPTION_TOKENIZER(&args->tokenizer_path, "tokenizer.json (required)"),
+        G3N_STRING("file", &args->file, "PATH", "read the text from PATH"),
+        G3N_FLAG("no-bos", &args->no_bos, "add_special_tokens=False (no <bos>)"),
+        G3N_FLAG("ids-only", &args->ids_only, "print only the ids line"),
+        G3N_FLAG("time", &args->timing, "print load time and encode speed (MB/s) to stderr"),
+    };
+    options[0].required = 1;
+    const g3n_command_spec spec = {
+        .name = "g3n tokenize",
+        .usage = "g3n tokenize --tokenizer FILE [options] [TEXT...]",
+        .about = "Encodes TEXT (the arguments joined by spaces; stdin when none and no --file) as the\n"
+                 "Hugging Face tokenizer does, and prints the ids on one line, then one line per token:\n"
+                 "its index, id and piece (control characters escaped). A TEXT word that begins with\n"
+                 "'--' goes after '--'.\n",
+        .positionals = &args->words,
+        .help_column = 20,
+    };
+    return g3n_options_main(&spec, options, G3N_OPTION_COUNT(options), argc, argv);
+}
+
+/* The text to encode: --file's, the words joined by spaces, or stdin. */
+static char *tokenize_input(const tokenize_args *args, size_t *length, g3n_error *err)
+{
+    char *text = NULL;
+    if (args->file)
+        return g3n_read_file(args->file, &text, length, err) == G3N_OK ? text : NULL;
+    if (args->words.count == 0) {
+        text = read_stream(stdin, length);
+        if (!text)
+            g3n_error_set(err, "cannot read stdin: %s", strerror(errno));
+        return text;
+    }
+    size_t capacity = 1;
+    for (int i = 0; i < args->words.count; i++)
+        capacity += strlen(args->words.items[i]) + 1;
+    text = calloc(1, capacity);
+    if (!text) {
+        g3n_error_set(err, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < args->words.count; i++) {
+        if (i)
+            strcat(text, " ");
+        strcat(text, args->words.items[i]);
+    }
+    *length = strlen(text);
+    return text;
+}
+
 int g3n_command_tokenize(int argc, char **argv)
 {
-    if (g3n_wants_help(argc, argv)) {
-        tokenize_usage(stdout);
-        return 0;
-    }
-    const char *tokenizer_path = NULL, *file = NULL;
-    int add_bos = 1, ids_only = 0, timing = 0;
-    size_t text_capacity = 1;
-    for (int i = 1; i < argc; i++)
-        text_capacity += strlen(argv[i]) + 1;
-    char *joined = calloc(1, text_capacity);
-    if (!joined) {
+    tokenize_args args = {0};
+    args.words.items = calloc((size_t)argc, sizeof(char *));
+    args.words.capacity = argc;
+    if (!args.words.items) {
         fprintf(stderr, "g3n tokenize: error: out of memory\n");
         return 1;
     }
-    int text_args = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) {
-            tokenizer_path = argv[++i];
-        } else if (strcmp(argv[i], "--file") == 0 && i + 1 < argc) {
-            file = argv[++i];
-        } else if (strcmp(argv[i], "--no-bos") == 0) {
-            add_bos = 0;
-        } else if (strcmp(argv[i], "--ids-only") == 0) {
-            ids_only = 1;
-        } else if (strcmp(argv[i], "--time") == 0) {
-            timing = 1;
-        } else if (strncmp(argv[i], "--", 2) == 0 && argv[i][2]) {
-            fprintf(stderr, "g3n tokenize: error: unknown option '%s'\n", argv[i]);
-            tokenize_usage(stderr);
-            free(joined);
-            return 2;
-        } else {
-            if (text_args++)
-                strcat(joined, " ");
-            strcat(joined, argv[i]);
-        }
-    }
-    if (!tokenizer_path) {
-        fprintf(stderr, "g3n tokenize: error: --tokenizer FILE is required\n");
-        tokenize_usage(stderr);
-        free(joined);
-        return 2;
+    int rc = parse_tokenize_args(&args, argc, argv);
+    if (rc >= 0) {
+        free(args.words.items);
+        return rc;
     }
     g3n_error err = {{0}};
-    char *text = joined;
-    size_t length = strlen(joined);
-    if (file) {
-        free(joined);
-        joined = NULL;
-        if (g3n_read_file(file, &text, &length, &err) != G3N_OK) {
-            fprintf(stderr, "g3n tokenize: error: %s\n", err.message);
-            return 1;
-        }
-    } else if (!text_args) {
-        free(joined);
-        joined = NULL;
-        text = read_stream(stdin, &length);
-        if (!text) {
-            fprintf(stderr, "g3n tokenize: error: cannot read stdin: %s\n", strerror(errno));
-            return 1;
-        }
+    size_t length = 0;
+    char *text = tokenize_input(&args, &length, &err);
+    free(args.words.items);
+    if (!text) {
+        fprintf(stderr, "g3n tokenize: error: %s\n", err.message);
+        return 1;
     }
+    const char *tokenizer_path = args.tokenizer_path;
+    int add_bos = !args.no_bos, ids_only = args.ids_only, timing = args.timing;
     g3n_tokenizer *tok = NULL;
     double t0 = seconds_now();
     if (g3n_tokenizer_load(&tok, tokenizer_path, &err) != G3N_OK) {
@@ -187,58 +179,78 @@ int g3n_command_tokenize(int argc, char **argv)
     return status == G3N_OK ? 0 : 1;
 }
 
+typedef struct detokenize_args {
+    const char *tokenizer_path;
+    int skip_special, stream;
+    g3n_option_list words; /* ID[,ID...] [ID...] */
+} detokenize_args;
+
+/* -1 to go on, else the exit code. */
+static int parse_detokenize_args(detokenize_args *args, int argc, char **argv)
+{
+    g3n_option options[] = {
+        G3N_OPTION_TOKENIZER(&args->tokenizer_path, "tokenizer.json (required)"),
+        G3N_FLAG("skip-special", &args->skip_special, "drop special tokens (<bos>, <eos>, <start_of_turn>, ...)"),
+        G3N_FLAG("stream", &args->stream, "decode one id at a time with the streaming detokenizer and\n"
+                                          "print each chunk as it is released, one per line, quoted"),
+    };
+    options[0].required = 1;
+    const g3n_command_spec spec = {
+        .name = "g3n detokenize",
+        .usage = "g3n detokenize --tokenizer FILE [options] ID[,ID...] [ID...]",
+        .about = "Decodes token ids (separated by commas or spaces) to text, as the Hugging Face\n"
+                 "tokenizer does, and prints it.\n",
+        .positionals = &args->words,
+        .help_column = 20,
+    };
+    return g3n_options_main(&spec, options, G3N_OPTION_COUNT(options), argc, argv);
+}
+
+/* Appends the ids in word ("1,2 3") to ids: -1 to go on, else the exit code. */
+static int append_ids(const char *word, g3n_token_ids *ids)
+{
+    g3n_error err = {{0}};
+    const char *p = word;
+    while (*p) {
+        if (*p == ',' || *p == ' ') {
+            p++;
+            continue;
+        }
+        char *end;
+        errno = 0;
+        long value = strtol(p, &end, 10);
+        if (end == p || errno || value < 0 || value > INT32_MAX) {
+            fprintf(stderr, "g3n detokenize: error: '%s' is not a token id\n", p);
+            return 2;
+        }
+        if (g3n_token_ids_append(ids, (int32_t)value, &err) != G3N_OK) {
+            fprintf(stderr, "g3n detokenize: error: %s\n", err.message);
+            return 1;
+        }
+        p = end;
+    }
+    return -1;
+}
+
 int g3n_command_detokenize(int argc, char **argv)
 {
-    if (g3n_wants_help(argc, argv)) {
-        detokenize_usage(stdout);
-        return 0;
-    }
-    const char *tokenizer_path = NULL;
-    int skip_special = 0, stream = 0;
+    detokenize_args args = {0};
+    args.words.items = calloc((size_t)argc, sizeof(char *));
+    args.words.capacity = argc;
+    if (!args.words.items)
+        return 1;
+    int rc = parse_detokenize_args(&args, argc, argv);
     g3n_token_ids ids = {0};
     g3n_error err = {{0}};
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) {
-            tokenizer_path = argv[++i];
-        } else if (strcmp(argv[i], "--skip-special") == 0) {
-            skip_special = 1;
-        } else if (strcmp(argv[i], "--stream") == 0) {
-            stream = 1;
-        } else if (strncmp(argv[i], "--", 2) == 0) {
-            fprintf(stderr, "g3n detokenize: error: unknown option '%s'\n", argv[i]);
-            detokenize_usage(stderr);
-            g3n_token_ids_free(&ids);
-            return 2;
-        } else {
-            const char *p = argv[i];
-            while (*p) {
-                if (*p == ',' || *p == ' ') {
-                    p++;
-                    continue;
-                }
-                char *end;
-                errno = 0;
-                long value = strtol(p, &end, 10);
-                if (end == p || errno || value < 0 || value > INT32_MAX) {
-                    fprintf(stderr, "g3n detokenize: error: '%s' is not a token id\n", p);
-                    g3n_token_ids_free(&ids);
-                    return 2;
-                }
-                if (g3n_token_ids_append(&ids, (int32_t)value, &err) != G3N_OK) {
-                    fprintf(stderr, "g3n detokenize: error: %s\n", err.message);
-                    g3n_token_ids_free(&ids);
-                    return 1;
-                }
-                p = end;
-            }
-        }
-    }
-    if (!tokenizer_path) {
-        fprintf(stderr, "g3n detokenize: error: --tokenizer FILE is required\n");
-        detokenize_usage(stderr);
+    for (int i = 0; i < args.words.count && rc < 0; i++)
+        rc = append_ids(args.words.items[i], &ids);
+    free(args.words.items);
+    if (rc >= 0) {
         g3n_token_ids_free(&ids);
-        return 2;
+        return rc;
     }
+    const char *tokenizer_path = args.tokenizer_path;
+    int skip_special = args.skip_special, stream = args.stream;
     g3n_tokenizer *tok = NULL;
     if (g3n_tokenizer_load(&tok, tokenizer_path, &err) != G3N_OK) {
         fprintf(stderr, "g3n detokenize: error: %s\n", err.message);
