@@ -7,11 +7,15 @@
 #define G3N_OPTION_GROUPS_H
 
 #include "curve_keys.h"
+#include "gemm_packed.h"
 #include "options.h"
 #include "quant.h"
 
 /* --weights f32|bf16|q8|q4 (also "exact") into a g3n_weight_format. */
 int g3n_option_parse_weight_format(const char *value, void *format, g3n_error *err);
+
+/* --precision f32|bf16|int8 (also "exact") into a g3n_precision: the towers' products. */
+int g3n_option_parse_precision(const char *value, void *precision, g3n_error *err);
 
 #define G3N_OPTION_MODEL(field, help_text) G3N_STRING("model", field, "DIR", help_text)
 #define G3N_OPTION_MODEL_DEFAULT(field) G3N_OPTION_MODEL(field, "checkpoint folder (config.json, safetensors shards)")
@@ -22,6 +26,9 @@ int g3n_option_parse_weight_format(const char *value, void *format, g3n_error *e
 #define G3N_OPTION_WEIGHTS(format, given_field, help_text)                                                 \
     {.name = "weights", .kind = G3N_OPTION_CUSTOM, .value = (format), .parse = g3n_option_parse_weight_format, \
      .value_name = "F", .help = (help_text), .given = (given_field)}
+#define G3N_OPTION_PRECISION(precision, help_text)                                                       \
+    {.name = "precision", .kind = G3N_OPTION_CUSTOM, .value = (precision), .parse = g3n_option_parse_precision, \
+     .value_name = "P", .help = (help_text)}
 #define G3N_OPTION_SUBMODEL(field, help_text) G3N_STRING("submodel", field, "SPEC", help_text)
 
 /* A binding side (g3n_security_flags *flags): --keys DIR, --insecure. */

@@ -15,37 +15,9 @@
 #include "matmul.h"
 #include "multimodal_embedder.h"
 #include "ops.h"
+#include "option_groups.h"
 #include "safetensors.h"
 #include "weights.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: g3n encode-audio (--model DIR | --synth CONFIG:SEED) [options] FILE\n"
-            "\n"
-            "Decodes FILE with FFmpeg (WAV, FLAC, MP3, Ogg/Opus, M4A/AAC, the audio track of a video; \"pipe:0\"\n"
-            "reads stdin), resamples it to 16 kHz mono (channels averaged), computes the log-mel features, runs\n"
-            "the USM conformer audio encoder and embed_audio, and prints the number of soft tokens and the\n"
-            "encoder's real-time factor (features + encoder + embed_audio seconds / audio seconds).\n"
-            "\n"
-            "Clip length: the reference cuts audio at 30 s. g3n does not drop audio: longer input is split into\n"
-            "30 s windows encoded one after another, each becoming its own audio segment in the prompt (at most\n"
-            "188 tokens each with the released config).\n"
-            "\n"
-            "  --model DIR        a checkpoint folder (config.json, safetensors; preprocessor_config.json if any)\n"
-            "  --synth CONFIG:SEED  synthetic weights synth(name, shape, SEED) for CONFIG (a config.json)\n"
-            "  --threads N        OpenMP threads (default: all cores)\n"
-            "  --precision P      f32 (default: exact), bf16 (AVX512-BF16 products, ~2x faster; encoder output\n"
-            "                     within rel-L2 1e-2 of the goldens, tested) or int8 (AVX512-VNNI, faster still,\n"
-            "                     within 5e-2: see audio_check.h); the default follows env G3N_TOWER_PRECISION.\n"
-            "                     Without AVX-512: bf16 = bf16 weights, f32 FMAs; int8 = AVX-VNNI or AVX2, same results\n"
-            "  --stream           decode and encode as a stream: pieces of --piece-ms go into the streaming\n"
-            "                     encoder as they are decoded; tokens come out as soon as they are final\n"
-            "  --piece-ms MS      piece size for --stream (default 100)\n"
-            "  --no-embed         output the encoder's tokens (audio hidden size) instead of embed_audio's\n"
-            "  --out FILE         write the tokens to FILE.safetensors (tensor \"audio_tokens\" [count, width],\n"
-            "                     \"segment_starts\" [segments] i64)\n");
-}
 
 typedef struct stream_run {
     g3n_audio_stream *stream;
@@ -126,177 +98,231 @@ static int write_tokens(const char *path, const float *tokens, int64_t count, in
     return g3n_safetensors_writer_finish(w, err);
 }
 
-int g3n_command_encode_audio(int argc, char **argv)
+typedef struct encode_audio_args {
+    const char *model_dir, *synth, *file, *out_path;
+    int threads, streaming, no_embed;
+    double piece_ms;
+    g3n_precision precision;
+    const char *file_storage[1];
+    g3n_option_list files;
+} encode_audio_args;
+
+/* -1 to go on, else the exit code. */
+static int parse_args(encode_audio_args *a, int argc, char **argv)
 {
-    if (g3n_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
-    const char *model_dir = NULL, *synth = NULL, *file = NULL, *out_path = NULL;
-    int threads = 0, streaming = 0, embed = 1;
-    double piece_ms = 100.0;
-    g3n_precision precision = g3n_tower_precision_default();
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
-            model_dir = argv[++i];
-        else if (strcmp(argv[i], "--synth") == 0 && i + 1 < argc)
-            synth = argv[++i];
-        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
-            threads = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc) {
-            g3n_error perr = {{0}};
-            if (g3n_precision_parse(argv[++i], &precision, &perr) != G3N_OK) {
-                fprintf(stderr, "g3n encode-audio: error: --precision: %s\n", perr.message);
-                return 2;
-            }
-        } else if (strcmp(argv[i], "--piece-ms") == 0 && i + 1 < argc)
-            piece_ms = atof(argv[++i]);
-        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
-            out_path = argv[++i];
-        else if (strcmp(argv[i], "--stream") == 0)
-            streaming = 1;
-        else if (strcmp(argv[i], "--no-embed") == 0)
-            embed = 0;
-        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "g3n encode-audio: error: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        } else if (file == NULL)
-            file = argv[i];
-        else {
-            fprintf(stderr, "g3n encode-audio: error: one FILE only ('%s')\n", argv[i]);
-            return 2;
-        }
-    }
-    if (file == NULL || (model_dir == NULL) == (synth == NULL) || piece_ms <= 0.0) {
-        usage(stderr);
-        return 2;
-    }
-    g3n_set_threads(threads);
+    a->piece_ms = 100.0;
+    a->precision = g3n_tower_precision_default();
+    a->files = (g3n_option_list){a->file_storage, 1, 0};
+    const g3n_option options[] = {
+        G3N_OPTION_MODEL(&a->model_dir, "a checkpoint folder (config.json, safetensors; preprocessor_config.json if any)"),
+        G3N_STRING("synth", &a->synth, "CONFIG:SEED", "synthetic weights synth(name, shape, SEED) for CONFIG (a config.json)"),
+        G3N_OPTION_THREADS(&a->threads),
+        G3N_OPTION_PRECISION(&a->precision,
+                             "f32 (default: exact), bf16 (AVX512-BF16 products, ~2x faster; encoder output\n"
+                             "within rel-L2 1e-2 of the goldens, tested) or int8 (AVX512-VNNI, faster still,\n"
+                             "within 5e-2: see audio_check.h); the default follows env G3N_TOWER_PRECISION.\n"
+                             "Without AVX-512: bf16 = bf16 weights, f32 FMAs; int8 = AVX-VNNI or AVX2, same results"),
+        G3N_FLAG("stream", &a->streaming, "decode and encode as a stream: pieces of --piece-ms go into the streaming\n"
+                                          "encoder as they are decoded; tokens come out as soon as they are final"),
+        G3N_DOUBLE("piece-ms", &a->piece_ms, 0.001, 3.6e6, "MS", "piece size for --stream (default 100)"),
+        G3N_FLAG("no-embed", &a->no_embed, "output the encoder's tokens (audio hidden size) instead of embed_audio's"),
+        G3N_STRING("out", &a->out_path, "FILE", "write the tokens to FILE.safetensors (tensor \"audio_tokens\" [count, width],\n"
+                                                "\"segment_starts\" [segments] i64)"),
+    };
+    const g3n_command_spec spec = {
+        .name = "g3n encode-audio",
+        .usage = "g3n encode-audio (--model DIR | --synth CONFIG:SEED) [options] FILE",
+        .about = "Decodes FILE with FFmpeg (WAV, FLAC, MP3, Ogg/Opus, M4A/AAC, the audio track of a video; \"pipe:0\"\n"
+                 "reads stdin), resamples it to 16 kHz mono (channels averaged), computes the log-mel features, runs\n"
+                 "the USM conformer audio encoder and embed_audio, and prints the number of soft tokens and the\n"
+                 "encoder's real-time factor (features + encoder + embed_audio seconds / audio seconds).\n"
+                 "\n"
+                 "Clip length: the reference cuts audio at 30 s. g3n does not drop audio: longer input is split into\n"
+                 "30 s windows encoded one after another, each becoming its own audio segment in the prompt (at most\n"
+                 "188 tokens each with the released config).\n",
+        .positionals = &a->files,
+        .help_column = 21,
+    };
+    int rc = g3n_options_main(&spec, options, G3N_OPTION_COUNT(options), argc, argv);
+    if (rc >= 0)
+        return rc;
+    a->file = a->files.count ? a->file_storage[0] : NULL;
+    if (a->file == NULL || (a->model_dir == NULL) == (a->synth == NULL))
+        return g3n_options_usage_error(&spec, "give one of --model/--synth, and one FILE");
+    return -1;
+}
 
-    g3n_error err = {{0}};
+/* What encode-audio loads, makes and frees. */
+typedef struct encode_audio_state {
     g3n_model_config config;
-    memset(&config, 0, sizeof(config));
     g3n_audio_config audio;
-    g3n_audio_feature_config fc;
-    g3n_audio_feature_config_default(&fc);
-    g3n_weights *weights = NULL;
-    g3n_audio_features *features = NULL;
+    g3n_audio_feature_config features_config;
+    g3n_weights *weights;
+    g3n_audio_features *features;
     g3n_audio_encoder encoder;
-    memset(&encoder, 0, sizeof(encoder));
     g3n_multimodal_embedder embedder;
-    float *samples = NULL, *tokens = NULL;
-    int64_t *starts = NULL;
-    g3n_audio_stream *stream = NULL;
+    const g3n_multimodal_embedder *embed_with; /* &embedder, or NULL with --no-embed */
+    g3n_audio_stream *stream;
     stream_run run;
-    memset(&run, 0, sizeof(run));
-    int status = 1;
+    float *samples, *tokens;
+    int64_t *starts;
+    int64_t count, width, sample_count;
+    int segments;
+    double load_seconds, decode_seconds, encode_seconds;
+} encode_audio_state;
 
+static int load_audio_model(const encode_audio_args *a, encode_audio_state *st, g3n_error *err)
+{
     double t0 = g3n_now_seconds();
-    if (model_dir) {
+    if (a->model_dir) {
         char path[2048];
-        snprintf(path, sizeof(path), "%s/preprocessor_config.json", model_dir);
-        if (g3n_config_load(&config, model_dir, &err) != G3N_OK ||
-            g3n_weights_open_checkpoint(&weights, model_dir, &err) != G3N_OK ||
-            g3n_audio_feature_config_load(&fc, path, &err) != G3N_OK)
-            goto done;
+        snprintf(path, sizeof(path), "%s/preprocessor_config.json", a->model_dir);
+        if (g3n_config_load(&st->config, a->model_dir, err) != G3N_OK ||
+            g3n_weights_open_checkpoint(&st->weights, a->model_dir, err) != G3N_OK ||
+            g3n_audio_feature_config_load(&st->features_config, path, err) != G3N_OK)
+            return G3N_ERR;
     } else {
         char config_path[1024];
         uint64_t seed;
-        if (g3n_parse_synth_spec(synth, config_path, sizeof(config_path), &seed, &err) != G3N_OK ||
-            g3n_config_load(&config, config_path, &err) != G3N_OK ||
-            g3n_weights_open_synth(&weights, seed, G3N_DTYPE_BF16, &err) != G3N_OK)
-            goto done;
+        if (g3n_parse_synth_spec(a->synth, config_path, sizeof(config_path), &seed, err) != G3N_OK ||
+            g3n_config_load(&st->config, config_path, err) != G3N_OK ||
+            g3n_weights_open_synth(&st->weights, seed, G3N_DTYPE_BF16, err) != G3N_OK)
+            return G3N_ERR;
     }
-    if (g3n_audio_config_parse(&audio, &config, &err) != G3N_OK ||
-        g3n_audio_features_create(&features, &fc, &err) != G3N_OK ||
-        g3n_audio_encoder_load_precision(&encoder, &audio, weights, precision, &err) != G3N_OK)
-        goto done;
-    if (embed && g3n_multimodal_embedder_load(&embedder, weights, "model.embed_audio", audio.hidden_size,
-                                              config.text.hidden_size, audio.vocab_size, audio.vocab_offset,
-                                              audio.rms_norm_eps, &err) != G3N_OK)
-        goto done;
-    const g3n_multimodal_embedder *embed_with = embed ? &embedder : NULL;
-    double load_seconds = g3n_now_seconds() - t0;
+    g3n_audio_config *audio = &st->audio;
+    if (g3n_audio_config_parse(audio, &st->config, err) != G3N_OK ||
+        g3n_audio_features_create(&st->features, &st->features_config, err) != G3N_OK ||
+        g3n_audio_encoder_load_precision(&st->encoder, audio, st->weights, a->precision, err) != G3N_OK)
+        return G3N_ERR;
+    if (!a->no_embed) {
+        if (g3n_multimodal_embedder_load(&st->embedder, st->weights, "model.embed_audio", audio->hidden_size,
+                                         st->config.text.hidden_size, audio->vocab_size, audio->vocab_offset,
+                                         audio->rms_norm_eps, err) != G3N_OK)
+            return G3N_ERR;
+        st->embed_with = &st->embedder;
+    }
+    st->width = a->no_embed ? audio->hidden_size : st->config.text.hidden_size;
+    st->load_seconds = g3n_now_seconds() - t0;
+    return G3N_OK;
+}
 
-    int64_t count = 0, width = embed ? config.text.hidden_size : audio.hidden_size, sample_count = 0;
-    int segments = 0;
-    double decode_seconds = 0.0, encode_seconds = 0.0;
-    if (!streaming) {
-        double t = g3n_now_seconds();
-        if (g3n_audio_decode_file(file, fc.sampling_rate, &samples, &sample_count, &err) != G3N_OK)
-            goto done;
-        decode_seconds = g3n_now_seconds() - t;
-        t = g3n_now_seconds();
-        if (g3n_audio_encode_clip(features, &encoder, embed_with, samples, sample_count, &tokens, &count, &starts,
-                                  &segments, &err) != G3N_OK)
-            goto done;
-        encode_seconds = g3n_now_seconds() - t;
-    } else {
-        run.piece_size = (int64_t)(piece_ms * fc.sampling_rate / 1000.0);
-        if (run.piece_size < 1)
-            run.piece_size = 1;
-        run.piece = malloc(sizeof(float) * (size_t)run.piece_size);
-        if (run.piece == NULL ||
-            g3n_audio_stream_create(&stream, features, &encoder, embed_with, stream_tokens, &run, &err) != G3N_OK)
-            goto done;
-        run.stream = stream;
-        run.start = g3n_now_seconds();
-        if (g3n_audio_decode_file_pieces(file, fc.sampling_rate, stream_samples, &run, &err) != G3N_OK)
-            goto done;
-        if (run.piece_count > 0) {
-            run.samples += run.piece_count;
-            if (g3n_audio_stream_push(stream, run.piece, run.piece_count, &err) != G3N_OK)
-                goto done;
-        }
-        double before_flush = g3n_now_seconds();
-        if (g3n_audio_stream_flush(stream, &err) != G3N_OK)
-            goto done;
-        encode_seconds = g3n_now_seconds() - run.start; /* decoding included: they interleave */
-        sample_count = run.samples;
-        count = run.tokens;
-        segments = run.segments;
-        tokens = run.collected;
-        run.collected = NULL;
-        starts = malloc(sizeof(int64_t) * (size_t)(segments > 0 ? segments : 1));
-        if (starts == NULL)
-            goto done;
-        memcpy(starts, run.segment_starts, sizeof(int64_t) * (size_t)segments);
-        printf("stream: pieces of %.0f ms; first token after %.3f s of compute, at %.3f s of audio; flush %.3f s\n",
-               piece_ms, run.first_token_at, run.first_token_audio, g3n_now_seconds() - before_flush);
+/* The whole file decoded, then encoded. */
+static int encode_whole(const encode_audio_args *a, encode_audio_state *st, g3n_error *err)
+{
+    double t = g3n_now_seconds();
+    if (g3n_audio_decode_file(a->file, st->features_config.sampling_rate, &st->samples, &st->sample_count, err) !=
+        G3N_OK)
+        return G3N_ERR;
+    st->decode_seconds = g3n_now_seconds() - t;
+    t = g3n_now_seconds();
+    if (g3n_audio_encode_clip(st->features, &st->encoder, st->embed_with, st->samples, st->sample_count, &st->tokens,
+                              &st->count, &st->starts, &st->segments, err) != G3N_OK)
+        return G3N_ERR;
+    st->encode_seconds = g3n_now_seconds() - t;
+    return G3N_OK;
+}
+
+/* --stream: pieces of --piece-ms into the streaming encoder as they are decoded. */
+static int encode_streaming(const encode_audio_args *a, encode_audio_state *st, g3n_error *err)
+{
+    stream_run *run = &st->run;
+    run->piece_size = (int64_t)(a->piece_ms * st->features_config.sampling_rate / 1000.0);
+    if (run->piece_size < 1)
+        run->piece_size = 1;
+    run->piece = malloc(sizeof(float) * (size_t)run->piece_size);
+    if (run->piece == NULL)
+        return g3n_error_set(err, "out of memory");
+    if (g3n_audio_stream_create(&st->stream, st->features, &st->encoder, st->embed_with, stream_tokens, run, err) !=
+        G3N_OK)
+        return G3N_ERR;
+    run->stream = st->stream;
+    run->start = g3n_now_seconds();
+    if (g3n_audio_decode_file_pieces(a->file, st->features_config.sampling_rate, stream_samples, run, err) != G3N_OK)
+        return G3N_ERR;
+    if (run->piece_count > 0) {
+        run->samples += run->piece_count;
+        if (g3n_audio_stream_push(st->stream, run->piece, run->piece_count, err) != G3N_OK)
+            return G3N_ERR;
     }
-    double audio_seconds = (double)sample_count / fc.sampling_rate;
-    printf("%s: %.3f s of audio (%lld samples at %d Hz), %d segment%s\n", file, audio_seconds,
-           (long long)sample_count, fc.sampling_rate, segments, segments == 1 ? "" : "s");
+    double before_flush = g3n_now_seconds();
+    if (g3n_audio_stream_flush(st->stream, err) != G3N_OK)
+        return G3N_ERR;
+    st->encode_seconds = g3n_now_seconds() - run->start; /* decoding included: they interleave */
+    st->sample_count = run->samples;
+    st->count = run->tokens;
+    st->segments = run->segments;
+    st->tokens = run->collected;
+    run->collected = NULL;
+    st->starts = malloc(sizeof(int64_t) * (size_t)(st->segments > 0 ? st->segments : 1));
+    if (st->starts == NULL)
+        return g3n_error_set(err, "out of memory");
+    memcpy(st->starts, run->segment_starts, sizeof(int64_t) * (size_t)st->segments);
+    printf("stream: pieces of %.0f ms; first token after %.3f s of compute, at %.3f s of audio; flush %.3f s\n",
+           a->piece_ms, run->first_token_at, run->first_token_audio, g3n_now_seconds() - before_flush);
+    return G3N_OK;
+}
+
+static void report(const encode_audio_args *a, const encode_audio_state *st)
+{
+    int segments = st->segments;
+    double audio_seconds = (double)st->sample_count / st->features_config.sampling_rate;
+    printf("%s: %.3f s of audio (%lld samples at %d Hz), %d segment%s\n", a->file, audio_seconds,
+           (long long)st->sample_count, st->features_config.sampling_rate, segments, segments == 1 ? "" : "s");
     for (int s = 0; s < segments; s++) {
-        int64_t end = s + 1 < segments ? starts[s + 1] : count;
-        printf("  segment %d: %lld soft tokens\n", s, (long long)(end - starts[s]));
+        int64_t end = s + 1 < segments ? st->starts[s + 1] : st->count;
+        printf("  segment %d: %lld soft tokens\n", s, (long long)(end - st->starts[s]));
     }
-    printf("soft tokens: %lld x %lld (%s)\n", (long long)count, (long long)width,
-           embed ? "embed_audio, text width" : "encoder output");
-    printf("weights: %s; audio tower %d layers, hidden %lld; %d threads, %s kernels\n", g3n_weights_describe(weights),
-           audio.num_layers, (long long)audio.hidden_size, g3n_get_threads(), g3n_isa_name(g3n_isa_active()));
-    printf("precision: %s\n", g3n_precision_name(precision));
-    printf("time: load %.3f s, decode %.3f s, %s %.3f s\n", load_seconds, decode_seconds,
-           streaming ? "decode+features+encoder+embed" : "features+encoder+embed", encode_seconds);
-    printf("real-time factor: %.4f (%.1fx faster than real time)\n", encode_seconds / audio_seconds,
-           audio_seconds / encode_seconds);
-    if (out_path && write_tokens(out_path, tokens, count, width, starts, segments, &err) != G3N_OK)
-        goto done;
-    status = 0;
-done:
-    if (status != 0)
+    printf("soft tokens: %lld x %lld (%s)\n", (long long)st->count, (long long)st->width,
+           a->no_embed ? "encoder output" : "embed_audio, text width");
+    printf("weights: %s; audio tower %d layers, hidden %lld; %d threads, %s kernels\n",
+           g3n_weights_describe(st->weights), st->audio.num_layers, (long long)st->audio.hidden_size,
+           g3n_get_threads(), g3n_isa_name(g3n_isa_active()));
+    printf("precision: %s\n", g3n_precision_name(a->precision));
+    printf("time: load %.3f s, decode %.3f s, %s %.3f s\n", st->load_seconds, st->decode_seconds,
+           a->streaming ? "decode+features+encoder+embed" : "features+encoder+embed", st->encode_seconds);
+    printf("real-time factor: %.4f (%.1fx faster than real time)\n", st->encode_seconds / audio_seconds,
+           audio_seconds / st->encode_seconds);
+}
+
+static void free_state(encode_audio_state *st)
+{
+    g3n_audio_stream_free(st->stream);
+    free(st->run.piece);
+    free(st->run.collected);
+    free(st->samples);
+    free(st->tokens);
+    free(st->starts);
+    g3n_audio_encoder_free(&st->encoder);
+    g3n_audio_features_free(st->features);
+    g3n_audio_feature_config_free(&st->features_config);
+    g3n_weights_close(st->weights);
+    g3n_config_free(&st->config);
+}
+
+int g3n_command_encode_audio(int argc, char **argv)
+{
+    encode_audio_args args;
+    memset(&args, 0, sizeof(args));
+    int rc = parse_args(&args, argc, argv);
+    if (rc >= 0)
+        return rc;
+    g3n_set_threads(args.threads);
+    encode_audio_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return 1;
+    g3n_audio_feature_config_default(&st->features_config);
+    g3n_error err = {{0}};
+    int status = load_audio_model(&args, st, &err);
+    if (status == G3N_OK)
+        status = args.streaming ? encode_streaming(&args, st, &err) : encode_whole(&args, st, &err);
+    if (status == G3N_OK) {
+        report(&args, st);
+        if (args.out_path)
+            status = write_tokens(args.out_path, st->tokens, st->count, st->width, st->starts, st->segments, &err);
+    }
+    if (status != G3N_OK)
         fprintf(stderr, "g3n encode-audio: error: %s\n", err.message[0] ? err.message : "out of memory");
-    g3n_audio_stream_free(stream);
-    free(run.piece);
-    free(run.collected);
-    free(samples);
-    free(tokens);
-    free(starts);
-    g3n_audio_encoder_free(&encoder);
-    g3n_audio_features_free(features);
-    g3n_audio_feature_config_free(&fc);
-    g3n_weights_close(weights);
-    g3n_config_free(&config);
-    return status;
+    free_state(st);
+    free(st);
+    return status == G3N_OK ? 0 : 1;
 }
