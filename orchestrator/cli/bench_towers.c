@@ -19,39 +19,10 @@
 #include "gemm_packed.h"
 #include "matmul.h"
 #include "ops.h"
+#include "option_groups.h"
 #include "synth.h"
 #include "vision_encoder.h"
 #include "weights.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: g3n bench vision (--model DIR | --synth CONFIG:SEED) [--precision f32,bf16] [--threads N]\n"
-            "                        [--repeat R] [--json]\n"
-            "       g3n bench audio  (--model DIR | --synth CONFIG:SEED) [--seconds S] [--precision f32,bf16]\n"
-            "                        [--threads N] [--repeat R] [--json]\n"
-            "       g3n bench gemm   [--shapes MxKxN,...] [--threads N] [--repeat R] [--json]\n"
-            "\n"
-            "vision: seconds per image (tower + embed_vision) at the config's image size (768x768),\n"
-            "        from synthetic pixels; median/min/max of R runs (default 3) after one warm-up.\n"
-            "audio:  the audio tower on S seconds (default 30) of a synthetic 16 kHz clip: log-mel\n"
-            "        features once, then the conformer encoder R times; real-time factor =\n"
-            "        encoder seconds / audio seconds (< 1 is faster than real time).\n"
-            "gemm:   GFLOP/s of y = x·Wᵀ on bf16 weights: g3n_matmul against g3n_gemm_packed\n"
-            "        (f32 exact and bf16 compute), best of R (default 5); default shapes are the\n"
-            "        towers' (vision 1x1 convs at 48x48 and 96x96, audio conformer chunks).\n"
-            "Each precision in --precision is measured (default f32,bf16; int8 too if asked: f32 = the\n"
-            "exact path, bf16 = AVX512-BF16 products, int8 = AVX512-VNNI; later ones are compared with\n"
-            "the first as rel-L2). Without AVX-512 (or with G3N_ISA=avx2) the AVX2 kernels run: bf16 =\n"
-            "bf16 weights with f32 FMAs, int8 = AVX-VNNI where the CPU has it (G3N_AVX_VNNI=0: without),\n"
-            "else vpmaddubsw; each row names the ISA and the GEMM kernels that ran.\n"
-            "The host is shared: the report gives the load average and the CPU share the run got\n"
-            "(process CPU time / (wall time x threads)), and the median x that share: the CPU seconds per\n"
-            "thread, i.e. the time with the cores to itself (an estimate: serial parts count only once).\n"
-            "audio also gives each run's own CPU seconds per thread, least and median: steadier than the\n"
-            "median x the average share when the load swings between runs.\n"
-            "OMP_WAIT_POLICY=passive suits loaded hosts (idle threads sleep instead of spinning).\n");
-}
 
 int g3n_bench_towers_handles(const char *name)
 {
@@ -121,6 +92,26 @@ typedef struct bench_options {
     double seconds;
 } bench_options;
 
+/* --precision f32,bf16,...: up to three precisions into a bench_options. */
+static int parse_precision_list(const char *value, void *field, g3n_error *err)
+{
+    bench_options *o = field;
+    char list[64];
+    if (strlen(value) >= sizeof list)
+        return g3n_error_set(err, "--precision: at most three precisions");
+    snprintf(list, sizeof list, "%s", value);
+    o->precision_count = 0;
+    for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (o->precision_count == 3)
+            return g3n_error_set(err, "--precision: at most three precisions");
+        if (g3n_precision_parse(p, &o->precisions[o->precision_count], err) != G3N_OK)
+            return g3n_error_prefix(err, "--precision");
+        o->precision_count++;
+    }
+    return o->precision_count > 0 ? G3N_OK : g3n_error_set(err, "--precision: give at least one precision");
+}
+
+/* -1 to go on, else the exit code. */
 static int parse_options(int argc, char **argv, bench_options *o, const char *name)
 {
     memset(o, 0, sizeof *o);
@@ -129,51 +120,54 @@ static int parse_options(int argc, char **argv, bench_options *o, const char *na
     o->precision_count = 2;
     o->repeat = strcmp(name, "gemm") == 0 ? 5 : 3;
     o->seconds = 30.0;
-    g3n_error err = {{0}};
-    for (int i = 1; i < argc; i++) {
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--model") == 0 && value)
-            o->model_dir = argv[++i];
-        else if (strcmp(argv[i], "--synth") == 0 && value)
-            o->synth_spec = argv[++i];
-        else if (strcmp(argv[i], "--shapes") == 0 && value)
-            o->shapes = argv[++i];
-        else if (strcmp(argv[i], "--threads") == 0 && value)
-            o->threads = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--repeat") == 0 && value)
-            o->repeat = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--seconds") == 0 && value)
-            o->seconds = atof(argv[++i]);
-        else if (strcmp(argv[i], "--json") == 0)
-            o->json = 1;
-        else if (strcmp(argv[i], "--precision") == 0 && value) {
-            char list[64];
-            snprintf(list, sizeof list, "%s", argv[++i]);
-            o->precision_count = 0;
-            for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-                if (o->precision_count == 3 || g3n_precision_parse(p, &o->precisions[o->precision_count], &err) != G3N_OK) {
-                    fprintf(stderr, "g3n bench %s: error: --precision: %s\n", name,
-                            err.message[0] ? err.message : "at most three precisions");
-                    return 2;
-                }
-                o->precision_count++;
-            }
-        } else {
-            fprintf(stderr, "g3n bench %s: error: unknown or incomplete option '%s' (see --help)\n", name, argv[i]);
-            return 2;
-        }
-    }
-    if (o->repeat < 1 || o->precision_count < 1 || !(o->seconds > 0.0)) {
-        fprintf(stderr, "g3n bench %s: error: --repeat, --precision and --seconds must be positive\n", name);
-        return 2;
-    }
-    if (strcmp(name, "gemm") != 0 && (o->model_dir == NULL) == (o->synth_spec == NULL)) {
-        fprintf(stderr, "g3n bench %s: error: give exactly one of --model DIR or --synth CONFIG:SEED\n", name);
-        return 2;
-    }
+    const g3n_option options[] = {
+        G3N_OPTION_MODEL(&o->model_dir, "vision, audio: a checkpoint folder"),
+        G3N_OPTION_SYNTH(&o->synth_spec),
+        G3N_CUSTOM("precision", o, parse_precision_list, "P,P", "the precisions to measure (default f32,bf16)"),
+        G3N_DOUBLE("seconds", &o->seconds, 0.001, 3600, "S", "audio: seconds of the synthetic clip (default 30)"),
+        G3N_STRING("shapes", &o->shapes, "MxKxN,...", "gemm: the shapes (default: the towers')"),
+        G3N_OPTION_THREADS(&o->threads),
+        G3N_INT("repeat", &o->repeat, 1, 1000000, "R", "runs (default 3; gemm 5)"),
+        G3N_FLAG("json", &o->json, "one JSON object on stdout"),
+    };
+    char command[64];
+    snprintf(command, sizeof command, "g3n bench %s", name);
+    const g3n_command_spec spec = {
+        .name = command,
+        .usage = "g3n bench vision (--model DIR | --synth CONFIG:SEED) [--precision f32,bf16] [--threads N]\n"
+                 "                        [--repeat R] [--json]\n"
+                 "       g3n bench audio  (--model DIR | --synth CONFIG:SEED) [--seconds S] [--precision f32,bf16]\n"
+                 "                        [--threads N] [--repeat R] [--json]\n"
+                 "       g3n bench gemm   [--shapes MxKxN,...] [--threads N] [--repeat R] [--json]",
+        .about = "vision: seconds per image (tower + embed_vision) at the config's image size (768x768),\n"
+                 "        from synthetic pixels; median/min/max of R runs (default 3) after one warm-up.\n"
+                 "audio:  the audio tower on S seconds (default 30) of a synthetic 16 kHz clip: log-mel\n"
+                 "        features once, then the conformer encoder R times; real-time factor =\n"
+                 "        encoder seconds / audio seconds (< 1 is faster than real time).\n"
+                 "gemm:   GFLOP/s of y = x·Wᵀ on bf16 weights: g3n_matmul against g3n_gemm_packed\n"
+                 "        (f32 exact and bf16 compute), best of R (default 5); default shapes are the\n"
+                 "        towers' (vision 1x1 convs at 48x48 and 96x96, audio conformer chunks).\n",
+        .footer = "Each precision in --precision is measured (default f32,bf16; int8 too if asked: f32 = the\n"
+                  "exact path, bf16 = AVX512-BF16 products, int8 = AVX512-VNNI; later ones are compared with\n"
+                  "the first as rel-L2). Without AVX-512 (or with G3N_ISA=avx2) the AVX2 kernels run: bf16 =\n"
+                  "bf16 weights with f32 FMAs, int8 = AVX-VNNI where the CPU has it (G3N_AVX_VNNI=0: without),\n"
+                  "else vpmaddubsw; each row names the ISA and the GEMM kernels that ran.\n"
+                  "The host is shared: the report gives the load average and the CPU share the run got\n"
+                  "(process CPU time / (wall time x threads)), and the median x that share: the CPU seconds per\n"
+                  "thread, i.e. the time with the cores to itself (an estimate: serial parts count only once).\n"
+                  "audio also gives each run's own CPU seconds per thread, least and median: steadier than the\n"
+                  "median x the average share when the load swings between runs.\n"
+                  "OMP_WAIT_POLICY=passive suits loaded hosts (idle threads sleep instead of spinning).\n",
+        .help_column = 22,
+    };
+    int rc = g3n_options_main(&spec, options, G3N_OPTION_COUNT(options), argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (strcmp(name, "gemm") != 0 && (o->model_dir == NULL) == (o->synth_spec == NULL))
+        return g3n_options_usage_error(&spec, "give exactly one of --model DIR or --synth CONFIG:SEED");
     if (o->threads > 0)
         g3n_set_threads(o->threads);
-    return 0;
+    return -1;
 }
 
 /* Config + weights from --model or --synth (synth in bf16, as a checkpoint stores them). */
@@ -601,13 +595,9 @@ static int bench_gemm(const bench_options *o)
 
 int g3n_bench_towers(int argc, char **argv)
 {
-    if (g3n_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     bench_options o;
     int rc = parse_options(argc, argv, &o, argv[0]);
-    if (rc != 0)
+    if (rc >= 0)
         return rc;
     if (strcmp(argv[0], "vision") == 0)
         return bench_vision(&o);
