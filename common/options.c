@@ -203,6 +203,24 @@ static int add_positional(const g3n_command_spec *spec, const char *arg, g3n_err
     return G3N_OK;
 }
 
+/* A G3N_OPTION_PAIR's two values: argv[*index + 1] and [*index + 2] (or --name=FIRST SECOND). */
+static int store_pair(const g3n_option *o, int argc, char **argv, int *index, const char *equals, g3n_error *err)
+{
+    int needed = equals ? 1 : 2;
+    if (*index + needed >= argc)
+        return g3n_error_set(err, "--%s needs two values (%s)", o->name, o->value_name ? o->value_name : "A B");
+    const char *first = equals ? equals + 1 : argv[*index + 1], *second = argv[*index + needed];
+    *index += needed;
+    g3n_option_list *list = o->value;
+    if (!first[0] || !second[0])
+        return g3n_error_set(err, "--%s: a value is empty", o->name);
+    if (list->count + 2 > list->capacity)
+        return g3n_error_set(err, "--%s: at most %d may be given", o->name, list->capacity / 2);
+    list->items[list->count++] = first;
+    list->items[list->count++] = second;
+    return G3N_OK;
+}
+
 /* Handles argv[*index], an option; moves *index past its value. seen[k] counts option k. */
 static int parse_one(const g3n_option *options, size_t count, int argc, char **argv, int *index, int *seen,
                      g3n_error *err)
@@ -214,7 +232,7 @@ static int parse_one(const g3n_option *options, size_t count, int argc, char **a
     if (!o)
         return unknown_option(options, count, arg, err);
     int k = (int)(o - options);
-    if (seen[k]++ && o->kind != G3N_OPTION_LIST)
+    if (seen[k]++ && o->kind != G3N_OPTION_LIST && o->kind != G3N_OPTION_PAIR)
         return g3n_error_set(err, "--%s is given twice", o->name);
     if (o->given)
         *o->given = 1;
@@ -224,6 +242,8 @@ static int parse_one(const g3n_option *options, size_t count, int argc, char **a
         *(int *)o->value = 1;
         return G3N_OK;
     }
+    if (o->kind == G3N_OPTION_PAIR)
+        return store_pair(o, argc, argv, index, equals, err);
     const char *value = equals ? equals + 1 : NULL;
     if (!value) {
         if (*index + 1 >= argc)

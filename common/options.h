@@ -38,6 +38,7 @@ typedef enum g3n_option_kind {
     G3N_OPTION_STRING,  /* const char **: the argument itself; never empty */
     G3N_OPTION_ENUM,    /* int *: the index of the value in choices */
     G3N_OPTION_LIST,    /* g3n_option_list *: every occurrence, in order */
+    G3N_OPTION_PAIR,    /* g3n_option_list *: takes two values ("--exec-after-turn N CMD"), both kept, every occurrence */
     G3N_OPTION_CUSTOM,  /* value given to parse(value, field, err) */
     G3N_OPTION_SECTION, /* not an option: a heading line (help) in --help */
 } g3n_option_kind;
@@ -98,13 +99,16 @@ typedef struct g3n_command_spec {
     {.name = (long_name), .kind = G3N_OPTION_ENUM, .value = (field), .choices = (choice_list), .help = (help_text)}
 #define G3N_LIST(long_name, list, placeholder, help_text) \
     {.name = (long_name), .kind = G3N_OPTION_LIST, .value = (list), .value_name = (placeholder), .help = (help_text)}
+#define G3N_PAIR(long_name, list, placeholders, help_text) \
+    {.name = (long_name), .kind = G3N_OPTION_PAIR, .value = (list), .value_name = (placeholders), .help = (help_text)}
 #define G3N_CUSTOM(long_name, field, parser, placeholder, help_text)                                   \
     {.name = (long_name), .kind = G3N_OPTION_CUSTOM, .value = (field), .parse = (parser),             \
      .value_name = (placeholder), .help = (help_text)}
 #define G3N_SECTION(heading) {.kind = G3N_OPTION_SECTION, .help = (heading)}
 
 /* --threads N, the same everywhere: 0 (the default) is every core. */
-#define G3N_OPTION_THREADS(field) G3N_INT("threads", field, 0, 1024, "N", "OpenMP threads (default: all cores)")
+#define G3N_OPTION_THREADS(field) G3N_OPTION_THREADS_FOR(field, "OpenMP threads (default: all cores)")
+#define G3N_OPTION_THREADS_FOR(field, help_text) G3N_INT("threads", field, 0, 1024, "N", help_text)
 
 /* What g3n_options_parse found. */
 typedef enum g3n_options_result {

@@ -11,6 +11,7 @@
 #include "local_pipeline.h"
 #include "model_source.h"
 #include "ops.h"
+#include "option_groups.h"
 #include "prefix_cache.h"
 
 #define MAX_TURNS 64
@@ -59,34 +60,6 @@ typedef struct bench_context {
     const g3n_model_config *config;
     const g3n_tokenizer *tokenizer;
 } bench_context;
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: g3n bench chat (--model DIR | --synth CONFIG:SEED --tokenizer FILE | --demo | --connect ENDPOINT)\n"
-            "                      [--weights f32|bf16|q8|q4] [--threads N] [--turns N] [--turn-words N]\n"
-            "                      [--answer-tokens N] [--require-reuse] [--timeout-s N]\n"
-            "\n"
-            "A chat of --turns turns (default 10; a system message, then user turns of about --turn-words\n"
-            "words each (default 40) and the model's greedy answers of at most --answer-tokens tokens\n"
-            "(default 16)), asked twice, turn by turn interleaved: once with prefix reuse off and once on\n"
-            "(the turn's prompt extends the previous prompt and its answer, so with reuse only the new\n"
-            "suffix is prefilled). Each answer goes back as the assistant turn with its token ids\n"
-            "(ChatMessage.token_ids). Prints each turn's time to first token both ways, the prompt\n"
-            "positions reused, and the speed-up of the last turn; exits 1 if the tokens of any turn differ.\n"
-            "\n"
-            "  --model DIR / --synth CONFIG:SEED / --demo   the embedder and decoder as threads of this\n"
-            "                        process (the conversation code of g3n-orchestrator's front door)\n"
-            "  --connect ENDPOINT    instead: a g3n-orchestrator's client endpoint (its reuse must be on;\n"
-            "                        the off runs set ChatRequest.no_prefix_cache)\n"
-            "  --weights FORMAT      what the decoder computes with in this process (default f32)\n"
-            "  --threads N           its OpenMP threads (default: all cores)\n"
-            "  --require-reuse       exit 1 unless every turn after the first reused positions\n"
-            "  --exec-after-turn N CMD  runs the shell command CMD after turn N (repeatable, 4 at most; tests:\n"
-            "                        e.g. stop a decoder), with G3N_BENCH_DECODER = the decoder holding the\n"
-            "                        reused session (as the front door's timings tell)\n"
-            "Timings on a shared, busy machine are noisy: compare runs made together.\n");
-}
 
 static const char *const words[] = {"the",   "river", "carried", "small", "boats",  "past",  "old",    "stone",
                                     "walls", "while", "bright",  "birds", "circled", "over", "quiet",  "fields",
@@ -228,81 +201,77 @@ static int ask(bench_context *c, chat_run *run, int turn, char (*questions)[4096
     return rc;
 }
 
+static const g3n_command_spec bench_chat_spec = {
+    .name = "g3n bench chat",
+    .usage = "g3n bench chat (--model DIR | --synth CONFIG:SEED --tokenizer FILE | --demo | --connect ENDPOINT)\n"
+             "                      [--weights f32|bf16|q8|q4] [--threads N] [--turns N] [--turn-words N]\n"
+             "                      [--answer-tokens N] [--require-reuse] [--timeout-s N]",
+    .about = "A chat of --turns turns (default 10; a system message, then user turns of about --turn-words\n"
+             "words each (default 40) and the model's greedy answers of at most --answer-tokens tokens\n"
+             "(default 16)), asked twice, turn by turn interleaved: once with prefix reuse off and once on\n"
+             "(the turn's prompt extends the previous prompt and its answer, so with reuse only the new\n"
+             "suffix is prefilled). Each answer goes back as the assistant turn with its token ids\n"
+             "(ChatMessage.token_ids). Prints each turn's time to first token both ways, the prompt\n"
+             "positions reused, and the speed-up of the last turn; exits 1 if the tokens of any turn differ.\n",
+    .footer = "Timings on a shared, busy machine are noisy: compare runs made together.\n",
+    .help_column = 24,
+};
+
+/* The --exec-after-turn pairs (N, CMD) into o: -1 to go on, else the exit code. */
+static int take_exec_pairs(bench_chat_options *o, const g3n_option_list *pairs)
+{
+    for (int i = 0; i + 1 < pairs->count; i += 2) {
+        char *end;
+        long turn = strtol(pairs->items[i], &end, 10);
+        if (*end || turn < 1 || turn > MAX_TURNS)
+            return g3n_options_usage_error(&bench_chat_spec, "--exec-after-turn: expected a turn from 1 to %d, got '%s'",
+                                           MAX_TURNS, pairs->items[i]);
+        o->exec_turns[o->exec_count] = (int)turn;
+        o->exec_commands[o->exec_count++] = pairs->items[i + 1];
+    }
+    return -1;
+}
+
+/* -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, bench_chat_options *o)
 {
     memset(o, 0, sizeof(*o));
     o->weight_format = G3N_WEIGHTS_EXACT;
     o->turns = 10;
     o->turn_words = 40;
-    o->answer_tokens = 16;
-    o->timeout_ms = 600000;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return 1;
-        }
-        if (strcmp(a, "--demo") == 0) {
-            o->source.demo = 1;
-            continue;
-        }
-        if (strcmp(a, "--require-reuse") == 0) {
-            o->require_reuse = 1;
-            continue;
-        }
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) {
-            fprintf(stderr, "g3n bench chat: error: %s needs a value (see --help)\n", a);
-            return 2;
-        }
-        i++;
-        g3n_error err;
-        if (strcmp(a, "--model") == 0)
-            o->source.model_dir = v;
-        else if (strcmp(a, "--synth") == 0)
-            o->source.synth_spec = v;
-        else if (strcmp(a, "--tokenizer") == 0)
-            o->source.tokenizer_path = v;
-        else if (strcmp(a, "--connect") == 0)
-            o->connect = v;
-        else if (strcmp(a, "--weights") == 0) {
-            if (g3n_weight_format_parse(v, &o->weight_format, &err) != G3N_OK) {
-                fprintf(stderr, "g3n bench chat: error: %s\n", err.message);
-                return 2;
-            }
-        } else if (strcmp(a, "--threads") == 0)
-            o->threads = atoi(v);
-        else if (strcmp(a, "--turns") == 0)
-            o->turns = atoi(v);
-        else if (strcmp(a, "--turn-words") == 0)
-            o->turn_words = atoi(v);
-        else if (strcmp(a, "--answer-tokens") == 0)
-            o->answer_tokens = (uint32_t)atoi(v);
-        else if (strcmp(a, "--timeout-s") == 0)
-            o->timeout_ms = atoi(v) * 1000;
-        else if (strcmp(a, "--exec-after-turn") == 0 && i + 1 < argc && o->exec_count < 4) {
-            o->exec_turns[o->exec_count] = atoi(v);
-            o->exec_commands[o->exec_count++] = argv[++i];
-        }
-        else {
-            fprintf(stderr, "g3n bench chat: error: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
-    }
+    int answer_tokens = 16, timeout_s = 600;
+    const char *exec_items[8];
+    g3n_option_list exec_pairs = {exec_items, 8, 0};
+    const g3n_option options[] = {
+        G3N_OPTION_MODEL(&o->source.model_dir, "the embedder and decoder as threads of this process (the\n"
+                                               "conversation code of g3n-orchestrator's front door); or:"),
+        G3N_OPTION_SYNTH(&o->source.synth_spec),
+        G3N_OPTION_TOKENIZER(&o->source.tokenizer_path, "tokenizer.json (with --synth; default DIR/tokenizer.json)"),
+        G3N_FLAG("demo", &o->source.demo, "the repository's tiny synthetic demo model"),
+        G3N_STRING("connect", &o->connect, "ENDPOINT", "instead: a g3n-orchestrator's client endpoint (its reuse must be on;\n"
+                                                       "the off runs set ChatRequest.no_prefix_cache)"),
+        G3N_OPTION_WEIGHTS(&o->weight_format, NULL, "what the decoder computes with in this process (default f32)"),
+        G3N_OPTION_THREADS_FOR(&o->threads, "its OpenMP threads (default: all cores)"),
+        G3N_INT("turns", &o->turns, 2, MAX_TURNS, "N", "turns of the chat (default 10)"),
+        G3N_INT("turn-words", &o->turn_words, 1, 500, "N", "words of each user turn (default 40)"),
+        G3N_INT("answer-tokens", &answer_tokens, 1, MAX_ANSWER, "N", "tokens of each answer at most (default 16)"),
+        G3N_FLAG("require-reuse", &o->require_reuse, "exit 1 unless every turn after the first reused positions"),
+        G3N_INT("timeout-s", &timeout_s, 1, 86400, "N", "how long one answer may take (default 600)"),
+        G3N_PAIR("exec-after-turn", &exec_pairs, "N CMD",
+                 "runs the shell command CMD after turn N (repeatable, 4 at most; tests:\n"
+                 "e.g. stop a decoder), with G3N_BENCH_DECODER = the decoder holding the\n"
+                 "reused session (as the front door's timings tell)"),
+    };
+    int rc = g3n_options_main(&bench_chat_spec, options, G3N_OPTION_COUNT(options), argc, argv);
+    if (rc >= 0)
+        return rc;
+    o->answer_tokens = (uint32_t)answer_tokens;
+    o->timeout_ms = timeout_s * 1000;
     const int sources = (o->source.model_dir != NULL) + (o->source.synth_spec != NULL) + o->source.demo +
                         (o->connect != NULL);
-    if (sources != 1) {
-        fprintf(stderr, "g3n bench chat: error: give one of --model, --synth, --demo, --connect (see --help)\n");
-        return 2;
-    }
-    if (o->turns < 2 || o->turns > MAX_TURNS || o->turn_words < 1 || o->turn_words > 500 || o->answer_tokens < 1 ||
-        o->answer_tokens > MAX_ANSWER || o->timeout_ms <= 0) {
-        fprintf(stderr, "g3n bench chat: error: --turns 2..%d, --turn-words 1..500, --answer-tokens 1..%d, "
-                        "--timeout-s > 0\n",
-                MAX_TURNS, MAX_ANSWER);
-        return 2;
-    }
-    return 0;
+    if (sources != 1)
+        return g3n_options_usage_error(&bench_chat_spec, "give one of --model, --synth, --demo, --connect");
+    return take_exec_pairs(o, &exec_pairs);
 }
 
 static int start_local(bench_context *c, g3n_error *err)
@@ -336,8 +305,8 @@ int g3n_bench_chat(int argc, char **argv)
 {
     static bench_chat_options o; /* large results: off the stack */
     int parsed = parse(argc, argv, &o);
-    if (parsed)
-        return parsed == 1 ? 0 : parsed;
+    if (parsed >= 0)
+        return parsed;
     static bench_context c;
     static chat_run runs[2];
     static char questions[MAX_TURNS][4096];

@@ -33,50 +33,11 @@
 #include "matmul.h"
 #include "ops.h"
 #include "pipeline.h"
+#include "option_groups.h"
 #include "quant.h"
 #include "roles.h"
 #include "transport.h"
 #include "weights.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: g3n bench pipeline (--model DIR | --synth CONFIG:SEED) [--weights f32|bf16|q8|q4] [--threads N]\n"
-            "                          [--decode N] [--prompt-tokens P] [--repeat R] [--embedder-threads N]\n"
-            "                          [--daemon-dir DIR] [--wait SECONDS] [--insecure] [--json]\n"
-            "\n"
-            "Greedy decode tokens/s through the orchestrator's pipeline (each step: the embedder embeds\n"
-            "the picked token, the session's decoder runs one position and picks the next) in two set-ups\n"
-            "on the same weights, threads, prompt and token count:\n"
-            "  in-process  the embedder and decoder roles as threads of this process, over inproc://,\n"
-            "              each serving one request at a time as the daemons do (one OpenMP pool per\n"
-            "              process: libgomp spins less where a process has more OpenMP threads than cores)\n"
-            "  daemons     the g3n-embedder and g3n-decoder executables as child processes of this\n"
-            "              benchmark, over TCP on 127.0.0.1 (a free port); stopped with SIGTERM at the end;\n"
-            "              CurveZMQ on that link (keys made for the run), or plain TCP with --insecure\n"
-            "After a warm-up generation in each, the R measured generations alternate between the set-ups.\n"
-            "Reports the median, min and max decode tok/s ((generated - 1) / decode time: the first token\n"
-            "comes from the prefill), the prefill time, the decoder's own share of a step, and the ratio\n"
-            "daemons / in-process. Fails if the two set-ups' greedy tokens differ.\n"
-            "\n"
-            "  --model DIR           checkpoint folder (e.g. g3n synth's E2B)\n"
-            "  --synth CONFIG:SEED   synthetic weights for a config.json\n"
-            "  --weights FORMAT      what the decoder computes with, and the embedder its projection\n"
-            "                        (default bf16; as g3n bench text)\n"
-            "  --weight-cache FILE   the q8/q4 cache file (default: DIR/g3n-cache or $G3N_CACHE_DIR)\n"
-            "  --threads N           the decoder's OpenMP threads (default: all cores)\n"
-            "  --embedder-threads N  the embedder's (default 1: its step is a row lookup and one\n"
-            "                        small projection; more threads spin against the decoder's)\n"
-            "  --decode N            tokens generated per run (default 64; EOS is ignored)\n"
-            "  --prompt-tokens P     fixed prompt ids before them (default 16)\n"
-            "  --repeat R            measured runs per set-up (default 3)\n"
-            "  --daemon-dir DIR      where g3n-embedder and g3n-decoder are (default: next to this\n"
-            "                        executable or in its parent folder, as the build lays them out)\n"
-            "  --wait SECONDS        how long the daemons may take to load and register (default 300)\n"
-            "  --json                one JSON object instead of the table\n"
-            "The daemons inherit the environment (OMP_WAIT_POLICY etc.), so both set-ups' threads wait\n"
-            "alike; their logs go to a temporary folder, shown on failure.\n");
-}
 
 typedef struct bench_options {
     const char *model_dir, *synth_spec, *daemon_dir, *weight_cache;
@@ -561,6 +522,22 @@ static setup_summary summarise(const bench_setup *s, const bench_options *o)
 
 /* ------------------------------------------------------------------ command */
 
+#define ABOUT \
+    "Greedy decode tokens/s through the orchestrator's pipeline (each step: the embedder embeds\n" \
+    "the picked token, the session's decoder runs one position and picks the next) in two set-ups\n" \
+    "on the same weights, threads, prompt and token count:\n" \
+    "  in-process  the embedder and decoder roles as threads of this process, over inproc://,\n" \
+    "              each serving one request at a time as the daemons do (one OpenMP pool per\n" \
+    "              process: libgomp spins less where a process has more OpenMP threads than cores)\n" \
+    "  daemons     the g3n-embedder and g3n-decoder executables as child processes of this\n" \
+    "              benchmark, over TCP on 127.0.0.1 (a free port); stopped with SIGTERM at the end;\n" \
+    "              CurveZMQ on that link (keys made for the run), or plain TCP with --insecure\n" \
+    "After a warm-up generation in each, the R measured generations alternate between the set-ups.\n" \
+    "Reports the median, min and max decode tok/s ((generated - 1) / decode time: the first token\n" \
+    "comes from the prefill), the prefill time, the decoder's own share of a step, and the ratio\n" \
+    "daemons / in-process. Fails if the two set-ups' greedy tokens differ.\n"
+
+/* -1 to go on, else the exit code. */
 static int parse_options(int argc, char **argv, bench_options *o)
 {
     memset(o, 0, sizeof(*o));
@@ -570,60 +547,42 @@ static int parse_options(int argc, char **argv, bench_options *o)
     o->decode = 64;
     o->prompt_tokens = 16;
     o->wait_seconds = 300;
-    for (int i = 1; i < argc; i++) {
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(argv[i], "--json") == 0) {
-            o->json = 1;
-            continue;
-        }
-        if (strcmp(argv[i], "--insecure") == 0) {
-            o->insecure = 1;
-            continue;
-        }
-        if (!value) {
-            fprintf(stderr, "g3n bench pipeline: error: unknown or incomplete option '%s' (see --help)\n", argv[i]);
-            return 2;
-        }
-        i++;
-        if (strcmp(argv[i - 1], "--model") == 0)
-            o->model_dir = value;
-        else if (strcmp(argv[i - 1], "--synth") == 0)
-            o->synth_spec = value;
-        else if (strcmp(argv[i - 1], "--weights") == 0) {
-            if (g3n_parse_weights_option("bench pipeline", value, &o->format) != 0)
-                return 2;
-        } else if (strcmp(argv[i - 1], "--weight-cache") == 0)
-            o->weight_cache = value;
-        else if (strcmp(argv[i - 1], "--threads") == 0)
-            o->threads = atoi(value);
-        else if (strcmp(argv[i - 1], "--embedder-threads") == 0)
-            o->embedder_threads = atoi(value);
-        else if (strcmp(argv[i - 1], "--decode") == 0)
-            o->decode = atoll(value);
-        else if (strcmp(argv[i - 1], "--prompt-tokens") == 0)
-            o->prompt_tokens = atoll(value);
-        else if (strcmp(argv[i - 1], "--repeat") == 0)
-            o->repeat = atoi(value);
-        else if (strcmp(argv[i - 1], "--daemon-dir") == 0)
-            o->daemon_dir = value;
-        else if (strcmp(argv[i - 1], "--wait") == 0)
-            o->wait_seconds = strtod(value, NULL);
-        else {
-            fprintf(stderr, "g3n bench pipeline: error: unknown option '%s' (see --help)\n", argv[i - 1]);
-            return 2;
-        }
-    }
-    if ((o->model_dir == NULL) == (o->synth_spec == NULL)) {
-        fprintf(stderr, "g3n bench pipeline: error: give one of --model DIR or --synth CONFIG:SEED (see --help)\n");
-        return 2;
-    }
-    if (o->decode < 2 || o->decode > 100000 || o->prompt_tokens < 1 || o->prompt_tokens > 100000 ||
-        o->repeat < 1 || o->repeat > 256 || o->threads < 0 || o->embedder_threads < 1 || o->wait_seconds <= 0) {
-        fprintf(stderr, "g3n bench pipeline: error: --decode >= 2, --prompt-tokens >= 1, --repeat 1..256, "
-                        "--embedder-threads >= 1, --wait > 0\n");
-        return 2;
-    }
-    return 0;
+    const g3n_option options[] = {
+        G3N_OPTION_MODEL(&o->model_dir, "checkpoint folder (e.g. g3n synth's E2B)"),
+        G3N_STRING("synth", &o->synth_spec, "CONFIG:SEED", "synthetic weights for a config.json"),
+        G3N_OPTION_WEIGHTS(&o->format, NULL, "what the decoder computes with, and the embedder its projection\n"
+                                             "(default bf16; as g3n bench text)"),
+        G3N_STRING("weight-cache", &o->weight_cache, "FILE",
+                   "the q8/q4 cache file (default: DIR/g3n-cache or $G3N_CACHE_DIR)"),
+        G3N_OPTION_THREADS_FOR(&o->threads, "the decoder's OpenMP threads (default: all cores)"),
+        G3N_INT("embedder-threads", &o->embedder_threads, 1, 1024, "N",
+                "the embedder's (default 1: its step is a row lookup and one\n"
+                "small projection; more threads spin against the decoder's)"),
+        G3N_INT64("decode", &o->decode, 2, 100000, "N", "tokens generated per run (default 64; EOS is ignored)"),
+        G3N_INT64("prompt-tokens", &o->prompt_tokens, 1, 100000, "P", "fixed prompt ids before them (default 16)"),
+        G3N_INT("repeat", &o->repeat, 1, 256, "R", "measured runs per set-up (default 3)"),
+        G3N_STRING("daemon-dir", &o->daemon_dir, "DIR",
+                   "where g3n-embedder and g3n-decoder are (default: next to this\n"
+                   "executable or in its parent folder, as the build lays them out)"),
+        G3N_DOUBLE("wait", &o->wait_seconds, 0.001, 86400, "SECONDS",
+                   "how long the daemons may take to load and register (default 300)"),
+        G3N_FLAG("insecure", &o->insecure, "plain TCP between this process and the daemons (default: CurveZMQ)"),
+        G3N_FLAG("json", &o->json, "one JSON object instead of the table"),
+    };
+    const g3n_command_spec spec = {
+        .name = "g3n bench pipeline",
+        .usage = "g3n bench pipeline (--model DIR | --synth CONFIG:SEED) [--weights f32|bf16|q8|q4] [--threads N]\n"
+                 "                          [--decode N] [--prompt-tokens P] [--repeat R] [--embedder-threads N]\n"
+                 "                          [--daemon-dir DIR] [--wait SECONDS] [--insecure] [--json]",
+        .about = ABOUT,
+        .footer = "The daemons inherit the environment (OMP_WAIT_POLICY etc.), so both set-ups' threads wait\n"
+                  "alike; their logs go to a temporary folder, shown on failure.\n",
+        .help_column = 24,
+    };
+    int rc = g3n_options_main(&spec, options, G3N_OPTION_COUNT(options), argc, argv);
+    if (rc < 0 && (o->model_dir == NULL) == (o->synth_spec == NULL))
+        return g3n_options_usage_error(&spec, "give one of --model DIR or --synth CONFIG:SEED");
+    return rc;
 }
 
 static void print_results(const bench_options *o, const bench_setup *setups, double load, int same_tokens)
@@ -673,13 +632,9 @@ static void print_results(const bench_options *o, const bench_setup *setups, dou
 
 int g3n_bench_pipeline(int argc, char **argv)
 {
-    if (g3n_wants_help(argc, argv)) {
-        usage(stdout);
-        return 0;
-    }
     bench_options o;
     int usage_rc = parse_options(argc, argv, &o);
-    if (usage_rc)
+    if (usage_rc >= 0)
         return usage_rc;
     if (o.threads > 0)
         g3n_set_threads(o.threads);

@@ -25,6 +25,8 @@ typedef struct fields {
     g3n_weight_format weights;
     const char *images[2];
     g3n_option_list image_list;
+    const char *execs[4];
+    g3n_option_list exec_list;
     const char *files[3];
     g3n_option_list file_list;
     g3n_security_flags security;
@@ -36,6 +38,7 @@ static g3n_options_result parse(fields *f, int argc, char **argv, g3n_error *err
     memset(f, 0, sizeof(*f));
     f->image_list = (g3n_option_list){f->images, 2, 0};
     f->file_list = (g3n_option_list){f->files, 3, 0};
+    f->exec_list = (g3n_option_list){f->execs, 4, 0};
     g3n_option options[] = {
         G3N_OPTION_MODEL_DEFAULT(&f->model),
         G3N_OPTION_THREADS(&f->threads),
@@ -46,6 +49,7 @@ static g3n_options_result parse(fields *f, int argc, char **argv, g3n_error *err
         G3N_DOUBLE("temperature", &f->temperature, 0, 100, "T", "sampling temperature\nsecond line"),
         G3N_OPTION_WEIGHTS(&f->weights, NULL, "weight format"),
         G3N_LIST("image", &f->image_list, "FILE", "an image (repeatable)"),
+        G3N_PAIR("exec-after", &f->exec_list, "N CMD", "run CMD after step N (twice at most)"),
         G3N_SECTION("Security:"),
         G3N_OPTIONS_SECURITY_BIND(&f->security),
     };
@@ -110,6 +114,13 @@ static void test_values_reach_their_fields(void **state)
     assert_int_equal(f.file_list.count, 2);
     assert_string_equal(f.files[0], "--threads");
     assert_string_equal(f.files[1], "-");
+    /* a pair option takes two values each time */
+    assert_int_equal(parse_line(&f, "--exec-after 2 a --exec-after=3 b", &err), G3N_OPTIONS_OK);
+    assert_int_equal(f.exec_list.count, 4);
+    assert_string_equal(f.execs[0], "2");
+    assert_string_equal(f.execs[1], "a");
+    assert_string_equal(f.execs[2], "3");
+    assert_string_equal(f.execs[3], "b");
 }
 
 static void test_help_wins_anywhere_before_the_end_of_options(void **state)
@@ -154,6 +165,9 @@ static void test_hostile_shapes_of_the_command_line(void **state)
     expect_error("--verbose --verbose", "--verbose is given twice");
     expect_error("--verbose=1", "--verbose takes no value (got '1')");
     expect_error("--image a --image b --image c", "--image: at most 2 may be given");
+    expect_error("--exec-after 2", "--exec-after needs two values (N CMD)");
+    expect_error("--exec-after 1 a --exec-after 2 b --exec-after 3 c", "--exec-after: at most 2 may be given");
+    expect_error("--exec-after '' a", "--exec-after: a value is empty");
     expect_error("a b c d", "unexpected argument 'd' (at most 3 arguments)");
 }
 
