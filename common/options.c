@@ -332,6 +332,8 @@ void g3n_options_print_help(FILE *out, const g3n_command_spec *spec, const g3n_o
             fprintf(out, "%s\n", o->help);
             continue;
         }
+        if (o->hidden)
+            continue;
         char label[256];
         option_label(o, label, sizeof(label));
         int width = 2 + (int)strlen(label);

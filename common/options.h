@@ -64,6 +64,7 @@ typedef struct g3n_option {
     int (*parse)(const char *value, void *field, g3n_error *err);
     int *given;             /* optional: set to 1 when the option was given */
     int required;           /* 1: an error when missing */
+    int hidden;             /* 1: accepted but not listed in --help */
 } g3n_option;
 
 /* The command around its options: what --help prints and errors name. */

@@ -71,6 +71,23 @@ int g3n_http_security_flag(g3n_http_security_flags *flags, const char *flag, con
     "  --metrics-open         /metrics without a key (default: it needs one when keys are on)\n"       \
     "  --tls-cert FILE        HTTPS: the certificate chain (PEM); with --tls-key FILE (PEM, 0600)\n"
 
+/* The same flags as option-table entries (common/options.h), for a command
+ * that parses with it: G3N_OPTIONS_HTTP_SECURITY(&flags) inside its table. */
+#define G3N_OPTIONS_HTTP_SECURITY(flags)                                                                        \
+    G3N_STRING("api-key", &(flags)->auth.key, "KEY",                                                           \
+               "require Authorization: Bearer KEY on /v1/... (also env G3N_API_KEY)"),                         \
+        G3N_STRING("api-keys", &(flags)->auth.keys_file, "FILE",                                               \
+                   "several keys, one per line as NAME:KEY (file mode 0600)"),                                  \
+        G3N_INT("rate-limit", &(flags)->auth.requests_per_minute, 1, 1000000, "N",                             \
+                "requests per minute per key (default: unlimited); more get 429"),                              \
+        G3N_INT("max-generations-per-key", &(flags)->auth.max_generations, 1, 1000000, "N",                    \
+                "generations at once per key (default: unlimited); more get 429"),                              \
+        G3N_FLAG("metrics-open", &(flags)->auth.metrics_open,                                                  \
+                 "/metrics without a key (default: it needs one when keys are on)"),                            \
+        G3N_STRING("tls-cert", &(flags)->tls_cert, "FILE",                                                     \
+                   "HTTPS: the certificate chain (PEM); with --tls-key FILE (PEM, 0600)"),                      \
+        G3N_STRING("tls-key", &(flags)->tls_key, "FILE", "HTTPS: the private key (PEM, mode 0600)")
+
 /* Loads what the flags name: *auth (NULL when no key; G3N_API_KEY counts as
  * --api-key when neither flag is given) and the TLS PEM texts (NULL without
  * TLS; the key file must be mode 0600). The caller frees all three
