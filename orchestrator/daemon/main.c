@@ -52,54 +52,6 @@ static int refuse_connect_key(const char *value, void *field, g3n_error *err)
     return g3n_error_set(err, "%s is for workers and clients; the orchestrator takes --keys DIR", (const char *)field);
 }
 
-/* The table: the options and where each goes. */
-#define ORCHESTRATOR_OPTIONS(a)                                                                                       \
-    G3N_OPTION_MODEL(&a->model_dir, "folder with config.json and tokenizer.json (weights are not read)"),             \
-        G3N_STRING("config", &a->config_path, "FILE", "config.json (instead of --model)"),                            \
-        G3N_OPTION_TOKENIZER(&a->tokenizer_path, "tokenizer.json (default DIR/tokenizer.json)"),                      \
-        G3N_LIST("bind", &a->binds, "ENDPOINT", "for the workers (default tcp://0.0.0.0:5555); repeatable"),         \
-        G3N_STRING("listen", &a->listen, "ENDPOINT", "for the clients (default tcp://0.0.0.0:5556)"),                \
-        G3N_INT("max-chats", &a->max_chats, 1, 65536, "N", "chats at once (default 16)"),                            \
-        G3N_INT("heartbeat-ms", &a->transport.heartbeat_interval_ms, 1, 3600000, "N",                                \
-                "heartbeat interval (default 1000; match the workers')"),                                             \
-        G3N_INT("heartbeat-timeout-ms", &a->transport.heartbeat_timeout_ms, 1, 86400000, "N",                        \
-                "a worker silent this long is lost (default 5000)"),                                                  \
-        G3N_INT("no-worker-wait-ms", &a->transport.no_worker_wait_ms, 0, 86400000, "N",                              \
-                "a request for a role with no worker fails after this (default 10000)"),                              \
-        G3N_INT("max-message-mb", &a->max_message_mb, 1, 1 << 20, "N", "largest message (default 512)"),             \
-        G3N_FLAG("quiet", &a->quiet, "do not log workers joining and leaving"),                                      \
-        G3N_INT("http", &a->http_port, 0, 65535, "PORT",                                                              \
-                "also serve the OpenAI-compatible HTTP API on PORT (docs/http-api.md)"),                              \
-        G3N_STRING("http-host", &a->http.host, "ADDR", "its address (default 127.0.0.1)"),                           \
-        G3N_INT("http-max-sessions", &a->http.max_sessions, 1, 65536, "N", "HTTP generations at once (default 4)"),  \
-        G3N_INT("http-queue", &a->http.queue, 0, 1 << 20, "N", "HTTP requests waiting beyond those (default 16)"),   \
-        G3N_STRING("allow-dir", &a->http.allow_dir, "DIR", "HTTP image_url/audio_url may name local files under DIR"), \
-        G3N_STRING("model-name", &a->http.model_name, "NAME", "the model id HTTP clients name (default: the folder's name)"), \
-        G3N_LIST("submodel", &a->submodels, "SPEC",                                                                   \
-                 "a MatFormer sub-model the decoders serve (their --submodel; repeatable):\n"                         \
-                 "HTTP lists it as NAME:<its name> and runs requests naming it there"),                               \
-        G3N_STRING("health-file", &a->health_file, "PATH",                                                            \
-                   "keep PATH rewritten every second with the state for --probe\n"                                    \
-                   "(ready once the broker, client endpoint and HTTP API are up)"),                                   \
-        G3N_STRING("probe", &a->probe, "live|ready",                                                                  \
-                   "with --health-file: exit 0 if the orchestrator writing it is\n"                                   \
-                   "live / ready, else 1 (a cluster's exec probe)"),                                                  \
-        G3N_FLAG("check-args", &a->check_args, "check the arguments and exit (0 if they would be accepted)"),        \
-        G3N_FLAG("no-prefix-cache", &a->no_prefix_cache,                                                              \
-                 "no decoder sessions kept between chats: every chat prefills its whole\n"                            \
-                 "prompt (default: a chat that extends a kept session's tokens, e.g. the\n"                           \
-                 "next turn, prefills only the new suffix; proto/README.md)"),                                        \
-        G3N_INT("prefix-cache-sessions", &a->cache_options.max_entries, 1, 1 << 20, "N",                             \
-                "sessions kept (default 8), least recently used evicted first"),                                      \
-        G3N_INT64("prefix-cache-positions", &a->cache_options.max_positions, 1, INT64_MAX, "N",                      \
-                  "positions they hold together (default 65536)"),                                                    \
-        G3N_SECTION("Security (tcp:// needs one of these; README \"Security\"):"),                                    \
-        G3N_OPTIONS_SECURITY_BIND(&a->security),                                                                      \
-        {.name = "key", .kind = G3N_OPTION_CUSTOM, .value = "--key", .parse = refuse_connect_key, .hidden = 1},      \
-        {.name = "server-key", .kind = G3N_OPTION_CUSTOM, .value = "--server-key", .parse = refuse_connect_key,      \
-         .hidden = 1},                                                                                                \
-        G3N_SECTION("HTTP API security (docs/http-api.md):"), G3N_OPTIONS_HTTP_SECURITY(&a->http_security)
-
 /* -1 to go on, else the exit code. */
 static int parse_args(orchestrator_args *a, int argc, char **argv)
 {
@@ -113,7 +65,53 @@ static int parse_args(orchestrator_args *a, int argc, char **argv)
     a->http = g3n_http_default_options();
     a->transport = g3n_transport_default_options();
     a->max_message_mb = (int)(a->transport.max_message_bytes >> 20);
-    const g3n_option options[] = {ORCHESTRATOR_OPTIONS(a)};
+    const g3n_option options[] = {
+        G3N_OPTION_MODEL(&a->model_dir, "folder with config.json and tokenizer.json (weights are not read)"),
+        G3N_STRING("config", &a->config_path, "FILE", "config.json (instead of --model)"),
+        G3N_OPTION_TOKENIZER(&a->tokenizer_path, "tokenizer.json (default DIR/tokenizer.json)"),
+        G3N_LIST("bind", &a->binds, "ENDPOINT", "for the workers (default tcp://0.0.0.0:5555); repeatable"),
+        G3N_STRING("listen", &a->listen, "ENDPOINT", "for the clients (default tcp://0.0.0.0:5556)"),
+        G3N_INT("max-chats", &a->max_chats, 1, 65536, "N", "chats at once (default 16)"),
+        G3N_INT("heartbeat-ms", &a->transport.heartbeat_interval_ms, 1, 3600000, "N",
+                "heartbeat interval (default 1000; match the workers')"),
+        G3N_INT("heartbeat-timeout-ms", &a->transport.heartbeat_timeout_ms, 1, 86400000, "N",
+                "a worker silent this long is lost (default 5000)"),
+        G3N_INT("no-worker-wait-ms", &a->transport.no_worker_wait_ms, 0, 86400000, "N",
+                "a request for a role with no worker fails after this (default 10000)"),
+        G3N_INT("max-message-mb", &a->max_message_mb, 1, 1 << 20, "N", "largest message (default 512)"),
+        G3N_FLAG("quiet", &a->quiet, "do not log workers joining and leaving"),
+        G3N_INT("http", &a->http_port, 0, 65535, "PORT",
+                "also serve the OpenAI-compatible HTTP API on PORT (docs/http-api.md)"),
+        G3N_STRING("http-host", &a->http.host, "ADDR", "its address (default 127.0.0.1)"),
+        G3N_INT("http-max-sessions", &a->http.max_sessions, 1, 65536, "N", "HTTP generations at once (default 4)"),
+        G3N_INT("http-queue", &a->http.queue, 0, 1 << 20, "N", "HTTP requests waiting beyond those (default 16)"),
+        G3N_STRING("allow-dir", &a->http.allow_dir, "DIR", "HTTP image_url/audio_url may name local files under DIR"),
+        G3N_STRING("model-name", &a->http.model_name, "NAME", "the model id HTTP clients name (default: the folder's name)"),
+        G3N_LIST("submodel", &a->submodels, "SPEC",
+                 "a MatFormer sub-model the decoders serve (their --submodel; repeatable):\n"
+                 "HTTP lists it as NAME:<its name> and runs requests naming it there"),
+        G3N_STRING("health-file", &a->health_file, "PATH",
+                   "keep PATH rewritten every second with the state for --probe\n"
+                   "(ready once the broker, client endpoint and HTTP API are up)"),
+        G3N_STRING("probe", &a->probe, "live|ready",
+                   "with --health-file: exit 0 if the orchestrator writing it is\n"
+                   "live / ready, else 1 (a cluster's exec probe)"),
+        G3N_FLAG("check-args", &a->check_args, "check the arguments and exit (0 if they would be accepted)"),
+        G3N_FLAG("no-prefix-cache", &a->no_prefix_cache,
+                 "no decoder sessions kept between chats: every chat prefills its whole\n"
+                 "prompt (default: a chat that extends a kept session's tokens, e.g. the\n"
+                 "next turn, prefills only the new suffix; proto/README.md)"),
+        G3N_INT("prefix-cache-sessions", &a->cache_options.max_entries, 1, 1 << 20, "N",
+                "sessions kept (default 8), least recently used evicted first"),
+        G3N_INT64("prefix-cache-positions", &a->cache_options.max_positions, 1, INT64_MAX, "N",
+                  "positions they hold together (default 65536)"),
+        G3N_SECTION("Security (tcp:// needs one of these; README \"Security\"):"),
+        G3N_OPTIONS_SECURITY_BIND(&a->security),
+        {.name = "key", .kind = G3N_OPTION_CUSTOM, .value = "--key", .parse = refuse_connect_key, .hidden = 1},
+        {.name = "server-key", .kind = G3N_OPTION_CUSTOM, .value = "--server-key", .parse = refuse_connect_key,
+         .hidden = 1},
+        G3N_SECTION("HTTP API security (docs/http-api.md):"), G3N_OPTIONS_HTTP_SECURITY(&a->http_security),
+    };
     int rc = g3n_options_main(&orchestrator_spec, options, G3N_OPTION_COUNT(options), argc, argv);
     if (rc >= 0)
         return rc;
