@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
 #include "option_groups.h"
 #include "options.h"
+#include "test_util.h"
 
 static const char *const dtypes[] = {"bf16", "f32", NULL};
 
@@ -242,6 +244,65 @@ static void test_help_comes_from_the_table(void **state)
     free(text);
 }
 
+/* Runs `g3n ARGS` with stdout and stderr into one buffer (the caller frees
+ * it); returns the exit code. */
+static int run_g3n(const char *args, char **output)
+{
+    char command[2048];
+    snprintf(command, sizeof command, "%s %s 2>&1", g3n_test_binary(), args);
+    FILE *pipe = popen(command, "r");
+    assert_non_null(pipe);
+    size_t size = 0, capacity = 1 << 16;
+    char *text = malloc(capacity);
+    assert_non_null(text);
+    size_t got;
+    while ((got = fread(text + size, 1, capacity - 1 - size, pipe)) > 0)
+        size += got;
+    text[size] = '\0';
+    int status = pclose(pipe);
+    *output = text;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void expect_g3n(const char *args, int exit_code, const char *text)
+{
+    char *output = NULL;
+    int rc = run_g3n(args, &output);
+    if (rc != exit_code || !strstr(output, text))
+        fail_msg("g3n %s: exit %d (want %d), output:\n%s\n(want it to hold: %s)", args, rc, exit_code, output, text);
+    free(output);
+}
+
+/* Every command moved onto the table: --help from it, and values that the
+ * hand-written loops read with atoi/strtoull as 0 (synth --seed x wrote seed
+ * 0; generate --max-new-tokens x generated nothing) refused with the option. */
+static void test_commands_parse_with_the_table(void **state)
+{
+    (void)state;
+    const char *commands[] = {"check",  "check-pipeline", "synth",        "slice",        "generate",
+                              "tokenize", "detokenize",   "encode-audio", "encode-image", "keygen",
+                              "bench matmul", "bench text", "bench vision", "bench pipeline", "bench chat"};
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        char args[128], usage[128];
+        snprintf(args, sizeof args, "%s --help", commands[i]);
+        snprintf(usage, sizeof usage, "usage: g3n %s", commands[i]);
+        expect_g3n(args, 0, usage);
+    }
+    expect_g3n("synth --config c.json --seed x --out /nonexistent/x", 2,
+               "g3n synth: error: --seed: expected a non-negative integer, got 'x'");
+    expect_g3n("generate --synth c.json:1 --prompt-ids 1 --max-new-tokens x", 2,
+               "g3n generate: error: --max-new-tokens: expected an integer of at least 0, got 'x'");
+    expect_g3n("generate --synth c.json:1 --prompt-ids 1 --top-p 2", 2, "--top-p: expected a number from 0 to 1");
+    expect_g3n("check --treads 2 x", 2, "g3n check: error: unknown option '--treads' (did you mean --threads?)");
+    expect_g3n("encode-image --synth c.json:1 --max-pixels 0 a.png", 2,
+               "--max-pixels: expected an integer of at least 1, got '0'");
+    expect_g3n("bench matmul --dtype q3", 2, "--dtype: expected one of bf16, f16, f32, q8, q4, got 'q3'");
+    expect_g3n("bench chat --demo --turns 1", 2, "--turns: expected an integer from 2 to 64, got '1'");
+    expect_g3n("keygen --role nobody --keys d p", 2, "--role: expected one of vision-encoder, audio-encoder");
+    expect_g3n("slice --model m --submodel e2b --out o --shard-size", 2, "--shard-size needs a value");
+    expect_g3n("tokenize --tokenizer t.json --no-bos --no-bos hi", 2, "--no-bos is given twice");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_unknown_options_suggest_the_closest),
         cmocka_unit_test(test_required_options_and_no_positionals),
         cmocka_unit_test(test_help_comes_from_the_table),
+        cmocka_unit_test(test_commands_parse_with_the_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
