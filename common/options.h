@@ -20,7 +20,42 @@
  *
  * The table is usually an automatic array in the command's parse function,
  * its value pointers aimed at the command's own fields; strings point into
- * argv (no allocation anywhere). */
+ * argv (no allocation anywhere).
+ *
+ * A command, in the shape the converted ones share (cmd_slice.c is short):
+ *
+ *     typedef struct slice_args { const char *model_dir, *out; uint64_t shard_size; } slice_args;
+ *
+ *     static int parse_args(slice_args *a, int argc, char **argv)  // -1: go on, else the exit code
+ *     {
+ *         a->shard_size = 2000000000ull;                           // defaults before the table
+ *         const g3n_option options[] = {
+ *             G3N_OPTION_MODEL(&a->model_dir, "the checkpoint folder"),  // shared: option_groups.h
+ *             G3N_STRING("out", &a->out, "DIR", "the folder to write"),
+ *             G3N_UINT64("shard-size", &a->shard_size, 1, LLONG_MAX, "B", "bytes per shard"),
+ *         };
+ *         const g3n_command_spec spec = {.name = "g3n slice", .usage = "g3n slice --model DIR --out DIR",
+ *                                        .about = "Writes ...\n"};
+ *         int rc = g3n_options_main(&spec, options, G3N_OPTION_COUNT(options), argc, argv);
+ *         if (rc < 0 && !a->out)                                   // checks across options after it
+ *             return g3n_options_usage_error(&spec, "give --out");
+ *         return rc;
+ *     }
+ *
+ *     int g3n_command_slice(int argc, char **argv)
+ *     {
+ *         slice_args args = {0};
+ *         int rc = parse_args(&args, argc, argv);
+ *         return rc >= 0 ? rc : run_slice(&args);                  // run: load, work, report
+ *     }
+ *
+ * Converting a hand-written loop: one field per option in an args struct,
+ * one table entry per strcmp branch (the old help line becomes its help;
+ * continuation lines go after '\n'), the old usage's first lines become
+ * .usage and its prose .about/.footer; "needs a value", ranges, unknown
+ * options and -h/--help are the parser's, so those branches go. An option
+ * the parser cannot express (a list syntax such as "128,512") is a STRING
+ * checked after parsing, or a CUSTOM entry with its own parse function. */
 #ifndef G3N_OPTIONS_H
 #define G3N_OPTIONS_H
 
