@@ -14,8 +14,8 @@
  * options; -h and --help anywhere before "--" ask for help. Any other word
  * (also "-", "-5", "-x") is a positional argument where the command takes
  * them, else an error. An option given
- * twice is an error unless it is a G3N_OPTION_LIST (every value kept, in
- * order). A value may begin with '-' (a negative number) but is never one of
+ * twice is an error unless it is a G3N_OPTION_LIST or _PAIR (every value
+ * kept, in order). A value may begin with '-' (a negative number) but is never one of
  * the command's own options (`--model --threads 4` is "--model needs a value").
  *
  * The table is usually an automatic array in the command's parse function,
