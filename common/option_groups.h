@@ -36,13 +36,15 @@ int g3n_option_parse_precision(const char *value, void *precision, g3n_error *er
     G3N_STRING("keys", &(flags)->keys_dir, "DIR",                                                              \
                "CurveZMQ on tcp://: DIR/server.key_secret is this side's key, DIR/ROLE/*.key\n"                \
                "and DIR/clients/*.key the peers allowed in (g3n keygen; re-read on SIGHUP)"),                 \
-        G3N_FLAG("insecure", &(flags)->insecure, "allow plain tcp:// without keys (trusted networks only; logs a warning)")
+        G3N_FLAG("insecure", &(flags)->insecure,                                                               \
+                 "allow plain tcp:// without keys (trusted networks only; logs a warning)")
 /* A connecting side: --key FILE, --server-key FILE, --insecure. */
 #define G3N_OPTIONS_SECURITY_CONNECT(flags)                                                                     \
     G3N_STRING("key", &(flags)->key_file, "FILE",                                                              \
                "CurveZMQ on tcp://: this side's secret key (NAME.key_secret, mode 0600)"),                     \
         G3N_STRING("server-key", &(flags)->server_key_file, "FILE",                                            \
                    "the orchestrator's public key (its keys folder's server.key)"),                            \
-        G3N_FLAG("insecure", &(flags)->insecure, "allow plain tcp:// without keys (trusted networks only; logs a warning)")
+        G3N_FLAG("insecure", &(flags)->insecure,                                                               \
+                 "allow plain tcp:// without keys (trusted networks only; logs a warning)")
 
 #endif

@@ -248,8 +248,9 @@ static int parse(int argc, char **argv, bench_chat_options *o)
         G3N_OPTION_SYNTH(&o->source.synth_spec),
         G3N_OPTION_TOKENIZER(&o->source.tokenizer_path, "tokenizer.json (with --synth; default DIR/tokenizer.json)"),
         G3N_FLAG("demo", &o->source.demo, "the repository's tiny synthetic demo model"),
-        G3N_STRING("connect", &o->connect, "ENDPOINT", "instead: a g3n-orchestrator's client endpoint (its reuse must be on;\n"
-                                                       "the off runs set ChatRequest.no_prefix_cache)"),
+        G3N_STRING("connect", &o->connect, "ENDPOINT",
+                   "instead: a g3n-orchestrator's client endpoint (its reuse must be on;\n"
+                   "the off runs set ChatRequest.no_prefix_cache)"),
         G3N_OPTION_WEIGHTS(&o->weight_format, NULL, "what the decoder computes with in this process (default f32)"),
         G3N_OPTION_THREADS_FOR(&o->threads, "its OpenMP threads (default: all cores)"),
         G3N_INT("turns", &o->turns, 2, MAX_TURNS, "N", "turns of the chat (default 10)"),

@@ -84,7 +84,8 @@ static int parse_args(bench_text_args *a, int argc, char **argv)
         G3N_INT("batch", &a->batch_rows, 1, MAX_BATCH, "B",
                 "B sessions decode together (continuous batching: one forward per step whose\n"
                 "rows are the sessions); the decode figure is the aggregate B x steps / wall (default 1)"),
-        G3N_ENUM("kv", &a->kv_choice, kv_names, "the KV cache's element type (default f16 with bf16/q8/q4, f32 with f32)"),
+        G3N_ENUM("kv", &a->kv_choice, kv_names,
+                 "the KV cache's element type (default f16 with bf16/q8/q4, f32 with f32)"),
         G3N_INT64("context", &a->context, 0, 1 << 30, "N",
                   "the sessions' max_positions (default the longest test + 1); the session's KV\n"
                   "and scratch bytes are reported"),

@@ -114,8 +114,10 @@ static int parse_args(encode_audio_args *a, int argc, char **argv)
     a->precision = g3n_tower_precision_default();
     a->files = (g3n_option_list){a->file_storage, 1, 0};
     const g3n_option options[] = {
-        G3N_OPTION_MODEL(&a->model_dir, "a checkpoint folder (config.json, safetensors; preprocessor_config.json if any)"),
-        G3N_STRING("synth", &a->synth, "CONFIG:SEED", "synthetic weights synth(name, shape, SEED) for CONFIG (a config.json)"),
+        G3N_OPTION_MODEL(&a->model_dir,
+                         "a checkpoint folder (config.json, safetensors; preprocessor_config.json if any)"),
+        G3N_STRING("synth", &a->synth, "CONFIG:SEED",
+                   "synthetic weights synth(name, shape, SEED) for CONFIG (a config.json)"),
         G3N_OPTION_THREADS(&a->threads),
         G3N_OPTION_PRECISION(&a->precision,
                              "f32 (default: exact), bf16 (AVX512-BF16 products, ~2x faster; encoder output\n"
@@ -126,8 +128,9 @@ static int parse_args(encode_audio_args *a, int argc, char **argv)
                                           "encoder as they are decoded; tokens come out as soon as they are final"),
         G3N_DOUBLE("piece-ms", &a->piece_ms, 0.001, 3.6e6, "MS", "piece size for --stream (default 100)"),
         G3N_FLAG("no-embed", &a->no_embed, "output the encoder's tokens (audio hidden size) instead of embed_audio's"),
-        G3N_STRING("out", &a->out_path, "FILE", "write the tokens to FILE.safetensors (tensor \"audio_tokens\" [count, width],\n"
-                                                "\"segment_starts\" [segments] i64)"),
+        G3N_STRING("out", &a->out_path, "FILE",
+                   "write the tokens to FILE.safetensors (tensor \"audio_tokens\" [count, width],\n"
+                   "\"segment_starts\" [segments] i64)"),
     };
     const g3n_command_spec spec = {
         .name = "g3n encode-audio",

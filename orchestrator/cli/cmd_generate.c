@@ -106,7 +106,8 @@ static int parse_args(generate_args *a, int argc, char **argv)
         G3N_DOUBLE("top-p", &a->top_p, 0, 1, "P", "nucleus sampling (1 = off)"),
         G3N_DOUBLE("min-p", &a->min_p, 0, 1, "P", "drop ids below P x the top probability (0 = off)"),
         G3N_UINT64("seed", &a->seed, 0, 0, "N", "sampling seed (default 0)"),
-        G3N_INT64("context", &a->context, 0, INT32_MAX, "N", "positions the session holds (default: prompt + max-new-tokens)"),
+        G3N_INT64("context", &a->context, 0, INT32_MAX, "N",
+                  "positions the session holds (default: prompt + max-new-tokens)"),
         G3N_INT64("chunk", &a->chunk, 0, INT32_MAX, "N", "prefill chunk rows (default 64)"),
         G3N_OPTION_WEIGHTS(&a->weight_format, NULL, "f32 (exact, default), bf16 (stored weights + sparse MLP), q8 or q4\n"
                                                     "(block-quantised, cached next to the checkpoint on first use)"),

@@ -25,8 +25,9 @@ static int parse_args(slice_args *args, int argc, char **argv)
     const g3n_option options[] = {
         G3N_OPTION_MODEL(&args->model_dir, "the full checkpoint folder"),
         G3N_OPTION_SYNTH(&args->synth),
-        G3N_OPTION_SUBMODEL(&args->spec, "a preset, a JSON object {\"name\", \"layers_to_skip\", \"intermediate_size\"},\n"
-                                         "or @FILE.json; presets: below"),
+        G3N_OPTION_SUBMODEL(&args->spec,
+                            "a preset, a JSON object {\"name\", \"layers_to_skip\", \"intermediate_size\"},\n"
+                            "or @FILE.json; presets: below"),
         G3N_STRING("out", &args->out, "DIR", "the folder to write (created if missing)"),
         G3N_UINT64("shard-size", &args->shard_size, 1, LLONG_MAX, "B", "maximum bytes per shard (default 2000000000)"),
     };

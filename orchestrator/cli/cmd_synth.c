@@ -174,7 +174,8 @@ static int parse_args(synth_args *args, int argc, char **argv)
         G3N_UINT64("seed", &args->seed, 0, 0, "N", "the seed of synth(name, shape, seed)"),
         G3N_STRING("out", &args->out, "DIR", "the folder to write (created if missing)"),
         G3N_ENUM("dtype", &args->dtype, dtype_names, "stored dtype (default bf16; the values are exact in bf16)"),
-        G3N_UINT64("shard-size", &args->shard_size, 1, LLONG_MAX, "BYTES", "maximum bytes per shard (default 2000000000)"),
+        G3N_UINT64("shard-size", &args->shard_size, 1, LLONG_MAX, "BYTES",
+                   "maximum bytes per shard (default 2000000000)"),
     };
     for (int i = 0; i < 3; i++)
         options[i].required = 1;

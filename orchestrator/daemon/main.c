@@ -86,7 +86,8 @@ static int parse_args(orchestrator_args *a, int argc, char **argv)
         G3N_INT("http-max-sessions", &a->http.max_sessions, 1, 65536, "N", "HTTP generations at once (default 4)"),
         G3N_INT("http-queue", &a->http.queue, 0, 1 << 20, "N", "HTTP requests waiting beyond those (default 16)"),
         G3N_STRING("allow-dir", &a->http.allow_dir, "DIR", "HTTP image_url/audio_url may name local files under DIR"),
-        G3N_STRING("model-name", &a->http.model_name, "NAME", "the model id HTTP clients name (default: the folder's name)"),
+        G3N_STRING("model-name", &a->http.model_name, "NAME",
+                   "the model id HTTP clients name (default: the folder's name)"),
         G3N_LIST("submodel", &a->submodels, "SPEC",
                  "a MatFormer sub-model the decoders serve (their --submodel; repeatable):\n"
                  "HTTP lists it as NAME:<its name> and runs requests naming it there"),
