@@ -55,6 +55,8 @@ typedef struct g3n_live_pipeline_params {
     int64_t audio_batch_samples; /* audio gathered before a stream piece is sent (default 16000 = 1 s) */
     const char *system;          /* system prompt (copied); NULL: none */
     const char *model;           /* MatFormer sub-model (copied); NULL or "": the full model */
+    const char *preprocessor_config; /* preprocessor_config.json of the audio features (where the audio
+                                    segments are cut, as the audio encoders are configured); NULL: defaults */
     g3n_progress_callback progress; /* one line per stage (encoded, appended, rebuilt); may be NULL */
     void *progress_user;
 } g3n_live_pipeline_params;
