@@ -11,6 +11,7 @@
 #include "generate.h"
 #include "health_file.h"
 #include "http_auth.h"
+#include "http_live.h"
 #include "http_server.h"
 #include "openmp_waits.h"
 #include "submodel.h"
@@ -43,6 +44,8 @@ static void print_help(FILE *out)
             "  --http PORT               also serve the OpenAI-compatible HTTP API on PORT (docs/http-api.md)\n"
             "  --http-host ADDR          its address (default 127.0.0.1)\n"
             "  --http-max-sessions N     HTTP generations at once (default 4); --http-queue N waiting (default 16)\n"
+            "  --live-sessions N         HTTP live sessions at once (/v1/live/*, default 4; 0: none): frames,\n"
+            "                            audio and questions go to the workers as in g3n serve\n"
             "  --allow-dir DIR           HTTP image_url/audio_url may name local files under DIR\n"
             "  --model-name NAME         the model id HTTP clients name (default: the folder's name)\n"
             "  --submodel SPEC           a MatFormer sub-model the decoders serve (their --submodel; repeatable):\n"
@@ -74,6 +77,7 @@ int main(int argc, char **argv)
     int submodel_count = 0;
     g3n_prefix_cache_options cache_options = g3n_prefix_cache_default_options();
     g3n_http_options http = g3n_http_default_options();
+    int live_sessions = g3n_http_live_default_options().max_sessions;
     g3n_transport_options transport = g3n_transport_default_options();
     g3n_security_flags security = {0};
     g3n_http_security_flags http_security;
@@ -149,6 +153,8 @@ int main(int argc, char **argv)
             http.queue = atoi(v);
         else if (strcmp(a, "--allow-dir") == 0)
             http.allow_dir = v;
+        else if (strcmp(a, "--live-sessions") == 0 && atoi(v) >= 0 && atoi(v) <= 1024)
+            live_sessions = atoi(v);
         else if (strcmp(a, "--model-name") == 0)
             http.model_name = v;
         else if (strcmp(a, "--submodel") == 0 && submodel_count < G3N_HTTP_MAX_SUBMODELS)
@@ -224,6 +230,7 @@ int main(int argc, char **argv)
     g3n_broker *broker = NULL;
     g3n_front_door *door = NULL;
     g3n_http_server *http_server = NULL;
+    g3n_http_live *live = NULL;
     g3n_http_auth *auth = NULL;
     char *tls_cert = NULL, *tls_key = NULL;
     if (http_port >= 0 && g3n_http_security_load(&http_security, &auth, &tls_cert, &tls_key, &err) != G3N_OK) {
@@ -272,9 +279,26 @@ int main(int argc, char **argv)
         http.submodels = submodel_name_list;
         http.submodel_count = submodel_count;
         int eos[G3N_MAX_EOS_IDS], eos_count = 0, found = 0;
-        if ((model_dir && g3n_generation_config_load(model_dir, &http.sampling, eos, &eos_count, &found, &err) !=
-                              G3N_OK) ||
-            g3n_http_server_start(&http_server, broker, &config, tokenizer, &http, &err) != G3N_OK)
+        if (model_dir && g3n_generation_config_load(model_dir, &http.sampling, eos, &eos_count, &found, &err) !=
+                             G3N_OK)
+            goto done;
+        if (live_sessions > 0) { /* /v1/live/...: the same sessions as g3n serve's, on these workers */
+            g3n_http_live_options lo = g3n_http_live_default_options();
+            char preprocessor[1300];
+            lo.max_sessions = live_sessions;
+            lo.max_tokens = http.max_tokens;
+            lo.sampling = http.sampling;
+            lo.model_name = http.model_name;
+            if (model_dir) {
+                snprintf(preprocessor, sizeof(preprocessor), "%s/preprocessor_config.json", model_dir);
+                if (access(preprocessor, R_OK) == 0)
+                    lo.preprocessor_config = preprocessor;
+            }
+            if (g3n_http_live_create(&live, broker, &config, tokenizer, &lo, &err) != G3N_OK)
+                goto done;
+            http.live = live;
+        }
+        if (g3n_http_server_start(&http_server, broker, &config, tokenizer, &http, &err) != G3N_OK)
             goto done;
         fprintf(stderr, "g3n-orchestrator: HTTP API on %s://%s:%d%s\n", tls_cert ? "https" : "http", http.host,
                 g3n_http_server_port(http_server), auth ? " (API keys required)" : "");
@@ -298,6 +322,7 @@ done:
     if (rc != 0)
         fprintf(stderr, "g3n-orchestrator: error: %s\n", err.message);
     g3n_http_server_stop(http_server);
+    g3n_http_live_free(live);
     g3n_front_door_stop(door);
     if (cache) { /* the kept sessions end on their decoders */
         g3n_client *client = NULL;
