@@ -46,6 +46,9 @@ static void print_help(FILE *out)
             "  --http-max-sessions N     HTTP generations at once (default 4); --http-queue N waiting (default 16)\n"
             "  --live-sessions N         HTTP live sessions at once (/v1/live/*, default 4; 0: none): frames,\n"
             "                            audio and questions go to the workers as in g3n serve\n"
+            "  --live-idle-seconds N     a live session untouched this long is freed (default 600)\n"
+            "  --live-max-media-mb N     one frame or audio piece pushed to a live session (default 16)\n"
+            "  --live-max-tokens N       a live answer's length: default and cap (default 256)\n"
             "  --allow-dir DIR           HTTP image_url/audio_url may name local files under DIR\n"
             "  --model-name NAME         the model id HTTP clients name (default: the folder's name)\n"
             "  --submodel SPEC           a MatFormer sub-model the decoders serve (their --submodel; repeatable):\n"
@@ -77,7 +80,8 @@ int main(int argc, char **argv)
     int submodel_count = 0;
     g3n_prefix_cache_options cache_options = g3n_prefix_cache_default_options();
     g3n_http_options http = g3n_http_default_options();
-    int live_sessions = g3n_http_live_default_options().max_sessions;
+    g3n_http_live_options live_options = g3n_http_live_default_options();
+    int live_sessions = live_options.max_sessions;
     g3n_transport_options transport = g3n_transport_default_options();
     g3n_security_flags security = {0};
     g3n_http_security_flags http_security;
@@ -155,6 +159,12 @@ int main(int argc, char **argv)
             http.allow_dir = v;
         else if (strcmp(a, "--live-sessions") == 0 && atoi(v) >= 0 && atoi(v) <= 1024)
             live_sessions = atoi(v);
+        else if (strcmp(a, "--live-idle-seconds") == 0 && atoi(v) >= 1)
+            live_options.idle_seconds = atoi(v);
+        else if (strcmp(a, "--live-max-media-mb") == 0 && atoi(v) >= 1 && atoi(v) <= 4096)
+            live_options.max_media_bytes = (int64_t)atoi(v) << 20;
+        else if (strcmp(a, "--live-max-tokens") == 0 && atoi(v) >= 1)
+            live_options.max_tokens = atoi(v);
         else if (strcmp(a, "--model-name") == 0)
             http.model_name = v;
         else if (strcmp(a, "--submodel") == 0 && submodel_count < G3N_HTTP_MAX_SUBMODELS)
@@ -283,10 +293,9 @@ int main(int argc, char **argv)
                              G3N_OK)
             goto done;
         if (live_sessions > 0) { /* /v1/live/...: the same sessions as g3n serve's, on these workers */
-            g3n_http_live_options lo = g3n_http_live_default_options();
+            g3n_http_live_options lo = live_options;
             char preprocessor[1300];
             lo.max_sessions = live_sessions;
-            lo.max_tokens = http.max_tokens;
             lo.sampling = http.sampling;
             lo.model_name = http.model_name;
             if (model_dir) {
