@@ -323,6 +323,8 @@ static void count_rebuilds(g3n_live_pipeline *s, const g3n_pipeline_stats *ps)
     snprintf(s->stats.decoder, sizeof(s->stats.decoder), "%s", s->record->decoder);
 }
 
+static int append_range(g3n_live_pipeline *s, g3n_client *client, const rendering *r, int64_t end, g3n_error *err);
+
 /* Appends every stable position the decoder session does not hold (when
  * force, or when at least min_prefill wait). */
 static int sync_positions(g3n_live_pipeline *s, g3n_client *client, int force, g3n_error *err)
@@ -338,13 +340,34 @@ static int sync_positions(g3n_live_pipeline *s, g3n_client *client, int force, g
         if (r->ids[p] != rec->ids[p])
             return g3n_error_set(err, "live session %s: internal error: position %lld changed (%d -> %d)",
                                  rec->session_id, (long long)p, rec->ids[p], r->ids[p]);
-    const int64_t end = r->stable, begin = rec->count;
-    s->stats.pending = r->count - begin;
-    if (end <= begin || (!force && end - begin < s->params.min_prefill))
+    const int64_t stable = r->stable;
+    s->stats.pending = r->count - rec->count;
+    if (stable <= rec->count || (!force && stable - rec->count < s->params.min_prefill))
         return G3N_OK;
-    if (end > s->params.max_positions)
+    if (stable > s->params.max_positions)
         return g3n_error_set(err, "live session %s: the conversation needs %lld positions, the context holds %lld",
-                             rec->session_id, (long long)end, (long long)s->params.max_positions);
+                             rec->session_id, (long long)stable, (long long)s->params.max_positions);
+    /* at most max_append_media media per append (the embedder takes 64 per request): after a compaction
+     * the whole kept conversation is prefilled again */
+    while (rec->count < stable) {
+        int64_t end = stable, media = 0;
+        for (int64_t p = rec->count; p < stable; p++)
+            if (r->items[p] && (p == 0 || r->items[p - 1] != r->items[p]) && ++media > s->params.max_append_media) {
+                end = p;
+                break;
+            }
+        if (append_range(s, client, r, end, err) != G3N_OK)
+            return G3N_ERR;
+    }
+    s->stats.pending = r->count - rec->count;
+    return G3N_OK;
+}
+
+/* Appends rendered positions [record count, end) (whole media runs) to the decoder session. */
+static int append_range(g3n_live_pipeline *s, g3n_client *client, const rendering *r, int64_t end, g3n_error *err)
+{
+    g3n_session_record *rec = s->record;
+    const int64_t begin = rec->count;
     live_item **items = NULL;
     int item_count = 0;
     g3n_pipeline_media all;
@@ -370,28 +393,38 @@ static int sync_positions(g3n_live_pipeline *s, g3n_client *client, int force, g
     if (rc != G3N_OK)
         return G3N_ERR;
     s->stats.prefilled_tokens += end - begin;
+    s->stats.appends++;
     if (ps.rebuilds)
         s->stats.prefilled_tokens += begin; /* the rebuild prefilled the held positions again */
     s->stats.prefill_seconds += g3n_now_seconds() - t0;
-    s->stats.pending = r->count - rec->count;
     g3n_pipeline_progress(s->params.progress, s->params.progress_user,
                           "live session %s: appended %lld positions (%lld held) on %s", rec->session_id,
                           (long long)(end - begin), (long long)rec->count, rec->decoder);
     return G3N_OK;
 }
 
-/* Forgets the decoder session (ended there) and the first `dropped` media of the record. */
+/* Forgets the decoder session (ended there): the first `dropped` media of the
+ * record are freed (their items are gone), the others go back to their items
+ * (adopted ones, in order), to be appended again. */
 static void restart_session(g3n_live_pipeline *s, g3n_client *client, int dropped)
 {
     g3n_session_record *rec = s->record;
     g3n_session_record_end(rec, client);
-    for (int i = 0; i < dropped && i < rec->media_count; i++)
-        g3n_wire_free(rec->media[i]);
-    if (dropped > rec->media_count)
-        dropped = rec->media_count;
-    memmove(rec->media, rec->media + dropped, sizeof(*rec->media) * (size_t)(rec->media_count - dropped));
-    memmove(rec->media_keys, rec->media_keys + dropped, sizeof(*rec->media_keys) * (size_t)(rec->media_count - dropped));
-    rec->media_count -= dropped;
+    int k = 0;
+    for (; k < dropped && k < rec->media_count; k++)
+        g3n_wire_free(rec->media[k]);
+    for (int t = 0; t < s->turn_count; t++)
+        for (int i = 0; i < s->turns[t].item_count; i++) {
+            live_item *item = &s->turns[t].items[i];
+            if (!item->adopted)
+                continue;
+            item->adopted = 0;
+            item->reply = k < rec->media_count ? rec->media[k++] : NULL;
+            s->stats.reappended_media++;
+        }
+    for (; k < rec->media_count; k++) /* none should be left */
+        g3n_wire_free(rec->media[k]);
+    rec->media_count = 0;
     rec->count = 0;
 }
 
@@ -808,7 +841,8 @@ int g3n_live_pipeline_ask(g3n_live_pipeline *s, g3n_client *client, const char *
         return G3N_ERR;
     const int64_t needed = alone.ids.count;
     g3n_chat_prompt_free(&alone);
-    if (make_room(s, client, needed, err) != G3N_OK)
+    /* what waits first (after a compaction: the whole kept conversation, in appends the embedder takes) */
+    if (make_room(s, client, needed, err) != G3N_OK || sync_positions(s, client, 1, err) != G3N_OK)
         return G3N_ERR;
     live_turn *t = open_turn(s);
     if (!(t->question = strdup(question)))
@@ -935,6 +969,8 @@ int g3n_live_pipeline_create(g3n_live_pipeline **out, const g3n_model_config *co
         s->params.min_prefill = 1;
     if (s->params.audio_batch_samples < 1)
         s->params.audio_batch_samples = 1;
+    if (s->params.max_append_media < 1 || s->params.max_append_media > 32)
+        s->params.max_append_media = 32;
     if (s->params.max_positions < 1 || s->params.max_positions > config->text.max_position_embeddings)
         s->params.max_positions = config->text.max_position_embeddings;
     if (s->params.reserve_positions < 0) /* the default: 512, at most a quarter of the context */

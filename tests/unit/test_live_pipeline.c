@@ -416,6 +416,56 @@ static void feed_and_ask(fixture *f, g3n_live_pipeline *live, const uint8_t *fra
         fail_msg("ask: %s", err.message);
 }
 
+/* A compaction keeps several media and prefills them again in appends of at
+ * most max_append_media (the embedder takes 64 media per request): one medium
+ * per append gives the same session and answer as the default. */
+static void test_compaction_in_small_appends(void **state)
+{
+    fixture *f = *state;
+    g3n_error err = {{0}};
+    const int64_t n = 2000;
+    float *audio = malloc(sizeof(float) * n);
+    run answers[2];
+    int64_t counts[2];
+    int32_t *ids[2];
+    for (int pass = 0; pass < 2; pass++) {
+        g3n_live_pipeline_params params = g3n_live_pipeline_default_params(&f->config);
+        params.max_positions = 2000;
+        params.reserve_positions = 100;
+        params.max_append_media = pass == 0 ? 1 : 32;
+        g3n_live_pipeline *live = NULL;
+        assert_int_equal(g3n_live_pipeline_create(&live, &f->config, f->tokenizer, &params, &err), G3N_OK);
+        for (int k = 0; k < 11; k++) {
+            make_audio(audio, n, k + 5);
+            assert_int_equal(g3n_live_pipeline_add_audio(live, f->client, audio, n, &err), G3N_OK);
+            assert_int_equal(g3n_live_pipeline_end_audio(live, f->client, &err), G3N_OK);
+        }
+        memset(&answers[pass], 0, sizeof(run));
+        g3n_pipeline_generate_params gp = greedy(f, &answers[pass]);
+        if (g3n_live_pipeline_ask(live, f->client, "What was said?", &gp, NULL, NULL, NULL, &err) != G3N_OK)
+            fail_msg("ask: %s", err.message);
+        g3n_live_pipeline_stats stats = g3n_live_pipeline_get_stats(live);
+        printf("max_append_media %d: %d compaction(s), %d media appended again, %d appends\n",
+               params.max_append_media, stats.compactions, stats.reappended_media, stats.appends);
+        assert_true(stats.compactions >= 1);
+        assert_true(stats.reappended_media >= 2);
+        if (pass == 0) /* each segment once, each medium kept by a compaction once more, the question */
+            assert_true(stats.appends >= stats.audio_segments + stats.reappended_media);
+        const int32_t *held = g3n_live_pipeline_ids(live, &counts[pass]);
+        ids[pass] = malloc(sizeof(int32_t) * (size_t)counts[pass]);
+        memcpy(ids[pass], held, sizeof(int32_t) * (size_t)counts[pass]);
+        g3n_live_pipeline_free(live, f->client);
+    }
+    assert_int_equal(counts[0], counts[1]);
+    assert_memory_equal(ids[0], ids[1], sizeof(int32_t) * (size_t)counts[0]);
+    expect_same(&answers[0], &answers[1], "one medium per append vs the default");
+    for (int pass = 0; pass < 2; pass++) {
+        free(ids[pass]);
+        run_free(&answers[pass]);
+    }
+    free(audio);
+}
+
 /* Runs last: it kills the fixture's decoders. */
 static void test_decoder_lost(void **state)
 {
@@ -496,9 +546,10 @@ static void test_context_policy(void **state)
         assert_true(g3n_live_pipeline_get_stats(live).positions <= params.max_positions - params.reserve_positions);
     }
     g3n_live_pipeline_stats stats = g3n_live_pipeline_get_stats(live);
-    printf("context policy: %d segments, %d dropped, %d re-prefills, %lld positions, %lld prefilled in all\n",
-           stats.audio_segments, stats.dropped_items, stats.compactions, (long long)stats.positions,
-           (long long)stats.prefilled_tokens);
+    printf("context policy: %d segments, %d dropped, %d re-prefills (%d media again), %lld positions, %lld "
+           "prefilled in all, %d appends\n",
+           stats.audio_segments, stats.dropped_items, stats.compactions, stats.reappended_media,
+           (long long)stats.positions, (long long)stats.prefilled_tokens, stats.appends);
     assert_int_equal(stats.audio_segments, 8);
     assert_true(stats.dropped_items >= 4);
     assert_true(stats.compactions >= 1);
@@ -556,6 +607,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pieces_equal_one_prompt),
         cmocka_unit_test(test_context_policy),
+        cmocka_unit_test(test_compaction_in_small_appends),
         cmocka_unit_test(test_decoder_lost),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
