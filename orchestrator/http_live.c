@@ -18,10 +18,9 @@
 #include "http_reply.h"
 #include "http_request.h"
 #include "http_auth.h"
-#include "image_preprocess.h"
-#include "live_session.h"
+#include "live_pipeline.h"
 #include "ops.h"
-#include "vision_encoder.h"
+#include "pipeline.h"
 
 #define ID_SIZE 48
 
@@ -30,7 +29,7 @@
  * one at a time; refs counts the requests holding or waiting for it. */
 typedef struct live_entry {
     char id[ID_SIZE];
-    g3n_live_session *session;
+    g3n_live_pipeline *session;
     int refs;       /* guarded by live->lock */
     int busy;       /* guarded by live->lock */
     int removed;    /* deleted or expired: no longer in the table */
@@ -48,16 +47,12 @@ static int owned_by(const live_entry *e, const char *owner)
 
 struct g3n_http_live {
     const g3n_model_config *config;
-    g3n_weights *weights;
+    g3n_broker *broker;         /* each request thread opens its own client of it */
     const g3n_tokenizer *tokenizer;
     g3n_http_live_options options;
     char model_name[128];
     char preprocessor[1024];
-
-    pthread_mutex_t model_lock; /* the model's computations, one at a time; also guards loading */
-    int model_loaded;
-    g3n_live_model model;
-    int64_t image_size;
+    int has_vision, has_audio;
 
     pthread_mutex_t lock;       /* the table, refs, busy */
     pthread_cond_t changed;
@@ -101,11 +96,17 @@ static enum MHD_Result send_error(struct MHD_Connection *connection, const g3n_h
 
 /* ------------------------------------------------------------- the table */
 
-static void entry_free(live_entry *e)
+/* Frees the session; its decoder session and audio stream are ended through a client of this thread. */
+static void entry_free(g3n_http_live *live, live_entry *e)
 {
     if (!e)
         return;
-    g3n_live_session_free(e->session);
+    g3n_client *client = NULL;
+    g3n_error err;
+    if (e->session && g3n_client_open(&client, live->broker, &err) != G3N_OK)
+        client = NULL; /* then the decoder's idle timeout ends it */
+    g3n_live_pipeline_free(e->session, client);
+    g3n_client_close(client);
     free(e);
 }
 
@@ -116,7 +117,7 @@ static void remove_at(g3n_http_live *live, int i)
     live->entries[i] = live->entries[--live->count];
     e->removed = 1;
     if (e->refs == 0)
-        entry_free(e);
+        entry_free(live, e);
 }
 
 /* Frees the sessions idle longer than idle_seconds (lock held). */
@@ -159,7 +160,7 @@ static live_entry *acquire(g3n_http_live *live, const char *id, const char *owne
             pthread_cond_wait(&live->changed, &live->lock);
         if (found->removed) {
             if (--found->refs == 0)
-                entry_free(found);
+                entry_free(live, found);
             found = NULL;
         } else {
             found->busy = 1;
@@ -182,37 +183,14 @@ static void release(g3n_http_live *live, live_entry *e)
     pthread_cond_broadcast(&live->changed);
     pthread_mutex_unlock(&live->lock);
     if (gone)
-        entry_free(e);
-}
-
-/* ------------------------------------------------------------- the model */
-
-static int ensure_model(g3n_http_live *live, g3n_error *err)
-{
-    /* model_lock held */
-    if (live->model_loaded)
-        return G3N_OK;
-    int want_vision = live->config->vision_json != NULL, want_audio = live->config->audio_json != NULL;
-    if (g3n_live_model_load(&live->model, live->config, live->weights, want_vision, want_audio,
-                            live->preprocessor[0] ? live->preprocessor : NULL, err) != G3N_OK) {
-        g3n_live_model_free(&live->model);
-        memset(&live->model, 0, sizeof(live->model));
-        return G3N_ERR;
-    }
-    if (live->model.vision) {
-        live->image_size = g3n_vision_encoder_config(live->model.vision)->image_size;
-        if (g3n_image_init(err) != G3N_OK)
-            return G3N_ERR;
-    }
-    live->model_loaded = 1;
-    return G3N_OK;
+        entry_free(live, e);
 }
 
 /* ------------------------------------------------------------- state */
 
 static cJSON *session_json(g3n_http_live *live, const live_entry *e)
 {
-    g3n_live_stats s = g3n_live_session_stats(e->session);
+    g3n_live_pipeline_stats s = g3n_live_pipeline_get_stats(e->session);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", e->id);
     cJSON_AddStringToObject(root, "object", "live.session");
@@ -230,8 +208,8 @@ static cJSON *session_json(g3n_http_live *live, const live_entry *e)
     cJSON_AddNumberToObject(root, "dropped_items", s.dropped_items);
     cJSON_AddNumberToObject(root, "compactions", s.compactions);
     cJSON_AddNumberToObject(root, "prefilled_tokens", (double)s.prefilled_tokens);
-    cJSON_AddNumberToObject(root, "kv_cache_bytes", (double)s.kv_cache_bytes);
-    cJSON_AddNumberToObject(root, "media_bytes", (double)s.media_bytes);
+    cJSON_AddNumberToObject(root, "rebuilds", s.rebuilds); /* times its decoder was lost and it was prefilled again */
+    cJSON_AddStringToObject(root, "decoder", s.decoder);
     cJSON *t = cJSON_AddObjectToObject(root, "seconds");
     cJSON_AddNumberToObject(t, "vision", s.vision_seconds);
     cJSON_AddNumberToObject(t, "audio", s.audio_seconds);
@@ -302,17 +280,14 @@ static enum MHD_Result handle_create(g3n_http_live *live, struct MHD_Connection 
     int ok = entry != NULL;
     if (!ok)
         g3n_error_set(&err, "out of memory");
-    pthread_mutex_lock(&live->model_lock);
-    if (ok && ensure_model(live, &err) != G3N_OK)
-        ok = 0;
     if (ok) {
-        g3n_live_params params = g3n_live_default_params(&live->model);
+        g3n_live_pipeline_params params = g3n_live_pipeline_default_params(live->config);
         params.max_positions = context;
         params.system = system;
-        if (g3n_live_session_create(&entry->session, &live->model, live->tokenizer, &params, &err) != G3N_OK)
+        params.preprocessor_config = live->preprocessor[0] ? live->preprocessor : NULL;
+        if (g3n_live_pipeline_create(&entry->session, live->config, live->tokenizer, &params, &err) != G3N_OK)
             ok = 0;
     }
-    pthread_mutex_unlock(&live->model_lock);
     cJSON_Delete(root);
     pthread_mutex_lock(&live->lock);
     live->reserved--;
@@ -330,7 +305,7 @@ static enum MHD_Result handle_create(g3n_http_live *live, struct MHD_Connection 
     pthread_mutex_unlock(&live->lock);
     if (!ok) {
         if (entry)
-            entry_free(entry);
+            entry_free(live, entry);
         g3n_http_error_set(&e, 500, "server_error", NULL, NULL, "cannot start a live session: %s", err.message);
         return send_error(connection, &e, status);
     }
@@ -432,10 +407,31 @@ static int too_large(g3n_http_live *live, size_t length, const char *what, g3n_h
     return G3N_OK;
 }
 
-static int push_frame(g3n_http_live *live, struct MHD_Connection *connection, live_entry *entry, const char *body,
-                      size_t length, g3n_http_error *e)
+/* A failed media or question call of the session: the client's media (400), the roles gone (503), the
+ * session's state (409: its context, a question over media still arriving), else a server fault (500). */
+static int session_failed(const char *what, const char *param, const char *message, g3n_http_error *e)
 {
-    if (!live->model.vision)
+    const char *cause = message; /* "live session ID: " then the pipeline's message */
+    if (strncmp(cause, "live session ", 13) == 0 && strstr(cause, ": "))
+        cause = strstr(cause, ": ") + 2;
+    const int code = g3n_pipeline_error_code(cause);
+    if (code == G3N__ERROR_CODE__ERROR_BAD_REQUEST)
+        return g3n_http_error_set(e, 400, INVALID, strcmp(what, "frame") == 0   ? "invalid_image"
+                                                   : strcmp(what, "audio") == 0 ? "invalid_audio"
+                                                                                : "invalid_value",
+                                  param, "the %s was not added: %s", what, message);
+    if (code == G3N__ERROR_CODE__ERROR_NO_WORKER || code == G3N__ERROR_CODE__ERROR_WORKER_LOST)
+        return g3n_http_error_set(e, 503, "server_error", "service_unavailable", NULL, "the %s was not added: %s",
+                                  what, message);
+    if (strstr(message, "internal error") || strstr(message, "bad reply") || strstr(message, "out of memory"))
+        return g3n_http_error_set(e, 500, "server_error", NULL, NULL, "the %s was not added: %s", what, message);
+    return g3n_http_error_set(e, 409, INVALID, "session_state", param, "the %s was not added: %s", what, message);
+}
+
+static int push_frame(g3n_http_live *live, struct MHD_Connection *connection, g3n_client *client, live_entry *entry,
+                      const char *body, size_t length, g3n_http_error *e)
+{
+    if (!live->has_vision)
         return g3n_http_error_set(e, 400, INVALID, "unsupported", NULL, "this model has no vision tower");
     uint8_t *decoded = NULL;
     size_t size = length;
@@ -488,31 +484,16 @@ static int push_frame(g3n_http_live *live, struct MHD_Connection *connection, li
         free(decoded);
         return G3N_ERR;
     }
-    float *pixels = malloc(sizeof(float) * 3 * (size_t)(live->image_size * live->image_size));
-    if (!pixels) {
-        free(decoded);
-        return g3n_http_error_set(e, 500, "server_error", NULL, NULL, "out of memory");
-    }
-    g3n_image_options options = g3n_image_default_options();
-    options.size = (int)live->image_size;
-    g3n_error err = {{0}};
-    int rc = g3n_image_preprocess_buffer(bytes, size, &options, pixels, &err);
-    free(decoded);
-    if (rc != G3N_OK) {
-        free(pixels);
-        return g3n_http_error_set(e, 400, INVALID, "invalid_image", NULL, "the image could not be decoded: %s",
-                                  err.message);
-    }
     if (seconds < 0) { /* no timestamp: the stream's audio time so far */
-        g3n_live_stats s = g3n_live_session_stats(entry->session);
+        g3n_live_pipeline_stats s = g3n_live_pipeline_get_stats(entry->session);
         seconds = (double)s.audio_samples / 16000.0;
     }
-    pthread_mutex_lock(&live->model_lock);
-    rc = g3n_live_add_frame_pixels(entry->session, seconds, pixels, &err);
-    pthread_mutex_unlock(&live->model_lock);
-    free(pixels);
+    /* decoded and preprocessed by the vision encoder */
+    g3n_error err = {{0}};
+    int rc = g3n_live_pipeline_add_image(entry->session, client, seconds, bytes, size, &err);
+    free(decoded);
     if (rc != G3N_OK)
-        return g3n_http_error_set(e, 409, INVALID, "session_state", NULL, "the frame was not added: %s", err.message);
+        return session_failed("frame", NULL, err.message, e);
     return G3N_OK;
 }
 
@@ -554,10 +535,10 @@ static int pcm_samples(const void *bytes, size_t size, const char *format, float
     return G3N_OK;
 }
 
-static int push_audio(g3n_http_live *live, struct MHD_Connection *connection, live_entry *entry, const char *body,
-                      size_t length, g3n_http_error *e)
+static int push_audio(g3n_http_live *live, struct MHD_Connection *connection, g3n_client *client, live_entry *entry,
+                      const char *body, size_t length, g3n_http_error *e)
 {
-    if (!live->model.has_audio)
+    if (!live->has_audio)
         return g3n_http_error_set(e, 400, INVALID, "unsupported", NULL, "this model has no audio tower");
     const char *type = header(connection, MHD_HTTP_HEADER_CONTENT_TYPE);
     const char *format = query(connection, "format");
@@ -636,15 +617,13 @@ static int push_audio(g3n_http_live *live, struct MHD_Connection *connection, li
     }
     free(decoded);
     int rc = G3N_OK;
-    pthread_mutex_lock(&live->model_lock);
     if (count > 0)
-        rc = g3n_live_add_audio(entry->session, samples, count, &err);
+        rc = g3n_live_pipeline_add_audio(entry->session, client, samples, count, &err);
     if (rc == G3N_OK && end)
-        rc = g3n_live_end_audio(entry->session, &err);
-    pthread_mutex_unlock(&live->model_lock);
+        rc = g3n_live_pipeline_end_audio(entry->session, client, &err);
     free(samples);
     if (rc != G3N_OK)
-        return g3n_http_error_set(e, 409, INVALID, "session_state", NULL, "the audio was not added: %s", err.message);
+        return session_failed("audio", NULL, err.message, e);
     return G3N_OK;
 }
 
@@ -670,6 +649,8 @@ typedef struct ask_job {
     int finished;
     int failed;
     char error[1024];
+    g3n_http_error http_error; /* failed: the status and message to answer */
+    char *question;
     int64_t generated, question_positions;
     double question_seconds, first_token, started;
     int stopped_on_eos;
@@ -740,17 +721,22 @@ static void job_text(ask_job *j, const char *text, size_t n)
     pthread_mutex_unlock(&j->lock);
 }
 
-static int job_on_token(void *user, int64_t step, int32_t token)
+static int job_on_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
 {
+    (void)token;
+    (void)logits;
+    (void)vocab;
     ask_job *j = user;
     j->generated = step + 1;
     if (step == 0)
         j->first_token = g3n_now_seconds() - j->started;
-    const char *text;
-    size_t n;
-    g3n_error err;
-    if (g3n_detokenizer_push(&j->detokenizer, token, &text, &n, &err) == G3N_OK)
-        job_text(j, text, n);
+    return atomic_load(&j->cancelled) || atomic_load(&j->live->stopping);
+}
+
+static int job_on_text(void *user, const char *text, size_t length)
+{
+    ask_job *j = user;
+    job_text(j, text, length);
     return atomic_load(&j->cancelled) || atomic_load(&j->live->stopping);
 }
 
@@ -759,44 +745,48 @@ static void job_release(ask_job *j)
     if (atomic_fetch_sub(&j->refs, 1) != 1)
         return;
     g3n_detokenizer_free(&j->detokenizer);
+    free(j->question);
     free(j->out);
     pthread_mutex_destroy(&j->lock);
     pthread_cond_destroy(&j->changed);
     free(j);
 }
 
-/* The answer (the question is already prefilled); ends the SSE stream when streaming. */
+/* The question and its answer through the roles (on this thread's own
+ * client); ends the SSE stream when streaming. */
 static void job_answer(ask_job *j)
 {
     g3n_http_live *live = j->live;
-    g3n_generate_params params = g3n_generate_default_params(&live->model.text);
+    g3n_pipeline_generate_params params = g3n_pipeline_default_params(live->config);
     params.max_new_tokens = j->max_tokens;
     params.sampling = j->sampling;
     params.on_token = job_on_token;
     params.user = j;
-    g3n_generate_stats stats;
+    g3n_pipeline_stats stats;
     memset(&stats, 0, sizeof(stats));
     g3n_error err = {{0}};
-    int64_t produced = 0;
-    pthread_mutex_lock(&live->model_lock);
-    int rc = g3n_live_answer(j->entry->session, &params, NULL, &produced, &stats, &err);
-    pthread_mutex_unlock(&live->model_lock);
-    const char *text;
-    size_t n;
-    if (rc == G3N_OK && g3n_detokenizer_flush(&j->detokenizer, &text, &n, &err) == G3N_OK)
-        job_text(j, text, n);
+    g3n_client *client = NULL;
+    int rc = g3n_client_open(&client, live->broker, &err);
+    if (rc == G3N_OK && atomic_load(&j->cancelled))
+        rc = g3n_error_set(&err, "the request was cancelled");
+    else if (rc == G3N_OK)
+        rc = g3n_live_pipeline_ask(j->entry->session, client, j->question, &params, job_on_text, j, &stats, &err);
+    g3n_client_close(client);
+    const int64_t produced = stats.generated_tokens - (stats.stopped_on_eos ? 1 : 0);
+    g3n_live_pipeline_stats state = g3n_live_pipeline_get_stats(j->entry->session);
     pthread_mutex_lock(&j->lock);
+    j->question_positions = state.question_positions;
+    j->question_seconds = state.question_seconds;
     j->generated = produced;
     j->stopped_on_eos = stats.stopped_on_eos;
     if (rc != G3N_OK) {
         j->failed = 1;
         snprintf(j->error, sizeof(j->error), "%s", err.message);
+        session_failed("question", "question", err.message, &j->http_error);
     }
     if (j->stream) {
         if (rc != G3N_OK) {
-            g3n_http_error e;
-            g3n_http_error_set(&e, 500, "server_error", NULL, NULL, "%s", err.message);
-            char *event = g3n_http_error_event(&e);
+            char *event = g3n_http_error_event(&j->http_error);
             if (event) {
                 out_append(j, event, strlen(event));
                 free(event);
@@ -894,7 +884,7 @@ static enum MHD_Result handle_ask(g3n_http_live *live, struct MHD_Connection *co
     pthread_mutex_init(&j->lock, NULL);
     pthread_cond_init(&j->changed, NULL);
     j->created = time(NULL);
-    snprintf(j->id, sizeof(j->id), "chatcmpl-%s-%d", entry->id, g3n_live_session_stats(entry->session).questions);
+    snprintf(j->id, sizeof(j->id), "chatcmpl-%s-%d", entry->id, g3n_live_pipeline_get_stats(entry->session).questions);
     snprintf(j->session_id, sizeof(j->session_id), "%s", entry->id);
     j->max_tokens = live->options.max_tokens;
     j->sampling = live->options.sampling;
@@ -945,29 +935,21 @@ static enum MHD_Result handle_ask(g3n_http_live *live, struct MHD_Connection *co
     if (cJSON_IsNumber(seed))
         j->sampling.seed = (uint64_t)(int64_t)seed->valuedouble;
 
-    /* the question's prefill here: its errors are plain HTTP errors */
-    g3n_error err = {{0}};
     j->started = g3n_now_seconds();
-    pthread_mutex_lock(&live->model_lock);
-    int rc = g3n_live_question(entry->session, question->valuestring, NULL, &err);
-    pthread_mutex_unlock(&live->model_lock);
+    j->question = strdup(question->valuestring);
     cJSON_Delete(root);
-    if (rc != G3N_OK) {
+    if (!j->question) {
         release(live, entry);
         job_release(j);
-        g3n_http_error_set(&e, 409, INVALID, "session_state", "question", "the question was not asked: %s",
-                           err.message);
+        g3n_http_error_set(&e, 500, "server_error", NULL, NULL, "out of memory");
         return send_error(connection, &e, status);
     }
-    g3n_live_stats s = g3n_live_session_stats(entry->session);
-    j->question_positions = s.question_positions;
-    j->question_seconds = s.question_seconds;
     j->entry = entry; /* the job releases it when the answer is done */
 
     if (!j->stream) {
         job_answer(j);
         if (j->failed) {
-            g3n_http_error_set(&e, 500, "server_error", NULL, NULL, "%s", j->error);
+            e = j->http_error;
             job_release(j);
             return send_error(connection, &e, status);
         }
@@ -1107,10 +1089,17 @@ enum MHD_Result g3n_http_live_handle_owned(g3n_http_live *live, struct MHD_Conne
     if (strcmp(action, "ask") == 0)
         return handle_ask(live, connection, entry, body, length, status); /* releases entry */
     int rc = G3N_OK;
-    if (strcmp(action, "frames") == 0)
-        rc = push_frame(live, connection, entry, body, length, &e);
-    else if (strcmp(action, "audio") == 0)
-        rc = push_audio(live, connection, entry, body, length, &e);
+    g3n_client *client = NULL; /* this thread's own (transport.h: one client per thread) */
+    if (*action) {
+        g3n_error err = {{0}};
+        if (g3n_client_open(&client, live->broker, &err) != G3N_OK)
+            rc = g3n_http_error_set(&e, 503, "server_error", "service_unavailable", NULL, "%s", err.message);
+    }
+    if (rc == G3N_OK && strcmp(action, "frames") == 0)
+        rc = push_frame(live, connection, client, entry, body, length, &e);
+    else if (rc == G3N_OK && strcmp(action, "audio") == 0)
+        rc = push_audio(live, connection, client, entry, body, length, &e);
+    g3n_client_close(client);
     if (rc != G3N_OK) {
         release(live, entry);
         return send_error(connection, &e, status);
@@ -1123,7 +1112,7 @@ enum MHD_Result g3n_http_live_handle_owned(g3n_http_live *live, struct MHD_Conne
 
 /* ------------------------------------------------------------- lifetime */
 
-int g3n_http_live_create(g3n_http_live **out, const g3n_model_config *config, g3n_weights *weights,
+int g3n_http_live_create(g3n_http_live **out, g3n_broker *broker, const g3n_model_config *config,
                          const g3n_tokenizer *tokenizer, const g3n_http_live_options *options, g3n_error *err)
 {
     *out = NULL;
@@ -1149,10 +1138,11 @@ int g3n_http_live_create(g3n_http_live **out, const g3n_model_config *config, g3
     live->options.model_name = NULL;
     live->options.preprocessor_config = NULL;
     live->config = config;
-    live->weights = weights;
+    live->broker = broker;
+    live->has_vision = config->vision_json != NULL;
+    live->has_audio = config->audio_json != NULL;
     live->tokenizer = tokenizer;
     live->entries = calloc((size_t)live->options.max_sessions, sizeof(*live->entries));
-    pthread_mutex_init(&live->model_lock, NULL);
     pthread_mutex_init(&live->lock, NULL);
     pthread_cond_init(&live->changed, NULL);
     atomic_init(&live->next_id, 1);
@@ -1186,11 +1176,8 @@ void g3n_http_live_free(g3n_http_live *live)
     if (live->reaper_started)
         pthread_join(live->reaper, NULL);
     for (int i = 0; i < live->count; i++)
-        entry_free(live->entries[i]);
+        entry_free(live, live->entries[i]);
     free(live->entries);
-    if (live->model_loaded)
-        g3n_live_model_free(&live->model);
-    pthread_mutex_destroy(&live->model_lock);
     pthread_mutex_destroy(&live->lock);
     pthread_cond_destroy(&live->changed);
     free(live);

@@ -1,6 +1,6 @@
 /* http_live.h - the live-session endpoints of the HTTP API (issue 10): a
- * session keeps receiving video frames and audio, prefills their soft tokens
- * into its KV cache as they arrive (services/media/live_session.h), and
+ * session keeps receiving video frames and audio, appends their soft tokens
+ * to its decoder session as they arrive (live_pipeline.h), and
  * answers questions at any moment; only the question is prefilled then.
  *
  *   POST   /v1/live/sessions                 {system?, context?} -> the session object
@@ -23,17 +23,18 @@
  * audio piece at most max_media_bytes (413); sessions idle for idle_seconds
  * expire (a reaper thread frees them; later requests get 404). Errors are
  * OpenAI error objects. Requests on one session run one at a time (a second
- * waits); sessions share one in-process model, so their computations run one
- * at a time as well (the model's towers keep scratch buffers).
+ * waits). A session whose decoder is lost is rebuilt on another one
+ * ("rebuilds" in its state); with none left, 503 naming the session.
  *
- * The model: loaded from the server's weights on the first session (the live
- * session runs in this process: its KV cache must sit next to the towers'
- * output, so g3n serve has it and g3n-orchestrator --http, whose roles are
- * remote, answers 501).
+ * The roles: the broker's workers (threads over inproc:// in g3n serve,
+ * daemons over tcp:// in g3n-orchestrator --http): frames to the vision
+ * encoders (decoded and preprocessed there), audio as a stream to one audio
+ * encoder, the embedder, a decoder session per live session.
  *
- * Threads: libmicrohttpd's connection threads call g3n_http_live_handle;
- * streamed answers run on a thread of their own. Ownership: borrows config,
- * weights and tokenizer (keep them until g3n_http_live_free). */
+ * Threads: libmicrohttpd's connection threads call g3n_http_live_handle, each
+ * with its own client of the broker; streamed answers run on a thread of
+ * their own (with its own client). Ownership: borrows broker, config and
+ * tokenizer (keep them until g3n_http_live_free). */
 #ifndef G3N_HTTP_LIVE_H
 #define G3N_HTTP_LIVE_H
 
@@ -45,7 +46,7 @@
 #include "generate.h"
 #include "status.h"
 #include "tokenizer.h"
-#include "weights.h"
+#include "transport.h"
 
 typedef struct g3n_http_live g3n_http_live;
 
@@ -63,7 +64,7 @@ typedef struct g3n_http_live_options {
 
 g3n_http_live_options g3n_http_live_default_options(void);
 
-int g3n_http_live_create(g3n_http_live **out, const g3n_model_config *config, g3n_weights *weights,
+int g3n_http_live_create(g3n_http_live **out, g3n_broker *broker, const g3n_model_config *config,
                          const g3n_tokenizer *tokenizer, const g3n_http_live_options *options, g3n_error *err);
 /* Ends every session (waits for running requests). Accepts NULL. */
 void g3n_http_live_free(g3n_http_live *live);

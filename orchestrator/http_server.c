@@ -1210,8 +1210,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
                                             st->body.data ? st->body.data : "", st->body.length, &status);
         } else {
             g3n_http_error_set(&e, 501, "invalid_request_error", "not_implemented", NULL,
-                               "live sessions run where the model is loaded: use g3n serve (this server's roles are "
-                               "remote)");
+                               "live sessions are off on this server (--live-sessions 0)");
             status = 501;
             rc = send_error(s, connection, &e);
         }

@@ -53,8 +53,12 @@ typedef struct g3n_live_pipeline_params {
                                     max_positions when that is less) */
     int64_t min_prefill;         /* media positions gathered before an append (default 16) */
     int64_t audio_batch_samples; /* audio gathered before a stream piece is sent (default 16000 = 1 s) */
+    int max_append_media;        /* media per append at most (default and cap 32: the embedder takes 64 per
+                                    request; a compaction prefills the kept conversation in such appends) */
     const char *system;          /* system prompt (copied); NULL: none */
     const char *model;           /* MatFormer sub-model (copied); NULL or "": the full model */
+    const char *preprocessor_config; /* preprocessor_config.json of the audio features (where the audio
+                                    segments are cut, as the audio encoders are configured); NULL: defaults */
     g3n_progress_callback progress; /* one line per stage (encoded, appended, rebuilt); may be NULL */
     void *progress_user;
 } g3n_live_pipeline_params;
@@ -71,6 +75,8 @@ typedef struct g3n_live_pipeline_stats {
     int dropped_items, compactions;
     int rebuilds;                /* times the session was rebuilt on another decoder */
     int64_t prefilled_tokens;    /* all appends, re-prefills included */
+    int appends;                 /* append requests (a prefill each) */
+    int reappended_media;        /* media appended again after a compaction */
     int64_t question_positions;  /* positions the last question appended */
     double question_seconds;     /* and how long that took */
     double vision_seconds, audio_seconds, prefill_seconds;

@@ -675,6 +675,21 @@ static int session_prefill(g3n_client *client, const g3n_pipeline_generate_param
     return rc;
 }
 
+int g3n_pipeline_session_append(g3n_client *client, const g3n_pipeline_generate_params *params,
+                                g3n_session_record *record, const g3n_pipeline_media *media, int media_from,
+                                const int32_t *ids, int64_t count, int64_t max_positions, g3n_pipeline_stats *stats,
+                                g3n_error *err)
+{
+    if (count < 1)
+        return G3N_OK;
+    g3n_reply step;
+    memset(&step, 0, sizeof(step));
+    int rc = session_prefill(client, params, record, media, media_from, ids, count, 0, max_positions, NULL, &step,
+                             stats, err);
+    g3n_reply_clear(&step);
+    return rc;
+}
+
 int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count, const g3n_pipeline_media *media,
                           const g3n_pipeline_generate_params *params, g3n_pipeline_stats *stats, g3n_error *err)
 {

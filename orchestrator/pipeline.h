@@ -163,6 +163,16 @@ typedef struct g3n_pipeline_stats {
 int g3n_pipeline_generate(g3n_client *client, const int32_t *ids, int64_t count, const g3n_pipeline_media *media,
                           const g3n_pipeline_generate_params *params, g3n_pipeline_stats *stats, g3n_error *err);
 
+/* Appends ids (with their media: media->replies[media_from..], whole placeholder runs) to the session of
+ * record without generating: on record->decoder when it holds positions, else opened (max_positions) on any
+ * decoder with record->ids, then ids (media->replies[0..] being every medium of both, in order); a session
+ * found lost is rebuilt that way (stats->rebuilds, params->progress). params gives sampling, model and
+ * progress. On G3N_OK record->ids holds the new positions; the caller adopts media[media_from..]. */
+int g3n_pipeline_session_append(g3n_client *client, const g3n_pipeline_generate_params *params,
+                                struct g3n_session_record *record, const g3n_pipeline_media *media, int media_from,
+                                const int32_t *ids, int64_t count, int64_t max_positions, g3n_pipeline_stats *stats,
+                                g3n_error *err);
+
 typedef struct g3n_chat_input {
     const char *system;            /* may be NULL */
     const char *prompt;            /* the user's text */

@@ -7,11 +7,8 @@
 
 #include "audio_config.h"
 #include "chat_template.h"
-#include "image_preprocess.h"
-#include "image_preprocess_rgb.h"
 #include "media_prompt.h"
 #include "ops.h"
-#include "vision_encoder.h"
 
 /* One segment of the prompt: its request on an encoder pool and the reply. */
 typedef struct video_segment {
@@ -29,9 +26,6 @@ typedef struct video_run {
     video_segment segments[G3N_VIDEO_MAX_SEGMENTS];
     int count;         /* submitted */
     int received;
-    g3n_image_options image;
-    int64_t side;
-    float *pixels;     /* [3, side, side] */
     float *audio;      /* the open audio segment's samples */
     int64_t audio_count, audio_capacity;
     int sample_rate;
@@ -153,23 +147,21 @@ static int submit_audio(video_run *r, g3n_error *err)
 }
 
 /* video_ingest callback: a frame ends the audio segment before it, then goes
- * to the vision-encoder pool as pixel_values. */
+ * to the vision-encoder pool as rgb (preprocessed there). */
 static int on_frame(void *user, int index, double seconds, const uint8_t *rgb, int width, int height, g3n_error *err)
 {
     video_run *r = user;
     if (submit_audio(r, err) != G3N_OK || room_for_segment(r, err) != G3N_OK ||
         g3n_media_timeline_frame(&r->timeline, seconds, err) != G3N_OK)
         return G3N_ERR;
-    if (g3n_image_preprocess_rgb(rgb, width, height, width * 3, &r->image, r->pixels, err) != G3N_OK)
-        return G3N_ERR;
     G3n__Envelope env;
     G3n__EncodeImageRequest q;
     g3n__envelope__init(&env);
     g3n__encode_image_request__init(&q);
-    g3n_wire_tensor pixels;
-    int64_t shape[3] = {3, r->side, r->side};
-    g3n_wire_tensor_borrow(&pixels, G3N_DTYPE_F32, 3, shape, r->pixels);
-    q.pixel_values = &pixels.message;
+    g3n_wire_tensor frame;
+    int64_t shape[3] = {height, width, 3};
+    g3n_wire_tensor_borrow(&frame, G3N_DTYPE_U8, 3, shape, rgb);
+    q.rgb = &frame.message;
     q.video_frame = 1;
     q.frame_index = (uint64_t)index;
     env.body_case = G3N__ENVELOPE__BODY_ENCODE_IMAGE;
@@ -231,24 +223,7 @@ int g3n_pipeline_video_chat(g3n_client *client, const g3n_model_config *config, 
     g3n_video_options video = input->video;
     int rc = G3N_ERR;
 
-    /* what the encoders expect: the vision side and the audio segment length */
-    if (video.want_video) {
-        g3n_vision_config vc;
-        if (g3n_vision_config_parse(config, &vc, err) != G3N_OK)
-            goto done;
-        r->side = vc.image_size;
-        r->image = g3n_image_default_options();
-        r->image.size = (int)vc.image_size;
-        if (video.max_pixels > 0)
-            r->image.max_pixels = video.max_pixels;
-        r->pixels = malloc(sizeof(float) * 3 * (size_t)(r->side * r->side));
-        if (!r->pixels) {
-            g3n_error_set(err, "video: out of memory");
-            goto done;
-        }
-        if (g3n_image_init(err) != G3N_OK)
-            goto done;
-    }
+    /* what the audio encoder expects: the audio segment length (frames go as rgb, preprocessed there) */
     g3n_audio_feature_config_default(&features);
     if (input->preprocessor_config &&
         g3n_audio_feature_config_load(&features, input->preprocessor_config, err) != G3N_OK)
@@ -342,7 +317,6 @@ done:
     g3n_chat_prompt_free(&prompt);
     g3n_audio_feature_config_free(&features);
     g3n_media_timeline_free(&r->timeline);
-    free(r->pixels);
     free(r->audio);
     free(r);
     return rc;

@@ -3,9 +3,9 @@
  *
  *   FFmpeg ingest (services/media/video_ingest.h: frames sampled at fps,
  *   capped, RGB; the audio track at 16 kHz mono; in timestamp order)
- *   -> each frame: the still-image preprocessing on RGB
- *      (image_preprocess_rgb.h) here, pixel_values [3, S, S] to the
- *      vision-encoder pool (EncodeImageRequest.pixel_values, video_frame)
+ *   -> each frame as RGB [H, W, 3] to the vision-encoder pool
+ *      (EncodeImageRequest.rgb, video_frame), preprocessed there as a still
+ *      image (the one place images are preprocessed)
  *   -> the audio after a frame, up to the next frame (cut at the model's
  *      audio placeholders: 30 s), as one segment: its 16 kHz samples to the
  *      audio-encoder pool (EncodeAudioRequest.samples)
@@ -16,7 +16,7 @@
  * Each segment is sent to its encoder the moment it is complete, so the
  * encoders work while the video is still being decoded; the prompt is
  * prefilled once everything is encoded (one prefill: for asking while it
- * plays see services/media/live_session.h and `g3n live`).
+ * plays see live_pipeline.h and `g3n live`).
  *
  * Bounds: at most G3N_VIDEO_MAX_SEGMENTS segments in one prompt (the
  * embedder's limit); more is an error naming --max-frames / --fps.

@@ -1,6 +1,6 @@
 /* g3n live - a live session in the terminal: media stream in on one thread
  * (an audio stream, or a video with its audio, through FFmpeg) and are
- * prefilled as they arrive (services/media/live_session.h); questions typed
+ * appended as they arrive (live_pipeline.h, the roles as threads); questions typed
  * on stdin (one per line) are answered at any moment against everything
  * streamed so far. The session is shared under a mutex: while an answer is
  * generated, the ingest waits. */
@@ -42,7 +42,9 @@ static void print_help(FILE *out)
 typedef struct live_run {
     pthread_mutex_t lock;
     pthread_cond_t changed;
-    g3n_live_session *session;
+    g3n_live_pipeline *session;
+    g3n_broker *broker;  /* the ingest thread opens its own client of it */
+    g3n_client *client;  /* the ingest thread's */
     const char *url;
     g3n_video_options video;
     int with_frames, realtime, quiet;
@@ -72,7 +74,8 @@ static int on_frame(void *user, int index, double seconds, const uint8_t *rgb, i
     pace(r, seconds);
     pthread_mutex_lock(&r->lock);
     int rc = r->stop ? g3n_error_set(err, "stopped")
-                     : g3n_live_add_frame_rgb(r->session, seconds, rgb, width, height, width * 3, err);
+                     : g3n_live_pipeline_add_frame_rgb(r->session, r->client, seconds, rgb, width, height,
+                                                       width * 3, err);
     if (rc == G3N_OK && seconds > r->media_seconds)
         r->media_seconds = seconds;
     pthread_cond_broadcast(&r->changed);
@@ -86,7 +89,8 @@ static int on_audio(void *user, double seconds, const float *samples, int64_t co
     double end = seconds + (double)count / 16000.0;
     pace(r, end);
     pthread_mutex_lock(&r->lock);
-    int rc = r->stop ? g3n_error_set(err, "stopped") : g3n_live_add_audio(r->session, samples, count, err);
+    int rc = r->stop ? g3n_error_set(err, "stopped")
+                     : g3n_live_pipeline_add_audio(r->session, r->client, samples, count, err);
     if (rc == G3N_OK && end > r->media_seconds)
         r->media_seconds = end;
     pthread_cond_broadcast(&r->changed);
@@ -99,10 +103,15 @@ static void *ingest_thread(void *user)
     live_run *r = user;
     g3n_error err = {{0}};
     g3n_video_info info;
-    int rc = g3n_video_ingest(r->url, &r->video, r->with_frames ? on_frame : NULL, on_audio, r, &info, &err);
+    memset(&info, 0, sizeof(info));
+    int rc = g3n_client_open(&r->client, r->broker, &err);
+    if (rc == G3N_OK)
+        rc = g3n_video_ingest(r->url, &r->video, r->with_frames ? on_frame : NULL, on_audio, r, &info, &err);
     pthread_mutex_lock(&r->lock);
     if (rc == G3N_OK && info.has_audio)
-        rc = g3n_live_end_audio(r->session, &err);
+        rc = g3n_live_pipeline_end_audio(r->session, r->client, &err);
+    g3n_client_close(r->client);
+    r->client = NULL;
     if (rc != G3N_OK && !r->stop) {
         r->status = G3N_ERR;
         r->err = err;
@@ -119,12 +128,12 @@ static void *ingest_thread(void *user)
 static int ask(live_run *r, g3n_media_cli *cli, const g3n_media_cli_options *o, const char *question, g3n_error *err)
 {
     pthread_mutex_lock(&r->lock);
-    g3n_live_stats before = g3n_live_session_stats(r->session);
+    g3n_live_pipeline_stats before = g3n_live_pipeline_get_stats(r->session);
     double media = r->media_seconds;
     double first, total;
     int64_t tokens;
-    int rc = g3n_media_cli_ask(cli, r->session, o, question, stdout, &first, &total, &tokens, err);
-    g3n_live_stats after = g3n_live_session_stats(r->session);
+    int rc = g3n_media_cli_ask(cli, cli->client, r->session, o, question, stdout, &first, &total, &tokens, err);
+    g3n_live_pipeline_stats after = g3n_live_pipeline_get_stats(r->session);
     pthread_mutex_unlock(&r->lock);
     if (rc == G3N_OK && !o->quiet)
         fprintf(stderr,
@@ -212,9 +221,10 @@ int g3n_command_live(int argc, char **argv)
     double t0 = g3n_now_seconds();
     if (g3n_media_cli_load(&cli, &o, r.with_frames, 1, &err) != G3N_OK)
         goto done;
-    g3n_live_params lp = g3n_media_cli_live_params(&cli, &o);
-    if (g3n_live_session_create(&r.session, &cli.model, cli.tokenizer, &lp, &err) != G3N_OK)
+    g3n_live_pipeline_params lp = g3n_media_cli_live_params(&cli, &o);
+    if (g3n_live_pipeline_create(&r.session, &cli.local.config, cli.local.tokenizer, &lp, &err) != G3N_OK)
         goto done;
+    r.broker = cli.local.broker;
     if (!ask_text) {
         questions = questions_path ? fopen(questions_path, "r") : stdin;
         if (!questions) {
@@ -224,7 +234,7 @@ int g3n_command_live(int argc, char **argv)
     }
     if (!o.quiet)
         fprintf(stderr, "g3n live: model ready in %.2f s (%s); streaming %s%s\n", g3n_now_seconds() - t0,
-                g3n_weights_describe(cli.weights), r.url,
+                g3n_weights_describe(cli.local.weights), r.url,
                 ask_text ? "" : "; type a question and Enter at any time (Ctrl-D ends)");
     r.start = g3n_now_seconds();
     if (pthread_create(&thread, NULL, ingest_thread, &r) != 0) {
@@ -275,7 +285,7 @@ done:
         fprintf(stderr, "g3n live: error: %s\n", err.message);
     if (questions && questions != stdin)
         fclose(questions);
-    g3n_live_session_free(r.session);
+    g3n_live_pipeline_free(r.session, cli.client);
     g3n_media_cli_free(&cli);
     pthread_mutex_destroy(&r.lock);
     pthread_cond_destroy(&r.changed);

@@ -69,8 +69,8 @@ static void print_help(FILE *out)
             "                         can connect and share the work; tcp:// needs:\n"
             G3N_SECURITY_HELP_BIND
             "  --quiet                no log line per request\n"
-            "  --live-sessions N      live sessions at once (default %d; 0: no live endpoints); the\n"
-            "                         live model is loaded in this process on the first session\n"
+            "  --live-sessions N      live sessions at once (default %d; 0: no live endpoints); each\n"
+            "                         holds a decoder session of the roles\n"
             "  --live-context N       KV cache positions per live session: default and cap (default:\n"
             "                         --context or max_position_embeddings); when media fill it, the\n"
             "                         oldest are dropped and the rest prefilled again\n"
@@ -309,7 +309,7 @@ int g3n_command_serve(int argc, char **argv)
     if (g3n_local_pipeline_start_roles(&local, &source, ro, mask, &err) != G3N_OK ||
         g3n_local_pipeline_wait(&local, mask, 10000, &err) != G3N_OK)
         goto done;
-    if (live_sessions > 0) { /* the live endpoints: their model loads on the first session */
+    if (live_sessions > 0) { /* the live endpoints: their sessions run on the roles */
         char preprocessor[PATH_MAX + 64];
         live_options.max_sessions = (int)live_sessions;
         if (live_options.context <= 0 && http.max_context > 0)
@@ -322,7 +322,7 @@ int g3n_command_serve(int argc, char **argv)
             if (access(preprocessor, R_OK) == 0)
                 live_options.preprocessor_config = preprocessor;
         }
-        if (g3n_http_live_create(&live, &local.config, local.weights, local.tokenizer, &live_options, &err) != G3N_OK)
+        if (g3n_http_live_create(&live, local.broker, &local.config, local.tokenizer, &live_options, &err) != G3N_OK)
             goto done;
         http.live = live;
     }

@@ -1,8 +1,9 @@
-/* g3n video - answers a prompt about a video file or stream, in this process:
- * FFmpeg ingest (frames sampled at --fps, capped at --max-frames, the audio
- * track at 16 kHz), each frame and audio segment prefilled as it arrives
- * (services/media/live_session.h), then the prompt; the answer streams to
- * stdout. The in-process equivalent of `g3n run --video`. */
+/* g3n video - answers a prompt about a video file or stream, the roles as
+ * threads of this process over inproc://: FFmpeg ingest (frames sampled at
+ * --fps, capped at --max-frames, the audio track at 16 kHz), each frame and
+ * audio segment appended to a live session as it arrives (live_pipeline.h:
+ * frames to the vision role, audio as a stream), then the prompt; the answer
+ * streams to stdout. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,8 @@ static void print_help(FILE *out)
 }
 
 typedef struct video_run {
-    g3n_live_session *session;
+    g3n_live_pipeline *session;
+    g3n_client *client;
     int quiet;
     double start;
 } video_run;
@@ -39,10 +41,11 @@ typedef struct video_run {
 static int on_frame(void *user, int index, double seconds, const uint8_t *rgb, int width, int height, g3n_error *err)
 {
     video_run *r = user;
-    if (g3n_live_add_frame_rgb(r->session, seconds, rgb, width, height, width * 3, err) != G3N_OK)
+    if (g3n_live_pipeline_add_frame_rgb(r->session, r->client, seconds, rgb, width, height, width * 3, err) !=
+        G3N_OK)
         return G3N_ERR;
     if (!r->quiet) {
-        g3n_live_stats s = g3n_live_session_stats(r->session);
+        g3n_live_pipeline_stats s = g3n_live_pipeline_get_stats(r->session);
         fprintf(stderr, "g3n video: frame %d at %.2f s (%dx%d) -> %lld positions, %.1f s elapsed\n", index, seconds,
                 width, height, (long long)s.positions, g3n_now_seconds() - r->start);
     }
@@ -53,7 +56,7 @@ static int on_audio(void *user, double seconds, const float *samples, int64_t co
 {
     video_run *r = user;
     (void)seconds;
-    return g3n_live_add_audio(r->session, samples, count, err);
+    return g3n_live_pipeline_add_audio(r->session, r->client, samples, count, err);
 }
 
 int g3n_command_video(int argc, char **argv)
@@ -111,24 +114,24 @@ int g3n_command_video(int argc, char **argv)
         prompt = "Describe what happens in this video.";
     g3n_error err = {{0}};
     g3n_media_cli cli;
-    g3n_live_session *session = NULL;
+    g3n_live_pipeline *session = NULL;
     int rc = 1;
     double t0 = g3n_now_seconds();
     if (g3n_media_cli_load(&cli, &o, !no_frames, !no_audio, &err) != G3N_OK)
         goto done;
-    g3n_live_params lp = g3n_media_cli_live_params(&cli, &o);
-    if (g3n_live_session_create(&session, &cli.model, cli.tokenizer, &lp, &err) != G3N_OK)
+    g3n_live_pipeline_params lp = g3n_media_cli_live_params(&cli, &o);
+    if (g3n_live_pipeline_create(&session, &cli.local.config, cli.local.tokenizer, &lp, &err) != G3N_OK)
         goto done;
     if (!o.quiet)
         fprintf(stderr, "g3n video: model ready in %.2f s (%s)\n", g3n_now_seconds() - t0,
-                g3n_weights_describe(cli.weights));
-    video_run run = {session, o.quiet, g3n_now_seconds()};
+                g3n_weights_describe(cli.local.weights));
+    video_run run = {session, cli.client, o.quiet, g3n_now_seconds()};
     g3n_video_info info;
     if (g3n_video_ingest(video, &vo, no_frames ? NULL : on_frame, no_audio ? NULL : on_audio, &run, &info, &err) !=
             G3N_OK ||
-        (!no_audio && info.has_audio && g3n_live_end_audio(session, &err) != G3N_OK))
+        (!no_audio && info.has_audio && g3n_live_pipeline_end_audio(session, cli.client, &err) != G3N_OK))
         goto done;
-    g3n_live_stats s = g3n_live_session_stats(session);
+    g3n_live_pipeline_stats s = g3n_live_pipeline_get_stats(session);
     if (!o.quiet)
         fprintf(stderr,
                 "g3n video: %d frames, %d audio segments (%.1f s of audio), %lld positions prefilled in %.1f s "
@@ -137,7 +140,7 @@ int g3n_command_video(int argc, char **argv)
                 g3n_now_seconds() - run.start, s.vision_seconds, s.audio_seconds, s.prefill_seconds);
     double first, total;
     int64_t tokens;
-    if (g3n_media_cli_ask(&cli, session, &o, prompt, stdout, &first, &total, &tokens, &err) != G3N_OK)
+    if (g3n_media_cli_ask(&cli, cli.client, session, &o, prompt, stdout, &first, &total, &tokens, &err) != G3N_OK)
         goto done;
     if (!o.quiet)
         fprintf(stderr, "g3n video: answer: first token after %.3f s, %lld tokens in %.2f s\n", first,
@@ -146,7 +149,7 @@ int g3n_command_video(int argc, char **argv)
 done:
     if (rc != 0)
         fprintf(stderr, "g3n video: error: %s\n", err.message);
-    g3n_live_session_free(session);
+    g3n_live_pipeline_free(session, cli.client);
     g3n_media_cli_free(&cli);
     return rc;
 }

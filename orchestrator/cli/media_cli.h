@@ -1,17 +1,18 @@
-/* media_cli.h - what `g3n video` and `g3n live` share: loading a model
- * (--model DIR | --synth CONFIG:SEED | --demo) into a g3n_live_model, the
- * generation options, and printing an answer as it streams. */
+/* media_cli.h - what `g3n video` and `g3n live` share: a model
+ * (--model DIR | --synth CONFIG:SEED | --demo) served by its roles as threads
+ * of this process over inproc:// (local_pipeline.h, as `g3n run`), a live
+ * session through them (live_pipeline.h), the generation options, and
+ * printing an answer as it streams. */
 #ifndef G3N_MEDIA_CLI_H
 #define G3N_MEDIA_CLI_H
 
 #include <stdio.h>
 
 #include "config.h"
-#include "generate.h"
-#include "live_session.h"
+#include "live_pipeline.h"
+#include "local_pipeline.h"
 #include "model_source.h"
 #include "tokenizer.h"
-#include "weights.h"
 
 typedef struct g3n_media_cli_options {
     const char *model_dir, *synth_spec, *tokenizer_path, *system;
@@ -23,11 +24,10 @@ typedef struct g3n_media_cli_options {
 } g3n_media_cli_options;
 
 typedef struct g3n_media_cli {
-    g3n_model_config config;
-    g3n_weights *weights;
-    g3n_tokenizer *tokenizer;
-    g3n_live_model model;
+    g3n_local_pipeline local;  /* config, tokenizer, broker, the roles as threads */
+    g3n_client *client;        /* the loading thread's client */
     g3n_model_source source;
+    char preprocessor[1200];   /* DIR/preprocessor_config.json, or "" */
 } g3n_media_cli;
 
 void g3n_media_cli_defaults(g3n_media_cli_options *options);
@@ -36,17 +36,21 @@ void g3n_media_cli_defaults(g3n_media_cli_options *options);
 int g3n_media_cli_parse(g3n_media_cli_options *options, int argc, char **argv, int *i, const char *command);
 /* The help lines of the shared options. */
 void g3n_media_cli_help(FILE *out);
-/* Loads config, tokenizer, weights and the towers asked for. */
+/* Loads config and tokenizer and starts the roles (the towers asked for, the
+ * embedder, the decoder) over inproc://; cli->client is this thread's. */
 int g3n_media_cli_load(g3n_media_cli *cli, const g3n_media_cli_options *options, int want_vision, int want_audio,
                        g3n_error *err);
 void g3n_media_cli_free(g3n_media_cli *cli);
-g3n_generate_params g3n_media_cli_generate_params(const g3n_media_cli *cli, const g3n_media_cli_options *options);
-g3n_live_params g3n_media_cli_live_params(const g3n_media_cli *cli, const g3n_media_cli_options *options);
+g3n_pipeline_generate_params g3n_media_cli_generate_params(const g3n_media_cli *cli,
+                                                           const g3n_media_cli_options *options);
+g3n_live_pipeline_params g3n_media_cli_live_params(const g3n_media_cli *cli, const g3n_media_cli_options *options);
 
-/* Asks the question and streams the answer to out; *first_token_seconds is
- * the time from the call to the first answer token (the question's prefill
- * and one sample), *total_seconds to the end of the answer. */
-int g3n_media_cli_ask(g3n_media_cli *cli, g3n_live_session *session, const g3n_media_cli_options *options,
+/* Asks the question (through client: the calling thread's) and streams the
+ * answer to out; *first_token_seconds is the time from the call to the first
+ * answer token (the question's prefill and one sample), *total_seconds to the
+ * end of the answer. */
+int g3n_media_cli_ask(g3n_media_cli *cli, g3n_client *client, g3n_live_pipeline *session,
+                      const g3n_media_cli_options *options,
                       const char *question, FILE *out, double *first_token_seconds, double *total_seconds,
                       int64_t *tokens, g3n_error *err);
 

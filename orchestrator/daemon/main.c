@@ -11,6 +11,7 @@
 #include "generate.h"
 #include "health_file.h"
 #include "http_auth.h"
+#include "http_live.h"
 #include "http_server.h"
 #include "openmp_waits.h"
 #include "option_groups.h"
@@ -26,6 +27,8 @@ typedef struct orchestrator_args {
     const char *bind_items[MAX_BINDS], *submodel_items[G3N_HTTP_MAX_SUBMODELS];
     g3n_option_list binds, submodels;
     int quiet, max_chats, http_port, check_args, no_prefix_cache, max_message_mb;
+    int live_sessions, live_idle_seconds, live_max_media_mb, live_max_tokens;
+    g3n_http_live_options live;
     g3n_prefix_cache_options cache_options;
     g3n_http_options http;
     g3n_transport_options transport;
@@ -65,6 +68,11 @@ static int parse_args(orchestrator_args *a, int argc, char **argv)
     a->http = g3n_http_default_options();
     a->transport = g3n_transport_default_options();
     a->max_message_mb = (int)(a->transport.max_message_bytes >> 20);
+    a->live = g3n_http_live_default_options();
+    a->live_sessions = a->live.max_sessions;
+    a->live_idle_seconds = (int)a->live.idle_seconds;
+    a->live_max_media_mb = (int)(a->live.max_media_bytes >> 20);
+    a->live_max_tokens = (int)a->live.max_tokens;
     const g3n_option options[] = {
         G3N_OPTION_MODEL(&a->model_dir, "folder with config.json and tokenizer.json (weights are not read)"),
         G3N_STRING("config", &a->config_path, "FILE", "config.json (instead of --model)"),
@@ -85,6 +93,15 @@ static int parse_args(orchestrator_args *a, int argc, char **argv)
         G3N_STRING("http-host", &a->http.host, "ADDR", "its address (default 127.0.0.1)"),
         G3N_INT("http-max-sessions", &a->http.max_sessions, 1, 65536, "N", "HTTP generations at once (default 4)"),
         G3N_INT("http-queue", &a->http.queue, 0, 1 << 20, "N", "HTTP requests waiting beyond those (default 16)"),
+        G3N_INT("live-sessions", &a->live_sessions, 0, 1024, "N",
+                "HTTP live sessions at once (/v1/live/*, default 4; 0: none): frames,\n"
+                "audio and questions go to the workers as in g3n serve"),
+        G3N_INT("live-idle-seconds", &a->live_idle_seconds, 1, 86400 * 365, "N",
+                "a live session untouched this long is freed (default 600)"),
+        G3N_INT("live-max-media-mb", &a->live_max_media_mb, 1, 4096, "N",
+                "one frame or audio piece pushed to a live session (default 16)"),
+        G3N_INT("live-max-tokens", &a->live_max_tokens, 1, 1 << 20, "N",
+                "a live answer's length: default and cap (default 256)"),
         G3N_STRING("allow-dir", &a->http.allow_dir, "DIR", "HTTP image_url/audio_url may name local files under DIR"),
         G3N_STRING("model-name", &a->http.model_name, "NAME",
                    "the model id HTTP clients name (default: the folder's name)"),
@@ -117,6 +134,10 @@ static int parse_args(orchestrator_args *a, int argc, char **argv)
     if (rc >= 0)
         return rc;
     a->transport.max_message_bytes = (int64_t)a->max_message_mb << 20;
+    a->live.max_sessions = a->live_sessions;
+    a->live.idle_seconds = a->live_idle_seconds;
+    a->live.max_media_bytes = (int64_t)a->live_max_media_mb << 20;
+    a->live.max_tokens = a->live_max_tokens;
     if (a->probe)
         return -1; /* checked by run_probe */
     if (!a->model_dir && !a->config_path)
@@ -179,10 +200,12 @@ typedef struct orchestrator_state {
     g3n_broker *broker;
     g3n_front_door *door;
     g3n_http_server *http_server;
+    g3n_http_live *live;
     g3n_http_auth *auth;
     char *tls_cert, *tls_key;
     g3n_prefix_cache *cache;
     char model_name[256];
+    char preprocessor[1300];
     char submodel_names[G3N_HTTP_MAX_SUBMODELS][64];
     const char *submodel_name_list[G3N_HTTP_MAX_SUBMODELS];
 } orchestrator_state;
@@ -212,9 +235,23 @@ static int start_http(orchestrator_args *a, orchestrator_state *st, g3n_error *e
     http->submodels = st->submodel_name_list;
     http->submodel_count = a->submodels.count;
     int eos[G3N_MAX_EOS_IDS], eos_count = 0, found = 0;
-    if ((a->model_dir && g3n_generation_config_load(a->model_dir, &http->sampling, eos, &eos_count, &found, err) !=
-                             G3N_OK) ||
-        g3n_http_server_start(&st->http_server, st->broker, &st->config, st->tokenizer, http, err) != G3N_OK)
+    if (a->model_dir && g3n_generation_config_load(a->model_dir, &http->sampling, eos, &eos_count, &found, err) !=
+                            G3N_OK)
+        return G3N_ERR;
+    if (a->live.max_sessions > 0) { /* /v1/live/...: the same sessions as g3n serve's, on these workers */
+        g3n_http_live_options lo = a->live;
+        lo.sampling = http->sampling;
+        lo.model_name = http->model_name;
+        if (a->model_dir) {
+            snprintf(st->preprocessor, sizeof(st->preprocessor), "%s/preprocessor_config.json", a->model_dir);
+            if (access(st->preprocessor, R_OK) == 0)
+                lo.preprocessor_config = st->preprocessor;
+        }
+        if (g3n_http_live_create(&st->live, st->broker, &st->config, st->tokenizer, &lo, err) != G3N_OK)
+            return G3N_ERR;
+        http->live = st->live;
+    }
+    if (g3n_http_server_start(&st->http_server, st->broker, &st->config, st->tokenizer, http, err) != G3N_OK)
         return G3N_ERR;
     fprintf(stderr, "g3n-orchestrator: HTTP API on %s://%s:%d%s\n", st->tls_cert ? "https" : "http", http->host,
             g3n_http_server_port(st->http_server), st->auth ? " (API keys required)" : "");
@@ -260,6 +297,7 @@ static int serve(orchestrator_args *a, orchestrator_state *st, g3n_error *err)
 static void stop(const orchestrator_args *a, orchestrator_state *st)
 {
     g3n_http_server_stop(st->http_server);
+    g3n_http_live_free(st->live);
     g3n_front_door_stop(st->door);
     if (st->cache) { /* the kept sessions end on their decoders */
         g3n_client *client = NULL;

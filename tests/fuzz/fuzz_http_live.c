@@ -1,6 +1,7 @@
 /* fuzz_http_live.c - the live endpoints' bodies, queries and content types
  * (orchestrator/http_live.c) with the demo model (scripts/demo-config.json,
- * synthetic weights, the real tokenizer): POST /v1/live/sessions, and on a
+ * synthetic weights, the real tokenizer; its roles as threads over
+ * inproc://, as g3n serve runs them): POST /v1/live/sessions, and on a
  * fresh session .../frames, .../audio, .../ask, GET and DELETE.
  *
  * libmicrohttpd's connection is replaced by this file: it defines the six
@@ -24,6 +25,7 @@
 #include "config.h"
 #include "fuzz_util.h"
 #include "http_live.h"
+#include "pipeline.h"
 #include "tokenizer.h"
 #include "weights.h"
 
@@ -162,6 +164,8 @@ static g3n_model_config config;
 static g3n_weights *weights;
 static g3n_tokenizer *tokenizer;
 static g3n_http_live *live;
+static g3n_broker *broker;
+static g3n_local_roles roles;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -178,7 +182,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     options.max_sessions = 2;
     options.max_tokens = 4;
     options.max_media_bytes = 1 << 20;
-    if (g3n_http_live_create(&live, &config, weights, tokenizer, &options, &err) != G3N_OK) {
+    const char *endpoint = "inproc://g3n-fuzz-http-live";
+    g3n_transport_options transport = g3n_transport_default_options();
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    if (g3n_broker_start(&broker, &endpoint, 1, &transport, &err) != G3N_OK ||
+        g3n_local_roles_start(&roles, broker, endpoint, weights, &config, &ro, 0xffffffffu, &transport, &err) !=
+            G3N_OK ||
+        g3n_broker_wait_workers(broker, G3N_ROLE_DECODER, 1, 10000, &err) != G3N_OK ||
+        g3n_http_live_create(&live, broker, &config, tokenizer, &options, &err) != G3N_OK) {
         fprintf(stderr, "fuzz_http_live: %s\n", err.message);
         abort();
     }

@@ -6,7 +6,9 @@
 # stream), read the state, delete; the errors (unknown id, bad bodies, a frame
 # over --live-max-media-mb, the session limit, a wrong method); an idle
 # session expiring; a clean SIGTERM shutdown. Needs curl and base64 only.
-# Usage: live.sh G3N_BINARY
+# With BUILD_DIR: the same against `g3n-orchestrator --http` with the four
+# worker daemons as processes over TCP on 127.0.0.1 (issue 16 item 2).
+# Usage: live.sh G3N_BINARY [BUILD_DIR]
 set -uo pipefail
 g3n=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,12 +18,34 @@ work=$(mktemp -d)
 server=
 cleanup() {
   [ -n "$server" ] && kill "$server" 2> /dev/null
+  for p in "${daemons[@]}"; do kill "$p" 2> /dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
-"$g3n" serve --demo --host 127.0.0.1 --port 0 --port-file "$work/port" --live-sessions 2 --live-max-media-mb 1 \
-  --live-idle-seconds 4 --max-tokens 64 2> "$work/server.log" &
-server=$!
+daemons=()
+if [ -n "${2:-}" ]; then # the daemons, then the orchestrator with --http
+  build=$2
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  workers=tcp://127.0.0.1:$(free_port)
+  for role in vision-encoder audio-encoder embedder decoder; do
+    "$build/g3n-$role" --synth "$repo/scripts/demo-config.json:1" --connect "$workers" --threads 1 --insecure \
+      2> "$work/$role.log" &
+    daemons+=($!)
+  done
+  port=$(free_port)
+  "$build/g3n-orchestrator" --config "$repo/scripts/demo-config.json" --insecure \
+    --tokenizer "$repo/tests/fixtures/tokenizer/tokenizer.json" --bind "$workers" \
+    --listen "tcp://127.0.0.1:$(free_port)" --http "$port" --live-sessions 2 --live-max-media-mb 1 \
+    --live-idle-seconds 4 --live-max-tokens 64 2> "$work/server.log" &
+  server=$!
+  for _ in $(seq 1 600); do grep -q "HTTP API on" "$work/server.log" && break; sleep 0.1; done
+  for _ in $(seq 1 600); do [ "$(grep -c joined "$work/server.log")" -ge 4 ] && break; sleep 0.1; done
+  echo "$port" > "$work/port"
+else
+  "$g3n" serve --demo --host 127.0.0.1 --port 0 --port-file "$work/port" --live-sessions 2 --live-max-media-mb 1 \
+    --live-idle-seconds 4 --max-tokens 64 2> "$work/server.log" &
+  server=$!
+fi
 for _ in $(seq 1 600); do
   [ -s "$work/port" ] && break
   kill -0 "$server" 2> /dev/null || { cat "$work/server.log"; exit 1; }

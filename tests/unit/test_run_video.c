@@ -6,8 +6,8 @@
  * frame (timestamps 0, 1, 2 s) and audio segment (0-1, 1-2, 2-3.5 s) in
  * timestamp order; the prompt length equals media_prompt.h's rendering of
  * frame, audio, frame, audio, frame, audio + the question; the answer streams;
- * and its greedy text equals `g3n video` (the in-process live session that
- * prefills while it ingests) on the same video, so both paths build the same
+ * and its greedy text equals `g3n video` and `g3n live --ask` (a live session
+ * through the roles that appends while it ingests) on the same video, so both paths build the same
  * prompt and soft tokens. Also: the segment cap and argument errors. */
 #include <math.h>
 #include <setjmp.h>
@@ -127,12 +127,20 @@ static void test_run_video_through_roles(void **state)
     /* the answer streamed */
     assert_true(strlen(out) > 1);
 
-    /* the same video through the in-process live session: the same greedy answer */
+    /* the same video through a live session (g3n video: appended while it is decoded): the same greedy answer */
     char *live_out, *live_log;
     snprintf(args, sizeof args, "video --demo --threads 2 --video %s --max-frames 3 --max-new-tokens 6 '%s'", f->video,
              QUESTION);
     assert_int_equal(run_g3n(f, "video", args, &live_out, &live_log), 0);
     assert_non_null(strstr(live_log, "3 frames, 3 audio segments (3.5 s of audio)"));
+    assert_string_equal(out, live_out);
+    free(live_out);
+    free(live_log);
+    /* and g3n live asked once the stream ended: the same again */
+    snprintf(args, sizeof args,
+             "live --demo --threads 2 --video %s --max-frames 3 --max-new-tokens 6 --ask '%s'", f->video, QUESTION);
+    assert_int_equal(run_g3n(f, "live", args, &live_out, &live_log), 0);
+    assert_non_null(strstr(live_log, "(3 frames, 3 audio segments"));
     assert_string_equal(out, live_out);
     free(live_out);
     free(live_log);
