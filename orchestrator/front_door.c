@@ -573,9 +573,16 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
             goto done;
         }
         int final = !reply->partial;
+        const int cancelled = final && reply->body_case == G3N__ENVELOPE__BODY_TOKEN &&
+                              reply->token->finish == G3N__FINISH_REASON__FINISH_CANCELLED;
         if (reply->body_case == G3N__ENVELOPE__BODY_TOKEN && on_event)
             on_event(user, reply->token);
         g3n_wire_free(reply);
+        if (cancelled) { /* the orchestrator stopped mid-chat: an answer cut short is not a success */
+            g3n_error_set(err, "the orchestrator at %s cancelled the chat before its answer ended (it is stopping); "
+                               "the answer is incomplete", endpoint);
+            goto done;
+        }
         if (final)
             break;
     }

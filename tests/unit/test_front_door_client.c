@@ -55,7 +55,8 @@ static int free_port(void)
 typedef struct fake {
     char endpoint[64];
     int64_t max_message_bytes; /* 0: none */
-    int mode;                  /* 0: one token event, then the process "dies" (socket closed); 1: read nothing */
+    int mode;                  /* 0: one token event, then the process "dies" (socket closed); 1: read nothing;
+                                  2: one token event, then the final one with FINISH_CANCELLED (it is stopping) */
     int ready;
 } fake;
 
@@ -70,7 +71,7 @@ static void *fake_main(void *user)
         zmq_setsockopt(router, ZMQ_MAXMSGSIZE, &f->max_message_bytes, sizeof(f->max_message_bytes));
     assert_int_equal(zmq_bind(router, f->endpoint), 0);
     __atomic_store_n(&f->ready, 1, __ATOMIC_SEQ_CST);
-    if (f->mode == 0) {
+    if (f->mode == 0 || f->mode == 2) {
         zmq_msg_t identity, payload;
         zmq_msg_init(&identity);
         zmq_msg_init(&payload);
@@ -89,9 +90,23 @@ static void *fake_main(void *user)
         uint8_t *data;
         size_t size;
         assert_int_equal(g3n_wire_pack(&env, &data, &size, NULL), G3N_OK);
+        zmq_msg_t again;
+        zmq_msg_init(&again);
+        zmq_msg_copy(&again, &identity);
         zmq_msg_send(&identity, router, ZMQ_SNDMORE);
         zmq_send(router, data, size, 0);
         free(data);
+        if (f->mode == 2) { /* the final event of a chat the orchestrator cancelled as it stopped */
+            event.id = -1;
+            event.text = "";
+            event.finish = G3N__FINISH_REASON__FINISH_CANCELLED;
+            env.partial = 0;
+            assert_int_equal(g3n_wire_pack(&env, &data, &size, NULL), G3N_OK);
+            zmq_msg_send(&again, router, ZMQ_SNDMORE);
+            zmq_send(router, data, size, 0);
+            free(data);
+        }
+        zmq_msg_close(&again);
         zmq_msg_close(&payload);
         usleep(300000); /* the event reaches the client, then the orchestrator is gone */
     } else {
@@ -162,6 +177,31 @@ static void test_orchestrator_dies_mid_answer(void **state)
     assert_int_equal(events, 1); /* the answer had begun */
     assert_true(seconds < 10.0);
     assert_non_null(strstr(err.message, "lost"));
+    assert_non_null(strstr(err.message, f.endpoint));
+}
+
+/* A final event with FINISH_CANCELLED (the orchestrator stopped mid-chat) is an error naming the
+ * orchestrator for every client of the front door (g3n run --connect, g3n bench chat --connect), not a
+ * success with a partial answer. */
+static void test_cancelled_chat_is_an_error(void **state)
+{
+    (void)state;
+    fake f = {{0}, 0, 2, 0};
+    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", free_port());
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, fake_main, &f), 0);
+    while (!__atomic_load_n(&f.ready, __ATOMIC_SEQ_CST))
+        usleep(1000);
+    events = 0;
+    g3n_error err = {{0}};
+    double seconds;
+    int rc;
+    chat(f.endpoint, "hello", 60000, &err, &seconds, &rc);
+    pthread_join(thread, NULL);
+    print_message("%.1f s: %s\n", seconds, err.message);
+    assert_int_equal(rc, G3N_ERR);
+    assert_int_equal(events, 2); /* the partial answer and the final event reached the caller */
+    assert_non_null(strstr(err.message, "cancelled"));
     assert_non_null(strstr(err.message, f.endpoint));
 }
 
@@ -288,6 +328,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_listens),
         cmocka_unit_test(test_orchestrator_dies_mid_answer),
+        cmocka_unit_test(test_cancelled_chat_is_an_error),
         cmocka_unit_test(test_message_over_the_limit),
         cmocka_unit_test(test_abandoned_chat_cancelled),
     };
