@@ -519,10 +519,9 @@ static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const 
                              g3n_pipeline_stats *stats)
 {
     g3n_chat_prompt prompt;
-    g3n_media_file *files = NULL;
-    int file_count = 0;
+    g3n_pipeline_windows files;
     g3n_error err = {{0}};
-    if (g3n_conversation_render(request, config, tokenizer, 64, &prompt, &files, &file_count, &err) != G3N_OK)
+    if (g3n_conversation_render(request, config, tokenizer, 64, &prompt, &files, &err) != G3N_OK)
         fail_msg("%s", err.message);
     g3n_pipeline_generate_params p = g3n_pipeline_default_params(config);
     p.max_new_tokens = STEPS;
@@ -531,11 +530,11 @@ static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const 
     p.user = out;
     memset(out, 0, sizeof(*out));
     g3n_conversation_options co = {cache, NULL, NULL};
-    if (g3n_pipeline_conversation(client, &co, NULL, prompt.ids.ids, prompt.ids.count, files, file_count, &p, NULL,
+    if (g3n_pipeline_conversation(client, &co, NULL, prompt.ids.ids, prompt.ids.count, files.files, files.count, &p, NULL,
                                   NULL, stats, &err) != G3N_OK)
         fail_msg("%s", err.message);
     g3n_chat_prompt_free(&prompt);
-    free(files);
+    g3n_pipeline_windows_free(&files);
 }
 
 static void test_multimodal_conversation_reuses_its_image(void **state)
@@ -618,6 +617,60 @@ static void test_multimodal_conversation_reuses_its_image(void **state)
     g3n_config_free(&config);
 }
 
+/* Audio goes to the encoders as windows of samples (g3n_pipeline_window_media), whose file bytes are not
+ * kept: the prefix cache's key of a clip is of its samples. (Keyed by the absent bytes, every clip had the
+ * same key, and a conversation whose first turn held another clip of the same length continued the
+ * session that had encoded the first one.) */
+static void test_audio_conversation_tells_clips_apart(void **state)
+{
+    (void)state;
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, "inproc://g3n-test-sessions-audio", NULL,
+                        (1u << G3N_ROLE_AUDIO_ENCODER) | (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 1);
+    g3n_error err = {{0}};
+    g3n_client *client;
+    assert_int_equal(g3n_client_open(&client, stack.broker, &err), G3N_OK);
+    g3n_prefix_cache *cache;
+    assert_int_equal(g3n_prefix_cache_create(&cache, NULL, &err), G3N_OK);
+    size_t size_a, size_b;
+    uint8_t *clip_a = g3n_test_make_wav(2 * 16000, 1, &size_a);
+    uint8_t *clip_b = g3n_test_make_wav(2 * 16000, 2, &size_b); /* as long, other samples */
+    G3n__ChatMessage m[3], *pointers[3];
+    for (int i = 0; i < 3; i++) {
+        g3n__chat_message__init(&m[i]);
+        pointers[i] = &m[i];
+    }
+    ProtobufCBinaryData a = {size_a, clip_a}, b = {size_b, clip_b};
+    m[0].role = "user";
+    m[0].text = "What is said?";
+    m[0].audios = &a;
+    m[0].n_audios = 1;
+    G3n__ChatRequest request;
+    g3n__chat_request__init(&request);
+    request.messages = pointers;
+    request.n_messages = 1;
+    chat_turn first, second;
+    g3n_pipeline_stats stats;
+    ask_conversation(client, cache, &stack.config, stack.tokenizer, &request, &first, &stats);
+    m[1].role = "assistant";
+    m[1].token_ids = first.ids;
+    m[1].n_token_ids = (size_t)first.count;
+    m[2].role = "user";
+    m[2].text = "And then?";
+    request.n_messages = 3;
+    m[0].audios = &b; /* the same ids, another clip: nothing to reuse */
+    ask_conversation(client, cache, &stack.config, stack.tokenizer, &request, &second, &stats);
+    assert_int_equal(stats.reused_tokens, 0);
+    m[0].audios = &a; /* the first clip: its session continues */
+    ask_conversation(client, cache, &stack.config, stack.tokenizer, &request, &second, &stats);
+    assert_true(stats.reused_tokens > 0);
+    free(clip_a);
+    free(clip_b);
+    g3n_prefix_cache_free(cache, client);
+    g3n_client_close(client);
+    g3n_test_stack_close(&stack);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_continued_session_equals_whole_prompt_and_survives_its_decoder),
         cmocka_unit_test(test_audio_stream_on_the_encoder_equals_offline),
         cmocka_unit_test(test_multimodal_conversation_reuses_its_image),
+        cmocka_unit_test(test_audio_conversation_tells_clips_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
