@@ -842,6 +842,41 @@ static void test_stream_client_gone(void **state)
     g3n_config_free(&config);
 }
 
+/* A chat completion's id carries 128 random bits (as live session ids, issue 17): it was the server's
+ * start time and a counter, so one id told the next. */
+static void test_chat_ids_unguessable(void **state)
+{
+    (void)state;
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, "inproc://test-http-ids", NULL, (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER),
+                        5);
+    int port;
+    g3n_http_server *server = g3n_test_http_start(&stack, NULL, &port);
+    static char response[65536];
+    char ids[2][64];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(g3n_test_http_post(port, "/v1/chat/completions",
+                                            "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":1}",
+                                            response, sizeof(response)),
+                         200);
+        const char *at = strstr(response, "\"id\":\"chatcmpl-");
+        assert_non_null(at);
+        at += strlen("\"id\":\"");
+        const size_t length = strcspn(at, "\"");
+        assert_int_equal(length, strlen("chatcmpl-") + 32);
+        assert_int_equal(strspn(at + 9, "0123456789abcdef"), 32);
+        snprintf(ids[i], sizeof(ids[i]), "%.*s", (int)length, at);
+    }
+    print_message("%s, %s\n", ids[0], ids[1]);
+    /* not a counter: the two differ in more than their last few digits */
+    int differ = 0;
+    for (int k = 9; k < 9 + 24; k++)
+        differ += ids[0][k] != ids[1][k];
+    assert_true(differ > 0);
+    g3n_http_server_stop(server);
+    g3n_test_stack_close(&stack);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -858,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_server_edges),
         cmocka_unit_test(test_server_slow_clients),
         cmocka_unit_test(test_stream_client_gone),
+        cmocka_unit_test(test_chat_ids_unguessable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
