@@ -26,18 +26,20 @@ int g3n_pipeline_conversation(g3n_client *client, const g3n_conversation_options
                               g3n_text_callback on_text, void *text_user, g3n_pipeline_stats *stats, g3n_error *err)
 {
     memset(stats, 0, sizeof(*stats));
-    /* kept sessions run the full model: a MatFormer sub-model's chat neither reuses nor leaves one */
-    g3n_prefix_cache *cache = options && !(params->model && params->model[0]) ? options->cache : NULL;
+    g3n_prefix_cache *cache = options ? options->cache : NULL;
+    const char *model = params->model ? params->model : "";
     first_token first = {params->on_token, params->user, g3n_now_seconds(), 0.0};
     if (params->record)
         return g3n_error_set(err, "conversation: params->record is its own");
     if (file_count < 0 || file_count > 64)
         return g3n_error_set(err, "conversation: %d media files (at most 64)", file_count);
+    if (strlen(model) >= sizeof(((g3n_session_record *)0)->model))
+        return g3n_error_set(err, "conversation: the model name '%.64s...' is too long", model);
     uint64_t keys[64];
     for (int i = 0; i < file_count; i++) /* a window's key is of its samples (its file's bytes are not kept) */
         keys[i] = files[i].samples ? g3n_media_key(files[i].samples, sizeof(float) * (size_t)files[i].sample_count)
                                    : g3n_media_key(files[i].bytes, files[i].size);
-    g3n_session_record *rec = g3n_prefix_cache_take(cache, ids, count, keys, file_count);
+    g3n_session_record *rec = g3n_prefix_cache_take(cache, model, ids, count, keys, file_count);
     if (rec && rec->max_positions > 0 && count + params->max_new_tokens + 1 >
                                              rec->max_positions) { /* its context cannot take this turn */
         g3n_session_record_end(rec, client);
@@ -47,6 +49,8 @@ int g3n_pipeline_conversation(g3n_client *client, const g3n_conversation_options
     const int hit = rec != NULL;
     if (!rec && cache && !(rec = g3n_session_record_new()))
         return g3n_error_set(err, "conversation: out of memory");
+    if (rec && !hit) /* bound to the model it is opened with: only that model's requests continue it */
+        snprintf(rec->model, sizeof(rec->model), "%s", model);
     const int64_t held = hit ? rec->count : 0;
     const int skip = hit ? rec->media_count : 0;
     if (hit)

@@ -320,33 +320,43 @@ static void test_prefix_cache_matches_and_bounds(void **state)
     g3n_prefix_cache_put(cache, NULL, record_of(ids, 3, NULL, 0));
     g3n_prefix_cache_put(cache, NULL, record_of(ids, 5, keys, 1));
     /* the longest held prefix with the same media wins, and is taken out */
-    g3n_session_record *r = g3n_prefix_cache_take(cache, ids, 8, keys, 2);
+    g3n_session_record *r = g3n_prefix_cache_take(cache, NULL, ids, 8, keys, 2);
     assert_non_null(r);
     assert_int_equal(r->count, 5);
     g3n_prefix_cache_put(cache, NULL, r);
     /* another medium in its place: only the text-only prefix matches */
     const uint64_t other[2] = {0x9999, 0x2222};
-    r = g3n_prefix_cache_take(cache, ids, 8, other, 2);
+    r = g3n_prefix_cache_take(cache, NULL, ids, 8, other, 2);
     assert_non_null(r);
     assert_int_equal(r->count, 3);
     g3n_prefix_cache_put(cache, NULL, r);
     /* a prompt equal to what a session holds is no proper extension: nothing to prefill, no match */
-    assert_null(g3n_prefix_cache_take(cache, ids, 3, NULL, 0));
+    assert_null(g3n_prefix_cache_take(cache, NULL, ids, 3, NULL, 0));
     /* a third entry: the least recently used (the 5-id one, put back first) is evicted */
     g3n_prefix_cache_put(cache, NULL, record_of(ids, 7, NULL, 0));
     g3n_prefix_cache_stats st;
     g3n_prefix_cache_get_stats(cache, &st);
     assert_int_equal(st.entries, 2);
     assert_int_equal(st.evictions, 1);
-    r = g3n_prefix_cache_take(cache, ids, 8, keys, 2);
+    r = g3n_prefix_cache_take(cache, NULL, ids, 8, keys, 2);
     assert_non_null(r);
     assert_int_equal(r->count, 7);
     g3n_session_record_free(r);
-    r = g3n_prefix_cache_take(cache, ids, 8, keys, 2);
+    r = g3n_prefix_cache_take(cache, NULL, ids, 8, keys, 2);
     assert_non_null(r);
     assert_int_equal(r->count, 3);
     g3n_session_record_free(r);
-    assert_null(g3n_prefix_cache_take(cache, ids, 8, keys, 2));
+    assert_null(g3n_prefix_cache_take(cache, NULL, ids, 8, keys, 2));
+    /* a session bound to a MatFormer sub-model continues only for that model */
+    r = record_of(ids, 4, NULL, 0);
+    snprintf(r->model, sizeof(r->model), "small");
+    g3n_prefix_cache_put(cache, NULL, r);
+    assert_null(g3n_prefix_cache_take(cache, NULL, ids, 8, NULL, 0));
+    assert_null(g3n_prefix_cache_take(cache, "other", ids, 8, NULL, 0));
+    r = g3n_prefix_cache_take(cache, "small", ids, 8, NULL, 0);
+    assert_non_null(r);
+    assert_int_equal(r->count, 4);
+    g3n_session_record_free(r);
     g3n_prefix_cache_free(cache, NULL);
 }
 
@@ -514,9 +524,9 @@ static int keep_chat_token(void *user, int64_t step, int32_t token, const float 
 }
 
 /* One ChatRequest through the front door's conversation code (conversation.h), greedy, STEPS tokens. */
-static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const g3n_model_config *config,
-                             const g3n_tokenizer *tokenizer, G3n__ChatRequest *request, chat_turn *out,
-                             g3n_pipeline_stats *stats)
+static void ask_model(g3n_client *client, g3n_prefix_cache *cache, const g3n_model_config *config,
+                      const g3n_tokenizer *tokenizer, const char *model, G3n__ChatRequest *request, chat_turn *out,
+                      g3n_pipeline_stats *stats)
 {
     g3n_chat_prompt prompt;
     g3n_pipeline_windows files;
@@ -528,6 +538,7 @@ static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const 
     p.num_eos_ids = 0;
     p.on_token = keep_chat_token;
     p.user = out;
+    p.model = model;
     memset(out, 0, sizeof(*out));
     g3n_conversation_options co = {cache, NULL, NULL};
     if (g3n_pipeline_conversation(client, &co, NULL, prompt.ids.ids, prompt.ids.count, files.files, files.count, &p, NULL,
@@ -535,6 +546,14 @@ static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const 
         fail_msg("%s", err.message);
     g3n_chat_prompt_free(&prompt);
     g3n_pipeline_windows_free(&files);
+}
+
+/* The same with the full model. */
+static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const g3n_model_config *config,
+                             const g3n_tokenizer *tokenizer, G3n__ChatRequest *request, chat_turn *out,
+                             g3n_pipeline_stats *stats)
+{
+    ask_model(client, cache, config, tokenizer, NULL, request, out, stats);
 }
 
 static void test_multimodal_conversation_reuses_its_image(void **state)
@@ -671,6 +690,63 @@ static void test_audio_conversation_tells_clips_apart(void **state)
     g3n_test_stack_close(&stack);
 }
 
+/* A MatFormer sub-model's conversation reuses its prefix too (it neither reused nor kept a session): turn 2
+ * continues the session turn 1 left, with the greedy tokens of the same turn asked without reuse; the full
+ * model's request of the same prompt does not continue the sub-model's session (a session is bound to its
+ * model). */
+static void test_submodel_conversation_reuses_its_prefix(void **state)
+{
+    (void)state;
+    g3n_test_stack stack;
+    const char *specs[1] = {"{\"name\": \"small\", \"intermediate_size\": 64}"};
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    ro.submodels = specs;
+    ro.submodel_count = 1;
+    g3n_test_stack_open_with(&stack, "inproc://g3n-test-sessions-submodel", NULL, &ro,
+                             (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 1);
+    g3n_error err = {{0}};
+    g3n_client *client;
+    assert_int_equal(g3n_client_open(&client, stack.broker, &err), G3N_OK);
+    g3n_prefix_cache *cache;
+    assert_int_equal(g3n_prefix_cache_create(&cache, NULL, &err), G3N_OK);
+    G3n__ChatMessage m[3], *pointers[3];
+    for (int i = 0; i < 3; i++) {
+        g3n__chat_message__init(&m[i]);
+        pointers[i] = &m[i];
+    }
+    m[0].role = "user";
+    m[0].text = "Tell me about the sea.";
+    G3n__ChatRequest request;
+    g3n__chat_request__init(&request);
+    request.messages = pointers;
+    request.n_messages = 1;
+    chat_turn first, reused, fresh, full;
+    g3n_pipeline_stats stats;
+    ask_model(client, cache, &stack.config, stack.tokenizer, "small", &request, &first, &stats);
+    assert_int_equal(stats.reused_tokens, 0);
+    m[1].role = "assistant";
+    m[1].token_ids = first.ids;
+    m[1].n_token_ids = (size_t)first.count;
+    m[2].role = "user";
+    m[2].text = "And the mountains?";
+    request.n_messages = 3;
+    ask_model(client, cache, &stack.config, stack.tokenizer, "", &request, &full, &stats);
+    assert_int_equal(stats.reused_tokens, 0); /* the full model: not the sub-model's session */
+    ask_model(client, cache, &stack.config, stack.tokenizer, "small", &request, &reused, &stats);
+    print_message("turn 2 on the sub-model: %lld of %lld prompt positions reused\n", (long long)stats.reused_tokens,
+                  (long long)stats.prompt_tokens);
+    assert_true(stats.reused_tokens > 0);
+    ask_model(client, NULL, &stack.config, stack.tokenizer, "small", &request, &fresh, &stats); /* no reuse */
+    assert_int_equal(stats.reused_tokens, 0);
+    assert_int_equal(reused.count, fresh.count);
+    assert_memory_equal(reused.ids, fresh.ids, sizeof(int32_t) * STEPS);
+    g3n_prefix_cache_free(cache, client);
+    g3n_client_close(client);
+    g3n_test_stack_close(&stack);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -680,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_audio_stream_on_the_encoder_equals_offline),
         cmocka_unit_test(test_multimodal_conversation_reuses_its_image),
         cmocka_unit_test(test_audio_conversation_tells_clips_apart),
+        cmocka_unit_test(test_submodel_conversation_reuses_its_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

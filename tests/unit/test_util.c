@@ -77,6 +77,12 @@ void g3n_test_capture_layer0(void *user, int layer, const float *streams, int nu
 void g3n_test_stack_open(g3n_test_stack *s, const char *endpoint, const g3n_transport_options *transport,
                          unsigned role_mask, uint64_t seed)
 {
+    g3n_test_stack_open_with(s, endpoint, transport, NULL, role_mask, seed);
+}
+
+void g3n_test_stack_open_with(g3n_test_stack *s, const char *endpoint, const g3n_transport_options *transport,
+                              const g3n_role_options *roles, unsigned role_mask, uint64_t seed)
+{
     memset(s, 0, sizeof(*s));
     g3n_error err = {{0}};
     char path[1024];
@@ -97,6 +103,8 @@ void g3n_test_stack_open(g3n_test_stack *s, const char *endpoint, const g3n_tran
     g3n_role_options ro;
     memset(&ro, 0, sizeof(ro));
     ro.threads = 1;
+    if (roles)
+        ro = *roles;
     if (g3n_local_roles_start(&s->local, s->broker, endpoint, s->weights, &s->config, &ro, role_mask, &t, &err) !=
         G3N_OK)
         fail_msg("%s", err.message);

@@ -50,6 +50,9 @@ typedef struct g3n_test_stack {
 } g3n_test_stack;
 void g3n_test_stack_open(g3n_test_stack *stack, const char *endpoint, const g3n_transport_options *transport,
                          unsigned role_mask, uint64_t seed);
+/* The same with the roles' options (NULL: threads = 1, the rest defaults). */
+void g3n_test_stack_open_with(g3n_test_stack *stack, const char *endpoint, const g3n_transport_options *transport,
+                              const g3n_role_options *roles, unsigned role_mask, uint64_t seed);
 void g3n_test_stack_close(g3n_test_stack *stack);
 /* An HTTP server over the stack's broker: options NULL = the defaults; port 0 (any free one) and quiet are
  * set either way. *port gets its port. */
