@@ -38,20 +38,6 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* A free loopback port (bound then released). */
-static int free_port(void)
-{
-    void *context = zmq_ctx_new();
-    void *s = zmq_socket(context, ZMQ_ROUTER);
-    assert_int_equal(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
-    char endpoint[128];
-    size_t size = sizeof(endpoint);
-    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, endpoint, &size);
-    zmq_close(s);
-    zmq_ctx_term(context);
-    return atoi(strrchr(endpoint, ':') + 1);
-}
-
 typedef struct fake {
     char endpoint[64];
     int64_t max_message_bytes; /* 0: none */
@@ -145,7 +131,7 @@ static void test_nothing_listens(void **state)
 {
     (void)state;
     char endpoint[64];
-    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", free_port());
+    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
     g3n_error err = {{0}};
     double seconds;
     int rc;
@@ -161,7 +147,7 @@ static void test_orchestrator_dies_mid_answer(void **state)
 {
     (void)state;
     fake f = {{0}, 0, 0, 0};
-    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", free_port());
+    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, fake_main, &f), 0);
     while (!__atomic_load_n(&f.ready, __ATOMIC_SEQ_CST))
@@ -187,7 +173,7 @@ static void test_cancelled_chat_is_an_error(void **state)
 {
     (void)state;
     fake f = {{0}, 0, 2, 0};
-    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", free_port());
+    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, fake_main, &f), 0);
     while (!__atomic_load_n(&f.ready, __ATOMIC_SEQ_CST))
@@ -209,7 +195,7 @@ static void test_message_over_the_limit(void **state)
 {
     (void)state;
     fake f = {{0}, 1024, 1, 0};
-    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", free_port());
+    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, fake_main, &f), 0);
     while (!__atomic_load_n(&f.ready, __ATOMIC_SEQ_CST))
@@ -236,36 +222,17 @@ static void test_message_over_the_limit(void **state)
 static void test_abandoned_chat_cancelled(void **state)
 {
     (void)state;
-    g3n_model_config config;
     g3n_error err = {{0}};
-    char path[1024];
-    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
-    g3n_tokenizer *tokenizer = NULL;
-    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
-                                        &err),
-                     G3N_OK);
-    g3n_weights *weights;
-    assert_int_equal(g3n_weights_open_synth(&weights, 5, G3N_DTYPE_BF16, &err), G3N_OK);
-    g3n_transport_options transport = g3n_transport_default_options();
-    transport.insecure = 1; /* the door's tcp:// endpoint without keys (the client speaks plain ZeroMQ) */
-    const char *inproc = "inproc://g3n-test-door-cancel";
-    g3n_broker *broker;
-    assert_int_equal(g3n_broker_start(&broker, &inproc, 1, &transport, &err), G3N_OK);
-    g3n_role_options ro;
-    memset(&ro, 0, sizeof(ro));
-    ro.threads = 1;
-    g3n_local_roles local;
-    if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro,
-                              (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), &transport, &err) != G3N_OK)
-        fail_msg("%s", err.message);
-    assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_DECODER, 1, 10000, &err), G3N_OK);
+    g3n_test_stack stack; /* the door's tcp:// endpoint without keys (the client speaks plain ZeroMQ) */
+    g3n_test_stack_open(&stack, "inproc://g3n-test-door-cancel", NULL,
+                        (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 5);
     g3n_front_door_options fo;
     memset(&fo, 0, sizeof(fo));
     char endpoint[64];
-    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", free_port());
+    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
     fo.endpoint = endpoint;
     g3n_front_door *door;
-    assert_int_equal(g3n_front_door_start(&door, broker, &config, tokenizer, &fo, &err), G3N_OK);
+    assert_int_equal(g3n_front_door_start(&door, stack.broker, &stack.config, stack.tokenizer, &fo, &err), G3N_OK);
 
     /* a client asks for 200 tokens, reads the first event, and goes away */
     void *context = zmq_ctx_new();
@@ -302,7 +269,7 @@ static void test_abandoned_chat_cancelled(void **state)
     for (int i = 0; i < 150 && steps != last; i++) {
         last = steps;
         usleep(300000);
-        steps = g3n_role_decoder_stats_get(local.roles[G3N_ROLE_DECODER]).decode_steps;
+        steps = g3n_role_decoder_stats_get(stack.local.roles[G3N_ROLE_DECODER]).decode_steps;
     }
     print_message("decode steps after the client left: %llu\n", (unsigned long long)steps);
     assert_true(steps < 100);
@@ -316,11 +283,7 @@ static void test_abandoned_chat_cancelled(void **state)
     assert_non_null(strstr(err.message, "ERROR_BAD_REQUEST"));
     assert_non_null(strstr(err.message, "empty"));
     g3n_front_door_stop(door);
-    g3n_local_roles_stop(&local);
-    g3n_broker_stop(broker);
-    g3n_weights_close(weights);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_test_stack_close(&stack);
 }
 
 int main(void)

@@ -541,8 +541,8 @@ static void ask_model(g3n_client *client, g3n_prefix_cache *cache, const g3n_mod
     p.model = model;
     memset(out, 0, sizeof(*out));
     g3n_conversation_options co = {cache, NULL, NULL};
-    if (g3n_pipeline_conversation(client, &co, NULL, prompt.ids.ids, prompt.ids.count, files.files, files.count, &p, NULL,
-                                  NULL, stats, &err) != G3N_OK)
+    if (g3n_pipeline_conversation(client, &co, NULL, prompt.ids.ids, prompt.ids.count, files.files, files.count, &p,
+                                  NULL, NULL, stats, &err) != G3N_OK)
         fail_msg("%s", err.message);
     g3n_chat_prompt_free(&prompt);
     g3n_pipeline_windows_free(&files);
@@ -559,30 +559,18 @@ static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const 
 static void test_multimodal_conversation_reuses_its_image(void **state)
 {
     (void)state;
-    g3n_model_config config;
-    memset(&config, 0, sizeof(config));
-    g3n_tokenizer *tokenizer = NULL;
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, "inproc://g3n-test-sessions-mm", NULL,
+                        (1u << G3N_ROLE_VISION_ENCODER) | (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 1);
+    const g3n_model_config *config = &stack.config;
+    const g3n_tokenizer *tokenizer = stack.tokenizer;
+    g3n_worker *vision = stack.local.workers[G3N_ROLE_VISION_ENCODER];
     g3n_error err = {{0}};
-    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
-    assert_int_equal(g3n_tokenizer_load(&tokenizer, "tests/fixtures/tokenizer/tokenizer.json", &err), G3N_OK);
-    g3n_weights *weights;
-    assert_int_equal(g3n_weights_open_synth(&weights, 1, G3N_DTYPE_BF16, &err), G3N_OK);
     char *image = NULL;
     size_t image_size = 0;
     assert_int_equal(g3n_read_file("assets/demo-image.jpg", &image, &image_size, &err), G3N_OK);
-    g3n_transport_options transport = g3n_transport_default_options();
-    const char *endpoint = "inproc://g3n-test-sessions-mm";
-    g3n_broker *broker;
-    assert_int_equal(g3n_broker_start(&broker, &endpoint, 1, &transport, &err), G3N_OK);
-    g3n_local_roles local;
-    g3n_role_options ro;
-    memset(&ro, 0, sizeof(ro));
-    ro.threads = 1;
-    const unsigned mask = (1u << G3N_ROLE_VISION_ENCODER) | (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER);
-    if (g3n_local_roles_start(&local, broker, endpoint, weights, &config, &ro, mask, &transport, &err) != G3N_OK)
-        fail_msg("%s", err.message);
     g3n_client *client;
-    assert_int_equal(g3n_client_open(&client, broker, &err), G3N_OK);
+    assert_int_equal(g3n_client_open(&client, stack.broker, &err), G3N_OK);
     g3n_prefix_cache *cache;
     assert_int_equal(g3n_prefix_cache_create(&cache, NULL, &err), G3N_OK);
 
@@ -603,9 +591,9 @@ static void test_multimodal_conversation_reuses_its_image(void **state)
     request.n_messages = 1;
     chat_turn first, reused, fresh;
     g3n_pipeline_stats stats;
-    ask_conversation(client, cache, &config, tokenizer, &request, &first, &stats);
+    ask_conversation(client, cache, config, tokenizer, &request, &first, &stats);
     assert_int_equal(stats.reused_tokens, 0);
-    const uint64_t encodes = g3n_worker_requests_received(local.workers[G3N_ROLE_VISION_ENCODER]);
+    const uint64_t encodes = g3n_worker_requests_received(vision);
     m[1].role = "assistant";
     m[1].text = "(its token ids stand for it)";
     m[1].token_ids = first.ids;
@@ -613,12 +601,12 @@ static void test_multimodal_conversation_reuses_its_image(void **state)
     m[2].role = "user";
     m[2].text = "And the colours?";
     request.n_messages = 3;
-    ask_conversation(client, cache, &config, tokenizer, &request, &reused, &stats);
-    assert_true(stats.reused_tokens > config.vision_soft_tokens_per_image); /* the image's positions too */
-    assert_int_equal(g3n_worker_requests_received(local.workers[G3N_ROLE_VISION_ENCODER]), encodes); /* not again */
-    ask_conversation(client, NULL, &config, tokenizer, &request, &fresh, &stats); /* no reuse */
+    ask_conversation(client, cache, config, tokenizer, &request, &reused, &stats);
+    assert_true(stats.reused_tokens > config->vision_soft_tokens_per_image); /* the image's positions too */
+    assert_int_equal(g3n_worker_requests_received(vision), encodes); /* not again */
+    ask_conversation(client, NULL, config, tokenizer, &request, &fresh, &stats); /* no reuse */
     assert_int_equal(stats.reused_tokens, 0);
-    assert_int_equal(g3n_worker_requests_received(local.workers[G3N_ROLE_VISION_ENCODER]), encodes + 1);
+    assert_int_equal(g3n_worker_requests_received(vision), encodes + 1);
     assert_int_equal(reused.count, fresh.count);
     assert_memory_equal(reused.ids, fresh.ids, sizeof(int32_t) * STEPS);
     g3n_prefix_cache_stats st;
@@ -628,12 +616,8 @@ static void test_multimodal_conversation_reuses_its_image(void **state)
 
     g3n_prefix_cache_free(cache, client);
     g3n_client_close(client);
-    g3n_local_roles_stop(&local);
-    g3n_broker_stop(broker);
     free(image);
-    g3n_weights_close(weights);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_test_stack_close(&stack);
 }
 
 /* Audio goes to the encoders as windows of samples (g3n_pipeline_window_media), whose file bytes are not

@@ -189,6 +189,18 @@ int g3n_test_http_request(int port, const char *request, char *out, size_t size,
     return status;
 }
 
+int g3n_test_http_method(int port, const char *method, const char *path, char *out, size_t size, size_t *length)
+{
+    char request[1024];
+    snprintf(request, sizeof(request), "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", method, path);
+    return g3n_test_http_request(port, request, out, size, length);
+}
+
+int g3n_test_http_get(int port, const char *path, char *out, size_t size)
+{
+    return g3n_test_http_method(port, "GET", path, out, size, NULL);
+}
+
 int g3n_test_http_post(int port, const char *path, const char *body, char *out, size_t size)
 {
     const size_t length = strlen(body) + strlen(path) + 256;

@@ -63,6 +63,9 @@ int g3n_test_free_port(void);
 /* One HTTP/1.1 request over a fresh loopback connection to port: the status (-1: no answer), the whole
  * response NUL-terminated in out (its length in *length when not NULL). */
 int g3n_test_http_request(int port, const char *request, char *out, size_t size, size_t *length);
+/* METHOD path with no body (Connection: close) through g3n_test_http_request; get: GET. */
+int g3n_test_http_method(int port, const char *method, const char *path, char *out, size_t size, size_t *length);
+int g3n_test_http_get(int port, const char *path, char *out, size_t size);
 /* POST path with a JSON body (Connection: close) through g3n_test_http_request. */
 int g3n_test_http_post(int port, const char *path, const char *body, char *out, size_t size);
 
