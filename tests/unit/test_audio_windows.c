@@ -164,15 +164,9 @@ static void test_front_door_windows_long_audio(void **state)
     const char *inproc = "inproc://g3n-test-door-windows";
     g3n_test_stack_open(&stack, inproc, NULL,
                         (1u << G3N_ROLE_AUDIO_ENCODER) | (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 3);
-    g3n_front_door_options fo;
-    memset(&fo, 0, sizeof(fo));
     char endpoint[64];
-    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
-    fo.endpoint = endpoint;
-    g3n_front_door *door;
+    g3n_front_door *door = g3n_test_front_door_start(&stack, endpoint, sizeof(endpoint));
     g3n_error err = {{0}};
-    if (g3n_front_door_start(&door, stack.broker, &stack.config, stack.tokenizer, &fo, &err) != G3N_OK)
-        fail_msg("%s", err.message);
     size_t size;
     uint8_t *wav = g3n_test_make_wav(35 * 16000, 12345, &size); /* two windows: 30 s and 5 s */
     g3n_worker *audio = stack.local.workers[G3N_ROLE_AUDIO_ENCODER];

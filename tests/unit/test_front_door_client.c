@@ -127,6 +127,20 @@ static void chat(const char *endpoint, const char *text, int timeout_ms, g3n_err
     *seconds = now_s() - t0;
 }
 
+/* A chat with the fake orchestrator f (on a free loopback port) that ends with the fake's thread. */
+static void chat_with_fake(fake *f, const char *text, g3n_error *err, double *seconds, int *rc)
+{
+    snprintf(f->endpoint, sizeof(f->endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, fake_main, f), 0);
+    while (!__atomic_load_n(&f->ready, __ATOMIC_SEQ_CST))
+        usleep(1000);
+    events = 0;
+    chat(f->endpoint, text, 60000, err, seconds, rc);
+    pthread_join(thread, NULL);
+    print_message("%.1f s: %s\n", *seconds, err->message);
+}
+
 static void test_nothing_listens(void **state)
 {
     (void)state;
@@ -147,18 +161,10 @@ static void test_orchestrator_dies_mid_answer(void **state)
 {
     (void)state;
     fake f = {{0}, 0, 0, 0};
-    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
-    pthread_t thread;
-    assert_int_equal(pthread_create(&thread, NULL, fake_main, &f), 0);
-    while (!__atomic_load_n(&f.ready, __ATOMIC_SEQ_CST))
-        usleep(1000);
-    events = 0;
     g3n_error err = {{0}};
     double seconds;
     int rc;
-    chat(f.endpoint, "hello", 60000, &err, &seconds, &rc);
-    pthread_join(thread, NULL);
-    print_message("%.1f s: %s\n", seconds, err.message);
+    chat_with_fake(&f, "hello", &err, &seconds, &rc);
     assert_int_equal(rc, G3N_ERR);
     assert_int_equal(events, 1); /* the answer had begun */
     assert_true(seconds < 10.0);
@@ -173,18 +179,10 @@ static void test_cancelled_chat_is_an_error(void **state)
 {
     (void)state;
     fake f = {{0}, 0, 2, 0};
-    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
-    pthread_t thread;
-    assert_int_equal(pthread_create(&thread, NULL, fake_main, &f), 0);
-    while (!__atomic_load_n(&f.ready, __ATOMIC_SEQ_CST))
-        usleep(1000);
-    events = 0;
     g3n_error err = {{0}};
     double seconds;
     int rc;
-    chat(f.endpoint, "hello", 60000, &err, &seconds, &rc);
-    pthread_join(thread, NULL);
-    print_message("%.1f s: %s\n", seconds, err.message);
+    chat_with_fake(&f, "hello", &err, &seconds, &rc);
     assert_int_equal(rc, G3N_ERR);
     assert_int_equal(events, 2); /* the partial answer and the final event reached the caller */
     assert_non_null(strstr(err.message, "cancelled"));
@@ -195,24 +193,17 @@ static void test_message_over_the_limit(void **state)
 {
     (void)state;
     fake f = {{0}, 1024, 1, 0};
-    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
-    pthread_t thread;
-    assert_int_equal(pthread_create(&thread, NULL, fake_main, &f), 0);
-    while (!__atomic_load_n(&f.ready, __ATOMIC_SEQ_CST))
-        usleep(1000);
     char *text = malloc(8192);
     memset(text, 'a', 8191);
     text[8191] = '\0';
     g3n_error err = {{0}};
     double seconds;
     int rc;
-    chat(f.endpoint, text, 60000, &err, &seconds, &rc);
-    print_message("%.1f s: %s\n", seconds, err.message);
+    chat_with_fake(&f, text, &err, &seconds, &rc);
     assert_int_equal(rc, G3N_ERR);
     assert_true(seconds < 7.0);
     assert_non_null(strstr(err.message, "max-message-mb"));
     free(text);
-    pthread_join(thread, NULL);
 }
 
 /* A chat whose ZeroMQ client disconnects is cancelled (issue 18, item 3):
@@ -226,13 +217,8 @@ static void test_abandoned_chat_cancelled(void **state)
     g3n_test_stack stack; /* the door's tcp:// endpoint without keys (the client speaks plain ZeroMQ) */
     g3n_test_stack_open(&stack, "inproc://g3n-test-door-cancel", NULL,
                         (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 5);
-    g3n_front_door_options fo;
-    memset(&fo, 0, sizeof(fo));
     char endpoint[64];
-    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
-    fo.endpoint = endpoint;
-    g3n_front_door *door;
-    assert_int_equal(g3n_front_door_start(&door, stack.broker, &stack.config, stack.tokenizer, &fo, &err), G3N_OK);
+    g3n_front_door *door = g3n_test_front_door_start(&stack, endpoint, sizeof(endpoint));
 
     /* a client asks for 200 tokens, reads the first event, and goes away */
     void *context = zmq_ctx_new();

@@ -137,6 +137,19 @@ g3n_http_server *g3n_test_http_start(g3n_test_stack *s, const g3n_http_options *
     return server;
 }
 
+g3n_front_door *g3n_test_front_door_start(g3n_test_stack *s, char *endpoint, size_t size)
+{
+    g3n_front_door_options options;
+    memset(&options, 0, sizeof(options));
+    snprintf(endpoint, size, "tcp://127.0.0.1:%d", g3n_test_free_port());
+    options.endpoint = endpoint;
+    g3n_front_door *door = NULL;
+    g3n_error err = {{0}};
+    if (g3n_front_door_start(&door, s->broker, &s->config, s->tokenizer, &options, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    return door;
+}
+
 int g3n_test_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "front_door.h"
 #include "http_server.h"
 #include "pipeline.h"
 #include "tokenizer.h"
@@ -57,6 +58,10 @@ void g3n_test_stack_close(g3n_test_stack *stack);
 /* An HTTP server over the stack's broker: options NULL = the defaults; port 0 (any free one) and quiet are
  * set either way. *port gets its port. */
 g3n_http_server *g3n_test_http_start(g3n_test_stack *stack, const g3n_http_options *options, int *port);
+
+/* The orchestrator's front door over the stack's broker on a free loopback tcp:// port (its endpoint
+ * into endpoint[size]), with the default options. */
+g3n_front_door *g3n_test_front_door_start(g3n_test_stack *stack, char *endpoint, size_t size);
 
 /* A free loopback TCP port (bound then released). */
 int g3n_test_free_port(void);
