@@ -74,14 +74,9 @@ static void start_worker(fixture *f, int role, g3n_role **out_role, g3n_worker *
 static void fixture_open(fixture *f, const g3n_role_options *decoder_options)
 {
     memset(f, 0, sizeof(*f));
-    char fixtures[1024], dir[1024];
-    g3n_test_fixture("", fixtures, sizeof(fixtures));
-    g3n_test_fixture("text-tiny", dir, sizeof(dir));
-    g3n_error err = {{0}};
-    if (g3n_check_case_open(&f->c, dir, fixtures, &err) != G3N_OK)
-        fail_msg("%s", err.message);
     uint64_t seed;
-    assert_int_equal(g3n_check_seed(&f->c, &seed, &err), G3N_OK);
+    g3n_test_case_open(&f->c, "text-tiny", &seed);
+    g3n_error err = {{0}};
     g3n_tensor input;
     assert_int_equal(g3n_check_golden(&f->c, "input_ids", &input, &err), G3N_OK);
     assert_true(input.dtype == G3N_DTYPE_I32 && input.shape[0] >= 30);
@@ -424,15 +419,10 @@ static int audio_call(g3n_client *client, const char *stream, int start, int flu
 static void test_audio_stream_on_the_encoder_equals_offline(void **state)
 {
     (void)state;
-    char fixtures[1024], dir[1024];
-    g3n_test_fixture("", fixtures, sizeof(fixtures));
-    g3n_test_fixture("mm-tiny", dir, sizeof(dir));
     g3n_check_case c;
-    g3n_error err = {{0}};
-    if (g3n_check_case_open(&c, dir, fixtures, &err) != G3N_OK)
-        fail_msg("%s", err.message);
     uint64_t seed;
-    assert_int_equal(g3n_check_seed(&c, &seed, &err), G3N_OK);
+    g3n_test_case_open(&c, "mm-tiny", &seed);
+    g3n_error err = {{0}};
     g3n_weights *weights;
     assert_int_equal(g3n_weights_open_synth(&weights, seed, G3N_DTYPE_BF16, &err), G3N_OK);
     g3n_transport_options transport = g3n_transport_default_options();
@@ -507,25 +497,9 @@ static void test_audio_stream_on_the_encoder_equals_offline(void **state)
     g3n_check_case_close(&c);
 }
 
-typedef struct chat_turn {
-    int32_t ids[STEPS];
-    int count;
-} chat_turn;
-
-static int keep_chat_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
-{
-    chat_turn *t = user;
-    (void)logits;
-    (void)vocab;
-    if (step < STEPS)
-        t->ids[step] = token;
-    t->count = (int)step + 1;
-    return 0;
-}
-
 /* One ChatRequest through the front door's conversation code (conversation.h), greedy, STEPS tokens. */
 static void ask_model(g3n_client *client, g3n_prefix_cache *cache, const g3n_model_config *config,
-                      const g3n_tokenizer *tokenizer, const char *model, G3n__ChatRequest *request, chat_turn *out,
+                      const g3n_tokenizer *tokenizer, const char *model, G3n__ChatRequest *request, tokens *out,
                       g3n_pipeline_stats *stats)
 {
     g3n_chat_prompt prompt;
@@ -536,7 +510,7 @@ static void ask_model(g3n_client *client, g3n_prefix_cache *cache, const g3n_mod
     g3n_pipeline_generate_params p = g3n_pipeline_default_params(config);
     p.max_new_tokens = STEPS;
     p.num_eos_ids = 0;
-    p.on_token = keep_chat_token;
+    p.on_token = keep_token;
     p.user = out;
     p.model = model;
     memset(out, 0, sizeof(*out));
@@ -550,7 +524,7 @@ static void ask_model(g3n_client *client, g3n_prefix_cache *cache, const g3n_mod
 
 /* The same with the full model. */
 static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const g3n_model_config *config,
-                             const g3n_tokenizer *tokenizer, G3n__ChatRequest *request, chat_turn *out,
+                             const g3n_tokenizer *tokenizer, G3n__ChatRequest *request, tokens *out,
                              g3n_pipeline_stats *stats)
 {
     ask_model(client, cache, config, tokenizer, NULL, request, out, stats);
@@ -589,7 +563,7 @@ static void test_multimodal_conversation_reuses_its_image(void **state)
     g3n__chat_request__init(&request);
     request.messages = pointers;
     request.n_messages = 1;
-    chat_turn first, reused, fresh;
+    tokens first, reused, fresh;
     g3n_pipeline_stats stats;
     ask_conversation(client, cache, config, tokenizer, &request, &first, &stats);
     assert_int_equal(stats.reused_tokens, 0);
@@ -652,7 +626,7 @@ static void test_audio_conversation_tells_clips_apart(void **state)
     g3n__chat_request__init(&request);
     request.messages = pointers;
     request.n_messages = 1;
-    chat_turn first, second;
+    tokens first, second;
     g3n_pipeline_stats stats;
     ask_conversation(client, cache, &stack.config, stack.tokenizer, &request, &first, &stats);
     m[1].role = "assistant";
@@ -706,7 +680,7 @@ static void test_submodel_conversation_reuses_its_prefix(void **state)
     g3n__chat_request__init(&request);
     request.messages = pointers;
     request.n_messages = 1;
-    chat_turn first, reused, fresh, full;
+    tokens first, reused, fresh, full;
     g3n_pipeline_stats stats;
     ask_model(client, cache, &stack.config, stack.tokenizer, "small", &request, &first, &stats);
     assert_int_equal(stats.reused_tokens, 0);

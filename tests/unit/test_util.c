@@ -21,6 +21,18 @@ const char *g3n_test_fixture(const char *relative, char *buffer, size_t size)
     return buffer;
 }
 
+void g3n_test_case_open(g3n_check_case *c, const char *name, uint64_t *seed)
+{
+    char fixtures[1024], dir[1024];
+    g3n_test_fixture("", fixtures, sizeof(fixtures));
+    g3n_test_fixture(name, dir, sizeof(dir));
+    g3n_error err = {{0}};
+    if (g3n_check_case_open(c, dir, fixtures, &err) != G3N_OK)
+        fail_msg("%s: %s", name, err.message);
+    if (seed && g3n_check_seed(c, seed, &err) != G3N_OK)
+        fail_msg("%s: %s", name, err.message);
+}
+
 const char *g3n_test_temp_dir(char *buffer, size_t size)
 {
     const char *tmp = getenv("TMPDIR");

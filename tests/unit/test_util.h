@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "check.h"
 #include "config.h"
 #include "front_door.h"
 #include "http_server.h"
@@ -16,6 +17,9 @@
 /* Path of a file under tests/fixtures (env G3N_FIXTURES, set by ctest; falls
  * back to tests/fixtures relative to the working directory). */
 const char *g3n_test_fixture(const char *relative, char *buffer, size_t size);
+/* Opens the fixture case tests/fixtures/NAME (g3n_check_case_open with the fixtures folder) and, when
+ * seed is not NULL, reads its synthetic weights' seed. A failure fails the test, naming the case. */
+void g3n_test_case_open(g3n_check_case *c, const char *name, uint64_t *seed);
 /* A fresh temporary directory (mkdtemp under $TMPDIR or /tmp), into buffer. */
 const char *g3n_test_temp_dir(char *buffer, size_t size);
 /* Removes a directory tree made by the test. */
