@@ -21,44 +21,28 @@
 
 #define ANSWER_TIMEOUT_MS 30000
 
-static g3n_model_config config;
-static g3n_tokenizer *tokenizer;
-static g3n_broker *broker;
+static g3n_rogue_pipeline pipeline;
 static g3n_front_door *door;
 static void *dealer;
-
-static void fail(const char *what, const g3n_error *err)
-{
-    fprintf(stderr, "fuzz_front_door: %s: %s\n", what, err->message);
-    abort();
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    g3n_error err;
-    if (g3n_config_load(&config, G3N_FUZZ_FIXTURES "/../../scripts/demo-config.json", &err) != G3N_OK ||
-        g3n_tokenizer_load(&tokenizer, G3N_FUZZ_FIXTURES "/tokenizer/tokenizer.json", &err) != G3N_OK)
-        fail("model", &err);
-    g3n_transport_options transport = g3n_transport_default_options();
-    transport.no_worker_wait_ms = 2000;
-    transport.max_message_bytes = 8 << 20;
-    const char *endpoints[1] = {"inproc://fuzz-front-door-workers"};
-    if (g3n_broker_start(&broker, endpoints, 1, &transport, &err) != G3N_OK)
-        fail("broker", &err);
-    static g3n_worker *workers[G3N_ROLE_COUNT];
-    if (g3n_rogue_workers_start(broker, endpoints[0], &transport, workers, &err) != G3N_OK)
-        fail("worker", &err);
+    g3n_rogue_pipeline_start(&pipeline, "inproc://fuzz-front-door-workers", "fuzz_front_door");
     g3n_front_door_options options;
     memset(&options, 0, sizeof(options));
     options.endpoint = "inproc://fuzz-front-door";
     options.max_chats = 4;
     options.max_new_tokens = 4;
     options.max_message_bytes = 8 << 20;
-    if (g3n_front_door_start(&door, broker, &config, tokenizer, &options, &err) != G3N_OK)
-        fail("front door", &err);
-    dealer = zmq_socket(g3n_broker_context(broker), ZMQ_DEALER);
+    g3n_error err;
+    if (g3n_front_door_start(&door, pipeline.broker, &pipeline.config, pipeline.tokenizer, &options, &err) !=
+        G3N_OK) {
+        fprintf(stderr, "fuzz_front_door: front door: %s\n", err.message);
+        abort();
+    }
+    dealer = zmq_socket(g3n_broker_context(pipeline.broker), ZMQ_DEALER);
     if (!dealer || zmq_connect(dealer, options.endpoint) != 0)
         abort();
     return 0;

@@ -2,6 +2,7 @@
 #include "rogue_worker.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,21 +90,35 @@ static int rogue(void *user, g3n_worker_call *call, const G3n__Envelope *request
     return G3N_OK;
 }
 
-int g3n_rogue_workers_start(g3n_broker *broker, const char *endpoint, const g3n_transport_options *transport,
-                            g3n_worker *workers[G3N_ROLE_COUNT], g3n_error *err)
+void g3n_rogue_pipeline_start(g3n_rogue_pipeline *p, const char *endpoint, const char *harness)
 {
-    for (int role = G3N_ROLE_VISION_ENCODER; role <= G3N_ROLE_DECODER; role++) {
+    memset(p, 0, sizeof(*p));
+    g3n_error err = {{0}};
+    const char *what = "model";
+    int rc = g3n_config_load(&p->config, G3N_FUZZ_FIXTURES "/../../scripts/demo-config.json", &err);
+    if (rc == G3N_OK)
+        rc = g3n_tokenizer_load(&p->tokenizer, G3N_FUZZ_FIXTURES "/tokenizer/tokenizer.json", &err);
+    p->transport = g3n_transport_default_options();
+    p->transport.no_worker_wait_ms = 2000;
+    p->transport.max_message_bytes = 8 << 20;
+    if (rc == G3N_OK && (rc = g3n_broker_start(&p->broker, &endpoint, 1, &p->transport, &err)) != G3N_OK)
+        what = "broker";
+    for (int role = G3N_ROLE_VISION_ENCODER; role <= G3N_ROLE_DECODER && rc == G3N_OK; role++) {
         g3n_worker_options wo;
         memset(&wo, 0, sizeof(wo));
         wo.role = role;
         wo.endpoint = endpoint;
         wo.model_id = "rogue";
         wo.capacity = 1;
-        wo.zmq_context = g3n_broker_context(broker);
-        wo.transport = *transport;
-        if (g3n_worker_start(&workers[role], &wo, rogue, NULL, err) != G3N_OK ||
-            g3n_broker_wait_workers(broker, role, 1, 10000, err) != G3N_OK)
-            return G3N_ERR;
+        wo.zmq_context = g3n_broker_context(p->broker);
+        wo.transport = p->transport;
+        what = "worker";
+        rc = g3n_worker_start(&p->workers[role], &wo, rogue, NULL, &err);
+        if (rc == G3N_OK)
+            rc = g3n_broker_wait_workers(p->broker, role, 1, 10000, &err);
     }
-    return G3N_OK;
+    if (rc != G3N_OK) {
+        fprintf(stderr, "%s: %s: %s\n", harness, what, err.message);
+        abort();
+    }
 }

@@ -14,15 +14,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
+#include "tokenizer.h"
 #include "transport.h"
 
 /* The replies from now on: pieces first_piece, first_piece + 1, ... of data. */
 void g3n_rogue_input_set(const uint8_t *data, size_t size, int first_piece);
 void g3n_rogue_input_clear(void);
 
-/* Starts a rogue worker of every role on the broker's endpoint (in-process) and waits until each has
- * joined; workers[role] gets each (it lives until the process ends). */
-int g3n_rogue_workers_start(g3n_broker *broker, const char *endpoint, const g3n_transport_options *transport,
-                            g3n_worker *workers[G3N_ROLE_COUNT], g3n_error *err);
+/* The pipeline the harness drives: the demo model's config and the real tokenizer, a broker on an
+ * inproc:// endpoint (no-worker wait 2 s, messages up to 8 MiB) and a rogue worker of every role joined
+ * to it. Lives until the process ends. */
+typedef struct g3n_rogue_pipeline {
+    g3n_model_config config;
+    g3n_tokenizer *tokenizer;
+    g3n_transport_options transport;
+    g3n_broker *broker;
+    g3n_worker *workers[G3N_ROLE_COUNT];
+} g3n_rogue_pipeline;
+/* For LLVMFuzzerInitialize: a failure aborts with a message naming `harness`. */
+void g3n_rogue_pipeline_start(g3n_rogue_pipeline *pipeline, const char *endpoint, const char *harness);
 
 #endif
