@@ -530,6 +530,36 @@ static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const 
     ask_model(client, cache, config, tokenizer, NULL, request, out, stats);
 }
 
+/* A conversation of a first user turn, then (second_turn) the answer's token ids and another question. */
+typedef struct conversation {
+    G3n__ChatMessage m[3], *pointers[3];
+    G3n__ChatRequest request;
+} conversation;
+
+static void conversation_init(conversation *c, const char *text)
+{
+    for (int i = 0; i < 3; i++) {
+        g3n__chat_message__init(&c->m[i]);
+        c->pointers[i] = &c->m[i];
+    }
+    c->m[0].role = "user";
+    c->m[0].text = (char *)text;
+    g3n__chat_request__init(&c->request);
+    c->request.messages = c->pointers;
+    c->request.n_messages = 1;
+}
+
+static void conversation_second_turn(conversation *c, tokens *answer, const char *text)
+{
+    c->m[1].role = "assistant";
+    c->m[1].text = "(its token ids stand for it)";
+    c->m[1].token_ids = answer->ids;
+    c->m[1].n_token_ids = (size_t)answer->count;
+    c->m[2].role = "user";
+    c->m[2].text = (char *)text;
+    c->request.n_messages = 3;
+}
+
 static void test_multimodal_conversation_reuses_its_image(void **state)
 {
     (void)state;
@@ -549,36 +579,22 @@ static void test_multimodal_conversation_reuses_its_image(void **state)
     assert_int_equal(g3n_prefix_cache_create(&cache, NULL, &err), G3N_OK);
 
     /* turn 1: an image and a question; turn 2: the answer (its ids) and another question */
-    G3n__ChatMessage m[3], *pointers[3];
-    for (int i = 0; i < 3; i++) {
-        g3n__chat_message__init(&m[i]);
-        pointers[i] = &m[i];
-    }
+    conversation chat;
+    conversation_init(&chat, "What is in the picture?");
     ProtobufCBinaryData picture = {image_size, (uint8_t *)image};
-    m[0].role = "user";
-    m[0].text = "What is in the picture?";
-    m[0].images = &picture;
-    m[0].n_images = 1;
-    G3n__ChatRequest request;
-    g3n__chat_request__init(&request);
-    request.messages = pointers;
-    request.n_messages = 1;
+    chat.m[0].images = &picture;
+    chat.m[0].n_images = 1;
+    G3n__ChatRequest *request = &chat.request;
     tokens first, reused, fresh;
     g3n_pipeline_stats stats;
-    ask_conversation(client, cache, config, tokenizer, &request, &first, &stats);
+    ask_conversation(client, cache, config, tokenizer, request, &first, &stats);
     assert_int_equal(stats.reused_tokens, 0);
     const uint64_t encodes = g3n_worker_requests_received(vision);
-    m[1].role = "assistant";
-    m[1].text = "(its token ids stand for it)";
-    m[1].token_ids = first.ids;
-    m[1].n_token_ids = (size_t)first.count;
-    m[2].role = "user";
-    m[2].text = "And the colours?";
-    request.n_messages = 3;
-    ask_conversation(client, cache, config, tokenizer, &request, &reused, &stats);
+    conversation_second_turn(&chat, &first, "And the colours?");
+    ask_conversation(client, cache, config, tokenizer, request, &reused, &stats);
     assert_true(stats.reused_tokens > config->vision_soft_tokens_per_image); /* the image's positions too */
     assert_int_equal(g3n_worker_requests_received(vision), encodes); /* not again */
-    ask_conversation(client, NULL, config, tokenizer, &request, &fresh, &stats); /* no reuse */
+    ask_conversation(client, NULL, config, tokenizer, request, &fresh, &stats); /* no reuse */
     assert_int_equal(stats.reused_tokens, 0);
     assert_int_equal(g3n_worker_requests_received(vision), encodes + 1);
     assert_int_equal(reused.count, fresh.count);
@@ -612,34 +628,20 @@ static void test_audio_conversation_tells_clips_apart(void **state)
     size_t size_a, size_b;
     uint8_t *clip_a = g3n_test_make_wav(2 * 16000, 1, &size_a);
     uint8_t *clip_b = g3n_test_make_wav(2 * 16000, 2, &size_b); /* as long, other samples */
-    G3n__ChatMessage m[3], *pointers[3];
-    for (int i = 0; i < 3; i++) {
-        g3n__chat_message__init(&m[i]);
-        pointers[i] = &m[i];
-    }
+    conversation chat;
+    conversation_init(&chat, "What is said?");
     ProtobufCBinaryData a = {size_a, clip_a}, b = {size_b, clip_b};
-    m[0].role = "user";
-    m[0].text = "What is said?";
-    m[0].audios = &a;
-    m[0].n_audios = 1;
-    G3n__ChatRequest request;
-    g3n__chat_request__init(&request);
-    request.messages = pointers;
-    request.n_messages = 1;
+    chat.m[0].audios = &a;
+    chat.m[0].n_audios = 1;
     tokens first, second;
     g3n_pipeline_stats stats;
-    ask_conversation(client, cache, &stack.config, stack.tokenizer, &request, &first, &stats);
-    m[1].role = "assistant";
-    m[1].token_ids = first.ids;
-    m[1].n_token_ids = (size_t)first.count;
-    m[2].role = "user";
-    m[2].text = "And then?";
-    request.n_messages = 3;
-    m[0].audios = &b; /* the same ids, another clip: nothing to reuse */
-    ask_conversation(client, cache, &stack.config, stack.tokenizer, &request, &second, &stats);
+    ask_conversation(client, cache, &stack.config, stack.tokenizer, &chat.request, &first, &stats);
+    conversation_second_turn(&chat, &first, "And then?");
+    chat.m[0].audios = &b; /* the same ids, another clip: nothing to reuse */
+    ask_conversation(client, cache, &stack.config, stack.tokenizer, &chat.request, &second, &stats);
     assert_int_equal(stats.reused_tokens, 0);
-    m[0].audios = &a; /* the first clip: its session continues */
-    ask_conversation(client, cache, &stack.config, stack.tokenizer, &request, &second, &stats);
+    chat.m[0].audios = &a; /* the first clip: its session continues */
+    ask_conversation(client, cache, &stack.config, stack.tokenizer, &chat.request, &second, &stats);
     assert_true(stats.reused_tokens > 0);
     free(clip_a);
     free(clip_b);
@@ -669,34 +671,21 @@ static void test_submodel_conversation_reuses_its_prefix(void **state)
     assert_int_equal(g3n_client_open(&client, stack.broker, &err), G3N_OK);
     g3n_prefix_cache *cache;
     assert_int_equal(g3n_prefix_cache_create(&cache, NULL, &err), G3N_OK);
-    G3n__ChatMessage m[3], *pointers[3];
-    for (int i = 0; i < 3; i++) {
-        g3n__chat_message__init(&m[i]);
-        pointers[i] = &m[i];
-    }
-    m[0].role = "user";
-    m[0].text = "Tell me about the sea.";
-    G3n__ChatRequest request;
-    g3n__chat_request__init(&request);
-    request.messages = pointers;
-    request.n_messages = 1;
+    conversation chat;
+    conversation_init(&chat, "Tell me about the sea.");
+    G3n__ChatRequest *request = &chat.request;
     tokens first, reused, fresh, full;
     g3n_pipeline_stats stats;
-    ask_model(client, cache, &stack.config, stack.tokenizer, "small", &request, &first, &stats);
+    ask_model(client, cache, &stack.config, stack.tokenizer, "small", request, &first, &stats);
     assert_int_equal(stats.reused_tokens, 0);
-    m[1].role = "assistant";
-    m[1].token_ids = first.ids;
-    m[1].n_token_ids = (size_t)first.count;
-    m[2].role = "user";
-    m[2].text = "And the mountains?";
-    request.n_messages = 3;
-    ask_model(client, cache, &stack.config, stack.tokenizer, "", &request, &full, &stats);
+    conversation_second_turn(&chat, &first, "And the mountains?");
+    ask_model(client, cache, &stack.config, stack.tokenizer, "", request, &full, &stats);
     assert_int_equal(stats.reused_tokens, 0); /* the full model: not the sub-model's session */
-    ask_model(client, cache, &stack.config, stack.tokenizer, "small", &request, &reused, &stats);
+    ask_model(client, cache, &stack.config, stack.tokenizer, "small", request, &reused, &stats);
     print_message("turn 2 on the sub-model: %lld of %lld prompt positions reused\n", (long long)stats.reused_tokens,
                   (long long)stats.prompt_tokens);
     assert_true(stats.reused_tokens > 0);
-    ask_model(client, NULL, &stack.config, stack.tokenizer, "small", &request, &fresh, &stats); /* no reuse */
+    ask_model(client, NULL, &stack.config, stack.tokenizer, "small", request, &fresh, &stats); /* no reuse */
     assert_int_equal(stats.reused_tokens, 0);
     assert_int_equal(reused.count, fresh.count);
     assert_memory_equal(reused.ids, fresh.ids, sizeof(int32_t) * STEPS);
