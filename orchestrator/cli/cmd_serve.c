@@ -285,7 +285,7 @@ int g3n_command_serve(int argc, char **argv)
     g3n_http_server *server = NULL;
     g3n_http_live *live = NULL;
     g3n_prefix_cache *cache = NULL; /* decoder sessions kept for prefix reuse, as g3n-orchestrator --http */
-    const g3n_prefix_cache_options cache_options = g3n_prefix_cache_default_options();
+    g3n_prefix_cache_options cache_options = g3n_prefix_cache_default_options();
     double t_load = g3n_now_seconds();
     if (g3n_local_pipeline_load(&local, &source, &err) != G3N_OK)
         goto done;
@@ -337,6 +337,8 @@ int g3n_command_serve(int argc, char **argv)
             goto done;
         http.live = live;
     }
+    if (http.max_context > 0) /* a kept session never holds more than a request may */
+        cache_options.session_positions = http.max_context;
     if (prefix_cache_on && g3n_prefix_cache_create(&cache, &cache_options, &err) != G3N_OK)
         goto done;
     http.prefix_cache = cache;
