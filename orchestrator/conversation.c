@@ -26,17 +26,20 @@ int g3n_pipeline_conversation(g3n_client *client, const g3n_conversation_options
                               g3n_text_callback on_text, void *text_user, g3n_pipeline_stats *stats, g3n_error *err)
 {
     memset(stats, 0, sizeof(*stats));
-    /* kept sessions run the full model: a MatFormer sub-model's chat neither reuses nor leaves one */
-    g3n_prefix_cache *cache = options && !(params->model && params->model[0]) ? options->cache : NULL;
+    g3n_prefix_cache *cache = options ? options->cache : NULL;
+    const char *model = params->model ? params->model : "";
     first_token first = {params->on_token, params->user, g3n_now_seconds(), 0.0};
     if (params->record)
         return g3n_error_set(err, "conversation: params->record is its own");
     if (file_count < 0 || file_count > 64)
         return g3n_error_set(err, "conversation: %d media files (at most 64)", file_count);
+    if (strlen(model) >= sizeof(((g3n_session_record *)0)->model))
+        return g3n_error_set(err, "conversation: the model name '%.64s...' is too long", model);
     uint64_t keys[64];
-    for (int i = 0; i < file_count; i++)
-        keys[i] = g3n_media_key(files[i].bytes, files[i].size);
-    g3n_session_record *rec = g3n_prefix_cache_take(cache, ids, count, keys, file_count);
+    for (int i = 0; i < file_count; i++) /* a window's key is of its samples (its file's bytes are not kept) */
+        keys[i] = files[i].samples ? g3n_media_key(files[i].samples, sizeof(float) * (size_t)files[i].sample_count)
+                                   : g3n_media_key(files[i].bytes, files[i].size);
+    g3n_session_record *rec = g3n_prefix_cache_take(cache, model, ids, count, keys, file_count);
     if (rec && rec->max_positions > 0 && count + params->max_new_tokens + 1 >
                                              rec->max_positions) { /* its context cannot take this turn */
         g3n_session_record_end(rec, client);
@@ -46,6 +49,8 @@ int g3n_pipeline_conversation(g3n_client *client, const g3n_conversation_options
     const int hit = rec != NULL;
     if (!rec && cache && !(rec = g3n_session_record_new()))
         return g3n_error_set(err, "conversation: out of memory");
+    if (rec && !hit) /* bound to the model it is opened with: only that model's requests continue it */
+        snprintf(rec->model, sizeof(rec->model), "%s", model);
     const int64_t held = hit ? rec->count : 0;
     const int skip = hit ? rec->media_count : 0;
     if (hit)
@@ -55,19 +60,12 @@ int g3n_pipeline_conversation(g3n_client *client, const g3n_conversation_options
     g3n_pipeline_media media;
     memset(&media, 0, sizeof(media));
     int rc = G3N_OK;
-    for (int i = skip; i < file_count; i++) /* the client's mistake, said as such (not an encoder's failure) */
-        if (!files[i].samples && files[i].size == 0) {
-            rc = g3n_error_set(err, "encoding %s %s: ERROR_BAD_REQUEST: the %s is empty (0 bytes)",
-                               files[i].is_audio ? "audio" : "image", files[i].name ? files[i].name : "",
-                               files[i].is_audio ? "clip" : "image");
-            break;
-        }
-    if (rc == G3N_OK && file_count - skip > 0) {
+    if (file_count - skip > 0) {
         int audio_count = 0;
         for (int i = skip; i < file_count; i++)
             audio_count += files[i].is_audio != 0;
         g3n_pipeline_progress(params->progress, params->progress_user,
-                              "encoding %d image%s and %d audio clip%s in parallel", file_count - skip - audio_count,
+                              "encoding %d image%s and %d audio segment%s in parallel", file_count - skip - audio_count,
                               file_count - skip - audio_count == 1 ? "" : "s", audio_count,
                               audio_count == 1 ? "" : "s");
         rc = g3n_pipeline_encode_media(client, files + skip, file_count - skip, &media, params->progress,
@@ -157,10 +155,9 @@ static int splice_token_ids(const G3n__ChatRequest *q, const g3n_chat_message *m
 
 int g3n_conversation_render(const G3n__ChatRequest *q, const g3n_model_config *config,
                             const g3n_tokenizer *tokenizer, int max_media, g3n_chat_prompt *prompt,
-                            g3n_media_file **files_out, int *file_count, g3n_error *err)
+                            g3n_pipeline_windows *windows, g3n_error *err)
 {
-    *files_out = NULL;
-    *file_count = 0;
+    memset(windows, 0, sizeof(*windows));
     memset(prompt, 0, sizeof(*prompt));
     if (q->n_messages == 0)
         return g3n_error_set(err, "chat.messages: empty");
@@ -223,17 +220,27 @@ int g3n_conversation_render(const G3n__ChatRequest *q, const g3n_model_config *c
         }
         with_ids = 1;
     }
+    /* audio over 30 s: one segment per window, each its own placeholder block (as g3n_pipeline_chat) */
+    g3n_chat_message *windowed = NULL;
+    g3n_chat_item *windowed_items = NULL;
     if (rc == G3N_OK)
-        rc = g3n_chat_template_apply(tokenizer, &special, messages, (int)q->n_messages, 1, prompt, err);
+        rc = g3n_pipeline_window_media(files, n_files, windows, err);
+    if (rc == G3N_OK)
+        rc = g3n_pipeline_expand_messages(messages, (int)q->n_messages, windows->segments, windows->input_count,
+                                          &windowed, &windowed_items, err);
+    if (rc == G3N_OK)
+        rc = g3n_chat_template_apply(tokenizer, &special, windowed, (int)q->n_messages, 1, prompt, err);
     if (rc == G3N_OK && with_ids)
         rc = splice_token_ids(q, messages, tokenizer, prompt, err);
+    free(windowed);
+    free(windowed_items);
     free(messages);
     free(items);
+    free(files); /* windows borrow the bytes from the request, not this list */
     if (rc != G3N_OK) {
-        free(files);
+        g3n_pipeline_windows_free(windows);
+        g3n_chat_prompt_free(prompt);
         return G3N_ERR;
     }
-    *files_out = files;
-    *file_count = n_files;
     return G3N_OK;
 }

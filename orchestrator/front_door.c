@@ -117,12 +117,10 @@ static void *chat_main(void *arg)
     const G3n__ChatRequest *q = job->request->chat;
     g3n_client *client = NULL;
     g3n_error err = {{0}};
-    g3n_media_file *media = NULL;
-    int media_count = 0;
+    g3n_pipeline_windows media; /* images and 30 s audio windows */
     g3n_chat_prompt prompt;
     int ok = 1;
-    if (g3n_conversation_render(q, door->config, door->tokenizer, 64, &prompt, &media, &media_count, &err) !=
-        G3N_OK) {
+    if (g3n_conversation_render(q, door->config, door->tokenizer, 64, &prompt, &media, &err) != G3N_OK) {
         job_error(job, strstr(err.message, "at most") ? G3N__ERROR_CODE__ERROR_TOO_LARGE
                                                       : G3N__ERROR_CODE__ERROR_BAD_REQUEST,
                   err.message);
@@ -150,8 +148,8 @@ static void *chat_main(void *arg)
         g3n_conversation_options co = {q->no_prefix_cache ? NULL : door->options.prefix_cache, NULL, NULL,
                                        door->config};
         g3n_pipeline_stats stats;
-        if (g3n_pipeline_conversation(client, &co, door->tokenizer, prompt.ids.ids, prompt.ids.count, media,
-                                      media_count, &params, on_text, job, &stats, &err) != G3N_OK) {
+        if (g3n_pipeline_conversation(client, &co, door->tokenizer, prompt.ids.ids, prompt.ids.count, media.files,
+                                      media.count, &params, on_text, job, &stats, &err) != G3N_OK) {
             job_error(job, g3n_pipeline_error_code(err.message), err.message); /* the client's media: BAD_REQUEST */
         } else {
             G3n__Envelope env;
@@ -184,7 +182,7 @@ static void *chat_main(void *arg)
     }
     g3n_client_close(client);
     g3n_chat_prompt_free(&prompt);
-    free(media);
+    g3n_pipeline_windows_free(&media);
     zmq_close(job->push);
     g3n_wire_free(job->request);
     pthread_mutex_lock(&door->lock);
@@ -573,9 +571,16 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
             goto done;
         }
         int final = !reply->partial;
+        const int cancelled = final && reply->body_case == G3N__ENVELOPE__BODY_TOKEN &&
+                              reply->token->finish == G3N__FINISH_REASON__FINISH_CANCELLED;
         if (reply->body_case == G3N__ENVELOPE__BODY_TOKEN && on_event)
             on_event(user, reply->token);
         g3n_wire_free(reply);
+        if (cancelled) { /* the orchestrator stopped mid-chat: an answer cut short is not a success */
+            g3n_error_set(err, "the orchestrator at %s cancelled the chat before its answer ended (it is stopping); "
+                               "the answer is incomplete", endpoint);
+            goto done;
+        }
         if (final)
             break;
     }

@@ -782,8 +782,11 @@ static enum MHD_Result handle_generation(g3n_http_server *s, struct MHD_Connecti
     uint64_t serial = atomic_fetch_add(&s->next_id, 1);
     j->sampling.seed = j->request.has_seed ? j->request.seed
                                            : (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull ^ serial;
-    snprintf(j->id, sizeof(j->id), "%s-%08llx%08llx", j->request.transcription ? "trsc" : "chatcmpl",
-             (unsigned long long)(s->started & 0xffffffff), (unsigned long long)serial);
+    /* 128 random bits, as live session ids: a completion's id tells nothing of the server's other requests */
+    if (g3n_http_random_id(j->id, sizeof(j->id), j->request.transcription ? "trsc-" : "chatcmpl-") != G3N_OK) {
+        g3n_http_error_set(&e, 500, "server_error", NULL, NULL, "no random bytes for the request's id");
+        goto fail;
+    }
 
     /* admission: a slot, or a place in the queue, or 429 */
     pthread_mutex_lock(&s->lock);

@@ -75,11 +75,13 @@ static void remove_at(g3n_prefix_cache *c, int index)
     c->count--;
 }
 
-g3n_session_record *g3n_prefix_cache_take(g3n_prefix_cache *c, const int32_t *ids, int64_t count,
-                                          const uint64_t *keys, int key_count)
+g3n_session_record *g3n_prefix_cache_take(g3n_prefix_cache *c, const char *model, const int32_t *ids,
+                                          int64_t count, const uint64_t *keys, int key_count)
 {
     if (!c)
         return NULL;
+    if (!model)
+        model = "";
     pthread_mutex_lock(&c->lock);
     int best = -1;
     for (int i = 0; i < c->count; i++) {
@@ -87,6 +89,8 @@ g3n_session_record *g3n_prefix_cache_take(g3n_prefix_cache *c, const int32_t *id
         if (r->count <= 0 || r->count >= count || r->media_count > key_count || !r->decoder[0])
             continue;
         if (best >= 0 && r->count <= c->entries[best]->count)
+            continue;
+        if (strcmp(r->model, model) != 0) /* a session runs the model it was opened with */
             continue;
         if (memcmp(r->ids, ids, sizeof(int32_t) * (size_t)r->count) != 0)
             continue;

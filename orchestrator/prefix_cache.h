@@ -44,10 +44,10 @@ int g3n_prefix_cache_create(g3n_prefix_cache **out, const g3n_prefix_cache_optio
 void g3n_prefix_cache_free(g3n_prefix_cache *cache, g3n_client *client);
 const g3n_prefix_cache_options *g3n_prefix_cache_options_get(const g3n_prefix_cache *cache);
 
-/* The entry holding the longest proper prefix of ids[0..count) whose media keys
- * equal keys[0..) (in order), taken out of the cache; NULL when none. */
-g3n_session_record *g3n_prefix_cache_take(g3n_prefix_cache *cache, const int32_t *ids, int64_t count,
-                                          const uint64_t *keys, int key_count);
+/* The entry of the same model (its record's model; NULL or "": the full model) holding the longest proper
+ * prefix of ids[0..count) whose media keys equal keys[0..) (in order), taken out of the cache; NULL when none. */
+g3n_session_record *g3n_prefix_cache_take(g3n_prefix_cache *cache, const char *model, const int32_t *ids,
+                                          int64_t count, const uint64_t *keys, int key_count);
 /* Keeps record (most recently used); evicts what the bounds no longer allow
  * (ending those sessions through client). A record holding no decoder
  * session is freed instead. */

@@ -28,6 +28,8 @@
 typedef struct g3n_session_record {
     char session_id[G3N_SESSION_ID_BYTES];
     char decoder[64];          /* the worker holding its KV cache; "" when none holds it yet */
+    char model[64];            /* the MatFormer sub-model the session runs ("": the full model); a decoder
+                                  session stays bound to it, so only a request for the same model continues it */
     int32_t *ids;              /* [count] positions the cache holds */
     int64_t count, capacity;
     G3n__Envelope **media;     /* [media_count] owned encoder replies */

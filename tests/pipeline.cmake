@@ -66,3 +66,10 @@ add_test(NAME pipeline_session_reuse
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/session_reuse.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(pipeline_session_reuse PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 300)
+
+# g3n serve keeps decoder sessions for prefix reuse as g3n-orchestrator --http does: a 4-turn HTTP chat continues
+# them (counted in /metrics) with the answers of --no-prefix-cache.
+add_test(NAME pipeline_serve_prefix_cache
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/serve_prefix_cache.sh $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pipeline_serve_prefix_cache PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 120)

@@ -179,9 +179,8 @@ static int ask(bench_context *c, chat_run *run, int turn, char (*questions)[4096
         return g3n_front_door_chat(o->connect, &request, o->timeout_ms, on_remote_event, &a, err);
     /* in this process: what the front door does with a ChatRequest */
     g3n_chat_prompt prompt;
-    g3n_media_file *files = NULL;
-    int file_count = 0;
-    if (g3n_conversation_render(&request, c->config, c->tokenizer, 64, &prompt, &files, &file_count, err) != G3N_OK)
+    g3n_pipeline_windows files;
+    if (g3n_conversation_render(&request, c->config, c->tokenizer, 64, &prompt, &files, err) != G3N_OK)
         return G3N_ERR;
     g3n_pipeline_generate_params params = g3n_pipeline_default_params(c->config);
     params.max_new_tokens = o->answer_tokens;
@@ -189,15 +188,15 @@ static int ask(bench_context *c, chat_run *run, int turn, char (*questions)[4096
     params.user = &a;
     g3n_conversation_options co = {run->reuse ? c->cache : NULL, NULL, NULL};
     g3n_pipeline_stats stats;
-    int rc = g3n_pipeline_conversation(c->client, &co, c->tokenizer, prompt.ids.ids, prompt.ids.count, files,
-                                       file_count, &params, on_local_text, &a, &stats, err);
+    int rc = g3n_pipeline_conversation(c->client, &co, c->tokenizer, prompt.ids.ids, prompt.ids.count, files.files,
+                                       files.count, &params, on_local_text, &a, &stats, err);
     r->stopped = stats.stopped_on_eos;
     r->prompt_tokens = stats.prompt_tokens;
     r->reused_tokens = stats.reused_tokens;
     r->rebuilds = (uint32_t)stats.rebuilds;
     snprintf(r->decoder, sizeof(r->decoder), "%s", stats.decoder);
     g3n_chat_prompt_free(&prompt);
-    free(files);
+    g3n_pipeline_windows_free(&files);
     return rc;
 }
 

@@ -212,12 +212,9 @@ static int run_connected(const char *endpoint, const char *system, const char *p
     g3n_error err = {{0}};
     int finish = G3N__FINISH_REASON__FINISH_NONE;
     if (g3n_front_door_chat_secure(endpoint, transport, &request, 600000, print_event, &finish, &err) != G3N_OK) {
-        fprintf(stderr, "g3n run: error: %s\n", err.message);
-        goto done;
-    }
-    if (finish == G3N__FINISH_REASON__FINISH_CANCELLED) { /* an answer cut short is not a success */
-        fprintf(stderr, "\ng3n run: error: the orchestrator at %s cancelled the chat before its answer ended (it is "
-                        "stopping); the text above is incomplete\n", endpoint);
+        /* a cancelled chat's text was printed: the error on a line of its own */
+        fprintf(stderr, "%sg3n run: error: %s\n", finish == G3N__FINISH_REASON__FINISH_CANCELLED ? "\n" : "",
+                err.message);
         goto done;
     }
     rc = 0;

@@ -19,6 +19,7 @@
 #include "model_source.h"
 #include "ops.h"
 #include "pipeline.h"
+#include "prefix_cache.h"
 #include "submodel.h"
 #include "tokenizer.h"
 #include "transport.h"
@@ -69,6 +70,9 @@ static void print_help(FILE *out)
             "                         can connect and share the work; tcp:// needs:\n"
             G3N_SECURITY_HELP_BIND
             "  --quiet                no log line per request\n"
+            "  --no-prefix-cache      no decoder sessions kept between chats: every chat prefills its whole\n"
+            "                         history (by default a chat whose prompt extends a kept session's\n"
+            "                         tokens, e.g. the next turn, prefills only the new suffix)\n"
             "  --live-sessions N      live sessions at once (default %d; 0: no live endpoints); each\n"
             "                         holds a decoder session of the roles\n"
             "  --live-context N       KV cache positions per live session: default and cap (default:\n"
@@ -113,7 +117,7 @@ int g3n_command_serve(int argc, char **argv)
     char submodel_names[G3N_HTTP_MAX_SUBMODELS][64];
     const char *submodel_name_list[G3N_HTTP_MAX_SUBMODELS];
     int submodel_count = 0;
-    int weights_given = 0;
+    int weights_given = 0, prefix_cache_on = 1;
     char model_name[256] = "";
     g3n_security_flags security = {0};
     g3n_http_security_flags http_security;
@@ -145,6 +149,10 @@ int g3n_command_serve(int argc, char **argv)
         }
         if (strcmp(a, "--quiet") == 0) {
             http.quiet = 1;
+            continue;
+        }
+        if (strcmp(a, "--no-prefix-cache") == 0) {
+            prefix_cache_on = 0;
             continue;
         }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -276,6 +284,8 @@ int g3n_command_serve(int argc, char **argv)
     memset(&local, 0, sizeof(local));
     g3n_http_server *server = NULL;
     g3n_http_live *live = NULL;
+    g3n_prefix_cache *cache = NULL; /* decoder sessions kept for prefix reuse, as g3n-orchestrator --http */
+    g3n_prefix_cache_options cache_options = g3n_prefix_cache_default_options();
     double t_load = g3n_now_seconds();
     if (g3n_local_pipeline_load(&local, &source, &err) != G3N_OK)
         goto done;
@@ -290,10 +300,11 @@ int g3n_command_serve(int argc, char **argv)
         goto done;
     /* threads: each role thread's own OpenMP team size; max_sessions: headroom over the HTTP limit (the
      * decoder evicts its least recently used idle session when full, and a session whose EndSession is
-     * still on its way must not push out a live one) */
+     * still on its way must not push out a live one), plus one per live session and kept session */
     g3n_role_options ro = {.weight_format = weight_format, .threads = threads,
-                           .max_sessions = 2 * http.max_sessions + 2, .submodels = submodel_specs,
-                           .submodel_count = submodel_count};
+                           .max_sessions = 2 * http.max_sessions + 2 + (int)live_sessions +
+                                           (prefix_cache_on ? cache_options.max_entries : 0),
+                           .submodels = submodel_specs, .submodel_count = submodel_count};
     for (int i = 0; i < submodel_count; i++) { /* checked here for a clear error; their names are the ids */
         g3n_submodel spec;
         if (g3n_submodel_parse(&spec, submodel_specs[i], &local.config.text, &err) != G3N_OK)
@@ -326,6 +337,11 @@ int g3n_command_serve(int argc, char **argv)
             goto done;
         http.live = live;
     }
+    if (http.max_context > 0) /* a kept session never holds more than a request may */
+        cache_options.session_positions = http.max_context;
+    if (prefix_cache_on && g3n_prefix_cache_create(&cache, &cache_options, &err) != G3N_OK)
+        goto done;
+    http.prefix_cache = cache;
     if (g3n_http_server_start(&server, local.broker, &local.config, local.tokenizer, &http, &err) != G3N_OK)
         goto done;
     int port = g3n_http_server_port(server);
@@ -353,6 +369,14 @@ done:
         fprintf(stderr, "g3n serve: error: %s\n", err.message);
     g3n_http_server_stop(server);
     g3n_http_live_free(live);
+    if (cache) { /* the kept sessions end on their decoders */
+        g3n_client *client = NULL;
+        g3n_error ignored;
+        if (g3n_client_open(&client, local.broker, &ignored) != G3N_OK)
+            client = NULL;
+        g3n_prefix_cache_free(cache, client);
+        g3n_client_close(client);
+    }
     g3n_local_pipeline_stop(&local);
     g3n_http_auth_free(auth);
     free(tls_cert);

@@ -3,12 +3,10 @@
  * piece 0 of the input (pieces separated by "\n--g3n--\n") is the raw
  * message; the chat it starts (template, tokenizer, encoders, embedder,
  * decoder through the in-process broker) meets rogue workers, one per role,
- * that answer each request with the next piece (an envelope that reads back,
- * else an Error; an Error once the input is used up), as in
- * fuzz_wire_replies. The client must get a final answer (an Error, or the
+ * that answer each request with the next piece (rogue_worker.h, as in
+ * fuzz_wire_replies). The client must get a final answer (an Error, or the
  * last TokenEvent) within 30 s, every event well formed. Demo model config,
  * real tokenizer. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,116 +14,35 @@
 
 #include "front_door.h"
 #include "fuzz_util.h"
+#include "rogue_worker.h"
 #include "tokenizer.h"
 #include "transport.h"
 #include "wire.h"
 
 #define ANSWER_TIMEOUT_MS 30000
 
-static g3n_model_config config;
-static g3n_tokenizer *tokenizer;
-static g3n_broker *broker;
+static g3n_rogue_pipeline pipeline;
 static g3n_front_door *door;
 static void *dealer;
-
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static const uint8_t *input;
-static size_t input_size;
-static int next_piece;
-
-static void fail(const char *what, const g3n_error *err)
-{
-    fprintf(stderr, "fuzz_front_door: %s: %s\n", what, err->message);
-    abort();
-}
-
-/* The next reply piece as an envelope that reads back and is no control body, or NULL. */
-static G3n__Envelope *take_piece(int *more)
-{
-    pthread_mutex_lock(&lock);
-    const uint8_t *piece = NULL;
-    size_t piece_size = 0;
-    *more = input && g3n_fuzz_piece(input, input_size, next_piece, &piece, &piece_size);
-    if (*more)
-        next_piece++;
-    G3n__Envelope *env = NULL, *again = NULL;
-    int code;
-    g3n_error err;
-    if (*more && g3n_wire_unpack(piece, piece_size, 0, &env, &code, &err) != G3N_OK) {
-        g3n_wire_free(env);
-        env = NULL;
-    }
-    uint8_t *packed = NULL;
-    size_t packed_size = 0;
-    /* as fuzz_wire_replies: unreadable replies and control bodies would hang (defect 3) */
-    if (env && (g3n_wire_pack(env, &packed, &packed_size, &err) != G3N_OK ||
-                g3n_wire_unpack(packed, packed_size, 0, &again, &code, &err) != G3N_OK ||
-                env->body_case == G3N__ENVELOPE__BODY_HELLO || env->body_case == G3N__ENVELOPE__BODY_HEARTBEAT ||
-                env->body_case == G3N__ENVELOPE__BODY_GOODBYE || env->body_case == G3N__ENVELOPE__BODY_CANCEL)) {
-        g3n_wire_free(env);
-        env = NULL;
-    }
-    g3n_wire_free(again);
-    free(packed);
-    pthread_mutex_unlock(&lock);
-    return env;
-}
-
-static int rogue(void *user, g3n_worker_call *call, const G3n__Envelope *request, g3n_error *err)
-{
-    (void)user;
-    (void)request;
-    for (int sent = 0; sent < 64; sent++) {
-        int more;
-        G3n__Envelope *env = take_piece(&more);
-        if (!env)
-            return g3n_error_set(err, more ? "rogue worker: a piece that is no envelope" : "rogue worker: input used up");
-        int partial = env->partial && sent < 63;
-        int rc = g3n_worker_call_send(call, env, partial, err);
-        g3n_wire_free(env);
-        if (rc != G3N_OK || !partial)
-            return rc;
-    }
-    return G3N_OK;
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    g3n_error err;
-    if (g3n_config_load(&config, G3N_FUZZ_FIXTURES "/../../scripts/demo-config.json", &err) != G3N_OK ||
-        g3n_tokenizer_load(&tokenizer, G3N_FUZZ_FIXTURES "/tokenizer/tokenizer.json", &err) != G3N_OK)
-        fail("model", &err);
-    g3n_transport_options transport = g3n_transport_default_options();
-    transport.no_worker_wait_ms = 2000;
-    transport.max_message_bytes = 8 << 20;
-    const char *endpoints[1] = {"inproc://fuzz-front-door-workers"};
-    if (g3n_broker_start(&broker, endpoints, 1, &transport, &err) != G3N_OK)
-        fail("broker", &err);
-    for (int role = G3N_ROLE_VISION_ENCODER; role <= G3N_ROLE_DECODER; role++) {
-        g3n_worker_options wo;
-        memset(&wo, 0, sizeof(wo));
-        wo.role = role;
-        wo.endpoint = endpoints[0];
-        wo.model_id = "rogue";
-        wo.capacity = 1;
-        wo.zmq_context = g3n_broker_context(broker);
-        wo.transport = transport;
-        g3n_worker *worker = NULL;
-        if (g3n_worker_start(&worker, &wo, rogue, NULL, &err) != G3N_OK ||
-            g3n_broker_wait_workers(broker, role, 1, 10000, &err) != G3N_OK)
-            fail("worker", &err);
-    }
+    g3n_rogue_pipeline_start(&pipeline, "inproc://fuzz-front-door-workers", "fuzz_front_door");
     g3n_front_door_options options;
     memset(&options, 0, sizeof(options));
     options.endpoint = "inproc://fuzz-front-door";
     options.max_chats = 4;
     options.max_new_tokens = 4;
     options.max_message_bytes = 8 << 20;
-    if (g3n_front_door_start(&door, broker, &config, tokenizer, &options, &err) != G3N_OK)
-        fail("front door", &err);
-    dealer = zmq_socket(g3n_broker_context(broker), ZMQ_DEALER);
+    g3n_error err;
+    if (g3n_front_door_start(&door, pipeline.broker, &pipeline.config, pipeline.tokenizer, &options, &err) !=
+        G3N_OK) {
+        fprintf(stderr, "fuzz_front_door: front door: %s\n", err.message);
+        abort();
+    }
+    dealer = zmq_socket(g3n_broker_context(pipeline.broker), ZMQ_DEALER);
     if (!dealer || zmq_connect(dealer, options.endpoint) != 0)
         abort();
     return 0;
@@ -137,11 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t message_size;
     if (!g3n_fuzz_piece(data, size, 0, &message, &message_size) || message_size > (4 << 20))
         return 0;
-    pthread_mutex_lock(&lock);
-    input = data;
-    input_size = size;
-    next_piece = 1;
-    pthread_mutex_unlock(&lock);
+    g3n_rogue_input_set(data, size, 1);
     if (zmq_send(dealer, message, message_size, 0) < 0)
         abort();
     /* events until the final one (an Error or a TokenEvent that is not partial) */
@@ -181,8 +94,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (final)
             break;
     }
-    pthread_mutex_lock(&lock);
-    input = NULL;
-    pthread_mutex_unlock(&lock);
+    g3n_rogue_input_clear();
     return 0;
 }

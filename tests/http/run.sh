@@ -23,8 +23,11 @@ trap cleanup EXIT
 mkdir -p "$work/allowed"
 cp "$repo/assets/demo-image.jpg" "$work/allowed/image.jpg"
 cp "$repo/assets/demo-image.jpg" "$work/outside.jpg"
+# --no-prefix-cache: kept decoder sessions hold memory on purpose, and load.mjs checks that memory comes
+# back to its idle level after the load (for leaks); prefix reuse in g3n serve: pipeline_serve_prefix_cache
 "$g3n" serve --demo --host 127.0.0.1 --port 0 --port-file "$work/port" --max-sessions 2 --queue 2 \
-  --max-body-mb 4 --context 1024 --max-tokens 1000 --allow-dir "$work/allowed" --quiet 2> "$work/server.log" &
+  --max-body-mb 4 --context 1024 --max-tokens 1000 --allow-dir "$work/allowed" --quiet --no-prefix-cache \
+  2> "$work/server.log" &
 server=$!
 for _ in $(seq 1 600); do
   [ -s "$work/port" ] && break

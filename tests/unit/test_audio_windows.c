@@ -4,7 +4,10 @@
  * does (audio_stream.h). g3n_pipeline_window_media's windows, the messages
  * expanded to one item per window, and `g3n run --demo --audio` of 20 s, 35 s
  * and 65 s clips: every further window adds the same number of prompt tokens
- * (before: all three gave the same count, everything after 30 s dropped). */
+ * (before: all three gave the same count, everything after 30 s dropped).
+ * The conversation path (the front door, `g3n run --connect --audio`) windows
+ * a clip over 30 s as the in-process chat does (it was refused by the audio
+ * encoder). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,47 +18,19 @@
 
 #include <cmocka.h>
 
+#include "front_door.h"
 #include "pipeline.h"
 #include "test_util.h"
-
-/* A 16 kHz mono int16 WAV of `samples` samples (a tone with some noise), malloc'd. */
-static uint8_t *make_wav(int64_t samples, size_t *size)
-{
-    const uint32_t data_bytes = (uint32_t)(samples * 2);
-    uint8_t *wav = malloc(44 + (size_t)data_bytes);
-    assert_non_null(wav);
-    memcpy(wav, "RIFF", 4);
-    const uint32_t riff = 36 + data_bytes, fmt_size = 16, rate = 16000, byte_rate = 32000;
-    const uint16_t pcm = 1, channels = 1, align = 2, bits = 16;
-    memcpy(wav + 4, &riff, 4);
-    memcpy(wav + 8, "WAVEfmt ", 8);
-    memcpy(wav + 16, &fmt_size, 4);
-    memcpy(wav + 20, &pcm, 2);
-    memcpy(wav + 22, &channels, 2);
-    memcpy(wav + 24, &rate, 4);
-    memcpy(wav + 28, &byte_rate, 4);
-    memcpy(wav + 32, &align, 2);
-    memcpy(wav + 34, &bits, 2);
-    memcpy(wav + 36, "data", 4);
-    memcpy(wav + 40, &data_bytes, 4);
-    uint64_t state = 12345;
-    for (int64_t i = 0; i < samples; i++) {
-        state = state * 6364136223846793005ull + 1442695040888963407ull;
-        int16_t v = (int16_t)((i * 37 % 2000) - 1000 + (int)((state >> 33) % 400) - 200);
-        memcpy(wav + 44 + 2 * i, &v, 2);
-    }
-    *size = 44 + (size_t)data_bytes;
-    return wav;
-}
 
 static void test_windows(void **state)
 {
     (void)state;
     const int64_t window = 480000; /* 30 s at 16 kHz, the released preprocessor's max_samples */
     size_t long_size, short_size, edge_size;
-    uint8_t *long_clip = make_wav(65 * 16000, &long_size);
-    uint8_t *short_clip = make_wav(20 * 16000, &short_size);
-    uint8_t *edge_clip = make_wav(window + 100, &edge_size); /* a last window shorter than one frame */
+    uint8_t *long_clip = g3n_test_make_wav(65 * 16000, 12345, &long_size);
+    uint8_t *short_clip = g3n_test_make_wav(20 * 16000, 12345, &short_size);
+    /* a last window shorter than one frame */
+    uint8_t *edge_clip = g3n_test_make_wav(window + 100, 12345, &edge_size);
     const uint8_t jpeg[4] = {0xff, 0xd8, 0xff, 0xe0};
     g3n_media_file files[4] = {
         {0, jpeg, sizeof(jpeg), "photo", NULL, 0},
@@ -157,7 +132,7 @@ static void test_run_demo_long_audio(void **state)
     long tokens[3];
     for (int i = 0; i < 3; i++) {
         size_t size;
-        uint8_t *wav = make_wav((int64_t)seconds[i] * 16000, &size);
+        uint8_t *wav = g3n_test_make_wav((int64_t)seconds[i] * 16000, 12345, &size);
         snprintf(path[i], sizeof(path[i]), "%s/clip%d.wav", dir, seconds[i]);
         FILE *f = fopen(path[i], "wb");
         assert_non_null(f);
@@ -175,11 +150,78 @@ static void test_run_demo_long_audio(void **state)
     assert_int_equal(tokens[2] - tokens[1], per_window); /* 65 s: one window more than 35 s */
 }
 
+static int final_timings(void *user, const G3n__TokenEvent *event)
+{
+    if (event->timings)
+        *(G3n__Timings *)user = *event->timings;
+    return 0;
+}
+
+static void test_front_door_windows_long_audio(void **state)
+{
+    (void)state;
+    g3n_test_stack stack;
+    const char *inproc = "inproc://g3n-test-door-windows";
+    g3n_test_stack_open(&stack, inproc, NULL,
+                        (1u << G3N_ROLE_AUDIO_ENCODER) | (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 3);
+    char endpoint[64];
+    g3n_front_door *door = g3n_test_front_door_start(&stack, endpoint, sizeof(endpoint));
+    g3n_error err = {{0}};
+    size_t size;
+    uint8_t *wav = g3n_test_make_wav(35 * 16000, 12345, &size); /* two windows: 30 s and 5 s */
+    g3n_worker *audio = stack.local.workers[G3N_ROLE_AUDIO_ENCODER];
+
+    /* in this process (g3n run --audio) */
+    g3n_client *client;
+    assert_int_equal(g3n_client_open(&client, stack.broker, &err), G3N_OK);
+    g3n_media_file clip = {1, wav, size, "long.wav", NULL, 0};
+    g3n_chat_input input = {NULL, "Transcribe.", &clip, 1};
+    g3n_pipeline_generate_params params = g3n_pipeline_default_params(&stack.config);
+    params.max_new_tokens = 1;
+    g3n_pipeline_stats stats;
+    uint64_t encodes = g3n_worker_requests_received(audio);
+    if (g3n_pipeline_chat(client, &stack.config, stack.tokenizer, &input, &params, NULL, NULL, &stats, &err) !=
+        G3N_OK)
+        fail_msg("%s", err.message);
+    const uint64_t local_encodes = g3n_worker_requests_received(audio) - encodes;
+    g3n_client_close(client);
+
+    /* through the front door (g3n run --connect --audio) */
+    G3n__ChatRequest request;
+    G3n__ChatMessage message, *messages[1] = {&message};
+    g3n__chat_request__init(&request);
+    g3n__chat_message__init(&message);
+    ProtobufCBinaryData data = {size, wav};
+    message.role = "user";
+    message.text = "Transcribe.";
+    message.audios = &data;
+    message.n_audios = 1;
+    request.messages = messages;
+    request.n_messages = 1;
+    request.max_new_tokens = 1;
+    G3n__Timings timings;
+    g3n__timings__init(&timings);
+    encodes = g3n_worker_requests_received(audio);
+    if (g3n_front_door_chat(endpoint, &request, 120000, final_timings, &timings, &err) != G3N_OK)
+        fail_msg("%s", err.message);
+    const uint64_t door_encodes = g3n_worker_requests_received(audio) - encodes;
+    print_message("35 s clip: %lld prompt tokens, %llu segments in process; %lld, %llu through the front door\n",
+                  (long long)stats.prompt_tokens, (unsigned long long)local_encodes, (long long)timings.prompt_tokens,
+                  (unsigned long long)door_encodes);
+    assert_int_equal(local_encodes, 2);
+    assert_int_equal(door_encodes, 2);
+    assert_int_equal(timings.prompt_tokens, stats.prompt_tokens);
+    free(wav);
+    g3n_front_door_stop(door);
+    g3n_test_stack_close(&stack);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_run_demo_long_audio),
+        cmocka_unit_test(test_front_door_windows_long_audio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

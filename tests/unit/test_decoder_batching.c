@@ -69,15 +69,10 @@ static void *run_chat(void *user)
 static void test_concurrent_chats_batch_and_match_solo(void **state)
 {
     (void)state;
-    char fixtures[1024], dir[1024];
-    g3n_test_fixture("", fixtures, sizeof(fixtures));
-    g3n_test_fixture("text-tiny", dir, sizeof(dir));
     g3n_check_case c;
-    g3n_error err = {{0}};
-    if (g3n_check_case_open(&c, dir, fixtures, &err) != G3N_OK)
-        fail_msg("%s", err.message);
     uint64_t seed;
-    assert_int_equal(g3n_check_seed(&c, &seed, &err), G3N_OK);
+    g3n_test_case_open(&c, "text-tiny", &seed);
+    g3n_error err = {{0}};
     g3n_tensor input;
     assert_int_equal(g3n_check_golden(&c, "input_ids", &input, &err), G3N_OK);
     assert_true(input.dtype == G3N_DTYPE_I32 && input.shape[0] >= 40);

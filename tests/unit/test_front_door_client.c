@@ -38,24 +38,11 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* A free loopback port (bound then released). */
-static int free_port(void)
-{
-    void *context = zmq_ctx_new();
-    void *s = zmq_socket(context, ZMQ_ROUTER);
-    assert_int_equal(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
-    char endpoint[128];
-    size_t size = sizeof(endpoint);
-    zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, endpoint, &size);
-    zmq_close(s);
-    zmq_ctx_term(context);
-    return atoi(strrchr(endpoint, ':') + 1);
-}
-
 typedef struct fake {
     char endpoint[64];
     int64_t max_message_bytes; /* 0: none */
-    int mode;                  /* 0: one token event, then the process "dies" (socket closed); 1: read nothing */
+    int mode;                  /* 0: one token event, then the process "dies" (socket closed); 1: read nothing;
+                                  2: one token event, then the final one with FINISH_CANCELLED (it is stopping) */
     int ready;
 } fake;
 
@@ -70,7 +57,7 @@ static void *fake_main(void *user)
         zmq_setsockopt(router, ZMQ_MAXMSGSIZE, &f->max_message_bytes, sizeof(f->max_message_bytes));
     assert_int_equal(zmq_bind(router, f->endpoint), 0);
     __atomic_store_n(&f->ready, 1, __ATOMIC_SEQ_CST);
-    if (f->mode == 0) {
+    if (f->mode == 0 || f->mode == 2) {
         zmq_msg_t identity, payload;
         zmq_msg_init(&identity);
         zmq_msg_init(&payload);
@@ -89,9 +76,23 @@ static void *fake_main(void *user)
         uint8_t *data;
         size_t size;
         assert_int_equal(g3n_wire_pack(&env, &data, &size, NULL), G3N_OK);
+        zmq_msg_t again;
+        zmq_msg_init(&again);
+        zmq_msg_copy(&again, &identity);
         zmq_msg_send(&identity, router, ZMQ_SNDMORE);
         zmq_send(router, data, size, 0);
         free(data);
+        if (f->mode == 2) { /* the final event of a chat the orchestrator cancelled as it stopped */
+            event.id = -1;
+            event.text = "";
+            event.finish = G3N__FINISH_REASON__FINISH_CANCELLED;
+            env.partial = 0;
+            assert_int_equal(g3n_wire_pack(&env, &data, &size, NULL), G3N_OK);
+            zmq_msg_send(&again, router, ZMQ_SNDMORE);
+            zmq_send(router, data, size, 0);
+            free(data);
+        }
+        zmq_msg_close(&again);
         zmq_msg_close(&payload);
         usleep(300000); /* the event reaches the client, then the orchestrator is gone */
     } else {
@@ -126,11 +127,25 @@ static void chat(const char *endpoint, const char *text, int timeout_ms, g3n_err
     *seconds = now_s() - t0;
 }
 
+/* A chat with the fake orchestrator f (on a free loopback port) that ends with the fake's thread. */
+static void chat_with_fake(fake *f, const char *text, g3n_error *err, double *seconds, int *rc)
+{
+    snprintf(f->endpoint, sizeof(f->endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, fake_main, f), 0);
+    while (!__atomic_load_n(&f->ready, __ATOMIC_SEQ_CST))
+        usleep(1000);
+    events = 0;
+    chat(f->endpoint, text, 60000, err, seconds, rc);
+    pthread_join(thread, NULL);
+    print_message("%.1f s: %s\n", *seconds, err->message);
+}
+
 static void test_nothing_listens(void **state)
 {
     (void)state;
     char endpoint[64];
-    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", free_port());
+    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", g3n_test_free_port());
     g3n_error err = {{0}};
     double seconds;
     int rc;
@@ -146,18 +161,10 @@ static void test_orchestrator_dies_mid_answer(void **state)
 {
     (void)state;
     fake f = {{0}, 0, 0, 0};
-    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", free_port());
-    pthread_t thread;
-    assert_int_equal(pthread_create(&thread, NULL, fake_main, &f), 0);
-    while (!__atomic_load_n(&f.ready, __ATOMIC_SEQ_CST))
-        usleep(1000);
-    events = 0;
     g3n_error err = {{0}};
     double seconds;
     int rc;
-    chat(f.endpoint, "hello", 60000, &err, &seconds, &rc);
-    pthread_join(thread, NULL);
-    print_message("%.1f s: %s\n", seconds, err.message);
+    chat_with_fake(&f, "hello", &err, &seconds, &rc);
     assert_int_equal(rc, G3N_ERR);
     assert_int_equal(events, 1); /* the answer had begun */
     assert_true(seconds < 10.0);
@@ -165,28 +172,38 @@ static void test_orchestrator_dies_mid_answer(void **state)
     assert_non_null(strstr(err.message, f.endpoint));
 }
 
+/* A final event with FINISH_CANCELLED (the orchestrator stopped mid-chat) is an error naming the
+ * orchestrator for every client of the front door (g3n run --connect, g3n bench chat --connect), not a
+ * success with a partial answer. */
+static void test_cancelled_chat_is_an_error(void **state)
+{
+    (void)state;
+    fake f = {{0}, 0, 2, 0};
+    g3n_error err = {{0}};
+    double seconds;
+    int rc;
+    chat_with_fake(&f, "hello", &err, &seconds, &rc);
+    assert_int_equal(rc, G3N_ERR);
+    assert_int_equal(events, 2); /* the partial answer and the final event reached the caller */
+    assert_non_null(strstr(err.message, "cancelled"));
+    assert_non_null(strstr(err.message, f.endpoint));
+}
+
 static void test_message_over_the_limit(void **state)
 {
     (void)state;
     fake f = {{0}, 1024, 1, 0};
-    snprintf(f.endpoint, sizeof(f.endpoint), "tcp://127.0.0.1:%d", free_port());
-    pthread_t thread;
-    assert_int_equal(pthread_create(&thread, NULL, fake_main, &f), 0);
-    while (!__atomic_load_n(&f.ready, __ATOMIC_SEQ_CST))
-        usleep(1000);
     char *text = malloc(8192);
     memset(text, 'a', 8191);
     text[8191] = '\0';
     g3n_error err = {{0}};
     double seconds;
     int rc;
-    chat(f.endpoint, text, 60000, &err, &seconds, &rc);
-    print_message("%.1f s: %s\n", seconds, err.message);
+    chat_with_fake(&f, text, &err, &seconds, &rc);
     assert_int_equal(rc, G3N_ERR);
     assert_true(seconds < 7.0);
     assert_non_null(strstr(err.message, "max-message-mb"));
     free(text);
-    pthread_join(thread, NULL);
 }
 
 /* A chat whose ZeroMQ client disconnects is cancelled (issue 18, item 3):
@@ -196,36 +213,12 @@ static void test_message_over_the_limit(void **state)
 static void test_abandoned_chat_cancelled(void **state)
 {
     (void)state;
-    g3n_model_config config;
     g3n_error err = {{0}};
-    char path[1024];
-    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
-    g3n_tokenizer *tokenizer = NULL;
-    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
-                                        &err),
-                     G3N_OK);
-    g3n_weights *weights;
-    assert_int_equal(g3n_weights_open_synth(&weights, 5, G3N_DTYPE_BF16, &err), G3N_OK);
-    g3n_transport_options transport = g3n_transport_default_options();
-    transport.insecure = 1; /* the door's tcp:// endpoint without keys (the client speaks plain ZeroMQ) */
-    const char *inproc = "inproc://g3n-test-door-cancel";
-    g3n_broker *broker;
-    assert_int_equal(g3n_broker_start(&broker, &inproc, 1, &transport, &err), G3N_OK);
-    g3n_role_options ro;
-    memset(&ro, 0, sizeof(ro));
-    ro.threads = 1;
-    g3n_local_roles local;
-    if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro,
-                              (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), &transport, &err) != G3N_OK)
-        fail_msg("%s", err.message);
-    assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_DECODER, 1, 10000, &err), G3N_OK);
-    g3n_front_door_options fo;
-    memset(&fo, 0, sizeof(fo));
+    g3n_test_stack stack; /* the door's tcp:// endpoint without keys (the client speaks plain ZeroMQ) */
+    g3n_test_stack_open(&stack, "inproc://g3n-test-door-cancel", NULL,
+                        (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 5);
     char endpoint[64];
-    snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", free_port());
-    fo.endpoint = endpoint;
-    g3n_front_door *door;
-    assert_int_equal(g3n_front_door_start(&door, broker, &config, tokenizer, &fo, &err), G3N_OK);
+    g3n_front_door *door = g3n_test_front_door_start(&stack, endpoint, sizeof(endpoint));
 
     /* a client asks for 200 tokens, reads the first event, and goes away */
     void *context = zmq_ctx_new();
@@ -262,7 +255,7 @@ static void test_abandoned_chat_cancelled(void **state)
     for (int i = 0; i < 150 && steps != last; i++) {
         last = steps;
         usleep(300000);
-        steps = g3n_role_decoder_stats_get(local.roles[G3N_ROLE_DECODER]).decode_steps;
+        steps = g3n_role_decoder_stats_get(stack.local.roles[G3N_ROLE_DECODER]).decode_steps;
     }
     print_message("decode steps after the client left: %llu\n", (unsigned long long)steps);
     assert_true(steps < 100);
@@ -276,11 +269,7 @@ static void test_abandoned_chat_cancelled(void **state)
     assert_non_null(strstr(err.message, "ERROR_BAD_REQUEST"));
     assert_non_null(strstr(err.message, "empty"));
     g3n_front_door_stop(door);
-    g3n_local_roles_stop(&local);
-    g3n_broker_stop(broker);
-    g3n_weights_close(weights);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_test_stack_close(&stack);
 }
 
 int main(void)
@@ -288,6 +277,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_listens),
         cmocka_unit_test(test_orchestrator_dies_mid_answer),
+        cmocka_unit_test(test_cancelled_chat_is_an_error),
         cmocka_unit_test(test_message_over_the_limit),
         cmocka_unit_test(test_abandoned_chat_cancelled),
     };

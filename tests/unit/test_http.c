@@ -435,88 +435,37 @@ static void test_metrics_text(void **state)
     g3n_http_metrics_free(m);
 }
 
-/* One HTTP/1.1 request over a fresh connection; returns the status, the whole response in out. */
-static int http_request(int port, const char *request, char *out, size_t size)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address;
-    memset(&address, 0, sizeof(address));
-    address.sin_family = AF_INET;
-    address.sin_port = htons((uint16_t)port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0)
-        return -1;
-    size_t sent = 0, n = strlen(request);
-    while (sent < n) {
-        ssize_t w = send(fd, request + sent, n - sent, MSG_NOSIGNAL);
-        if (w <= 0)
-            break;
-        sent += (size_t)w;
-    }
-    size_t length = 0;
-    ssize_t r;
-    while (length + 1 < size && (r = recv(fd, out + length, size - 1 - length, 0)) > 0)
-        length += (size_t)r;
-    out[length] = '\0';
-    close(fd);
-    int status = 0;
-    if (sscanf(out, "HTTP/1.%*d %d", &status) != 1)
-        return -1;
-    return status;
-}
-
 static void test_server_without_workers(void **state)
 {
     (void)state;
-    g3n_model_config config;
-    memset(&config, 0, sizeof(config));
-    g3n_error err;
-    char path[1024];
-    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
-    g3n_tokenizer *tokenizer = NULL;
-    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
-                                        &err),
-                     G3N_OK);
     g3n_transport_options transport = g3n_transport_default_options();
     transport.no_worker_wait_ms = 300;
-    const char *endpoints[1] = {"inproc://test-http"};
-    g3n_broker *broker = NULL;
-    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, "inproc://test-http", &transport, 0, 0);
     g3n_http_options options = g3n_http_default_options();
-    options.port = 0;
-    options.quiet = 1;
     options.model_name = "test-model";
     options.retry_after_seconds = 7;
-    g3n_http_server *server = NULL;
-    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
-    int port = g3n_http_server_port(server);
-    assert_true(port > 0);
+    int port;
+    g3n_http_server *server = g3n_test_http_start(&stack, &options, &port);
     static char response[65536];
 
-    assert_int_equal(http_request(port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
-                                  sizeof(response)),
-                     503);
+    assert_int_equal(g3n_test_http_get(port, "/health", response, sizeof(response)), 503);
     assert_non_null(strstr(response, "Retry-After: 7"));
     assert_non_null(strstr(response, "\"decoder\":0"));
-    assert_int_equal(http_request(port, "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
-                                  sizeof(response)),
-                     200);
+    assert_int_equal(g3n_test_http_get(port, "/v1/models", response, sizeof(response)), 200);
     assert_non_null(strstr(response, "\"id\":\"test-model\""));
-    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":2}";
-    char chat[512];
-    snprintf(chat, sizeof(chat),
-             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-             strlen(body), body);
-    assert_int_equal(http_request(port, chat, response, sizeof(response)), 503);
+    assert_int_equal(g3n_test_http_post(port, "/v1/chat/completions",
+                                        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":2}",
+                                        response, sizeof(response)),
+                     503);
     assert_non_null(strstr(response, "Retry-After: 7"));
     assert_non_null(strstr(response, "\"code\":\"service_unavailable\""));
     assert_non_null(strstr(response, "ERROR_NO_WORKER"));
     /* a declared body over the limit is refused before it is read */
-    assert_int_equal(http_request(port,
-                                  "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                  "Content-Length: 999999999999\r\n\r\n",
-                                  response, sizeof(response)),
+    assert_int_equal(g3n_test_http_request(port,
+                                           "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                           "Content-Length: 999999999999\r\n\r\n",
+                                           response, sizeof(response), NULL),
                      413);
     /* the refused chat's job ends on its own thread after the answer went out: wait (bounded) for it */
     int active = -1, queued = -1, jobs = -1;
@@ -528,9 +477,7 @@ static void test_server_without_workers(void **state)
     }
     assert_int_equal(active + queued + jobs, 0);
     g3n_http_server_stop(server);
-    g3n_broker_stop(broker);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_test_stack_close(&stack);
 }
 
 /* A vision worker that answers tokens of the wrong shape (finite numbers). */
@@ -558,19 +505,13 @@ static int wrong_shape_vision(void *user, g3n_worker_call *call, const G3n__Enve
 static void test_server_with_rogue_worker(void **state)
 {
     (void)state;
-    g3n_model_config config;
-    g3n_error err;
-    char path[1024];
-    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
-    g3n_tokenizer *tokenizer = NULL;
-    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
-                                        &err),
-                     G3N_OK);
     g3n_transport_options transport = g3n_transport_default_options();
     transport.no_worker_wait_ms = 300;
     const char *endpoints[1] = {"inproc://test-http-rogue"};
-    g3n_broker *broker = NULL;
-    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, endpoints[0], &transport, 0, 0);
+    g3n_broker *broker = stack.broker;
+    g3n_error err;
     g3n_worker_options wo;
     memset(&wo, 0, sizeof(wo));
     wo.role = G3N_ROLE_VISION_ENCODER;
@@ -582,12 +523,8 @@ static void test_server_with_rogue_worker(void **state)
     g3n_worker *worker = NULL;
     assert_int_equal(g3n_worker_start(&worker, &wo, wrong_shape_vision, NULL, &err), G3N_OK);
     assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_VISION_ENCODER, 1, 5000, &err), G3N_OK);
-    g3n_http_options options = g3n_http_default_options();
-    options.port = 0;
-    options.quiet = 1;
-    g3n_http_server *server = NULL;
-    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
-    int port = g3n_http_server_port(server);
+    int port;
+    g3n_http_server *server = g3n_test_http_start(&stack, NULL, &port);
     static char response[65536];
     const char *bodies[2] = {
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":"
@@ -595,12 +532,7 @@ static void test_server_with_rogue_worker(void **state)
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":"
         "{\"url\":\"data:image/png;base64,\"}},{\"type\":\"text\",\"text\":\"hi\"}]}],\"max_tokens\":2}"};
     for (int i = 0; i < 2; i++) {
-        char chat[1024];
-        snprintf(chat, sizeof(chat),
-                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                 strlen(bodies[i]), bodies[i]);
-        int status = http_request(port, chat, response, sizeof(response));
+        int status = g3n_test_http_post(port, "/v1/chat/completions", bodies[i], response, sizeof(response));
         if (i == 0 && (status != 502 || !strstr(response, "vision-encoder") || !strstr(response, "server_error")))
             fail_msg("a worker's bad tokens: %d %s", status, response);
         if (i == 1 && (status != 400 || !strstr(response, "no bytes")))
@@ -615,9 +547,7 @@ static void test_server_with_rogue_worker(void **state)
     }
     g3n_http_server_stop(server);
     g3n_worker_stop(worker);
-    g3n_broker_stop(broker);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_test_stack_close(&stack);
 }
 
 /* HTTP edges: a body over the limit that the client sends whole before
@@ -626,26 +556,14 @@ static void test_server_with_rogue_worker(void **state)
 static void test_server_edges(void **state)
 {
     (void)state;
-    g3n_model_config config;
-    g3n_error err;
-    char path[1024];
-    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
-    g3n_tokenizer *tokenizer = NULL;
-    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
-                                        &err),
-                     G3N_OK);
     g3n_transport_options transport = g3n_transport_default_options();
     transport.no_worker_wait_ms = 300;
-    const char *endpoints[1] = {"inproc://test-http-edges"};
-    g3n_broker *broker = NULL;
-    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, "inproc://test-http-edges", &transport, 0, 0);
     g3n_http_options options = g3n_http_default_options();
-    options.port = 0;
-    options.quiet = 1;
     options.max_body_bytes = 64 << 10;
-    g3n_http_server *server = NULL;
-    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
-    int port = g3n_http_server_port(server);
+    int port;
+    g3n_http_server *server = g3n_test_http_start(&stack, &options, &port);
     static char response[65536];
     const size_t body = 4u << 20;
     char *request = malloc(body + 512);
@@ -655,20 +573,14 @@ static void test_server_edges(void **state)
                         body);
     memset(request + head, 'x', body);
     request[head + (int)body] = '\0';
-    int status = http_request(port, request, response, sizeof(response));
+    int status = g3n_test_http_request(port, request, response, sizeof(response), NULL);
     if (status != 413 || !strstr(response, "request_too_large"))
         fail_msg("a 4 MiB body over a 64 KiB limit: %d %.300s", status, response);
     free(request);
-    assert_int_equal(http_request(port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
-                                  sizeof(response)),
-                     503);
-    assert_int_equal(http_request(port, "GET /health%00junk HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                                  response, sizeof(response)),
-                     404);
+    assert_int_equal(g3n_test_http_get(port, "/health", response, sizeof(response)), 503);
+    assert_int_equal(g3n_test_http_get(port, "/health%00junk", response, sizeof(response)), 404);
     g3n_http_server_stop(server);
-    g3n_broker_stop(broker);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_test_stack_close(&stack);
 }
 
 /* A socket to the server from `source` (127.0.0.x), with a receive timeout. */
@@ -711,27 +623,15 @@ static int closed_by_server(int fd, int timeout_ms)
 static void test_server_slow_clients(void **state)
 {
     (void)state;
-    g3n_model_config config;
-    g3n_error err;
-    char path[1024];
-    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
-    g3n_tokenizer *tokenizer = NULL;
-    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
-                                        &err),
-                     G3N_OK);
     g3n_transport_options transport = g3n_transport_default_options();
     transport.no_worker_wait_ms = 300;
-    const char *endpoints[1] = {"inproc://test-http-slow"};
-    g3n_broker *broker = NULL;
-    assert_int_equal(g3n_broker_start(&broker, endpoints, 1, &transport, &err), G3N_OK);
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, "inproc://test-http-slow", &transport, 0, 0);
     g3n_http_options options = g3n_http_default_options();
-    options.port = 0;
-    options.quiet = 1;
     options.max_connections = 64;
     options.request_seconds = 2;
-    g3n_http_server *server = NULL;
-    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
-    int port = g3n_http_server_port(server);
+    int port;
+    g3n_http_server *server = g3n_test_http_start(&stack, &options, &port);
     enum { SLOW = 70 };
     int slow[SLOW];
     const char partial[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n";
@@ -771,43 +671,18 @@ static void test_server_slow_clients(void **state)
     close(fd);
     assert_true((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec) < 4.0);
     g3n_http_server_stop(server);
-    g3n_broker_stop(broker);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_test_stack_close(&stack);
 }
 
 /* A client that leaves mid-stream is counted and logged 499, not 200. */
 static void test_stream_client_gone(void **state)
 {
     (void)state;
-    g3n_model_config config;
-    g3n_error err = {{0}};
-    char path[1024];
-    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
-    g3n_tokenizer *tokenizer = NULL;
-    assert_int_equal(g3n_tokenizer_load(&tokenizer, g3n_test_fixture("tokenizer/tokenizer.json", path, sizeof(path)),
-                                        &err),
-                     G3N_OK);
-    g3n_weights *weights;
-    assert_int_equal(g3n_weights_open_synth(&weights, 5, G3N_DTYPE_BF16, &err), G3N_OK);
-    g3n_transport_options transport = g3n_transport_default_options();
-    const char *inproc = "inproc://test-http-gone";
-    g3n_broker *broker = NULL;
-    assert_int_equal(g3n_broker_start(&broker, &inproc, 1, &transport, &err), G3N_OK);
-    g3n_role_options ro;
-    memset(&ro, 0, sizeof(ro));
-    ro.threads = 1;
-    g3n_local_roles local;
-    if (g3n_local_roles_start(&local, broker, inproc, weights, &config, &ro,
-                              (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), &transport, &err) != G3N_OK)
-        fail_msg("%s", err.message);
-    assert_int_equal(g3n_broker_wait_workers(broker, G3N_ROLE_DECODER, 1, 10000, &err), G3N_OK);
-    g3n_http_options options = g3n_http_default_options();
-    options.port = 0;
-    options.quiet = 1;
-    g3n_http_server *server = NULL;
-    assert_int_equal(g3n_http_server_start(&server, broker, &config, tokenizer, &options, &err), G3N_OK);
-    int port = g3n_http_server_port(server);
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, "inproc://test-http-gone", NULL, (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER),
+                        5);
+    int port;
+    g3n_http_server *server = g3n_test_http_start(&stack, NULL, &port);
     const char *body = "{\"stream\":true,\"max_tokens\":300,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
     char request[512];
     snprintf(request, sizeof(request),
@@ -828,18 +703,47 @@ static void test_stream_client_gone(void **state)
         usleep(100000);
     }
     static char metrics[65536];
-    assert_int_equal(http_request(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", metrics,
-                                  sizeof(metrics)),
-                     200);
+    assert_int_equal(g3n_test_http_get(port, "/metrics", metrics, sizeof(metrics)), 200);
     if (!strstr(metrics, "g3n_http_requests_total{endpoint=\"/v1/chat/completions\",code=\"499\"} 1") ||
         strstr(metrics, "g3n_http_requests_total{endpoint=\"/v1/chat/completions\",code=\"200\"}"))
         fail_msg("a stream the client left is not counted 499:\n%s", metrics);
     g3n_http_server_stop(server);
-    g3n_local_roles_stop(&local);
-    g3n_broker_stop(broker);
-    g3n_weights_close(weights);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_test_stack_close(&stack);
+}
+
+/* A chat completion's id carries 128 random bits (as live session ids, issue 17): it was the server's
+ * start time and a counter, so one id told the next. */
+static void test_chat_ids_unguessable(void **state)
+{
+    (void)state;
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, "inproc://test-http-ids", NULL, (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER),
+                        5);
+    int port;
+    g3n_http_server *server = g3n_test_http_start(&stack, NULL, &port);
+    static char response[65536];
+    char ids[2][64];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(g3n_test_http_post(port, "/v1/chat/completions",
+                                            "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":1}",
+                                            response, sizeof(response)),
+                         200);
+        const char *at = strstr(response, "\"id\":\"chatcmpl-");
+        assert_non_null(at);
+        at += strlen("\"id\":\"");
+        const size_t length = strcspn(at, "\"");
+        assert_int_equal(length, strlen("chatcmpl-") + 32);
+        assert_int_equal(strspn(at + 9, "0123456789abcdef"), 32);
+        snprintf(ids[i], sizeof(ids[i]), "%.*s", (int)length, at);
+    }
+    print_message("%s, %s\n", ids[0], ids[1]);
+    /* not a counter: the two differ in more than their last few digits */
+    int differ = 0;
+    for (int k = 9; k < 9 + 24; k++)
+        differ += ids[0][k] != ids[1][k];
+    assert_true(differ > 0);
+    g3n_http_server_stop(server);
+    g3n_test_stack_close(&stack);
 }
 
 int main(void)
@@ -858,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_server_edges),
         cmocka_unit_test(test_server_slow_clients),
         cmocka_unit_test(test_stream_client_gone),
+        cmocka_unit_test(test_chat_ids_unguessable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

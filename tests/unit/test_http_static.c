@@ -17,13 +17,11 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "config.h"
 #include "http_server.h"
 #include "http_static.h"
+#include "test_util.h"
 #include "transport.h"
 
 static char *read_source(const char *name, size_t *size)
@@ -131,37 +129,6 @@ static void test_references_resolve(void **state)
     assert_true(references >= 8); /* the stylesheet, the icon, app.js, the modules, the worklet */
 }
 
-/* One HTTP/1.1 request over a fresh connection; returns the status, the whole response in out. */
-static int http_request(int port, const char *request, char *out, size_t size, size_t *length)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in address;
-    memset(&address, 0, sizeof(address));
-    address.sin_family = AF_INET;
-    address.sin_port = htons((uint16_t)port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&address, sizeof(address)) != 0)
-        return -1;
-    size_t sent = 0, n = strlen(request);
-    while (sent < n) {
-        ssize_t w = send(fd, request + sent, n - sent, MSG_NOSIGNAL);
-        if (w <= 0)
-            break;
-        sent += (size_t)w;
-    }
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < size && (r = recv(fd, out + got, size - 1 - got, 0)) > 0)
-        got += (size_t)r;
-    out[got] = '\0';
-    close(fd);
-    *length = got;
-    int status = 0;
-    if (sscanf(out, "HTTP/1.%*d %d", &status) != 1)
-        return -1;
-    return status;
-}
-
 static void test_served(void **state)
 {
     (void)state;
@@ -184,9 +151,7 @@ static void test_served(void **state)
     size_t length;
 
     const g3n_web_asset *index = g3n_http_static_find("/");
-    assert_int_equal(http_request(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
-                                  sizeof(response), &length),
-                     200);
+    assert_int_equal(g3n_test_http_method(port, "GET", "/", response, sizeof(response), &length), 200);
     assert_non_null(strstr(response, "Content-Type: text/html; charset=utf-8\r\n"));
     assert_non_null(strstr(response, "Content-Security-Policy: default-src 'none'; script-src 'self';"));
     assert_non_null(strstr(response, "X-Content-Type-Options: nosniff\r\n"));
@@ -196,26 +161,16 @@ static void test_served(void **state)
     assert_int_equal(length - (size_t)(body - response), index->size);
     assert_memory_equal(body, index->data, index->size);
 
-    assert_int_equal(http_request(port, "HEAD /app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
-                                  sizeof(response), &length),
-                     200);
+    assert_int_equal(g3n_test_http_method(port, "HEAD", "/app.js", response, sizeof(response), &length), 200);
     assert_non_null(strstr(response, "Content-Type: text/javascript; charset=utf-8\r\n"));
     assert_true(strstr(response, "\r\n\r\n") + 4 == response + length); /* no body */
 
-    assert_int_equal(http_request(port, "GET /app.js?v=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                                  response, sizeof(response), &length),
-                     200); /* a query string does not matter */
-    assert_int_equal(http_request(port,
-                                  "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
-                                  response, sizeof(response), &length),
-                     405);
+    /* a query string does not matter */
+    assert_int_equal(g3n_test_http_method(port, "GET", "/app.js?v=2", response, sizeof(response), &length), 200);
+    assert_int_equal(g3n_test_http_post(port, "/", "{}", response, sizeof(response)), 405);
     assert_non_null(strstr(response, "\"code\":\"method_not_allowed\""));
-    assert_int_equal(http_request(port, "GET /../web/app.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                                  response, sizeof(response), &length),
-                     404);
-    assert_int_equal(http_request(port, "GET /nope.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", response,
-                                  sizeof(response), &length),
-                     404);
+    assert_int_equal(g3n_test_http_method(port, "GET", "/../web/app.js", response, sizeof(response), &length), 404);
+    assert_int_equal(g3n_test_http_method(port, "GET", "/nope.js", response, sizeof(response), &length), 404);
     assert_non_null(strstr(response, "\"code\":\"not_found\""));
     g3n_http_server_stop(server);
     g3n_broker_stop(broker);

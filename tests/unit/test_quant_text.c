@@ -69,15 +69,10 @@ static int32_t *ids_of(const g3n_tensor *t, int64_t *count)
 
 static void run_case(const char *case_name, g3n_weight_format format, int f32_products, run_result *out)
 {
-    char fixtures[1024], dir[1024];
-    g3n_test_fixture("", fixtures, sizeof(fixtures));
-    g3n_test_fixture(case_name, dir, sizeof(dir));
     g3n_check_case c;
-    g3n_error err;
-    if (g3n_check_case_open(&c, dir, fixtures, &err) != G3N_OK)
-        fail_msg("%s", err.message);
     uint64_t seed;
-    assert_int_equal(g3n_check_seed(&c, &seed, &err), G3N_OK);
+    g3n_test_case_open(&c, case_name, &seed);
+    g3n_error err;
     g3n_tensor golden_input, golden_prompt, golden_logits, golden_steps;
     assert_int_equal(g3n_check_golden(&c, "input_ids", &golden_input, &err), G3N_OK);
     assert_int_equal(g3n_check_golden(&c, "prompt_ids", &golden_prompt, &err), G3N_OK);

@@ -74,14 +74,9 @@ static void start_worker(fixture *f, int role, g3n_role **out_role, g3n_worker *
 static void fixture_open(fixture *f, const g3n_role_options *decoder_options)
 {
     memset(f, 0, sizeof(*f));
-    char fixtures[1024], dir[1024];
-    g3n_test_fixture("", fixtures, sizeof(fixtures));
-    g3n_test_fixture("text-tiny", dir, sizeof(dir));
-    g3n_error err = {{0}};
-    if (g3n_check_case_open(&f->c, dir, fixtures, &err) != G3N_OK)
-        fail_msg("%s", err.message);
     uint64_t seed;
-    assert_int_equal(g3n_check_seed(&f->c, &seed, &err), G3N_OK);
+    g3n_test_case_open(&f->c, "text-tiny", &seed);
+    g3n_error err = {{0}};
     g3n_tensor input;
     assert_int_equal(g3n_check_golden(&f->c, "input_ids", &input, &err), G3N_OK);
     assert_true(input.dtype == G3N_DTYPE_I32 && input.shape[0] >= 30);
@@ -320,33 +315,43 @@ static void test_prefix_cache_matches_and_bounds(void **state)
     g3n_prefix_cache_put(cache, NULL, record_of(ids, 3, NULL, 0));
     g3n_prefix_cache_put(cache, NULL, record_of(ids, 5, keys, 1));
     /* the longest held prefix with the same media wins, and is taken out */
-    g3n_session_record *r = g3n_prefix_cache_take(cache, ids, 8, keys, 2);
+    g3n_session_record *r = g3n_prefix_cache_take(cache, NULL, ids, 8, keys, 2);
     assert_non_null(r);
     assert_int_equal(r->count, 5);
     g3n_prefix_cache_put(cache, NULL, r);
     /* another medium in its place: only the text-only prefix matches */
     const uint64_t other[2] = {0x9999, 0x2222};
-    r = g3n_prefix_cache_take(cache, ids, 8, other, 2);
+    r = g3n_prefix_cache_take(cache, NULL, ids, 8, other, 2);
     assert_non_null(r);
     assert_int_equal(r->count, 3);
     g3n_prefix_cache_put(cache, NULL, r);
     /* a prompt equal to what a session holds is no proper extension: nothing to prefill, no match */
-    assert_null(g3n_prefix_cache_take(cache, ids, 3, NULL, 0));
+    assert_null(g3n_prefix_cache_take(cache, NULL, ids, 3, NULL, 0));
     /* a third entry: the least recently used (the 5-id one, put back first) is evicted */
     g3n_prefix_cache_put(cache, NULL, record_of(ids, 7, NULL, 0));
     g3n_prefix_cache_stats st;
     g3n_prefix_cache_get_stats(cache, &st);
     assert_int_equal(st.entries, 2);
     assert_int_equal(st.evictions, 1);
-    r = g3n_prefix_cache_take(cache, ids, 8, keys, 2);
+    r = g3n_prefix_cache_take(cache, NULL, ids, 8, keys, 2);
     assert_non_null(r);
     assert_int_equal(r->count, 7);
     g3n_session_record_free(r);
-    r = g3n_prefix_cache_take(cache, ids, 8, keys, 2);
+    r = g3n_prefix_cache_take(cache, NULL, ids, 8, keys, 2);
     assert_non_null(r);
     assert_int_equal(r->count, 3);
     g3n_session_record_free(r);
-    assert_null(g3n_prefix_cache_take(cache, ids, 8, keys, 2));
+    assert_null(g3n_prefix_cache_take(cache, NULL, ids, 8, keys, 2));
+    /* a session bound to a MatFormer sub-model continues only for that model */
+    r = record_of(ids, 4, NULL, 0);
+    snprintf(r->model, sizeof(r->model), "small");
+    g3n_prefix_cache_put(cache, NULL, r);
+    assert_null(g3n_prefix_cache_take(cache, NULL, ids, 8, NULL, 0));
+    assert_null(g3n_prefix_cache_take(cache, "other", ids, 8, NULL, 0));
+    r = g3n_prefix_cache_take(cache, "small", ids, 8, NULL, 0);
+    assert_non_null(r);
+    assert_int_equal(r->count, 4);
+    g3n_session_record_free(r);
     g3n_prefix_cache_free(cache, NULL);
 }
 
@@ -414,15 +419,10 @@ static int audio_call(g3n_client *client, const char *stream, int start, int flu
 static void test_audio_stream_on_the_encoder_equals_offline(void **state)
 {
     (void)state;
-    char fixtures[1024], dir[1024];
-    g3n_test_fixture("", fixtures, sizeof(fixtures));
-    g3n_test_fixture("mm-tiny", dir, sizeof(dir));
     g3n_check_case c;
-    g3n_error err = {{0}};
-    if (g3n_check_case_open(&c, dir, fixtures, &err) != G3N_OK)
-        fail_msg("%s", err.message);
     uint64_t seed;
-    assert_int_equal(g3n_check_seed(&c, &seed, &err), G3N_OK);
+    g3n_test_case_open(&c, "mm-tiny", &seed);
+    g3n_error err = {{0}};
     g3n_weights *weights;
     assert_int_equal(g3n_weights_open_synth(&weights, seed, G3N_DTYPE_BF16, &err), G3N_OK);
     g3n_transport_options transport = g3n_transport_default_options();
@@ -497,110 +497,106 @@ static void test_audio_stream_on_the_encoder_equals_offline(void **state)
     g3n_check_case_close(&c);
 }
 
-typedef struct chat_turn {
-    int32_t ids[STEPS];
-    int count;
-} chat_turn;
-
-static int keep_chat_token(void *user, int64_t step, int32_t token, const float *logits, int64_t vocab)
-{
-    chat_turn *t = user;
-    (void)logits;
-    (void)vocab;
-    if (step < STEPS)
-        t->ids[step] = token;
-    t->count = (int)step + 1;
-    return 0;
-}
-
 /* One ChatRequest through the front door's conversation code (conversation.h), greedy, STEPS tokens. */
-static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const g3n_model_config *config,
-                             const g3n_tokenizer *tokenizer, G3n__ChatRequest *request, chat_turn *out,
-                             g3n_pipeline_stats *stats)
+static void ask_model(g3n_client *client, g3n_prefix_cache *cache, const g3n_model_config *config,
+                      const g3n_tokenizer *tokenizer, const char *model, G3n__ChatRequest *request, tokens *out,
+                      g3n_pipeline_stats *stats)
 {
     g3n_chat_prompt prompt;
-    g3n_media_file *files = NULL;
-    int file_count = 0;
+    g3n_pipeline_windows files;
     g3n_error err = {{0}};
-    if (g3n_conversation_render(request, config, tokenizer, 64, &prompt, &files, &file_count, &err) != G3N_OK)
+    if (g3n_conversation_render(request, config, tokenizer, 64, &prompt, &files, &err) != G3N_OK)
         fail_msg("%s", err.message);
     g3n_pipeline_generate_params p = g3n_pipeline_default_params(config);
     p.max_new_tokens = STEPS;
     p.num_eos_ids = 0;
-    p.on_token = keep_chat_token;
+    p.on_token = keep_token;
     p.user = out;
+    p.model = model;
     memset(out, 0, sizeof(*out));
     g3n_conversation_options co = {cache, NULL, NULL};
-    if (g3n_pipeline_conversation(client, &co, NULL, prompt.ids.ids, prompt.ids.count, files, file_count, &p, NULL,
-                                  NULL, stats, &err) != G3N_OK)
+    if (g3n_pipeline_conversation(client, &co, NULL, prompt.ids.ids, prompt.ids.count, files.files, files.count, &p,
+                                  NULL, NULL, stats, &err) != G3N_OK)
         fail_msg("%s", err.message);
     g3n_chat_prompt_free(&prompt);
-    free(files);
+    g3n_pipeline_windows_free(&files);
+}
+
+/* The same with the full model. */
+static void ask_conversation(g3n_client *client, g3n_prefix_cache *cache, const g3n_model_config *config,
+                             const g3n_tokenizer *tokenizer, G3n__ChatRequest *request, tokens *out,
+                             g3n_pipeline_stats *stats)
+{
+    ask_model(client, cache, config, tokenizer, NULL, request, out, stats);
+}
+
+/* A conversation of a first user turn, then (second_turn) the answer's token ids and another question. */
+typedef struct conversation {
+    G3n__ChatMessage m[3], *pointers[3];
+    G3n__ChatRequest request;
+} conversation;
+
+static void conversation_init(conversation *c, const char *text)
+{
+    for (int i = 0; i < 3; i++) {
+        g3n__chat_message__init(&c->m[i]);
+        c->pointers[i] = &c->m[i];
+    }
+    c->m[0].role = "user";
+    c->m[0].text = (char *)text;
+    g3n__chat_request__init(&c->request);
+    c->request.messages = c->pointers;
+    c->request.n_messages = 1;
+}
+
+static void conversation_second_turn(conversation *c, tokens *answer, const char *text)
+{
+    c->m[1].role = "assistant";
+    c->m[1].text = "(its token ids stand for it)";
+    c->m[1].token_ids = answer->ids;
+    c->m[1].n_token_ids = (size_t)answer->count;
+    c->m[2].role = "user";
+    c->m[2].text = (char *)text;
+    c->request.n_messages = 3;
 }
 
 static void test_multimodal_conversation_reuses_its_image(void **state)
 {
     (void)state;
-    g3n_model_config config;
-    memset(&config, 0, sizeof(config));
-    g3n_tokenizer *tokenizer = NULL;
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, "inproc://g3n-test-sessions-mm", NULL,
+                        (1u << G3N_ROLE_VISION_ENCODER) | (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 1);
+    const g3n_model_config *config = &stack.config;
+    const g3n_tokenizer *tokenizer = stack.tokenizer;
+    g3n_worker *vision = stack.local.workers[G3N_ROLE_VISION_ENCODER];
     g3n_error err = {{0}};
-    assert_int_equal(g3n_config_load(&config, "scripts/demo-config.json", &err), G3N_OK);
-    assert_int_equal(g3n_tokenizer_load(&tokenizer, "tests/fixtures/tokenizer/tokenizer.json", &err), G3N_OK);
-    g3n_weights *weights;
-    assert_int_equal(g3n_weights_open_synth(&weights, 1, G3N_DTYPE_BF16, &err), G3N_OK);
     char *image = NULL;
     size_t image_size = 0;
     assert_int_equal(g3n_read_file("assets/demo-image.jpg", &image, &image_size, &err), G3N_OK);
-    g3n_transport_options transport = g3n_transport_default_options();
-    const char *endpoint = "inproc://g3n-test-sessions-mm";
-    g3n_broker *broker;
-    assert_int_equal(g3n_broker_start(&broker, &endpoint, 1, &transport, &err), G3N_OK);
-    g3n_local_roles local;
-    g3n_role_options ro;
-    memset(&ro, 0, sizeof(ro));
-    ro.threads = 1;
-    const unsigned mask = (1u << G3N_ROLE_VISION_ENCODER) | (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER);
-    if (g3n_local_roles_start(&local, broker, endpoint, weights, &config, &ro, mask, &transport, &err) != G3N_OK)
-        fail_msg("%s", err.message);
     g3n_client *client;
-    assert_int_equal(g3n_client_open(&client, broker, &err), G3N_OK);
+    assert_int_equal(g3n_client_open(&client, stack.broker, &err), G3N_OK);
     g3n_prefix_cache *cache;
     assert_int_equal(g3n_prefix_cache_create(&cache, NULL, &err), G3N_OK);
 
     /* turn 1: an image and a question; turn 2: the answer (its ids) and another question */
-    G3n__ChatMessage m[3], *pointers[3];
-    for (int i = 0; i < 3; i++) {
-        g3n__chat_message__init(&m[i]);
-        pointers[i] = &m[i];
-    }
+    conversation chat;
+    conversation_init(&chat, "What is in the picture?");
     ProtobufCBinaryData picture = {image_size, (uint8_t *)image};
-    m[0].role = "user";
-    m[0].text = "What is in the picture?";
-    m[0].images = &picture;
-    m[0].n_images = 1;
-    G3n__ChatRequest request;
-    g3n__chat_request__init(&request);
-    request.messages = pointers;
-    request.n_messages = 1;
-    chat_turn first, reused, fresh;
+    chat.m[0].images = &picture;
+    chat.m[0].n_images = 1;
+    G3n__ChatRequest *request = &chat.request;
+    tokens first, reused, fresh;
     g3n_pipeline_stats stats;
-    ask_conversation(client, cache, &config, tokenizer, &request, &first, &stats);
+    ask_conversation(client, cache, config, tokenizer, request, &first, &stats);
     assert_int_equal(stats.reused_tokens, 0);
-    const uint64_t encodes = g3n_worker_requests_received(local.workers[G3N_ROLE_VISION_ENCODER]);
-    m[1].role = "assistant";
-    m[1].text = "(its token ids stand for it)";
-    m[1].token_ids = first.ids;
-    m[1].n_token_ids = (size_t)first.count;
-    m[2].role = "user";
-    m[2].text = "And the colours?";
-    request.n_messages = 3;
-    ask_conversation(client, cache, &config, tokenizer, &request, &reused, &stats);
-    assert_true(stats.reused_tokens > config.vision_soft_tokens_per_image); /* the image's positions too */
-    assert_int_equal(g3n_worker_requests_received(local.workers[G3N_ROLE_VISION_ENCODER]), encodes); /* not again */
-    ask_conversation(client, NULL, &config, tokenizer, &request, &fresh, &stats); /* no reuse */
+    const uint64_t encodes = g3n_worker_requests_received(vision);
+    conversation_second_turn(&chat, &first, "And the colours?");
+    ask_conversation(client, cache, config, tokenizer, request, &reused, &stats);
+    assert_true(stats.reused_tokens > config->vision_soft_tokens_per_image); /* the image's positions too */
+    assert_int_equal(g3n_worker_requests_received(vision), encodes); /* not again */
+    ask_conversation(client, NULL, config, tokenizer, request, &fresh, &stats); /* no reuse */
     assert_int_equal(stats.reused_tokens, 0);
-    assert_int_equal(g3n_worker_requests_received(local.workers[G3N_ROLE_VISION_ENCODER]), encodes + 1);
+    assert_int_equal(g3n_worker_requests_received(vision), encodes + 1);
     assert_int_equal(reused.count, fresh.count);
     assert_memory_equal(reused.ids, fresh.ids, sizeof(int32_t) * STEPS);
     g3n_prefix_cache_stats st;
@@ -610,12 +606,92 @@ static void test_multimodal_conversation_reuses_its_image(void **state)
 
     g3n_prefix_cache_free(cache, client);
     g3n_client_close(client);
-    g3n_local_roles_stop(&local);
-    g3n_broker_stop(broker);
     free(image);
-    g3n_weights_close(weights);
-    g3n_tokenizer_free(tokenizer);
-    g3n_config_free(&config);
+    g3n_test_stack_close(&stack);
+}
+
+/* Audio goes to the encoders as windows of samples (g3n_pipeline_window_media), whose file bytes are not
+ * kept: the prefix cache's key of a clip is of its samples. (Keyed by the absent bytes, every clip had the
+ * same key, and a conversation whose first turn held another clip of the same length continued the
+ * session that had encoded the first one.) */
+static void test_audio_conversation_tells_clips_apart(void **state)
+{
+    (void)state;
+    g3n_test_stack stack;
+    g3n_test_stack_open(&stack, "inproc://g3n-test-sessions-audio", NULL,
+                        (1u << G3N_ROLE_AUDIO_ENCODER) | (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 1);
+    g3n_error err = {{0}};
+    g3n_client *client;
+    assert_int_equal(g3n_client_open(&client, stack.broker, &err), G3N_OK);
+    g3n_prefix_cache *cache;
+    assert_int_equal(g3n_prefix_cache_create(&cache, NULL, &err), G3N_OK);
+    size_t size_a, size_b;
+    uint8_t *clip_a = g3n_test_make_wav(2 * 16000, 1, &size_a);
+    uint8_t *clip_b = g3n_test_make_wav(2 * 16000, 2, &size_b); /* as long, other samples */
+    conversation chat;
+    conversation_init(&chat, "What is said?");
+    ProtobufCBinaryData a = {size_a, clip_a}, b = {size_b, clip_b};
+    chat.m[0].audios = &a;
+    chat.m[0].n_audios = 1;
+    tokens first, second;
+    g3n_pipeline_stats stats;
+    ask_conversation(client, cache, &stack.config, stack.tokenizer, &chat.request, &first, &stats);
+    conversation_second_turn(&chat, &first, "And then?");
+    chat.m[0].audios = &b; /* the same ids, another clip: nothing to reuse */
+    ask_conversation(client, cache, &stack.config, stack.tokenizer, &chat.request, &second, &stats);
+    assert_int_equal(stats.reused_tokens, 0);
+    chat.m[0].audios = &a; /* the first clip: its session continues */
+    ask_conversation(client, cache, &stack.config, stack.tokenizer, &chat.request, &second, &stats);
+    assert_true(stats.reused_tokens > 0);
+    free(clip_a);
+    free(clip_b);
+    g3n_prefix_cache_free(cache, client);
+    g3n_client_close(client);
+    g3n_test_stack_close(&stack);
+}
+
+/* A MatFormer sub-model's conversation reuses its prefix too (it neither reused nor kept a session): turn 2
+ * continues the session turn 1 left, with the greedy tokens of the same turn asked without reuse; the full
+ * model's request of the same prompt does not continue the sub-model's session (a session is bound to its
+ * model). */
+static void test_submodel_conversation_reuses_its_prefix(void **state)
+{
+    (void)state;
+    g3n_test_stack stack;
+    const char *specs[1] = {"{\"name\": \"small\", \"intermediate_size\": 64}"};
+    g3n_role_options ro;
+    memset(&ro, 0, sizeof(ro));
+    ro.threads = 1;
+    ro.submodels = specs;
+    ro.submodel_count = 1;
+    g3n_test_stack_open_with(&stack, "inproc://g3n-test-sessions-submodel", NULL, &ro,
+                             (1u << G3N_ROLE_EMBEDDER) | (1u << G3N_ROLE_DECODER), 1);
+    g3n_error err = {{0}};
+    g3n_client *client;
+    assert_int_equal(g3n_client_open(&client, stack.broker, &err), G3N_OK);
+    g3n_prefix_cache *cache;
+    assert_int_equal(g3n_prefix_cache_create(&cache, NULL, &err), G3N_OK);
+    conversation chat;
+    conversation_init(&chat, "Tell me about the sea.");
+    G3n__ChatRequest *request = &chat.request;
+    tokens first, reused, fresh, full;
+    g3n_pipeline_stats stats;
+    ask_model(client, cache, &stack.config, stack.tokenizer, "small", request, &first, &stats);
+    assert_int_equal(stats.reused_tokens, 0);
+    conversation_second_turn(&chat, &first, "And the mountains?");
+    ask_model(client, cache, &stack.config, stack.tokenizer, "", request, &full, &stats);
+    assert_int_equal(stats.reused_tokens, 0); /* the full model: not the sub-model's session */
+    ask_model(client, cache, &stack.config, stack.tokenizer, "small", request, &reused, &stats);
+    print_message("turn 2 on the sub-model: %lld of %lld prompt positions reused\n", (long long)stats.reused_tokens,
+                  (long long)stats.prompt_tokens);
+    assert_true(stats.reused_tokens > 0);
+    ask_model(client, NULL, &stack.config, stack.tokenizer, "small", request, &fresh, &stats); /* no reuse */
+    assert_int_equal(stats.reused_tokens, 0);
+    assert_int_equal(reused.count, fresh.count);
+    assert_memory_equal(reused.ids, fresh.ids, sizeof(int32_t) * STEPS);
+    g3n_prefix_cache_free(cache, client);
+    g3n_client_close(client);
+    g3n_test_stack_close(&stack);
 }
 
 int main(void)
@@ -626,6 +702,8 @@ int main(void)
         cmocka_unit_test(test_continued_session_equals_whole_prompt_and_survives_its_decoder),
         cmocka_unit_test(test_audio_stream_on_the_encoder_equals_offline),
         cmocka_unit_test(test_multimodal_conversation_reuses_its_image),
+        cmocka_unit_test(test_audio_conversation_tells_clips_apart),
+        cmocka_unit_test(test_submodel_conversation_reuses_its_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

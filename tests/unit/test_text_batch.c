@@ -125,15 +125,10 @@ static int32_t *ids_of(const g3n_tensor *t, int64_t *count)
 
 static void fixture_open(fixture *f, g3n_weight_format format)
 {
-    char fixtures[1024], dir[1024];
-    g3n_test_fixture("", fixtures, sizeof(fixtures));
-    g3n_test_fixture("text-tiny", dir, sizeof(dir));
     g3n_error err;
     memset(f, 0, sizeof(*f));
-    if (g3n_check_case_open(&f->c, dir, fixtures, &err) != G3N_OK)
-        fail_msg("%s", err.message);
     uint64_t seed;
-    assert_int_equal(g3n_check_seed(&f->c, &seed, &err), G3N_OK);
+    g3n_test_case_open(&f->c, "text-tiny", &seed);
     g3n_tensor input, prompt;
     assert_int_equal(g3n_check_golden(&f->c, "input_ids", &input, &err), G3N_OK);
     assert_int_equal(g3n_check_golden(&f->c, "prompt_ids", &prompt, &err), G3N_OK);

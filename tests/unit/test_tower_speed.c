@@ -38,13 +38,9 @@ typedef int (*check_fn)(g3n_check_case *c, g3n_precision precision, g3n_error *e
 
 static void run_case(const char *name, check_fn check, g3n_precision precision, int expected_lines)
 {
-    char dir[1024], fixtures[1024];
-    g3n_test_fixture(name, dir, sizeof dir);
-    g3n_test_fixture("", fixtures, sizeof fixtures);
     g3n_check_case c;
+    g3n_test_case_open(&c, name, NULL);
     g3n_error err = {{0}};
-    if (g3n_check_case_open(&c, dir, fixtures, &err) != G3N_OK)
-        fail_msg("%s: %s", name, err.message);
     int rc = check(&c, precision, &err);
     if (rc != G3N_OK)
         fail_msg("%s (%s): %s", name, g3n_precision_name(precision), err.message);
@@ -106,12 +102,9 @@ static void test_vision_full_bf16(void **state)
 static void test_precision_switch(void **state)
 {
     (void)state;
-    char dir[1024], fixtures[1024];
-    g3n_test_fixture("vision-tiny", dir, sizeof dir);
-    g3n_test_fixture("", fixtures, sizeof fixtures);
     g3n_check_case c;
+    g3n_test_case_open(&c, "vision-tiny", NULL);
     g3n_error err = {{0}};
-    assert_int_equal(g3n_check_case_open(&c, dir, fixtures, &err), G3N_OK);
     g3n_weights *weights = NULL;
     assert_int_equal(g3n_weights_open_synth(&weights, 5, G3N_DTYPE_BF16, &err), G3N_OK);
     unsetenv("G3N_TOWER_PRECISION");
