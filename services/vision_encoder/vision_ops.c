@@ -1,10 +1,11 @@
 /* vision_ops.c - MobileNetV5 primitives on NHWC f32 activations (see vision_ops.h). */
 #include "vision_ops.h"
 
-#include "isa.h"
-
 #include <math.h>
 #include <string.h>
+
+#include "isa.h"
+#include "ops.h"
 
 /* Vectorised gelu (vision_ops_avx2.c / vision_ops_avx512.c): run only after g3n_isa_active() says so. */
 void g3n_vision_gelu_avx2(float *x, int64_t count);
@@ -216,23 +217,13 @@ void g3n_vision_softmax_epilogue_apply(void *user, float *y, int64_t first_row, 
     g3n_vision_softmax_rows(y, rows, (int64_t)y_stride);
 }
 
-/* gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's tanh form. */
-static void gelu_portable(float *x, int64_t count)
-{
-    for (int64_t i = 0; i < count; i++) {
-        float v = x[i];
-        float inner = 0.7978845608028654f * (v + 0.044715f * v * v * v);
-        x[i] = 0.5f * v * (1.0f + tanhf(inner));
-    }
-}
-
 void g3n_vision_gelu(float *x, int64_t count)
 {
     const vision_kernels *vector = active_kernels();
     if (vector->gelu)
         vector->gelu(x, count);
     else
-        gelu_portable(x, count);
+        g3n_gelu_tanh(x, x, count);
 }
 
 void g3n_vision_softmax_rows(float *x, int64_t rows, int64_t n)
