@@ -201,7 +201,7 @@ typedef g3n_matrix_quant_kernel quant_kernel;
 #define QUANT_SERIAL_WORK 262144
 /* What a weight row costs besides its multiply-adds (its sums reduced and
  * stored, the row's set-up), in multiply-adds: short rows are dearer than their
- * size says (LAuReL's 2048x64 linear_right took 26 us on one thread). */
+ * size says (LAuReL's 2048x64 linear_right: docs/performance.md). */
 #define QUANT_ROW_WORK 192
 
 /* Every output's weight rows in blocks, all blocks of all outputs in one
@@ -240,9 +240,9 @@ static void matmul_quant_blocks(const g3n_quant_activations *a, int64_t m, const
     if (m <= 8) {
         /* Decode reads each weight once: memory-bound. Guided chunks give each
          * thread long contiguous runs of rows first (the hardware prefetcher
-         * streams them: the q4 head 1x2048x262144 went 8.4 -> 6.0 ms, 36 -> 51
-         * GB/s, the machine's read bandwidth) and small ones at the end, so a
-         * thread slowed by another process does not hold the other up. */
+         * streams them at the machine's read bandwidth: docs/performance.md)
+         * and small ones at the end, so a thread slowed by another process
+         * does not hold the other up. */
 #pragma omp parallel for schedule(guided) if (work > QUANT_SERIAL_WORK)
         for (int64_t b = 0; b < blocks; b++)
             quant_block(kernel, a, m, outputs, first_block, block, b);
