@@ -2,10 +2,13 @@
 #include "isa.h"
 
 #include <cpuid.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-static g3n_isa active_isa = (g3n_isa)-1;
+/* -1 until the first g3n_isa_active() or g3n_isa_set(); atomic because the
+ * first call may come from several threads at once (they all store the same). */
+static _Atomic int active_isa = -1;
 
 /* CPUID leaf 1, ECX bit 29: clang 14's __builtin_cpu_supports does not know "f16c". */
 static int cpu_has_f16c(void)
@@ -43,20 +46,23 @@ g3n_isa g3n_isa_set(g3n_isa isa)
     g3n_isa best = g3n_isa_detect();
     if ((int)isa < 0)
         isa = G3N_ISA_PORTABLE;
-    active_isa = isa > best ? best : isa;
-    return active_isa;
+    isa = isa > best ? best : isa;
+    atomic_store_explicit(&active_isa, (int)isa, memory_order_relaxed);
+    return isa;
 }
 
 g3n_isa g3n_isa_active(void)
 {
-    if ((int)active_isa < 0) {
+    int level = atomic_load_explicit(&active_isa, memory_order_relaxed);
+    if (level < 0) {
         g3n_isa isa = g3n_isa_detect();
         const char *cap = getenv("G3N_ISA");
         if (cap && strcmp(cap, "portable") == 0)
             isa = G3N_ISA_PORTABLE;
         else if (cap && strcmp(cap, "avx2") == 0 && isa > G3N_ISA_AVX2)
             isa = G3N_ISA_AVX2;
-        active_isa = isa;
+        level = (int)isa;
+        atomic_store_explicit(&active_isa, level, memory_order_relaxed);
     }
-    return active_isa;
+    return (g3n_isa)level;
 }
