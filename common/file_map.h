@@ -1,9 +1,10 @@
 /* file_map.h - read-only mappings of weight files that a decode step streams
  * end to end (the quantised weight cache), in 2 MiB pages where the kernel can.
  *
- * Why: mapped in 4 KiB pages, E2B's q8 weights streamed at ~30 GB/s per decode
- * step on the 2-core test VM; the same file held in 2 MiB page-cache folios and
- * mapped with PMDs streams at the machine's ~55 GB/s (q8 decode 13 -> 19 tok/s).
+ * Why: mapped in 4 KiB pages, a decode step streams the weights well below the
+ * machine's read bandwidth (TLB misses); the same file held in 2 MiB page-cache
+ * folios and mapped with PMDs streams at it (docs/performance.md, "Weight files
+ * in 2 MiB pages").
  * Linux keeps file data in 2 MiB folios when it reads it in for a mapping
  * marked MADV_HUGEPAGE and the file system supports large folios (ext4 and xfs
  * on recent kernels); pages read or written some other way (a write(), cp, a

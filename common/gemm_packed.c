@@ -1,6 +1,7 @@
 /* gemm_packed.c - packing and the tile driver of g3n_gemm_packed (see
  * gemm_packed.h); the micro-kernels are in gemm_packed_avx512.c and
- * gemm_packed_avx2.c (the same panels), chosen per call by g3n_isa_active(). */
+ * gemm_packed_avx2.c (the same panels), one table row per instruction set
+ * indexed by g3n_isa_active(). */
 #include "gemm_packed.h"
 
 #include <math.h>
@@ -28,37 +29,40 @@ typedef struct tower_kernels {
     void (*rows_to_u8)(const float *x, int64_t rows, size_t x_stride, int64_t k, uint8_t *out, int64_t depth,
                        float *scale);
     void (*silu_block)(float *y, size_t y_stride, int64_t rows, int columns);
+    const char *names[3];   /* by g3n_precision, for benchmarks */
+    const char *i8_vnni_name; /* the int8 kernel's name where g3n_gemm_avx_vnni() (NULL: names[INT8]) */
 } tower_kernels;
 
+/* By g3n_isa; NULL below AVX2 (nothing is packed there: calls go to g3n_matmul). */
 static const tower_kernels avx512_kernels = {
     g3n_gemm_kernel_f32_avx512, g3n_gemm_kernel_bf16_widen_avx512, g3n_gemm_kernel_bf16_dot_avx512,
     g3n_gemm_kernel_i8_avx512,  g3n_gemm_rows_to_u8_avx512,        g3n_gemm_silu_block_avx512,
+    {"avx512 (f32 fma)", "avx512 (vdpbf16ps)", "avx512 (vpdpbusd)"}, NULL,
 };
 static const tower_kernels avx2_kernels = {
     g3n_gemm_kernel_f32_avx2, g3n_gemm_kernel_bf16_widen_avx2, NULL,
     g3n_gemm_kernel_i8_avx2,  g3n_gemm_rows_to_u8_avx2,        g3n_gemm_silu_block_avx2,
+    {"avx2 (f32 fma)", "avx2 (bf16 weights, f32 fma)", "avx2 (vpmaddubsw)"}, "avx2 (avx-vnni vpdpbusd)",
+};
+static const tower_kernels *const kernels_by_isa[G3N_ISA_COUNT] = {
+    [G3N_ISA_PORTABLE] = NULL,
+    [G3N_ISA_AVX2] = &avx2_kernels,
+    [G3N_ISA_AVX512] = &avx512_kernels,
 };
 
-/* NULL below AVX2 (nothing is packed there: calls go to g3n_matmul). */
 static const tower_kernels *active_kernels(void)
 {
-    const g3n_isa isa = g3n_isa_active();
-    return isa >= G3N_ISA_AVX512 ? &avx512_kernels : isa >= G3N_ISA_AVX2 ? &avx2_kernels : NULL;
+    return kernels_by_isa[g3n_isa_active()];
 }
 
 const char *g3n_gemm_packed_kernel_name(g3n_precision precision)
 {
-    const g3n_isa isa = g3n_isa_active();
-    if (isa >= G3N_ISA_AVX512)
-        return precision == G3N_PRECISION_INT8   ? "avx512 (vpdpbusd)"
-               : precision == G3N_PRECISION_BF16 ? "avx512 (vdpbf16ps)"
-                                                 : "avx512 (f32 fma)";
-    if (isa >= G3N_ISA_AVX2)
-        return precision == G3N_PRECISION_INT8 ? (g3n_gemm_avx_vnni() ? "avx2 (avx-vnni vpdpbusd)"
-                                                                      : "avx2 (vpmaddubsw)")
-               : precision == G3N_PRECISION_BF16 ? "avx2 (bf16 weights, f32 fma)"
-                                                 : "avx2 (f32 fma)";
-    return "portable (g3n_matmul)";
+    const tower_kernels *kernels = active_kernels();
+    if (!kernels)
+        return "portable (g3n_matmul)";
+    if (precision == G3N_PRECISION_INT8 && kernels->i8_vnni_name && g3n_gemm_avx_vnni())
+        return kernels->i8_vnni_name;
+    return kernels->names[precision == G3N_PRECISION_INT8 ? 2 : precision == G3N_PRECISION_BF16 ? 1 : 0];
 }
 
 int g3n_precision_parse(const char *text, g3n_precision *out, g3n_error *err)

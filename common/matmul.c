@@ -1,6 +1,5 @@
 #include "matmul.h"
 
-#include <cpuid.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,62 +9,6 @@
 #include "matmul_internal.h"
 #include "quant.h"
 #include "thread_cleanup.h"
-
-/* ---- ISA selection ---- */
-
-static g3n_isa active_isa = (g3n_isa)-1;
-
-/* CPUID leaf 1, ECX bit 29: clang 14's __builtin_cpu_supports does not know "f16c". */
-static int cpu_has_f16c(void)
-{
-    unsigned eax, ebx, ecx, edx;
-    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
-}
-
-g3n_isa g3n_isa_detect(void)
-{
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vnni"))
-        return G3N_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c())
-        return G3N_ISA_AVX2;
-    return G3N_ISA_PORTABLE;
-}
-
-const char *g3n_isa_name(g3n_isa isa)
-{
-    switch (isa) {
-    case G3N_ISA_AVX512:
-        return "avx512";
-    case G3N_ISA_AVX2:
-        return "avx2";
-    default:
-        return "portable";
-    }
-}
-
-g3n_isa g3n_isa_set(g3n_isa isa)
-{
-    g3n_isa best = g3n_isa_detect();
-    active_isa = isa > best ? best : isa;
-    return active_isa;
-}
-
-g3n_isa g3n_isa_active(void)
-{
-    if ((int)active_isa < 0) {
-        g3n_isa isa = g3n_isa_detect();
-        const char *cap = getenv("G3N_ISA");
-        if (cap && strcmp(cap, "portable") == 0)
-            isa = G3N_ISA_PORTABLE;
-        else if (cap && strcmp(cap, "avx2") == 0 && isa > G3N_ISA_AVX2)
-            isa = G3N_ISA_AVX2;
-        active_isa = isa;
-    }
-    return active_isa;
-}
 
 void g3n_set_threads(int threads)
 {
@@ -80,77 +23,35 @@ int g3n_get_threads(void)
 
 /* ---- matrices ---- */
 
-int g3n_matrix_from_tensor(g3n_matrix *matrix, const g3n_tensor *t, g3n_error *err)
-{
-    if (t->ndim < 1 || !g3n_tensor_is_contiguous(t))
-        return g3n_error_set(err, "matrix needs a contiguous tensor of rank >= 1");
-    if (t->dtype != G3N_DTYPE_F32 && t->dtype != G3N_DTYPE_BF16 && t->dtype != G3N_DTYPE_F16)
-        return g3n_error_set(err, "matrix weights must be F32, BF16 or F16, not %s", g3n_dtype_name(t->dtype));
-    matrix->dtype = t->dtype;
-    matrix->rows = t->ndim >= 2 ? t->shape[0] : 1;
-    matrix->cols = t->ndim >= 2 ? g3n_tensor_numel(t) / (t->shape[0] ? t->shape[0] : 1) : t->shape[0];
-    matrix->row_stride = (size_t)matrix->cols * g3n_dtype_size(t->dtype);
-    matrix->data = t->data;
-    return G3N_OK;
-}
-
-g3n_matrix g3n_matrix_rows(const g3n_matrix *m, int64_t first, int64_t count)
-{
-    g3n_matrix view = *m;
-    view.rows = count;
-    view.data = (const char *)m->data + (size_t)first * m->row_stride;
-    return view;
-}
-
 static inline const void *row_pointer(const g3n_matrix *w, int64_t row)
 {
-    return (const char *)w->data + (size_t)row * w->row_stride;
+    return g3n_matrix_row(w, row);
 }
 
-static inline int is_quant(g3n_dtype dtype)
+static inline const g3n_matrix_format *format_of(const g3n_matrix *w)
 {
-    return dtype == G3N_DTYPE_Q8 || dtype == G3N_DTYPE_Q4;
-}
-
-const char *g3n_matrix_dtype_name(g3n_dtype dtype)
-{
-    if (dtype == G3N_DTYPE_Q8)
-        return "Q8";
-    if (dtype == G3N_DTYPE_Q4)
-        return "Q4";
-    const char *name = g3n_dtype_name(dtype);
-    return name ? name : "?";
-}
-
-void g3n_matrix_row_to_f32(const g3n_matrix *w, int64_t row, float *out)
-{
-    if (is_quant(w->dtype)) {
-        g3n_quant_row_to_f32(w, row, out);
-        return;
-    }
-    g3n_convert_to_f32(w->dtype, row_pointer(w, row), out, w->cols);
+    return g3n_matrix_format_of(w->dtype);
 }
 
 float g3n_matrix_row_dot(const g3n_matrix *w, int64_t row, const float *x)
 {
     float y;
     g3n_matrix one = g3n_matrix_rows(w, row, 1);
-    g3n_isa isa = g3n_isa_active();
-    if (is_quant(w->dtype)) {
+    const g3n_matrix_format *format = format_of(w);
+    const g3n_matrix_kernels *kernels = g3n_matrix_format_kernels(format);
+    if (format->quantised) {
         float *values = malloc(sizeof(float) * (size_t)w->cols);
         double sum = 0.0;
         if (values) {
-            g3n_quant_row_to_f32(w, row, values);
+            format->to_f32(w, row, 0, w->cols, values);
             for (int64_t i = 0; i < w->cols; i++)
                 sum += (double)values[i] * x[i];
         }
         free(values);
         return (float)sum;
     }
-    if (isa == G3N_ISA_AVX512)
-        g3n_matmul_dot_avx512(x, 1, (size_t)w->cols, &one, &y, 1, 0, 1);
-    else if (isa == G3N_ISA_AVX2)
-        g3n_matmul_dot_avx2(x, 1, (size_t)w->cols, &one, &y, 1, 0, 1);
+    if (kernels->dot)
+        kernels->dot(x, 1, (size_t)w->cols, &one, &y, 1, 0, 1);
     else {
         const int64_t k = w->cols;
         float sum = 0.0f;
@@ -209,10 +110,7 @@ static void matmul_portable(const float *x, int64_t m, size_t x_stride, const g3
 
 /* ---- SIMD paths ---- */
 
-typedef void (*dot_kernel)(const float *, int64_t, size_t, const g3n_matrix *, float *, size_t, int64_t, int64_t);
-typedef void (*micro_kernel)(const float *, size_t, const float *, int64_t, float *, size_t, int64_t, int);
-
-static void matmul_dot(dot_kernel kernel, const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y,
+static void matmul_dot(g3n_matrix_dot_kernel kernel, const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y,
                        size_t y_stride)
 {
     const int64_t n = w->rows;
@@ -228,7 +126,7 @@ static void matmul_dot(dot_kernel kernel, const float *x, int64_t m, size_t x_st
     }
 }
 
-static void matmul_gemm(micro_kernel kernel, int64_t panel_width, const float *x, int64_t m, size_t x_stride,
+static void matmul_gemm(g3n_matrix_micro_kernel kernel, int64_t panel_width, const float *x, int64_t m, size_t x_stride,
                         const g3n_matrix *w, float *y, size_t y_stride)
 {
     const int64_t n = w->rows, k = w->cols;
@@ -295,15 +193,7 @@ static void own_thread_buffers(void)
     g3n_thread_cleanup_arm(release_thread_buffers);
 }
 
-typedef void (*quant_kernel)(const g3n_quant_activations *, int64_t, int64_t, const g3n_matrix *, float *, size_t,
-                             int64_t, int64_t);
-
-static quant_kernel pick_quant_kernel(void)
-{
-    const g3n_isa isa = g3n_isa_active();
-    return isa == G3N_ISA_AVX512 ? g3n_quant_dot_avx512 : isa == G3N_ISA_AVX2 ? g3n_quant_dot_avx2
-                                                                              : g3n_quant_dot_portable;
-}
+typedef g3n_matrix_quant_kernel quant_kernel;
 
 /* Products with parallel work below this many multiply-adds run on the
  * calling thread: a parallel region costs more than they do (decode's small
@@ -311,7 +201,7 @@ static quant_kernel pick_quant_kernel(void)
 #define QUANT_SERIAL_WORK 262144
 /* What a weight row costs besides its multiply-adds (its sums reduced and
  * stored, the row's set-up), in multiply-adds: short rows are dearer than their
- * size says (LAuReL's 2048x64 linear_right took 26 us on one thread). */
+ * size says (LAuReL's 2048x64 linear_right: docs/performance.md). */
 #define QUANT_ROW_WORK 192
 
 /* Every output's weight rows in blocks, all blocks of all outputs in one
@@ -336,7 +226,7 @@ static inline void quant_block(quant_kernel kernel, const g3n_quant_activations 
  * parallel loop; the activations are already in a (prepared for the dtype). */
 static void matmul_quant_blocks(const g3n_quant_activations *a, int64_t m, const g3n_matmul_output *outputs, int count)
 {
-    const quant_kernel kernel = pick_quant_kernel();
+    const quant_kernel kernel = g3n_matrix_format_kernels(format_of(outputs[0].w))->quant_dot;
     /* Blocks of weight rows that stay in L1/L2 while every 8-row slice of x
      * passes over them; one token: small blocks, so both threads get work. */
     const int64_t block = m > 8 ? 32 : 16;
@@ -350,9 +240,9 @@ static void matmul_quant_blocks(const g3n_quant_activations *a, int64_t m, const
     if (m <= 8) {
         /* Decode reads each weight once: memory-bound. Guided chunks give each
          * thread long contiguous runs of rows first (the hardware prefetcher
-         * streams them: the q4 head 1x2048x262144 went 8.4 -> 6.0 ms, 36 -> 51
-         * GB/s, the machine's read bandwidth) and small ones at the end, so a
-         * thread slowed by another process does not hold the other up. */
+         * streams them at the machine's read bandwidth: docs/performance.md)
+         * and small ones at the end, so a thread slowed by another process
+         * does not hold the other up. */
 #pragma omp parallel for schedule(guided) if (work > QUANT_SERIAL_WORK)
         for (int64_t b = 0; b < blocks; b++)
             quant_block(kernel, a, m, outputs, first_block, block, b);
@@ -381,7 +271,7 @@ void g3n_matmul_many(const float *x, int64_t m, size_t x_stride, const g3n_matmu
 {
     int shared = count >= 1 && count <= 8 && m > 0;
     for (int o = 0; o < count && shared; o++)
-        shared = is_quant(outputs[o].w->dtype) && outputs[o].w->dtype == outputs[0].w->dtype &&
+        shared = format_of(outputs[o].w)->quantised && outputs[o].w->dtype == outputs[0].w->dtype &&
                  outputs[o].w->cols == outputs[0].w->cols && outputs[o].w->rows > 0;
     if (shared)
         own_thread_buffers();
@@ -407,11 +297,13 @@ void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows,
 {
     if (count <= 0)
         return;
-    if (is_quant(w->dtype)) {
+    const g3n_matrix_format *format = format_of(w);
+    const g3n_matrix_kernels *kernels = g3n_matrix_format_kernels(format);
+    if (format->quantised) {
         g3n_quant_activations *a = &thread_activations;
         own_thread_buffers();
         if (g3n_quant_activations_prepare(a, x, 1, (size_t)w->cols, w->cols, w->dtype) == G3N_OK) {
-            const quant_kernel kernel = pick_quant_kernel();
+            const quant_kernel kernel = kernels->quant_dot;
 #pragma omp parallel for schedule(static) if (count * w->cols > QUANT_SERIAL_WORK)
             for (int64_t i = 0; i < count; i++) {
                 if (i + GATHER_AHEAD < count) /* scattered rows: no prefetcher sees the next one coming */
@@ -422,17 +314,13 @@ void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows,
             return;
         }
     }
-    const g3n_isa isa = g3n_isa_active();
 #pragma omp parallel for schedule(static) if (count * w->cols > 32768)
     for (int64_t i = 0; i < count; i++) {
-        if (is_quant(w->dtype) || isa == G3N_ISA_PORTABLE) {
+        if (format->quantised || !kernels->dot) {
             y[i] = g3n_matrix_row_dot(w, rows[i], x);
         } else {
             const g3n_matrix one = g3n_matrix_rows(w, rows[i], 1);
-            if (isa == G3N_ISA_AVX512)
-                g3n_matmul_dot_avx512(x, 1, (size_t)w->cols, &one, y + i, 1, 0, 1);
-            else
-                g3n_matmul_dot_avx2(x, 1, (size_t)w->cols, &one, y + i, 1, 0, 1);
+            kernels->dot(x, 1, (size_t)w->cols, &one, y + i, 1, 0, 1);
         }
     }
 }
@@ -440,21 +328,17 @@ void g3n_matmul_gather(const float *x, const g3n_matrix *w, const int32_t *rows,
 void g3n_matrix_combine_rows(const g3n_matrix *w, const int32_t *rows, const float *coefs, int64_t count, float *y)
 {
     const int64_t cols = w->cols;
-    const g3n_isa isa = g3n_isa_active();
-    if (is_quant(w->dtype) && isa != G3N_ISA_PORTABLE) {
+    const g3n_matrix_format *format = format_of(w);
+    const g3n_matrix_combine_kernel combine = g3n_matrix_format_kernels(format)->combine_group;
+    if (combine) {
         const int64_t groups = g3n_quant_groups(cols);
 #pragma omp parallel for schedule(static) if (count * cols > 32768)
-        for (int64_t g = 0; g < groups; g++) {
-            if (isa == G3N_ISA_AVX512)
-                g3n_quant_combine_group_avx512(w, rows, coefs, count, g, y + g * G3N_QUANT_GROUP);
-            else
-                g3n_quant_combine_group_avx2(w, rows, coefs, count, g, y + g * G3N_QUANT_GROUP);
-        }
+        for (int64_t g = 0; g < groups; g++)
+            combine(w, rows, coefs, count, g, y + g * G3N_QUANT_GROUP);
         return;
     }
     const int64_t slice = 256;
     const int64_t slices = (cols + slice - 1) / slice;
-    const size_t element = g3n_dtype_size(w->dtype);
 #pragma omp parallel for schedule(static) if (count * cols > 32768)
     for (int64_t s = 0; s < slices; s++) {
         const int64_t c0 = s * slice, c1 = c0 + slice < cols ? c0 + slice : cols, width = c1 - c0;
@@ -463,11 +347,7 @@ void g3n_matrix_combine_rows(const g3n_matrix *w, const int32_t *rows, const flo
             acc[c] = 0.0f;
         for (int64_t i = 0; i < count; i++) {
             const float coef = coefs[i];
-            if (is_quant(w->dtype))
-                g3n_quant_row_slice_to_f32(w, rows[i], c0, c1, values);
-            else
-                g3n_convert_to_f32(w->dtype, (const char *)row_pointer(w, rows[i]) + (size_t)c0 * element, values,
-                                   width);
+            format->to_f32(w, rows[i], c0, c1, values);
             for (int64_t c = 0; c < width; c++)
                 acc[c] += coef * values[c];
         }
@@ -563,26 +443,19 @@ void g3n_matmul(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w,
             memset(y + (size_t)i * y_stride, 0, sizeof(float) * (size_t)w->rows);
         return;
     }
-    if (is_quant(w->dtype)) {
+    const g3n_matrix_format *format = format_of(w);
+    if (format->quantised) {
         matmul_quant(x, m, x_stride, w, y, y_stride);
         return;
     }
-    const g3n_isa isa = g3n_isa_active();
-    const int use_gemm = m >= 12;
-    if (isa == G3N_ISA_AVX512 && w->bf16_products && w->dtype == G3N_DTYPE_BF16 && m >= BF16_PRODUCT_MIN_ROWS &&
+    const g3n_matrix_kernels *kernels = g3n_matrix_format_kernels(format);
+    if (kernels->bf16_products && w->bf16_products && m >= BF16_PRODUCT_MIN_ROWS &&
         matmul_bf16_products(x, m, x_stride, w, y, y_stride))
         return;
-    if (isa == G3N_ISA_AVX512) {
-        if (use_gemm)
-            matmul_gemm(g3n_gemm_micro_avx512, G3N_GEMM_NR_AVX512, x, m, x_stride, w, y, y_stride);
-        else
-            matmul_dot(g3n_matmul_dot_avx512, x, m, x_stride, w, y, y_stride);
-    } else if (isa == G3N_ISA_AVX2) {
-        if (use_gemm)
-            matmul_gemm(g3n_gemm_micro_avx2, G3N_GEMM_NR_AVX2, x, m, x_stride, w, y, y_stride);
-        else
-            matmul_dot(g3n_matmul_dot_avx2, x, m, x_stride, w, y, y_stride);
-    } else {
+    if (kernels->gemm && m >= 12)
+        matmul_gemm(kernels->gemm, kernels->gemm_panel, x, m, x_stride, w, y, y_stride);
+    else if (kernels->dot)
+        matmul_dot(kernels->dot, x, m, x_stride, w, y, y_stride);
+    else
         matmul_portable(x, m, x_stride, w, y, y_stride);
-    }
 }

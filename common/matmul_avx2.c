@@ -61,20 +61,22 @@ static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, cons
     }
 }
 
-void g3n_matmul_dot_avx2(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y, size_t y_stride,
-                         int64_t j0, int64_t j1)
+void g3n_matmul_dot_f32_avx2(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y,
+                            size_t y_stride, int64_t j0, int64_t j1)
 {
-    switch (w->dtype) {
-    case G3N_DTYPE_BF16:
-        dot_rows(G3N_DTYPE_BF16, x, m, x_stride, w, y, y_stride, j0, j1);
-        break;
-    case G3N_DTYPE_F16:
-        dot_rows(G3N_DTYPE_F16, x, m, x_stride, w, y, y_stride, j0, j1);
-        break;
-    default:
-        dot_rows(G3N_DTYPE_F32, x, m, x_stride, w, y, y_stride, j0, j1);
-        break;
-    }
+    dot_rows(G3N_DTYPE_F32, x, m, x_stride, w, y, y_stride, j0, j1);
+}
+
+void g3n_matmul_dot_bf16_avx2(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y,
+                            size_t y_stride, int64_t j0, int64_t j1)
+{
+    dot_rows(G3N_DTYPE_BF16, x, m, x_stride, w, y, y_stride, j0, j1);
+}
+
+void g3n_matmul_dot_f16_avx2(const float *x, int64_t m, size_t x_stride, const g3n_matrix *w, float *y,
+                            size_t y_stride, int64_t j0, int64_t j1)
+{
+    dot_rows(G3N_DTYPE_F16, x, m, x_stride, w, y, y_stride, j0, j1);
 }
 
 static inline __m256i column_mask8(int64_t columns)

@@ -62,6 +62,13 @@ static int is_quant(g3n_dtype dtype)
     return dtype == G3N_DTYPE_Q8 || dtype == G3N_DTYPE_Q4;
 }
 
+/* For messages (matrix_format.c, which names every format, sits above this file). */
+static const char *dtype_name(g3n_dtype dtype)
+{
+    const char *name = dtype == G3N_DTYPE_Q8 ? "Q8" : dtype == G3N_DTYPE_Q4 ? "Q4" : g3n_dtype_name(dtype);
+    return name ? name : "?";
+}
+
 static size_t round_up(size_t value, size_t to)
 {
     return (value + to - 1) / to * to;
@@ -147,7 +154,7 @@ g3n_matrix g3n_quantize_matrix(const g3n_matrix *src, g3n_dtype dtype, void *dst
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             if (row) {
-                g3n_matrix_row_to_f32(src, r, row);
+                g3n_convert_to_f32(src->dtype, g3n_matrix_row(src, r), row, cols);
                 quantize_row(dtype, row, cols, (uint8_t *)dst + (size_t)r * row_bytes);
             }
         }
@@ -476,7 +483,7 @@ int g3n_quant_cache_open_reporting(g3n_quant_cache **out, const char *path, cons
         const int64_t width = r->transpose ? r->source.rows : r->source.cols;
         if (!float_source || (is_quant(r->dtype) ? !g3n_quant_supported(r->dtype, width) : !r->transpose))
             return g3n_error_set(err, "weight cache: %s cannot be stored as %s (%lld columns)", r->name,
-                                 g3n_matrix_dtype_name(r->dtype), (long long)r->source.cols);
+                                 dtype_name(r->dtype), (long long)r->source.cols);
         if (strlen(r->name) >= CACHE_NAME)
             return g3n_error_set(err, "weight cache: name too long: %s", r->name);
     }

@@ -2,7 +2,8 @@
  * and the cache file that holds them, so the second start maps instead of
  * quantising.
  *
- * Formats (g3n_matrix dtypes G3N_DTYPE_Q8 / G3N_DTYPE_Q4, declared in matmul.h):
+ * Formats (g3n_matrix dtypes G3N_DTYPE_Q8 / G3N_DTYPE_Q4 of tensor.h, rows of
+ * the format table in matrix_format.h):
  *   blocks of G3N_QUANT_BLOCK = 32 weights along a row, one f16 scale d each;
  *   Q8: w ≈ d·q, q in [-127, 127], stored as the byte q + 128 (unsigned),
  *   Q4: w ≈ d·(q − 8), q in [0, 15].
@@ -39,7 +40,7 @@
 #include <stdint.h>
 
 #include "file_map.h"
-#include "matmul.h"
+#include "matrix.h"
 #include "status.h"
 
 #define G3N_QUANT_BLOCK 32
@@ -72,7 +73,7 @@ g3n_matrix g3n_quantize_matrix(const g3n_matrix *src, g3n_dtype dtype, void *dst
  * returns the view (for column access: the sparse MLP's down_proj). */
 g3n_matrix g3n_transpose_matrix(const g3n_matrix *src, void *dst);
 
-/* ---- kernels (matmul.c dispatches here for Q8/Q4 matrices) ---- */
+/* ---- kernels (listed in the format table, matrix_format.c; matmul.c drives them) ---- */
 
 /* Activations quantised for the Q8/Q4 kernels, group-major so that a
  * kernel reaches row r of a group at a constant offset (r·512 bytes): per

@@ -29,12 +29,11 @@ static inline __attribute__((always_inline)) void load_group(g3n_dtype dtype, co
     }
 }
 
-/* Decode streams every weight once: the hardware prefetcher alone left the
- * q8 1x8192x8192 product at ~40 GB/s against ~55 for 1x2048x32768 (the same
- * bytes in shorter rows), and decode steps at 18 tok/s. Fetching the lines
- * PREFETCH_BYTES ahead of group g (rows are contiguous: past a row's end that
- * is the next row's start) brings both to the stream rate: 1x8192x8192 1.27 ->
- * 0.81-0.96 ms, E2B q8 decode +3-7 %. */
+/* Decode streams every weight once: the hardware prefetcher alone left long
+ * rows (q8 1x8192x8192) below the stream rate that shorter rows of the same
+ * bytes reach. Fetching the lines PREFETCH_BYTES ahead of group g (rows are
+ * contiguous: past a row's end that is the next row's start) brings both to
+ * it (docs/performance.md, "Quantised products"). */
 #define PREFETCH_BYTES 2048
 static inline __attribute__((always_inline)) void prefetch_ahead(g3n_dtype dtype, const uint8_t *q, int64_t group)
 {
@@ -52,7 +51,7 @@ static inline __attribute__((always_inline)) __m512 group_weight_scales(const ui
 /* K blocking: with more than 2 x K_BLOCK_GROUPS groups (K > 4096) an 8-row
  * slice of x (8 x K bytes: 64 KB at K = 8192) no longer stays in L1 while a
  * weight row passes over it, and every weight row re-read it from L2 (E2B's
- * down_proj 512x8192x2048 ran at 310 GFLOP/s against 715 for K = 2048; now 610). Then
+ * down_proj ran at half the rate of K = 2048: docs/performance.md). Then
  * the groups go in blocks of K_BLOCK_GROUPS (8 x 2048 bytes of x) over up to
  * J_CHUNK weight rows, each row's 8 accumulator vectors parked in `partial`
  * between blocks: the same fmadd chain per output, so the same sums bit for bit. */
@@ -161,9 +160,8 @@ static __attribute__((noinline)) void dot_rows_k_blocks(g3n_dtype dtype, int row
 }
 
 /* The one-token (and prefill, unblocked) kernel. Its group loop is dot_groups'
- * written out once more on purpose: built on dot_groups it read the q8 head
- * 1x2048x262144 ~4 % slower (medians of 6 interleaved best-of-15 runs, 10.7 vs
- * 10.3 ms), and decode is this loop. */
+ * written out once more on purpose: built on dot_groups decode read the q8
+ * head measurably slower (docs/performance.md), and decode is this loop. */
 static inline __attribute__((always_inline)) void dot_rows(g3n_dtype dtype, int rows, const g3n_quant_activations *a,
                                                            int64_t row0, const g3n_matrix *w, float *y,
                                                            size_t y_stride, int64_t j0, int64_t j1)

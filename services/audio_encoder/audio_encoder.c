@@ -497,10 +497,7 @@ static void clamp_rows(float *x, int64_t count, float limit)
 static void gate_rows(const float *a, size_t a_stride, const float *b, size_t b_stride, float *out,
                       size_t out_stride, int64_t rows, int64_t width)
 {
-    const g3n_isa isa = g3n_isa_active();
-    void (*gate)(const float *, const float *, float *, int64_t) = isa >= G3N_ISA_AVX512 ? g3n_audio_gate_avx512
-                                                                   : isa >= G3N_ISA_AVX2 ? g3n_audio_gate_avx2
-                                                                                          : g3n_audio_gate;
+    void (*const gate)(const float *, const float *, float *, int64_t) = g3n_audio_ops()->gate;
 #pragma omp parallel for schedule(static) if (rows * width > PARALLEL_ELEMENTS)
     for (int64_t r = 0; r < rows; r++)
         gate(a + (size_t)r * a_stride, b + (size_t)r * b_stride, out + (size_t)r * out_stride, width);
@@ -525,11 +522,7 @@ static void clamp_norm_rows(const g3n_audio_encoder_state *s, float *x, const fl
         g3n_rms_norm_rows(x, d, weight, out, d, rows, d, a->rms_norm_eps);
         return;
     }
-    const g3n_isa isa = g3n_isa_active();
-    void (*norm)(const float *, const float *, float *, int64_t, float, float) =
-        isa >= G3N_ISA_AVX512 ? g3n_audio_clamp_norm_avx512
-        : isa >= G3N_ISA_AVX2 ? g3n_audio_clamp_norm_avx2
-                              : g3n_audio_clamp_norm;
+    void (*const norm)(const float *, const float *, float *, int64_t, float, float) = g3n_audio_ops()->clamp_norm;
     const float eps = (float)a->rms_norm_eps;
 #pragma omp parallel for schedule(static) if (rows * d > PARALLEL_ELEMENTS)
     for (int64_t r = 0; r < rows; r++)
@@ -556,11 +549,8 @@ static void clamp_norm_add_rows(const g3n_audio_encoder_state *s, float *x, cons
         }
         return;
     }
-    const g3n_isa isa = g3n_isa_active();
-    void (*norm_add)(const float *, const float *, float *, int64_t, float, float, float) =
-        isa >= G3N_ISA_AVX512 ? g3n_audio_clamp_norm_add_avx512
-        : isa >= G3N_ISA_AVX2 ? g3n_audio_clamp_norm_add_avx2
-                              : g3n_audio_clamp_norm_add;
+    void (*const norm_add)(const float *, const float *, float *, int64_t, float, float, float) =
+        g3n_audio_ops()->clamp_norm_add;
     const float eps = (float)a->rms_norm_eps;
 #pragma omp parallel for schedule(static) if (rows * d > PARALLEL_ELEMENTS)
     for (int64_t r = 0; r < rows; r++)
@@ -666,10 +656,7 @@ static void conformer_attention(g3n_audio_encoder_state *s, const g3n_audio_laye
     float cap = (float)a->logit_cap;
     const float min_logit = -FLT_MAX; /* torch.finfo(f32).min */
     if (fast_rows(s)) { /* vectorised per (frame, head), f32 sums in another order */
-        const g3n_isa isa = g3n_isa_active();
-        void (*attend)(const g3n_audio_attention_row *, float *) = isa >= G3N_ISA_AVX512 ? g3n_audio_attend_avx512
-                                                                   : isa >= G3N_ISA_AVX2 ? g3n_audio_attend_avx2
-                                                                                          : g3n_audio_attend;
+        void (*const attend)(const g3n_audio_attention_row *, float *) = g3n_audio_ops()->attend;
 #pragma omp parallel for collapse(2) schedule(static)
         for (int64_t i = 0; i < rows; i++)
             for (int64_t n = 0; n < heads; n++) {

@@ -1,5 +1,5 @@
-/* audio_encoder.h - the USM conformer audio encoder (Gemma3nAudioEncoder,
- * spec-text-audio.md §7), offline and streaming.
+/* audio_encoder.h - the USM conformer audio encoder (Gemma3nAudioEncoder),
+ * offline and streaming.
  *
  * log-mel frames [N][128] -> subsample conv projection (two conv blocks with
  * the cumulative group norm) -> conformer blocks (half-step feed-forwards,
@@ -91,7 +91,7 @@ int g3n_audio_encoder_load_precision(g3n_audio_encoder *encoder, const g3n_audio
                                      g3n_weights *weights, g3n_precision precision, g3n_error *err);
 void g3n_audio_encoder_free(g3n_audio_encoder *encoder); /* accepts a zeroed struct */
 
-/* Sub-sampled frames T2 and tokens Ta for N feature frames (§6.5). */
+/* Sub-sampled frames T2 and tokens Ta for N feature frames (Gemma3nAudioSubSampleConvProjection). */
 int64_t g3n_audio_encoder_subsampled_frames(const g3n_audio_config *config, int64_t frames);
 int64_t g3n_audio_encoder_token_count(const g3n_audio_config *config, int64_t frames);
 

@@ -1,5 +1,4 @@
-/* audio_features.h - log-mel features exactly as Gemma3nAudioFeatureExtractor
- * (spec-text-audio.md §6).
+/* audio_features.h - log-mel features exactly as Gemma3nAudioFeatureExtractor.
  *
  * Per frame f of a waveform padded with zeros to a multiple of 128 samples:
  * the frame_length + 1 samples starting at hop * f, HTK pre-emphasis and the

@@ -1,6 +1,8 @@
 /* audio_ops.c - portable versions of the conformer's row kernels (audio_ops.h). */
 #include "audio_ops.h"
 
+#include "isa.h"
+
 #include <float.h>
 #include <math.h>
 
@@ -76,4 +78,17 @@ void g3n_audio_attend(const g3n_audio_attention_row *a, float *out)
         for (int64_t e = 0; e < a->dh; e++)
             out[e] += p * v[e];
     }
+}
+
+static const g3n_audio_kernels kernels_by_isa[G3N_ISA_COUNT] = {
+    [G3N_ISA_PORTABLE] = {g3n_audio_gate, g3n_audio_clamp_norm, g3n_audio_clamp_norm_add, g3n_audio_attend},
+    [G3N_ISA_AVX2] = {g3n_audio_gate_avx2, g3n_audio_clamp_norm_avx2, g3n_audio_clamp_norm_add_avx2,
+                      g3n_audio_attend_avx2},
+    [G3N_ISA_AVX512] = {g3n_audio_gate_avx512, g3n_audio_clamp_norm_avx512, g3n_audio_clamp_norm_add_avx512,
+                        g3n_audio_attend_avx512},
+};
+
+const g3n_audio_kernels *g3n_audio_ops(void)
+{
+    return &kernels_by_isa[g3n_isa_active()];
 }

@@ -4,7 +4,8 @@
  * (frame, head). Each has a portable C version (the reference its vector
  * twins are tested against, tests/unit/test_audio_ops.c), an `_avx512`
  * version to call only when g3n_isa_active() >= G3N_ISA_AVX512 and an `_avx2`
- * one for g3n_isa_active() >= G3N_ISA_AVX2.
+ * one for g3n_isa_active() >= G3N_ISA_AVX2; g3n_audio_ops() hands out those
+ * of the active level.
  *
  * The exact (f32) encoder path does not use the fused norms or the attention
  * kernel: they sum squares and dot products in f32 vectors (the exact path
@@ -50,5 +51,16 @@ typedef struct g3n_audio_attention_row {
 void g3n_audio_attend(const g3n_audio_attention_row *a, float *out);
 void g3n_audio_attend_avx512(const g3n_audio_attention_row *a, float *out);
 void g3n_audio_attend_avx2(const g3n_audio_attention_row *a, float *out);
+
+/* The kernels above of one instruction-set level (every field set). */
+typedef struct g3n_audio_kernels {
+    void (*gate)(const float *a, const float *b, float *out, int64_t count);
+    void (*clamp_norm)(const float *x, const float *weight, float *out, int64_t n, float clip, float eps);
+    void (*clamp_norm_add)(const float *x, const float *weight, float *h, int64_t n, float clip, float eps,
+                           float scale);
+    void (*attend)(const g3n_audio_attention_row *a, float *out);
+} g3n_audio_kernels;
+/* Those of the active level (isa.h). */
+const g3n_audio_kernels *g3n_audio_ops(void);
 
 #endif

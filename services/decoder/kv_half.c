@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "matmul.h"
+#include "isa.h"
 
 uint16_t g3n_kv_half_from_float(float x)
 {
@@ -50,47 +50,65 @@ float g3n_kv_half_to_float(uint16_t h)
     return out;
 }
 
+/* Bodies of one level: whole vectors of `width` values; the tail is scalar.
+ * The group forms (AVX-512 only) need n a multiple of 16. */
+typedef struct kv_half_kernels {
+    int64_t width; /* 0: none (portable: all scalar) */
+    void (*from_f32)(const float *x, uint16_t *out, int64_t n);
+    void (*to_f32)(const uint16_t *h, float *out, int64_t n);
+    float (*dot)(const float *x, const uint16_t *h, int64_t n);
+    void (*axpy)(float *acc, float s, const uint16_t *h, int64_t n);
+    void (*dot_group)(const float *q, int64_t q_stride, int heads, const uint16_t *k, int64_t n, float *out);
+    void (*axpy_group)(float *o, int64_t o_stride, int heads, const float *coefs, const uint16_t *v, int64_t n);
+} kv_half_kernels;
+
+static const kv_half_kernels kernels_by_isa[G3N_ISA_COUNT] = {
+    [G3N_ISA_PORTABLE] = {0},
+    [G3N_ISA_AVX2] = {8, g3n_kv_half_from_f32_avx2, g3n_kv_half_to_f32_avx2, g3n_kv_half_dot_avx2,
+                      g3n_kv_half_axpy_avx2, NULL, NULL},
+    [G3N_ISA_AVX512] = {16, g3n_kv_half_from_f32_avx512, g3n_kv_half_to_f32_avx512, g3n_kv_half_dot_avx512,
+                        g3n_kv_half_axpy_avx512, g3n_kv_half_dot_group_avx512, g3n_kv_half_axpy_group_avx512},
+};
+
+static inline const kv_half_kernels *active_kernels(void)
+{
+    return &kernels_by_isa[g3n_isa_active()];
+}
+
+/* Values handled by whole vectors of k (0 without vector bodies). */
+static inline int64_t whole_vectors(const kv_half_kernels *k, int64_t n)
+{
+    return k->width ? n / k->width * k->width : 0;
+}
+
 void g3n_kv_half_from_f32(const float *x, uint16_t *out, int64_t n)
 {
-    int64_t done = 0;
-    const g3n_isa isa = g3n_isa_active();
-    if (isa == G3N_ISA_AVX512) {
-        done = n / 16 * 16;
-        g3n_kv_half_from_f32_avx512(x, out, done);
-    } else if (isa == G3N_ISA_AVX2) {
-        done = n / 8 * 8;
-        g3n_kv_half_from_f32_avx2(x, out, done);
-    }
+    const kv_half_kernels *k = active_kernels();
+    const int64_t done = whole_vectors(k, n);
+    if (done)
+        k->from_f32(x, out, done);
     for (int64_t i = done; i < n; i++)
         out[i] = g3n_kv_half_from_float(x[i]);
 }
 
 void g3n_kv_half_to_f32(const uint16_t *h, float *out, int64_t n)
 {
-    int64_t done = 0;
-    const g3n_isa isa = g3n_isa_active();
-    if (isa == G3N_ISA_AVX512) {
-        done = n / 16 * 16;
-        g3n_kv_half_to_f32_avx512(h, out, done);
-    } else if (isa == G3N_ISA_AVX2) {
-        done = n / 8 * 8;
-        g3n_kv_half_to_f32_avx2(h, out, done);
-    }
+    const kv_half_kernels *k = active_kernels();
+    const int64_t done = whole_vectors(k, n);
+    if (done)
+        k->to_f32(h, out, done);
     for (int64_t i = done; i < n; i++)
         out[i] = g3n_kv_half_to_float(h[i]);
 }
 
 float g3n_kv_half_dot(const float *x, const uint16_t *h, int64_t n)
 {
+    const kv_half_kernels *k = active_kernels();
     int64_t done = 0;
     float sum = 0.0f;
-    const g3n_isa isa = g3n_isa_active();
-    if (isa == G3N_ISA_AVX512) {
-        done = n / 16 * 16;
-        sum = g3n_kv_half_dot_avx512(x, h, done);
-    } else if (isa == G3N_ISA_AVX2) {
-        done = n / 8 * 8;
-        sum = g3n_kv_half_dot_avx2(x, h, done);
+    if (k->dot) {
+        done = n / k->width * k->width;
+        sum = k->dot(x, h, done);
     }
     for (int64_t i = done; i < n; i++)
         sum += x[i] * g3n_kv_half_to_float(h[i]);
@@ -99,23 +117,19 @@ float g3n_kv_half_dot(const float *x, const uint16_t *h, int64_t n)
 
 void g3n_kv_half_axpy(float *acc, float s, const uint16_t *h, int64_t n)
 {
-    int64_t done = 0;
-    const g3n_isa isa = g3n_isa_active();
-    if (isa == G3N_ISA_AVX512) {
-        done = n / 16 * 16;
-        g3n_kv_half_axpy_avx512(acc, s, h, done);
-    } else if (isa == G3N_ISA_AVX2) {
-        done = n / 8 * 8;
-        g3n_kv_half_axpy_avx2(acc, s, h, done);
-    }
+    const kv_half_kernels *k = active_kernels();
+    const int64_t done = whole_vectors(k, n);
+    if (done)
+        k->axpy(acc, s, h, done);
     for (int64_t i = done; i < n; i++)
         acc[i] += s * g3n_kv_half_to_float(h[i]);
 }
 
 void g3n_kv_half_dot_group(const float *q, int64_t q_stride, int heads, const uint16_t *k, int64_t n, float *out)
 {
-    if (g3n_isa_active() == G3N_ISA_AVX512 && n % 16 == 0 && heads <= G3N_KV_HALF_MAX_HEADS) {
-        g3n_kv_half_dot_group_avx512(q, q_stride, heads, k, n, out);
+    const kv_half_kernels *kernels = active_kernels();
+    if (kernels->dot_group && n % 16 == 0 && heads <= G3N_KV_HALF_MAX_HEADS) {
+        kernels->dot_group(q, q_stride, heads, k, n, out);
         return;
     }
     for (int h = 0; h < heads; h++)
@@ -124,8 +138,9 @@ void g3n_kv_half_dot_group(const float *q, int64_t q_stride, int heads, const ui
 
 void g3n_kv_half_axpy_group(float *o, int64_t o_stride, int heads, const float *coefs, const uint16_t *v, int64_t n)
 {
-    if (g3n_isa_active() == G3N_ISA_AVX512 && n % 16 == 0 && heads <= G3N_KV_HALF_MAX_HEADS) {
-        g3n_kv_half_axpy_group_avx512(o, o_stride, heads, coefs, v, n);
+    const kv_half_kernels *kernels = active_kernels();
+    if (kernels->axpy_group && n % 16 == 0 && heads <= G3N_KV_HALF_MAX_HEADS) {
+        kernels->axpy_group(o, o_stride, heads, coefs, v, n);
         return;
     }
     for (int h = 0; h < heads; h++)

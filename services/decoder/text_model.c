@@ -94,8 +94,7 @@ static int get_matrix(g3n_weights *w, g3n_matrix *out, int64_t rows, int64_t col
     if (g3n_weights_get(w, name, 2, shape, &t, err) != G3N_OK || g3n_matrix_from_tensor(out, &t, err) != G3N_OK)
         return G3N_ERR;
     /* every matrix here is read whole at every step: in 2 MiB pages where the
-     * checkpoint's mapping allows (file_map.h; f32/bf16 decode from the stored
-     * weights +10-15 % in interleaved runs with the shards dropped first) */
+     * checkpoint's mapping allows (file_map.h; the gain: docs/performance.md) */
     g3n_file_advise_huge(out->data, (size_t)out->rows * out->row_stride);
     return G3N_OK;
 }
@@ -480,9 +479,9 @@ g3n_text_session_params g3n_text_session_default_params(const g3n_text_model *mo
 {
     g3n_text_session_params p;
     p.max_positions = model->config->max_position_embeddings > 0 ? model->config->max_position_embeddings : 32768;
-    /* the fast formats reuse each weight load for more rows: 256 (prefill of
-     * 512 tokens on E2B, 2 threads: bf16 44 -> 59 tok/s, q4 84 -> 93); the exact
-     * path keeps 64 rows (less scratch, the goldens' path) */
+    /* the fast formats reuse each weight load for more rows: 256
+     * (docs/performance.md, "Decoder"); the exact path keeps 64 rows (less
+     * scratch, the goldens' path) */
     p.chunk_tokens = model->weight_format == G3N_WEIGHTS_EXACT ? 64 : 256;
     /* the fast formats keep K/V in half: half the session memory and attention's reads */
     p.kv_type = model->weight_format == G3N_WEIGHTS_EXACT ? G3N_KV_F32 : G3N_KV_F16;

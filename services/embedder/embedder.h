@@ -1,5 +1,5 @@
 /* embedder.h - the embedder role: token ids + media soft tokens -> the
- * decoder's inputs (Gemma3nModel.forward up to the text model, spec §5.2).
+ * decoder's inputs (Gemma3nModel.forward up to the text model).
  *
  *   inputs_embeds     [count, D]    text embeddings (× sqrt(D)); hard
  *                                   multimodal ids through embed_vision /

@@ -2,7 +2,7 @@
  * model.embed_audio): maps vision/audio soft tokens (or hard token ids) into
  * the text model's width.
  *   soft: x -> RMSNorm(soft_embedding_norm) -> embedding_projection -> RMSNorm(no weight)
- *   hard: embedding[id - vocab_offset] * sqrt(multimodal_hidden)? -> see the .c and the spec §5.1
+ *   hard: embedding[id - vocab_offset] * sqrt(multimodal_hidden)? -> see the .c
  * Weights are borrowed from a g3n_weights source (valid while it is open). */
 #ifndef G3N_MULTIMODAL_EMBEDDER_H
 #define G3N_MULTIMODAL_EMBEDDER_H

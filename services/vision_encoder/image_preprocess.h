@@ -1,5 +1,5 @@
 /* image_preprocess.h - image bytes -> pixel_values, as Gemma 3n's image
- * processor makes them (spec-vision.md §6.1), with libvips:
+ * processor makes them (transformers' Gemma3nImageProcessor), with libvips:
  *   decode (JPEG, PNG, WebP, GIF first frame, TIFF, HEIF/AVIF only) -> the
  *   EXIF orientation applied (as transformers' load_image: exif_transpose)
  *   -> 8-bit sRGB (grey replicated, alpha dropped as

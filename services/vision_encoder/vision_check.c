@@ -58,7 +58,7 @@ int g3n_check_kind_image_preprocess(g3n_check_case *c, g3n_error *err)
         preprocess_one(c, "image.jpg", "pixel_values_jpg", mean_abs, max_abs, err) != G3N_OK)
         return G3N_ERR;
     /* a photo stored sideways with EXIF orientation 6: the reference's load_image turns it upright
-     * (checked where the case has it: make_fixtures.py's image-rotated.jpg) */
+     * (checked where the case has it: scripts/fixture-cases/image-rotated-jpeg.patch adds it) */
     const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(c->case_json, "tensors");
     if (cJSON_GetObjectItemCaseSensitive(tensors, "pixel_values_jpg_rotated") &&
         preprocess_one(c, "image-rotated.jpg", "pixel_values_jpg_rotated", mean_abs, max_abs, err) != G3N_OK)

@@ -1,6 +1,6 @@
 /* vision_encoder.c - timm mobilenetv5_300m_enc (MobileNetV5Encoder) and the
- * soft-token path of Gemma3nModel.get_image_features. See vision_encoder.h and
- * shared/notes/spec-vision.md (section numbers below refer to it). */
+ * soft-token path of Gemma3nModel.get_image_features. See vision_encoder.h; the
+ * timm names in the comments below are those of timm's mobilenetv5.py. */
 #include "vision_encoder.h"
 
 #include <cjson/cJSON.h>
@@ -16,7 +16,7 @@
 #include "vision_ops.h"
 
 #define TOWER_PREFIX "model.vision_tower.timm_model."
-#define TOWER_EPS 1e-6f        /* RmsNorm2d / RmsNormAct2d eps (timm default, §3.2) */
+#define TOWER_EPS 1e-6f        /* RmsNorm2d / RmsNormAct2d eps (timm default) */
 #define MSFA_RESOLUTION 16     /* msfa_output_resolution (MNV5 435) */
 #define MSFA_EXPANSION 2.0     /* MobileNetV5MultiScaleFusionAdapter expansion_ratio */
 #define STEM_CHANNELS 64       /* stem_size */
@@ -24,7 +24,7 @@
 #define ATTENTION_CHUNK_ROWS 2048 /* query rows (pixel, head) per scores block */
 #define STAGES 4
 
-/* ---- architecture (§2.1): _gen_mobilenet_v5, the mobilenetv5_300m_enc branch ---- */
+/* ---- architecture: _gen_mobilenet_v5, the mobilenetv5_300m_enc branch ---- */
 
 typedef struct arch_entry {
     int stage;
@@ -56,7 +56,7 @@ typedef struct vision_block {
     int stage, index;           /* blocks.<stage>.<index> */
     char prefix[96];            /* "model.vision_tower.timm_model.blocks.S.J." */
     int in_channels, out_channels, mid_channels;
-    int stride;                 /* only the first block of a stage keeps its stride (§2.3) */
+    int stride;                 /* only the first block of a stage keeps its stride */
     int has_skip;               /* in == out && stride == 1 */
     int exp_kernel;             /* er: conv_exp kernel */
     int start_kernel;           /* uir: dw_start kernel (0 = absent) */
@@ -113,7 +113,7 @@ struct g3n_vision_encoder {
     work_buffer buffers[BUF_COUNT];
 };
 
-/* ---- channel rounding (§2.4) ---- */
+/* ---- channel rounding ---- */
 
 /* timm helpers.make_divisible(v, divisor=8, min_value=None, round_limit=0.9) */
 static int make_divisible(double v)
@@ -135,7 +135,7 @@ static int round_channels(int channels, double multiplier)
     return make_divisible(channels * multiplier);
 }
 
-/* ---- block decoding (§2.2, _decode_block_str) ---- */
+/* ---- block decoding (_decode_block_str) ---- */
 
 static int decode_field(const char *block_string, char key, int key_length, const char *long_key, double fallback,
                         double *out)
@@ -256,7 +256,7 @@ int g3n_vision_config_parse(const g3n_model_config *config, g3n_vision_config *v
     return G3N_OK;
 }
 
-/* ---- tensor list (§7) ---- */
+/* ---- tensor list ---- */
 
 #define ADD(ndim, ...)                                                                                   \
     do {                                                                                                 \
@@ -513,7 +513,7 @@ int g3n_vision_encoder_load_precision(g3n_vision_encoder **out, const g3n_model_
                      err) != G3N_OK)
         goto fail;
     e->text_hidden = config->text.hidden_size;
-    /* conv_stem: ConvNormAct(3 -> stem, k3 s2, bias) (§4.1) */
+    /* conv_stem: ConvNormAct(3 -> stem, k3 s2, bias) */
     if (load_dense(weights, TOWER_PREFIX, "conv_stem.conv.weight", e->stem_channels, 3, 3, e->precision,
                    &e->stem_packed, &e->stem, err) != G3N_OK ||
         load_vector(weights, TOWER_PREFIX, "conv_stem.conv.bias", e->stem_channels, &e->stem_bias, err) != G3N_OK ||
@@ -522,7 +522,7 @@ int g3n_vision_encoder_load_precision(g3n_vision_encoder **out, const g3n_model_
     for (int i = 0; i < e->block_count; i++)
         if (load_block(&e->blocks[i], weights, e->precision, err) != G3N_OK)
             goto fail;
-    /* msfa (§5): UIR(a0, k0, e2, noskip, no layer scale) + norm */
+    /* msfa: UIR(a0, k0, e2, noskip, no layer scale) + norm */
     e->msfa_in = e->stage_channels[2] + e->stage_channels[3];
     e->msfa_mid = make_divisible(e->msfa_in * MSFA_EXPANSION);
     int64_t hidden = e->config.hidden_size;
@@ -627,7 +627,7 @@ static void conv1x1_norm(const float *x, int64_t pixels, const g3n_packed_matrix
     g3n_gemm_packed(x, pixels, (size_t)w->cols, w, y, (size_t)w->rows, &epilogue);
 }
 
-/* EdgeResidual.forward (§4.2). x in BUF_X [h*w, in] -> BUF_X [h'*w', out]. */
+/* EdgeResidual.forward. x in BUF_X [h*w, in] -> BUF_X [h'*w', out]. */
 static int edge_residual(g3n_vision_encoder *e, const vision_block *b, int *height, int *width, g3n_error *err)
 {
     int h = *height, w = *width;
@@ -657,7 +657,7 @@ static int edge_residual(g3n_vision_encoder *e, const vision_block *b, int *heig
     return G3N_OK;
 }
 
-/* UniversalInvertedResidual.forward (§4.3). */
+/* UniversalInvertedResidual.forward. */
 static int universal_inverted_residual(g3n_vision_encoder *e, const vision_block *b, int *height, int *width,
                                        g3n_error *err)
 {
@@ -732,7 +732,7 @@ static int attention_key_value(g3n_vision_encoder *e, const vision_block *b, con
     return G3N_OK;
 }
 
-/* MobileAttention.forward with MultiQueryAttention2d (§4.4). */
+/* MobileAttention.forward with MultiQueryAttention2d. */
 static int mobile_attention(g3n_vision_encoder *e, const vision_block *b, int h, int w, g3n_error *err)
 {
     int64_t n = (int64_t)h * w;
@@ -795,7 +795,7 @@ static int mobile_attention(g3n_vision_encoder *e, const vision_block *b, int h,
     return G3N_OK;
 }
 
-/* MobileNetV5MultiScaleFusionAdapter.forward (§5): F2 in BUF_F2, F3 in BUF_X -> tokens [16*16, hidden]. */
+/* MobileNetV5MultiScaleFusionAdapter.forward: F2 in BUF_F2, F3 in BUF_X -> tokens [16*16, hidden]. */
 static int fusion_adapter(g3n_vision_encoder *e, int h2, int w2, int h3, int w3, float *tokens, g3n_error *err)
 {
     int c2 = e->stage_channels[2], c3 = e->stage_channels[3], cin = e->msfa_in, mid = e->msfa_mid;

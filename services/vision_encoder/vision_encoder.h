@@ -2,7 +2,7 @@
  * (MobileNetV5Encoder.forward_features) and the soft-token path of
  * `get_image_features` (tokens * sqrt(hidden) -> embed_vision).
  *
- * Spec: shared/notes/spec-vision.md. The block structure (types, kernels,
+ * The block structure (types, kernels,
  * strides, heads) is the architecture table of timm (`_gen_mobilenet_v5`);
  * channel counts follow `channel_multiplier` from the vision config and every
  * weight is loaded with its expected shape, so a checkpoint of another

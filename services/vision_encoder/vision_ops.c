@@ -4,6 +4,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "isa.h"
+#include "ops.h"
+
 /* Vectorised gelu (vision_ops_avx2.c / vision_ops_avx512.c): run only after g3n_isa_active() says so. */
 void g3n_vision_gelu_avx2(float *x, int64_t count);
 void g3n_vision_gelu_avx512(float *x, int64_t count);
@@ -19,6 +22,29 @@ void g3n_vision_depthwise_conv_avx2(const float *in, int height, int width, int 
 void g3n_vision_rms_norm_rows_avx2(const float *x, int64_t rows, int channels, const float *weight, float eps,
                                    int gelu, const float *gamma, const float *residual, float *out);
 void g3n_vision_softmax_row_avx2(float *row, int64_t n);
+
+/* The vector kernels of one instruction-set level; NULL: the portable code below. */
+typedef struct vision_kernels {
+    void (*gelu)(float *x, int64_t count);
+    void (*depthwise_conv)(const float *in, int height, int width, int channels, const float *packed, int kernel,
+                           int stride, float *out);
+    void (*rms_norm_rows)(const float *x, int64_t rows, int channels, const float *weight, float eps, int gelu,
+                          const float *gamma, const float *residual, float *out);
+    void (*softmax_row)(float *row, int64_t n);
+} vision_kernels;
+
+static const vision_kernels kernels_by_isa[G3N_ISA_COUNT] = {
+    [G3N_ISA_PORTABLE] = {NULL, NULL, NULL, NULL},
+    [G3N_ISA_AVX2] = {g3n_vision_gelu_avx2, g3n_vision_depthwise_conv_avx2, g3n_vision_rms_norm_rows_avx2,
+                      g3n_vision_softmax_row_avx2},
+    [G3N_ISA_AVX512] = {g3n_vision_gelu_avx512, g3n_vision_depthwise_conv_avx512, g3n_vision_rms_norm_rows_avx512,
+                        g3n_vision_softmax_row_avx512},
+};
+
+static inline const vision_kernels *active_kernels(void)
+{
+    return &kernels_by_isa[g3n_isa_active()];
+}
 
 /* timm get_same_padding: pad_total = max((ceil(x/s) - 1)*s + k - x, 0); stride 1
  * with odd k is the static symmetric (k-1)/2, which the same formula gives. */
@@ -60,12 +86,9 @@ void g3n_vision_pack_dense(const float *torch_kernel, int out_channels, int in_c
 void g3n_vision_depthwise_conv(const float *in, int height, int width, int channels, const float *packed, int kernel,
                                int stride, float *out)
 {
-    if (g3n_isa_active() >= G3N_ISA_AVX512) {
-        g3n_vision_depthwise_conv_avx512(in, height, width, channels, packed, kernel, stride, out);
-        return;
-    }
-    if (g3n_isa_active() >= G3N_ISA_AVX2) {
-        g3n_vision_depthwise_conv_avx2(in, height, width, channels, packed, kernel, stride, out);
+    const vision_kernels *vector = active_kernels();
+    if (vector->depthwise_conv) {
+        vector->depthwise_conv(in, height, width, channels, packed, kernel, stride, out);
         return;
     }
     int out_h = g3n_vision_same_output(height, kernel, stride);
@@ -194,40 +217,22 @@ void g3n_vision_softmax_epilogue_apply(void *user, float *y, int64_t first_row, 
     g3n_vision_softmax_rows(y, rows, (int64_t)y_stride);
 }
 
-/* gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's tanh form. */
-static void gelu_portable(float *x, int64_t count)
-{
-    for (int64_t i = 0; i < count; i++) {
-        float v = x[i];
-        float inner = 0.7978845608028654f * (v + 0.044715f * v * v * v);
-        x[i] = 0.5f * v * (1.0f + tanhf(inner));
-    }
-}
-
 void g3n_vision_gelu(float *x, int64_t count)
 {
-    g3n_isa isa = g3n_isa_active();
-    if (isa >= G3N_ISA_AVX512)
-        g3n_vision_gelu_avx512(x, count);
-    else if (isa >= G3N_ISA_AVX2)
-        g3n_vision_gelu_avx2(x, count);
+    const vision_kernels *vector = active_kernels();
+    if (vector->gelu)
+        vector->gelu(x, count);
     else
-        gelu_portable(x, count);
+        g3n_gelu_tanh(x, x, count);
 }
 
 void g3n_vision_softmax_rows(float *x, int64_t rows, int64_t n)
 {
-    g3n_isa isa = g3n_isa_active();
-    if (isa >= G3N_ISA_AVX512) {
+    void (*const softmax_row)(float *, int64_t) = active_kernels()->softmax_row;
+    if (softmax_row) {
 #pragma omp parallel for schedule(static)
         for (int64_t r = 0; r < rows; r++)
-            g3n_vision_softmax_row_avx512(x + r * n, n);
-        return;
-    }
-    if (isa >= G3N_ISA_AVX2) {
-#pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < rows; r++)
-            g3n_vision_softmax_row_avx2(x + r * n, n);
+            softmax_row(x + r * n, n);
         return;
     }
 #pragma omp parallel for schedule(static)
@@ -250,12 +255,9 @@ void g3n_vision_softmax_rows(float *x, int64_t rows, int64_t n)
 void g3n_vision_rms_norm_rows(const float *x, int64_t rows, int channels, const float *weight, float eps, int gelu,
                               const float *gamma, const float *residual, float *out)
 {
-    if (g3n_isa_active() >= G3N_ISA_AVX512) {
-        g3n_vision_rms_norm_rows_avx512(x, rows, channels, weight, eps, gelu, gamma, residual, out);
-        return;
-    }
-    if (g3n_isa_active() >= G3N_ISA_AVX2) {
-        g3n_vision_rms_norm_rows_avx2(x, rows, channels, weight, eps, gelu, gamma, residual, out);
+    const vision_kernels *vector = active_kernels();
+    if (vector->rms_norm_rows) {
+        vector->rms_norm_rows(x, rows, channels, weight, eps, gelu, gamma, residual, out);
         return;
     }
 #pragma omp parallel for schedule(static)

@@ -1,7 +1,7 @@
 /* vision_ops.h - the MobileNetV5 primitives on NHWC f32 activations
  * (pixels x channels, row-major: element (y, x, c) at (y*W + x)*C + c).
  *
- * Convolutions follow timm's padding='same' (spec-vision.md §3.1): symmetric
+ * Convolutions follow timm's padding='same' (timm get_same_padding): symmetric
  * (k-1)/2 for stride 1, and for stride 2 the dynamic Conv2dSame padding, whose
  * extra row/column goes at the bottom/right. Kernels are repacked once at load
  * time into the layouts below (f32, owned by the caller). All functions are

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "simd_exp_avx2.h"
+#include "vision_ops.h"
 
 void g3n_vision_gelu_avx2(float *x, int64_t count);
 
@@ -45,23 +46,15 @@ void g3n_vision_rms_norm_rows_avx2(const float *x, int64_t rows, int channels, c
                                    int gelu, const float *gamma, const float *residual, float *out);
 void g3n_vision_softmax_row_avx2(float *row, int64_t n);
 
-/* timm 'same' padding (vision_ops.c): output size and zeros before. */
-static int same_output(int size, int stride)
-{
-    return (size + stride - 1) / stride;
-}
-static int pad_before(int size, int kernel, int stride)
-{
-    int total = (same_output(size, stride) - 1) * stride + kernel - size;
-    return total > 0 ? total / 2 : 0;
-}
-
 /* Channels in blocks of 32 (four accumulators), taps in order (i, j) as the portable loop. */
 void g3n_vision_depthwise_conv_avx2(const float *in, int height, int width, int channels, const float *packed,
                                     int kernel, int stride, float *out)
 {
-    const int out_h = same_output(height, stride), out_w = same_output(width, stride);
-    const int pad_top = pad_before(height, kernel, stride), pad_left = pad_before(width, kernel, stride);
+    /* timm 'same' padding (vision_ops.c) */
+    const int out_h = g3n_vision_same_output(height, kernel, stride);
+    const int out_w = g3n_vision_same_output(width, kernel, stride);
+    const int pad_top = g3n_vision_same_pad_before(height, kernel, stride);
+    const int pad_left = g3n_vision_same_pad_before(width, kernel, stride);
     const int whole = channels & ~31;
 #pragma omp parallel for schedule(static)
     for (int oy = 0; oy < out_h; oy++) {

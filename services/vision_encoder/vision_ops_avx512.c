@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "simd_exp_avx512.h"
+#include "vision_ops.h"
 
 void g3n_vision_gelu_avx512(float *x, int64_t count);
 
@@ -45,23 +46,15 @@ static inline __mmask16 lanes(int64_t left)
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
 
-/* timm 'same' padding (vision_ops.c): output size and zeros before. */
-static int same_output(int size, int stride)
-{
-    return (size + stride - 1) / stride;
-}
-static int pad_before(int size, int kernel, int stride)
-{
-    int total = (same_output(size, stride) - 1) * stride + kernel - size;
-    return total > 0 ? total / 2 : 0;
-}
-
 /* Channels in blocks of 64 (four accumulators), taps in order (i, j) as the portable loop. */
 void g3n_vision_depthwise_conv_avx512(const float *in, int height, int width, int channels, const float *packed,
                                       int kernel, int stride, float *out)
 {
-    const int out_h = same_output(height, stride), out_w = same_output(width, stride);
-    const int pad_top = pad_before(height, kernel, stride), pad_left = pad_before(width, kernel, stride);
+    /* timm 'same' padding (vision_ops.c) */
+    const int out_h = g3n_vision_same_output(height, kernel, stride);
+    const int out_w = g3n_vision_same_output(width, kernel, stride);
+    const int pad_top = g3n_vision_same_pad_before(height, kernel, stride);
+    const int pad_left = g3n_vision_same_pad_before(width, kernel, stride);
 #pragma omp parallel for schedule(static)
     for (int oy = 0; oy < out_h; oy++) {
         const int i0 = pad_top - oy * stride > 0 ? pad_top - oy * stride : 0;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -195,6 +196,46 @@ static void test_row_helpers(void **state)
     free(exact);
 }
 
+/* The format table: every matrix dtype has a row that a product can run on at
+ * every level (stored formats: the portable loop needs only to_f32; quantised
+ * ones need a quant kernel at each level), tensor-only dtypes have none, and
+ * a quantised dtype cannot be viewed from a tensor. */
+static void test_format_table(void **state)
+{
+    (void)state;
+    const g3n_dtype matrix_dtypes[] = {G3N_DTYPE_F32, G3N_DTYPE_BF16, G3N_DTYPE_F16, G3N_DTYPE_Q8, G3N_DTYPE_Q4};
+    const char *names[] = {"F32", "BF16", "F16", "Q8", "Q4"};
+    for (int d = 0; d < 5; d++) {
+        const g3n_matrix_format *f = g3n_matrix_format_of(matrix_dtypes[d]);
+        assert_non_null(f);
+        assert_string_equal(f->name, names[d]);
+        assert_string_equal(g3n_matrix_dtype_name(matrix_dtypes[d]), names[d]);
+        assert_non_null(f->to_f32);
+        assert_true(f->block >= 1 && f->block_bytes >= 1);
+        for (int isa = 0; isa < G3N_ISA_COUNT; isa++) {
+            if (f->quantised)
+                assert_non_null(f->kernels[isa].quant_dot);
+            else
+                assert_true(!f->kernels[isa].gemm || f->kernels[isa].gemm_panel > 0);
+        }
+    }
+    assert_null(g3n_matrix_format_of(G3N_DTYPE_I32));
+    assert_null(g3n_matrix_format_of(G3N_DTYPE_U8));
+    assert_null(g3n_matrix_format_of((g3n_dtype)G3N_DTYPE_COUNT));
+    assert_null(g3n_matrix_format_of((g3n_dtype)-1));
+    assert_null(g3n_matrix_format_of(G3N_MATRIX_DTYPE_END));
+    /* the numbers weight cache files store */
+    assert_int_equal((int)G3N_DTYPE_Q8, G3N_DTYPE_COUNT + 1);
+    assert_int_equal((int)G3N_DTYPE_Q4, G3N_DTYPE_COUNT + 2);
+    int32_t values[4] = {0};
+    g3n_tensor t;
+    g3n_matrix m;
+    g3n_error err = {0};
+    g3n_tensor_view(&t, G3N_DTYPE_I32, 1, (const int64_t[]){4}, values);
+    assert_int_not_equal(g3n_matrix_from_tensor(&m, &t, &err), G3N_OK);
+    assert_non_null(strstr(err.message, "I32"));
+}
+
 static void test_half_conversions(void **state)
 {
     (void)state;
@@ -214,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_portable),      cmocka_unit_test(test_avx2),
         cmocka_unit_test(test_avx512),        cmocka_unit_test(test_row_helpers),
         cmocka_unit_test(test_half_conversions), cmocka_unit_test(test_bf16_products),
+        cmocka_unit_test(test_format_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
