@@ -437,90 +437,123 @@ static void read_monitor(void *monitor, chat_connection *c)
     }
 }
 
-int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int timeout_ms,
-                        g3n_chat_event_callback on_event, void *user, g3n_error *err)
+struct g3n_front_door_connection {
+    char endpoint[256];
+    void *context, *socket, *monitor;
+    chat_connection state;
+    uint64_t next_request_id;
+    int64_t max_message_bytes;
+};
+
+void g3n_front_door_disconnect(g3n_front_door_connection *c)
 {
-    g3n_transport_options insecure = g3n_transport_default_options();
-    insecure.insecure = 1;
-    return g3n_front_door_chat_secure(endpoint, &insecure, request, timeout_ms, on_event, user, err);
+    if (!c)
+        return;
+    if (c->socket) {
+        zmq_socket_monitor(c->socket, NULL, 0);
+        zmq_close(c->socket);
+    }
+    if (c->monitor)
+        zmq_close(c->monitor);
+    if (c->context)
+        zmq_ctx_term(c->context);
+    free(c);
 }
 
-int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options *transport,
-                               G3n__ChatRequest *request, int timeout_ms, g3n_chat_event_callback on_event, void *user,
-                               g3n_error *err)
+int g3n_front_door_connect(g3n_front_door_connection **out, const char *endpoint,
+                           const g3n_transport_options *transport, g3n_error *err)
+{
+    *out = NULL;
+    g3n_front_door_connection *c = calloc(1, sizeof(*c));
+    if (!c)
+        return g3n_error_set(err, "chat client: out of memory");
+    snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
+    c->next_request_id = 1;
+    c->max_message_bytes = G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES;
+    c->context = zmq_ctx_new();
+    c->socket = c->context ? zmq_socket(c->context, ZMQ_DEALER) : NULL;
+    if (!c->socket) {
+        g3n_front_door_disconnect(c);
+        return g3n_error_set(err, "chat client: cannot create a socket");
+    }
+    int linger = 0, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000;
+    zmq_setsockopt(c->socket, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_IVL, &heartbeat_ms, sizeof(heartbeat_ms));
+    zmq_setsockopt(c->socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout_ms, sizeof(heartbeat_timeout_ms));
+    if (g3n_curve_prepare_socket(c->socket, endpoint, &transport->curve, transport->insecure, 0, NULL, err) != G3N_OK) {
+        g3n_front_door_disconnect(c);
+        return G3N_ERR;
+    }
+    /* the connection's life (connected, lost, retried) and a refused key (a failed handshake) */
+    char monitor_endpoint[64];
+    snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://g3n-chat-monitor-%p", c->socket);
+    if (zmq_socket_monitor(c->socket, monitor_endpoint,
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
+        !(c->monitor = zmq_socket(c->context, ZMQ_PAIR)) || zmq_connect(c->monitor, monitor_endpoint) != 0) {
+        g3n_error_set(err, "chat client: cannot monitor the connection: %s", zmq_strerror(zmq_errno()));
+        g3n_front_door_disconnect(c);
+        return G3N_ERR;
+    }
+    if (zmq_connect(c->socket, endpoint) != 0) {
+        g3n_error_set(err, "chat client: cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        g3n_front_door_disconnect(c);
+        return G3N_ERR;
+    }
+    *out = c;
+    return G3N_OK;
+}
+
+int g3n_front_door_exchange(g3n_front_door_connection *c, G3n__Envelope *request, int timeout_ms,
+                            g3n_chat_event_callback on_event, void *user, G3n__Envelope **final_reply,
+                            g3n_error *err)
 {
     /* Bounded waits, each with its own error naming the endpoint: connected
      * within connect_ms; then any message (or the connection's heartbeats, ZMTP
      * PING/PONG every second, dead after 5 s of silence) at least every
      * timeout_ms; a lost connection (the orchestrator killed, restarted, or
      * dropping a message over its --max-message-mb) fails at once, never waits. */
+    if (final_reply)
+        *final_reply = NULL;
+    const char *endpoint = c->endpoint;
     const int connect_ms = timeout_ms > 0 && timeout_ms < G3N_FRONT_DOOR_CONNECT_MS ? timeout_ms
                                                                                     : G3N_FRONT_DOOR_CONNECT_MS;
-    void *context = zmq_ctx_new();
-    void *socket = context ? zmq_socket(context, ZMQ_DEALER) : NULL;
-    void *monitor = NULL;
-    int rc = G3N_ERR;
     uint8_t *data = NULL;
     size_t size = 0;
-    if (!socket) {
-        g3n_error_set(err, "chat client: cannot create a socket");
+    int rc = G3N_ERR;
+    const uint64_t request_id = c->next_request_id++;
+    request->request_id = request_id;
+    if (g3n_wire_pack(request, &data, &size, err) != G3N_OK)
         goto done;
-    }
-    G3n__Envelope env;
-    g3n__envelope__init(&env);
-    env.request_id = 1;
-    env.body_case = G3N__ENVELOPE__BODY_CHAT;
-    env.chat = request;
-    if (g3n_wire_pack(&env, &data, &size, err) != G3N_OK)
-        goto done;
-    if ((int64_t)size > G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES) { /* ZeroMQ would drop it, and nobody would hear */
+    if ((int64_t)size > c->max_message_bytes) { /* ZeroMQ would drop it, and nobody would hear */
         g3n_error_set(err, "chat client: the request is %.1f MiB, over the %lld MiB a message may have", size / 1048576.0,
-                      (long long)(G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES >> 20));
+                      (long long)(c->max_message_bytes >> 20));
         goto done;
     }
-    int linger = 0, heartbeat_ms = 1000, heartbeat_timeout_ms = 5000;
-    zmq_setsockopt(socket, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(socket, ZMQ_HEARTBEAT_IVL, &heartbeat_ms, sizeof(heartbeat_ms));
-    zmq_setsockopt(socket, ZMQ_HEARTBEAT_TIMEOUT, &heartbeat_timeout_ms, sizeof(heartbeat_timeout_ms));
-    if (g3n_curve_prepare_socket(socket, endpoint, &transport->curve, transport->insecure, 0, NULL, err) != G3N_OK)
-        goto done;
-    /* the connection's life (connected, lost, retried) and a refused key (a failed handshake) */
-    char monitor_endpoint[64];
-    snprintf(monitor_endpoint, sizeof(monitor_endpoint), "inproc://g3n-chat-monitor-%p", socket);
-    if (zmq_socket_monitor(socket, monitor_endpoint,
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0 ||
-        !(monitor = zmq_socket(context, ZMQ_PAIR)) || zmq_connect(monitor, monitor_endpoint) != 0) {
-        g3n_error_set(err, "chat client: cannot monitor the connection: %s", zmq_strerror(zmq_errno()));
-        goto done;
-    }
-    if (zmq_connect(socket, endpoint) != 0) {
-        g3n_error_set(err, "chat client: cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
-        goto done;
-    }
-    chat_connection connection = {0, 0, 0, 0};
-    int sent = zmq_send(socket, data, size, 0);
-    if (sent < 0) {
+    chat_connection *connection = &c->state;
+    read_monitor(c->monitor, connection);
+    connection->lost = 0; /* a connection lost before this request and made again carries it */
+    if (zmq_send(c->socket, data, size, 0) < 0) {
         g3n_error_set(err, "chat client: send failed: %s", zmq_strerror(zmq_errno()));
         goto done;
     }
     double started = g3n_now_seconds(), last = started;
     for (;;) {
         const double now = g3n_now_seconds();
-        const double deadline = connection.connected ? last + timeout_ms / 1000.0 : started + connect_ms / 1000.0;
+        const double deadline = connection->connected ? last + timeout_ms / 1000.0 : started + connect_ms / 1000.0;
         if (timeout_ms >= 0 && now >= deadline) {
-            if (!connection.connected)
+            if (!connection->connected)
                 g3n_error_set(err,
                               "chat client: cannot reach the orchestrator at %s: no connection within %.1f s "
                               "(%d attempts refused; is g3n-orchestrator listening there?)",
-                              endpoint, connect_ms / 1000.0, connection.retries + 1);
+                              endpoint, connect_ms / 1000.0, connection->retries + 1);
             else
                 g3n_error_set(err, "chat client: no answer from the orchestrator at %s for %d ms", endpoint,
                               timeout_ms);
             goto done;
         }
-        zmq_pollitem_t items[2] = {{socket, 0, ZMQ_POLLIN, 0}, {monitor, 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[2] = {{c->socket, 0, ZMQ_POLLIN, 0}, {c->monitor, 0, ZMQ_POLLIN, 0}};
         long wait = timeout_ms < 0 ? 1000 : (long)((deadline - now) * 1000.0) + 1;
         int n = zmq_poll(items, 2, wait);
         if (n < 0) {
@@ -528,8 +561,8 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
             goto done;
         }
         if (items[1].revents & ZMQ_POLLIN)
-            read_monitor(monitor, &connection);
-        if (connection.refused && !(items[0].revents & ZMQ_POLLIN)) {
+            read_monitor(c->monitor, connection);
+        if (connection->refused && !(items[0].revents & ZMQ_POLLIN)) {
             g3n_error_set(err,
                           "chat client: %s refused the connection's security handshake (CurveZMQ: this client's key "
                           "is not listed in the orchestrator's keys/clients/, the server key is not the "
@@ -538,7 +571,7 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
             goto done;
         }
         if (!(items[0].revents & ZMQ_POLLIN)) {
-            if (connection.lost) {
+            if (connection->lost) {
                 g3n_error_set(err,
                               "chat client: the connection to the orchestrator at %s was lost before the answer "
                               "ended (it stopped or restarted, or dropped this request of %zu bytes as over its "
@@ -551,7 +584,7 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
         last = g3n_now_seconds();
         zmq_msg_t msg;
         zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, socket, 0) < 0) {
+        if (zmq_msg_recv(&msg, c->socket, 0) < 0) {
             zmq_msg_close(&msg);
             g3n_error_set(err, "chat client: receive failed");
             goto done;
@@ -564,6 +597,10 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
             g3n_wire_free(reply);
             goto done;
         }
+        if (reply->request_id != request_id && reply->request_id != 0) { /* a late answer to an earlier request */
+            g3n_wire_free(reply);
+            continue;
+        }
         if (reply->body_case == G3N__ENVELOPE__BODY_ERROR) {
             g3n_error_set(err, "%s: %s", g3n_wire_error_code_name(reply->error->code),
                           reply->error->message ? reply->error->message : "");
@@ -575,6 +612,10 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
                               reply->token->finish == G3N__FINISH_REASON__FINISH_CANCELLED;
         if (reply->body_case == G3N__ENVELOPE__BODY_TOKEN && on_event)
             on_event(user, reply->token);
+        if (final && final_reply) {
+            *final_reply = reply;
+            reply = NULL;
+        }
         g3n_wire_free(reply);
         if (cancelled) { /* the orchestrator stopped mid-chat: an answer cut short is not a success */
             g3n_error_set(err, "the orchestrator at %s cancelled the chat before its answer ended (it is stopping); "
@@ -587,13 +628,29 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
     rc = G3N_OK;
 done:
     free(data);
-    if (socket) {
-        zmq_socket_monitor(socket, NULL, 0);
-        zmq_close(socket);
-    }
-    if (monitor)
-        zmq_close(monitor);
-    if (context)
-        zmq_ctx_term(context);
+    return rc;
+}
+
+int g3n_front_door_chat(const char *endpoint, G3n__ChatRequest *request, int timeout_ms,
+                        g3n_chat_event_callback on_event, void *user, g3n_error *err)
+{
+    g3n_transport_options insecure = g3n_transport_default_options();
+    insecure.insecure = 1;
+    return g3n_front_door_chat_secure(endpoint, &insecure, request, timeout_ms, on_event, user, err);
+}
+
+int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options *transport,
+                               G3n__ChatRequest *request, int timeout_ms, g3n_chat_event_callback on_event, void *user,
+                               g3n_error *err)
+{
+    g3n_front_door_connection *c = NULL;
+    if (g3n_front_door_connect(&c, endpoint, transport, err) != G3N_OK)
+        return G3N_ERR;
+    G3n__Envelope env;
+    g3n__envelope__init(&env);
+    env.body_case = G3N__ENVELOPE__BODY_CHAT;
+    env.chat = request;
+    int rc = g3n_front_door_exchange(c, &env, timeout_ms, on_event, user, NULL, err);
+    g3n_front_door_disconnect(c);
     return rc;
 }

@@ -48,4 +48,18 @@ int g3n_front_door_chat_secure(const char *endpoint, const g3n_transport_options
                                G3n__ChatRequest *request, int timeout_ms, g3n_chat_event_callback on_event, void *user,
                                g3n_error *err);
 
+/* A connection kept for several requests (a live session's steps): one thread
+ * at a time. g3n_front_door_exchange sends one envelope (its body set; the
+ * request_id is assigned), calls on_event for every TokenEvent, and gives the
+ * final envelope (a LiveReply, the last TokenEvent) in *final_reply when not
+ * NULL (free it with g3n_wire_free); an Error reply is returned as G3N_ERR
+ * with "ERROR_CODE: message". The waits are those of g3n_front_door_chat. */
+typedef struct g3n_front_door_connection g3n_front_door_connection;
+int g3n_front_door_connect(g3n_front_door_connection **out, const char *endpoint,
+                           const g3n_transport_options *transport, g3n_error *err);
+int g3n_front_door_exchange(g3n_front_door_connection *connection, G3n__Envelope *request, int timeout_ms,
+                            g3n_chat_event_callback on_event, void *user, G3n__Envelope **final_reply,
+                            g3n_error *err);
+void g3n_front_door_disconnect(g3n_front_door_connection *connection); /* accepts NULL */
+
 #endif
