@@ -11,6 +11,7 @@
 
 #include "ops.h"
 #include "conversation.h"
+#include "live_door.h"
 #include "pipeline.h"
 
 struct g3n_front_door {
@@ -29,6 +30,8 @@ struct g3n_front_door {
     pthread_mutex_t lock;
     pthread_cond_t idle;
     struct chat_job *jobs; /* running chats (lock), so a client gone can cancel its own */
+    g3n_live_door *live;   /* live sessions (live_door.h) */
+    double last_expiry;
 };
 
 typedef struct chat_job {
@@ -228,7 +231,7 @@ static void door_on_request(g3n_front_door *door)
         zmq_msg_recv(&extra, door->router, 0);
         zmq_msg_close(&extra);
     }
-    char user_id[160];
+    char user_id[160] = ""; /* the client's key (CurveZMQ): its live sessions are its own */
     if (g3n_broker_zap(door->broker) &&
         !g3n_zap_check_message(g3n_broker_zap(door->broker), &payload, G3N_CURVE_CLIENT_ROLE, user_id, sizeof(user_id))) {
         fprintf(stderr, "g3n-orchestrator: a client message from %s was refused: its key is no longer listed\n",
@@ -245,9 +248,18 @@ static void door_on_request(g3n_front_door *door)
         g3n_wire_free(env);
         goto done;
     }
+    if (env->body_case == G3N__ENVELOPE__BODY_LIVE && zmq_msg_size(&identity) <= 255) {
+        char message[512];
+        const uint64_t request_id = env->request_id;
+        int live_code = g3n_live_door_submit(door->live, zmq_msg_data(&identity), zmq_msg_size(&identity), user_id,
+                                             env, message, sizeof(message)); /* takes env */
+        if (live_code != 0)
+            reply_error(door, &identity, request_id, live_code, message);
+        goto done;
+    }
     if (env->body_case != G3N__ENVELOPE__BODY_CHAT) {
         reply_error(door, &identity, env->request_id, G3N__ERROR_CODE__ERROR_UNSUPPORTED,
-                    "the orchestrator's front door serves chat requests");
+                    "the orchestrator's front door serves chat and live requests");
         g3n_wire_free(env);
         goto done;
     }
@@ -319,6 +331,7 @@ static void *door_main(void *arg)
                     /* ZMQ_ROUTER_MANDATORY: its client disconnected: cancel that chat, which
                      * would otherwise keep a decoder busy for all its tokens */
                     door_cancel_client(door, zmq_msg_data(&identity), zmq_msg_size(&identity));
+                    g3n_live_door_cancel_client(door->live, zmq_msg_data(&identity), zmq_msg_size(&identity));
                 } else {
                     zmq_msg_send(&payload, door->router, 0);
                 }
@@ -328,8 +341,16 @@ static void *door_main(void *arg)
         }
         if (n > 0 && (items[0].revents & ZMQ_POLLIN) && !atomic_load(&door->stop))
             door_on_request(door);
-        if (atomic_load(&door->stop) && atomic_load(&door->active) == 0)
-            break;
+        const double now = g3n_now_seconds();
+        if (now - door->last_expiry > 1.0) { /* idle live sessions close */
+            door->last_expiry = now;
+            g3n_live_door_expire(door->live);
+        }
+        if (atomic_load(&door->stop)) {
+            g3n_live_door_close_all(door->live); /* their answers cancelled; their last replies still go out */
+            if (atomic_load(&door->active) == 0 && g3n_live_door_active(door->live) == 0)
+                break;
+        }
     }
     return NULL;
 }
@@ -378,6 +399,19 @@ int g3n_front_door_start(g3n_front_door **out, g3n_broker *broker, const g3n_mod
         g3n_front_door_stop(door);
         return g3n_error_set(err, "front door: cannot bind %s: %s", options->endpoint, zmq_strerror(e));
     }
+    g3n_live_door_options lo = g3n_live_door_default_options();
+    if (door->options.max_live_sessions != 0)
+        lo.max_sessions = door->options.max_live_sessions;
+    if (door->options.live_idle_seconds > 0)
+        lo.idle_seconds = door->options.live_idle_seconds;
+    if (door->options.live_max_media_bytes > 0)
+        lo.max_image_bytes = door->options.live_max_media_bytes;
+    lo.max_new_tokens = door->options.live_max_tokens ? door->options.live_max_tokens : door->options.max_new_tokens;
+    lo.preprocessor_config = door->options.preprocessor_config;
+    if (g3n_live_door_create(&door->live, broker, config, tokenizer, door->pull_endpoint, &lo, err) != G3N_OK) {
+        g3n_front_door_stop(door);
+        return G3N_ERR;
+    }
     if (pthread_create(&door->thread, NULL, door_main, door) != 0) {
         g3n_front_door_stop(door);
         return g3n_error_set(err, "front door: cannot start its thread");
@@ -394,6 +428,7 @@ void g3n_front_door_stop(g3n_front_door *door)
     atomic_store(&door->stop, 1);
     if (door->thread_started)
         pthread_join(door->thread, NULL);
+    g3n_live_door_free(door->live);
     if (door->router)
         zmq_close(door->router);
     if (door->pull)

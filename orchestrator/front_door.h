@@ -2,8 +2,10 @@
  * clients (e.g. `g3n run --connect`) send ChatRequest envelopes; each chat runs
  * on its own thread through the pipeline (pipeline.h) and its TokenEvents
  * stream back on the same connection (partial envelopes, then a final one with
- * the finish reason and timings). Malformed or other-version messages are
- * answered with an Error and the door keeps serving.
+ * the finish reason and timings). LiveRequest envelopes drive live sessions
+ * (live_door.h: media pushed in pieces, questions at any time). Malformed or
+ * other-version messages are answered with an Error and the door keeps
+ * serving.
  *
  * Ownership: the door borrows the broker, config and tokenizer (keep them until
  * g3n_front_door_stop). */
@@ -23,6 +25,11 @@ typedef struct g3n_front_door_options {
     uint32_t max_new_tokens;      /* cap on a request's max_new_tokens (default 1024) */
     int64_t max_message_bytes;    /* default G3N_WIRE_DEFAULT_MAX_MESSAGE_BYTES */
     struct g3n_prefix_cache *prefix_cache; /* kept sessions reused across chats (borrowed); NULL: none */
+    int max_live_sessions;        /* live sessions at once (live_door.h; 0: 8; < 0: none, refused) */
+    double live_idle_seconds;     /* an untouched live session is closed after this (default 600) */
+    int64_t live_max_media_bytes; /* one frame's image bytes (default 16 MiB) */
+    uint32_t live_max_tokens;     /* a live answer's length cap (default: max_new_tokens) */
+    const char *preprocessor_config; /* preprocessor_config.json of the audio features (borrowed); NULL: defaults */
 } g3n_front_door_options;
 
 int g3n_front_door_start(g3n_front_door **out, g3n_broker *broker, const g3n_model_config *config,

@@ -156,6 +156,20 @@ def main():
                          field(2, field(1, 1) + fixed32(2, 0.7) + field(3, 5) + field(6, 9)) + field(3, 3))
     put("front_door", "chat-text", SEP.join([text_chat, w["embed_reply"], w["step_reply"], w["error"]]))
     put("front_door", "not-a-chat", w["embed"])
+    # live sessions (LiveRequest = envelope field 33; the harness opens a session for every op but open)
+    def live(op, body=b""):
+        return envelope(33, field(1, op) + body)
+    put("front_door", "live-open", live(1, field(3, "You watch a stream.") + field(4, 2048)))
+    put("front_door", "live-frame-rgb", SEP.join([live(2, field(7, tensor(U8, [4, 6, 3], bytes(range(72)))) +
+                                                       varint(8 << 3 | 1) + struct.pack("<d", 1.5)),
+                                                  w["encode_image_reply"], w["embed_reply"], w["step_reply"]]))
+    put("front_door", "live-frame-image", SEP.join([live(2, field(6, image)), w["encode_image_reply"], w["error"]]))
+    put("front_door", "live-audio", SEP.join([live(3, field(9, tensor(F32, [800], f32(tone(800)))) + field(10, 1)),
+                                              w["encode_audio_reply"], w["embed_reply"], w["step_reply"]]))
+    put("front_door", "live-ask", SEP.join([live(4, field(11, "What is it?") + field(12, field(1, 0)) + field(13, 3)),
+                                            w["embed_reply"], w["step_reply"], w["embed_reply"], w["step_reply"]]))
+    put("front_door", "live-state", live(6))
+    put("front_door", "live-close", live(5))
     # config.json
     for file in ("scripts/demo-config.json", "tests/fixtures/mm-tiny/hf-checkpoint/config.json"):
         with open(os.path.join(ROOT, file), "rb") as f:
