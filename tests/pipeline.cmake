@@ -73,3 +73,17 @@ add_test(NAME pipeline_serve_prefix_cache
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/serve_prefix_cache.sh $<TARGET_FILE:g3n>
   WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
 set_tests_properties(pipeline_serve_prefix_cache PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 120)
+# Live sessions through g3n-orchestrator's front door (issue 16 item 2): `g3n live --connect` and
+# `g3n run --video --connect` against the same session in one process, a decoder holding a live session killed.
+add_executable(g3n_make_test_video pipeline/make_test_video.c unit/test_media_util.c unit/test_util.c)
+target_include_directories(g3n_make_test_video PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/unit)
+target_link_libraries(g3n_make_test_video PRIVATE g3n_orchestrator PkgConfig::CMOCKA)
+add_test(NAME pipeline_live_netns
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/live_netns.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pipeline_live_netns PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}"
+  SKIP_RETURN_CODE 77 TIMEOUT 600)
+add_test(NAME pipeline_live_door
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/pipeline/live_door.sh $<TARGET_FILE_DIR:g3n-decoder> $<TARGET_FILE:g3n>
+  WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(pipeline_live_door PROPERTIES LABELS pipeline ENVIRONMENT "${G3N_PIPELINE_ENV}" TIMEOUT 300)

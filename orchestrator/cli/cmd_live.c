@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "live_connect.h"
 #include "media_cli.h"
 #include "ops.h"
 #include "video_ingest.h"
@@ -35,7 +36,8 @@ static void print_help(FILE *out)
             "                        media come on stdin)\n"
             "  --ask TEXT            instead of reading questions: ask TEXT once, after --after seconds of\n"
             "                        media (or at the end of the stream), print the timings and stop\n"
-            "  --after SECONDS       with --ask (default 0: at the end of the stream)\n");
+            "  --after SECONDS       with --ask (default 0: at the end of the stream)\n"
+            "  --connect ENDPOINT    the session on a g3n-orchestrator instead (g3n live --connect --help)\n");
     g3n_media_cli_help(out);
 }
 
@@ -148,6 +150,8 @@ static int ask(live_run *r, g3n_media_cli *cli, const g3n_media_cli_options *o, 
 
 int g3n_command_live(int argc, char **argv)
 {
+    if (g3n_live_connect_wanted(argc, argv)) /* the session on a g3n-orchestrator: live_connect.h */
+        return g3n_command_live_connect(argc, argv);
     if (g3n_wants_help(argc, argv)) {
         print_help(stdout);
         return 0;

@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "front_door.h"
+#include "live_connect.h"
 #include "config.h"
 #include "local_pipeline.h"
 #include "matmul.h"
@@ -75,7 +76,8 @@ static void print_help(FILE *out)
             "                        (g3n-embedder, g3n-decoder, ...) can connect and share the work\n"
             "  --remote              start no local roles: use only daemons connected to --bind\n"
             "  --connect ENDPOINT    send the chat to a g3n-orchestrator (its --listen endpoint) and\n"
-            "                        stream its answer; nothing is loaded here\n"
+            "                        stream its answer; nothing is loaded here (with --video: the video\n"
+            "                        is decoded here and streamed to a live session there)\n"
             "  --wait SECONDS        with --remote: how long to wait for the daemons (default 60)\n"
             "  --heartbeat-ms N      broker heartbeat interval (default 1000; match the daemons')\n"
             "  --heartbeat-timeout-ms N  a worker silent this long is lost (default 5000)\n"
@@ -350,8 +352,8 @@ int g3n_command_run(int argc, char **argv)
                         "with it instead)\n");
         return 2;
     }
-    if (video_url && (images || audios || connect)) {
-        fprintf(stderr, "g3n run: error: --video goes alone: not with --image, --audio or --connect\n");
+    if (video_url && (images || audios)) {
+        fprintf(stderr, "g3n run: error: --video goes alone: not with --image or --audio\n");
         return 2;
     }
     if (video_url && (!(video_options.fps > 0) || video_options.max_frames < 1)) {
@@ -369,6 +371,25 @@ int g3n_command_run(int argc, char **argv)
                                  &err) != G3N_OK) {
         fprintf(stderr, "g3n run: error: %s\n", err.message);
         return 2;
+    }
+    if (connect && video_url) { /* a live session on the orchestrator, the video ingested here */
+        if (!prompt)
+            prompt = "Describe what happens in this video.";
+        if (max_new < 1 || max_new > UINT32_MAX) {
+            fprintf(stderr, "g3n run: error: --max-new-tokens must be >= 1\n");
+            return 2;
+        }
+        G3n__SamplingParams sampling;
+        g3n__sampling_params__init(&sampling);
+        if (temperature > 0.0) {
+            sampling.do_sample = 1;
+            sampling.temperature = (float)temperature;
+            sampling.top_k = top_k;
+            sampling.top_p = (float)top_p;
+        }
+        sampling.seed = seed;
+        return g3n_run_video_connected(connect, &transport, system, prompt, video_url, &video_options, max_new,
+                                       &sampling, quiet);
     }
     if (connect)
         return run_connected(connect, system, prompt, image_paths, images, audio_paths, audios, max_new, temperature,
