@@ -94,8 +94,9 @@ static int parse_args(orchestrator_args *a, int argc, char **argv)
         G3N_INT("http-max-sessions", &a->http.max_sessions, 1, 65536, "N", "HTTP generations at once (default 4)"),
         G3N_INT("http-queue", &a->http.queue, 0, 1 << 20, "N", "HTTP requests waiting beyond those (default 16)"),
         G3N_INT("live-sessions", &a->live_sessions, 0, 1024, "N",
-                "HTTP live sessions at once (/v1/live/*, default 4; 0: none): frames,\n"
-                "audio and questions go to the workers as in g3n serve"),
+                "live sessions at once (default 4; 0: none), on the HTTP API (/v1/live/*)\n"
+                "and on the client endpoint each (g3n live --connect, g3n run --video\n"
+                "--connect): frames, audio and questions go to the workers as in g3n serve"),
         G3N_INT("live-idle-seconds", &a->live_idle_seconds, 1, 86400 * 365, "N",
                 "a live session untouched this long is freed (default 600)"),
         G3N_INT("live-max-media-mb", &a->live_max_media_mb, 1, 4096, "N",
@@ -272,6 +273,16 @@ static int serve(orchestrator_args *a, orchestrator_state *st, g3n_error *err)
     fo.max_chats = a->max_chats;
     fo.max_message_bytes = a->transport.max_message_bytes;
     fo.prefix_cache = st->cache;
+    /* live sessions on the client endpoint too (g3n live --connect), bounded as the HTTP API's */
+    fo.max_live_sessions = a->live.max_sessions > 0 ? a->live.max_sessions : -1;
+    fo.live_idle_seconds = a->live.idle_seconds;
+    fo.live_max_media_bytes = a->live.max_media_bytes;
+    fo.live_max_tokens = (uint32_t)a->live.max_tokens;
+    if (a->model_dir) {
+        snprintf(st->preprocessor, sizeof(st->preprocessor), "%s/preprocessor_config.json", a->model_dir);
+        if (access(st->preprocessor, R_OK) == 0)
+            fo.preprocessor_config = st->preprocessor;
+    }
     if (g3n_front_door_start(&st->door, st->broker, &st->config, st->tokenizer, &fo, err) != G3N_OK)
         return G3N_ERR;
     fprintf(stderr, "g3n-orchestrator: workers connect to %s, clients to %s\n", a->bind_items[0], a->listen);
