@@ -52,7 +52,7 @@ typedef struct g3n_role_options {
                                         session that does not fit is refused with ERROR_TOO_LARGE) */
 } g3n_role_options;
 
-/* Daemon options a role takes beyond the common ones (role_daemon.c parses them). */
+/* Daemon options a role takes beyond the common ones (role_daemon.c adds them to its option table). */
 #define G3N_ROLE_TAKES_SESSIONS 1u   /* --max-sessions --max-positions --session-idle-s --max-session-mb */
 #define G3N_ROLE_TAKES_WEIGHTS 2u    /* --weights (ops.weights_help says what it selects) */
 #define G3N_ROLE_TAKES_SUBMODELS 4u  /* --weight-cache --submodel */
@@ -70,7 +70,7 @@ typedef struct g3n_role_ops {
     /* Requests or sessions still held, for a draining worker to wait for (NULL: none outlive a request). */
     int (*open_sessions)(void *state);
     unsigned daemon_options; /* G3N_ROLE_TAKES_* */
-    const char *weights_help; /* with G3N_ROLE_TAKES_WEIGHTS: --help's lines on what --weights selects */
+    const char *weights_help; /* with G3N_ROLE_TAKES_WEIGHTS: --help on what --weights selects ('\n': next line) */
 } g3n_role_ops;
 
 /* Opens ops's role: a copy of options (NULL: the defaults) with the defaults filled in. */

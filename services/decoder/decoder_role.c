@@ -777,5 +777,5 @@ const g3n_role_ops g3n_decoder_role_ops = {
     .open_sessions = decoder_open_sessions,
     .daemon_options = G3N_ROLE_TAKES_SESSIONS | G3N_ROLE_TAKES_WEIGHTS | G3N_ROLE_TAKES_SUBMODELS,
     .weights_help = "what the layers compute with (q8/q4 are cached\n"
-                    "                          in DIR/g3n-cache, as g3n generate does)",
+                    "in DIR/g3n-cache, as g3n generate does)",
 };

@@ -203,6 +203,6 @@ const g3n_role_ops g3n_embedder_role_ops = {
     .capacity = embedder_capacity,
     .daemon_options = G3N_ROLE_TAKES_WEIGHTS,
     .weights_help = "the per-token projection (per_layer_model_projection):\n"
-                    "                          q8/q4 quantise it at start as the decoder's cache does\n"
-                    "                          (give the decoder's --weights)",
+                    "q8/q4 quantise it at start as the decoder's cache does\n"
+                    "(give the decoder's --weights)",
 };

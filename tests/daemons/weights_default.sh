@@ -39,7 +39,7 @@ for daemon in g3n-decoder g3n-embedder; do
     expect "$daemon --help" 0 'Default q8 with --model' "$bin" --help
 done
 for daemon in g3n-vision-encoder g3n-audio-encoder; do
-    expect "$daemon: no --weights" 2 "unknown argument '--weights'" "$dir/$daemon" --synth $synth --weights q8 --check-args
+    expect "$daemon: no --weights" 2 "unknown option '--weights'" "$dir/$daemon" --synth $synth --weights q8 --check-args
 done
 # At start: the decoder says what it computes with (stopped by SIGTERM after a few seconds; no broker there).
 tmp=$(mktemp -d)

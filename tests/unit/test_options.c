@@ -244,12 +244,12 @@ static void test_help_comes_from_the_table(void **state)
     free(text);
 }
 
-/* Runs `g3n ARGS` with stdout and stderr into one buffer (the caller frees
+/* Runs `PROGRAM ARGS` with stdout and stderr into one buffer (the caller frees
  * it); returns the exit code. */
-static int run_g3n(const char *args, char **output)
+static int run_program(const char *program, const char *args, char **output)
 {
-    char command[2048];
-    snprintf(command, sizeof command, "%s %s 2>&1", g3n_test_binary(), args);
+    char command[4096];
+    snprintf(command, sizeof command, "%s %s 2>&1", program, args);
     FILE *pipe = popen(command, "r");
     assert_non_null(pipe);
     size_t size = 0, capacity = 1 << 16;
@@ -267,9 +267,33 @@ static int run_g3n(const char *args, char **output)
 static void expect_g3n(const char *args, int exit_code, const char *text)
 {
     char *output = NULL;
-    int rc = run_g3n(args, &output);
+    int rc = run_program(g3n_test_binary(), args, &output);
     if (rc != exit_code || !strstr(output, text))
         fail_msg("g3n %s: exit %d (want %d), output:\n%s\n(want it to hold: %s)", args, rc, exit_code, output, text);
+    free(output);
+}
+
+/* Runs the daemon binary DAEMON (built beside orchestrator/g3n's folder) with
+ * ARGS: its exit code must be exit_code, its output must hold text and, when
+ * not NULL, must not hold absent. */
+static void expect_daemon(const char *daemon, const char *args, int exit_code, const char *text, const char *absent)
+{
+    char binary[1200];
+    snprintf(binary, sizeof binary, "%s", g3n_test_binary());
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(binary, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(binary, sizeof binary, ".");
+    }
+    char program[1400];
+    snprintf(program, sizeof program, "%s/%s", binary, daemon);
+    char *output = NULL;
+    int rc = run_program(program, args, &output);
+    if (rc != exit_code || !strstr(output, text) || (absent && strstr(output, absent)))
+        fail_msg("%s %s: exit %d (want %d), output:\n%s\n(want it to hold: %s; not: %s)", daemon, args, rc, exit_code,
+                 output, text, absent ? absent : "-");
     free(output);
 }
 
@@ -303,6 +327,33 @@ static void test_commands_parse_with_the_table(void **state)
     expect_g3n("tokenize --tokenizer t.json --no-bos --no-bos hi", 2, "--no-bos is given twice");
 }
 
+/* The four role daemons share one main whose table is built from the role's
+ * flags (role.h): each --help lists its own options only, and values the
+ * hand-written loop read with atoi (--capacity x: 0, refused only as "a numeric
+ * option is out of range") are refused naming the option. */
+static void test_daemons_parse_with_their_role_table(void **state)
+{
+    (void)state;
+    expect_daemon("g3n-decoder", "--help", 0, "usage: g3n-decoder (--model DIR", NULL);
+    expect_daemon("g3n-decoder", "--help", 0, "--max-sessions N", NULL);
+    expect_daemon("g3n-decoder", "--help", 0, "--submodel SPEC", NULL);
+    expect_daemon("g3n-embedder", "--help", 0, "--weights F", "--max-sessions");
+    expect_daemon("g3n-embedder", "--help", 0, "Default q8 with --model", "--submodel");
+    expect_daemon("g3n-vision-encoder", "--help", 0, "--server-key FILE", "--weights");
+    expect_daemon("g3n-audio-encoder", "--help", 0, "usage: g3n-audio-encoder", "--max-session-mb");
+    expect_daemon("g3n-decoder", "--synth c.json:1 --capacity x", 2,
+                  "g3n-decoder: error: --capacity: expected an integer from 1 to 256, got 'x'", NULL);
+    expect_daemon("g3n-embedder", "--synth c.json:1 --max-sessions 4", 2, "unknown option '--max-sessions'", NULL);
+    expect_daemon("g3n-vision-encoder", "--synth c.json:1 --keys k", 2,
+                  "--keys is for the orchestrator; a worker takes --key and --server-key", NULL);
+    expect_daemon("g3n-audio-encoder", "--synth c.json:1 --heartbeat-ms 1000 --heartbeat-timeout-ms 1500", 2,
+                  "--heartbeat-timeout-ms 1500 is less than twice --heartbeat-ms 1000", NULL);
+    expect_daemon("g3n-decoder", "--probe alive --health-file h", 2, "--probe: expected one of live, ready", NULL);
+    expect_daemon("g3n-decoder", "--probe ready", 2, "--probe needs --health-file PATH", NULL);
+    expect_daemon("g3n-embedder", "--insecure", 2, "give one of --model DIR or --synth CONFIG:SEED", NULL);
+    expect_daemon("g3n-decoder", "--synth c.json:1 --session-idle-s 0", 2, "--session-idle-s: expected a number", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_required_options_and_no_positionals),
         cmocka_unit_test(test_help_comes_from_the_table),
         cmocka_unit_test(test_commands_parse_with_the_table),
+        cmocka_unit_test(test_daemons_parse_with_their_role_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
