@@ -337,39 +337,6 @@ char *g3n_http_auth_metrics(g3n_http_auth *a)
     return text;
 }
 
-int g3n_http_security_flag(g3n_http_security_flags *f, const char *flag, const char *value, int *uses_value)
-{
-    *uses_value = 0;
-    if (strcmp(flag, "--metrics-open") == 0) {
-        f->auth.metrics_open = 1;
-        return 1;
-    }
-    int is_number = strcmp(flag, "--rate-limit") == 0 || strcmp(flag, "--max-generations-per-key") == 0;
-    const char **slot = strcmp(flag, "--api-key") == 0    ? &f->auth.key
-                        : strcmp(flag, "--api-keys") == 0 ? &f->auth.keys_file
-                        : strcmp(flag, "--tls-cert") == 0 ? &f->tls_cert
-                        : strcmp(flag, "--tls-key") == 0  ? &f->tls_key
-                                                          : NULL;
-    if (!slot && !is_number)
-        return 0;
-    *uses_value = 1;
-    if (!value)
-        return -1;
-    if (slot) {
-        *slot = value;
-        return 1;
-    }
-    char *end;
-    long n = strtol(value, &end, 10);
-    if (*end || n < 1 || n > 1000000)
-        return -1;
-    if (strcmp(flag, "--rate-limit") == 0)
-        f->auth.requests_per_minute = (int)n;
-    else
-        f->auth.max_generations = (int)n;
-    return 1;
-}
-
 int g3n_http_security_load(const g3n_http_security_flags *flags, g3n_http_auth **auth, char **tls_cert_pem,
                            char **tls_key_pem, g3n_error *err)
 {

@@ -56,23 +56,14 @@ char *g3n_http_auth_metrics(g3n_http_auth *auth);
 /* Security flags shared by `g3n serve` and `g3n-orchestrator --http`:
  * --api-key KEY, --api-keys FILE, --rate-limit N (requests per minute per
  * key), --max-generations-per-key N, --metrics-open, --tls-cert FILE,
- * --tls-key FILE. Returns 1 when flag is one of them (*uses_value: it took
- * value), 0 when not, -1 when its value is missing or bad. */
+ * --tls-key FILE; parsed by the option table (G3N_OPTIONS_HTTP_SECURITY). */
 typedef struct g3n_http_security_flags {
     g3n_http_auth_options auth;
     const char *tls_cert, *tls_key;
 } g3n_http_security_flags;
-int g3n_http_security_flag(g3n_http_security_flags *flags, const char *flag, const char *value, int *uses_value);
-#define G3N_HTTP_SECURITY_HELP                                                                          \
-    "  --api-key KEY          require Authorization: Bearer KEY on /v1/... (also env G3N_API_KEY)\n"  \
-    "  --api-keys FILE        several keys, one per line as NAME:KEY (file mode 0600)\n"               \
-    "  --rate-limit N         requests per minute per key (default: unlimited); more get 429\n"        \
-    "  --max-generations-per-key N  generations at once per key (default: unlimited); more get 429\n"  \
-    "  --metrics-open         /metrics without a key (default: it needs one when keys are on)\n"       \
-    "  --tls-cert FILE        HTTPS: the certificate chain (PEM); with --tls-key FILE (PEM, 0600)\n"
 
-/* The same flags as option-table entries (common/options.h), for a command
- * that parses with it: G3N_OPTIONS_HTTP_SECURITY(&flags) inside its table. */
+/* The flags as option-table entries (common/options.h): G3N_OPTIONS_HTTP_SECURITY(&flags) inside a
+ * command's table. */
 #define G3N_OPTIONS_HTTP_SECURITY(flags)                                                                        \
     G3N_STRING("api-key", &(flags)->auth.key, "KEY",                                                           \
                "require Authorization: Bearer KEY on /v1/... (also env G3N_API_KEY)"),                         \

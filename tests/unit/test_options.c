@@ -305,7 +305,8 @@ static void test_commands_parse_with_the_table(void **state)
     (void)state;
     const char *commands[] = {"check",  "check-pipeline", "synth",        "slice",        "generate",
                               "tokenize", "detokenize",   "encode-audio", "encode-image", "keygen",
-                              "bench matmul", "bench text", "bench vision", "bench pipeline", "bench chat"};
+                              "bench matmul", "bench text", "bench vision", "bench pipeline", "bench chat",
+                              "serve"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         char args[128], usage[128];
         snprintf(args, sizeof args, "%s --help", commands[i]);
@@ -325,6 +326,9 @@ static void test_commands_parse_with_the_table(void **state)
     expect_g3n("keygen --role nobody --keys d p", 2, "--role: expected one of vision-encoder, audio-encoder");
     expect_g3n("slice --model m --submodel e2b --out o --shard-size", 2, "--shard-size needs a value");
     expect_g3n("tokenize --tokenizer t.json --no-bos --no-bos hi", 2, "--no-bos is given twice");
+    expect_g3n("serve --demo --port 70000", 2, "g3n serve: error: --port: expected an integer from 0 to 65535");
+    expect_g3n("serve --demo --rate-limit 0", 2, "--rate-limit: expected an integer from 1 to 1000000, got '0'");
+    expect_g3n("serve --demo --synth c.json:1", 2, "give one of --model, --synth, --demo");
 }
 
 /* The four role daemons share one main whose table is built from the role's
