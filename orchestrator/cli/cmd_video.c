@@ -13,22 +13,50 @@
 #include "ops.h"
 #include "video_ingest.h"
 
-static void print_help(FILE *out)
+/* The command line of g3n video, parsed. */
+typedef struct video_args {
+    g3n_media_cli_options media;
+    g3n_video_options video;
+    const char *url, *prompt;
+    int no_audio, no_frames;
+} video_args;
+
+/* -1 to go on, else the exit code. */
+static int parse_args(video_args *a, int argc, char **argv)
 {
-    fprintf(out,
-            "usage: g3n video (--model DIR | --synth CONFIG:SEED | --demo) --video FILE|URL [options] PROMPT\n"
-            "\n"
-            "Answers PROMPT about a video: frames sampled at --fps (then the image preprocessing and the\n"
-            "vision tower), the audio track at 16 kHz through the audio encoder, both placed in the prompt\n"
-            "in timestamp order (a frame, then the audio up to the next frame), and prefilled while the\n"
-            "video is being decoded. FILE|URL: anything FFmpeg opens (a file, - for stdin, tcp://, http://).\n"
-            "\n"
-            "  --video FILE|URL      the video (required)\n"
-            "  --fps N               frames sampled per second of video (default 1)\n"
-            "  --max-frames N        at most N frames (default 32)\n"
-            "  --no-audio            ignore the audio track\n"
-            "  --no-frames           ignore the pictures (audio only)\n");
-    g3n_media_cli_help(out);
+    memset(a, 0, sizeof(*a));
+    g3n_media_cli_defaults(&a->media);
+    a->video = g3n_video_default_options();
+    g3n_option_list prompt = {&a->prompt, 1, 0};
+    const g3n_option options[] = {
+        G3N_STRING("video", &a->url, "FILE|URL", "the video (required)"),
+        G3N_DOUBLE("fps", &a->video.fps, 1e-6, 1000, "N", "frames sampled per second of video (default 1)"),
+        G3N_INT("max-frames", &a->video.max_frames, 1, 1 << 20, "N", "at most N frames (default 32)"),
+        G3N_FLAG("no-audio", &a->no_audio, "ignore the audio track"),
+        G3N_FLAG("no-frames", &a->no_frames, "ignore the pictures (audio only)"),
+        G3N_MEDIA_CLI_OPTIONS(&a->media),
+    };
+    const g3n_command_spec spec = {
+        .name = "g3n video",
+        .usage = "g3n video (--model DIR | --synth CONFIG:SEED | --demo) --video FILE|URL [options] PROMPT",
+        .about = "Answers PROMPT about a video: frames sampled at --fps (then the image preprocessing and the\n"
+                 "vision tower), the audio track at 16 kHz through the audio encoder, both placed in the prompt\n"
+                 "in timestamp order (a frame, then the audio up to the next frame), and prefilled while the\n"
+                 "video is being decoded. FILE|URL: anything FFmpeg opens (a file, - for stdin, tcp://, http://).\n"
+                 "PROMPT (one argument; quote it) defaults to \"Describe what happens in this video.\"\n",
+        .positionals = &prompt,
+        .help_column = 24,
+    };
+    int rc = g3n_options_main(&spec, options, G3N_OPTION_COUNT(options), argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (!a->url)
+        return g3n_options_usage_error(&spec, "no --video");
+    if (a->no_audio && a->no_frames)
+        return g3n_options_usage_error(&spec, "--no-audio and --no-frames leave nothing to answer about");
+    if (!a->prompt)
+        a->prompt = "Describe what happens in this video.";
+    return -1;
 }
 
 typedef struct video_run {
@@ -59,80 +87,31 @@ static int on_audio(void *user, double seconds, const float *samples, int64_t co
     return g3n_live_pipeline_add_audio(r->session, r->client, samples, count, err);
 }
 
-int g3n_command_video(int argc, char **argv)
+/* Streams the video into a live session on the roles, then asks: the exit code. */
+static int run_video(const video_args *a)
 {
-    if (g3n_wants_help(argc, argv)) {
-        print_help(stdout);
-        return 0;
-    }
-    g3n_media_cli_options o;
-    g3n_media_cli_defaults(&o);
-    g3n_video_options vo = g3n_video_default_options();
-    const char *video = NULL, *prompt = NULL;
-    int no_audio = 0, no_frames = 0;
-    for (int i = 1; i < argc; i++) {
-        int shared = g3n_media_cli_parse(&o, argc, argv, &i, "video");
-        if (shared < 0)
-            return 2;
-        if (shared)
-            continue;
-        const char *a = argv[i];
-        int takes = strcmp(a, "--video") == 0 || strcmp(a, "--fps") == 0 || strcmp(a, "--max-frames") == 0;
-        if (takes && i + 1 >= argc) {
-            fprintf(stderr, "g3n video: error: %s needs a value\n", a);
-            return 2;
-        }
-        if (strcmp(a, "--video") == 0)
-            video = argv[++i];
-        else if (strcmp(a, "--fps") == 0)
-            vo.fps = strtod(argv[++i], NULL);
-        else if (strcmp(a, "--max-frames") == 0)
-            vo.max_frames = atoi(argv[++i]);
-        else if (strcmp(a, "--no-audio") == 0)
-            no_audio = 1;
-        else if (strcmp(a, "--no-frames") == 0)
-            no_frames = 1;
-        else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "g3n video: error: unknown argument '%s' (see --help)\n", a);
-            return 2;
-        } else if (!prompt)
-            prompt = a;
-        else {
-            fprintf(stderr, "g3n video: error: one PROMPT only (quote it); extra '%s'\n", a);
-            return 2;
-        }
-    }
-    if (!video) {
-        fprintf(stderr, "g3n video: error: no --video (see --help)\n");
-        return 2;
-    }
-    if (!(vo.fps > 0) || o.max_new_tokens < 1 || (no_audio && no_frames)) {
-        fprintf(stderr, "g3n video: error: --fps must be > 0, --max-new-tokens >= 1, and something kept\n");
-        return 2;
-    }
-    if (!prompt)
-        prompt = "Describe what happens in this video.";
+    const g3n_media_cli_options *o = &a->media;
     g3n_error err = {{0}};
     g3n_media_cli cli;
     g3n_live_pipeline *session = NULL;
     int rc = 1;
     double t0 = g3n_now_seconds();
-    if (g3n_media_cli_load(&cli, &o, !no_frames, !no_audio, &err) != G3N_OK)
+    if (g3n_media_cli_load(&cli, o, !a->no_frames, !a->no_audio, &err) != G3N_OK)
         goto done;
-    g3n_live_pipeline_params lp = g3n_media_cli_live_params(&cli, &o);
+    g3n_live_pipeline_params lp = g3n_media_cli_live_params(&cli, o);
     if (g3n_live_pipeline_create(&session, &cli.local.config, cli.local.tokenizer, &lp, &err) != G3N_OK)
         goto done;
-    if (!o.quiet)
+    if (!o->quiet)
         fprintf(stderr, "g3n video: model ready in %.2f s (%s)\n", g3n_now_seconds() - t0,
                 g3n_weights_describe(cli.local.weights));
-    video_run run = {session, cli.client, o.quiet, g3n_now_seconds()};
+    video_run run = {session, cli.client, o->quiet, g3n_now_seconds()};
     g3n_video_info info;
-    if (g3n_video_ingest(video, &vo, no_frames ? NULL : on_frame, no_audio ? NULL : on_audio, &run, &info, &err) !=
-            G3N_OK ||
-        (!no_audio && info.has_audio && g3n_live_pipeline_end_audio(session, cli.client, &err) != G3N_OK))
+    if (g3n_video_ingest(a->url, &a->video, a->no_frames ? NULL : on_frame, a->no_audio ? NULL : on_audio, &run, &info,
+                         &err) != G3N_OK ||
+        (!a->no_audio && info.has_audio && g3n_live_pipeline_end_audio(session, cli.client, &err) != G3N_OK))
         goto done;
     g3n_live_pipeline_stats s = g3n_live_pipeline_get_stats(session);
-    if (!o.quiet)
+    if (!o->quiet)
         fprintf(stderr,
                 "g3n video: %d frames, %d audio segments (%.1f s of audio), %lld positions prefilled in %.1f s "
                 "(vision %.1f s, audio %.1f s, prefill %.1f s)\n",
@@ -140,9 +119,9 @@ int g3n_command_video(int argc, char **argv)
                 g3n_now_seconds() - run.start, s.vision_seconds, s.audio_seconds, s.prefill_seconds);
     double first, total;
     int64_t tokens;
-    if (g3n_media_cli_ask(&cli, cli.client, session, &o, prompt, stdout, &first, &total, &tokens, &err) != G3N_OK)
+    if (g3n_media_cli_ask(&cli, cli.client, session, o, a->prompt, stdout, &first, &total, &tokens, &err) != G3N_OK)
         goto done;
-    if (!o.quiet)
+    if (!o->quiet)
         fprintf(stderr, "g3n video: answer: first token after %.3f s, %lld tokens in %.2f s\n", first,
                 (long long)tokens, total);
     rc = 0;
@@ -152,4 +131,11 @@ done:
     g3n_live_pipeline_free(session, cli.client);
     g3n_media_cli_free(&cli);
     return rc;
+}
+
+int g3n_command_video(int argc, char **argv)
+{
+    video_args args;
+    int rc = parse_args(&args, argc, argv);
+    return rc >= 0 ? rc : run_video(&args);
 }

@@ -6,12 +6,15 @@
 #ifndef G3N_MEDIA_CLI_H
 #define G3N_MEDIA_CLI_H
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config.h"
 #include "live_pipeline.h"
 #include "local_pipeline.h"
 #include "model_source.h"
+#include "option_groups.h"
 #include "tokenizer.h"
 
 typedef struct g3n_media_cli_options {
@@ -20,7 +23,7 @@ typedef struct g3n_media_cli_options {
     int64_t max_new_tokens, context;
     double temperature, top_p;
     int top_k;
-    unsigned long long seed;
+    uint64_t seed;
 } g3n_media_cli_options;
 
 typedef struct g3n_media_cli {
@@ -31,6 +34,29 @@ typedef struct g3n_media_cli {
 } g3n_media_cli;
 
 void g3n_media_cli_defaults(g3n_media_cli_options *options);
+/* The shared options as option-table entries (options.h) into *options
+ * (a g3n_media_cli_options *; set its defaults first). */
+#define G3N_MEDIA_CLI_OPTIONS(options)                                                                          \
+    G3N_OPTION_MODEL(&(options)->model_dir, "checkpoint folder (config.json, safetensors, tokenizer.json)"),    \
+        G3N_STRING("synth", &(options)->synth_spec, "CONFIG:SEED",                                            \
+                   "synthetic weights for a config.json (needs --tokenizer)"),                                 \
+        G3N_FLAG("demo", &(options)->demo,                                                                     \
+                 "the tiny synthetic demo model (real vocabulary and tokenizer; its\n"                          \
+                 "words are random, because its weights are)"),                                                \
+        G3N_OPTION_TOKENIZER(&(options)->tokenizer_path, "tokenizer.json (default: DIR/tokenizer.json)"),     \
+        G3N_STRING("system", &(options)->system, "TEXT", "a system prompt"),                                   \
+        G3N_INT64("context", &(options)->context, 1, INT64_MAX, "N",                                           \
+                  "KV cache positions (default: the model's maximum); when media fill\n"                       \
+                  "it, the oldest are dropped and the rest prefilled again"),                                  \
+        G3N_INT64("max-new-tokens", &(options)->max_new_tokens, 1, INT64_MAX, "N",                             \
+                  "answer length limit (default 64)"),                                                         \
+        G3N_DOUBLE("temperature", &(options)->temperature, 0, 1e6, "T",                                        \
+                   "sample with temperature T (default: greedy)"),                                             \
+        G3N_INT("top-k", &(options)->top_k, 0, INT_MAX, "K", "keep the K most likely tokens (with --temperature)"), \
+        G3N_DOUBLE("top-p", &(options)->top_p, 0, 1, "P", "nucleus filter (with --temperature; default 1)"),   \
+        G3N_UINT64("seed", &(options)->seed, 0, 0, "N", "sampling seed"),                                      \
+        G3N_OPTION_THREADS_FOR(&(options)->threads, "OpenMP threads (default: all)"),                          \
+        G3N_FLAG("quiet", &(options)->quiet, "no progress lines")
 /* Parses one shared option at argv[*i] (advancing *i past its value): 1 if
  * taken, 0 if not shared, -1 on a missing value (message printed). */
 int g3n_media_cli_parse(g3n_media_cli_options *options, int argc, char **argv, int *i, const char *command);

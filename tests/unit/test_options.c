@@ -306,7 +306,7 @@ static void test_commands_parse_with_the_table(void **state)
     const char *commands[] = {"check",  "check-pipeline", "synth",        "slice",        "generate",
                               "tokenize", "detokenize",   "encode-audio", "encode-image", "keygen",
                               "bench matmul", "bench text", "bench vision", "bench pipeline", "bench chat",
-                              "serve"};
+                              "serve", "video"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         char args[128], usage[128];
         snprintf(args, sizeof args, "%s --help", commands[i]);
@@ -329,6 +329,10 @@ static void test_commands_parse_with_the_table(void **state)
     expect_g3n("serve --demo --port 70000", 2, "g3n serve: error: --port: expected an integer from 0 to 65535");
     expect_g3n("serve --demo --rate-limit 0", 2, "--rate-limit: expected an integer from 1 to 1000000, got '0'");
     expect_g3n("serve --demo --synth c.json:1", 2, "give one of --model, --synth, --demo");
+    expect_g3n("video --demo --video v.mp4 --fps 0", 2, "--fps: expected a number from 1e-06 to 1000, got '0'");
+    expect_g3n("video --demo --video v.mp4 --max-new-tokens x", 2, "--max-new-tokens: expected an integer");
+    expect_g3n("video --demo --video v.mp4 --top-p 2", 2, "--top-p: expected a number from 0 to 1");
+    expect_g3n("video --demo --video v.mp4 one two", 2, "unexpected argument 'two'");
 }
 
 /* The four role daemons share one main whose table is built from the role's
