@@ -4,6 +4,7 @@
  * on stdin (one per line) are answered at any moment against everything
  * streamed so far. The session is shared under a mutex: while an answer is
  * generated, the ingest waits. */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,31 +16,6 @@
 #include "media_cli.h"
 #include "ops.h"
 #include "video_ingest.h"
-
-static void print_help(FILE *out)
-{
-    fprintf(out,
-            "usage: g3n live (--model DIR | --synth CONFIG:SEED | --demo) (--audio-stream URL|- | --video URL)\n"
-            "                [options]\n"
-            "\n"
-            "Streams media into a live session and answers questions typed on stdin (one per line) while\n"
-            "it streams: each frame and each piece of audio is encoded and prefilled into the KV cache as it\n"
-            "arrives, so a question only prefills the question. URL: anything FFmpeg opens (a file, - for\n"
-            "stdin, tcp://HOST:PORT, udp://, http://, rtp://...).\n"
-            "\n"
-            "  --audio-stream URL|-  an audio stream (any format FFmpeg reads)\n"
-            "  --video URL           a video stream: frames and its audio track\n"
-            "  --fps N               video frames sampled per second (default 1)\n"
-            "  --max-frames N        at most N frames (default: no limit)\n"
-            "  --realtime            read a file no faster than it plays (as a live source would arrive)\n"
-            "  --questions FILE      read the questions from FILE (default stdin; /dev/tty when the\n"
-            "                        media come on stdin)\n"
-            "  --ask TEXT            instead of reading questions: ask TEXT once, after --after seconds of\n"
-            "                        media (or at the end of the stream), print the timings and stop\n"
-            "  --after SECONDS       with --ask (default 0: at the end of the stream)\n"
-            "  --connect ENDPOINT    the session on a g3n-orchestrator instead (g3n live --connect --help)\n");
-    g3n_media_cli_help(out);
-}
 
 typedef struct live_run {
     pthread_mutex_t lock;
@@ -148,150 +124,167 @@ static int ask(live_run *r, g3n_media_cli *cli, const g3n_media_cli_options *o, 
     return rc;
 }
 
-int g3n_command_live(int argc, char **argv)
-{
-    if (g3n_live_connect_wanted(argc, argv)) /* the session on a g3n-orchestrator: live_connect.h */
-        return g3n_command_live_connect(argc, argv);
-    if (g3n_wants_help(argc, argv)) {
-        print_help(stdout);
-        return 0;
-    }
-    g3n_media_cli_options o;
-    g3n_media_cli_defaults(&o);
-    static live_run r;
-    memset(&r, 0, sizeof(r));
-    r.video = g3n_video_default_options();
-    r.video.max_frames = 0;
-    const char *audio_url = NULL, *video_url = NULL, *questions_path = NULL, *ask_text = NULL;
-    double after = 0.0;
-    for (int i = 1; i < argc; i++) {
-        int shared = g3n_media_cli_parse(&o, argc, argv, &i, "live");
-        if (shared < 0)
-            return 2;
-        if (shared)
-            continue;
-        const char *a = argv[i];
-        int takes = strcmp(a, "--audio-stream") == 0 || strcmp(a, "--video") == 0 || strcmp(a, "--fps") == 0 ||
-                    strcmp(a, "--max-frames") == 0 || strcmp(a, "--questions") == 0 || strcmp(a, "--ask") == 0 ||
-                    strcmp(a, "--after") == 0;
-        if (takes && i + 1 >= argc) {
-            fprintf(stderr, "g3n live: error: %s needs a value\n", a);
-            return 2;
-        }
-        if (strcmp(a, "--audio-stream") == 0)
-            audio_url = argv[++i];
-        else if (strcmp(a, "--video") == 0)
-            video_url = argv[++i];
-        else if (strcmp(a, "--fps") == 0)
-            r.video.fps = strtod(argv[++i], NULL);
-        else if (strcmp(a, "--max-frames") == 0)
-            r.video.max_frames = atoi(argv[++i]);
-        else if (strcmp(a, "--questions") == 0)
-            questions_path = argv[++i];
-        else if (strcmp(a, "--ask") == 0)
-            ask_text = argv[++i];
-        else if (strcmp(a, "--after") == 0)
-            after = strtod(argv[++i], NULL);
-        else if (strcmp(a, "--realtime") == 0)
-            r.realtime = 1;
-        else {
-            fprintf(stderr, "g3n live: error: unknown argument '%s' (see --help)\n", a);
-            return 2;
-        }
-    }
-    if ((audio_url != NULL) + (video_url != NULL) != 1) {
-        fprintf(stderr, "g3n live: error: give one of --audio-stream, --video (see --help)\n");
-        return 2;
-    }
-    if (!(r.video.fps > 0) || o.max_new_tokens < 1) {
-        fprintf(stderr, "g3n live: error: --fps must be > 0 and --max-new-tokens >= 1\n");
-        return 2;
-    }
-    r.url = audio_url ? audio_url : video_url;
-    r.video.cancel = &r.stop;
-    r.with_frames = video_url != NULL;
-    r.quiet = o.quiet;
-    int media_on_stdin = strcmp(r.url, "-") == 0 || strcmp(r.url, "pipe:0") == 0;
-    if (!questions_path && !ask_text && media_on_stdin)
-        questions_path = "/dev/tty";
+/* The command line of g3n live (without --connect: live_connect.h), parsed. */
+typedef struct live_args {
+    g3n_media_cli_options media;
+    const char *audio_url, *video_url, *questions_path, *ask_text, *connect;
+    double after;
+    double fps;
+    int max_frames, realtime;
+} live_args;
 
+/* -1 to go on, else the exit code. */
+static int parse_args(live_args *a, int argc, char **argv)
+{
+    memset(a, 0, sizeof(*a));
+    g3n_media_cli_defaults(&a->media);
+    a->fps = g3n_video_default_options().fps;
+    const g3n_option options[] = {
+        G3N_STRING("audio-stream", &a->audio_url, "URL|-", "an audio stream (any format FFmpeg reads)"),
+        G3N_STRING("video", &a->video_url, "URL", "a video stream: frames and its audio track"),
+        G3N_DOUBLE("fps", &a->fps, 1e-6, 1000, "N", "video frames sampled per second (default 1)"),
+        G3N_INT("max-frames", &a->max_frames, 1, INT_MAX, "N", "at most N frames (default: no limit)"),
+        G3N_FLAG("realtime", &a->realtime, "read a file no faster than it plays (as a live source would arrive)"),
+        G3N_STRING("questions", &a->questions_path, "FILE",
+                   "read the questions from FILE (default stdin; /dev/tty when the\n"
+                   "media come on stdin)"),
+        G3N_STRING("ask", &a->ask_text, "TEXT",
+                   "instead of reading questions: ask TEXT once, after --after seconds of\n"
+                   "media (or at the end of the stream), print the timings and stop"),
+        G3N_DOUBLE("after", &a->after, 0, 1e9, "SECONDS", "with --ask (default 0: at the end of the stream)"),
+        G3N_STRING("connect", &a->connect, "ENDPOINT",
+                   "the session on a g3n-orchestrator instead (g3n live --connect --help)"),
+        G3N_MEDIA_CLI_OPTIONS(&a->media),
+    };
+    const g3n_command_spec spec = {
+        .name = "g3n live",
+        .usage = "g3n live (--model DIR | --synth CONFIG:SEED | --demo) (--audio-stream URL|- | --video URL)\n"
+                 "                [options]",
+        .about = "Streams media into a live session and answers questions typed on stdin (one per line) while\n"
+                 "it streams: each frame and each piece of audio is encoded and prefilled into the KV cache as it\n"
+                 "arrives, so a question only prefills the question. URL: anything FFmpeg opens (a file, - for\n"
+                 "stdin, tcp://HOST:PORT, udp://, http://, rtp://...).\n",
+        .help_column = 24,
+    };
+    int rc = g3n_options_main(&spec, options, G3N_OPTION_COUNT(options), argc, argv);
+    if (rc < 0 && (a->audio_url != NULL) + (a->video_url != NULL) != 1)
+        return g3n_options_usage_error(&spec, "give one of --audio-stream, --video");
+    return rc;
+}
+
+/* Waits for --after seconds of media (or the end), then asks once. */
+static int ask_once(live_run *r, g3n_media_cli *cli, const g3n_media_cli_options *o, const live_args *a,
+                    g3n_error *err)
+{
+    pthread_mutex_lock(&r->lock);
+    while (!r->finished && (a->after <= 0 || r->media_seconds < a->after))
+        pthread_cond_wait(&r->changed, &r->lock);
+    int failed = r->status != G3N_OK;
+    if (failed)
+        *err = r->err;
+    pthread_mutex_unlock(&r->lock);
+    return failed ? G3N_ERR : ask(r, cli, o, a->ask_text, err);
+}
+
+/* Answers each line of questions until its end (or the ingest fails). */
+static int ask_each_line(live_run *r, g3n_media_cli *cli, const g3n_media_cli_options *o, FILE *questions,
+                         g3n_error *err)
+{
+    char line[4096];
+    while (fgets(line, sizeof line, questions)) {
+        size_t n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        pthread_mutex_lock(&r->lock);
+        int failed = r->status != G3N_OK;
+        if (failed)
+            *err = r->err;
+        pthread_mutex_unlock(&r->lock);
+        if (failed || ask(r, cli, o, line, err) != G3N_OK)
+            return G3N_ERR;
+    }
+    return G3N_OK;
+}
+
+/* Loads the roles, streams the media on a thread and answers: the exit code. */
+static int run_live(live_args *a, live_run *r)
+{
+    const g3n_media_cli_options *o = &a->media;
+    r->video = g3n_video_default_options();
+    r->video.fps = a->fps;
+    r->video.max_frames = a->max_frames;
+    r->realtime = a->realtime;
+    r->url = a->audio_url ? a->audio_url : a->video_url;
+    r->video.cancel = &r->stop;
+    r->with_frames = a->video_url != NULL;
+    r->quiet = o->quiet;
+    const char *questions_path = a->questions_path;
+    if (!questions_path && !a->ask_text && (strcmp(r->url, "-") == 0 || strcmp(r->url, "pipe:0") == 0))
+        questions_path = "/dev/tty"; /* the media come on stdin */
     g3n_error err = {{0}};
     g3n_media_cli cli;
     int rc = 1, started = 0;
     pthread_t thread;
     FILE *questions = NULL;
-    pthread_mutex_init(&r.lock, NULL);
-    pthread_cond_init(&r.changed, NULL);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->changed, NULL);
     double t0 = g3n_now_seconds();
-    if (g3n_media_cli_load(&cli, &o, r.with_frames, 1, &err) != G3N_OK)
+    if (g3n_media_cli_load(&cli, o, r->with_frames, 1, &err) != G3N_OK)
         goto done;
-    g3n_live_pipeline_params lp = g3n_media_cli_live_params(&cli, &o);
-    if (g3n_live_pipeline_create(&r.session, &cli.local.config, cli.local.tokenizer, &lp, &err) != G3N_OK)
+    g3n_live_pipeline_params lp = g3n_media_cli_live_params(&cli, o);
+    if (g3n_live_pipeline_create(&r->session, &cli.local.config, cli.local.tokenizer, &lp, &err) != G3N_OK)
         goto done;
-    r.broker = cli.local.broker;
-    if (!ask_text) {
-        questions = questions_path ? fopen(questions_path, "r") : stdin;
-        if (!questions) {
-            g3n_error_set(&err, "cannot open %s for the questions", questions_path);
-            goto done;
-        }
+    r->broker = cli.local.broker;
+    if (!a->ask_text && !(questions = questions_path ? fopen(questions_path, "r") : stdin)) {
+        g3n_error_set(&err, "cannot open %s for the questions", questions_path);
+        goto done;
     }
-    if (!o.quiet)
+    if (!o->quiet)
         fprintf(stderr, "g3n live: model ready in %.2f s (%s); streaming %s%s\n", g3n_now_seconds() - t0,
-                g3n_weights_describe(cli.local.weights), r.url,
-                ask_text ? "" : "; type a question and Enter at any time (Ctrl-D ends)");
-    r.start = g3n_now_seconds();
-    if (pthread_create(&thread, NULL, ingest_thread, &r) != 0) {
+                g3n_weights_describe(cli.local.weights), r->url,
+                a->ask_text ? "" : "; type a question and Enter at any time (Ctrl-D ends)");
+    r->start = g3n_now_seconds();
+    if (pthread_create(&thread, NULL, ingest_thread, r) != 0) {
         g3n_error_set(&err, "cannot start the ingest thread");
         goto done;
     }
     started = 1;
-    if (ask_text) {
-        pthread_mutex_lock(&r.lock);
-        while (!r.finished && (after <= 0 || r.media_seconds < after))
-            pthread_cond_wait(&r.changed, &r.lock);
-        int failed = r.status != G3N_OK;
-        if (failed)
-            err = r.err;
-        pthread_mutex_unlock(&r.lock);
-        if (failed || ask(&r, &cli, &o, ask_text, &err) != G3N_OK)
-            goto done;
-    } else {
-        char line[4096];
-        while (fgets(line, sizeof line, questions)) {
-            size_t n = strlen(line);
-            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-                line[--n] = '\0';
-            if (n == 0)
-                continue;
-            pthread_mutex_lock(&r.lock);
-            int failed = r.status != G3N_OK;
-            if (failed)
-                err = r.err;
-            pthread_mutex_unlock(&r.lock);
-            if (failed || ask(&r, &cli, &o, line, &err) != G3N_OK)
-                goto done;
-        }
-    }
-    pthread_mutex_lock(&r.lock);
-    rc = r.status == G3N_OK ? 0 : 1;
+    if ((a->ask_text ? ask_once(r, &cli, o, a, &err) : ask_each_line(r, &cli, o, questions, &err)) != G3N_OK)
+        goto done;
+    pthread_mutex_lock(&r->lock);
+    rc = r->status == G3N_OK ? 0 : 1;
     if (rc != 0)
-        err = r.err;
-    pthread_mutex_unlock(&r.lock);
+        err = r->err;
+    pthread_mutex_unlock(&r->lock);
 done:
     if (started) {
-        pthread_mutex_lock(&r.lock);
-        r.stop = 1;
-        pthread_mutex_unlock(&r.lock);
+        pthread_mutex_lock(&r->lock);
+        r->stop = 1;
+        pthread_mutex_unlock(&r->lock);
         pthread_join(thread, NULL);
     }
     if (rc != 0)
         fprintf(stderr, "g3n live: error: %s\n", err.message);
     if (questions && questions != stdin)
         fclose(questions);
-    g3n_live_pipeline_free(r.session, cli.client);
+    g3n_live_pipeline_free(r->session, cli.client);
     g3n_media_cli_free(&cli);
-    pthread_mutex_destroy(&r.lock);
-    pthread_cond_destroy(&r.changed);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->changed);
     return rc;
+}
+
+int g3n_command_live(int argc, char **argv)
+{
+    if (g3n_live_connect_wanted(argc, argv)) /* the session on a g3n-orchestrator: live_connect.h */
+        return g3n_command_live_connect(argc, argv);
+    live_args args;
+    int rc = parse_args(&args, argc, argv);
+    if (rc >= 0)
+        return rc;
+    static live_run r; /* the ingest thread's callbacks reach it */
+    memset(&r, 0, sizeof(r));
+    return run_live(&args, &r);
 }

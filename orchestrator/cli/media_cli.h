@@ -57,11 +57,6 @@ void g3n_media_cli_defaults(g3n_media_cli_options *options);
         G3N_UINT64("seed", &(options)->seed, 0, 0, "N", "sampling seed"),                                      \
         G3N_OPTION_THREADS_FOR(&(options)->threads, "OpenMP threads (default: all)"),                          \
         G3N_FLAG("quiet", &(options)->quiet, "no progress lines")
-/* Parses one shared option at argv[*i] (advancing *i past its value): 1 if
- * taken, 0 if not shared, -1 on a missing value (message printed). */
-int g3n_media_cli_parse(g3n_media_cli_options *options, int argc, char **argv, int *i, const char *command);
-/* The help lines of the shared options. */
-void g3n_media_cli_help(FILE *out);
 /* Loads config and tokenizer and starts the roles (the towers asked for, the
  * embedder, the decoder) over inproc://; cli->client is this thread's. */
 int g3n_media_cli_load(g3n_media_cli *cli, const g3n_media_cli_options *options, int want_vision, int want_audio,

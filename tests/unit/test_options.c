@@ -306,7 +306,7 @@ static void test_commands_parse_with_the_table(void **state)
     const char *commands[] = {"check",  "check-pipeline", "synth",        "slice",        "generate",
                               "tokenize", "detokenize",   "encode-audio", "encode-image", "keygen",
                               "bench matmul", "bench text", "bench vision", "bench pipeline", "bench chat",
-                              "serve", "video"};
+                              "serve", "video", "live", "run"};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         char args[128], usage[128];
         snprintf(args, sizeof args, "%s --help", commands[i]);
@@ -333,6 +333,13 @@ static void test_commands_parse_with_the_table(void **state)
     expect_g3n("video --demo --video v.mp4 --max-new-tokens x", 2, "--max-new-tokens: expected an integer");
     expect_g3n("video --demo --video v.mp4 --top-p 2", 2, "--top-p: expected a number from 0 to 1");
     expect_g3n("video --demo --video v.mp4 one two", 2, "unexpected argument 'two'");
+    expect_g3n("live --demo --video v.mp4 --after x", 2, "--after: expected a number");
+    expect_g3n("live --demo --video v.mp4 --audio-stream a.wav", 2, "give one of --audio-stream, --video");
+    expect_g3n("run --demo --threads x hi", 2, "g3n run: error: --threads: expected an integer from 0 to 1024");
+    expect_g3n("run --demo --heartbeat-ms x hi", 2, "--heartbeat-ms: expected an integer");
+    expect_g3n("run --demo --wait x hi", 2, "--wait: expected a number");
+    expect_g3n("run --demo --max-new-tokens 0 hi", 2, "--max-new-tokens: expected an integer from 1 to 4294967295");
+    expect_g3n("run --demo --key k hi", 2, "--keys goes with --bind, --key and --server-key with --connect");
 }
 
 /* The four role daemons share one main whose table is built from the role's
