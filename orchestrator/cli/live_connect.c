@@ -2,6 +2,7 @@
  * (live_connect.h). */
 #include "live_connect.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,13 @@
 #include "curve_keys.h"
 #include "json_util.h"
 #include "live_client.h"
+#include "option_groups.h"
 #include "ops.h"
 
 int g3n_live_connect_wanted(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--connect") == 0)
+        if (strcmp(argv[i], "--connect") == 0 || strncmp(argv[i], "--connect=", 10) == 0)
             return 1;
     return 0;
 }
@@ -230,245 +232,120 @@ done:
     return rc;
 }
 
-static void print_help(FILE *out)
-{
-    fprintf(out,
-            "usage: g3n live --connect ENDPOINT (--audio-stream URL|- | --video URL | --session ID) [options]\n"
-            "\n"
-            "A live session on a g3n-orchestrator (its --listen endpoint): the media are decoded here\n"
-            "(FFmpeg) and streamed to it as they arrive - video frames as RGB, audio as 16 kHz pieces -\n"
-            "where its daemons encode them and prefill their soft tokens into the session's decoder\n"
-            "session; questions typed on stdin (one per line) are answered at any moment against\n"
-            "everything streamed so far. Nothing is loaded here. URL: anything FFmpeg opens.\n"
-            "\n"
-            "  --connect ENDPOINT    the orchestrator's client endpoint (tcp://HOST:5556)\n"
-            "  --audio-stream URL|-  an audio stream (any format FFmpeg reads)\n"
-            "  --video URL           a video stream: frames and its audio track\n"
-            "  --image FILE          an image file sent as a frame (at 0 s) before the stream; repeatable\n"
-            "  --no-audio            with --video: ignore its audio track\n"
-            "  --fps N               video frames sampled per second (default 1)\n"
-            "  --max-frames N        at most N frames (default: no limit)\n"
-            "  --realtime            read a file no faster than it plays (as a live source would arrive)\n"
-            "  --questions FILE      read the questions from FILE (default stdin; /dev/tty when the\n"
-            "                        media come on stdin)\n"
-            "  --ask TEXT            instead of reading questions: ask TEXT after --after seconds of\n"
-            "                        media (or at the end of the stream); repeatable, asked in order\n"
-            "  --after SECONDS       with --ask (default 0: at the end of the stream)\n"
-            "  --session ID          continue the live session ID (opened with this client key, e.g. by\n"
-            "                        another g3n live --keep): stream more media into it, or only ask\n"
-            "  --keep                leave the session open at the end (its id goes to stderr; it is\n"
-            "                        closed when idle for the orchestrator's limit)\n"
-            "  --system TEXT         a system prompt\n"
-            "  --context N           the session's KV cache positions (default: the model's maximum)\n"
-            "  --max-new-tokens N    answer length limit (default 64)\n"
-            "  --temperature T       sample with temperature T (default: greedy)\n"
-            "  --top-k K, --top-p P  sampling filters (with --temperature)\n"
-            "  --seed N              sampling seed\n"
-            "  --token-ids           print each answer's token ids to stderr\n"
-            "  --quiet               no progress lines\n"
-            "Security of tcp:// (README \"Security\"):\n" G3N_SECURITY_HELP_CONNECT);
-}
-
 #define MAX_ASKS 16
 
-int g3n_command_live_connect(int argc, char **argv)
-{
-    if (g3n_wants_help(argc, argv)) {
-        print_help(stdout);
-        return 0;
-    }
-    static ingest_run r;
-    memset(&r, 0, sizeof(r));
-    r.video = g3n_video_default_options();
-    r.video.max_frames = 0;
-    r.command = "g3n live";
-    const char *attach = NULL;
-    int keep = 0;
-    const char *endpoint = NULL, *audio_url = NULL, *video_url = NULL, *questions_path = NULL, *system = NULL;
-    const char *asks[MAX_ASKS], *images[MAX_ASKS];
-    int ask_count = 0, image_count = 0, print_ids = 0, no_audio = 0;
-    double after = 0.0, temperature = 0.0, top_p = 1.0;
-    int64_t max_new = 64, context = 0;
-    int top_k = 0;
-    unsigned long long seed = 0;
-    g3n_security_flags security = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int uses_value, security_flag = g3n_security_flag(&security, a, v, &uses_value);
-        if (security_flag < 0) {
-            fprintf(stderr, "g3n live: error: %s needs a value\n", a);
-            return 2;
-        }
-        if (security_flag == 1) {
-            i += uses_value;
-            continue;
-        }
-        static const char *const valued[] = {"--connect", "--audio-stream", "--video", "--image", "--fps", "--max-frames",
-                                             "--questions", "--ask", "--after", "--system", "--context", "--session",
-                                             "--max-new-tokens", "--temperature", "--top-k", "--top-p", "--seed"};
-        int takes = 0;
-        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
-            takes |= strcmp(a, valued[k]) == 0;
-        if (takes && !v) {
-            fprintf(stderr, "g3n live: error: %s needs a value\n", a);
-            return 2;
-        }
-        if (takes)
-            i++;
-        if (strcmp(a, "--connect") == 0)
-            endpoint = v;
-        else if (strcmp(a, "--audio-stream") == 0)
-            audio_url = v;
-        else if (strcmp(a, "--video") == 0)
-            video_url = v;
-        else if (strcmp(a, "--fps") == 0)
-            r.video.fps = strtod(v, NULL);
-        else if (strcmp(a, "--max-frames") == 0)
-            r.video.max_frames = atoi(v);
-        else if (strcmp(a, "--questions") == 0)
-            questions_path = v;
-        else if (strcmp(a, "--image") == 0) {
-            if (image_count == MAX_ASKS) {
-                fprintf(stderr, "g3n live: error: at most %d --image\n", MAX_ASKS);
-                return 2;
-            }
-            images[image_count++] = v;
-        } else if (strcmp(a, "--ask") == 0) {
-            if (ask_count == MAX_ASKS) {
-                fprintf(stderr, "g3n live: error: at most %d --ask\n", MAX_ASKS);
-                return 2;
-            }
-            asks[ask_count++] = v;
-        } else if (strcmp(a, "--after") == 0)
-            after = strtod(v, NULL);
-        else if (strcmp(a, "--system") == 0)
-            system = v;
-        else if (strcmp(a, "--session") == 0)
-            attach = v;
-        else if (strcmp(a, "--keep") == 0)
-            keep = 1;
-        else if (strcmp(a, "--context") == 0)
-            context = strtoll(v, NULL, 10);
-        else if (strcmp(a, "--max-new-tokens") == 0)
-            max_new = strtoll(v, NULL, 10);
-        else if (strcmp(a, "--temperature") == 0)
-            temperature = strtod(v, NULL);
-        else if (strcmp(a, "--top-k") == 0)
-            top_k = atoi(v);
-        else if (strcmp(a, "--top-p") == 0)
-            top_p = strtod(v, NULL);
-        else if (strcmp(a, "--seed") == 0)
-            seed = strtoull(v, NULL, 10);
-        else if (strcmp(a, "--realtime") == 0)
-            r.realtime = 1;
-        else if (strcmp(a, "--no-audio") == 0)
-            no_audio = 1;
-        else if (strcmp(a, "--token-ids") == 0)
-            print_ids = 1;
-        else if (strcmp(a, "--quiet") == 0)
-            r.quiet = 1;
-        else {
-            fprintf(stderr, "g3n live: error: unknown argument '%s' with --connect (see g3n live --connect --help)\n",
-                    a);
-            return 2;
-        }
-    }
-    if (!endpoint || (audio_url != NULL) + (video_url != NULL) > 1 || (!attach && !audio_url && !video_url) ||
-        (attach && (system || context))) {
-        fprintf(stderr, "g3n live: error: --connect ENDPOINT and one of --audio-stream, --video (or --session ID to "
-                        "continue a session; then no --system or --context) (see --help)\n");
-        return 2;
-    }
-    if (!(r.video.fps > 0) || max_new < 1 || max_new > UINT32_MAX || context < 0 || (no_audio && audio_url)) {
-        fprintf(stderr, "g3n live: error: --fps must be > 0, --max-new-tokens >= 1, --context >= 0, and --no-audio "
-                        "goes with --video\n");
-        return 2;
-    }
-    g3n_error err = {{0}};
-    g3n_transport_options transport = g3n_transport_default_options();
-    if (security.keys_dir) {
-        fprintf(stderr, "g3n live: error: --keys is the orchestrator's; a client takes --key and --server-key\n");
-        return 2;
-    }
-    if (g3n_security_apply(&security, "g3n live", &transport.curve, &transport.insecure, &err) != G3N_OK ||
-        g3n_curve_check_endpoint(endpoint, &transport.curve, transport.insecure, &err) != G3N_OK) {
-        fprintf(stderr, "g3n live: error: %s\n", err.message);
-        return 2;
-    }
-    G3n__SamplingParams sampling;
-    g3n__sampling_params__init(&sampling);
-    if (temperature > 0.0) {
-        sampling.do_sample = 1;
-        sampling.temperature = (float)temperature;
-        sampling.top_k = top_k;
-        sampling.top_p = (float)top_p;
-    }
-    sampling.seed = seed;
-    r.url = audio_url ? audio_url : video_url;
-    r.video.cancel = &r.stop;
-    r.with_frames = video_url != NULL;
-    r.with_audio = !no_audio;
-    int media_on_stdin = r.url && (strcmp(r.url, "-") == 0 || strcmp(r.url, "pipe:0") == 0);
-    if (!questions_path && !ask_count && media_on_stdin)
-        questions_path = "/dev/tty";
+/* The command line of g3n live --connect, parsed. */
+typedef struct live_connect_args {
+    const char *endpoint, *audio_url, *video_url, *questions_path, *system, *attach;
+    const char *ask_items[MAX_ASKS], *image_items[MAX_ASKS];
+    g3n_option_list asks, images;
+    int keep, print_ids, no_audio, realtime, quiet, max_frames, top_k;
+    double fps, after, temperature, top_p;
+    int64_t max_new, context;
+    uint64_t seed;
+    g3n_security_flags security;
+} live_connect_args;
 
-    int rc = 1, started = 0;
-    pthread_t thread;
-    FILE *questions = NULL;
-    pthread_mutex_init(&r.lock, NULL);
-    pthread_cond_init(&r.changed, NULL);
-    g3n_live_client_options lo = g3n_live_client_default_options();
-    lo.system = system;
-    lo.max_positions = context;
-    lo.attach = attach;
-    lo.keep = keep;
-    if (g3n_live_client_open(&r.client, endpoint, &transport, &lo, &err) != G3N_OK)
-        goto done;
-    if (!ask_count) {
-        questions = questions_path ? fopen(questions_path, "r") : stdin;
-        if (!questions) {
-            g3n_error_set(&err, "cannot open %s for the questions", questions_path);
-            goto done;
-        }
-    }
-    if (!r.quiet)
-        fprintf(stderr, "g3n live: live session %s on the orchestrator at %s; streaming %s%s\n",
-                g3n_live_client_session_id(r.client), endpoint, r.url ? r.url : "nothing",
-                ask_count ? "" : "; type a question and Enter at any time (Ctrl-D ends)");
-    else if (keep)
-        fprintf(stderr, "g3n live: live session %s\n", g3n_live_client_session_id(r.client));
-    for (int k = 0; k < image_count; k++) { /* the images first, as frames at 0 s */
+static const g3n_command_spec live_connect_spec = {
+    .name = "g3n live",
+    .usage = "g3n live --connect ENDPOINT (--audio-stream URL|- | --video URL | --session ID) [options]",
+    .about = "A live session on a g3n-orchestrator (its --listen endpoint): the media are decoded here\n"
+             "(FFmpeg) and streamed to it as they arrive - video frames as RGB, audio as 16 kHz pieces -\n"
+             "where its daemons encode them and prefill their soft tokens into the session's decoder\n"
+             "session; questions typed on stdin (one per line) are answered at any moment against\n"
+             "everything streamed so far. Nothing is loaded here. URL: anything FFmpeg opens.\n",
+    .help_column = 24,
+};
+
+/* -1 to go on, else the exit code. */
+static int parse_args(live_connect_args *a, int argc, char **argv)
+{
+    memset(a, 0, sizeof(*a));
+    a->asks = (g3n_option_list){a->ask_items, MAX_ASKS, 0};
+    a->images = (g3n_option_list){a->image_items, MAX_ASKS, 0};
+    a->fps = g3n_video_default_options().fps;
+    a->top_p = 1.0;
+    a->max_new = 64;
+    const g3n_option options[] = {
+        G3N_STRING("connect", &a->endpoint, "ENDPOINT", "the orchestrator's client endpoint (tcp://HOST:5556)"),
+        G3N_STRING("audio-stream", &a->audio_url, "URL|-", "an audio stream (any format FFmpeg reads)"),
+        G3N_STRING("video", &a->video_url, "URL", "a video stream: frames and its audio track"),
+        G3N_LIST("image", &a->images, "FILE", "an image file sent as a frame (at 0 s) before the stream; repeatable"),
+        G3N_FLAG("no-audio", &a->no_audio, "with --video: ignore its audio track"),
+        G3N_DOUBLE("fps", &a->fps, 1e-6, 1000, "N", "video frames sampled per second (default 1)"),
+        G3N_INT("max-frames", &a->max_frames, 1, INT_MAX, "N", "at most N frames (default: no limit)"),
+        G3N_FLAG("realtime", &a->realtime, "read a file no faster than it plays (as a live source would arrive)"),
+        G3N_STRING("questions", &a->questions_path, "FILE",
+                   "read the questions from FILE (default stdin; /dev/tty when the\nmedia come on stdin)"),
+        G3N_LIST("ask", &a->asks, "TEXT",
+                 "instead of reading questions: ask TEXT after --after seconds of\n"
+                 "media (or at the end of the stream); repeatable, asked in order"),
+        G3N_DOUBLE("after", &a->after, 0, 1e9, "SECONDS", "with --ask (default 0: at the end of the stream)"),
+        G3N_STRING("session", &a->attach, "ID",
+                   "continue the live session ID (opened with this client key, e.g. by\n"
+                   "another g3n live --keep): stream more media into it, or only ask"),
+        G3N_FLAG("keep", &a->keep, "leave the session open at the end (its id goes to stderr; it is\n"
+                                   "closed when idle for the orchestrator's limit)"),
+        G3N_STRING("system", &a->system, "TEXT", "a system prompt"),
+        G3N_INT64("context", &a->context, 1, INT64_MAX, "N",
+                  "the session's KV cache positions (default: the model's maximum)"),
+        G3N_INT64("max-new-tokens", &a->max_new, 1, UINT32_MAX, "N", "answer length limit (default 64)"),
+        G3N_DOUBLE("temperature", &a->temperature, 0, 1e6, "T", "sample with temperature T (default: greedy)"),
+        G3N_INT("top-k", &a->top_k, 0, INT_MAX, "K", "keep the K most likely tokens (with --temperature)"),
+        G3N_DOUBLE("top-p", &a->top_p, 0, 1, "P", "nucleus filter (with --temperature; default 1)"),
+        G3N_UINT64("seed", &a->seed, 0, 0, "N", "sampling seed"),
+        G3N_FLAG("token-ids", &a->print_ids, "print each answer's token ids to stderr"),
+        G3N_FLAG("quiet", &a->quiet, "no progress lines"),
+        G3N_SECTION("Security of tcp:// (README \"Security\"):"),
+        G3N_OPTIONS_SECURITY_CONNECT(&a->security),
+    };
+    int rc = g3n_options_main(&live_connect_spec, options, G3N_OPTION_COUNT(options), argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (!a->endpoint || (a->audio_url != NULL) + (a->video_url != NULL) > 1 ||
+        (!a->attach && !a->audio_url && !a->video_url) || (a->attach && (a->system || a->context)))
+        return g3n_options_usage_error(&live_connect_spec, "--connect ENDPOINT and one of --audio-stream, --video (or "
+                                                           "--session ID to continue a session; then no --system or "
+                                                           "--context)");
+    if (a->no_audio && a->audio_url)
+        return g3n_options_usage_error(&live_connect_spec, "--no-audio goes with --video");
+    return -1;
+}
+
+/* The --image files, each sent as a frame at 0 s. */
+static int send_images(ingest_run *r, const live_connect_args *a, g3n_error *err)
+{
+    for (int k = 0; k < a->images.count; k++) {
         char *bytes = NULL;
         size_t size = 0;
-        if (g3n_read_file(images[k], &bytes, &size, &err) != G3N_OK)
-            goto done;
-        int sent = g3n_live_client_image(r.client, 0.0, bytes, size, &err);
+        if (g3n_read_file(a->image_items[k], &bytes, &size, err) != G3N_OK)
+            return G3N_ERR;
+        int sent = g3n_live_client_image(r->client, 0.0, bytes, size, err);
         free(bytes);
         if (sent != G3N_OK)
-            goto done;
-        if (!r.quiet)
-            fprintf(stderr, "g3n live: image %s sent as a frame\n", images[k]);
+            return G3N_ERR;
+        if (!r->quiet)
+            fprintf(stderr, "g3n live: image %s sent as a frame\n", a->image_items[k]);
     }
-    r.start = g3n_now_seconds();
-    if (!r.url)
-        r.finished = 1; /* nothing to stream: questions only */
-    else if (pthread_create(&thread, NULL, ingest_thread, &r) != 0) {
-        g3n_error_set(&err, "cannot start the ingest thread");
-        goto done;
-    } else
-        started = 1;
+    return G3N_OK;
+}
+
+/* Asks each --ask (after --after seconds of media) or each line of
+ * questions, while the ingest goes on. */
+static int ask_all(ingest_run *r, const live_connect_args *a, FILE *questions, const G3n__SamplingParams *sampling,
+                   g3n_error *err)
+{
     char line[4096];
     for (int k = 0;; k++) {
         const char *question = NULL;
-        if (ask_count) {
-            if (k == ask_count)
+        if (a->asks.count) {
+            if (k == a->asks.count)
                 break;
-            question = asks[k];
-            pthread_mutex_lock(&r.lock);
-            while (!r.finished && (after <= 0 || r.media_seconds < after) && r.status == G3N_OK)
-                pthread_cond_wait(&r.changed, &r.lock);
-            pthread_mutex_unlock(&r.lock);
+            question = a->ask_items[k];
+            pthread_mutex_lock(&r->lock);
+            while (!r->finished && (a->after <= 0 || r->media_seconds < a->after) && r->status == G3N_OK)
+                pthread_cond_wait(&r->changed, &r->lock);
+            pthread_mutex_unlock(&r->lock);
         } else {
             if (!fgets(line, sizeof line, questions))
                 break;
@@ -479,35 +356,117 @@ int g3n_command_live_connect(int argc, char **argv)
                 continue;
             question = line;
         }
-        pthread_mutex_lock(&r.lock);
-        int failed = r.status != G3N_OK;
+        pthread_mutex_lock(&r->lock);
+        int failed = r->status != G3N_OK;
         if (failed)
-            err = r.err;
+            *err = r->err;
         else
-            failed = ask_and_print(r.client, "g3n live", question, &sampling, (uint32_t)max_new, print_ids, r.quiet,
-                                   &err) != G3N_OK;
-        pthread_mutex_unlock(&r.lock);
+            failed = ask_and_print(r->client, "g3n live", question, sampling, (uint32_t)a->max_new, a->print_ids,
+                                   r->quiet, err) != G3N_OK;
+        pthread_mutex_unlock(&r->lock);
         if (failed)
-            goto done;
+            return G3N_ERR;
     }
-    pthread_mutex_lock(&r.lock);
-    rc = r.status == G3N_OK ? 0 : 1;
+    return G3N_OK;
+}
+
+/* Opens (or continues) the session, streams the media on a thread and
+ * asks: the exit code. */
+static int run_live_connected(ingest_run *r, const live_connect_args *a, const g3n_transport_options *transport)
+{
+    G3n__SamplingParams sampling;
+    g3n__sampling_params__init(&sampling);
+    if (a->temperature > 0.0) {
+        sampling.do_sample = 1;
+        sampling.temperature = (float)a->temperature;
+        sampling.top_k = a->top_k;
+        sampling.top_p = (float)a->top_p;
+    }
+    sampling.seed = a->seed;
+    r->video = g3n_video_default_options();
+    r->video.fps = a->fps;
+    r->video.max_frames = a->max_frames;
+    r->command = "g3n live";
+    r->realtime = a->realtime;
+    r->quiet = a->quiet;
+    r->url = a->audio_url ? a->audio_url : a->video_url;
+    r->video.cancel = &r->stop;
+    r->with_frames = a->video_url != NULL;
+    r->with_audio = !a->no_audio;
+    const char *questions_path = a->questions_path;
+    if (!questions_path && !a->asks.count && r->url && (strcmp(r->url, "-") == 0 || strcmp(r->url, "pipe:0") == 0))
+        questions_path = "/dev/tty"; /* the media come on stdin */
+    g3n_error err = {{0}};
+    int rc = 1, started = 0;
+    pthread_t thread;
+    FILE *questions = NULL;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->changed, NULL);
+    g3n_live_client_options lo = g3n_live_client_default_options();
+    lo.system = a->system;
+    lo.max_positions = a->context;
+    lo.attach = a->attach;
+    lo.keep = a->keep;
+    if (g3n_live_client_open(&r->client, a->endpoint, transport, &lo, &err) != G3N_OK)
+        goto done;
+    if (!a->asks.count && !(questions = questions_path ? fopen(questions_path, "r") : stdin)) {
+        g3n_error_set(&err, "cannot open %s for the questions", questions_path);
+        goto done;
+    }
+    if (!r->quiet)
+        fprintf(stderr, "g3n live: live session %s on the orchestrator at %s; streaming %s%s\n",
+                g3n_live_client_session_id(r->client), a->endpoint, r->url ? r->url : "nothing",
+                a->asks.count ? "" : "; type a question and Enter at any time (Ctrl-D ends)");
+    else if (a->keep)
+        fprintf(stderr, "g3n live: live session %s\n", g3n_live_client_session_id(r->client));
+    if (send_images(r, a, &err) != G3N_OK) /* the images first, as frames at 0 s */
+        goto done;
+    r->start = g3n_now_seconds();
+    if (!r->url)
+        r->finished = 1; /* nothing to stream: questions only */
+    else if (pthread_create(&thread, NULL, ingest_thread, r) != 0) {
+        g3n_error_set(&err, "cannot start the ingest thread");
+        goto done;
+    } else
+        started = 1;
+    if (ask_all(r, a, questions, &sampling, &err) != G3N_OK)
+        goto done;
+    pthread_mutex_lock(&r->lock);
+    rc = r->status == G3N_OK ? 0 : 1;
     if (rc != 0)
-        err = r.err;
-    pthread_mutex_unlock(&r.lock);
+        err = r->err;
+    pthread_mutex_unlock(&r->lock);
 done:
     if (started) {
-        pthread_mutex_lock(&r.lock);
-        r.stop = 1;
-        pthread_mutex_unlock(&r.lock);
+        pthread_mutex_lock(&r->lock);
+        r->stop = 1;
+        pthread_mutex_unlock(&r->lock);
         pthread_join(thread, NULL);
     }
     if (rc != 0)
         fprintf(stderr, "g3n live: error: %s\n", err.message);
     if (questions && questions != stdin)
         fclose(questions);
-    g3n_live_client_close(r.client);
-    pthread_mutex_destroy(&r.lock);
-    pthread_cond_destroy(&r.changed);
+    g3n_live_client_close(r->client);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->changed);
     return rc;
+}
+
+int g3n_command_live_connect(int argc, char **argv)
+{
+    static live_connect_args args;
+    int rc = parse_args(&args, argc, argv);
+    if (rc >= 0)
+        return rc;
+    g3n_error err = {{0}};
+    g3n_transport_options transport = g3n_transport_default_options();
+    if (g3n_security_apply(&args.security, "g3n live", &transport.curve, &transport.insecure, &err) != G3N_OK ||
+        g3n_curve_check_endpoint(args.endpoint, &transport.curve, transport.insecure, &err) != G3N_OK) {
+        fprintf(stderr, "g3n live: error: %s\n", err.message);
+        return 2;
+    }
+    static ingest_run r; /* the ingest thread's callbacks reach it */
+    memset(&r, 0, sizeof(r));
+    return run_live_connected(&r, &args, &transport);
 }

@@ -340,6 +340,10 @@ static void test_commands_parse_with_the_table(void **state)
     expect_g3n("run --demo --wait x hi", 2, "--wait: expected a number");
     expect_g3n("run --demo --max-new-tokens 0 hi", 2, "--max-new-tokens: expected an integer from 1 to 4294967295");
     expect_g3n("run --demo --key k hi", 2, "--keys goes with --bind, --key and --server-key with --connect");
+    expect_g3n("live --connect --help", 0, "usage: g3n live --connect ENDPOINT");
+    expect_g3n("live --connect tcp://127.0.0.1:9 --video v.mp4 --max-new-tokens x", 2,
+               "--max-new-tokens: expected an integer from 1 to 4294967295, got 'x'");
+    expect_g3n("live --connect=tcp://127.0.0.1:9 --video v.mp4 --fps 0", 2, "--fps: expected a number from 1e-06");
 }
 
 /* The four role daemons share one main whose table is built from the role's
