@@ -256,26 +256,6 @@ int g3n_curve_prepare_socket(void *socket, const char *endpoint, const g3n_curve
     return G3N_OK;
 }
 
-int g3n_security_flag(g3n_security_flags *flags, const char *flag, const char *value, int *uses_value)
-{
-    *uses_value = 0;
-    if (strcmp(flag, "--insecure") == 0) {
-        flags->insecure = 1;
-        return 1;
-    }
-    const char **slot = strcmp(flag, "--keys") == 0         ? &flags->keys_dir
-                        : strcmp(flag, "--key") == 0        ? &flags->key_file
-                        : strcmp(flag, "--server-key") == 0 ? &flags->server_key_file
-                                                            : NULL;
-    if (!slot)
-        return 0;
-    *uses_value = 1;
-    if (!value)
-        return -1;
-    *slot = value;
-    return 1;
-}
-
 static int flags_consistent(const g3n_security_flags *flags, g3n_error *err)
 {
     if (flags->insecure && (flags->keys_dir || flags->key_file || flags->server_key_file))

@@ -80,24 +80,13 @@ int g3n_curve_prepare_socket(void *socket, const char *endpoint, const g3n_curve
 /* ---- command-line flags, the same on every binary ---- */
 /* --keys DIR (a binding side: the orchestrator's keys folder), --key FILE +
  * --server-key FILE (a connecting side: own secret key, the orchestrator's
- * public key), --insecure (plain tcp:// allowed; warned at start). */
+ * public key), --insecure (plain tcp:// allowed; warned at start); parsed by
+ * the option table (G3N_OPTIONS_SECURITY_BIND / _CONNECT, option_groups.h). */
 typedef struct g3n_security_flags {
     const char *keys_dir, *key_file, *server_key_file;
     int insecure;
 } g3n_security_flags;
 
-#define G3N_SECURITY_HELP_BIND                                                                            \
-    "  --keys DIR              CurveZMQ on tcp://: DIR/server.key_secret is this side's key, DIR/ROLE/*.key\n" \
-    "                          and DIR/clients/*.key the peers allowed in (g3n keygen; re-read on SIGHUP)\n"   \
-    "  --insecure              allow plain tcp:// without keys (trusted networks only; logs a warning)\n"
-#define G3N_SECURITY_HELP_CONNECT                                                                         \
-    "  --key FILE              CurveZMQ on tcp://: this side's secret key (NAME.key_secret, mode 0600)\n"     \
-    "  --server-key FILE       the orchestrator's public key (its keys folder's server.key)\n"              \
-    "  --insecure              allow plain tcp:// without keys (trusted networks only; logs a warning)\n"
-
-/* Returns 1 if flag is one of them (*uses_value: 1 when it took value, which
- * may be NULL: then G3N_ERR through the return value -1), 0 if not. */
-int g3n_security_flag(g3n_security_flags *flags, const char *flag, const char *value, int *uses_value);
 /* --check-args: the flags are consistent and endpoint gets keys or
  * --insecure; the key files are not read (they may live only where the
  * binary runs). */

@@ -22,11 +22,6 @@ int g3n_command_serve(int argc, char **argv);        /* orchestrator/cli/cmd_ser
 int g3n_command_slice(int argc, char **argv);        /* orchestrator/cli/cmd_slice.c */
 int g3n_command_keygen(int argc, char **argv);       /* orchestrator/cli/cmd_keygen.c */
 
-/* Shared by commands: 1 if argv contains -h or --help. */
-int g3n_wants_help(int argc, char **argv);
-/* --weights' value (f32|bf16|q8|q4) into *format: 0, or 2 (the usage exit
- * code) after "g3n COMMAND: error: ..." on stderr. */
-int g3n_parse_weights_option(const char *command, const char *value, g3n_weight_format *format);
 /* The --weights of g3n run and g3n serve when none is given: q8 for a
  * checkpoint folder (--model; README "Precision": its measured error budget),
  * f32 for --synth and --demo (synthetic test models, held to the exact path). */

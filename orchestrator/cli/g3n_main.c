@@ -36,24 +36,6 @@ static void print_usage(FILE *out)
         fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
 }
 
-int g3n_wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-            return 1;
-    return 0;
-}
-
-int g3n_parse_weights_option(const char *command, const char *value, g3n_weight_format *format)
-{
-    g3n_error err = {{0}};
-    if (g3n_weight_format_parse(value, format, &err) != G3N_OK) {
-        fprintf(stderr, "g3n %s: error: %s\n", command, err.message);
-        return 2;
-    }
-    return 0;
-}
-
 g3n_weight_format g3n_default_weight_format(int checkpoint)
 {
     return checkpoint ? G3N_WEIGHTS_Q8 : G3N_WEIGHTS_EXACT;
