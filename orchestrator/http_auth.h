@@ -71,7 +71,7 @@ int g3n_http_security_flag(g3n_http_security_flags *flags, const char *flag, con
     "  --metrics-open         /metrics without a key (default: it needs one when keys are on)\n"       \
     "  --tls-cert FILE        HTTPS: the certificate chain (PEM); with --tls-key FILE (PEM, 0600)\n"
 
-/* The same flags as option-table entries (common/options.h), for a command
+/* The same flags as option-table entries (common/options/options.h), for a command
  * that parses with it: G3N_OPTIONS_HTTP_SECURITY(&flags) inside its table. */
 #define G3N_OPTIONS_HTTP_SECURITY(flags)                                                                        \
     G3N_STRING("api-key", &(flags)->auth.key, "KEY",                                                           \

@@ -22,7 +22,8 @@ common/model_io: common/base
 common/text: common/base common/model_io
 common/net: common/base
 common/check: common/base common/model_io common/text
-common/role: common/base common/kernels common/model_io common/net
+common/options: common/base common/kernels common/net
+common/role: common/base common/kernels common/model_io common/net common/options
 services/embedder: common
 services/decoder: common services/embedder
 services/audio_encoder: common services/embedder
