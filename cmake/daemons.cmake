@@ -17,8 +17,8 @@ target_include_directories(g3n_proto PUBLIC ${G3N_PROTO_OUT})
 target_link_libraries(g3n_proto PUBLIC PkgConfig::PROTOBUF_C)
 target_compile_options(g3n_proto PRIVATE -Wno-unused-parameter)
 
-# common/transport.c and common/wire.c speak ZeroMQ and the generated protocol.
-target_link_libraries(g3n_common PUBLIC g3n_proto PkgConfig::ZMQ)
+# common/net (transport, wire) speaks ZeroMQ and the generated protocol: it links
+# g3n_proto (common/CMakeLists.txt).
 
 # g3n_daemon(NAME SOURCE LIBRARY): one daemon executable. A role daemon links
 # only its own role's library (and what that library needs: g3n_common); the

@@ -62,7 +62,7 @@ typedef struct g3n_http_security_flags {
     const char *tls_cert, *tls_key;
 } g3n_http_security_flags;
 
-/* The flags as option-table entries (common/options.h): G3N_OPTIONS_HTTP_SECURITY(&flags) inside a
+/* The flags as option-table entries (common/options/options.h): G3N_OPTIONS_HTTP_SECURITY(&flags) inside a
  * command's table. */
 #define G3N_OPTIONS_HTTP_SECURITY(flags)                                                                        \
     G3N_STRING("api-key", &(flags)->auth.key, "KEY",                                                           \

@@ -45,7 +45,7 @@ typedef struct g3n_http_options {
     int64_t max_context;         /* prompt + completion tokens (default and cap: max_position_embeddings) */
     int64_t max_tokens;          /* completion tokens: default and cap (default 1024) */
     const char *model_name;      /* the id /v1/models lists and requests may name (default "gemma-3n") */
-    const char *const *submodels;/* MatFormer sub-models the decoders serve (their names, common/submodel.h):
+    const char *const *submodels;/* MatFormer sub-models the decoders serve (their names, common/model_io/submodel.h):
                                     each is listed as the model id "<model_name>:<name>"; a request naming
                                     that id (or the bare name) runs on it. Copied */
     int submodel_count;          /* at most G3N_HTTP_MAX_SUBMODELS */

@@ -1,4 +1,4 @@
-/* model_slice.h - `g3n slice`: a MatFormer sub-model (common/submodel.h)
+/* model_slice.h - `g3n slice`: a MatFormer sub-model (common/model_io/submodel.h)
  * written as a checkpoint folder of its own, in the Hugging Face layout.
  *
  * The folder holds config.json (the source document with the text config's

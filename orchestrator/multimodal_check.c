@@ -9,10 +9,10 @@
 
 #include "audio_config.h"
 #include "audio_encoder.h"
-#include "check_kinds.h"
 #include "embedder.h"
 #include "generate.h"
 #include "json_util.h"
+#include "multimodal_check.h"
 #include "text_model.h"
 #include "vision_encoder.h"
 

@@ -1,8 +1,8 @@
 /* roles.h - the four worker roles by number, for the roles that run as threads
  * of one process (pipeline.h, g3n_local_roles_start: g3n run, g3n serve, the
  * tests and benches). Each role's server side lives with its model
- * (services/<role>/<role>_role.h) behind the common interface (common/role.h); a
- * role daemon links only its own (common/role_daemon.h).
+ * (services/<role>/<role>_role.h) behind the common interface (common/role/role.h); a
+ * role daemon links only its own (common/role/role_daemon.h).
  *
  *   vision-encoder  EncodeImageRequest -> the vision tower's tokens
  *   audio-encoder   EncodeAudioRequest -> the audio tower's tokens + padding

@@ -47,7 +47,7 @@ done
 # Several OpenMP processes share the cores: with libgomp's long default spin,
 # idle threads of one daemon starve the others (E2B decode through the daemons
 # fell from 2.4 to 0.3 tok/s on a busy 2-core host). The daemons spin ~20 us and
-# then sleep unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (common/openmp_waits.h);
+# then sleep unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set (common/base/openmp_waits.h);
 # whatever is set here is passed on as it is.
 case "$action" in
   start)

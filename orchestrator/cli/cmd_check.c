@@ -3,11 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audio_check.h"
 #include "check_kinds.h"
 #include "commands.h"
+#include "decoder_check.h"
 #include "matmul.h"
+#include "multimodal_check.h"
 #include "ops.h"
 #include "option_groups.h"
+#include "vision_check.h"
 
 typedef struct check_kind {
     const char *name;

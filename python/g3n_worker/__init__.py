@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import zmq
 
-PROTOCOL_VERSION = 2  # common/wire.h G3N_PROTOCOL_VERSION
+PROTOCOL_VERSION = 2  # common/net/wire.h G3N_PROTOCOL_VERSION
 
 
 def _load_pb2():

@@ -10,7 +10,6 @@
 #include "audio_decode.h"
 #include "audio_encoder.h"
 #include "audio_features.h"
-#include "check_kinds.h"
 #include "json_util.h"
 #include "multimodal_embedder.h"
 #include "ops.h"

@@ -19,4 +19,7 @@
  * embeddings; records pass/fail lines in c. */
 int g3n_audio_check_case(g3n_check_case *c, g3n_precision precision, g3n_error *err);
 
+/* The "audio" kind of `g3n check` (check_kinds.h: its contract). */
+int g3n_check_kind_audio(g3n_check_case *c, g3n_error *err);
+
 #endif

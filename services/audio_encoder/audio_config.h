@@ -1,6 +1,6 @@
 /* audio_config.h - the audio sub-config (Gemma3nAudioConfig) and the feature
  * extractor settings (Gemma3nAudioFeatureExtractor), as the audio encoder
- * needs them. Parsed from config.audio_json (common/config.h keeps the cJSON
+ * needs them. Parsed from config.audio_json (common/model_io/config.h keeps the cJSON
  * object); absent keys take the reference defaults (the released E2B/E4B
  * values). Nothing here is E2B/E4B specific: every size comes from the file. */
 #ifndef G3N_AUDIO_CONFIG_H

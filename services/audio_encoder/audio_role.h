@@ -1,4 +1,4 @@
-/* audio_role.h - the audio-encoder role (common/role.h): EncodeAudioRequest
+/* audio_role.h - the audio-encoder role (common/role/role.h): EncodeAudioRequest
  * (a clip in any format FFmpeg reads, samples, or features) -> the audio
  * tower's tokens [Ta, audio_hidden] + padding [Ta]; with a stream_id, pieces
  * of a stream kept on this worker (audio_stream_table.h). Requests are served

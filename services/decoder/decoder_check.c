@@ -14,7 +14,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "check_kinds.h"
+#include "decoder_check.h"
 #include "generate.h"
 #include "submodel.h"
 #include "text_model.h"

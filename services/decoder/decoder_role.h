@@ -1,4 +1,4 @@
-/* decoder_role.h - the decoder role (common/role.h): PrefillRequest /
+/* decoder_role.h - the decoder role (common/role/role.h): PrefillRequest /
  * DecodeStepRequest / EndSession over named sessions that keep their KV cache
  * on this worker (the session table: bounded by count, memory and an idle
  * timeout, least recently used evicted first), computed on one engine thread

@@ -122,7 +122,7 @@ int g3n_text_model_load_layers_only(g3n_text_model *model, g3n_weights *weights,
 void g3n_text_model_free(g3n_text_model *model); /* accepts a zeroed struct */
 
 struct g3n_submodel;
-/* MatFormer: a sub-model (common/submodel.h) of a loaded model, as views into
+/* MatFormer: a sub-model (common/model_io/submodel.h) of a loaded model, as views into
  * its weights: the kept layers' matrices, gate/up narrowed to their first k
  * rows and down_proj to its first k columns; the embedder, head, AltUp
  * projections and weight cache are the model's. Select the weight format on

@@ -1,4 +1,4 @@
-/* embedder_role.h - the embedder role (common/role.h): EmbedRequest (ids +
+/* embedder_role.h - the embedder role (common/role/role.h): EmbedRequest (ids +
  * media tokens) -> inputs_embeds and per-layer inputs (embedder.h: the
  * merge). Requests run in parallel, each on its handler thread's OpenMP pool,
  * with output buffers reused (no allocation per token). */

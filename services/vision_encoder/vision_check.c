@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_kinds.h"
 #include "image_preprocess.h"
 #include "vision_check.h"
 #include "matmul.h"

@@ -18,4 +18,8 @@
 /* Tower output and embeddings of the case's pixel_values; records pass/fail lines in c. */
 int g3n_vision_check_case(g3n_check_case *c, g3n_precision precision, g3n_error *err);
 
+/* The "image-preprocess" and "vision" kinds of `g3n check` (check_kinds.h: their contract). */
+int g3n_check_kind_image_preprocess(g3n_check_case *c, g3n_error *err);
+int g3n_check_kind_vision(g3n_check_case *c, g3n_error *err);
+
 #endif

@@ -1,4 +1,4 @@
-/* vision_role.h - the vision-encoder role (common/role.h): EncodeImageRequest
+/* vision_role.h - the vision-encoder role (common/role/role.h): EncodeImageRequest
  * (image file bytes, a decoded frame as packed RGB [H, W, 3] u8, or
  * pixel_values [3, S, S]) -> the vision tower's tokens [soft_tokens,
  * vision_hidden]. Image preprocessing happens here and only here

@@ -13,7 +13,7 @@ while IFS= read -r file; do
     while IFS= read -r name; do
         checked=$((checked + 1))
         found=""
-        for d in "$(dirname "$file")" "$role_dir" common services/*; do
+        for d in "$(dirname "$file")" "$role_dir" common/* services/*; do
             [ -e "$d/$name" ] && { found=$d/$name; break; }
         done
         if [[ "$name" == *orchestrator/* ]] ||

@@ -1,4 +1,4 @@
-/* fuzz_chat_template.c - the chat template (common/chat_template.c) with the
+/* fuzz_chat_template.c - the chat template (common/text/chat_template.c) with the
  * real tokenizer and the demo model's special ids. Input: messages separated
  * by "\n--g3n--\n"; each one's first byte picks the role (system, user,
  * model, assistant or an unknown one), the rest is its text, where byte 0x01

@@ -1,4 +1,4 @@
-/* fuzz_config.c - config.json (common/config.c) and the towers' parts of it
+/* fuzz_config.c - config.json (common/model_io/config.c) and the towers' parts of it
  * (the vision and audio configs, the chat template's special ids). */
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* fuzz_safetensors.c - a .safetensors file (common/safetensors.c): the 8-byte
+/* fuzz_safetensors.c - a .safetensors file (common/model_io/safetensors.c): the 8-byte
  * header length, the JSON header (dtypes, shapes, data_offsets, __metadata__)
  * and the views of every tensor, each read byte by byte so that a view past
  * the mapping is an ASan report. Also the same file as a one-file checkpoint. */

@@ -1,5 +1,5 @@
 /* fuzz_safetensors_index.c - a sharded checkpoint's model.safetensors.index.json
- * (common/safetensors.c): the input is the index, in a folder that holds two
+ * (common/model_io/safetensors.c): the input is the index, in a folder that holds two
  * small valid shards (a.safetensors: "x" f32 [2, 3]; b.safetensors: "y" bf16
  * [4] and "z" i32 [1]); every tensor the checkpoint lists is then read whole. */
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* fuzz_tokenizer_json.c - the tokenizer.json loader (common/tokenizer.c): the
+/* fuzz_tokenizer_json.c - the tokenizer.json loader (common/text/tokenizer.c): the
  * input is the document; a tokenizer it loads then encodes and decodes a fixed
  * text (byte fallback, added tokens, white space) and the ids it has. */
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* fuzz_wire.c - a ZeroMQ message as a worker receives it: the envelope
- * (common/wire.c: g3n_wire_unpack) and then, through the in-process broker,
+ * (common/net/wire.c: g3n_wire_unpack) and then, through the in-process broker,
  * the role that serves its body (orchestrator/roles.c: every request's field
  * checks, with the tiny fixture model tests/fixtures/mm-tiny behind them).
  *

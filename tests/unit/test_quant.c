@@ -1,4 +1,4 @@
-/* Q8/Q4 block formats (common/quant.h): every ISA's kernel against a plain
+/* Q8/Q4 block formats (common/kernels/quant.h): every ISA's kernel against a plain
  * double loop over the dequantised weights and activations, the quantisation
  * error against the f32 product (the stated budgets), the gather/combine
  * helpers of the sparse MLP, the transpose, and the cache file (build, map,

@@ -1,7 +1,7 @@
 /* Building the q8/q4 weight cache from a checkpoint leaves the checkpoint's
  * shards out of the process's resident memory (quant.h: release_source): as
  * little of them is resident right after the build as on a later start that
- * maps the cache. Measured through common/memory_report on a checkpoint that
+ * maps the cache. Measured through common/base/memory_report on a checkpoint that
  * `g3n synth` writes for mm-tiny's config with a wider, shorter text model
  * (hidden 256, 5 layers: matrices of many pages, 9 MB of bf16 to quantise;
  * mm-tiny's own 64-wide tensors share pages with the norms the model reads).

@@ -1,4 +1,4 @@
-/* g3n-audio-encoder - the audio-encoder role as a daemon (common/role_daemon.h). */
+/* g3n-audio-encoder - the audio-encoder role as a daemon (common/role/role_daemon.h). */
 #include "role_daemon.h"
 #include "audio_role.h"
 

@@ -1,4 +1,4 @@
-/* g3n-decoder - the decoder role as a daemon (common/role_daemon.h). */
+/* g3n-decoder - the decoder role as a daemon (common/role/role_daemon.h). */
 #include "role_daemon.h"
 #include "decoder_role.h"
 

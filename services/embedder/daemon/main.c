@@ -1,4 +1,4 @@
-/* g3n-embedder - the embedder role as a daemon (common/role_daemon.h). */
+/* g3n-embedder - the embedder role as a daemon (common/role/role_daemon.h). */
 #include "role_daemon.h"
 #include "embedder_role.h"
 

@@ -1,4 +1,4 @@
-/* g3n-vision-encoder - the vision-encoder role as a daemon (common/role_daemon.h). */
+/* g3n-vision-encoder - the vision-encoder role as a daemon (common/role/role_daemon.h). */
 #include "role_daemon.h"
 #include "vision_role.h"
 

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "status.h"
+#include "utf8.h" /* g3n_utf8_valid, for the tokenizer's users */
 
 typedef struct g3n_tokenizer g3n_tokenizer;
 
@@ -107,7 +108,5 @@ int g3n_detokenizer_push(g3n_detokenizer *detokenizer, int32_t id, const char **
 int g3n_detokenizer_flush(g3n_detokenizer *detokenizer, const char **text, size_t *length, g3n_error *err);
 void g3n_detokenizer_free(g3n_detokenizer *detokenizer);
 
-/* 1 if bytes[0..length) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-int g3n_utf8_valid(const char *bytes, size_t length);
 
 #endif

@@ -1,7 +1,7 @@
 /* tokenizer.c - tokenizer.json (BPE with byte fallback) as the Rust
  * `tokenizers` library runs it; see tokenizer.h for what is supported.
  *
- * Loading: the 33 MB file is read by a focused JSON scanner (the vocabulary
+ * Loading: the 33 MB file is read by a focused JSON scanner (json_scanner.h; the vocabulary
  * object and the merges array are parsed straight into hash maps); the small
  * sections (added_tokens, normalizer, pre_tokenizer, post_processor, decoder)
  * are cut out as byte ranges and handed to cJSON.
@@ -22,7 +22,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json_scanner.h"
 #include "json_util.h"
+#include "text_buffer.h"
+#include "utf8.h"
 
 /* ------------------------------------------------------------------ pieces and hash maps */
 
@@ -85,13 +88,6 @@ typedef struct added_trie {
     u64_map edges; /* (node << 8 | byte) -> child in .a */
 } added_trie;
 
-typedef struct replace_rule {
-    char *pattern;
-    size_t pattern_length;
-    char *content;
-    size_t content_length;
-} replace_rule;
-
 struct g3n_tokenizer {
     char *arena; /* every piece string, NUL-separated */
     size_t arena_size, arena_capacity;
@@ -123,7 +119,7 @@ struct g3n_tokenizer {
     int fuse_unk;
 
     /* normalizer: Replace rules applied in order */
-    replace_rule *normalizer_rules;
+    g3n_replace_rule *normalizer_rules;
     int normalizer_rule_count;
     /* pre-tokenizer: Split on a string, MergedWithPrevious */
     char *split_pattern;
@@ -136,7 +132,7 @@ struct g3n_tokenizer {
     int suffix_count;
 
     /* decoder */
-    replace_rule *decoder_rules;
+    g3n_replace_rule *decoder_rules;
     int decoder_rule_count;
     int decoder_byte_fallback;
 
@@ -333,434 +329,6 @@ static int u64_map_put(u64_map *map, uint64_t key, int32_t a, int32_t b, g3n_err
     }
 }
 
-/* ------------------------------------------------------------------ UTF-8 */
-
-/* Length of the UTF-8 sequence at s (n bytes available) and its code point;
- * 0 if invalid. */
-static size_t utf8_decode(const uint8_t *s, size_t n, uint32_t *code_point)
-{
-    uint8_t c = s[0];
-    if (c < 0x80) {
-        *code_point = c;
-        return 1;
-    }
-    size_t length;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) {
-        length = 2, cp = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        length = 3, cp = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        length = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < length)
-        return 0;
-    for (size_t i = 1; i < length; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    *code_point = cp;
-    return length;
-}
-
-static size_t utf8_encode(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Byte offset of the first invalid sequence, or length if all valid. */
-static size_t utf8_valid_prefix(const char *bytes, size_t length)
-{
-    const uint8_t *s = (const uint8_t *)bytes;
-    size_t i = 0;
-    uint32_t cp;
-    while (i < length) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n = utf8_decode(s + i, length - i, &cp);
-        if (!n)
-            return i;
-        i += n;
-    }
-    return length;
-}
-
-int g3n_utf8_valid(const char *bytes, size_t length)
-{
-    return utf8_valid_prefix(bytes, length) == length;
-}
-
-/* ------------------------------------------------------------------ growable text */
-
-typedef struct text_buffer {
-    char *data;
-    size_t length, capacity;
-} text_buffer;
-
-static int text_reserve(text_buffer *b, size_t extra, g3n_error *err)
-{
-    if (b->length + extra + 1 <= b->capacity)
-        return G3N_OK;
-    size_t capacity = b->capacity ? b->capacity : 256;
-    while (capacity < b->length + extra + 1)
-        capacity *= 2;
-    char *data = realloc(b->data, capacity);
-    if (!data)
-        return g3n_error_set(err, "out of memory for %zu bytes of text", capacity);
-    b->data = data;
-    b->capacity = capacity;
-    return G3N_OK;
-}
-
-static int text_append(text_buffer *b, const char *data, size_t length, g3n_error *err)
-{
-    if (text_reserve(b, length, err) != G3N_OK)
-        return G3N_ERR;
-    memcpy(b->data + b->length, data, length);
-    b->length += length;
-    b->data[b->length] = '\0';
-    return G3N_OK;
-}
-
-/* Appends data with every rule applied in turn (String patterns, all
- * non-overlapping occurrences, left to right). */
-static int text_append_replaced(text_buffer *b, const char *data, size_t length, const replace_rule *rules,
-                                int rule_count, text_buffer *scratch, g3n_error *err)
-{
-    if (rule_count == 0)
-        return text_append(b, data, length, err);
-    const char *source = data;
-    size_t source_length = length;
-    text_buffer stage[2] = {{0}, {0}};
-    if (scratch) {
-        stage[0] = scratch[0];
-        stage[1] = scratch[1];
-    }
-    int status = G3N_OK;
-    for (int r = 0; r < rule_count && status == G3N_OK; r++) {
-        const replace_rule *rule = &rules[r];
-        text_buffer *target = (r == rule_count - 1) ? b : &stage[r & 1];
-        if (target != b)
-            target->length = 0;
-        size_t i = 0;
-        while (i < source_length && status == G3N_OK) {
-            const char *hit = NULL;
-            if (rule->pattern_length > 0 && rule->pattern_length <= source_length - i) {
-                const char *found = memchr(source + i, rule->pattern[0], source_length - i - rule->pattern_length + 1);
-                while (found) {
-                    if (memcmp(found, rule->pattern, rule->pattern_length) == 0) {
-                        hit = found;
-                        break;
-                    }
-                    size_t from = (size_t)(found - source) + 1;
-                    if (from + rule->pattern_length > source_length)
-                        break;
-                    found = memchr(source + from, rule->pattern[0], source_length - from - rule->pattern_length + 1);
-                }
-            }
-            size_t end = hit ? (size_t)(hit - source) : source_length;
-            status = text_append(target, source + i, end - i, err);
-            if (hit && status == G3N_OK) {
-                status = text_append(target, rule->content, rule->content_length, err);
-                i = end + rule->pattern_length;
-            } else {
-                i = end;
-            }
-        }
-        if (target != b) {
-            source = target->data ? target->data : "";
-            source_length = target->length;
-        }
-    }
-    if (scratch) {
-        scratch[0] = stage[0];
-        scratch[1] = stage[1];
-    } else {
-        free(stage[0].data);
-        free(stage[1].data);
-    }
-    return status;
-}
-
-/* ------------------------------------------------------------------ JSON scanner */
-
-typedef struct json_scanner {
-    const char *begin, *p, *end;
-    const char *name; /* file name for messages */
-    g3n_error *err;
-    text_buffer string; /* the last string read */
-} json_scanner;
-
-static int scan_fail(json_scanner *s, const char *where, const char *what)
-{
-    if (s->p >= s->end)
-        return g3n_error_set(s->err, "%s: %s: unexpected end of file (truncated?) at byte %zu", s->name, where,
-                             (size_t)(s->end - s->begin));
-    if (s->end - s->p < 12) /* cut inside a literal, number or escape */
-        return g3n_error_set(s->err, "%s: %s: %s at byte %zu, just before the end of the file (truncated?)", s->name,
-                             where, what, (size_t)(s->p - s->begin));
-    return g3n_error_set(s->err, "%s: %s: %s at byte %zu", s->name, where, what, (size_t)(s->p - s->begin));
-}
-
-static void scan_space(json_scanner *s)
-{
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-        s->p++;
-}
-
-static int scan_char(json_scanner *s, char c, const char *where)
-{
-    scan_space(s);
-    if (s->p >= s->end || *s->p != c) {
-        char what[32];
-        snprintf(what, sizeof(what), "expected '%c'", c);
-        return scan_fail(s, where, what);
-    }
-    s->p++;
-    return G3N_OK;
-}
-
-static int hex4(const char *p, uint32_t *out)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (uint32_t)(c - 'A' + 10);
-        else
-            return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-/* Reads a JSON string into s->string (decoded, NUL-terminated). */
-static int scan_string(json_scanner *s, const char *where)
-{
-    scan_space(s);
-    if (s->p >= s->end || *s->p != '"')
-        return scan_fail(s, where, "expected a string");
-    s->p++;
-    s->string.length = 0;
-    for (;;) {
-        const char *run = s->p;
-        while (s->p < s->end && *s->p != '"' && *s->p != '\\' && (uint8_t)*s->p >= 0x20)
-            s->p++;
-        if (text_append(&s->string, run, (size_t)(s->p - run), s->err) != G3N_OK)
-            return G3N_ERR;
-        if (s->p >= s->end)
-            return scan_fail(s, where, "unterminated string");
-        char c = *s->p;
-        if (c == '"') {
-            s->p++;
-            break;
-        }
-        if (c != '\\')
-            return scan_fail(s, where, "control character inside a string");
-        if (s->end - s->p < 2)
-            return scan_fail(s, where, "unterminated escape");
-        char e = s->p[1];
-        char out[4];
-        size_t n = 1;
-        switch (e) {
-        case '"': out[0] = '"'; break;
-        case '\\': out[0] = '\\'; break;
-        case '/': out[0] = '/'; break;
-        case 'b': out[0] = '\b'; break;
-        case 'f': out[0] = '\f'; break;
-        case 'n': out[0] = '\n'; break;
-        case 'r': out[0] = '\r'; break;
-        case 't': out[0] = '\t'; break;
-        case 'u': {
-            uint32_t cp;
-            if (s->end - s->p < 6 || !hex4(s->p + 2, &cp))
-                return scan_fail(s, where, "bad \\u escape");
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                uint32_t low;
-                if (s->end - s->p < 12 || s->p[6] != '\\' || s->p[7] != 'u' || !hex4(s->p + 8, &low) ||
-                    low < 0xDC00 || low > 0xDFFF)
-                    return scan_fail(s, where, "unpaired UTF-16 surrogate in a \\u escape");
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-                s->p += 6;
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return scan_fail(s, where, "unpaired UTF-16 surrogate in a \\u escape");
-            }
-            n = utf8_encode(cp, out);
-            s->p += 4;
-            break;
-        }
-        default:
-            return scan_fail(s, where, "unknown escape");
-        }
-        s->p += 2;
-        if (text_append(&s->string, out, n, s->err) != G3N_OK)
-            return G3N_ERR;
-    }
-    if (!g3n_utf8_valid(s->string.data, s->string.length))
-        return scan_fail(s, where, "string is not valid UTF-8");
-    return G3N_OK;
-}
-
-static int scan_int(json_scanner *s, const char *where, int64_t *out)
-{
-    scan_space(s);
-    const char *start = s->p;
-    int negative = 0;
-    if (s->p < s->end && *s->p == '-') {
-        negative = 1;
-        s->p++;
-    }
-    int64_t v = 0;
-    int digits = 0;
-    while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
-        if (v > (INT64_MAX - 9) / 10)
-            return scan_fail(s, where, "integer out of range");
-        v = v * 10 + (*s->p - '0');
-        s->p++;
-        digits++;
-    }
-    if (!digits || (s->p < s->end && (*s->p == '.' || *s->p == 'e' || *s->p == 'E'))) {
-        s->p = start;
-        return scan_fail(s, where, "expected an integer");
-    }
-    *out = negative ? -v : v;
-    return G3N_OK;
-}
-
-/* Skips one value (validating its structure); depth-limited. */
-static int scan_skip_value(json_scanner *s, const char *where, int depth)
-{
-    if (depth > 64)
-        return scan_fail(s, where, "nesting too deep");
-    scan_space(s);
-    if (s->p >= s->end)
-        return scan_fail(s, where, "expected a value");
-    char c = *s->p;
-    if (c == '"')
-        return scan_string(s, where);
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        s->p++;
-        scan_space(s);
-        if (s->p < s->end && *s->p == close) {
-            s->p++;
-            return G3N_OK;
-        }
-        for (;;) {
-            if (c == '{') {
-                if (scan_string(s, where) != G3N_OK || scan_char(s, ':', where) != G3N_OK)
-                    return G3N_ERR;
-            }
-            if (scan_skip_value(s, where, depth + 1) != G3N_OK)
-                return G3N_ERR;
-            scan_space(s);
-            if (s->p < s->end && *s->p == ',') {
-                s->p++;
-                continue;
-            }
-            if (s->p < s->end && *s->p == close) {
-                s->p++;
-                return G3N_OK;
-            }
-            return scan_fail(s, where, c == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
-        }
-    }
-    static const char *const literals[] = {"true", "false", "null"};
-    for (int i = 0; i < 3; i++) {
-        size_t n = strlen(literals[i]);
-        if ((size_t)(s->end - s->p) >= n && memcmp(s->p, literals[i], n) == 0) {
-            s->p += n;
-            return G3N_OK;
-        }
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-        s->p++;
-        while (s->p < s->end && ((*s->p >= '0' && *s->p <= '9') || *s->p == '.' || *s->p == 'e' || *s->p == 'E' ||
-                                 *s->p == '+' || *s->p == '-'))
-            s->p++;
-        return G3N_OK;
-    }
-    return scan_fail(s, where, "expected a value");
-}
-
-/* Skips one value and parses it with cJSON (for the small sections). */
-static int scan_cjson_value(json_scanner *s, const char *where, cJSON **out)
-{
-    scan_space(s);
-    const char *start = s->p;
-    if (scan_skip_value(s, where, 0) != G3N_OK)
-        return G3N_ERR;
-    cJSON *value = cJSON_ParseWithLength(start, (size_t)(s->p - start));
-    if (!value) {
-        s->p = start;
-        return scan_fail(s, where, "malformed JSON");
-    }
-    cJSON_Delete(*out);
-    *out = value;
-    return G3N_OK;
-}
-
-/* Calls on_member(key) for each member of an object; on_member reads the value. */
-typedef int (*member_reader)(json_scanner *s, g3n_tokenizer *t, void *context);
-
-static int scan_object(json_scanner *s, const char *where, g3n_tokenizer *t, member_reader on_member, void *context)
-{
-    if (scan_char(s, '{', where) != G3N_OK)
-        return G3N_ERR;
-    scan_space(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        return G3N_OK;
-    }
-    for (;;) {
-        if (scan_string(s, where) != G3N_OK || scan_char(s, ':', where) != G3N_OK)
-            return G3N_ERR;
-        if (on_member(s, t, context) != G3N_OK)
-            return G3N_ERR;
-        scan_space(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            continue;
-        }
-        if (s->p < s->end && *s->p == '}') {
-            s->p++;
-            return G3N_OK;
-        }
-        return scan_fail(s, where, "expected ',' or '}'");
-    }
-}
-
 /* ------------------------------------------------------------------ loading */
 
 typedef struct load_state {
@@ -771,18 +339,19 @@ typedef struct load_state {
     piece_ref *merge_strings; /* [merge_count] left + right, concatenated */
     int32_t *merge_splits;    /* [merge_count] byte length of the left piece */
     int64_t merge_count, merge_capacity;
-    text_buffer scratch, left;
+    g3n_text_buffer scratch, left;
 } load_state;
 
-static int vocab_member(json_scanner *s, g3n_tokenizer *t, void *context)
+static int vocab_member(g3n_json_scanner *s, void *target, void *context)
 {
+    g3n_tokenizer *t = target;
     (void)context;
     int64_t id = 0;
     piece_ref piece;
-    if (scan_int(s, "model.vocab", &id) != G3N_OK)
+    if (g3n_json_scan_int(s, "model.vocab", &id) != G3N_OK)
         return G3N_ERR;
     if (id < 0 || id >= INT32_MAX)
-        return scan_fail(s, "model.vocab", "token id out of range");
+        return g3n_json_scan_fail(s, "model.vocab", "token id out of range");
     if (id >= t->vocab_id_count) {
         int64_t capacity = t->vocab_id_count ? t->vocab_id_count : 1024;
         while (capacity <= id)
@@ -810,7 +379,7 @@ static void merge_ids(const g3n_tokenizer *t, piece_ref merged, int32_t split, i
     ids[2] = string_map_get(&t->vocab_map, t, t->vocab_pieces, text, (size_t)merged.length);
 }
 
-static int add_merge(json_scanner *s, g3n_tokenizer *t, load_state *st, const char *left, size_t left_length,
+static int add_merge(g3n_json_scanner *s, g3n_tokenizer *t, load_state *st, const char *left, size_t left_length,
                      const char *right, size_t right_length)
 {
     if (st->merge_count == st->merge_capacity) {
@@ -827,47 +396,47 @@ static int add_merge(json_scanner *s, g3n_tokenizer *t, load_state *st, const ch
     }
     int64_t rank = st->merge_count++;
     st->scratch.length = 0;
-    if (text_append(&st->scratch, left, left_length, s->err) != G3N_OK ||
-        text_append(&st->scratch, right, right_length, s->err) != G3N_OK ||
+    if (g3n_text_buffer_append(&st->scratch, left, left_length, s->err) != G3N_OK ||
+        g3n_text_buffer_append(&st->scratch, right, right_length, s->err) != G3N_OK ||
         arena_add(t, st->scratch.data, st->scratch.length, &st->merge_strings[rank], s->err) != G3N_OK)
         return G3N_ERR;
     st->merge_splits[rank] = (int32_t)left_length;
     return G3N_OK;
 }
 
-static int scan_merges(json_scanner *s, g3n_tokenizer *t, load_state *st)
+static int scan_merges(g3n_json_scanner *s, g3n_tokenizer *t, load_state *st)
 {
     const char *where = "model.merges";
-    if (scan_char(s, '[', where) != G3N_OK)
+    if (g3n_json_scan_char(s, '[', where) != G3N_OK)
         return G3N_ERR;
-    scan_space(s);
+    g3n_json_scan_space(s);
     if (s->p < s->end && *s->p == ']') {
         s->p++;
         return G3N_OK;
     }
     for (;;) {
-        scan_space(s);
+        g3n_json_scan_space(s);
         if (s->p < s->end && *s->p == '[') { /* ["left", "right"] */
             s->p++;
-            if (scan_string(s, where) != G3N_OK)
+            if (g3n_json_scan_string(s, where) != G3N_OK)
                 return G3N_ERR;
             st->left.length = 0;
-            if (text_append(&st->left, s->string.data, s->string.length, s->err) != G3N_OK ||
-                scan_char(s, ',', where) != G3N_OK || scan_string(s, where) != G3N_OK ||
-                scan_char(s, ']', where) != G3N_OK ||
+            if (g3n_text_buffer_append(&st->left, s->string.data, s->string.length, s->err) != G3N_OK ||
+                g3n_json_scan_char(s, ',', where) != G3N_OK || g3n_json_scan_string(s, where) != G3N_OK ||
+                g3n_json_scan_char(s, ']', where) != G3N_OK ||
                 add_merge(s, t, st, st->left.data, st->left.length, s->string.data, s->string.length) != G3N_OK)
                 return G3N_ERR;
         } else { /* "left right" (older files) */
-            if (scan_string(s, where) != G3N_OK)
+            if (g3n_json_scan_string(s, where) != G3N_OK)
                 return G3N_ERR;
             char *space = memchr(s->string.data, ' ', s->string.length);
             if (!space || memchr(space + 1, ' ', s->string.length - (size_t)(space - s->string.data) - 1))
-                return scan_fail(s, where, "a merge string must hold exactly one space");
+                return g3n_json_scan_fail(s, where, "a merge string must hold exactly one space");
             size_t left = (size_t)(space - s->string.data);
             if (add_merge(s, t, st, s->string.data, left, space + 1, s->string.length - left - 1) != G3N_OK)
                 return G3N_ERR;
         }
-        scan_space(s);
+        g3n_json_scan_space(s);
         if (s->p < s->end && *s->p == ',') {
             s->p++;
             continue;
@@ -876,19 +445,20 @@ static int scan_merges(json_scanner *s, g3n_tokenizer *t, load_state *st)
             s->p++;
             return G3N_OK;
         }
-        return scan_fail(s, where, "expected ',' or ']'");
+        return g3n_json_scan_fail(s, where, "expected ',' or ']'");
     }
 }
 
-static int model_member(json_scanner *s, g3n_tokenizer *t, void *context)
+static int model_member(g3n_json_scanner *s, void *target, void *context)
 {
+    g3n_tokenizer *t = target;
     load_state *st = context;
     const char *key = s->string.data;
     if (strcmp(key, "vocab") == 0) {
         st->has_vocab = 1;
         if (!t->vocab_map.capacity && string_map_init(&t->vocab_map, 1 << 18, s->err) != G3N_OK)
             return G3N_ERR;
-        return scan_object(s, "model.vocab", t, vocab_member, NULL);
+        return g3n_json_scan_object(s, "model.vocab", t, vocab_member, NULL);
     }
     if (strcmp(key, "merges") == 0) {
         st->has_merges = 1;
@@ -909,18 +479,19 @@ static int model_member(json_scanner *s, g3n_tokenizer *t, void *context)
         if (strcmp(key, small[i].name) == 0) {
             char where[64];
             snprintf(where, sizeof(where), "model.%s", small[i].name);
-            return scan_cjson_value(s, where, small[i].slot);
+            return g3n_json_scan_cjson_value(s, where, small[i].slot);
         }
-    return scan_skip_value(s, "model", 0);
+    return g3n_json_scan_skip_value(s, "model", 0);
 }
 
-static int top_member(json_scanner *s, g3n_tokenizer *t, void *context)
+static int top_member(g3n_json_scanner *s, void *target, void *context)
 {
+    g3n_tokenizer *t = target;
     load_state *st = context;
     const char *key = s->string.data;
     if (strcmp(key, "model") == 0) {
         st->has_model = 1;
-        return scan_object(s, "model", t, model_member, st);
+        return g3n_json_scan_object(s, "model", t, model_member, st);
     }
     struct {
         const char *name;
@@ -932,8 +503,8 @@ static int top_member(json_scanner *s, g3n_tokenizer *t, void *context)
                  {"decoder", &st->decoder}};
     for (size_t i = 0; i < sizeof(small) / sizeof(small[0]); i++)
         if (strcmp(key, small[i].name) == 0)
-            return scan_cjson_value(s, small[i].name, small[i].slot);
-    return scan_skip_value(s, "top level", 0);
+            return g3n_json_scan_cjson_value(s, small[i].name, small[i].slot);
+    return g3n_json_scan_skip_value(s, "top level", 0);
 }
 
 static int is_null(const cJSON *value)
@@ -961,8 +532,8 @@ static int string_pattern(const char *name, const char *where, const cJSON *patt
     return G3N_OK;
 }
 
-static int add_replace_rule(const char *name, const char *where, const cJSON *step, replace_rule **rules, int *count,
-                            g3n_error *err)
+static int add_replace_rule(const char *name, const char *where, const cJSON *step, g3n_replace_rule **rules,
+                            int *count, g3n_error *err)
 {
     const char *pattern = NULL;
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(step, "content");
@@ -972,11 +543,11 @@ static int add_replace_rule(const char *name, const char *where, const cJSON *st
         return g3n_error_set(err, "%s: %s: Replace needs a string 'content'", name, where);
     if (!pattern[0])
         return g3n_error_set(err, "%s: %s: Replace with an empty pattern", name, where);
-    replace_rule *grown = realloc(*rules, (size_t)(*count + 1) * sizeof(replace_rule));
+    g3n_replace_rule *grown = realloc(*rules, (size_t)(*count + 1) * sizeof(g3n_replace_rule));
     if (!grown)
         return g3n_error_set(err, "out of memory");
     *rules = grown;
-    replace_rule *rule = &grown[*count];
+    g3n_replace_rule *rule = &grown[*count];
     rule->pattern = strdup(pattern);
     rule->content = strdup(content->valuestring);
     if (!rule->pattern || !rule->content) {
@@ -1269,7 +840,7 @@ static int build_id_tables(g3n_tokenizer *t, const cJSON *added_list, g3n_error 
         if (p.length == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>') {
             hex[2] = s[3];
             hex[3] = s[4];
-            if (hex4(hex, &value))
+            if (g3n_json_hex4(hex, &value))
                 t->byte_of_id[id] = (int16_t)value;
         }
     }
@@ -1289,7 +860,7 @@ static int build_id_tables(g3n_tokenizer *t, const cJSON *added_list, g3n_error 
         piece_ref p = t->vocab_pieces[id];
         uint32_t cp;
         if (p.length >= 1 && p.length <= 3 &&
-            utf8_decode((const uint8_t *)piece_data(t, p), (size_t)p.length, &cp) == (size_t)p.length)
+            g3n_utf8_decode((const uint8_t *)piece_data(t, p), (size_t)p.length, &cp) == (size_t)p.length)
             t->bmp_char_ids[cp] = id;
     }
     /* the characters that may precede "▁" inside a piece (see metaspace_cuts) */
@@ -1303,7 +874,7 @@ static int build_id_tables(g3n_tokenizer *t, const cJSON *added_list, g3n_error 
         size_t i = 0;
         uint32_t previous = 0x2581, cp;
         while (p.length > 0 && i < (size_t)p.length) {
-            size_t n = utf8_decode(s + i, (size_t)p.length - i, &cp);
+            size_t n = g3n_utf8_decode(s + i, (size_t)p.length - i, &cp);
             if (!n)
                 break;
             if (cp == 0x2581 && i > 0 && previous != 0x2581) {
@@ -1404,7 +975,7 @@ int g3n_tokenizer_load_from_memory(g3n_tokenizer **out, const char *json, size_t
     memset(t->trie.root_child, 0xff, sizeof(t->trie.root_child));
     load_state st;
     memset(&st, 0, sizeof(st));
-    json_scanner s = {.begin = json, .p = json, .end = json + size, .name = name, .err = err};
+    g3n_json_scanner s = {.begin = json, .p = json, .end = json + size, .name = name, .err = err};
     int status = G3N_OK;
     if (trie_new_node(&t->trie, err) < 0 || u64_map_init(&t->trie.edges, 1 << 16, err) != G3N_OK)
         status = G3N_ERR;
@@ -1421,11 +992,11 @@ int g3n_tokenizer_load_from_memory(g3n_tokenizer **out, const char *json, size_t
             status = g3n_error_set(err, "out of memory for a %zu-byte tokenizer.json", size);
     }
     if (status == G3N_OK)
-        status = scan_object(&s, "top level", t, top_member, &st);
+        status = g3n_json_scan_object(&s, "top level", t, top_member, &st);
     if (status == G3N_OK) {
-        scan_space(&s);
+        g3n_json_scan_space(&s);
         if (s.p != s.end)
-            status = scan_fail(&s, "top level", "unexpected data after the document");
+            status = g3n_json_scan_fail(&s, "top level", "unexpected data after the document");
     }
     if (status == G3N_OK)
         status = check_model(t, name, &st, err);
@@ -1604,8 +1175,8 @@ typedef struct encode_scratch {
     int64_t symbol_capacity;
     bpe_merge *heap;
     int64_t heap_count, heap_capacity;
-    text_buffer normalized;
-    text_buffer stages[2];
+    g3n_text_buffer normalized;
+    g3n_text_buffer stages[2];
 } encode_scratch;
 
 static void encode_scratch_free(encode_scratch *x)
@@ -1700,7 +1271,7 @@ static int bpe_word(const g3n_tokenizer *t, const char *word, size_t length, enc
     } while (0)
     while (i < length) {
         uint32_t cp;
-        size_t n = s[i] < 0x80 ? (cp = s[i], 1) : utf8_decode(s + i, length - i, &cp);
+        size_t n = s[i] < 0x80 ? (cp = s[i], 1) : g3n_utf8_decode(s + i, length - i, &cp);
         if (!n)
             return g3n_error_set(err, "text is not valid UTF-8");
         int32_t id = cp < 65536 ? t->bmp_char_ids[cp]
@@ -1788,7 +1359,7 @@ static int bpe_word_cut(const g3n_tokenizer *t, const char *word, size_t length,
         while (p > 0 && (s[p] & 0xC0) == 0x80)
             p--;
         uint32_t cp;
-        if (utf8_decode(s + p, i - p, &cp) != i - p || cp == 0x2581)
+        if (g3n_utf8_decode(s + p, i - p, &cp) != i - p || cp == 0x2581)
             continue;
         int32_t id = cp < 65536 ? t->bmp_char_ids[cp] : string_map_get(&t->vocab_map, t, t->vocab_pieces, word + p, i - p);
         int blocked = cp < 65536 ? (t->metaspace_blockers[cp >> 3] >> (cp & 7)) & 1 : t->metaspace_blocker_beyond_bmp;
@@ -1808,8 +1379,8 @@ static int encode_segment(const g3n_tokenizer *t, const char *text, size_t lengt
     if (length == 0)
         return G3N_OK;
     x->normalized.length = 0;
-    if (text_append_replaced(&x->normalized, text, length, t->normalizer_rules, t->normalizer_rule_count, x->stages,
-                             err) != G3N_OK)
+    if (g3n_text_buffer_append_replaced(&x->normalized, text, length, t->normalizer_rules, t->normalizer_rule_count,
+                                        x->stages, err) != G3N_OK)
         return G3N_ERR;
     const char *s = x->normalized.data;
     size_t n = x->normalized.length;
@@ -1835,7 +1406,7 @@ static int encode_segment(const g3n_tokenizer *t, const char *text, size_t lengt
 int g3n_tokenizer_encode(const g3n_tokenizer *t, const char *text, size_t length, int add_special_tokens,
                          g3n_token_ids *out, g3n_error *err)
 {
-    size_t valid = utf8_valid_prefix(text, length);
+    size_t valid = g3n_utf8_valid_prefix(text, length);
     if (valid != length)
         return g3n_error_set(err, "encode: text is not valid UTF-8 at byte %zu", valid);
     encode_scratch x;
@@ -1886,24 +1457,24 @@ static uint8_t *pending_data(g3n_detokenizer *d)
 }
 
 /* ByteFallback: a finished run of bytes is its text if valid UTF-8, else one U+FFFD per byte. */
-static int flush_pending(g3n_detokenizer *d, text_buffer *out, g3n_error *err)
+static int flush_pending(g3n_detokenizer *d, g3n_text_buffer *out, g3n_error *err)
 {
     if (d->pending_count == 0)
         return G3N_OK;
     const char *bytes = (const char *)pending_data(d);
     int status;
     if (g3n_utf8_valid(bytes, d->pending_count)) {
-        status = text_append(out, bytes, d->pending_count, err);
+        status = g3n_text_buffer_append(out, bytes, d->pending_count, err);
     } else {
-        status = text_reserve(out, 3 * d->pending_count, err);
+        status = g3n_text_buffer_reserve(out, 3 * d->pending_count, err);
         for (size_t k = 0; k < d->pending_count && status == G3N_OK; k++)
-            status = text_append(out, "\xEF\xBF\xBD", 3, err);
+            status = g3n_text_buffer_append(out, "\xEF\xBF\xBD", 3, err);
     }
     d->pending_count = 0;
     return status;
 }
 
-static int feed(g3n_detokenizer *d, int32_t id, text_buffer *out, text_buffer *scratch, g3n_error *err)
+static int feed(g3n_detokenizer *d, int32_t id, g3n_text_buffer *out, g3n_text_buffer *scratch, g3n_error *err)
 {
     const g3n_tokenizer *t = d->tokenizer;
     if (id < 0 || id >= t->id_count || t->pieces[id].length < 0)
@@ -1927,8 +1498,8 @@ static int feed(g3n_detokenizer *d, int32_t id, text_buffer *out, text_buffer *s
     if (flush_pending(d, out, err) != G3N_OK)
         return G3N_ERR;
     piece_ref p = t->pieces[id];
-    return text_append_replaced(out, piece_data(t, p), (size_t)p.length, t->decoder_rules, t->decoder_rule_count,
-                                scratch, err);
+    return g3n_text_buffer_append_replaced(out, piece_data(t, p), (size_t)p.length, t->decoder_rules,
+                                           t->decoder_rule_count, scratch, err);
 }
 
 int g3n_tokenizer_decode(const g3n_tokenizer *t, const int32_t *ids, int64_t count, int skip_special_tokens,
@@ -1936,8 +1507,8 @@ int g3n_tokenizer_decode(const g3n_tokenizer *t, const int32_t *ids, int64_t cou
 {
     g3n_detokenizer d;
     g3n_detokenizer_init(&d, t, skip_special_tokens);
-    text_buffer out = {0}, scratch[2] = {{0}, {0}};
-    int status = text_reserve(&out, 0, err);
+    g3n_text_buffer out = {0}, scratch[2] = {{0}, {0}};
+    int status = g3n_text_buffer_reserve(&out, 0, err);
     if (status == G3N_OK)
         out.data[0] = '\0';
     for (int64_t k = 0; k < count && status == G3N_OK; k++)
@@ -1968,8 +1539,8 @@ void g3n_detokenizer_init(g3n_detokenizer *d, const g3n_tokenizer *t, int skip_s
 static int detokenizer_step(g3n_detokenizer *d, int32_t id, int flush, const char **text, size_t *length,
                             g3n_error *err)
 {
-    text_buffer out = {d->output, 0, d->output_capacity};
-    int status = text_reserve(&out, 0, err);
+    g3n_text_buffer out = {d->output, 0, d->output_capacity};
+    int status = g3n_text_buffer_reserve(&out, 0, err);
     if (status == G3N_OK) {
         out.data[0] = '\0';
         status = flush ? flush_pending(d, &out, err) : feed(d, id, &out, NULL, err);

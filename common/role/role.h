@@ -43,7 +43,7 @@ typedef struct g3n_role_options {
     const char *weight_cache;        /* decoder: that cache file, or NULL for the default place */
     int threads;                     /* OpenMP threads of this role's calls (0: the calling thread's default);
                                         lets roles sharing a process use different counts, as daemons do */
-    const char *const *submodels;    /* decoder: MatFormer sub-model specs (common/submodel.h) served beside the
+    const char *const *submodels;    /* decoder: MatFormer sub-model specs (common/model_io/submodel.h) served beside the
                                         full model, as views into its weights; a PrefillRequest's `model` names
                                         one (its spec name); borrowed for g3n_role_open only */
     int submodel_count;

@@ -23,7 +23,7 @@ typedef enum g3n_dtype {
     G3N_DTYPE_I64,
     G3N_DTYPE_U8,
     G3N_DTYPE_COUNT, /* the tensor dtypes end here */
-    /* Block-quantised weight formats (common/quant.h): g3n_matrix dtypes only,
+    /* Block-quantised weight formats (common/kernels/quant.h): g3n_matrix dtypes only,
      * no g3n_tensor holds them. Their numbers are written into weight cache
      * files, so they stay what they were when they were macros. */
     G3N_DTYPE_Q8 = G3N_DTYPE_COUNT + 1,
