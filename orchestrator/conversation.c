@@ -63,7 +63,7 @@ int g3n_pipeline_conversation(g3n_client *client, const g3n_conversation_options
     if (file_count - skip > 0) {
         int audio_count = 0;
         for (int i = skip; i < file_count; i++)
-            audio_count += files[i].is_audio != 0;
+            audio_count += files[i].kind == G3N_MEDIA_AUDIO;
         g3n_pipeline_progress(params->progress, params->progress_user,
                               "encoding %d image%s and %d audio segment%s in parallel", file_count - skip - audio_count,
                               file_count - skip - audio_count == 1 ? "" : "s", audio_count,
@@ -191,11 +191,11 @@ int g3n_conversation_render(const G3n__ChatRequest *q, const g3n_model_config *c
         messages[i].items = items + n_items;
         for (size_t k = 0; k < m->n_images; k++) {
             items[n_items++] = (g3n_chat_item){G3N_CHAT_IMAGE, NULL};
-            files[n_files++] = (g3n_media_file){0, m->images[k].data, m->images[k].len, "image"};
+            files[n_files++] = (g3n_media_file){G3N_MEDIA_IMAGE, m->images[k].data, m->images[k].len, "image"};
         }
         for (size_t k = 0; k < m->n_audios; k++) {
             items[n_items++] = (g3n_chat_item){G3N_CHAT_AUDIO, NULL};
-            files[n_files++] = (g3n_media_file){1, m->audios[k].data, m->audios[k].len, "audio"};
+            files[n_files++] = (g3n_media_file){G3N_MEDIA_AUDIO, m->audios[k].data, m->audios[k].len, "audio"};
         }
         /* an assistant turn's token_ids stand for its text (spliced in after the template) */
         items[n_items++] = (g3n_chat_item){G3N_CHAT_TEXT, m->n_token_ids ? "" : m->text ? m->text : ""};

@@ -86,7 +86,8 @@ static char *copy_text(const char *text, size_t length)
     return s;
 }
 
-static int add_media(g3n_http_chat_request *r, const g3n_http_limits *l, int is_audio, uint8_t *bytes, size_t size,
+static int add_media(g3n_http_chat_request *r, const g3n_http_limits *l, g3n_media_kind kind, uint8_t *bytes,
+                     size_t size,
                      const char *param, g3n_http_error *e)
 {
     if (r->media_count >= l->max_media) {
@@ -94,10 +95,10 @@ static int add_media(g3n_http_chat_request *r, const g3n_http_limits *l, int is_
         return g3n_http_error_set(e, 400, INVALID, "too_many_media", param,
                                   "%s: more than %d images and audio clips in one request", param, l->max_media);
     }
-    r->media[r->media_count].is_audio = is_audio;
+    r->media[r->media_count].kind = kind;
     r->media[r->media_count].bytes = bytes;
     r->media[r->media_count].size = size;
-    r->media[r->media_count].name = is_audio ? "audio" : "image";
+    r->media[r->media_count].name = g3n_media_traits_of(kind)->name;
     r->media_count++;
     return G3N_OK;
 }
@@ -141,7 +142,7 @@ static int read_allowed_file(const char *path, const g3n_http_limits *l, const c
 }
 
 /* image_url / audio_url: a data: URL, or a local path (file:// or absolute) under --allow-dir. */
-static int load_url(g3n_http_chat_request *r, const g3n_http_limits *l, const cJSON *value, int is_audio,
+static int load_url(g3n_http_chat_request *r, const g3n_http_limits *l, const cJSON *value, g3n_media_kind kind,
                     const char *param, g3n_http_error *e)
 {
     const cJSON *url = cJSON_IsObject(value) ? cJSON_GetObjectItemCaseSensitive(value, "url") : value;
@@ -160,7 +161,7 @@ static int load_url(g3n_http_chat_request *r, const g3n_http_limits *l, const cJ
                                       "%s", err.message);
         if (size == 0) {
             free(bytes);
-            return g3n_http_error_set(e, 400, INVALID, is_audio ? "invalid_audio" : "invalid_image", where,
+            return g3n_http_error_set(e, 400, INVALID, kind == G3N_MEDIA_AUDIO ? "invalid_audio" : "invalid_image", where,
                                       "%s: the data: URL holds no bytes", where);
         }
     } else if (strncasecmp(u, "file://", 7) == 0 || u[0] == '/') {
@@ -172,7 +173,7 @@ static int load_url(g3n_http_chat_request *r, const g3n_http_limits *l, const cJ
                                   "does not fetch '%.40s...'",
                                   where, u);
     }
-    return add_media(r, l, is_audio, bytes, size, where, e);
+    return add_media(r, l, kind, bytes, size, where, e);
 }
 
 static int known_audio_format(const char *format)
@@ -287,10 +288,10 @@ static int parse_content(g3n_http_chat_request *r, const g3n_http_limits *l, int
                 return g3n_http_error_set(e, 400, INVALID, "invalid_value", field, "%s must be a string", field);
             r->items[r->item_count++] = (g3n_chat_item){G3N_CHAT_TEXT, text->valuestring};
         } else if (strcmp(t, "image_url") == 0 || strcmp(t, "audio_url") == 0) {
-            int is_audio = t[0] == 'a';
-            if (load_url(r, l, cJSON_GetObjectItemCaseSensitive(part, t), is_audio, field, e) != G3N_OK)
+            g3n_media_kind kind = t[0] == 'a' ? G3N_MEDIA_AUDIO : G3N_MEDIA_IMAGE;
+            if (load_url(r, l, cJSON_GetObjectItemCaseSensitive(part, t), kind, field, e) != G3N_OK)
                 return G3N_ERR;
-            r->items[r->item_count++] = (g3n_chat_item){is_audio ? G3N_CHAT_AUDIO : G3N_CHAT_IMAGE, NULL};
+            r->items[r->item_count++] = (g3n_chat_item){g3n_media_traits_of(kind)->item, NULL};
         } else if (strcmp(t, "input_audio") == 0) {
             if (load_input_audio(r, l, cJSON_GetObjectItemCaseSensitive(part, t), field, e) != G3N_OK)
                 return G3N_ERR;

@@ -36,14 +36,15 @@ void g3n_pipeline_media_free(g3n_pipeline_media *media)
     memset(media, 0, sizeof(*media));
 }
 
-int g3n_pipeline_check_encode_reply(const G3n__Envelope *reply, int is_audio, const char *name, g3n_error *err)
+int g3n_pipeline_check_encode_reply(const G3n__Envelope *reply, g3n_media_kind kind, const char *name,
+                                    g3n_error *err)
 {
+    const g3n_media_traits *traits = g3n_media_traits_of(kind);
     if (reply->body_case == G3N__ENVELOPE__BODY_ERROR)
-        return g3n_error_set(err, "encoding %s %s: %s: %s", is_audio ? "audio" : "image", name,
+        return g3n_error_set(err, "encoding %s %s: %s: %s", traits->name, name,
                              g3n_wire_error_code_name(reply->error->code),
                              reply->error->message ? reply->error->message : "");
-    int expected = is_audio ? G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY : G3N__ENVELOPE__BODY_ENCODE_IMAGE_REPLY;
-    if ((int)reply->body_case != expected)
+    if ((int)reply->body_case != traits->reply_body)
         return g3n_error_set(err, "encoding %s: the worker answered %s", name, g3n_wire_body_name(reply->body_case));
     return G3N_OK;
 }
@@ -69,25 +70,24 @@ static int check_worker_tensor(const G3n__Tensor *m, const char *name, g3n_dtype
 }
 
 /* An encoder's tokens (and audio padding): f32 [n, width], finite; u8 [n]. */
-static int check_encode_tensors(const G3n__Envelope *env, int is_audio, const char *name, const char *worker,
+static int check_encode_tensors(const G3n__Envelope *env, g3n_media_kind kind, const char *name, const char *worker,
                                 g3n_error *err)
 {
+    const g3n_media_traits *traits = g3n_media_traits_of(kind);
     g3n_tensor tokens, padding;
     g3n_error why = {{0}};
     int64_t shape[2] = {-1, -1};
-    int rc = is_audio ? check_worker_tensor(env->encode_audio_reply->tokens, "encode_audio_reply.tokens",
-                                            G3N_DTYPE_F32, 2, shape, 0, &tokens, &why)
-                      : check_worker_tensor(env->encode_image_reply->tokens, "encode_image_reply.tokens",
-                                            G3N_DTYPE_F32, 2, shape, 0, &tokens, &why);
-    if (rc == G3N_OK && is_audio && env->encode_audio_reply->padding) {
+    char field[64];
+    snprintf(field, sizeof(field), "encode_%s_reply.tokens", traits->name);
+    int rc = check_worker_tensor(g3n_media_reply_tokens(env, kind), field, G3N_DTYPE_F32, 2, shape, 0, &tokens, &why);
+    if (rc == G3N_OK && kind == G3N_MEDIA_AUDIO && env->encode_audio_reply->padding) {
         int64_t pshape[1] = {tokens.shape[0]};
         rc = check_worker_tensor(env->encode_audio_reply->padding, "encode_audio_reply.padding", G3N_DTYPE_U8, 1,
                                  pshape, 0, &padding, &why);
     }
     if (rc != G3N_OK)
-        return g3n_error_set(err, "bad reply from the %s worker %s for %s %s: %s",
-                             g3n_role_name(is_audio ? G3N_ROLE_AUDIO_ENCODER : G3N_ROLE_VISION_ENCODER), worker,
-                             is_audio ? "audio" : "image", name, why.message);
+        return g3n_error_set(err, "bad reply from the %s worker %s for %s %s: %s", g3n_role_name(traits->role),
+                             worker, traits->name, name, why.message);
     return G3N_OK;
 }
 
@@ -95,22 +95,23 @@ int g3n_pipeline_check_media(const g3n_pipeline_media *media, const g3n_model_co
 {
     for (int i = 0; media && i < media->count; i++) {
         const G3n__Envelope *env = media->replies[i];
-        const int is_audio = env->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY;
-        const G3n__Tensor *t = is_audio ? env->encode_audio_reply->tokens : env->encode_image_reply->tokens;
+        g3n_media_kind kind = G3N_MEDIA_IMAGE;
+        if (g3n_media_kind_of_body(env->body_case, &kind) != G3N_OK)
+            return g3n_error_set(err, "pipeline: media %d is a %s, not an encoder's reply", i,
+                                 g3n_wire_body_name(env->body_case));
+        const g3n_media_traits *traits = g3n_media_traits_of(kind);
+        const G3n__Tensor *t = g3n_media_reply_tokens(env, kind);
         const int64_t rows = t && t->n_shape == 2 ? t->shape[0] : -1, width = t && t->n_shape == 2 ? t->shape[1] : -1;
-        const int64_t want_width = is_audio ? config->audio_hidden_size : config->vision_hidden_size;
-        const int ok = is_audio ? rows >= 0 && rows <= config->audio_soft_tokens_per_image && width == want_width
-                                : rows == config->vision_soft_tokens_per_image && width == want_width;
+        int64_t max_rows, want_width;
+        g3n_media_token_shape(kind, config, &max_rows, &want_width);
+        const int ok = (traits->exact_rows ? rows == max_rows : rows >= 0 && rows <= max_rows) && width == want_width;
         if (!ok)
             return g3n_error_set(err,
                                  "bad reply from the %s worker %s: %s tokens of shape [%lld, %lld]; the model takes "
                                  "%s%lld x %lld",
-                                 g3n_role_name(is_audio ? G3N_ROLE_AUDIO_ENCODER : G3N_ROLE_VISION_ENCODER),
-                                 media->workers ? media->workers[i] : "?", is_audio ? "audio" : "image",
-                                 (long long)rows, (long long)width, is_audio ? "at most " : "",
-                                 (long long)(is_audio ? config->audio_soft_tokens_per_image
-                                                      : config->vision_soft_tokens_per_image),
-                                 (long long)want_width);
+                                 g3n_role_name(traits->role), media->workers ? media->workers[i] : "?", traits->name,
+                                 (long long)rows, (long long)width, traits->exact_rows ? "" : "at most ",
+                                 (long long)max_rows, (long long)want_width);
     }
     return G3N_OK;
 }
@@ -156,8 +157,13 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
     int rc = G3N_OK;
     int submitted = 0;
     for (int i = 0; i < count && rc == G3N_OK; i++) {
-        int is_audio = requests[i]->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO;
-        g3n_request_options ro = {is_audio ? G3N_ROLE_AUDIO_ENCODER : G3N_ROLE_VISION_ENCODER, 1, NULL};
+        g3n_media_kind kind = G3N_MEDIA_IMAGE;
+        if (g3n_media_kind_of_body(requests[i]->body_case, &kind) != G3N_OK) {
+            rc = g3n_error_set(err, "pipeline: request %d is a %s, not an encode request", i,
+                               g3n_wire_body_name(requests[i]->body_case));
+            break;
+        }
+        g3n_request_options ro = {g3n_media_traits_of(kind)->role, 1, NULL};
         rc = g3n_client_submit(client, &ro, requests[i], &ids[i], err);
         if (rc == G3N_OK)
             submitted++;
@@ -182,17 +188,18 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
         }
         received++;
         const G3n__Envelope *env = reply.envelope;
-        int is_audio = requests[index]->body_case == G3N__ENVELOPE__BODY_ENCODE_AUDIO;
+        g3n_media_kind kind = G3N_MEDIA_IMAGE;
+        (void)g3n_media_kind_of_body(requests[index]->body_case, &kind); /* checked when submitted */
         const char *name = names && names[index] ? names[index] : "";
         g3n_error reply_err;
-        if (g3n_pipeline_check_encode_reply(env, is_audio, name, &reply_err) != G3N_OK ||
-            check_encode_tensors(env, is_audio, name, reply.worker, &reply_err) != G3N_OK) {
+        if (g3n_pipeline_check_encode_reply(env, kind, name, &reply_err) != G3N_OK ||
+            check_encode_tensors(env, kind, name, reply.worker, &reply_err) != G3N_OK) {
             if (rc == G3N_OK)
                 rc = g3n_error_set(err, "%s", reply_err.message); /* the first error is the one told */
             g3n_reply_clear(&reply);
             continue;
         }
-        if (is_audio)
+        if (kind == G3N_MEDIA_AUDIO)
             g3n_pipeline_progress(cb, user, "encoded audio %s: %.2f s of audio in %.3f s on %s", name,
                                   env->encode_audio_reply->audio_seconds, env->encode_audio_reply->seconds,
                                   reply.worker);
@@ -226,14 +233,14 @@ int g3n_pipeline_encode_media(g3n_client *client, const g3n_media_file *files, i
     const char *names[64];
     for (int i = 0; i < count; i++) {
         g3n__envelope__init(&envelopes[i]);
-        if (files[i].is_audio && files[i].samples) {
+        if (files[i].kind == G3N_MEDIA_AUDIO && files[i].samples) {
             g3n__encode_audio_request__init(&audios[i]);
             int64_t shape[1] = {files[i].sample_count};
             g3n_wire_tensor_borrow(&sample_tensors[i], G3N_DTYPE_F32, 1, shape, files[i].samples);
             audios[i].samples = &sample_tensors[i].message;
             envelopes[i].body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO;
             envelopes[i].encode_audio = &audios[i];
-        } else if (files[i].is_audio) {
+        } else if (files[i].kind == G3N_MEDIA_AUDIO) {
             g3n__encode_audio_request__init(&audios[i]);
             audios[i].audio.data = (uint8_t *)files[i].bytes;
             audios[i].audio.len = files[i].size;
@@ -313,10 +320,10 @@ int g3n_pipeline_window_media(const g3n_media_file *files, int count, g3n_pipeli
             return g3n_error_set(err,
                                  "encoding %s %s: ERROR_BAD_REQUEST: more than %d media segments in one request "
                                  "(images and 30 s audio windows)",
-                                 f->is_audio ? "audio" : "image", name, G3N_PIPELINE_MAX_SEGMENTS);
+                                 g3n_media_traits_of(f->kind)->name, name, G3N_PIPELINE_MAX_SEGMENTS);
         }
-        if (!f->is_audio || f->samples) {
-            if (!f->is_audio && f->size == 0) {
+        if (f->kind != G3N_MEDIA_AUDIO || f->samples) {
+            if (f->kind == G3N_MEDIA_IMAGE && f->size == 0) {
                 g3n_pipeline_windows_free(out);
                 return g3n_error_set(err, "encoding image %s: ERROR_BAD_REQUEST: the image is empty (0 bytes)", name);
             }
@@ -367,7 +374,7 @@ int g3n_pipeline_window_media(const g3n_media_file *files, int count, g3n_pipeli
             if (length < shortest)
                 length = shortest; /* a short last window becomes one frame (zeros after the clip) */
             g3n_media_file *w = &out->files[out->count];
-            w->is_audio = 1;
+            w->kind = G3N_MEDIA_AUDIO;
             w->samples = sink.samples + first;
             w->sample_count = length;
             if (windows > 1)
@@ -906,7 +913,7 @@ int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const 
     g3n_chat_item items[64];
     int n = 0;
     for (int i = 0; i < windows.count; i++) {
-        items[n].type = windows.files[i].is_audio ? G3N_CHAT_AUDIO : G3N_CHAT_IMAGE;
+        items[n].type = g3n_media_traits_of(windows.files[i].kind)->item;
         items[n].text = NULL;
         n++;
     }
@@ -934,7 +941,7 @@ int g3n_pipeline_chat(g3n_client *client, const g3n_model_config *config, const 
     if (windows.count > 0) {
         int audio_count = 0;
         for (int i = 0; i < windows.count; i++)
-            audio_count += windows.files[i].is_audio != 0;
+            audio_count += windows.files[i].kind == G3N_MEDIA_AUDIO;
         g3n_pipeline_progress(params->progress, params->progress_user,
                               "encoding %d image%s and %d audio segment%s in parallel", windows.count - audio_count,
                               windows.count - audio_count == 1 ? "" : "s", audio_count, audio_count == 1 ? "" : "s");

@@ -22,6 +22,7 @@
 #include "chat_template.h"
 #include "config.h"
 #include "generate.h"
+#include "media_traits.h"
 #include "roles.h"
 #include "status.h"
 #include "tokenizer.h"
@@ -37,7 +38,7 @@ typedef struct g3n_pipeline_media {
 void g3n_pipeline_media_free(g3n_pipeline_media *media); /* accepts a zeroed struct */
 
 typedef struct g3n_media_file {
-    int is_audio;           /* 0: image */
+    g3n_media_kind kind;    /* G3N_MEDIA_IMAGE (0) or G3N_MEDIA_AUDIO */
     const void *bytes;      /* the file's contents, borrowed */
     size_t size;
     const char *name;       /* for messages */
@@ -87,11 +88,12 @@ int g3n_pipeline_encode_requests(g3n_client *client, G3n__Envelope *const *reque
                                  int count, g3n_pipeline_media *out, g3n_progress_callback progress, void *user,
                                  g3n_error *err);
 
-/* An encoder's final reply to an EncodeImageRequest (is_audio 0) or an
- * EncodeAudioRequest: G3N_OK when it carries the encoded tokens; else an
+/* An encoder's final reply to an encode request of that kind (an
+ * EncodeImageRequest or an EncodeAudioRequest): G3N_OK when it carries the encoded tokens; else an
  * error naming the request (`name`) with the worker's error or the body it
  * answered instead. */
-int g3n_pipeline_check_encode_reply(const G3n__Envelope *reply, int is_audio, const char *name, g3n_error *err);
+int g3n_pipeline_check_encode_reply(const G3n__Envelope *reply, g3n_media_kind kind, const char *name,
+                                    g3n_error *err);
 
 /* Workers' numbers are not trusted: every tensor a worker answers (soft
  * tokens, embeddings, logits) is checked (dtype, rank, finite values) before

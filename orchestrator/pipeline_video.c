@@ -12,7 +12,7 @@
 
 /* One segment of the prompt: its request on an encoder pool and the reply. */
 typedef struct video_segment {
-    int is_audio;
+    g3n_media_kind kind;
     uint64_t request_id;
     int answered;         /* its final reply came (an error or the tokens) */
     G3n__Envelope *reply; /* owned once received */
@@ -61,11 +61,11 @@ static int receive_one(video_run *r, int timeout_ms, int *got, g3n_error *err)
     s->answered = 1;
     r->received++;
     const G3n__Envelope *env = reply.envelope;
-    if (g3n_pipeline_check_encode_reply(env, s->is_audio, s->name, err) != G3N_OK) {
+    if (g3n_pipeline_check_encode_reply(env, s->kind, s->name, err) != G3N_OK) {
         g3n_reply_clear(&reply);
         return G3N_ERR;
     }
-    if (s->is_audio)
+    if (s->kind == G3N_MEDIA_AUDIO)
         g3n_pipeline_progress(r->params->progress, r->params->progress_user,
                               "encoded %s: %.2f s of audio in %.3f s on %s", s->name,
                               env->encode_audio_reply->audio_seconds, env->encode_audio_reply->seconds, reply.worker);
@@ -98,13 +98,13 @@ static int room_for_segment(video_run *r, g3n_error *err)
     return G3N_OK;
 }
 
-static int submit(video_run *r, G3n__Envelope *env, int is_audio, g3n_error *err)
+static int submit(video_run *r, G3n__Envelope *env, g3n_media_kind kind, g3n_error *err)
 {
     video_segment *s = &r->segments[r->count];
-    g3n_request_options ro = {is_audio ? G3N_ROLE_AUDIO_ENCODER : G3N_ROLE_VISION_ENCODER, 1, NULL};
+    g3n_request_options ro = {g3n_media_traits_of(kind)->role, 1, NULL};
     if (g3n_client_submit(r->client, &ro, env, &s->request_id, err) != G3N_OK)
         return G3N_ERR;
-    s->is_audio = is_audio;
+    s->kind = kind;
     s->answered = 0;
     s->reply = NULL;
     r->count++;
@@ -137,7 +137,7 @@ static int submit_audio(video_run *r, g3n_error *err)
     env.body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO;
     env.encode_audio = &q;
     snprintf(r->segments[r->count].name, sizeof(r->segments[0].name), "audio %.2f-%.2f s", from, to);
-    if (submit(r, &env, 1, err) != G3N_OK)
+    if (submit(r, &env, G3N_MEDIA_AUDIO, err) != G3N_OK)
         return G3N_ERR;
     g3n_pipeline_progress(r->params->progress, r->params->progress_user,
                           "audio segment %d: %.2f-%.2f s (%lld samples) -> audio encoder", r->count - 1, from, to,
@@ -167,7 +167,7 @@ static int on_frame(void *user, int index, double seconds, const uint8_t *rgb, i
     env.body_case = G3N__ENVELOPE__BODY_ENCODE_IMAGE;
     env.encode_image = &q;
     snprintf(r->segments[r->count].name, sizeof(r->segments[0].name), "frame %d at %.2f s", index, seconds);
-    if (submit(r, &env, 0, err) != G3N_OK)
+    if (submit(r, &env, G3N_MEDIA_IMAGE, err) != G3N_OK)
         return G3N_ERR;
     g3n_pipeline_progress(r->params->progress, r->params->progress_user,
                           "frame %d at %.2f s (%dx%d) -> vision encoder (segment %d, %.2f s into the ingest)", index,
@@ -274,8 +274,8 @@ int g3n_pipeline_video_chat(g3n_client *client, const g3n_model_config *config, 
     /* the prompt: the segments in timestamp order, then the question */
     g3n_chat_item_type types[G3N_VIDEO_MAX_SEGMENTS];
     for (int i = 0; i < r->count; i++) {
-        types[i] = r->segments[i].is_audio ? G3N_CHAT_AUDIO : G3N_CHAT_IMAGE;
-        if (r->segments[i].is_audio)
+        types[i] = g3n_media_traits_of(r->segments[i].kind)->item;
+        if (r->segments[i].kind == G3N_MEDIA_AUDIO)
             stats->audio_segments++;
         else
             stats->frames++;

@@ -374,12 +374,12 @@ static int start_local(run_state *s, run_args *a, g3n_transport_options *transpo
         return G3N_ERR;
     const int images = a->images.count, audios = a->audios.count;
     for (int i = 0; i < images + audios; i++) {
-        int is_audio = i >= images;
-        const char *path = is_audio ? a->audio_paths[i - images] : a->image_paths[i];
+        g3n_media_kind kind = i >= images ? G3N_MEDIA_AUDIO : G3N_MEDIA_IMAGE;
+        const char *path = kind == G3N_MEDIA_AUDIO ? a->audio_paths[i - images] : a->image_paths[i];
         size_t size;
         if (read_file(path, &s->media_data[s->media_count], &size) != 0)
             return g3n_error_set(err, "cannot read %s", path);
-        s->media[s->media_count] = (g3n_media_file){is_audio, s->media_data[s->media_count], size, path};
+        s->media[s->media_count] = (g3n_media_file){kind, s->media_data[s->media_count], size, path};
         s->media_count++;
     }
     transport->verbose = !a->quiet && a->bind != NULL;

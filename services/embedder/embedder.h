@@ -25,12 +25,11 @@
 
 #include "config.h"
 #include "multimodal_embedder.h"
+#include "media_kind.h"
 #include "quant.h"
 #include "status.h"
 #include "text_embedder.h"
 #include "weights.h"
-
-typedef enum g3n_media_kind { G3N_MEDIA_IMAGE = 0, G3N_MEDIA_AUDIO = 1 } g3n_media_kind;
 
 typedef struct g3n_media_tokens {
     g3n_media_kind kind;

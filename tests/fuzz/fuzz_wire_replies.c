@@ -44,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     g3n_rogue_input_set(data, size, 0);
     static const uint8_t image[] = {0x89, 'P', 'N', 'G'}, audio[] = {'R', 'I', 'F', 'F'};
-    g3n_media_file media[2] = {{0, image, sizeof(image), "image"}, {1, audio, sizeof(audio), "clip"}};
+    g3n_media_file media[2] = {{G3N_MEDIA_IMAGE, image, sizeof(image), "image"},
+                               {G3N_MEDIA_AUDIO, audio, sizeof(audio), "clip"}};
     g3n_chat_input chat = {NULL, "Describe both.", media, (int)(size % 3)};
     g3n_pipeline_generate_params params = g3n_pipeline_default_params(&pipeline.config);
     params.max_new_tokens = 4;

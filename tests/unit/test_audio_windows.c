@@ -33,10 +33,10 @@ static void test_windows(void **state)
     uint8_t *edge_clip = g3n_test_make_wav(window + 100, 12345, &edge_size);
     const uint8_t jpeg[4] = {0xff, 0xd8, 0xff, 0xe0};
     g3n_media_file files[4] = {
-        {0, jpeg, sizeof(jpeg), "photo", NULL, 0},
-        {1, long_clip, long_size, "long", NULL, 0},
-        {1, short_clip, short_size, "short", NULL, 0},
-        {1, edge_clip, edge_size, "edge", NULL, 0},
+        {G3N_MEDIA_IMAGE, jpeg, sizeof(jpeg), "photo", NULL, 0},
+        {G3N_MEDIA_AUDIO, long_clip, long_size, "long", NULL, 0},
+        {G3N_MEDIA_AUDIO, short_clip, short_size, "short", NULL, 0},
+        {G3N_MEDIA_AUDIO, edge_clip, edge_size, "edge", NULL, 0},
     };
     g3n_pipeline_windows w;
     g3n_error err = {{0}};
@@ -48,11 +48,11 @@ static void test_windows(void **state)
     assert_int_equal(w.segments[2], 1);
     assert_int_equal(w.segments[3], 2);
     assert_int_equal(w.count, 7);
-    assert_int_equal(w.files[0].is_audio, 0);
+    assert_int_equal(w.files[0].kind, G3N_MEDIA_IMAGE);
     assert_ptr_equal(w.files[0].bytes, jpeg);
     const int64_t expected[6] = {window, window, 5 * 16000, 20 * 16000, window, 513};
     for (int i = 0; i < 6; i++) {
-        assert_int_equal(w.files[1 + i].is_audio, 1);
+        assert_int_equal(w.files[1 + i].kind, G3N_MEDIA_AUDIO);
         assert_non_null(w.files[1 + i].samples);
         assert_int_equal(w.files[1 + i].sample_count, expected[i]);
     }
@@ -88,9 +88,9 @@ static void test_windows(void **state)
     g3n_pipeline_windows_free(&w);
 
     /* an empty clip, an undecodable one, a too short one: the client's error, named */
-    g3n_media_file bad[3] = {{1, short_clip, 0, "nothing", NULL, 0},
-                             {1, jpeg, sizeof(jpeg), "notaudio", NULL, 0},
-                             {0, jpeg, 0, "noimage", NULL, 0}};
+    g3n_media_file bad[3] = {{G3N_MEDIA_AUDIO, short_clip, 0, "nothing", NULL, 0},
+                             {G3N_MEDIA_AUDIO, jpeg, sizeof(jpeg), "notaudio", NULL, 0},
+                             {G3N_MEDIA_IMAGE, jpeg, 0, "noimage", NULL, 0}};
     for (int i = 0; i < 3; i++) {
         assert_int_equal(g3n_pipeline_window_media(&bad[i], 1, &w, &err), G3N_ERR);
         assert_non_null(strstr(err.message, "ERROR_BAD_REQUEST"));
@@ -174,7 +174,7 @@ static void test_front_door_windows_long_audio(void **state)
     /* in this process (g3n run --audio) */
     g3n_client *client;
     assert_int_equal(g3n_client_open(&client, stack.broker, &err), G3N_OK);
-    g3n_media_file clip = {1, wav, size, "long.wav", NULL, 0};
+    g3n_media_file clip = {G3N_MEDIA_AUDIO, wav, size, "long.wav", NULL, 0};
     g3n_chat_input input = {NULL, "Transcribe.", &clip, 1};
     g3n_pipeline_generate_params params = g3n_pipeline_default_params(&stack.config);
     params.max_new_tokens = 1;
@@ -216,9 +216,48 @@ static void test_front_door_windows_long_audio(void **state)
     g3n_test_stack_close(&stack);
 }
 
+/* The media kinds' table (media_traits.h): every kind has its own encoder role,
+ * request and reply bodies and placeholder, and a body maps back to its kind. */
+static void test_media_kind_table(void **state)
+{
+    (void)state;
+    for (int k = 0; k < G3N_MEDIA_KIND_COUNT; k++) {
+        const g3n_media_traits *t = g3n_media_traits_of((g3n_media_kind)k);
+        assert_non_null(t);
+        assert_non_null(t->name);
+        g3n_media_kind back = G3N_MEDIA_KIND_COUNT;
+        assert_int_equal(g3n_media_kind_of_body(t->request_body, &back), G3N_OK);
+        assert_int_equal(back, k);
+        back = G3N_MEDIA_KIND_COUNT;
+        assert_int_equal(g3n_media_kind_of_body(t->reply_body, &back), G3N_OK);
+        assert_int_equal(back, k);
+        for (int j = 0; j < k; j++) {
+            const g3n_media_traits *u = g3n_media_traits_of((g3n_media_kind)j);
+            assert_int_not_equal(t->role, u->role);
+            assert_int_not_equal(t->item, u->item);
+            assert_int_not_equal(t->request_body, u->request_body);
+        }
+    }
+    assert_string_equal(g3n_media_traits_of(G3N_MEDIA_IMAGE)->name, "image");
+    assert_int_equal(g3n_media_traits_of(G3N_MEDIA_AUDIO)->role, G3N_ROLE_AUDIO_ENCODER);
+    assert_null(g3n_media_traits_of(G3N_MEDIA_KIND_COUNT));
+    assert_null(g3n_media_traits_of((g3n_media_kind)-1));
+    g3n_media_kind kind;
+    assert_int_equal(g3n_media_kind_of_body(G3N__ENVELOPE__BODY_EMBED, &kind), G3N_ERR);
+    /* a reply of the other kind has no tokens of this one */
+    G3n__Envelope env;
+    G3n__EncodeAudioReply reply;
+    g3n__envelope__init(&env);
+    g3n__encode_audio_reply__init(&reply);
+    env.body_case = G3N__ENVELOPE__BODY_ENCODE_AUDIO_REPLY;
+    env.encode_audio_reply = &reply;
+    assert_null(g3n_media_reply_tokens(&env, G3N_MEDIA_IMAGE));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_media_kind_table),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_run_demo_long_audio),
         cmocka_unit_test(test_front_door_windows_long_audio),

@@ -260,10 +260,10 @@ static void test_parse_chat(void **state)
     assert_string_equal(r.messages[2].items[0].text, "");
     assert_string_equal(r.messages[3].items[0].text, "more");
     assert_int_equal(r.media_count, 2);
-    assert_false(r.media[0].is_audio);
+    assert_int_equal(r.media[0].kind, G3N_MEDIA_IMAGE);
     assert_int_equal(r.media[0].size, 2);
     assert_memory_equal(r.media[0].bytes, "hi", 2);
-    assert_true(r.media[1].is_audio);
+    assert_int_equal(r.media[1].kind, G3N_MEDIA_AUDIO);
     assert_int_equal(r.media[1].size, 3);
     assert_memory_equal(r.media[1].bytes, "\x00\x01\x02", 3);
     assert_string_equal(r.model, "m");

@@ -302,7 +302,7 @@ static void test_rogue_workers(void **state)
     g3n_client *client;
     assert_int_equal(g3n_client_open(&client, broker, &err), G3N_OK);
     const uint8_t bytes[3] = {1, 2, 3};
-    g3n_media_file image = {0, bytes, sizeof(bytes), "photo.jpg", NULL, 0};
+    g3n_media_file image = {G3N_MEDIA_IMAGE, bytes, sizeof(bytes), "photo.jpg", NULL, 0};
     const char *expected[3] = {"NaN", "+inf", "encode_image_reply.tokens"};
     for (int mode = 0; mode < 3; mode++) {
         r.mode = mode;
