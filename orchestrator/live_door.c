@@ -334,7 +334,8 @@ static void *session_main(void *arg)
             s->tail = NULL;
         s->queued--;
         s->busy = 1;
-        memcpy(s->current, item->identity, item->identity_size);
+        if (item->identity_size > 0) /* no identity without CurveZMQ */
+            memcpy(s->current, item->identity, item->identity_size);
         s->current_size = item->identity_size;
         const int skip = ended || s->closing;
         if (!door->stopping) /* an answer cancelled for a client gone does not cancel the next request */
@@ -552,7 +553,8 @@ static live_item *item_new(const void *identity, size_t identity_size, G3n__Enve
     live_item *item = calloc(1, sizeof(*item));
     if (!item)
         return NULL;
-    memcpy(item->identity, identity, identity_size);
+    if (identity_size > 0)
+        memcpy(item->identity, identity, identity_size);
     item->identity_size = identity_size;
     item->request = request;
     return item;
@@ -684,7 +686,8 @@ void g3n_live_door_cancel_client(g3n_live_door *door, const void *identity, size
     pthread_mutex_lock(&door->lock);
     for (int i = 0; i < door->options.max_sessions; i++) {
         live_session *s = door->sessions[i];
-        if (s && s->busy && s->current_size == identity_size && memcmp(s->current, identity, identity_size) == 0)
+        if (s && s->busy && s->current_size == identity_size &&
+            (identity_size == 0 || memcmp(s->current, identity, identity_size) == 0))
             atomic_store(&s->cancel, 1);
     }
     pthread_mutex_unlock(&door->lock);

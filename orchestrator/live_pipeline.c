@@ -142,7 +142,8 @@ static int render_append(g3n_live_pipeline *s, rendering *r, const int32_t *ids,
         r->items = grown_items;
         r->capacity = capacity;
     }
-    memcpy(r->ids + r->count, ids, sizeof(int32_t) * (size_t)count);
+    if (count > 0) /* ids may be NULL when there are none */
+        memcpy(r->ids + r->count, ids, sizeof(int32_t) * (size_t)count);
     for (int64_t i = 0; i < count; i++)
         r->items[r->count + i] = NULL;
     r->count += count;
@@ -528,7 +529,8 @@ static int gather_tokens(audio_gather *g, const G3n__Envelope *env, const char *
         item->tokens = grown;
         item->capacity = capacity;
     }
-    memcpy(item->tokens + item->count * s->audio_hidden, data, sizeof(float) * (size_t)(n * s->audio_hidden));
+    if (n > 0)
+        memcpy(item->tokens + item->count * s->audio_hidden, data, sizeof(float) * (size_t)(n * s->audio_hidden));
     item->count += n;
     return G3N_OK;
 }
@@ -854,7 +856,8 @@ int g3n_live_pipeline_ask(g3n_live_pipeline *s, g3n_client *client, const char *
     memset(&media, 0, sizeof(media));
     int rc = render_all(s, r, err);
     const int64_t begin = rec->count;
-    if (rc == G3N_OK && (r->count < begin || memcmp(r->ids, rec->ids, sizeof(int32_t) * (size_t)begin) != 0))
+    if (rc == G3N_OK && (r->count < begin ||
+                         (begin > 0 && memcmp(r->ids, rec->ids, sizeof(int32_t) * (size_t)begin) != 0)))
         rc = g3n_error_set(err, "live session %s: internal error: the cache is not a prefix of the conversation",
                            rec->session_id);
     if (rc == G3N_OK)
