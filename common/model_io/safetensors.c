@@ -126,7 +126,10 @@ static int parse_entry(g3n_safetensors_file *f, const cJSON *item, g3n_safetenso
     if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2)
         return g3n_error_set(err, "%s: tensor '%s': bad data_offsets", path, e->name);
     const cJSON *begin = cJSON_GetArrayItem(offsets, 0), *end = cJSON_GetArrayItem(offsets, 1);
-    if (!cJSON_IsNumber(begin) || !cJSON_IsNumber(end) || begin->valuedouble < 0 || end->valuedouble < 0)
+    /* offsets past the data section are refused below; 2^63 bounds the conversion (a double beyond
+     * uint64's range converts to an undefined value) */
+    if (!cJSON_IsNumber(begin) || !cJSON_IsNumber(end) || !(begin->valuedouble >= 0) || !(end->valuedouble >= 0) ||
+        begin->valuedouble >= 9.2e18 || end->valuedouble >= 9.2e18)
         return g3n_error_set(err, "%s: tensor '%s': bad data_offsets", path, e->name);
     e->begin = (uint64_t)begin->valuedouble;
     e->end = (uint64_t)end->valuedouble;
