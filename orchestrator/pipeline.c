@@ -607,7 +607,8 @@ static int session_prefill(g3n_client *client, const g3n_pipeline_generate_param
         snprintf(lost, sizeof(lost), "%s", lost_why);
     double t0 = g3n_now_seconds();
     if (!lost[0] && rec->count > 0 && rec->decoder[0]) {
-        g3n_pipeline_media suffix = {media ? media->replies + media_from : NULL, media ? media->count - media_from : 0,
+        g3n_pipeline_media suffix = {media && media->replies ? media->replies + media_from : NULL,
+                                     media && media->replies ? media->count - media_from : 0,
                                      0.0};
         if (embed(client, ids, count, &suffix, &embedded, err) != G3N_OK) {
             g3n_reply_clear(&embedded);
